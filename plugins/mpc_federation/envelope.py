@@ -1,0 +1,122 @@
+"""Signed, optionally encrypted envelopes: the only form in which data enters the bucket.
+
+Every object carries a header (computation, run, attempt, party, role, kind, recipient,
+spec and program hashes) and is signed by its party's Ed25519 key over the header and the
+payload digest. Payloads for one party are sealed to that party's X25519 key, so the
+bucket's operator and the network see ciphertext only. libsodium does the cryptography.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.public import PrivateKey, PublicKey, SealedBox
+from nacl.signing import SigningKey, VerifyKey
+
+from mpc_federation.spec import canonical_json
+
+FORMAT = "mpc-envelope/1"
+TEST_KEY_MARK = "TEST KEY - NOT FOR PRODUCTION"
+
+
+class IntegrityError(Exception):
+    """An object in the bucket that must not be used: bad signature, wrong run, tampered."""
+
+
+@dataclass(frozen=True)
+class PartyKeys:
+    """A party's private keys. Lives in the party's Airflow secrets, never in the repo or logs."""
+
+    party: str
+    signing: SigningKey
+    box: PrivateKey
+    test_only: bool = False
+
+    @classmethod
+    def generate(cls, party: str, *, test_only: bool = False) -> PartyKeys:
+        return cls(party, SigningKey.generate(), PrivateKey.generate(), test_only)
+
+    @classmethod
+    def from_json(cls, text: str, *, allow_test_keys: bool = False) -> PartyKeys:
+        data = json.loads(text)
+        test_only = data.get("note") == TEST_KEY_MARK
+        if test_only and not allow_test_keys:
+            raise PermissionError(f"the keys of party {data.get('party')!r} are marked as test keys "
+                                  "and are refused outside tests")
+        return cls(data["party"], SigningKey(base64.b64decode(data["sign"])),
+                   PrivateKey(base64.b64decode(data["box"])), test_only)
+
+    def to_json(self) -> str:
+        data = {"party": self.party, "sign": _b64(bytes(self.signing)), "box": _b64(bytes(self.box))}
+        if self.test_only:
+            data["note"] = TEST_KEY_MARK
+        return json.dumps(data)
+
+    def public_entry(self) -> dict[str, str]:
+        """What goes into the federation spec under the party's ``keys``."""
+        return {"sign": _b64(bytes(self.signing.verify_key)), "box": _b64(bytes(self.box.public_key))}
+
+    def __repr__(self) -> str:  # never print private keys
+        return f"PartyKeys(party={self.party!r}, private=***)"
+
+
+def seal(header: dict, payload: bytes, keys: PartyKeys, recipient_box_key: str | None) -> bytes:
+    """Encrypt ``payload`` to the recipient (if any), then sign header and ciphertext."""
+    if recipient_box_key is not None:
+        payload = SealedBox(PublicKey(base64.b64decode(recipient_box_key))).encrypt(payload)
+    header = {**header, "encrypted": recipient_box_key is not None,
+              "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    signature = keys.signing.sign(canonical_json(header)).signature
+    return canonical_json({"format": FORMAT, "header": header, "payload": _b64(payload),
+                           "signature": _b64(signature)})
+
+
+def open_envelope(blob: bytes, *, name: str, expected: dict, signer_key: str | None,
+                  keys: PartyKeys | None = None) -> tuple[dict, bytes]:
+    """Verify an envelope and return its header and (decrypted) payload.
+
+    :param name: the object's key, for error messages.
+    :param expected: header fields that must match exactly (run, party, kind, hashes...).
+    :param signer_key: the claimed party's Ed25519 public key from the spec.
+    :param keys: this party's keys, to decrypt a payload sealed to it.
+    """
+    claimed = expected.get("party", "?")
+    try:
+        doc = json.loads(blob)
+        header, payload = doc["header"], base64.b64decode(doc["payload"])
+        signature = base64.b64decode(doc["signature"])
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format')!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
+    claimed = header.get("party", claimed)
+    if signer_key is None:
+        raise IntegrityError(f"object {name}: party {claimed!r} has no signing key in the federation spec")
+    try:
+        VerifyKey(base64.b64decode(signer_key)).verify(canonical_json(header), signature)
+    except (BadSignatureError, ValueError):
+        raise IntegrityError(f"object {name} (claimed party {claimed}): signature does not verify "
+                             "against that party's key in the spec") from None
+    if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+        raise IntegrityError(f"object {name} (claimed party {claimed}): payload does not match its signed digest")
+    for key, value in expected.items():
+        if header.get(key) != value:
+            raise IntegrityError(f"object {name} (claimed party {claimed}): {key} is {header.get(key)!r}, "
+                                 f"expected {value!r}")
+    if header.get("encrypted"):
+        if keys is None:
+            raise IntegrityError(f"object {name} is encrypted to {header.get('to')!r}, not readable here")
+        try:
+            payload = SealedBox(keys.box).decrypt(payload)
+        except CryptoError:
+            raise IntegrityError(f"object {name} (claimed party {claimed}): cannot be decrypted "
+                                 f"with the keys of {keys.party}") from None
+    return header, payload
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

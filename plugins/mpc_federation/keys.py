@@ -1,0 +1,39 @@
+"""Generate a party's keys: ``python -m mpc_federation.keys generate --party ID --out FILE``.
+
+Writes the private keys (mode 600) for the party's Airflow secrets, e.g. as the password of
+the ``mpc_party_keys`` connection, and prints the public entry to paste into the spec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import yaml
+
+from mpc_federation.envelope import PartyKeys
+
+
+def write_private(keys: PartyKeys, path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(keys.to_json())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mpc_federation.keys")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="new signing and encryption keys for a party")
+    gen.add_argument("--party", required=True)
+    gen.add_argument("--out", required=True, help="file for the private keys (created with mode 600)")
+    args = parser.parse_args(argv)
+    keys = PartyKeys.generate(args.party)
+    write_private(keys, args.out)
+    sys.stdout.write(f"# public entry for party {args.party}: paste under its item in the federation spec\n")
+    sys.stdout.write(yaml.safe_dump({"keys": keys.public_entry()}, sort_keys=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

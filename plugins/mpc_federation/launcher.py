@@ -1,0 +1,126 @@
+"""Start one compute party's MPyC process with deadlines, and collect its output shares.
+
+MPyC retries connecting to its peers forever, so the launcher owns the clock: the peers must
+connect within ``connect_timeout`` and the whole run must end within ``run_timeout``, or the
+process group is killed and the caller gets an error that says which stage ran out of time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mpc_federation.worker import CONNECTED
+
+PLUGINS_DIR = Path(__file__).resolve().parents[1]
+
+
+class MPCRunError(RuntimeError):
+    """The MPyC process failed or ran out of time."""
+
+
+@dataclass
+class MPCJob:
+    """Everything one compute party's MPyC process needs.
+
+    :param program: path of the program module.
+    :param party_index: this party's MPyC index (0-based, in the spec's order of compute parties).
+    :param endpoints: host:port of every compute party, in that order.
+    :param threshold: Shamir degree t, with 2t < number of compute parties.
+    :param roster: included input parties, in the order the program sees them.
+    :param shares: this party's shares: {input party: {input name: [int]}}.
+    :param tls_dir: a folder laid out as MPyC's ``.config`` for ``--ssl`` (None: plain TCP).
+    """
+
+    program: str
+    party_index: int
+    endpoints: list[str]
+    threshold: int
+    roster: list[str]
+    shares: dict[str, dict[str, list[int]]]
+    input_lengths: dict[str, int]
+    output_lengths: dict[str, int]
+    output_kinds: dict[str, str]
+    params: dict = field(default_factory=dict)
+    tls_dir: str | None = None
+
+
+@dataclass
+class MPCResult:
+    shares: list[int]
+    connect_seconds: float
+    total_seconds: float
+    log_tail: str
+
+
+def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float) -> MPCResult:
+    """Run the MPyC process to completion or kill it at the first deadline it misses."""
+    with tempfile.TemporaryDirectory(prefix="mpc-") as work:  # 0700: shares stay private
+        work_dir = Path(work)
+        job_file, out_file = work_dir / "job.json", work_dir / "out.json"
+        fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({k: v for k, v in job.__dict__.items() if k != "tls_dir"}, f)
+        if job.tls_dir:
+            os.symlink(job.tls_dir, work_dir / ".config")
+        cmd = [sys.executable, "-m", "mpc_federation.worker", "--job", str(job_file), "--out", str(out_file),
+               "-M", str(len(job.endpoints)), "-I", str(job.party_index), "-T", str(job.threshold),
+               "--log-level", "INFO"]
+        for i, endpoint in enumerate(job.endpoints):
+            # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
+            cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == job.party_index else endpoint]
+        if job.tls_dir:
+            cmd.append("--ssl")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])}
+        return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout)
+
+
+def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout) -> MPCResult:
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    log: list[str] = []
+    connected_at = None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    eof = False
+    try:
+        while not (eof and proc.poll() is not None):
+            now = time.monotonic()
+            if connected_at is None and now - start > connect_timeout:
+                raise MPCRunError(f"compute parties did not all connect within {connect_timeout:.0f} s "
+                                  f"(is every compute party's MPC task running?)\n{_tail(log)}")
+            if now - start > run_timeout:
+                raise MPCRunError(f"MPC did not finish within {run_timeout:.0f} s\n{_tail(log)}")
+            if eof:
+                time.sleep(0.05)
+            elif sel.select(timeout=0.2):
+                line = proc.stdout.readline()
+                eof = not line
+                text = line.decode(errors="replace").rstrip()
+                log.append(text)
+                if text.startswith(CONNECTED):
+                    connected_at = time.monotonic()
+        if proc.returncode != 0:
+            raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
+        shares = json.loads(out_file.read_text())["shares"]
+        end = time.monotonic()
+        return MPCResult(shares, (connected_at or end) - start, end - start, _tail(log))
+    finally:
+        sel.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
+def _tail(lines: list[str], n: int = 30) -> str:
+    return "\n".join(lines[-n:])

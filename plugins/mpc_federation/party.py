@@ -1,0 +1,90 @@
+"""One party in one run: its spec, program, keys, store and channel, resolved at execution time.
+
+The operators, the sensor and the UI build this from Airflow connections; tests build it
+from plain values. Nothing here runs at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from mpc_federation.spec import FederationSpec, load_spec
+
+COORDINATION_CONN_ID = "mpc_coordination"
+KEYS_CONN_ID = "mpc_party_keys"
+
+
+def run_date(context: Any) -> datetime:
+    """The date that names a run: the logical date, or for a run without one, when it was due."""
+    logical = context.get("logical_date")
+    return logical if logical is not None else context["dag_run"].run_after
+
+
+def keys_from_connection(conn_id: str):
+    """The party's private keys from an Airflow connection whose password holds the key JSON."""
+    from airflow.sdk import BaseHook
+
+    from mpc_federation.envelope import PartyKeys
+
+    conn = BaseHook.get_connection(conn_id)
+    if not conn.password:
+        raise ValueError(f"connection {conn_id!r} has no password: it must hold the party's key JSON")
+    return PartyKeys.from_json(conn.password, allow_test_keys=os.environ.get("MPC_ALLOW_TEST_KEYS") == "1")
+
+
+def store_config_from_connection(conn_id: str, bucket: str):
+    from airflow.sdk import BaseHook
+
+    from mpc_federation.store import StoreConfig
+
+    return StoreConfig.from_connection(BaseHook.get_connection(conn_id), bucket)
+
+
+@dataclass
+class PartyRun:
+    """What a task of ``party_id`` needs for the run named by ``logical_date``."""
+
+    spec: FederationSpec
+    party_id: str
+    logical_date: datetime
+    keys: Any  # PartyKeys
+    store: Any  # CoordinationStore
+
+    @classmethod
+    def from_airflow(cls, spec_path: str, party_id: str, context: Any, *,
+                     keys_conn_id: str = KEYS_CONN_ID,
+                     coordination_conn_id: str = COORDINATION_CONN_ID) -> PartyRun:
+        from mpc_federation.store import CoordinationStore
+
+        spec = load_spec(spec_path)
+        spec.party(party_id)  # fails naming the party if it is not a member
+        keys = keys_from_connection(keys_conn_id)
+        if keys.party != party_id:
+            raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
+        store = CoordinationStore(store_config_from_connection(coordination_conn_id, spec.bucket))
+        return cls(spec, party_id, run_date(context), keys, store)
+
+    @cached_property
+    def program(self):
+        from mpc_federation.programs import load_program
+
+        loaded = load_program(self.spec.program_file)
+        return loaded.program
+
+    @cached_property
+    def dims(self) -> dict[str, list[str]]:
+        return self.spec.dimensions(self.logical_date)
+
+    @cached_property
+    def channel(self):
+        from mpc_federation.channel import RunChannel, run_key
+
+        return RunChannel(self.spec, run_key(self.logical_date), self.store, self.keys)
+
+    @property
+    def me(self):
+        return self.spec.party(self.party_id)

@@ -1,0 +1,328 @@
+"""The federation spec: one YAML file that every party holds identically.
+
+Loading validates every field and names the offending one on error. The spec's
+canonical hash is what parties compare to agree that they run the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROLES = ("input", "compute", "recipient")
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_ENDPOINT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
+
+# Seconds. Defaults fit a nightly window: parties may be an hour apart, the MPC itself is short.
+DEFAULT_DEADLINES = {"inputs": 3600, "connect": 300, "mpc": 900, "result": 3600}
+
+
+class SpecError(ValueError):
+    """A federation spec that does not parse or does not validate."""
+
+    def __init__(self, source: str, field_path: str, problem: str):
+        super().__init__(f"federation spec {source}: {field_path}: {problem}")
+        self.field_path = field_path
+
+
+@dataclass(frozen=True)
+class Party:
+    id: str
+    roles: tuple[str, ...]
+    endpoint: str | None = None
+    sign_key: str | None = None  # Ed25519 public key, base64
+    box_key: str | None = None  # X25519 public key, base64
+    certificate: str | None = None  # PEM of the self-signed MPyC TLS certificate
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.endpoint.rsplit(":", 1)
+        return host, int(port)
+
+
+@dataclass(frozen=True)
+class FederationSpec:
+    computation: str
+    description: str
+    schedule: str
+    program_file: Path
+    program_params: dict[str, Any]
+    aggregation_job: Path | None
+    aggregation_input: str
+    period: dict[str, Any]
+    parties: tuple[Party, ...]
+    threshold: int
+    bucket: str
+    prefix: str
+    min_input_parties: int
+    deadlines: dict[str, int]
+    source: Path
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    # -- roles -------------------------------------------------------------
+    def party(self, party_id: str) -> Party:
+        for p in self.parties:
+            if p.id == party_id:
+                return p
+        known = ", ".join(p.id for p in self.parties)
+        raise SpecError(str(self.source), "parties", f"unknown party {party_id!r} (members: {known})")
+
+    def with_role(self, role: str) -> list[Party]:
+        return [p for p in self.parties if p.has(role)]
+
+    @property
+    def input_parties(self) -> list[Party]:
+        return self.with_role("input")
+
+    @property
+    def compute_parties(self) -> list[Party]:
+        return self.with_role("compute")
+
+    @property
+    def recipients(self) -> list[Party]:
+        return self.with_role("recipient")
+
+    def compute_index(self, party_id: str) -> int:
+        """MPyC party number of a compute party; its Shamir x-coordinate is this plus one."""
+        return [p.id for p in self.compute_parties].index(party_id)
+
+    @property
+    def leader(self) -> Party:
+        """The compute party that publishes the roster."""
+        return self.compute_parties[0]
+
+    # -- identity ----------------------------------------------------------
+    @property
+    def spec_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.raw)).hexdigest()
+
+    @property
+    def program_hash(self) -> str:
+        return hashlib.sha256(self.program_file.read_bytes()).hexdigest()
+
+    # -- dimensions of one run -------------------------------------------
+    def months(self, logical_date: datetime) -> list[str]:
+        """Months of the aggregation period for a run (explicit, or the last N before the run)."""
+        if "start" in self.period:
+            return months_between(self.period["start"], self.period["end"])
+        n = self.period["months"]
+        year, month = logical_date.year, logical_date.month
+        out = []
+        for _ in range(n):
+            year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+            out.append(f"{year:04d}-{month:02d}")
+        return sorted(out)
+
+    def dimensions(self, logical_date: datetime) -> dict[str, list[str]]:
+        """Labels of every dimension a program may declare, for one run."""
+        return {"market": ["all", *self.months(logical_date)]}
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def months_between(start: str, end: str) -> list[str]:
+    y, m = map(int, start.split("-"))
+    ey, em = map(int, end.split("-"))
+    out = []
+    while (y, m) <= (ey, em):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y, m + 1) if m < 12 else (y + 1, 1)
+    return out
+
+
+def load_spec(path: str | Path) -> FederationSpec:
+    import yaml  # light, but only needed here
+
+    path = Path(path).resolve()
+    src = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(src, "(file)", "not found") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(src, "(file)", f"does not parse as YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(src, "(file)", "must be a mapping at the top level")
+    return _validate(raw, path)
+
+
+def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
+    src = str(path)
+
+    def need(mapping: dict, key: str, kind: type | tuple, where: str):
+        if key not in mapping:
+            raise SpecError(src, f"{where}{key}", "is required")
+        value = mapping[key]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise SpecError(src, f"{where}{key}", f"must be {_kind_name(kind)}, got {value!r}")
+        return value
+
+    known = {"computation", "description", "schedule", "program", "aggregation", "parties",
+             "threshold", "coordination", "min_input_parties", "deadlines"}
+    for key in raw:
+        if key not in known:
+            raise SpecError(src, str(key), f"unknown field (allowed: {', '.join(sorted(known))})")
+
+    computation = need(raw, "computation", str, "")
+    if not _ID.match(computation):
+        raise SpecError(src, "computation", "must be lowercase letters, digits and '_' (start with a letter)")
+    schedule = need(raw, "schedule", str, "")
+    _check_cron(src, schedule)
+
+    program = need(raw, "program", dict, "")
+    program_file = (path.parent / need(program, "file", str, "program.")).resolve()
+    if not program_file.is_file():
+        raise SpecError(src, "program.file", f"no such file: {program_file}")
+    params = program.get("params", {}) or {}
+    if not isinstance(params, dict):
+        raise SpecError(src, "program.params", "must be a mapping")
+
+    aggregation = raw.get("aggregation", {}) or {}
+    if not isinstance(aggregation, dict):
+        raise SpecError(src, "aggregation", "must be a mapping")
+    job = None
+    if "job" in aggregation:
+        job = (path.parent / need(aggregation, "job", str, "aggregation.")).resolve()
+        if not job.is_file():
+            raise SpecError(src, "aggregation.job", f"no such file: {job}")
+    for key in aggregation:
+        if key not in ("job", "input", "period"):
+            raise SpecError(src, f"aggregation.{key}", "unknown field (allowed: job, input, period)")
+    agg_input = aggregation.get("input", ".")
+    if not isinstance(agg_input, str) or agg_input.startswith("/") or ".." in agg_input.split("/"):
+        raise SpecError(src, "aggregation.input", "must be a relative path inside the party's data folder")
+    period = aggregation.get("period", {"months": 1})
+    _check_period(src, period)
+
+    parties_raw = need(raw, "parties", list, "")
+    parties, seen = [], set()
+    for i, entry in enumerate(parties_raw):
+        where = f"parties[{i}]."
+        if not isinstance(entry, dict):
+            raise SpecError(src, f"parties[{i}]", "must be a mapping")
+        pid = need(entry, "id", str, where)
+        if not _ID.match(pid):
+            raise SpecError(src, f"{where}id", f"{pid!r} must be lowercase letters, digits and '_'")
+        if pid in seen:
+            raise SpecError(src, f"{where}id", f"duplicate party id {pid!r}")
+        seen.add(pid)
+        roles = need(entry, "roles", list, where)
+        if not roles or any(r not in ROLES for r in roles):
+            raise SpecError(src, f"{where}roles", f"must be a non-empty subset of {list(ROLES)}, got {roles}")
+        endpoint = entry.get("endpoint")
+        if "compute" in roles and (not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint)):
+            raise SpecError(src, f"{where}endpoint", f"a compute party needs host:port, got {endpoint!r}")
+        keys = entry.get("keys") or {}
+        if not isinstance(keys, dict):
+            raise SpecError(src, f"{where}keys", "must be a mapping")
+        for key_name in ("sign", "box"):
+            if key_name in keys:
+                _check_key(src, f"{where}keys.{key_name}", keys[key_name])
+        parties.append(Party(pid, tuple(roles), endpoint, keys.get("sign"), keys.get("box"),
+                             keys.get("certificate")))
+
+    spec_parties = tuple(parties)
+    computes = [p for p in spec_parties if p.has("compute")]
+    inputs = [p for p in spec_parties if p.has("input")]
+    if not inputs:
+        raise SpecError(src, "parties", "needs at least one party with role 'input'")
+    if not computes:
+        raise SpecError(src, "parties", "needs at least one party with role 'compute'")
+    if not any(p.has("recipient") for p in spec_parties):
+        raise SpecError(src, "parties", "needs at least one party with role 'recipient'")
+    endpoints = [p.endpoint for p in computes]
+    if len(set(endpoints)) != len(endpoints):
+        raise SpecError(src, "parties", "compute parties must have distinct endpoints")
+
+    m = len(computes)
+    threshold = raw.get("threshold", (m - 1) // 2)
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold or 2 * threshold >= m:
+        raise SpecError(src, "threshold", f"must be an integer t with 0 <= t and 2t < {m} compute parties")
+
+    coordination = need(raw, "coordination", dict, "")
+    bucket = need(coordination, "bucket", str, "coordination.")
+    prefix = coordination.get("prefix", "federations")
+    if not isinstance(prefix, str) or prefix.startswith("/") or prefix.endswith("/"):
+        raise SpecError(src, "coordination.prefix", "must be a string without leading or trailing '/'")
+
+    min_inputs = raw.get("min_input_parties", len(inputs))
+    if not isinstance(min_inputs, int) or not 1 <= min_inputs <= len(inputs):
+        raise SpecError(src, "min_input_parties", f"must be an integer from 1 to {len(inputs)}")
+
+    deadlines = dict(DEFAULT_DEADLINES)
+    given = raw.get("deadlines", {}) or {}
+    if not isinstance(given, dict):
+        raise SpecError(src, "deadlines", "must be a mapping")
+    for key, value in given.items():
+        if key not in DEFAULT_DEADLINES:
+            raise SpecError(src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)})")
+        if not isinstance(value, int) or value <= 0:
+            raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
+        deadlines[key] = value
+
+    return FederationSpec(
+        computation=computation,
+        description=str(raw.get("description", "")),
+        schedule=schedule,
+        program_file=program_file,
+        program_params=params,
+        aggregation_job=job,
+        aggregation_input=agg_input,
+        period=period,
+        parties=spec_parties,
+        threshold=threshold,
+        bucket=bucket,
+        prefix=prefix,
+        min_input_parties=min_inputs,
+        deadlines=deadlines,
+        source=path,
+        raw=raw,
+    )
+
+
+def _kind_name(kind) -> str:
+    names = {str: "a string", int: "an integer", dict: "a mapping", list: "a list"}
+    return names.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _check_cron(src: str, schedule: str) -> None:
+    fields = schedule.split()
+    if len(fields) != 5 or not all(re.match(r"^[\d*/,\-]+$", f) for f in fields):
+        raise SpecError(src, "schedule", f"must be a 5-field cron expression in UTC, got {schedule!r}")
+
+
+def _check_period(src: str, period: Any) -> None:
+    if not isinstance(period, dict):
+        raise SpecError(src, "aggregation.period", "must be a mapping")
+    if "start" in period or "end" in period:
+        for key in ("start", "end"):
+            value = period.get(key)
+            if not isinstance(value, str) or not _MONTH.match(value):
+                raise SpecError(src, f"aggregation.period.{key}", f"must be a month YYYY-MM, got {value!r}")
+        if period["start"] > period["end"]:
+            raise SpecError(src, "aggregation.period", "start is after end")
+    else:
+        n = period.get("months")
+        if not isinstance(n, int) or not 1 <= n <= 600:
+            raise SpecError(src, "aggregation.period.months", f"must be an integer from 1 to 600, got {n!r}")
+
+
+def _check_key(src: str, where: str, value: Any) -> None:
+    try:
+        ok = isinstance(value, str) and len(base64.b64decode(value, validate=True)) == 32
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SpecError(src, where, "must be a base64 32-byte public key")

@@ -1,0 +1,97 @@
+"""The coordination store: an S3 bucket seen as a few small verbs.
+
+Plain boto3, configured from plain data (an Airflow connection's fields), so the operators,
+the trigger, the UI and the tests all build it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where and how to reach the bucket. Built from the ``mpc_coordination`` connection."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    max_attempts: int = 3
+
+    @classmethod
+    def from_connection(cls, conn: Any, bucket: str) -> StoreConfig:
+        """:param conn: an Airflow Connection (login/password = access keys, extra = endpoint/region)."""
+        extra = conn.extra_dejson if conn is not None else {}
+        return cls(
+            bucket=bucket,
+            endpoint_url=extra.get("endpoint_url") or None,
+            region_name=extra.get("region_name") or "us-east-1",
+            access_key=(conn.login if conn is not None else None) or extra.get("aws_access_key_id"),
+            secret_key=(conn.password if conn is not None else None) or extra.get("aws_secret_access_key"),
+        )
+
+
+class CoordinationStore:
+    """Put, get and list objects of one bucket."""
+
+    def __init__(self, config: StoreConfig):
+        import boto3
+        from botocore.config import Config
+
+        self.config = config
+        self.bucket = config.bucket
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            region_name=config.region_name,
+            aws_access_key_id=config.access_key,
+            aws_secret_access_key=config.secret_key,
+            config=Config(connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+                          retries={"max_attempts": config.max_attempts, "mode": "standard"}),
+        )
+
+    def put(self, key: str, body: bytes) -> None:
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def put_new(self, key: str, body: bytes) -> bool:
+        """Write only if absent (S3 conditional write); False when the key already exists."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+
+    def get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if missing (local testbeds; in production Terraform owns it)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._client.create_bucket(Bucket=self.bucket)

@@ -1,0 +1,59 @@
+"""What every MPC operator shares: the spec and party it acts for, and its connections."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID
+
+
+class MPCBaseOperator(BaseOperator):
+    """Base of the MPC operators.
+
+    :param spec_path: path of the federation spec YAML (identical at every party).
+    :param party_id: this party's id in the spec.
+    :param coordination_conn_id: connection to the coordination bucket (S3 API).
+    :param keys_conn_id: connection whose password holds this party's private keys.
+    """
+
+    template_fields = ("spec_path", "party_id")
+    ui_color = "#e8e0f7"
+
+    def __init__(self, *, spec_path: str, party_id: str, coordination_conn_id: str = COORDINATION_CONN_ID,
+                 keys_conn_id: str = KEYS_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.party_id = party_id
+        self.coordination_conn_id = coordination_conn_id
+        self.keys_conn_id = keys_conn_id
+
+    def party_run(self, context: Any):
+        return open_party_run(self, context)
+
+
+def open_party_run(task: Any, context: Any):
+    """The PartyRun of an MPC task (operator or sensor), from its fields and connections."""
+    from mpc_federation.party import PartyRun
+
+    with final_errors():
+        return PartyRun.from_airflow(task.spec_path, task.party_id, context, keys_conn_id=task.keys_conn_id,
+                                     coordination_conn_id=task.coordination_conn_id)
+
+
+@contextmanager
+def final_errors():
+    """Errors that a retry cannot fix (bad input, bad spec, tampered objects) fail the task at once."""
+    from mpc_federation.envelope import IntegrityError
+    from mpc_federation.programs import ProgramError
+    from mpc_federation.sharing import ReconstructionError
+    from mpc_federation.spec import SpecError
+    from mpc_federation.stages import StageError
+
+    try:
+        yield
+    except (SpecError, ProgramError, IntegrityError, ReconstructionError, StageError, PermissionError) as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

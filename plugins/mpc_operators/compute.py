@@ -1,0 +1,34 @@
+"""MPCComputeOperator: run this compute party's share of the joint MPyC computation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpc_operators.base import MPCBaseOperator, final_errors
+
+
+class MPCComputeOperator(MPCBaseOperator):
+    """Fix the roster (the leader publishes it, the others follow), decrypt this party's input
+    shares, run the program in an MPyC subprocess with the other compute parties under
+    wall-clock deadlines, and publish the output shares sealed to each recipient.
+
+    :param connect_timeout: seconds for all compute parties to connect (default: spec's deadline).
+    :param run_timeout: seconds for the whole MPC (default: spec's deadline).
+    """
+
+    ui_color = "#f2e2d9"
+
+    def __init__(self, *, connect_timeout: float | None = None, run_timeout: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.connect_timeout = connect_timeout
+        self.run_timeout = run_timeout
+
+    def execute(self, context: Any) -> dict:
+        from mpc_federation import stages
+
+        run = self.party_run(context)
+        with final_errors():
+            result = stages.compute(run, connect_timeout=self.connect_timeout, run_timeout=self.run_timeout)
+        self.log.info("Run %s: computed over %s in %s", result["run"], result["roster"], result["seconds"])
+        return result

@@ -1,0 +1,1 @@
+"""The coordination sensor and its trigger."""

@@ -1,0 +1,126 @@
+"""The main job on one machine: five taxi companies and a regulator, each in its own Airflow.
+
+Generates trip data per company, starts a local S3 API server, gives every party its own keys
+and Airflow home, runs every party's nightly DAG for one date at once (``airflow dags test``),
+and prints the HHI the regulator learned next to the plaintext HHI over the pooled data.
+Exit status 0 only if they are equal for the whole period and every month.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import yaml
+
+from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test
+
+from mpc_federation.channel import run_key  # noqa: E402
+from mpc_federation.envelope import PartyKeys  # noqa: E402
+from mpc_federation.spec import load_spec  # noqa: E402
+from mpc_federation.store import CoordinationStore  # noqa: E402
+
+TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
+
+
+def datagen():
+    spec = importlib.util.spec_from_file_location("taxi_trips", REPO / "include" / "datagen" / "taxi_trips.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str]) -> dict[str, Fraction | None]:
+    """The insecure reference: HHI over the pooled data, from the Parquet files directly."""
+    gen = datagen()
+    revenue = {c: gen.revenue_cents_by_month(data_dir, c, months) for c in companies}
+    out = {}
+    for market in ["all", *months]:
+        r = [revenue[c][market] for c in companies]
+        out[market] = Fraction(10000 * sum(x * x for x in r), sum(r) ** 2) if sum(r) else None
+    return out
+
+
+def setup_federation(root: Path, parties_yaml: list[dict] | None, s3: S3Server, spark_master: str,
+                     data_dir: Path, template: Path = TEMPLATE) -> tuple[Path, list[LocalParty]]:
+    raw = yaml.safe_load(template.read_text())
+    ids = [p["id"] for p in (parties_yaml or raw["parties"])]
+    keys = {pid: PartyKeys.generate(pid) for pid in ids}
+    spec_path = render_spec(template, root / "federation", keys, parties=parties_yaml)
+    parties = [LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, spark_master)
+               for pid in ids]
+    prepare_airflow_homes(parties, root / "airflow-template")
+    spec = load_spec(spec_path)
+    CoordinationStore(s3.store_config(spec.bucket)).ensure_bucket()
+    return spec_path, parties
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=str(REPO / ".demo"), help="working folder (data, homes, logs)")
+    parser.add_argument("--trips", type=int, default=200_000, help="trips over all companies")
+    parser.add_argument("--date", default="2024-04-01", help="the run's logical date; the period is the 3 months before")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--timeout", type=float, default=1500, help="seconds for all parties' runs")
+    args = parser.parse_args(argv)
+
+    root = Path(args.root).resolve()
+    raw = yaml.safe_load(TEMPLATE.read_text())
+    companies = [p["id"] for p in raw["parties"] if "input" in p["roles"]]
+    data_dir = root / "data"
+    t0 = time.monotonic()
+    gen = datagen()
+    print(f"Generating {args.trips:,} trips for {len(companies)} companies in {data_dir} ...", flush=True)
+    gen.generate(data_dir, companies, args.trips, args.seed, "2024-01", "2024-03")
+
+    s3 = S3Server(root / "s3").start()
+    print(f"Local S3 API server (moto) on {s3.url}", flush=True)
+    try:
+        spec_path, parties = setup_federation(root, None, s3, args.spark_master, data_dir)
+        spec = load_spec(spec_path)
+        print(f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
+              f"{', '.join(p.id for p in parties)}", flush=True)
+        t1 = time.monotonic()
+        codes = run_dags_test(parties, spec.computation, args.date, args.timeout)
+        print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
+    finally:
+        s3.stop()
+
+    from datetime import datetime, timezone
+
+    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
+    run = run_key(date)
+    recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
+    record = recipient.work_dir / spec.computation / run / "result.json"
+    if not record.is_file():
+        print(f"FAILED: no result record at {record}; see the logs in {root / 'parties'}/*/dags-test-*.log")
+        return 1
+    result = json.loads(record.read_text())
+    hhi = result["outputs"]["hhi"]
+    expected = plaintext_hhi(data_dir, companies, spec.months(date))
+    print(f"\nHHI revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the pooled data:")
+    print(f"{'market':<8} {'secure (MPC)':>14} {'plaintext':>14}  exact fraction")
+    ok = True
+    for label, exact in zip(hhi["labels"], hhi["exact"]):
+        secure = Fraction(exact) if exact is not None else None
+        plain = expected[label]
+        ok &= secure == plain
+        print(f"{label:<8} {float(secure):>14.2f} {float(plain):>14.2f}  {exact}{'' if secure == plain else '  MISMATCH'}")
+    others = [p.id for p in parties if not spec.party(p.id).has("recipient")
+              and (p.work_dir / spec.computation / run / "result.json").exists()]
+    if others:
+        print(f"FAILED: non-recipients hold a result: {others}")
+        ok = False
+    print(f"\n{'OK' if ok else 'FAILED'}: secure HHI {'equals' if ok else 'differs from'} the plaintext HHI "
+          f"(total {time.monotonic() - t0:.1f} s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""A federation on one machine: a local S3 API server (moto), party keys, a rendered spec with
+those keys and free ports, and one Airflow home with its own identity per party.
+
+Used by the demo, the end-to-end tests and the local testbed. Every process it starts
+listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "plugins"))
+
+from mpc_federation.envelope import PartyKeys  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class S3Server:
+    """moto's S3 API server on loopback, started and stopped by us."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> S3Server:
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = open(self.root / "s3-server.log", "ab")
+        self.proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1)
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"moto_server exited; see {self.root / 's3-server.log'}")
+                time.sleep(0.2)
+        raise RuntimeError(f"moto_server did not answer on {self.url} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def connection(self) -> dict:
+        """The ``mpc_coordination`` connection (JSON form) for this server."""
+        return {"conn_type": "aws", "login": "testing", "password": "testing",
+                "extra": {"endpoint_url": self.url, "region_name": "us-east-1"}}
+
+    def store_config(self, bucket: str):
+        from mpc_federation.store import StoreConfig
+
+        return StoreConfig(bucket=bucket, endpoint_url=self.url, region_name="us-east-1",
+                           access_key="testing", secret_key="testing")
+
+
+def render_spec(template: Path, out_dir: Path, keys: dict[str, PartyKeys], *,
+                parties: list[dict] | None = None, overrides: dict | None = None) -> Path:
+    """Copy a spec with absolute file paths, free MPyC ports and every party's public keys."""
+    raw = yaml.safe_load(template.read_text())
+    raw["program"]["file"] = str((template.parent / raw["program"]["file"]).resolve())
+    if "job" in raw.get("aggregation", {}):
+        raw["aggregation"]["job"] = str((template.parent / raw["aggregation"]["job"]).resolve())
+    if parties is not None:
+        raw["parties"] = parties
+    for party in raw["parties"]:
+        if "compute" in party["roles"]:
+            party["endpoint"] = f"127.0.0.1:{free_port()}"
+        if party["id"] in keys:
+            party["keys"] = keys[party["id"]].public_entry()
+    raw.update(overrides or {})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / template.name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@dataclass
+class LocalParty:
+    """One party's Airflow home and environment."""
+
+    id: str
+    home: Path
+    spec_dir: Path
+    data_dir: Path
+    keys: PartyKeys
+    s3: S3Server
+    spark_master: str = "local[*]"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
+        env.update({
+            "AIRFLOW_HOME": str(self.home / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "MPC_PARTY_ID": self.id,
+            "MPC_SPEC_DIR": str(self.spec_dir),
+            "MPC_DATA_DIR": str(self.data_dir),
+            "MPC_WORK_DIR": str(self.work_dir),
+            "AIRFLOW_CONN_MPC_COORDINATION": json.dumps(self.s3.connection()),
+            "AIRFLOW_CONN_MPC_PARTY_KEYS": json.dumps({"conn_type": "generic", "password": self.keys.to_json()}),
+            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": self.spark_master}),
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYSPARK_PYTHON": sys.executable,
+            "PYTHONPATH": str(REPO / "plugins"),
+        })
+        return env
+
+
+def prepare_airflow_homes(parties: list[LocalParty], template_home: Path) -> None:
+    """Migrate one metadata database and copy it to every party (much faster than N migrations)."""
+    template_db = template_home / "airflow.db"
+    if not template_db.exists():
+        template_home.mkdir(parents=True, exist_ok=True)
+        env = {**parties[0].env(), "AIRFLOW_HOME": str(template_home)}
+        subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for party in parties:
+        home = party.home / "airflow"
+        home.mkdir(parents=True, exist_ok=True)
+        if not (home / "airflow.db").exists():
+            shutil.copy(template_db, home / "airflow.db")
+        party.work_dir.mkdir(parents=True, exist_ok=True)
+
+
+def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: float) -> dict[str, int]:
+    """``airflow dags test`` for every party at once; returns each party's exit code."""
+    procs = {}
+    for party in parties:
+        log = open(party.home / f"dags-test-{date}.log", "wb")
+        procs[party.id] = (subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", dag_id, date],
+                                            env=party.env(), stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True), log)
+    deadline = time.monotonic() + timeout
+    codes = {}
+    for pid, (proc, log) in procs.items():
+        try:
+            codes[pid] = proc.wait(max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            codes[pid] = proc.wait()
+        log.close()
+    return codes

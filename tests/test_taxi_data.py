@@ -1,0 +1,170 @@
+"""Tests of the synthetic taxi trip generator and its plaintext revenue reference."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "include" / "datagen" / "taxi_trips.py"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+taxi = _load(SCRIPT)
+
+MONEY = ["fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge",
+         "total_amount", "congestion_surcharge", "airport_fee"]
+
+
+def read(root: Path, company: str) -> pa.Table:
+    files = sorted((root / company / "trips").glob("part-*.parquet"))
+    return pa.concat_tables(pq.read_table(f) for f in files)
+
+
+def cents(values) -> np.ndarray:
+    return np.rint(np.asarray(values) * 100).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """3000 trips, 3 companies (equal split), Jan-Mar 2024, several files per company."""
+    out = tmp_path_factory.mktemp("trips")
+    counts = taxi.generate(out, ["a", "b", "c"], 3000, seed=11, start="2024-01", end="2024-03", rows_per_file=400)
+    return out, counts
+
+
+def test_months_between():
+    assert taxi.months_between("2024-01", "2024-03") == ["2024-01", "2024-02", "2024-03"]
+    assert taxi.months_between("2023-11", "2024-02") == ["2023-11", "2023-12", "2024-01", "2024-02"]
+    assert taxi.months_between("2024-05", "2024-05") == ["2024-05"]
+    with pytest.raises(ValueError, match="before"):
+        taxi.months_between("2024-03", "2024-01")
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        taxi.months_between("2024-1", "2024-03")
+
+
+def test_split_defaults_and_custom():
+    five = ["a", "b", "c", "d", "e"]
+    assert taxi.split_trips(1000, five) == {"a": 500, "b": 200, "c": 100, "d": 100, "e": 100}
+    assert taxi.split_trips(10, ["x", "y", "z"]) == {"x": 4, "y": 3, "z": 3}  # equal split, sum kept
+    assert taxi.split_trips(7, ["x", "y"], [70, 30]) == {"x": 5, "y": 2}
+    assert sum(taxi.split_trips(12345, five, ["33.3", "16.7", 20, 20, 10]).values()) == 12345
+
+
+def test_split_must_match_companies():
+    with pytest.raises(ValueError, match="split has 2 percentages but there are 3 companies"):
+        taxi.split_trips(100, ["a", "b", "c"], [50, 50])
+    with pytest.raises(ValueError, match="sum to 100"):
+        taxi.split_trips(100, ["a", "b"], [50, 40])
+    with pytest.raises(ValueError, match="split must be numbers"):
+        taxi.split_trips(100, ["a", "b"], ["50", "x"])
+
+
+def test_split_respected(tmp_path):
+    counts = taxi.generate(tmp_path, "a,b,c,d,e", 2000, seed=1, start="2024-01", end="2024-01")
+    assert counts == {"a": 1000, "b": 400, "c": 200, "d": 200, "e": 200}
+    for company, n in counts.items():
+        assert read(tmp_path, company).num_rows == n
+
+
+def test_schema_and_value_ranges(small):
+    out, counts = small
+    assert counts == {"a": 1000, "b": 1000, "c": 1000}
+    assert len(list((out / "a" / "trips").glob("part-*.parquet"))) == 3  # 400 + 400 + 200 rows
+    table = read(out, "a")
+    assert table.schema.equals(taxi.SCHEMA)
+    assert table.schema.field("tpep_pickup_datetime").type == pa.timestamp("us")  # naive
+    t = {name: table.column(name).to_numpy() for name in table.column_names}
+    for name in MONEY:  # every amount has exactly two decimals
+        assert np.array_equal(cents(t[name]) / 100, t[name]), name
+    fare = cents(t["fare_amount"])
+    assert fare.min() >= 250 and fare.max() <= 50_000
+    parts = sum(cents(t[name]) for name in MONEY if name != "total_amount")
+    assert np.array_equal(parts, cents(t["total_amount"]))
+    assert (t["tpep_dropoff_datetime"] > t["tpep_pickup_datetime"]).all()
+    assert (t["trip_distance"] > 0).all()
+    assert set(np.unique(t["VendorID"])) <= {1, 2}
+    assert set(np.unique(t["store_and_fwd_flag"])) <= {"Y", "N"}
+    assert t["PULocationID"].min() >= 1 and t["PULocationID"].max() <= 263
+
+
+def test_months_respected(small):
+    out, _ = small
+    for company in "abc":
+        pickup = read(out, company).column("tpep_pickup_datetime").to_numpy()
+        assert pickup.min() >= np.datetime64("2024-01-01")
+        assert pickup.max() < np.datetime64("2024-04-01")
+        months = set(pickup.astype("datetime64[M]").astype(str))
+        assert months == {"2024-01", "2024-02", "2024-03"}
+
+
+def test_deterministic_by_seed(tmp_path):
+    args = dict(companies=["a", "b"], trips=1500, start="2024-01", end="2024-02", rows_per_file=500)
+    taxi.generate(tmp_path / "one", seed=5, **args)
+    taxi.generate(tmp_path / "two", seed=5, **args)
+    taxi.generate(tmp_path / "other", seed=6, **args)
+    for company in ("a", "b"):
+        files = sorted(p.name for p in (tmp_path / "one" / company / "trips").iterdir())
+        assert files == ["part-00000.parquet", "part-00001.parquet"]
+        for name in files:
+            one = (tmp_path / "one" / company / "trips" / name).read_bytes()
+            assert one == (tmp_path / "two" / company / "trips" / name).read_bytes()
+        assert read(tmp_path / "one", company).equals(read(tmp_path / "two", company))
+        fare = read(tmp_path / "one", company).column("fare_amount")
+        assert not fare.equals(read(tmp_path / "other", company).column("fare_amount"))
+    # Each company has its own stream.
+    assert not read(tmp_path / "one", "a").column("fare_amount").equals(read(tmp_path / "one", "b").column("fare_amount"))
+
+
+def test_rerun_replaces_stale_parts(tmp_path):
+    taxi.generate(tmp_path, ["a"], 1000, seed=1, start="2024-01", end="2024-01", rows_per_file=300)
+    assert len(list((tmp_path / "a" / "trips").glob("part-*.parquet"))) == 4
+    taxi.generate(tmp_path, ["a"], 1000, seed=1, start="2024-01", end="2024-01")
+    assert [p.name for p in (tmp_path / "a" / "trips").iterdir()] == ["part-00000.parquet"]
+    assert read(tmp_path, "a").num_rows == 1000
+
+
+def test_revenue_reference_matches_a_plain_computation(small):
+    out, _ = small
+    table = read(out, "b")
+    expected = {"2024-01": 0, "2024-02": 0, "2024-03": 0, "2024-04": 0}
+    # Independent path: Python Decimals from the doubles' shortest repr, rounded half-up.
+    for fare, when in zip(table.column("fare_amount").to_pylist(), table.column("tpep_pickup_datetime").to_pylist()):
+        c = int((Decimal(repr(fare)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        expected[when.strftime("%Y-%m")] += c
+    months = ["2024-02", "2024-03", "2024-04"]  # Jan is outside, Apr has no trips
+    got = taxi.revenue_cents_by_month(out, "b", months)
+    assert list(got) == ["all", *months]
+    assert got == {"all": sum(expected[m] for m in months), **{m: expected[m] for m in months}}
+    assert got["2024-04"] == 0 and got["2024-02"] > 0
+    full = taxi.revenue_cents_by_month(out, "b", ["2024-01", "2024-02", "2024-03"])
+    assert full["all"] == int(cents(table.column("fare_amount").to_numpy()).sum())
+
+
+def test_cli(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--companies", "a,b,c,d,e",
+           "--trips", "1000", "--seed", "3", "--start", "2024-01", "--end", "2024-03"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("\t")[:2] for line in done.stdout.splitlines()] == [
+        ["a", "500"], ["b", "200"], ["c", "100"], ["d", "100"], ["e", "100"]]
+    taxi.generate(tmp_path / "again", "a,b,c,d,e", 1000, seed=3, start="2024-01", end="2024-03")
+    assert read(tmp_path, "a").equals(read(tmp_path / "again", "a"))  # CLI == function
+
+    bad = subprocess.run(cmd + ["--split", "60,40"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "taxi_trips: error: split has 2 percentages but there are 5 companies (a,b,c,d,e)"
+

@@ -1,14 +1,15 @@
 """One run's place in the bucket, and the verified reads and signed writes that use it.
 
-Layout under ``<prefix>/<computation>/<run_key>/`` (the party that writes is always a path
-segment, so a bucket policy can confine each party to its own prefixes):
+Every object is ``<prefix>/<computation>/<run_key>/<kind>/<writer>/<name>``: the writing party is
+always the fifth segment, so a bucket policy confines each party to its own prefixes, and a
+reader checks that the signer is the party the key names.
 
-    inputs/<party>/to-<compute party>   input shares, sealed to that compute party
-    inputs/<party>/done                  written last: the party's shares are all there
-    roster/attempt-<n>                   the leader's list of included input parties
-    outputs/attempt-<n>/<compute party>/to-<recipient>   output shares, sealed to the recipient
-    status/<party>/<stage>               progress for monitoring (no data)
-    abort/<party>                        a party's signed reason for stopping the run
+    inputs/<party>/to-<compute party>              input shares, sealed to that compute party
+    inputs/<party>/done                            written last: the party's shares are all there
+    roster/<leader>/attempt-<n>                    the leader's list of included input parties
+    outputs/<compute party>/attempt-<n>/to-<recipient>   output shares, sealed to the recipient
+    status/<party>/<stage>                         progress for monitoring (no data)
+    abort/<party>/reason                           a party's signed reason for stopping the run
 """
 
 from __future__ import annotations
@@ -51,16 +52,16 @@ class RunChannel:
         return f"{self.root}/inputs/{party}/done"
 
     def roster_key(self, attempt: int) -> str:
-        return f"{self.root}/roster/attempt-{attempt}"
+        return f"{self.root}/roster/{self.spec.leader.id}/attempt-{attempt}"
 
     def output_key(self, attempt: int, compute: str, recipient: str) -> str:
-        return f"{self.root}/outputs/attempt-{attempt}/{compute}/to-{recipient}"
+        return f"{self.root}/outputs/{compute}/attempt-{attempt}/to-{recipient}"
 
     def status_key(self, party: str, stage: str) -> str:
         return f"{self.root}/status/{party}/{stage}"
 
     def abort_key(self, party: str) -> str:
-        return f"{self.root}/abort/{party}"
+        return f"{self.root}/abort/{party}/reason"
 
     # -- writing -------------------------------------------------------------
     def _header(self, kind: str, role: str, to: str | None, attempt: int) -> dict[str, Any]:

@@ -86,8 +86,13 @@ def enough_key(channel: RunChannel, stage: str) -> str | None:
 
 
 def aborts(channel: RunChannel, present: set[str]) -> list[str]:
-    prefix = f"{channel.root}/abort/"
-    return sorted(k[len(prefix):] for k in present if k.startswith(prefix))
+    return aborted_parties(channel.root, present)
+
+
+def aborted_parties(root: str, present: set[str]) -> list[str]:
+    """Parties with an abort record among the listed keys of a run."""
+    prefix = f"{root}/abort/"
+    return sorted({k[len(prefix):].split("/")[0] for k in present if k.startswith(prefix)})
 
 
 def abort_reason(channel: RunChannel, party: str) -> str:

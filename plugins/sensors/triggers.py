@@ -41,11 +41,11 @@ class CoordinationTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow.sdk import BaseHook
 
+        from mpc_federation.stages import aborted_parties
         from mpc_federation.store import CoordinationStore, StoreConfig
 
         conn = await BaseHook.aget_connection(self.coordination_conn_id)
         store = CoordinationStore(StoreConfig.from_connection(conn, self.bucket))
-        abort_prefix = f"{self.root}/abort/"
         while True:
             try:
                 present = set(await asyncio.to_thread(store.list, self.root + "/"))
@@ -53,7 +53,7 @@ class CoordinationTrigger(BaseTrigger):
                 self.log.warning("Listing %s failed: %s", self.root, exc)
                 present = None
             if present is not None:
-                aborted = sorted(k[len(abort_prefix):] for k in present if k.startswith(abort_prefix))
+                aborted = aborted_parties(self.root, present)
                 if aborted:
                     yield TriggerEvent({"status": "aborted", "parties": aborted})
                     return

@@ -66,6 +66,7 @@ class FederationSpec:
     prefix: str
     min_input_parties: int
     deadlines: dict[str, int]
+    extra_dimensions: dict[str, list[str]]
     source: Path
     raw: dict[str, Any] = field(repr=False, compare=False)
 
@@ -124,8 +125,9 @@ class FederationSpec:
         return sorted(out)
 
     def dimensions(self, logical_date: datetime) -> dict[str, list[str]]:
-        """Labels of every dimension a program may declare, for one run."""
-        return {"market": ["all", *self.months(logical_date)]}
+        """Labels of every dimension a program may declare, for one run: ``market`` (the whole
+        period, then each month) and the spec's own ``dimensions``."""
+        return {"market": ["all", *self.months(logical_date)], **self.extra_dimensions}
 
 
 def canonical_json(value: Any) -> bytes:
@@ -170,7 +172,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         return value
 
     known = {"computation", "description", "schedule", "program", "aggregation", "parties",
-             "threshold", "coordination", "min_input_parties", "deadlines"}
+             "threshold", "coordination", "min_input_parties", "deadlines", "dimensions"}
     for key in raw:
         if key not in known:
             raise SpecError(src, str(key), f"unknown field (allowed: {', '.join(sorted(known))})")
@@ -182,6 +184,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     _check_cron(src, schedule)
 
     program = need(raw, "program", dict, "")
+    _only(src, program, ("file", "params"), "program.")
     program_file = (path.parent / need(program, "file", str, "program.")).resolve()
     if not program_file.is_file():
         raise SpecError(src, "program.file", f"no such file: {program_file}")
@@ -197,9 +200,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         job = (path.parent / need(aggregation, "job", str, "aggregation.")).resolve()
         if not job.is_file():
             raise SpecError(src, "aggregation.job", f"no such file: {job}")
-    for key in aggregation:
-        if key not in ("job", "input", "period"):
-            raise SpecError(src, f"aggregation.{key}", "unknown field (allowed: job, input, period)")
+    _only(src, aggregation, ("job", "input", "period"), "aggregation.")
     agg_input = aggregation.get("input", ".")
     if not isinstance(agg_input, str) or agg_input.startswith("/") or ".." in agg_input.split("/"):
         raise SpecError(src, "aggregation.input", "must be a relative path inside the party's data folder")
@@ -212,6 +213,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         where = f"parties[{i}]."
         if not isinstance(entry, dict):
             raise SpecError(src, f"parties[{i}]", "must be a mapping")
+        _only(src, entry, ("id", "roles", "endpoint", "keys"), where)
         pid = need(entry, "id", str, where)
         if not _ID.match(pid):
             raise SpecError(src, f"{where}id", f"{pid!r} must be lowercase letters, digits and '_'")
@@ -224,9 +226,13 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         endpoint = entry.get("endpoint")
         if "compute" in roles and (not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint)):
             raise SpecError(src, f"{where}endpoint", f"a compute party needs host:port, got {endpoint!r}")
+        if endpoint is not None and not (isinstance(endpoint, str) and _ENDPOINT.match(endpoint)
+                                         and 1 <= int(endpoint.rsplit(":", 1)[1]) <= 65535):
+            raise SpecError(src, f"{where}endpoint", f"must be host:port with a port from 1 to 65535, got {endpoint!r}")
         keys = entry.get("keys") or {}
         if not isinstance(keys, dict):
             raise SpecError(src, f"{where}keys", "must be a mapping")
+        _only(src, keys, ("sign", "box", "certificate"), f"{where}keys.")
         for key_name in ("sign", "box"):
             if key_name in keys:
                 _check_key(src, f"{where}keys.{key_name}", keys[key_name])
@@ -248,17 +254,18 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
 
     m = len(computes)
     threshold = raw.get("threshold", (m - 1) // 2)
-    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold or 2 * threshold >= m:
+    if not _is_int(threshold) or not 0 <= threshold or 2 * threshold >= m:
         raise SpecError(src, "threshold", f"must be an integer t with 0 <= t and 2t < {m} compute parties")
 
     coordination = need(raw, "coordination", dict, "")
+    _only(src, coordination, ("bucket", "prefix"), "coordination.")
     bucket = need(coordination, "bucket", str, "coordination.")
     prefix = coordination.get("prefix", "federations")
     if not isinstance(prefix, str) or prefix.startswith("/") or prefix.endswith("/"):
         raise SpecError(src, "coordination.prefix", "must be a string without leading or trailing '/'")
 
     min_inputs = raw.get("min_input_parties", len(inputs))
-    if not isinstance(min_inputs, int) or not 1 <= min_inputs <= len(inputs):
+    if not _is_int(min_inputs) or not 1 <= min_inputs <= len(inputs):
         raise SpecError(src, "min_input_parties", f"must be an integer from 1 to {len(inputs)}")
 
     deadlines = dict(DEFAULT_DEADLINES)
@@ -268,9 +275,18 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     for key, value in given.items():
         if key not in DEFAULT_DEADLINES:
             raise SpecError(src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)})")
-        if not isinstance(value, int) or value <= 0:
+        if not _is_int(value) or value <= 0:
             raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
         deadlines[key] = value
+
+    dimensions = raw.get("dimensions", {}) or {}
+    if not isinstance(dimensions, dict):
+        raise SpecError(src, "dimensions", "must be a mapping of name to a list of labels")
+    for name, labels in dimensions.items():
+        if name == "market" or not _ID.match(str(name)):
+            raise SpecError(src, f"dimensions.{name}", "must be a lowercase name other than 'market'")
+        if not isinstance(labels, list) or not labels or len(set(map(str, labels))) != len(labels):
+            raise SpecError(src, f"dimensions.{name}", "must be a non-empty list of distinct labels")
 
     return FederationSpec(
         computation=computation,
@@ -287,9 +303,20 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         prefix=prefix,
         min_input_parties=min_inputs,
         deadlines=deadlines,
+        extra_dimensions={k: [str(x) for x in v] for k, v in dimensions.items()},
         source=path,
         raw=raw,
     )
+
+
+def _only(src: str, mapping: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise SpecError(src, f"{where}{key}", f"unknown field (allowed: {', '.join(allowed)})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _kind_name(kind) -> str:
@@ -315,7 +342,7 @@ def _check_period(src: str, period: Any) -> None:
             raise SpecError(src, "aggregation.period", "start is after end")
     else:
         n = period.get("months")
-        if not isinstance(n, int) or not 1 <= n <= 600:
+        if not _is_int(n) or not 1 <= n <= 600:
             raise SpecError(src, "aggregation.period.months", f"must be an integer from 1 to 600, got {n!r}")
 
 

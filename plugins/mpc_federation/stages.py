@@ -138,6 +138,8 @@ def compute(run: PartyRun, *, connect_timeout: float | None = None, run_timeout:
     run_timeout = run_timeout or spec.deadlines["mpc"]
     t0 = time.monotonic()
     roster = fix_roster(run, connect_timeout)
+    channel.publish(channel.status_key(run.party_id, "computing"), "status", "compute",
+                    {"roster": roster, "started_at": time.time()})
     shares = {}
     for party in roster:
         record = channel.read(channel.input_key(party, run.party_id), "input-shares", party, to=run.party_id)

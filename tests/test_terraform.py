@@ -438,7 +438,7 @@ def test_no_private_keys_in_terraform(mods):
             assert not re.search(r"private_key|secret|password", var_name), f"{name}: variable {var_name}"
     # Only public key material can be given to Terraform.
     public_keys_type = _compact(mods["root"].variables["party_public_keys"]["type"])
-    assert public_keys_type == "${map(object({sign=string,box=string,cert=string}))}", public_keys_type
+    assert public_keys_type == "${map(object({sign=string,box=string,certificate=string}))}", public_keys_type
 
 
 # ---------------------------------------------------------------- coordination bucket

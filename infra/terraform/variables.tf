@@ -308,9 +308,9 @@ variable "aggregation_period_months" {
 
 variable "party_public_keys" {
   type = map(object({
-    sign = string
-    box  = string
-    cert = string
+    sign        = string
+    box         = string
+    certificate = string
   }))
   description = "Public keys per party id (Ed25519 signing key, X25519 box key, TLS certificate) as written by the party key tool; merged into the rendered federation spec. Public material only: private keys go to SSM, never here."
   default     = {}

@@ -1,67 +1,27 @@
-"""One run's place in the bucket, and the verified reads and signed writes that use it.
-
-Every object is ``<prefix>/<computation>/<run_key>/<kind>/<writer>/<name>``: the writing party is
-always the fifth segment, so a bucket policy confines each party to its own prefixes, and a
-reader checks that the signer is the party the key names.
-
-    inputs/<party>/to-<compute party>              input shares, sealed to that compute party
-    inputs/<party>/done                            written last: the party's shares are all there
-    roster/<leader>/attempt-<n>                    the leader's list of included input parties
-    outputs/<compute party>/attempt-<n>/to-<recipient>   output shares, sealed to the recipient
-    status/<party>/<stage>                         progress for monitoring (no data)
-    abort/<party>/reason                           a party's signed reason for stopping the run
-"""
+"""Signed writes and verified reads of one party in one run (the object layout is in layout.py)."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, seal
+from mpc_federation.layout import RunLayout
 from mpc_federation.spec import FederationSpec
 from mpc_federation.store import CoordinationStore
 
 
-def run_key(logical_date: datetime) -> str:
-    """The name every party derives for the same nightly run: its logical date in UTC."""
-    if logical_date.tzinfo is None:
-        logical_date = logical_date.replace(tzinfo=timezone.utc)
-    return logical_date.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-class RunChannel:
+class RunChannel(RunLayout):
     """Signed writes and verified reads for one party in one run."""
 
     def __init__(self, spec: FederationSpec, run: str, store: CoordinationStore, keys: PartyKeys):
-        self.spec = spec
-        self.run = run
+        super().__init__(spec, run)
         self.store = store
         self.keys = keys
         self.me = spec.party(keys.party)
-        self.root = f"{spec.prefix}/{spec.computation}/{run}"
         self._spec_hash = spec.spec_hash
         self._program_hash = spec.program_hash
-
-    # -- keys of objects ----------------------------------------------------
-    def input_key(self, party: str, compute: str) -> str:
-        return f"{self.root}/inputs/{party}/to-{compute}"
-
-    def input_done_key(self, party: str) -> str:
-        return f"{self.root}/inputs/{party}/done"
-
-    def roster_key(self, attempt: int) -> str:
-        return f"{self.root}/roster/{self.spec.leader.id}/attempt-{attempt}"
-
-    def output_key(self, attempt: int, compute: str, recipient: str) -> str:
-        return f"{self.root}/outputs/{compute}/attempt-{attempt}/to-{recipient}"
-
-    def status_key(self, party: str, stage: str) -> str:
-        return f"{self.root}/status/{party}/{stage}"
-
-    def abort_key(self, party: str) -> str:
-        return f"{self.root}/abort/{party}/reason"
 
     # -- writing -------------------------------------------------------------
     def _header(self, kind: str, role: str, to: str | None, attempt: int) -> dict[str, Any]:
@@ -114,6 +74,6 @@ class RunChannel:
             return f"{text}; party {party} runs a different program file than {self.me.id}"
         return text
 
-    def present(self, prefix: str = "") -> set[str]:
+    def present(self, prefix: str = "", *, patient: bool = True) -> set[str]:
         """Keys below the run's root (one listing, no verification: for waiting only)."""
-        return set(self.store.list(f"{self.root}/{prefix}"))
+        return set(self.store.list(f"{self.root}/{prefix}", patient=patient))

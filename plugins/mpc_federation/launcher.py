@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -17,10 +18,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from mpc_federation.worker import CONNECTED
 
 PLUGINS_DIR = Path(__file__).resolve().parents[1]
+_BYTES_SENT = re.compile(r"bytes sent: (\d+)")
 
 
 class MPCRunError(RuntimeError):
@@ -37,6 +40,8 @@ class MPCJob:
     :param threshold: Shamir degree t, with 2t < number of compute parties.
     :param roster: included input parties, in the order the program sees them.
     :param shares: this party's shares: {input party: {input name: [int]}}.
+    :param session: what every compute party must agree on before computing (spec, program,
+        run, attempt, roster); checked inside the MPC right after connecting.
     :param tls_dir: a folder laid out as MPyC's ``.config`` for ``--ssl`` (None: plain TCP).
     """
 
@@ -50,6 +55,7 @@ class MPCJob:
     output_lengths: dict[str, int]
     output_kinds: dict[str, str]
     params: dict = field(default_factory=dict)
+    session: str = ""
     tls_dir: str | None = None
 
 
@@ -59,10 +65,13 @@ class MPCResult:
     connect_seconds: float
     total_seconds: float
     log_tail: str
+    bytes_sent: int | None = None
 
 
-def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float) -> MPCResult:
-    """Run the MPyC process to completion or kill it at the first deadline it misses."""
+def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
+            stop_reason: Callable[[], str | None] | None = None, poll_seconds: float = 2.0) -> MPCResult:
+    """Run the MPyC process to completion, or kill it at the first deadline it misses or as soon
+    as ``stop_reason()`` (polled every ``poll_seconds``) gives a reason to stop."""
     with tempfile.TemporaryDirectory(prefix="mpc-") as work:  # 0700: shares stay private
         work_dir = Path(work)
         job_file, out_file = work_dir / "job.json", work_dir / "out.json"
@@ -80,11 +89,12 @@ def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float) -> MPCRe
         if job.tls_dir:
             cmd.append("--ssl")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])}
-        return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout)
+        return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds)
 
 
-def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout) -> MPCResult:
+def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds) -> MPCResult:
     start = time.monotonic()
+    next_poll = start + poll_seconds
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     log: list[str] = []
@@ -100,6 +110,11 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout) -> MPCResu
                                   f"(is every compute party's MPC task running?)\n{_tail(log)}")
             if now - start > run_timeout:
                 raise MPCRunError(f"MPC did not finish within {run_timeout:.0f} s\n{_tail(log)}")
+            if stop_reason is not None and now >= next_poll:
+                next_poll = now + poll_seconds
+                reason = stop_reason()
+                if reason:
+                    raise MPCRunError(f"stopped: {reason}")
             if eof:
                 time.sleep(0.05)
             elif sel.select(timeout=0.2):
@@ -113,7 +128,8 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout) -> MPCResu
             raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
         shares = json.loads(out_file.read_text())["shares"]
         end = time.monotonic()
-        return MPCResult(shares, (connected_at or end) - start, end - start, _tail(log))
+        sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]
+        return MPCResult(shares, (connected_at or end) - start, end - start, _tail(log), sent[-1] if sent else None)
     finally:
         sel.close()
         if proc.poll() is None:

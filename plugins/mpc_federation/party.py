@@ -81,7 +81,8 @@ class PartyRun:
 
     @cached_property
     def channel(self):
-        from mpc_federation.channel import RunChannel, run_key
+        from mpc_federation.channel import RunChannel
+        from mpc_federation.layout import run_key
 
         return RunChannel(self.spec, run_key(self.logical_date), self.store, self.keys)
 

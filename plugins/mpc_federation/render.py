@@ -56,8 +56,13 @@ def build_dag(spec: FederationSpec, party_id: str, *, data_dir: Path, work_dir: 
     from mpc_operators import MPCComputeOperator, MPCRevealOperator, MPCShareOperator
     from sensors.coordination import MPCCoordinationSensor
 
+    from functools import partial
+
+    from mpc_operators.base import withdraw_on_failure
+
     me = spec.party(party_id)
     common = {"spec_path": str(spec.source), "party_id": party_id}
+    withdraw = partial(withdraw_on_failure, str(spec.source), party_id)
     run_dir = f"{work_dir}/{spec.computation}/{{{{ mpc_run_key(dag_run) }}}}"
     dag = DAG(
         dag_id=spec.computation,
@@ -74,9 +79,9 @@ def build_dag(spec: FederationSpec, party_id: str, *, data_dir: Path, work_dir: 
     tasks = []
     with dag:
         if me.has("input"):
-            tasks += [_aggregate_task(spec, party_id, data_dir, run_dir),
+            tasks += [_aggregate_task(spec, party_id, data_dir, run_dir, withdraw),
                       MPCShareOperator(task_id="share", aggregate_path=f"{run_dir}/aggregate.json", doc_md=_SHARE_DOC,
-                                       **common)]
+                                       on_failure_callback=withdraw, **common)]
         if me.has("compute"):
             tasks += [MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC,
                                             **common),
@@ -92,7 +97,7 @@ def build_dag(spec: FederationSpec, party_id: str, *, data_dir: Path, work_dir: 
     return dag
 
 
-def _aggregate_task(spec: FederationSpec, party_id: str, data_dir: Path, run_dir: str):
+def _aggregate_task(spec: FederationSpec, party_id: str, data_dir: Path, run_dir: str, on_failure):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     if spec.aggregation_job is None:
@@ -107,11 +112,12 @@ def _aggregate_task(spec: FederationSpec, party_id: str, data_dir: Path, run_dir
                           "--party", party_id, "--months", "{{ mpc_months(dag_run) }}"],
         conf={"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"},
         doc_md=_AGGREGATE_DOC,
+        on_failure_callback=on_failure,
     )
 
 
 def _run_key_macro(dag_run) -> str:
-    from mpc_federation.channel import run_key
+    from mpc_federation.layout import run_key
 
     return run_key(dag_run.logical_date or dag_run.run_after)
 

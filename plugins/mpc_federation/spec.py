@@ -22,6 +22,7 @@ _ENDPOINT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
 
 # Seconds. Defaults fit a nightly window: parties may be an hour apart, the MPC itself is short.
 DEFAULT_DEADLINES = {"inputs": 3600, "connect": 300, "mpc": 900, "result": 3600}
+# The cut-off (after which the leader goes ahead without stragglers) defaults to the inputs deadline.
 
 
 class SpecError(ValueError):
@@ -273,11 +274,15 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     if not isinstance(given, dict):
         raise SpecError(src, "deadlines", "must be a mapping")
     for key, value in given.items():
-        if key not in DEFAULT_DEADLINES:
-            raise SpecError(src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)})")
+        if key not in (*DEFAULT_DEADLINES, "cutoff"):
+            raise SpecError(src, f"deadlines.{key}",
+                            f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)}, cutoff)")
         if not _is_int(value) or value <= 0:
             raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
         deadlines[key] = value
+    deadlines.setdefault("cutoff", deadlines["inputs"])
+    if deadlines["cutoff"] > deadlines["inputs"]:
+        raise SpecError(src, "deadlines.cutoff", "must not be later than deadlines.inputs")
 
     dimensions = raw.get("dimensions", {}) or {}
     if not isinstance(dimensions, dict):

@@ -1,26 +1,42 @@
 """The stages of a run, as plain functions over a PartyRun: share, wait, compute, reveal.
 
 The Airflow operators and the sensor are thin wrappers around these, so the same code
-runs under Airflow, in the tests, and in the benchmarks.
+runs under Airflow, in the tests, and in the benchmarks. Every stage logs one summary line
+and leaves a signed status record (timings, roster, outcome) in the bucket.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
 from mpc_federation.channel import RunChannel
 from mpc_federation.envelope import IntegrityError
+from mpc_federation.layout import Readiness, readiness
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
 
-ATTEMPT = 1  # the MPC attempt every party follows (see the roster)
+log = logging.getLogger(__name__)
+ABORT_POLL_SECONDS = 2.0
 
 
 class StageError(RuntimeError):
     """A stage that cannot go on; the message says why, and who is concerned."""
+
+
+def floor(run: PartyRun) -> int:
+    """The fewest input parties a result may be computed over (privacy floor k)."""
+    return max(run.program.min_input_parties, run.spec.min_input_parties)
+
+
+def _record(channel: RunChannel, stage: str, role: str, payload: dict) -> None:
+    """Leave the stage's durable record in the bucket and in the task log."""
+    payload = {"stage": stage, "party": channel.me.id, "run": channel.run, "at": time.time(), **payload}
+    channel.publish(channel.status_key(channel.me.id, stage), "status", role, payload)
+    log.info("mpc-record %s", json.dumps(payload, sort_keys=True))
 
 
 # -- share (input parties) ---------------------------------------------------------------------
@@ -37,15 +53,20 @@ def read_aggregate(path: str | Path) -> dict:
 def share(run: PartyRun, aggregate: dict) -> dict:
     """Check the aggregate, split it into Shamir shares and publish one sealed object per compute party.
 
-    Everything is checked before the first upload; a retry after success changes nothing.
+    Everything is checked before the first upload. A retry after success changes nothing; a
+    record this party cannot read any more (an old spec or program) is replaced.
     """
     from mpc_federation.sharing import split
 
     program, spec, channel = run.program, run.spec, run.channel
+    t0 = time.monotonic()
     vectors = check_aggregate(program, aggregate, run.dims, run.party_id)
     done_key = channel.input_done_key(run.party_id)
-    if channel.read(done_key, "input-done", run.party_id) is not None:
-        return {"run": channel.run, "status": "already shared"}
+    try:
+        if channel.read(done_key, "input-done", run.party_id) is not None:
+            return {"run": channel.run, "status": "already shared"}
+    except IntegrityError as exc:
+        log.warning("Replacing this party's earlier shares: %s", exc)
 
     flat = [v for i in program.inputs for v in vectors[i.name]]
     computes = spec.compute_parties
@@ -58,88 +79,105 @@ def share(run: PartyRun, aggregate: dict) -> dict:
             pos += n
         channel.publish(channel.input_key(run.party_id, compute_party.id), "input-shares", "input",
                         {"shares": payload}, to=compute_party.id)
+    seconds = round(time.monotonic() - t0, 3)
     channel.publish(done_key, "input-done", "input",
-                    {"inputs": [i.name for i in program.inputs], "compute_parties": [c.id for c in computes]})
+                    {"inputs": [i.name for i in program.inputs], "compute_parties": [c.id for c in computes],
+                     "seconds": seconds})
+    log.info("mpc-record %s", json.dumps({"stage": "shared", "party": run.party_id, "run": channel.run,
+                                          "seconds": seconds}))
     return {"run": channel.run, "status": "shared", "objects": len(computes) + 1}
 
 
-# -- waiting (the sensor's condition) --------------------------------------------------------------
-def pending(channel: RunChannel, stage: str, present: set[str]) -> dict[str, str]:
-    """Objects a stage still waits for, as {key: party}; empty when the stage may start."""
-    spec = channel.spec
-    if enough_key(channel, stage) in present:
-        return {}  # the leader already fixed who is in
-    if stage == "inputs":
-        wanted = {channel.input_done_key(p.id): p.id for p in spec.input_parties}
-    elif stage == "roster":
-        wanted = {channel.roster_key(ATTEMPT): spec.leader.id}
-    elif stage == "result":
-        wanted = {channel.output_key(ATTEMPT, c.id, channel.me.id): c.id for c in spec.compute_parties}
-    else:
-        raise ValueError(f"unknown stage {stage!r}")
-    return {k: p for k, p in wanted.items() if k not in present}
+def withdraw(run: PartyRun, reason: str) -> None:
+    """An input party that cannot share says so, so that nobody waits for it in vain."""
+    run.channel.publish(run.channel.withdrawal_key(run.party_id), "abort", "input", {"reason": reason})
 
 
-def enough_key(channel: RunChannel, stage: str) -> str | None:
-    """A key whose presence alone lets the stage start (see ``pending``)."""
-    return channel.roster_key(ATTEMPT) if stage == "inputs" else None
+# -- waiting (the sensor's condition) ------------------------------------------------------------
+def wait_state(run: PartyRun, stage: str, present: set[str], *, cutoff_passed: bool) -> Readiness:
+    state = readiness(run.channel, run.party_id, stage, present, floor=floor(run), cutoff_passed=cutoff_passed)
+    if state.stop:
+        state.stop = f"{state.stop}; {explain_aborts(run.channel, present)}".rstrip("; ")
+    return state
 
 
-def aborts(channel: RunChannel, present: set[str]) -> list[str]:
-    return aborted_parties(channel.root, present)
+def explain_aborts(channel: RunChannel, present: set[str]) -> str:
+    """The verified reasons of every abort record in a listing."""
+    reasons = []
+    for key in sorted(k for k in present if k.startswith(f"{channel.root}/abort/")):
+        party, scope = key[len(channel.root) + len("/abort/"):].split("/", 1)
+        attempt = int(scope.split("-")[1]) if scope.startswith("attempt-") else 0
+        try:
+            record = channel.read(key, "abort", party, attempt=attempt)
+            reasons.append(f"{party} ({scope}): {record['reason']}")
+        except IntegrityError as exc:
+            reasons.append(f"{party} ({scope}): unverifiable abort record: {exc}")
+    return "; ".join(reasons)
 
 
-def aborted_parties(root: str, present: set[str]) -> list[str]:
-    """Parties with an abort record among the listed keys of a run."""
-    prefix = f"{root}/abort/"
-    return sorted({k[len(prefix):].split("/")[0] for k in present if k.startswith(prefix)})
+# -- compute (compute parties) ---------------------------------------------------------------------
+def fix_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, list[str]]:
+    """The attempt and its included input parties: the leader publishes, the others follow.
 
-
-def abort_reason(channel: RunChannel, party: str) -> str:
-    record = channel.read(channel.abort_key(party), "abort", party)
-    return record["reason"] if record else "(no reason recorded)"
-
-
-def publish_abort(channel: RunChannel, role: str, reason: str) -> None:
-    channel.publish(channel.abort_key(channel.me.id), "abort", role, {"reason": reason})
-
-
-# -- compute (compute parties) -----------------------------------------------------------------------
-def fix_roster(run: PartyRun, wait_seconds: float) -> list[str]:
-    """The included input parties: published by the leader, read by everyone else."""
+    :param attempt: the leader's attempt number (its task's try); ignored by the others, who
+        take the newest attempt that no compute party has given up.
+    """
     spec, channel = run.spec, run.channel
-    key = channel.roster_key(ATTEMPT)
     if run.party_id == spec.leader.id:
-        present = channel.present("inputs/")
-        roster = [p.id for p in spec.input_parties if channel.input_done_key(p.id) in present]
-        floor = max(run.program.min_input_parties, spec.min_input_parties)
-        if len(roster) < floor:
-            reason = (f"only {len(roster)} input parties shared ({', '.join(roster) or 'none'}); "
-                      f"at least {floor} are required before anything is revealed")
-            publish_abort(channel, "compute", reason)
+        present = channel.present()
+        shared = channel.shared(present)
+        if len(shared) < floor(run):
+            reason = (f"only {len(shared)} input parties shared ({', '.join(shared) or 'none'}); at least "
+                      f"{floor(run)} are required before anything is revealed")
+            give_up(channel, attempt, reason)
             raise StageError(reason)
-        channel.publish(key, "roster", "compute", {"roster": roster}, attempt=ATTEMPT, only_if_new=True)
+        channel.publish(channel.roster_key(attempt), "roster", "compute", {"roster": shared},
+                        attempt=attempt, only_if_new=True)
     deadline = time.monotonic() + wait_seconds
     while True:
-        record = channel.read(key, "roster", spec.leader.id, attempt=ATTEMPT)
-        if record is not None:
-            return record["roster"]
+        present = channel.present()
+        live = channel.live_attempt(present)
+        # Follow the live attempt, but never one this party already completed: a re-run waits
+        # for the leader's next attempt instead of replaying the last one.
+        done_here = live is not None and channel.output_key(live, run.party_id, spec.recipients[0].id) in present
+        if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
+            record = channel.read(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
+            return live, record["roster"]
         if time.monotonic() > deadline:
-            raise StageError(f"the leader {spec.leader.id} published no roster within {wait_seconds:.0f} s")
+            raise StageError(f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s")
         time.sleep(1)
 
 
-def compute(run: PartyRun, *, connect_timeout: float | None = None, run_timeout: float | None = None) -> dict:
-    """Run this compute party's MPyC process over the roster's shares and publish output shares."""
-    from mpc_federation.launcher import MPCJob, run_mpc
+def give_up(channel: RunChannel, attempt: int, reason: str) -> None:
+    channel.publish(channel.attempt_abort_key(channel.me.id, attempt), "abort", "compute",
+                    {"reason": reason}, attempt=attempt)
 
-    spec, program, channel = run.spec, run.program, run.channel
+
+def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = None,
+            run_timeout: float | None = None) -> dict:
+    """Run this compute party's MPyC process over the roster's shares and publish output shares.
+
+    On failure this party gives up the attempt in the bucket, which stops the other compute
+    parties within seconds; a retry by every party converges on the next attempt.
+    """
+    spec = run.spec
     connect_timeout = connect_timeout or spec.deadlines["connect"]
     run_timeout = run_timeout or spec.deadlines["mpc"]
     t0 = time.monotonic()
-    roster = fix_roster(run, connect_timeout)
-    channel.publish(channel.status_key(run.party_id, "computing"), "status", "compute",
-                    {"roster": roster, "started_at": time.time()})
+    live, roster = fix_roster(run, attempt, connect_timeout)
+    try:
+        return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0)
+    except Exception as exc:
+        give_up(run.channel, live, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        raise
+
+
+def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_timeout: float,
+                     run_timeout: float, t0: float) -> dict:
+    from mpc_federation.launcher import MPCJob, run_mpc
+
+    spec, program, channel = run.spec, run.program, run.channel
+    _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
     shares = {}
     for party in roster:
         record = channel.read(channel.input_key(party, run.party_id), "input-shares", party, to=run.party_id)
@@ -152,38 +190,50 @@ def compute(run: PartyRun, *, connect_timeout: float | None = None, run_timeout:
         shares=shares, input_lengths=program.input_lengths(run.dims),
         output_lengths=program.output_lengths(run.dims),
         output_kinds={o.name: o.kind for o in program.outputs}, params=spec.program_params,
+        session=f"{spec.spec_hash}/{spec.program_hash}/{channel.run}/attempt-{attempt}/{','.join(roster)}",
         tls_dir=os.environ.get("MPC_TLS_DIR") or None,
     )
-    result = run_mpc(job, connect_timeout=connect_timeout, run_timeout=run_timeout)
+
+    def stop_reason() -> str | None:
+        try:
+            present = channel.present("abort/", patient=False)
+        except Exception:  # the bucket briefly unreachable: keep computing, the deadlines still hold
+            return None
+        if channel.attempt_aborts(present, attempt):
+            return f"attempt {attempt} was given up: {explain_aborts(channel, present)}"
+        return None
+
+    result = run_mpc(job, connect_timeout=connect_timeout, run_timeout=run_timeout,
+                     stop_reason=stop_reason, poll_seconds=ABORT_POLL_SECONDS)
     for recipient in spec.recipients:
-        channel.publish(channel.output_key(ATTEMPT, run.party_id, recipient.id), "output-shares", "compute",
-                        {"shares": result.shares, "roster": roster}, to=recipient.id, attempt=ATTEMPT)
+        channel.publish(channel.output_key(attempt, run.party_id, recipient.id), "output-shares", "compute",
+                        {"shares": result.shares, "roster": roster}, to=recipient.id, attempt=attempt)
     timings = {"connect": round(result.connect_seconds, 3), "mpc": round(result.total_seconds, 3),
                "stage": round(time.monotonic() - t0, 3)}
-    channel.publish(channel.status_key(run.party_id, "computed"), "status", "compute",
-                    {"roster": roster, "seconds": timings})
-    return {"run": channel.run, "roster": roster, "seconds": timings}
+    _record(channel, "computed", "compute", {"attempt": attempt, "roster": roster, "seconds": timings,
+                                             "bytes_sent": result.bytes_sent})
+    return {"run": channel.run, "attempt": attempt, "roster": roster, "seconds": timings}
 
 
 # -- reveal (recipients) -------------------------------------------------------------------------------------
 def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
-    """Gather output shares, check they agree on the roster, recombine, decode and keep a record."""
+    """Gather output shares of the live attempt, check they agree on the roster and on one
+    polynomial, recombine, decode and keep a record."""
     from mpc_federation.sharing import decode, recombine
 
     spec, program, channel = run.spec, run.program, run.channel
     if not run.me.has("recipient"):
         raise StageError(f"party {run.party_id} is not a recipient of {spec.computation}")
-    roster_record = channel.read(channel.roster_key(ATTEMPT), "roster", spec.leader.id, attempt=ATTEMPT)
-    if roster_record is None:
-        raise StageError("no roster was published for this run")
-    roster = roster_record["roster"]
-    floor = max(program.min_input_parties, spec.min_input_parties)
-    if len(roster) < floor:
-        raise StageError(f"roster has {len(roster)} input parties, below the floor of {floor}: not revealed")
+    attempt = channel.live_attempt(channel.present())
+    if attempt is None:
+        raise StageError("no live MPC attempt for this run (no roster, or the newest attempt was given up)")
+    roster = channel.read(channel.roster_key(attempt), "roster", spec.leader.id, attempt=attempt)["roster"]
+    if len(roster) < floor(run):
+        raise StageError(f"roster has {len(roster)} input parties, below the floor of {floor(run)}: not revealed")
     shares = {}
     for index, c in enumerate(spec.compute_parties):
-        record = channel.read(channel.output_key(ATTEMPT, c.id, run.party_id), "output-shares", c.id,
-                              to=run.party_id, attempt=ATTEMPT)
+        record = channel.read(channel.output_key(attempt, c.id, run.party_id), "output-shares", c.id,
+                              to=run.party_id, attempt=attempt)
         if record is None:
             continue
         if record["roster"] != roster:
@@ -191,13 +241,14 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
         shares[index] = record["shares"]
     values = recombine(program.field, shares, spec.threshold)
     outputs = decode(program, run.dims, values)
-    result = {"computation": spec.computation, "run": channel.run, "program": program.name,
+    result = {"computation": spec.computation, "run": channel.run, "attempt": attempt, "program": program.name,
               "roster": roster, "compute_parties": [spec.compute_parties[i].id for i in sorted(shares)],
-              "spec_hash": spec.spec_hash, "program_hash": spec.program_hash, "outputs": outputs}
+              "recipient": run.party_id, "spec_hash": spec.spec_hash, "program_hash": spec.program_hash,
+              "outputs": outputs}
     if results_dir is not None:
         _write_atomically(Path(results_dir) / spec.computation / channel.run / "result.json", result)
-    channel.publish(channel.status_key(run.party_id, "revealed"), "status", "recipient",
-                    {"roster": roster, "revealed_at": time.time()})
+    _record(channel, "revealed", "recipient", {"attempt": attempt, "roster": roster,
+                                               "compute_parties": result["compute_parties"]})
     return result
 
 

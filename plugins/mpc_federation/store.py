@@ -6,8 +6,12 @@ the trigger, the UI and the tests all build it the same way.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,9 @@ class StoreConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     max_attempts: int = 3
+    # How long an operation keeps retrying while the bucket is unreachable (a brief outage
+    # must not fail a nightly run; the stage deadlines still bound the whole wait).
+    outage_seconds: float = 120.0
 
     @classmethod
     def from_connection(cls, conn: Any, bucket: str) -> StoreConfig:
@@ -36,8 +43,15 @@ class StoreConfig:
         )
 
 
+def _unreachable(exc: Exception) -> bool:
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
+
+
 class CoordinationStore:
-    """Put, get and list objects of one bucket."""
+    """Put, get and list objects of one bucket, riding out brief outages."""
 
     def __init__(self, config: StoreConfig):
         import boto3
@@ -55,15 +69,27 @@ class CoordinationStore:
                           retries={"max_attempts": config.max_attempts, "mode": "standard"}),
         )
 
+    def _call(self, operation, /, patient: bool = True, **kwargs):
+        delay, give_up = 0.5, time.monotonic() + (self.config.outage_seconds if patient else 0)
+        while True:
+            try:
+                return operation(**kwargs)
+            except Exception as exc:
+                if not _unreachable(exc) or time.monotonic() + delay > give_up:
+                    raise
+                log.warning("Coordination bucket unreachable (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def put(self, key: str, body: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        self._call(self._client.put_object, Bucket=self.bucket, Key=key, Body=body)
 
     def put_new(self, key: str, body: bytes) -> bool:
         """Write only if absent (S3 conditional write); False when the key already exists."""
         from botocore.exceptions import ClientError
 
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            self._call(self._client.put_object, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
@@ -74,13 +100,20 @@ class CoordinationStore:
         from botocore.exceptions import ClientError
 
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return self._call(self._get_body, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise
 
-    def list(self, prefix: str) -> list[str]:
+    def _get_body(self, Key: str) -> bytes:  # noqa: N803 (boto3's spelling)
+        return self._client.get_object(Bucket=self.bucket, Key=Key)["Body"].read()
+
+    def list(self, prefix: str, *, patient: bool = True) -> list[str]:
+        """Keys under ``prefix``; ``patient=False`` fails at once while the bucket is unreachable."""
+        return self._call(self._list, patient=patient, prefix=prefix)
+
+    def _list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):

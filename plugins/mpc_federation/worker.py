@@ -33,6 +33,12 @@ async def _run(mpc, program, job: dict) -> list[int]:
     await mpc.start()
     print(CONNECTED, flush=True)
     connected = time.monotonic()
+    # Peers that connected on the same ports but for another spec, run, attempt or roster must not
+    # compute together: compare what each party is about to do before touching any share.
+    sessions = await mpc.transfer(job["session"])
+    if len(set(sessions)) != 1:
+        await mpc.shutdown()
+        raise SystemExit(f"mpc-worker: compute parties disagree on the session: {sessions}")
 
     lengths = job["input_lengths"]
     inputs = {}

@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID
+from mpc_operators.links import MPCRunLink
 
 
 class MPCBaseOperator(BaseOperator):
@@ -22,6 +23,7 @@ class MPCBaseOperator(BaseOperator):
 
     template_fields = ("spec_path", "party_id")
     ui_color = "#e8e0f7"
+    operator_extra_links = (MPCRunLink(),)
 
     def __init__(self, *, spec_path: str, party_id: str, coordination_conn_id: str = COORDINATION_CONN_ID,
                  keys_conn_id: str = KEYS_CONN_ID, **kwargs: Any) -> None:
@@ -37,11 +39,17 @@ class MPCBaseOperator(BaseOperator):
 
 def open_party_run(task: Any, context: Any):
     """The PartyRun of an MPC task (operator or sensor), from its fields and connections."""
+    return open_party_run_for(task.spec_path, task.party_id, context, keys_conn_id=task.keys_conn_id,
+                              coordination_conn_id=task.coordination_conn_id)
+
+
+def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn_id: str = KEYS_CONN_ID,
+                       coordination_conn_id: str = COORDINATION_CONN_ID):
     from mpc_federation.party import PartyRun
 
     with final_errors():
-        return PartyRun.from_airflow(task.spec_path, task.party_id, context, keys_conn_id=task.keys_conn_id,
-                                     coordination_conn_id=task.coordination_conn_id)
+        return PartyRun.from_airflow(spec_path, party_id, context, keys_conn_id=keys_conn_id,
+                                     coordination_conn_id=coordination_conn_id)
 
 
 @contextmanager
@@ -57,3 +65,17 @@ def final_errors():
         yield
     except (SpecError, ProgramError, IntegrityError, ReconstructionError, StageError, PermissionError) as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def withdraw_on_failure(spec_path: str, party_id: str, context: Any) -> None:
+    """on_failure_callback of an input party's tasks: publish a signed withdrawal, so the compute
+    parties stop waiting for this party (and go ahead without it if the floor still holds)."""
+    from mpc_federation import stages
+
+    exc = context.get("exception")
+    reason = f"{context['task_instance'].task_id} failed: {str(exc).splitlines()[0] if exc else 'unknown error'}"
+    try:
+        run = open_party_run_for(spec_path, party_id, context)
+        stages.withdraw(run, reason[:500])
+    except Exception as err:  # the failure itself is what matters; the withdrawal is a courtesy
+        context["task_instance"].log.warning("Could not publish the withdrawal: %s", err)

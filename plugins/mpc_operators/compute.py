@@ -29,6 +29,9 @@ class MPCComputeOperator(MPCBaseOperator):
 
         run = self.party_run(context)
         with final_errors():
-            result = stages.compute(run, connect_timeout=self.connect_timeout, run_timeout=self.run_timeout)
-        self.log.info("Run %s: computed over %s in %s", result["run"], result["roster"], result["seconds"])
+            # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
+            result = stages.compute(run, attempt=context["ti"].try_number, connect_timeout=self.connect_timeout,
+                                    run_timeout=self.run_timeout)
+        self.log.info("Run %s attempt %s: computed over %s in %s", result["run"], result["attempt"],
+                      result["roster"], result["seconds"])
         return result

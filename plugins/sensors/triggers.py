@@ -1,4 +1,4 @@
-"""CoordinationTrigger: waits in the triggerer until a run's objects are in the bucket."""
+"""CoordinationTrigger: waits in the triggerer until a run's stage may start."""
 
 from __future__ import annotations
 
@@ -10,60 +10,67 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class CoordinationTrigger(BaseTrigger):
-    """Poll the run's prefix until none of ``wanted`` is missing, an abort appears, or ``deadline``.
+    """Poll the run's objects and apply the same readiness rule as the sensor's poke.
 
-    :param wanted: {object key: party} that the stage waits for.
-    :param enough: a key whose presence alone ends the wait (the roster, once the leader fixed it).
-    :param root: the run's prefix in the bucket.
-    :param bucket: the coordination bucket.
+    :param spec_path: the federation spec (read in the triggerer: a local file).
+    :param party_id: the waiting party.
+    :param run: the run key.
+    :param stage: ``inputs`` or ``result``.
     :param coordination_conn_id: connection to the bucket (resolved in the triggerer).
     :param deadline: epoch seconds; absolute, so a triggerer restart does not extend the wait.
+    :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
     :param poll_interval: seconds between listings.
     """
 
-    def __init__(self, *, wanted: dict[str, str], enough: str | None, root: str, bucket: str, coordination_conn_id: str,
-                 deadline: float, poll_interval: float = 5.0) -> None:
+    def __init__(self, *, spec_path: str, party_id: str, run: str, stage: str, coordination_conn_id: str,
+                 deadline: float, cutoff: float, poll_interval: float = 5.0) -> None:
         super().__init__()
-        self.wanted = wanted
-        self.enough = enough
-        self.root = root
-        self.bucket = bucket
+        self.spec_path = spec_path
+        self.party_id = party_id
+        self.run_key = run
+        self.stage = stage
         self.coordination_conn_id = coordination_conn_id
         self.deadline = deadline
+        self.cutoff = cutoff
         self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("sensors.triggers.CoordinationTrigger", {
-            "wanted": self.wanted, "enough": self.enough, "root": self.root, "bucket": self.bucket,
+            "spec_path": self.spec_path, "party_id": self.party_id, "run": self.run_key, "stage": self.stage,
             "coordination_conn_id": self.coordination_conn_id, "deadline": self.deadline,
-            "poll_interval": self.poll_interval})
+            "cutoff": self.cutoff, "poll_interval": self.poll_interval})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow.sdk import BaseHook
 
-        from mpc_federation.stages import aborted_parties
+        from mpc_federation.layout import RunLayout, readiness
+        from mpc_federation.programs import load_program
+        from mpc_federation.spec import load_spec
         from mpc_federation.store import CoordinationStore, StoreConfig
 
+        spec = load_spec(self.spec_path)
+        layout = RunLayout(spec, self.run_key)
+        floor = max(load_program(spec.program_file).program.min_input_parties, spec.min_input_parties)
         conn = await BaseHook.aget_connection(self.coordination_conn_id)
-        store = CoordinationStore(StoreConfig.from_connection(conn, self.bucket))
+        store = CoordinationStore(StoreConfig.from_connection(conn, spec.bucket))
+        missing: list[str] = []
         while True:
             try:
-                present = set(await asyncio.to_thread(store.list, self.root + "/"))
-            except Exception as exc:  # the bucket being briefly unreachable is not the end of the run
-                self.log.warning("Listing %s failed: %s", self.root, exc)
-                present = None
-            if present is not None:
-                aborted = aborted_parties(self.root, present)
-                if aborted:
-                    yield TriggerEvent({"status": "aborted", "parties": aborted})
-                    return
-                missing = sorted({p for k, p in self.wanted.items() if k not in present})
-                if not missing or self.enough in present:
-                    yield TriggerEvent({"status": "ready"})
-                    return
+                present = set(await asyncio.to_thread(store.list, layout.root + "/"))
+            except Exception as exc:  # the bucket briefly unreachable is not the end of the run
+                self.log.warning("Listing %s failed: %s", layout.root, exc)
             else:
-                missing = sorted(set(self.wanted.values()))
+                state = readiness(layout, self.party_id, self.stage, present, floor=floor,
+                                  cutoff_passed=time.time() >= self.cutoff)
+                if state.stop:
+                    yield TriggerEvent({"status": "stopped", "reason": state.stop})
+                    return
+                if state.ready:
+                    yield TriggerEvent({"status": "ready", "left_out": state.missing})
+                    return
+                missing = state.missing
+                self.log.info("Waiting for %s: %s", self.stage, ", ".join(missing))
             if time.time() >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "missing": missing})
                 return
-            await asyncio.sleep(min(self.poll_interval, max(0.0, self.deadline - time.time())))
+            await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))

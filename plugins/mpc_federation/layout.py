@@ -1,0 +1,146 @@
+"""Where one run's objects live in the bucket, and what a listing of them means.
+
+Every object is ``<prefix>/<computation>/<run>/<kind>/<writer>/<name>``: the writing party is
+always the fifth segment, so a bucket policy confines each party to its own prefixes, and a
+reader checks that the signer is the party the key names.
+
+    inputs/<party>/to-<compute party>                    input shares, sealed to that compute party
+    inputs/<party>/done                                  written last: all the party's shares are there
+    roster/<leader>/attempt-<n>                          included input parties for MPC attempt n
+    outputs/<compute party>/attempt-<n>/to-<recipient>   output shares, sealed to the recipient
+    status/<party>/<stage>                               progress and timings (no data)
+    abort/<party>/inputs                                 an input party withdrew from the run
+    abort/<party>/attempt-<n>                            a compute party gave up MPC attempt n
+
+Attempts: the leader numbers each MPC attempt by its compute task's try; the other compute
+parties follow the newest attempt that no compute party has given up. So a retry by every
+party converges on a fresh attempt, and an abort never blocks a later one.
+
+This module is pure (no network, no cryptography): the sensor, the trigger and the UI use it
+to interpret a listing; the channel uses it to name what it writes and reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from mpc_federation.spec import FederationSpec
+
+_ATTEMPT = re.compile(r"attempt-(\d+)$")
+
+
+def run_key(logical_date: datetime) -> str:
+    """The name every party derives for the same nightly run: its logical date in UTC."""
+    if logical_date.tzinfo is None:
+        logical_date = logical_date.replace(tzinfo=timezone.utc)
+    return logical_date.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+class RunLayout:
+    """Object keys of one run, and readings of a set of listed keys."""
+
+    def __init__(self, spec: FederationSpec, run: str):
+        self.spec = spec
+        self.run = run
+        self.root = f"{spec.prefix}/{spec.computation}/{run}"
+
+    # -- keys -------------------------------------------------------------------------------
+    def input_key(self, party: str, compute: str) -> str:
+        return f"{self.root}/inputs/{party}/to-{compute}"
+
+    def input_done_key(self, party: str) -> str:
+        return f"{self.root}/inputs/{party}/done"
+
+    def roster_key(self, attempt: int) -> str:
+        return f"{self.root}/roster/{self.spec.leader.id}/attempt-{attempt}"
+
+    def output_key(self, attempt: int, compute: str, recipient: str) -> str:
+        return f"{self.root}/outputs/{compute}/attempt-{attempt}/to-{recipient}"
+
+    def status_key(self, party: str, stage: str) -> str:
+        return f"{self.root}/status/{party}/{stage}"
+
+    def withdrawal_key(self, party: str) -> str:
+        return f"{self.root}/abort/{party}/inputs"
+
+    def attempt_abort_key(self, party: str, attempt: int) -> str:
+        return f"{self.root}/abort/{party}/attempt-{attempt}"
+
+    # -- readings of a listing ----------------------------------------------------------------
+    def shared(self, present: set[str]) -> list[str]:
+        """Input parties whose shares are complete, in spec order."""
+        return [p.id for p in self.spec.input_parties if self.input_done_key(p.id) in present]
+
+    def withdrawn(self, present: set[str]) -> list[str]:
+        """Input parties that withdrew and have not shared since."""
+        done = set(self.shared(present))
+        return [p.id for p in self.spec.input_parties
+                if self.withdrawal_key(p.id) in present and p.id not in done]
+
+    def attempts(self, present: set[str]) -> list[int]:
+        prefix = f"{self.root}/roster/{self.spec.leader.id}/"
+        return sorted(int(m.group(1)) for k in present if k.startswith(prefix)
+                      for m in [_ATTEMPT.search(k)] if m)
+
+    def attempt_aborts(self, present: set[str], attempt: int) -> list[str]:
+        """Compute parties that gave up ``attempt``."""
+        return [c.id for c in self.spec.compute_parties if self.attempt_abort_key(c.id, attempt) in present]
+
+    def live_attempt(self, present: set[str]) -> int | None:
+        """The newest attempt with a roster that no compute party has given up, if any."""
+        for attempt in reversed(self.attempts(present)):
+            if not self.attempt_aborts(present, attempt):
+                return attempt
+            break  # a newer roster would come from the leader's next try
+        return None
+
+
+@dataclass
+class Readiness:
+    """What a waiting party should do now."""
+
+    ready: bool
+    missing: list[str] = field(default_factory=list)
+    stop: str | None = None  # a reason to stop waiting at once
+
+
+def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floor: int,
+              cutoff_passed: bool) -> Readiness:
+    """The one rule for waiting, shared by the sensor (poke) and the trigger (deferred).
+
+    ``inputs`` (compute parties): ready when every input party that has not withdrawn has
+    shared, or when the leader has published a roster; the leader also goes ahead after the
+    cut-off if at least ``floor`` input parties shared. Stops when withdrawals leave fewer
+    than ``floor`` possible input parties.
+
+    ``result`` (recipients): ready when every compute party published output shares for this
+    recipient in the live attempt; stops when the newest attempt was given up.
+    """
+    spec = layout.spec
+    if stage == "inputs":
+        if layout.attempts(present):
+            return Readiness(True)
+        shared, withdrawn = layout.shared(present), layout.withdrawn(present)
+        possible = len(spec.input_parties) - len(withdrawn)
+        if possible < floor:
+            return Readiness(False, stop=f"input parties {', '.join(withdrawn)} withdrew: at most {possible} "
+                                         f"can take part, fewer than the floor of {floor}")
+        missing = [p.id for p in spec.input_parties if p.id not in shared and p.id not in withdrawn]
+        if not missing:
+            return Readiness(True)
+        if me == spec.leader.id and cutoff_passed and len(shared) >= max(floor, spec.min_input_parties):
+            return Readiness(True, missing)
+        return Readiness(False, missing)
+    if stage == "result":
+        attempts = layout.attempts(present)
+        if not attempts:
+            return Readiness(False, [spec.leader.id])
+        newest = attempts[-1]
+        gave_up = layout.attempt_aborts(present, newest)
+        if gave_up:
+            return Readiness(False, stop=f"compute parties {', '.join(gave_up)} gave up MPC attempt {newest}")
+        missing = [c.id for c in spec.compute_parties if layout.output_key(newest, c.id, me) not in present]
+        return Readiness(not missing, missing)
+    raise ValueError(f"unknown stage {stage!r}")

@@ -1,0 +1,335 @@
+"""Fault injection with real processes: the operators' code paths (stages), real MPyC
+subprocesses, the real local S3 server (behind a proxy that can cut it off) and the trigger.
+
+Each test asserts the outcome (a failure within deadline plus margin carrying the reason, or
+success), that no recipient sees a result over a wrong roster, and that a retry succeeds.
+Measured times are printed (run with -s) and tabulated in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import REPO, small_parties
+
+from mpc_federation import stages
+from mpc_federation.launcher import MPCRunError
+from mpc_federation.party import PartyRun
+from mpc_federation.store import CoordinationStore, StoreConfig
+from sensors.triggers import CoordinationTrigger
+
+DATE = datetime(2024, 4, 1, 3, tzinfo=timezone.utc)
+SLOW_SUM = REPO / "tests" / "programs" / "slow_sum.py"
+VALUES = {"company_a": 110_000_001, "company_b": 220_000_002, "company_c": 330_000_003, "company_d": 440_000_004}
+
+
+def fault_federation(federation, *, inputs=3, delay=0.0, deadlines=None, min_inputs=None):
+    overrides = {"program": {"file": str(SLOW_SUM), "params": {"delay": delay}},
+                 "deadlines": {"cutoff": 60, "inputs": 60, "connect": 60, "mpc": 60, "result": 60,
+                               **(deadlines or {})},
+                 "min_input_parties": min_inputs or 3}
+    return federation(small_parties(inputs=inputs, computes=3), overrides=overrides)
+
+
+def runs_for(spec, keys, config: StoreConfig) -> dict[str, PartyRun]:
+    return {pid: PartyRun(spec, pid, DATE, k, CoordinationStore(config)) for pid, k in keys.items()}
+
+
+def share(run: PartyRun) -> dict:
+    aggregate = {"format": "mpc-aggregate/1", "party": run.party_id, "dimensions": {},
+                 "values": {"value": VALUES[run.party_id]}}
+    return stages.share(run, aggregate)
+
+
+def compute_all(runs: dict[str, PartyRun], attempt: int, **kwargs) -> dict[str, object]:
+    """Every compute party's compute stage at once; returns result or exception and finish time."""
+    out: dict[str, object] = {}
+
+    def go(pid):
+        try:
+            out[pid] = stages.compute(runs[pid], attempt=attempt, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            out[pid] = exc
+        out[pid + ":t"] = time.monotonic()
+
+    threads = [threading.Thread(target=go, args=(p.id,)) for p in next(iter(runs.values())).spec.compute_parties]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    return out
+
+
+def total_of(result: dict) -> int:
+    return int(result["outputs"]["total"]["exact"][0])
+
+
+async def first_event(trigger: CoordinationTrigger, timeout: float):
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+
+    return await asyncio.wait_for(first(), timeout)
+
+
+def trigger_for(spec, party: str, stage: str, *, deadline_in: float, cutoff_in: float, poll: float = 0.5):
+    now = time.time()
+    return CoordinationTrigger(spec_path=str(spec.source), party_id=party, run="20240401T030000Z", stage=stage,
+                               coordination_conn_id="mpc_coordination", deadline=now + deadline_in,
+                               cutoff=now + cutoff_in, poll_interval=poll)
+
+
+@pytest.fixture
+def coordination_conn(monkeypatch, s3_server):
+    monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(s3_server.connection()))
+
+
+def test_compute_party_killed_mid_mpc_stops_the_others_and_a_retry_succeeds(federation, s3_server, tmp_path):
+    spec, keys = fault_federation(federation, delay=4.0)
+    runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
+    for pid in ("company_a", "company_b", "company_c"):
+        share(runs[pid])
+
+    killed_at = {}
+
+    def kill_company_c_worker():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for proc in psutil.process_iter(["cmdline"]):
+                cmd = proc.info["cmdline"] or []
+                if "mpc_federation.worker" in cmd and cmd[cmd.index("-I") + 1] == "2" and \
+                        str(spec.compute_parties[2].host_port[1]) in " ".join(cmd):
+                    time.sleep(1.5)  # connected and inside the program's pause
+                    killed_at["t"] = time.monotonic()
+                    proc.send_signal(signal.SIGKILL)
+                    return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_company_c_worker)
+    killer.start()
+    out = compute_all(runs, attempt=1)
+    killer.join()
+    assert "t" in killed_at, "the MPyC worker of company_c was never found"
+    assert isinstance(out["company_c"], MPCRunError) and "exited with code -9" in str(out["company_c"])
+    for pid in ("company_a", "company_b"):
+        assert isinstance(out[pid], MPCRunError), out[pid]
+        assert "attempt 1 was given up" in str(out[pid]) and "company_c" in str(out[pid])
+        seconds = out[pid + ":t"] - killed_at["t"]
+        print(f"\n[fault] compute party killed mid-MPC: {pid} stopped {seconds:.1f} s after the kill")
+        assert seconds < 10
+    with pytest.raises(stages.StageError, match="no live MPC attempt"):
+        stages.reveal(runs["regulator"])  # nothing over a failed attempt
+
+    out = compute_all(runs, attempt=2)  # every party retries; the leader's try numbers the attempt
+    assert all(out[p]["attempt"] == 2 for p in ("company_a", "company_b", "company_c")), out
+    result = stages.reveal(runs["regulator"], tmp_path)
+    assert result["attempt"] == 2 and result["roster"] == ["company_a", "company_b", "company_c"]
+    assert total_of(result) == VALUES["company_a"] + VALUES["company_b"] + VALUES["company_c"]
+
+
+def test_straggler_left_out_after_cutoff_when_the_floor_holds(federation, s3_server, coordination_conn, tmp_path):
+    spec, keys = fault_federation(federation, inputs=4, deadlines={"cutoff": 2, "inputs": 20})
+    runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
+    for pid in ("company_a", "company_b", "company_c"):
+        share(runs[pid])  # company_d never shows
+
+    t0 = time.monotonic()
+    leader = asyncio.run(first_event(trigger_for(spec, "company_a", "inputs", deadline_in=20, cutoff_in=2), 30))
+    waited = time.monotonic() - t0
+    print(f"\n[fault] straggler, floor met: leader went ahead after {waited:.1f} s without {leader['left_out']}")
+    assert leader == {"status": "ready", "left_out": ["company_d"]} and 1.5 < waited < 6
+
+    out = compute_all(runs, attempt=1)
+    assert all(out[p]["roster"] == ["company_a", "company_b", "company_c"] for p in ("company_a", "company_b",
+                                                                                      "company_c")), out
+    result = stages.reveal(runs["regulator"], tmp_path)
+    assert result["roster"] == ["company_a", "company_b", "company_c"]
+    assert total_of(result) == VALUES["company_a"] + VALUES["company_b"] + VALUES["company_c"]
+
+
+def test_stragglers_below_the_floor_time_out_naming_them_and_nothing_is_revealed(federation, s3_server,
+                                                                                  coordination_conn):
+    spec, keys = fault_federation(federation, inputs=4, deadlines={"cutoff": 1, "inputs": 4})
+    runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
+    for pid in ("company_a", "company_b"):
+        share(runs[pid])
+
+    t0 = time.monotonic()
+    event = asyncio.run(first_event(trigger_for(spec, "company_a", "inputs", deadline_in=4, cutoff_in=1), 30))
+    waited = time.monotonic() - t0
+    print(f"\n[fault] stragglers, floor not met: timeout after {waited:.1f} s, missing {event['missing']}")
+    assert event == {"status": "timeout", "missing": ["company_c", "company_d"]} and 3.5 < waited < 6
+    with pytest.raises(stages.StageError, match="only 2 input parties shared"):
+        stages.fix_roster(runs["company_a"], 1, 5)
+    with pytest.raises(stages.StageError, match="no live MPC attempt"):
+        stages.reveal(runs["regulator"])
+
+    share(runs["company_c"])  # the straggler arrives; every party retries
+    out = compute_all(runs, attempt=2)
+    assert out["company_a"]["roster"] == ["company_a", "company_b", "company_c"], out
+    assert total_of(stages.reveal(runs["regulator"])) == sum(VALUES[p] for p in ("company_a", "company_b",
+                                                                                  "company_c"))
+
+
+def test_withdrawal_stops_the_waiting_parties_at_once_and_a_retry_succeeds(federation, s3_server,
+                                                                            coordination_conn):
+    spec, keys = fault_federation(federation)
+    runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
+    share(runs["company_a"])
+    share(runs["company_b"])
+
+    def withdraw_soon():
+        time.sleep(1.0)
+        stages.withdraw(runs["company_c"], "aggregate failed: 3 trips with negative fare_amount")
+
+    threading.Thread(target=withdraw_soon).start()
+    t0 = time.monotonic()
+    event = asyncio.run(first_event(trigger_for(spec, "company_b", "inputs", deadline_in=60, cutoff_in=60), 30))
+    waited = time.monotonic() - t0
+    print(f"\n[fault] abort published by an input party: waiting party stopped after {waited:.1f} s")
+    assert event["status"] == "stopped" and "company_c" in event["reason"] and waited < 3
+    verified = stages.wait_state(runs["company_b"], "inputs", runs["company_b"].channel.present(),
+                                 cutoff_passed=False)
+    assert "negative fare_amount" in verified.stop  # the reason, verified against company_c's key
+
+    share(runs["company_c"])  # fixed at company_c; its shares supersede its withdrawal
+    ready = asyncio.run(first_event(trigger_for(spec, "company_b", "inputs", deadline_in=60, cutoff_in=60), 30))
+    assert ready["status"] == "ready"
+    out = compute_all(runs, attempt=1)
+    assert total_of(stages.reveal(runs["regulator"])) == sum(VALUES[p] for p in ("company_a", "company_b",
+                                                                                  "company_c")), out
+
+
+def test_bucket_unreachable_for_30_seconds_mid_run(federation, s3_server, tmp_path):
+    from localnet import TcpProxy
+
+    spec, keys = fault_federation(federation)
+    proxy = TcpProxy(s3_server.port).start()
+    config = StoreConfig(bucket=spec.bucket, endpoint_url=proxy.url, region_name="us-east-1",
+                         access_key="testing", secret_key="testing")
+    runs = runs_for(spec, keys, config)
+    for pid in ("company_a", "company_b", "company_c"):
+        share(runs[pid])
+
+    proxy.cut()
+    restore = threading.Timer(30, proxy.restore)
+    restore.start()
+    t0 = time.monotonic()
+    out = compute_all(runs, attempt=1)
+    assert all(isinstance(out[p], dict) for p in ("company_a", "company_b", "company_c")), out
+    result = stages.reveal(runs["regulator"], tmp_path)
+    took = time.monotonic() - t0
+    restore.join()
+    proxy.cut()
+    print(f"\n[fault] bucket unreachable for 30 s: run completed {took:.1f} s after the cut")
+    assert all(isinstance(out[p], dict) for p in ("company_a", "company_b", "company_c")), out
+    assert 30 <= took < 30 + 20
+    assert total_of(result) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))
+
+
+CLOCK_SKEWED_COMPUTE = """
+import json, sys
+from datetime import datetime, timezone
+sys.path.insert(0, sys.argv[1])
+from mpc_federation import stages
+from mpc_federation.envelope import PartyKeys
+from mpc_federation.party import PartyRun
+from mpc_federation.spec import load_spec
+from mpc_federation.store import CoordinationStore, StoreConfig
+import time
+args = json.loads(sys.argv[2])
+spec = load_spec(args["spec"])
+run = PartyRun(spec, args["party"], datetime(2024, 4, 1, 3, tzinfo=timezone.utc), PartyKeys.from_json(args["keys"]),
+               CoordinationStore(StoreConfig(**args["store"])))
+print(json.dumps({"skew": round(time.time() - args["now"]), "result": stages.compute(run, attempt=1)}))
+"""
+
+
+def test_a_party_whose_clock_is_five_minutes_off(federation, s3_server, tmp_path):
+    spec, keys = fault_federation(federation)
+    config = s3_server.store_config(spec.bucket)
+    runs = runs_for(spec, keys, config)
+    for pid in ("company_a", "company_b", "company_c"):
+        share(runs[pid])
+    env = {**os.environ, "FAKE_CLOCK_OFFSET": "300", "PYTHONPATH": str(REPO / "tests" / "clock")}
+    args = {"spec": str(spec.source), "party": "company_c", "keys": keys["company_c"].to_json(),
+            "store": config.__dict__, "now": time.time()}
+    skewed = subprocess.Popen([sys.executable, "-c", CLOCK_SKEWED_COMPUTE, str(REPO / "plugins"), json.dumps(args)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    others = {pid: runs[pid] for pid in ("company_a", "company_b", "regulator")}
+    t0 = time.monotonic()
+    out: dict = {}
+    threads = [threading.Thread(target=lambda p=p: out.update({p: stages.compute(others[p], attempt=1)}))
+               for p in ("company_a", "company_b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    stdout, stderr = skewed.communicate(timeout=120)
+    assert skewed.returncode == 0, stderr[-2000:]
+    report = json.loads(stdout.strip().splitlines()[-1])
+    assert report["skew"] >= 299  # the party really lived 5 minutes ahead
+    result = stages.reveal(runs["regulator"], tmp_path)
+    print(f"\n[fault] one party's clock 5 minutes ahead: run completed in {time.monotonic() - t0:.1f} s")
+    assert total_of(result) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))
+
+
+def test_triggerer_restart_while_the_sensor_waits(federation, s3_server, coordination_conn):
+    spec, keys = fault_federation(federation)
+    runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
+    share(runs["company_a"])
+    trigger = trigger_for(spec, "company_a", "inputs", deadline_in=60, cutoff_in=60)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "sensors.triggers.CoordinationTrigger"
+    json.dumps(kwargs)  # plain data only: what the metadata database stores
+
+    async def restart():
+        task = asyncio.ensure_future(first_event(trigger, 60))
+        await asyncio.sleep(1.5)
+        task.cancel()  # the triggerer goes down mid-wait
+        return task
+
+    cancelled = asyncio.run(restart())
+    assert cancelled.cancelled()
+    share(runs["company_b"])
+    share(runs["company_c"])
+    revived = CoordinationTrigger(**kwargs)  # what a new triggerer builds from the stored kwargs
+    assert revived.serialize()[1]["deadline"] == kwargs["deadline"]  # the deadline does not move
+    t0 = time.monotonic()
+    event = asyncio.run(first_event(revived, 30))
+    print(f"\n[fault] triggerer restart: the revived trigger saw the run ready after {time.monotonic() - t0:.1f} s")
+    assert event == {"status": "ready", "left_out": []}
+
+
+def test_every_task_can_be_retried(federation, s3_server, tmp_path):
+    spec, keys = fault_federation(federation)
+    runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
+    store = runs["regulator"].store
+    for pid in ("company_a", "company_b", "company_c"):
+        share(runs[pid])
+    root = runs["regulator"].channel.root
+    before = {k: store.get(k) for k in store.list(f"{root}/inputs/")}
+    for pid in ("company_a", "company_b", "company_c"):
+        assert share(runs[pid])["status"] == "already shared"  # share retried: nothing changes
+    assert {k: store.get(k) for k in store.list(f"{root}/inputs/")} == before
+
+    first = compute_all(runs, attempt=1)
+    retried = compute_all(runs, attempt=2)  # compute retried by every party: a fresh attempt
+    assert [retried[p]["attempt"] for p in ("company_a", "company_b", "company_c")] == [2, 2, 2], (first, retried)
+    one = stages.reveal(runs["regulator"], tmp_path)
+    two = stages.reveal(runs["regulator"], tmp_path)  # reveal retried: the same result
+    assert one["outputs"] == two["outputs"] and one["attempt"] == two["attempt"] == 2
+    record = json.loads((Path(tmp_path) / spec.computation / "20240401T030000Z" / "result.json").read_text())
+    assert total_of(record) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))

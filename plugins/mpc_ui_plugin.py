@@ -34,7 +34,8 @@ from airflow.plugins_manager import AirflowPlugin
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/mpc"
-REFRESH_SECONDS = 5
+REFRESH_SECONDS = 5  # while a run is live
+IDLE_REFRESH_SECONDS = 30  # the list of runs, while none is live: new runs may start
 RUNS_SHOWN = 20
 
 app = FastAPI(title="MPC runs", description="Every party's state in this party's federated MPC runs",
@@ -214,7 +215,8 @@ def index(request: Request, partial: int = 0, user=Depends(current_user)) -> HTM
     if FEDERATIONS.error:
         sections.insert(0, f'<p class="error">{_e(FEDERATIONS.error)}</p>')
     body = "".join(sections) or "<p>No federation.</p>"
-    return _page(request, "MPC runs", f"MPC runs of {FEDERATIONS.party_id}", body, live, partial)
+    return _page(request, "MPC runs", f"MPC runs of {FEDERATIONS.party_id}", body, live, partial,
+                 idle_refresh=IDLE_REFRESH_SECONDS)
 
 
 @app.get("/runs/{computation}/{run}", response_class=HTMLResponse)
@@ -278,10 +280,13 @@ th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numer
 
 _SCRIPT = """
 (function(){
-  var every = %d * 1000;
+  function every(){
+    var box = document.getElementById('content');
+    return box ? 1000 * parseInt(box.getAttribute('data-refresh') || '0', 10) : 0;
+  }
   function again(){
     var box = document.getElementById('content');
-    if (!box || box.getAttribute('data-live') !== '1') return;
+    if (!box || every() <= 0) return;
     var url = new URL(window.location.href); url.searchParams.set('partial', '1');
     fetch(url.toString(), {credentials: 'same-origin', headers: {'Accept': 'text/html'}})
       .then(function(r){ if (r.redirected || !r.ok) { window.location.reload(); return null; } return r.text(); })
@@ -290,13 +295,13 @@ _SCRIPT = """
         var doc = new DOMParser().parseFromString(text, 'text/html');
         var fresh = doc.getElementById('content');
         if (fresh) box.replaceWith(fresh);
-        setTimeout(again, every);
+        if (every() > 0) setTimeout(again, every());
       })
-      .catch(function(){ setTimeout(again, every); });
+      .catch(function(){ setTimeout(again, every() || 30000); });
   }
-  setTimeout(again, every);
+  if (every() > 0) setTimeout(again, every());
 })();
-""" % REFRESH_SECONDS
+"""
 
 
 def _e(value: Any) -> str:
@@ -307,15 +312,24 @@ def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def _page(request: Request, title: str, heading: str, body: str, live: bool, partial: int) -> HTMLResponse:
+def _page(request: Request, title: str, heading: str, body: str, live: bool, partial: int,
+          idle_refresh: int = 0) -> HTMLResponse:
+    """A page whose #content refreshes every REFRESH_SECONDS while ``live``, else every
+    ``idle_refresh`` seconds (0: not at all)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    note = (f'<span class="live">live: refreshes every {REFRESH_SECONDS} s</span>' if live
-            else '<span class="muted">not refreshing: no run in progress</span>')
-    content = (f'<div id="content" data-live="{1 if live else 0}"><p class="meta">Party <b>{_e(FEDERATIONS.party_id)}</b>'
-               f' · checked {stamp} · {note} · <a href="{_base(request)}/">all runs</a></p>{body}</div>')
+    refresh = REFRESH_SECONDS if live else idle_refresh
+    if live:
+        note = f'<span class="live">live: refreshes every {REFRESH_SECONDS} s</span>'
+    elif idle_refresh:
+        note = f'<span class="muted">no run in progress: looks for new runs every {idle_refresh} s</span>'
+    else:
+        note = '<span class="muted">run over: not refreshing</span>'
+    content = (f'<div id="content" data-live="{1 if live else 0}" data-refresh="{refresh}"><p class="meta">'
+               f'Party <b>{_e(FEDERATIONS.party_id)}</b> · checked {stamp} · {note} · '
+               f'<a href="{_base(request)}/">all runs</a></p>{body}</div>')
     if partial:
         return HTMLResponse(f"<!doctype html><html><body>{content}</body></html>", headers={"Cache-Control": "no-store"})
-    refresh = f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>' if live else ""
+    refresh = f'<noscript><meta http-equiv="refresh" content="{refresh}"></noscript>' if refresh else ""
     return HTMLResponse(
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>{refresh}'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
@@ -329,7 +343,23 @@ def _state(state: str, text: str | None = None) -> str:
 
 
 def _date(data: dict) -> str:
-    return (data.get("logical_date") or data["run"]).replace("T00:00:00+00:00", "").replace("+00:00", " UTC")
+    """The run's logical date: '2024-04-01', or '2024-04-01 03:00 UTC' when not at midnight."""
+    text = data.get("logical_date")
+    if not text:
+        return data["run"]
+    date = datetime.fromisoformat(text).astimezone(timezone.utc)
+    return date.strftime("%Y-%m-%d") if date.time() == datetime.min.time() else date.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _progress(data: dict) -> str:
+    """'shared 3/3 · computed 1/3 · revealed 0/1': how far each role has got."""
+    parts = []
+    for role, state in (("input", "shared"), ("compute", "computed"), ("recipient", "revealed")):
+        members = [p for p in data["parties"] if role in p["roles"]]
+        if members:
+            reached = sum(1 for p in members if state in p["events"])
+            parts.append(f"{state} {reached}/{len(members)}")
+    return " · ".join(parts)
 
 
 def _clock(epoch: Any) -> str:
@@ -359,10 +389,10 @@ def _runs_table(request: Request, spec, runs: list[dict]) -> str:
                         for p in r["parties"])
         roster = ", ".join(r["roster"]["parties"]) if r["roster"] else ""
         rows.append(f'<tr><td><a href="{base}/runs/{quote(spec.computation)}/{quote(r["run"])}">{_e(_date(r))}</a></td>'
-                    f'<td>{_state(r["status"])}</td><td class="chips">{chips}</td><td>{_e(roster)}</td>'
-                    f'<td class="num">{_seconds(r["elapsed"])}</td></tr>')
-    return (head + '<table><tr><th>run (logical date)</th><th>status</th><th>parties</th><th>roster</th>'
-            '<th>elapsed</th></tr>' + "".join(rows) + "</table>")
+                    f'<td>{_state(r["status"])}</td><td>{_e(_progress(r))}</td><td class="chips">{chips}</td>'
+                    f'<td>{_e(roster)}</td><td class="num">{_seconds(r["elapsed"])}</td></tr>')
+    return (head + '<table id="runs"><tr><th>run (logical date)</th><th>status</th><th>progress</th><th>parties</th>'
+            '<th>roster</th><th>elapsed</th></tr>' + "".join(rows) + "</table>")
 
 
 def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
@@ -370,8 +400,8 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
     roster = data["roster"]
     roster_text = (f'{_e(", ".join(roster["parties"]))} <span class="muted">(attempt {roster["attempt"]}, signed by '
                    f'{_e(roster["leader"])} at {_clock(roster["at"])})</span>') if roster else '<span class="muted">not fixed yet</span>'
-    out.append(f'<p>Status {_state(data["status"])} · run key <span class="mono">{_e(data["run"])}</span>'
-               f' · elapsed {_seconds(data["elapsed"]) or "–"}</p>')
+    out.append(f'<p>Status <span id="run-status">{_state(data["status"])}</span> · {_e(_progress(data))}'
+               f' · elapsed {_seconds(data["elapsed"]) or "–"} · run key <span class="mono">{_e(data["run"])}</span></p>')
     out.append(f'<p>Roster: {roster_text}</p>')
     out.append(f'<p class="meta">Spec <span class="mono">{_e(data["spec_hash"][:16])}</span> · threshold '
                f't = {data["threshold"]} · leader {_e(data["leader"])}'

@@ -91,11 +91,13 @@ def render_spec(template: Path, out_dir: Path, keys: dict[str, PartyKeys], *,
         raw["aggregation"]["job"] = str((template.parent / raw["aggregation"]["job"]).resolve())
     if parties is not None:
         raw["parties"] = parties
+    computes = [p["id"] for p in raw["parties"] if "compute" in p["roles"]]
     for party in raw["parties"]:
         if "compute" in party["roles"]:
             party["endpoint"] = f"127.0.0.1:{free_port()}"
         if party["id"] in keys:
-            party["keys"] = keys[party["id"]].public_entry()
+            index = computes.index(party["id"]) if party["id"] in computes else None
+            party["keys"] = keys[party["id"]].public_entry(index)
     raw.update(overrides or {})
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / template.name

@@ -34,11 +34,14 @@ class PartyKeys:
     party: str
     signing: SigningKey
     box: PrivateKey
+    tls_key: bytes | None = None  # PEM of the P-256 key behind the MPyC TLS certificate
     test_only: bool = False
 
     @classmethod
     def generate(cls, party: str, *, test_only: bool = False) -> PartyKeys:
-        return cls(party, SigningKey.generate(), PrivateKey.generate(), test_only)
+        from mpc_federation.tls import new_tls_key
+
+        return cls(party, SigningKey.generate(), PrivateKey.generate(), new_tls_key(), test_only)
 
     @classmethod
     def from_json(cls, text: str, *, allow_test_keys: bool = False) -> PartyKeys:
@@ -47,18 +50,29 @@ class PartyKeys:
         if test_only and not allow_test_keys:
             raise PermissionError(f"the keys of party {data.get('party')!r} are marked as test keys "
                                   "and are refused outside tests")
+        tls = data.get("tls")
         return cls(data["party"], SigningKey(base64.b64decode(data["sign"])),
-                   PrivateKey(base64.b64decode(data["box"])), test_only)
+                   PrivateKey(base64.b64decode(data["box"])), tls.encode() if tls else None, test_only)
 
     def to_json(self) -> str:
         data = {"party": self.party, "sign": _b64(bytes(self.signing)), "box": _b64(bytes(self.box))}
+        if self.tls_key:
+            data["tls"] = self.tls_key.decode()
         if self.test_only:
             data["note"] = TEST_KEY_MARK
         return json.dumps(data)
 
-    def public_entry(self) -> dict[str, str]:
-        """What goes into the federation spec under the party's ``keys``."""
-        return {"sign": _b64(bytes(self.signing.verify_key)), "box": _b64(bytes(self.box.public_key))}
+    def public_entry(self, compute_index: int | None = None) -> dict[str, str]:
+        """What goes into the federation spec under the party's ``keys`` (with the MPyC TLS
+        certificate for a compute party, whose place in the spec's order it names)."""
+        entry = {"sign": _b64(bytes(self.signing.verify_key)), "box": _b64(bytes(self.box.public_key))}
+        if compute_index is not None:
+            from mpc_federation.tls import certificate
+
+            if self.tls_key is None:
+                raise ValueError(f"the keys of {self.party} have no TLS key")
+            entry["certificate"] = certificate(self.tls_key, compute_index, self.party)
+        return entry
 
     def __repr__(self) -> str:  # never print private keys
         return f"PartyKeys(party={self.party!r}, private=***)"
@@ -94,6 +108,9 @@ def open_envelope(blob: bytes, *, name: str, expected: dict, signer_key: str | N
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
     claimed = header.get("party", claimed)
+    if "party" in expected and claimed != expected["party"]:  # someone writing at another party's place
+        raise IntegrityError(f"object {name} (claimed party {claimed}): party is {claimed!r}, "
+                             f"expected {expected['party']!r}")
     if signer_key is None:
         raise IntegrityError(f"object {name}: party {claimed!r} has no signing key in the federation spec")
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from mpc_federation.tls import write_mpyc_config
 from mpc_federation.worker import CONNECTED
 
 PLUGINS_DIR = Path(__file__).resolve().parents[1]
@@ -42,7 +43,8 @@ class MPCJob:
     :param shares: this party's shares: {input party: {input name: [int]}}.
     :param session: what every compute party must agree on before computing (spec, program,
         run, attempt, roster); checked inside the MPC right after connecting.
-    :param tls_dir: a folder laid out as MPyC's ``.config`` for ``--ssl`` (None: plain TCP).
+    :param tls_key: PEM of this party's TLS key; with ``certificates`` turns on MPyC's mutual TLS.
+    :param certificates: every compute party's pinned certificate, in order (None: plain TCP).
     """
 
     program: str
@@ -56,7 +58,8 @@ class MPCJob:
     output_kinds: dict[str, str]
     params: dict = field(default_factory=dict)
     session: str = ""
-    tls_dir: str | None = None
+    tls_key: bytes | None = field(default=None, repr=False)
+    certificates: list[str] | None = None
 
 
 @dataclass
@@ -66,6 +69,7 @@ class MPCResult:
     total_seconds: float
     log_tail: str
     bytes_sent: int | None = None
+    tls: bool = False  # MPyC reported its channels up over TLS
 
 
 def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
@@ -77,16 +81,17 @@ def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
         job_file, out_file = work_dir / "job.json", work_dir / "out.json"
         fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({k: v for k, v in job.__dict__.items() if k != "tls_dir"}, f)
-        if job.tls_dir:
-            os.symlink(job.tls_dir, work_dir / ".config")
+            json.dump({k: v for k, v in job.__dict__.items() if k not in ("tls_key", "certificates")}, f)
+        tls = job.tls_key is not None and job.certificates is not None
+        if tls:
+            write_mpyc_config(work_dir, job.party_index, job.tls_key, job.certificates)
         cmd = [sys.executable, "-m", "mpc_federation.worker", "--job", str(job_file), "--out", str(out_file),
                "-M", str(len(job.endpoints)), "-I", str(job.party_index), "-T", str(job.threshold),
                "--log-level", "INFO"]
         for i, endpoint in enumerate(job.endpoints):
             # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
             cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == job.party_index else endpoint]
-        if job.tls_dir:
+        if tls:
             cmd.append("--ssl")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])}
         return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds)
@@ -129,7 +134,8 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
         shares = json.loads(out_file.read_text())["shares"]
         end = time.monotonic()
         sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]
-        return MPCResult(shares, (connected_at or end) - start, end - start, _tail(log), sent[-1] if sent else None)
+        return MPCResult(shares, (connected_at or end) - start, end - start, _tail(log), sent[-1] if sent else None,
+                         any("connected via SSL" in line for line in log))
     finally:
         sel.close()
         if proc.poll() is None:

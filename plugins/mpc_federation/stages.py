@@ -144,8 +144,21 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, l
             record = channel.read(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
             return live, record["roster"]
         if time.monotonic() > deadline:
-            raise StageError(f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s")
+            aborted = explain_aborts(channel, present)
+            raise StageError(f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"
+                             + (f"; {aborted}" if aborted else ""))
         time.sleep(1)
+
+
+def mpyc_certificates(run: PartyRun) -> list[str]:
+    """The pinned certificates of every compute party: MPyC runs over mutual TLS only."""
+    missing = [c.id for c in run.spec.compute_parties if not c.certificate]
+    if missing:
+        raise StageError(f"compute parties {', '.join(missing)} have no TLS certificate in the federation spec "
+                         "(python -m mpc_federation.keys public --keys FILE --compute-index N)")
+    if run.keys.tls_key is None:
+        raise StageError(f"the private keys of {run.party_id} hold no TLS key for MPyC")
+    return [c.certificate for c in run.spec.compute_parties]
 
 
 def give_up(channel: RunChannel, attempt: int, reason: str) -> None:
@@ -191,7 +204,7 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
         output_lengths=program.output_lengths(run.dims),
         output_kinds={o.name: o.kind for o in program.outputs}, params=spec.program_params,
         session=f"{spec.spec_hash}/{spec.program_hash}/{channel.run}/attempt-{attempt}/{','.join(roster)}",
-        tls_dir=os.environ.get("MPC_TLS_DIR") or None,
+        tls_key=run.keys.tls_key, certificates=mpyc_certificates(run),
     )
 
     def stop_reason() -> str | None:
@@ -211,8 +224,8 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
     timings = {"connect": round(result.connect_seconds, 3), "mpc": round(result.total_seconds, 3),
                "stage": round(time.monotonic() - t0, 3)}
     _record(channel, "computed", "compute", {"attempt": attempt, "roster": roster, "seconds": timings,
-                                             "bytes_sent": result.bytes_sent})
-    return {"run": channel.run, "attempt": attempt, "roster": roster, "seconds": timings}
+                                             "bytes_sent": result.bytes_sent, "tls": result.tls})
+    return {"run": channel.run, "attempt": attempt, "roster": roster, "seconds": timings, "tls": result.tls}
 
 
 # -- reveal (recipients) -------------------------------------------------------------------------------------

@@ -1,0 +1,267 @@
+"""One test per attack on the bucket, the network and the spec, with real MPyC processes (over
+mutual TLS) and the real local S3 server. Each asserts a clear error on every affected party,
+that nothing is revealed, that the honest parties' local data is untouched, and that the run
+succeeds when retried after the cause is removed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import small_parties
+
+from mpc_federation import stages
+from mpc_federation.envelope import IntegrityError, PartyKeys, seal
+from mpc_federation.launcher import MPCJob, MPCRunError, run_mpc
+from mpc_federation.party import PartyRun
+from mpc_federation.spec import load_spec
+from mpc_federation.store import CoordinationStore
+from mpc_federation.tls import certificate, new_tls_key
+
+DATE = datetime(2024, 4, 2, 3, tzinfo=timezone.utc)  # yesterday falls in the same period
+COMPANIES = ("company_a", "company_b", "company_c")
+REVENUE = {"company_a": [901_000_000_001, 300_000_000_011, 301_000_000_013, 300_000_000_017],
+           "company_b": [602_000_000_003, 200_000_000_019, 201_000_000_023, 201_000_000_029],
+           "company_c": [303_000_000_005, 101_000_000_031, 101_000_000_037, 101_000_000_041]}
+
+
+class Federation:
+    """Three input+compute companies and a regulator; aggregates kept as local files."""
+
+    def __init__(self, federation, s3_server, tmp_path: Path, date: datetime = DATE):
+        self.spec, self.keys = federation(small_parties(), overrides={"deadlines": {"connect": 8, "mpc": 60}})
+        self.config = s3_server.store_config(self.spec.bucket)
+        self.store = CoordinationStore(self.config)
+        self.tmp = tmp_path
+        self.runs = {pid: self.party_run(pid, date) for pid in self.keys}
+        self.files = {}
+        for pid in COMPANIES:
+            path = tmp_path / pid / "aggregate.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(
+                {"format": "mpc-aggregate/1", "party": pid, "dimensions": {"market": self.labels},
+                 "values": {"revenue_cents": REVENUE[pid]}}))
+            self.files[pid] = path
+        self.local_before = {pid: hashlib.sha256(p.read_bytes()).hexdigest() for pid, p in self.files.items()}
+
+    @property
+    def labels(self) -> list[str]:
+        return self.spec.dimensions(DATE)["market"]
+
+    def party_run(self, pid: str, date: datetime = DATE, spec=None) -> PartyRun:
+        return PartyRun(spec or self.spec, pid, date, self.keys[pid], CoordinationStore(self.config))
+
+    def share(self, pid: str, run: PartyRun | None = None):
+        return stages.share(run or self.runs[pid], stages.read_aggregate(self.files[pid]))
+
+    def compute_all(self, attempt: int, runs: dict | None = None) -> dict:
+        runs = runs or self.runs
+        out: dict = {}
+
+        def go(pid):
+            try:
+                out[pid] = stages.compute(runs[pid], attempt=attempt)
+            except Exception as exc:  # noqa: BLE001 - inspected by the test
+                out[pid] = exc
+
+        threads = [threading.Thread(target=go, args=(pid,)) for pid in COMPANIES]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        return out
+
+    def expect_nothing_revealed(self) -> None:
+        with pytest.raises(stages.StageError, match="no live MPC attempt"):
+            stages.reveal(self.runs["regulator"], self.tmp / "results")
+        assert not (self.tmp / "results").exists()
+
+    def expect_local_data_untouched(self) -> None:
+        assert {pid: hashlib.sha256(p.read_bytes()).hexdigest() for pid, p in self.files.items()} == self.local_before
+
+    def expect_success(self, attempt: int, runs: dict | None = None) -> None:
+        out = self.compute_all(attempt, runs)
+        assert all(isinstance(out[p], dict) and out[p]["tls"] for p in COMPANIES), out
+        result = stages.reveal(self.runs["regulator"], self.tmp / "results")
+        assert result["attempt"] == attempt and result["roster"] == list(COMPANIES)
+        for k, label in enumerate(self.labels):
+            r = [REVENUE[p][k] for p in COMPANIES]
+            assert Fraction(result["outputs"]["hhi"]["exact"][k]) == Fraction(10000 * sum(x * x for x in r), sum(r) ** 2)
+
+
+def assert_all_failed(out: dict, victim: str, victim_error: str) -> None:
+    """The party that read the bad object names it; the others stop because it gave up."""
+    assert isinstance(out[victim], IntegrityError) and victim_error in str(out[victim]), out[victim]
+    for pid in COMPANIES:
+        if pid != victim:
+            assert isinstance(out[pid], Exception) and victim in str(out[pid]), out[pid]
+
+
+def tamper(store: CoordinationStore, key: str, edit) -> bytes:
+    original = store.get(key)
+    doc = json.loads(original)
+    edit(doc)
+    store.put(key, json.dumps(doc).encode())
+    return original
+
+
+@pytest.fixture
+def fed(federation, s3_server, tmp_path):
+    return Federation(federation, s3_server, tmp_path)
+
+
+def test_flipped_byte_in_a_share_object(fed):
+    for pid in COMPANIES:
+        fed.share(pid)
+    key = fed.runs["company_a"].channel.input_key("company_b", "company_a")
+
+    def flip(doc):
+        payload = bytearray(base64.b64decode(doc["payload"]))
+        payload[len(payload) // 2] ^= 0x01
+        doc["payload"] = base64.b64encode(bytes(payload)).decode()
+
+    original = tamper(fed.store, key, flip)
+    out = fed.compute_all(1)
+    assert_all_failed(out, "company_a", "payload does not match its signed digest")
+    assert key in str(out["company_a"]) and "claimed party company_b" in str(out["company_a"])
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
+    fed.store.put(key, original)  # the cause removed
+    fed.expect_success(2)
+
+
+def test_object_signed_by_a_key_not_in_the_spec(fed):
+    for pid in COMPANIES:
+        fed.share(pid)
+    channel = fed.runs["company_a"].channel
+    key = channel.input_key("company_b", "company_a")
+    original = fed.store.get(key)
+    header = json.loads(original)["header"]
+    forged = {"shares": {"revenue_cents": [1, 2, 3, 4]}}
+    mallory = PartyKeys.generate("company_b")  # claims to be company_b
+    fed.store.put(key, seal({k: v for k, v in header.items() if k not in ("encrypted", "payload_sha256")},
+                            json.dumps(forged).encode(), mallory, fed.spec.party("company_a").box_key))
+    out = fed.compute_all(1)
+    assert_all_failed(out, "company_a", "signature does not verify against that party's key in the spec")
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
+    fed.store.put(key, original)
+    fed.expect_success(2)
+
+
+def test_yesterdays_objects_replayed_into_today(fed):
+    yesterday = {pid: fed.party_run(pid, DATE - timedelta(days=1)) for pid in fed.keys}
+    for pid in COMPANIES:
+        fed.share(pid, yesterday[pid])
+    for pid in ("company_a", "company_c"):
+        fed.share(pid)
+    old_root, new_root = yesterday["company_b"].channel.root, fed.runs["company_b"].channel.root
+    for key in fed.store.list(f"{old_root}/inputs/company_b/"):  # the bucket operator copies them over
+        fed.store.put(key.replace(old_root, new_root), fed.store.get(key))
+    out = fed.compute_all(1)
+    assert_all_failed(out, "company_a", "run is '20240401T030000Z', expected '20240402T030000Z'")
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
+    assert fed.share("company_b")["status"] == "shared"  # company_b's own run replaces the replayed objects
+    fed.expect_success(2)
+
+
+def test_a_party_writing_under_another_partys_name(fed):
+    for pid in COMPANIES:
+        fed.share(pid)
+    key = fed.runs["company_a"].channel.input_key("company_b", "company_a")
+    original = fed.store.get(key)
+    header = {k: v for k, v in json.loads(original)["header"].items() if k not in ("encrypted", "payload_sha256")}
+    # company_c, a member, writes at company_b's place: once in its own name, once claiming to be company_b.
+    as_itself = seal({**header, "party": "company_c"}, b'{"shares": {"revenue_cents": [0, 0, 0, 0]}}',
+                     fed.keys["company_c"], fed.spec.party("company_a").box_key)
+    fed.store.put(key, as_itself)
+    out = fed.compute_all(1)
+    assert_all_failed(out, "company_a", "party is 'company_c', expected 'company_b'")
+    fed.store.put(key, seal(header, b'{"shares": {"revenue_cents": [0, 0, 0, 0]}}', fed.keys["company_c"],
+                            fed.spec.party("company_a").box_key))
+    out = fed.compute_all(2)
+    assert_all_failed(out, "company_a", "signature does not verify")
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
+    fed.store.put(key, original)
+    fed.expect_success(3)
+
+
+def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, results: dict) -> None:
+    """An MPyC process in company_c's seat that presents ``own_certificate``."""
+    spec = fed.spec
+    certs = [c.certificate for c in spec.compute_parties]
+    certs[2] = own_certificate
+    dims = spec.dimensions(DATE)
+    program = fed.runs["company_c"].program
+    job = MPCJob(program=str(spec.program_file), party_index=2, endpoints=[c.endpoint for c in spec.compute_parties],
+                 threshold=1, roster=[], shares={}, input_lengths=program.input_lengths(dims),
+                 output_lengths=program.output_lengths(dims), output_kinds={"hhi": "ratio"},
+                 tls_key=tls_key, certificates=certs)
+    try:
+        results["impostor"] = run_mpc(job, connect_timeout=8, run_timeout=20)
+    except Exception as exc:  # noqa: BLE001
+        results["impostor"] = exc
+
+
+@pytest.mark.parametrize("impostor", ["non-member with its own certificate", "company_c presenting company_b's"])
+def test_an_impostor_cannot_join_the_mpc(fed, impostor):
+    for pid in COMPANIES:
+        fed.share(pid)
+    if impostor.startswith("non-member"):
+        key = new_tls_key()
+        cert = certificate(key, 2, "mallory")  # a valid-looking certificate for seat 2, but not the pinned one
+    else:
+        key, cert = fed.keys["company_c"].tls_key, fed.spec.party("company_b").certificate
+    results: dict = {}
+    impostor_thread = threading.Thread(target=impostor_worker, args=(fed, key, cert, results))
+    honest = {pid: fed.runs[pid] for pid in ("company_a", "company_b")}
+    out: dict = {}
+
+    def go(pid):
+        try:
+            out[pid] = stages.compute(honest[pid], attempt=1)
+        except Exception as exc:  # noqa: BLE001
+            out[pid] = exc
+
+    threads = [threading.Thread(target=go, args=(pid,)) for pid in honest] + [impostor_thread]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert isinstance(results["impostor"], MPCRunError)
+    for pid in honest:
+        assert isinstance(out[pid], MPCRunError), out[pid]
+        assert "did not all connect" in str(out[pid]) or "gave up" in str(out[pid]), out[pid]
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
+    fed.expect_success(2)  # company_c itself takes its seat
+
+
+def test_spec_edited_on_one_party_only(fed):
+    raw = yaml.safe_load(fed.spec.source.read_text())
+    raw["description"] = "edited at company_b only"
+    edited_path = fed.tmp / "company_b_spec" / fed.spec.source.name
+    edited_path.parent.mkdir()
+    edited_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    edited = {**fed.runs, "company_b": fed.party_run("company_b", spec=load_spec(edited_path))}
+    for pid in COMPANIES:
+        fed.share(pid, edited[pid])
+    out = fed.compute_all(1, edited)
+    assert isinstance(out["company_a"], IntegrityError)
+    assert "company_b runs a different federation spec than company_a" in str(out["company_a"])
+    assert "different federation spec" in str(out["company_b"])  # company_b sees the others differ
+    assert "gave up" in str(out["company_c"]) or "different federation spec" in str(out["company_c"])
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
+    assert fed.share("company_b")["status"] == "shared"  # back on the common spec: its shares are replaced
+    fed.expect_success(2)

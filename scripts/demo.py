@@ -4,6 +4,10 @@ Generates trip data per company, starts a local S3 API server, gives every party
 and Airflow home, runs every party's nightly DAG for one date at once (``airflow dags test``),
 and prints the HHI the regulator learned next to the plaintext HHI over the pooled data.
 Exit status 0 only if they are equal for the whole period and every month.
+
+``--federation pay_equity`` runs the second federation the same way: five companies' payrolls and
+an equality office, which learns the gender pay gap overall and per job level (see
+include/federations/pay_equity.yaml); its working folder is ``<root>/pay_equity``.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import yaml
 
 from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test
 
-from mpc_federation.channel import run_key  # noqa: E402
+from mpc_federation.layout import run_key  # noqa: E402
 from mpc_federation.envelope import PartyKeys  # noqa: E402
 from mpc_federation.spec import load_spec  # noqa: E402
 from mpc_federation.store import CoordinationStore  # noqa: E402
 
 TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
+PAY_EQUITY_TEMPLATE = REPO / "include" / "federations" / "pay_equity.yaml"
 
 
 def datagen():
@@ -68,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for all parties' runs")
+    parser.add_argument("--federation", choices=["taxi_hhi", "pay_equity"], default="taxi_hhi",
+                        help="which federation to run (default: the taxi HHI)")
+    parser.add_argument("--employees", type=int, default=2000, help="pay_equity: employees over all companies")
     args = parser.parse_args(argv)
+    if args.federation == "pay_equity":
+        return main_pay_equity(args)
 
     root = Path(args.root).resolve()
     raw = yaml.safe_load(TEMPLATE.read_text())
@@ -118,6 +128,108 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: non-recipients hold a result: {others}")
         ok = False
     print(f"\n{'OK' if ok else 'FAILED'}: secure HHI {'equals' if ok else 'differs from'} the plaintext HHI "
+          f"(total {time.monotonic() - t0:.1f} s)")
+    return 0 if ok else 1
+
+
+# -- the pay-equity federation -------------------------------------------------------------------------
+def load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dollars(cents: Fraction | None) -> str:
+    return "-" if cents is None else f"{float(cents) / 100:,.2f}"
+
+
+def main_pay_equity(args: argparse.Namespace) -> int:
+    """Five companies' payrolls and an equality office: the pooled gender pay gap, overall and per level."""
+    from datetime import datetime, timezone
+
+    root = Path(args.root).resolve() / "pay_equity"
+    raw = yaml.safe_load(PAY_EQUITY_TEMPLATE.read_text())
+    companies = [p["id"] for p in raw["parties"] if "input" in p["roles"]]
+    data_dir = root / "data"
+    t0 = time.monotonic()
+    payroll = load_module(REPO / "include" / "datagen" / "payroll.py")
+    print(f"Generating payrolls of {args.employees:,} employees for {len(companies)} companies in {data_dir} ...",
+          flush=True)
+    payroll.generate(data_dir, companies, args.employees, args.seed)
+
+    s3 = S3Server(root / "s3").start()
+    print(f"Local S3 API server (moto) on {s3.url}", flush=True)
+    try:
+        spec_path, parties = setup_federation(root, None, s3, args.spark_master, data_dir,
+                                              template=PAY_EQUITY_TEMPLATE)
+        spec = load_spec(spec_path)
+        print(f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
+              f"{', '.join(p.id for p in parties)}", flush=True)
+        t1 = time.monotonic()
+        codes = run_dags_test(parties, spec.computation, args.date, args.timeout)
+        print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
+    finally:
+        s3.stop()
+
+    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
+    run = run_key(date)
+    recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
+    record = recipient.work_dir / spec.computation / run / "result.json"
+    if not record.is_file():
+        print(f"FAILED: no result record at {record}; see the logs in {root / 'parties'}/*/dags-test-*.log")
+        return 1
+    result = json.loads(record.read_text())
+    levels = spec.dimensions(date)["level"]
+    ok = True
+
+    # Each company's Spark aggregate (it never left the company) against the plaintext sums.
+    by_id = {p.id: p for p in parties}
+    sums = {c: payroll.payroll_sums(data_dir, c, levels[1:]) for c in companies}
+    print("\nSalary sums per company (Spark, kept at each company) vs plaintext, in cents:")
+    print(f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}  count m/f")
+    for c in companies:
+        aggregate = json.loads((by_id[c].work_dir / spec.computation / run / "aggregate.json").read_text())
+        same = aggregate["values"] == sums[c] and aggregate["dimensions"]["level"] == levels
+        ok &= same
+        v = aggregate["values"]
+        print(f"{c:<10} {v['salary_sum_men'][0]:>18} {sums[c]['salary_sum_men'][0]:>16} "
+              f"{v['salary_sum_women'][0]:>18} {sums[c]['salary_sum_women'][0]:>16}  "
+              f"{v['count_men'][0]}/{v['count_women'][0]}{'' if same else '  MISMATCH'}")
+
+    program = load_module(spec.program_file)
+    params = program.settings(spec.program_params)
+    expected = program.plaintext([sums[c] for c in result["roster"]], spec.program_params)
+    out = result["outputs"]
+    print(f"\nPay gap revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the "
+          f"pooled payrolls; mean salary of men minus women, in dollars:")
+    print(f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}  exact gap in cents")
+    for j, label in enumerate(out["suppressed"]["labels"]):
+        gap = out["mean_gap_cents"]["exact"][j]
+        ratio = out["women_to_men_ratio"]["exact"][j]
+        secure_gap = None if gap is None else Fraction(gap)
+        secure_ratio = None if ratio is None else Fraction(ratio)
+        suppressed = int(out["suppressed"]["exact"][j])
+        plain_gap, plain_ratio = expected["mean_gap_cents"][j], expected["women_to_men_ratio"][j]
+        same = (secure_gap == plain_gap and secure_ratio == plain_ratio
+                and suppressed == expected["suppressed"][j]
+                and (secure_gap is None or abs(float(secure_gap) - float(plain_gap)) < 1))  # within a cent
+        ok &= same
+        if suppressed:
+            note = (f"suppressed (fewer than k={params['k']} companies or n={params['n']} employees "
+                    f"of a gender; plaintext {'agrees' if expected['suppressed'][j] else 'DISAGREES'})")
+            print(f"{label:<6} {'suppressed':>13} {dollars(plain_gap) if plain_gap is not None else 'suppressed':>13} "
+                  f"{'-':>16} {'-':>10}  {note}{'' if same else '  MISMATCH'}")
+            continue
+        print(f"{label:<6} {dollars(secure_gap):>13} {dollars(plain_gap):>13} "
+              f"{'-' if secure_ratio is None else f'{float(secure_ratio):.4f}':>16} "
+              f"{'-' if plain_ratio is None else f'{float(plain_ratio):.4f}':>10}  {gap}{'' if same else '  MISMATCH'}")
+    others = [p.id for p in parties if not spec.party(p.id).has("recipient")
+              and (p.work_dir / spec.computation / run / "result.json").exists()]
+    if others:
+        print(f"FAILED: non-recipients hold a result: {others}")
+        ok = False
+    print(f"\n{'OK' if ok else 'FAILED'}: secure pay gap {'equals' if ok else 'differs from'} the plaintext pay gap "
           f"(total {time.monotonic() - t0:.1f} s)")
     return 0 if ok else 1
 

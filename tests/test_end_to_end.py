@@ -26,7 +26,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid].read_text()[-3000:] for pid, c in codes.items() if c}
 
-    from mpc_federation.channel import run_key
+    from mpc_federation.layout import run_key
     from mpc_federation.spec import load_spec
     from mpc_federation.store import CoordinationStore
 

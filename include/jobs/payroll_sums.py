@@ -1,0 +1,289 @@
+"""Per-company salary sums and head counts by gender and job level: the input of the pay-gap MPC.
+
+Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator), with the same
+arguments as every aggregation job of a federation::
+
+    spark-submit --master local[2] include/jobs/payroll_sums.py \\
+        --input PATH --output FILE --party ID --months 2024-03 \\
+        [--levels L1,L2,L3,L4] [--max-salary-cents 1000000000]
+
+Reads the company's payroll, a Parquet dataset at PATH with one row per employee::
+
+    employee_id   string or integer, unique
+    gender        string, "M" or "F"
+    level         string, one of --levels
+    salary_cents  integer (yearly salary in cents), 0 <= salary_cents <= --max-salary-cents
+
+and writes FILE (atomically) as JSON::
+
+    {"format": "mpc-aggregate/1", "party": ID,
+     "dimensions": {"level": ["all", "L1", "L2", "L3", "L4"]},
+     "values": {"salary_sum_men": [int, ...], "salary_sum_women": [...],
+                "count_men": [...], "count_women": [...]},
+     "stats": {"rows_read": n}}
+
+'all' is the whole company. The payroll is a snapshot: --months is checked but not used. Money is
+summed as 64-bit integers, never through floating point. Bad input (missing data, missing or
+null columns, an unknown gender or level, a negative salary or one above the maximum, a duplicate
+employee) exits with code 2 and one line on stderr starting with "payroll_sums: error:" that lists
+every problem found, leaving FILE as it was.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+from urllib.parse import urlparse
+
+FORMAT = "mpc-aggregate/1"
+GENDERS = (("M", "men"), ("F", "women"))
+COLUMNS = ("employee_id", "gender", "level", "salary_cents")
+DEFAULT_LEVELS = "L1,L2,L3,L4"
+DEFAULT_MAX_SALARY_CENTS = 10**9  # include/programs/pay_gap.py: MAX_SALARY_CENTS
+_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class InputError(Exception):
+    """Bad input or arguments: reported as one line, exit code 2."""
+
+
+def parse_months(text: str) -> list[str]:
+    """'2024-01,2024-02' -> ['2024-01', '2024-02']: checked like every job's, then not used."""
+    months = [m.strip() for m in (text or "").split(",") if m.strip()]
+    if not months:
+        raise InputError("--months is empty; give months like 2024-01,2024-02")
+    bad = [m for m in months if not _MONTH_RE.match(m)]
+    if bad:
+        raise InputError(f"--months has malformed month {bad[0]!r}; expected YYYY-MM like 2024-01")
+    return months
+
+
+def parse_levels(text: str) -> list[str]:
+    """'L1,L2' -> ['L1', 'L2']: distinct labels, none of them 'all' (that is the whole company)."""
+    levels = [x.strip() for x in (text or "").split(",") if x.strip()]
+    if not levels:
+        raise InputError("--levels is empty; give job levels like L1,L2,L3,L4")
+    for x in levels:
+        if x == "all" or not _LABEL_RE.match(x):
+            raise InputError(f"--levels has a bad label {x!r} (letters, digits, '_', '.', '-'; not 'all')")
+    dupes = sorted({x for x in levels if levels.count(x) > 1})
+    if dupes:
+        raise InputError(f"--levels lists {dupes[0]} more than once")
+    return levels
+
+
+def parse_party(text: str) -> str:
+    if not text.strip():
+        raise InputError("--party is empty")
+    return text.strip()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="payroll_sums", description="Salary sums by gender and job level.")
+    parser.add_argument("--input", required=True, help="Parquet dataset (a directory)")
+    parser.add_argument("--output", required=True, help="JSON file to write")
+    parser.add_argument("--party", required=True, help="party id, echoed in the output")
+    parser.add_argument("--months", required=True, help="comma-separated YYYY-MM months (not used)")
+    parser.add_argument("--levels", default=DEFAULT_LEVELS, help="job levels, in the spec's order")
+    parser.add_argument("--max-salary-cents", type=int, default=DEFAULT_MAX_SALARY_CENTS)
+    return parser.parse_args(argv)
+
+
+def _is_local(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return scheme in ("", "file") or len(scheme) == 1
+
+
+def check_paths(input_path: str, output_path: str) -> None:
+    """Fail before starting Spark when the local input is missing or the output is unusable."""
+    if _is_local(input_path):
+        local = urlparse(input_path).path if input_path.startswith("file:") else input_path
+        if not os.path.exists(local):
+            raise InputError(f"input path does not exist: {input_path}")
+    if os.path.isdir(output_path):
+        raise InputError(f"output is a directory, expected a file path: {output_path}")
+
+
+def problems(row: dict, levels: list[str], max_salary: int) -> list[str]:
+    """Every problem the one aggregation pass found, as readable phrases (empty: the data is good).
+
+    :param row: the counters of :func:`sums_by_gender_and_level` (``rows_read``, ``null_<column>``,
+        ``unknown_gender``, ``unknown_level``, ``negative``, ``above_max``, ``distinct_ids`` and
+        their ``*_example`` values)
+    """
+    n = row["rows_read"]
+    if n == 0:
+        return ["input has zero rows"]
+    found = []
+    for column in COLUMNS:
+        if row[f"null_{column}"]:
+            found.append(f"column {column!r} has {row[f'null_{column}']} null values out of {n} rows")
+    if row["unknown_gender"]:
+        found.append(f"column 'gender' has {row['unknown_gender']} values other than "
+                     f"{' or '.join(repr(g) for g, _ in GENDERS)}, e.g. {row['unknown_gender_example']!r}")
+    if row["unknown_level"]:
+        found.append(f"column 'level' has {row['unknown_level']} values not among the levels "
+                     f"{','.join(levels)}, e.g. {row['unknown_level_example']!r}")
+    if row["negative"]:
+        found.append(f"column 'salary_cents' has {row['negative']} negative values, e.g. {row['negative_example']}")
+    if row["above_max"]:
+        found.append(f"column 'salary_cents' has {row['above_max']} values above the maximum {max_salary}, "
+                     f"e.g. {row['above_max_example']}")
+    duplicates = n - row["null_employee_id"] - row["distinct_ids"]
+    if duplicates:
+        found.append(f"column 'employee_id' has {duplicates} duplicate ids")
+    return found
+
+
+def sums_by_gender_and_level(df, levels: list[str], max_salary: int) -> dict:
+    """Validate the payroll and sum it per gender and level, in one pass.
+
+    :return: {'labels': ['all', *levels], 'values': {...}, 'rows_read': n}
+    :raises InputError: listing every problem with the data
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegralType, StringType
+
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    missing = [c for c in COLUMNS if c not in fields]
+    if missing:
+        raise InputError(f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+                         f"missing; columns are: {', '.join(fields)}")
+    if not isinstance(fields["salary_cents"], IntegralType):
+        raise InputError(f"column 'salary_cents' has type {fields['salary_cents'].simpleString()}, "
+                         f"expected an integer number of cents")
+    for column in ("gender", "level"):
+        if not isinstance(fields[column], StringType):
+            raise InputError(f"column {column!r} has type {fields[column].simpleString()}, expected a string")
+
+    salary, gender, level = F.col("salary_cents").cast("long"), F.col("gender"), F.col("level")
+    known_gender = gender.isin([g for g, _ in GENDERS])
+    known_level = level.isin(levels)
+
+    def count(cond):
+        return F.count(F.when(cond, 1))
+
+    aggs = [F.count(F.lit(1)).alias("rows_read"),
+            F.countDistinct("employee_id").alias("distinct_ids"),
+            count(gender.isNotNull() & ~known_gender).alias("unknown_gender"),
+            F.min(F.when(gender.isNotNull() & ~known_gender, gender)).alias("unknown_gender_example"),
+            count(level.isNotNull() & ~known_level).alias("unknown_level"),
+            F.min(F.when(level.isNotNull() & ~known_level, level)).alias("unknown_level_example"),
+            count(salary < 0).alias("negative"),
+            F.min(F.when(salary < 0, salary)).alias("negative_example"),
+            count(salary > max_salary).alias("above_max"),
+            F.max(F.when(salary > max_salary, salary)).alias("above_max_example")]
+    aggs += [count(F.col(c).isNull()).alias(f"null_{c}") for c in COLUMNS]
+    labels = ["all", *levels]
+    for j, label in enumerate(labels):
+        in_level = F.lit(True) if label == "all" else (level == label)
+        for g, suffix in GENDERS:
+            cond = in_level & (gender == g)
+            # Sum of longs; with ANSI mode (Spark 4 default) an overflow fails instead of wrapping.
+            aggs += [F.coalesce(F.sum(F.when(cond, salary)), F.lit(0)).alias(f"sum_{suffix}_{j}"),
+                     count(cond).alias(f"count_{suffix}_{j}")]
+    row = df.agg(*aggs).first().asDict()
+
+    found = problems(row, levels, max_salary)
+    if found:
+        raise InputError("; ".join(found))
+    values = {}
+    for _, suffix in GENDERS:
+        values[f"salary_sum_{suffix}"] = [int(row[f"sum_{suffix}_{j}"]) for j in range(len(labels))]
+    for _, suffix in GENDERS:
+        values[f"count_{suffix}"] = [int(row[f"count_{suffix}_{j}"]) for j in range(len(labels))]
+    return {"labels": labels, "values": values, "rows_read": int(row["rows_read"])}
+
+
+def write_atomic(path: str, doc: dict) -> None:
+    """Write JSON to a temp file next to ``path``, then rename: readers see old or new, never half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Validate the arguments, run the Spark aggregation and write the output."""
+    parse_months(args.months)
+    party = parse_party(args.party)
+    levels = parse_levels(args.levels)
+    if args.max_salary_cents < 0:
+        raise InputError(f"--max-salary-cents must be >= 0, got {args.max_salary_cents}")
+    check_paths(args.input, args.output)  # cheap checks first: no need to start Spark for these
+
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.appName(f"payroll_sums[{party}]")
+             .config("spark.sql.shuffle.partitions", "4")
+             .config("spark.ui.enabled", "false")
+             .getOrCreate())
+    if not spark.sparkContext.getConf().contains("spark.log.level"):
+        spark.sparkContext.setLogLevel("WARN")
+    try:
+        try:
+            df = spark.read.parquet(args.input)
+        except AnalysisException as e:
+            cond = e.getCondition() or ""
+            if cond == "UNABLE_TO_INFER_SCHEMA":
+                raise InputError(f"no Parquet data found in {args.input}") from None
+            if cond == "PATH_NOT_FOUND":
+                raise InputError(f"input path does not exist: {args.input}") from None
+            raise InputError(f"cannot read Parquet at {args.input}: {str(e).splitlines()[0]}") from None
+        result = sums_by_gender_and_level(df, levels, args.max_salary_cents)
+    finally:
+        spark.stop()
+
+    doc = {"format": FORMAT, "party": party, "dimensions": {"level": result["labels"]},
+           "values": result["values"], "stats": {"rows_read": result["rows_read"]}}
+    write_atomic(args.output, doc)
+    return doc
+
+
+def report_error(message: str) -> None:
+    """Print the one error line on stderr: spark-submit's stderr when running under it
+    (spark-submit merges the Python driver's stderr into its own stdout)."""
+    line = f"payroll_sums: error: {message}"
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        try:
+            from pyspark import SparkContext
+
+            SparkContext._ensure_initialized()
+            err = SparkContext._jvm.java.lang.System.err
+            err.println(line)
+            err.flush()
+            return
+        except Exception:  # never lose the message: fall back to our own stderr
+            pass
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        doc = run(args)
+    except InputError as e:
+        report_error(str(e))
+        return 2
+    print(f"payroll_sums: wrote {args.output}: {json.dumps(doc['values'])} {json.dumps(doc['stats'])}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,9 @@
 """A federation on one machine: a local S3 API server (moto), party keys, a rendered spec with
 those keys and free ports, and one Airflow home with its own identity per party.
 
-Used by the demo, the end-to-end tests and the local testbed. Every process it starts
-listens on loopback only.
+Used by the demo, the end-to-end tests and the local testbed. The S3 server and the proxy
+listen on loopback only; MPyC binds its port on every interface (it takes no host for its own
+entry), and accepts only peers that present the certificates pinned in the spec.
 """
 
 from __future__ import annotations

@@ -111,9 +111,10 @@ def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floo
     """The one rule for waiting, shared by the sensor (poke) and the trigger (deferred).
 
     ``inputs`` (compute parties): ready when every input party that has not withdrawn has
-    shared, or when the leader has published a roster; the leader also goes ahead after the
-    cut-off if at least ``floor`` input parties shared. Stops when withdrawals leave fewer
-    than ``floor`` possible input parties.
+    shared, or when the leader has published a roster; after the cut-off every compute party
+    goes ahead if at least ``floor`` input parties shared (the leader then fixes the roster, the
+    others wait for it in the compute stage). Stops when withdrawals leave fewer than ``floor``
+    possible input parties.
 
     ``result`` (recipients): ready when every compute party published output shares for this
     recipient in the live attempt; stops when the newest attempt was given up.
@@ -130,7 +131,7 @@ def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floo
         missing = [p.id for p in spec.input_parties if p.id not in shared and p.id not in withdrawn]
         if not missing:
             return Readiness(True)
-        if me == spec.leader.id and cutoff_passed and len(shared) >= max(floor, spec.min_input_parties):
+        if cutoff_passed and len(shared) >= max(floor, spec.min_input_parties):
             return Readiness(True, missing)
         return Readiness(False, missing)
     if stage == "result":

@@ -70,7 +70,14 @@ class MPCCoordinationSensor(BaseSensorOperator):
         from mpc_federation import stages
 
         deadline, cutoff = self._times(run, context)
-        state = stages.wait_state(run, self.stage, run.channel.present(), cutoff_passed=time.time() >= cutoff)
+        try:
+            present = run.channel.present(patient=False)  # the poke loop is the retry
+        except Exception as exc:
+            self.log.warning("Listing the run's objects failed: %s", exc)
+            if time.time() >= deadline:
+                self._fail_timeout(run, ["(the coordination bucket was unreachable)"])
+            return False
+        state = stages.wait_state(run, self.stage, present, cutoff_passed=time.time() >= cutoff)
         if state.stop:
             raise AirflowFailException(f"run {run.channel.run}: stopped waiting for {self.stage}: {state.stop}")
         if state.ready:

@@ -56,7 +56,11 @@ class CoordinationTrigger(BaseTrigger):
         missing: list[str] = []
         while True:
             try:
-                present = set(await asyncio.to_thread(store.list, layout.root + "/"))
+                # One impatient listing, bounded by the deadline: this loop is the retry, and an
+                # unreachable bucket must not hold the trigger past its absolute deadline.
+                present = set(await asyncio.wait_for(
+                    asyncio.to_thread(store.list, layout.root + "/", patient=False),
+                    timeout=max(1.0, self.deadline - time.time())))
             except Exception as exc:  # the bucket briefly unreachable is not the end of the run
                 self.log.warning("Listing %s failed: %s", layout.root, exc)
             else:

@@ -1,0 +1,168 @@
+"""Signed, optionally encrypted envelopes and the party keys behind them."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, open_envelope, seal
+
+HEADER = {"computation": "taxi_hhi", "run": "20240415T030000Z", "attempt": 1, "party": "company_a",
+          "role": "input", "kind": "input-shares", "to": "company_b", "spec_hash": "s" * 64,
+          "program_hash": "p" * 64}
+NAME = "federations/taxi_hhi/20240415T030000Z/inputs/company_a/to-company_b"
+PAYLOAD = json.dumps({"shares": {"revenue_cents": [123456789012, 987654321098]}}).encode()
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {p: PartyKeys.generate(p) for p in ("company_a", "company_b", "company_c")}
+
+
+def sign_key(k: PartyKeys) -> str:
+    return k.public_entry()["sign"]
+
+
+def box_key(k: PartyKeys) -> str:
+    return k.public_entry()["box"]
+
+
+def tamper_payload(blob: bytes, index: int = 0) -> bytes:
+    doc = json.loads(blob)
+    payload = bytearray(base64.b64decode(doc["payload"]))
+    payload[index] ^= 0x01
+    doc["payload"] = base64.b64encode(bytes(payload)).decode()
+    return json.dumps(doc).encode()
+
+
+def test_plain_roundtrip(keys):
+    header = {**HEADER, "to": None}
+    blob = seal(header, PAYLOAD, keys["company_a"], None)
+    got_header, payload = open_envelope(blob, name=NAME, expected=header, signer_key=sign_key(keys["company_a"]))
+    assert payload == PAYLOAD
+    assert got_header["encrypted"] is False
+    assert {k: got_header[k] for k in header} == header
+    assert PAYLOAD in base64.b64decode(json.loads(blob)["payload"])  # plain means readable
+
+
+def test_encrypted_roundtrip(keys):
+    blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    doc = json.loads(blob)
+    assert doc["format"] == "mpc-envelope/1" and doc["header"]["encrypted"] is True
+    assert b"123456789012" not in blob and b"123456789012" not in base64.b64decode(doc["payload"])
+    header, payload = open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
+                                    keys=keys["company_b"])
+    assert payload == PAYLOAD
+    assert header["to"] == "company_b"
+    # Sealing is randomised: the same payload never gives the same object twice.
+    assert seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])) != blob
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+@pytest.mark.parametrize("index", [0, -1])
+def test_tampered_payload_byte(keys, encrypted, index):
+    recipient = box_key(keys["company_b"]) if encrypted else None
+    blob = tamper_payload(seal(HEADER, PAYLOAD, keys["company_a"], recipient), index)
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_b"])
+    msg = str(info.value)
+    assert NAME in msg and "company_a" in msg and "digest" in msg
+
+
+def test_tampered_header_breaks_signature(keys):
+    doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    doc["header"]["attempt"] = 2
+    with pytest.raises(IntegrityError, match="signature does not verify"):
+        open_envelope(json.dumps(doc).encode(), name=NAME, expected={**HEADER, "attempt": 2},
+                      signer_key=sign_key(keys["company_a"]), keys=keys["company_b"])
+
+
+def test_signed_by_a_key_not_in_the_spec(keys):
+    intruder = PartyKeys.generate("company_a")  # claims to be company_a
+    blob = seal(HEADER, PAYLOAD, intruder, box_key(keys["company_b"]))
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_b"])
+    msg = str(info.value)
+    assert NAME in msg and "company_a" in msg and "signature does not verify" in msg
+    # and a party with no key in the spec at all
+    with pytest.raises(IntegrityError, match="no signing key"):
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=None, keys=keys["company_b"])
+
+
+@pytest.mark.parametrize("field, wrong", [("run", "20240416T030000Z"), ("computation", "other_hhi"),
+                                          ("attempt", 2), ("spec_hash", "x" * 64), ("program_hash", "y" * 64),
+                                          ("kind", "roster"), ("party", "company_c"), ("to", "company_c")])
+def test_header_mismatch_names_the_field(keys, field, wrong):
+    blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    expected = {**HEADER, field: wrong}
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(blob, name=NAME, expected=expected, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_b"])
+    msg = str(info.value)
+    assert NAME in msg and f"{field} is {HEADER[field]!r}, expected {wrong!r}" in msg
+
+
+def test_encrypted_to_someone_else(keys):
+    blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_c"])
+    assert "cannot be decrypted" in str(info.value) and "company_c" in str(info.value)
+    with pytest.raises(IntegrityError, match="not readable here"):
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=None)
+
+
+@pytest.mark.parametrize("blob", [b"not json", b"{}", json.dumps({"format": "other/1", "header": {},
+                                                                   "payload": "", "signature": ""}).encode()])
+def test_malformed_envelope(keys, blob):
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]))
+    assert "malformed" in str(info.value) and NAME in str(info.value)
+
+
+def test_party_keys_json_roundtrip(keys):
+    original = keys["company_a"]
+    text = original.to_json()
+    back = PartyKeys.from_json(text)
+    assert back.party == "company_a" and back.test_only is False
+    assert bytes(back.signing) == bytes(original.signing)
+    assert bytes(back.box) == bytes(original.box)
+    assert back.public_entry() == original.public_entry()
+    assert getattr(back, "tls_key", None) == getattr(original, "tls_key", None)  # the MPyC TLS key, if any
+    # keys restored from JSON open what the originals sealed, and vice versa
+    blob = seal(HEADER, PAYLOAD, back, box_key(keys["company_b"]))
+    assert open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(original),
+                         keys=keys["company_b"])[1] == PAYLOAD
+    public = original.public_entry()
+    assert set(public) == {"sign", "box"}
+    assert all(len(base64.b64decode(v)) == 32 for v in public.values())
+    assert json.loads(text)["sign"] not in public.values()
+
+
+def test_test_keys_refused_unless_allowed():
+    test_keys = PartyKeys.generate("company_a", test_only=True)
+    text = test_keys.to_json()
+    assert json.loads(text)["note"] == TEST_KEY_MARK
+    with pytest.raises(PermissionError, match="test keys"):
+        PartyKeys.from_json(text)
+    allowed = PartyKeys.from_json(text, allow_test_keys=True)
+    assert allowed.test_only is True
+    assert bytes(allowed.signing) == bytes(test_keys.signing)
+    assert "note" in allowed.to_json()  # the mark survives a roundtrip
+
+
+def test_repr_never_shows_private_keys(keys):
+    k = keys["company_a"]
+    secrets = [base64.b64encode(bytes(k.signing)).decode(), base64.b64encode(bytes(k.box)).decode(),
+               bytes(k.signing).hex(), bytes(k.box).hex(), repr(bytes(k.signing)), repr(bytes(k.box))]
+    tls_key = getattr(k, "tls_key", None)
+    if tls_key:  # the PEM body of the MPyC TLS key
+        secrets += [line for line in tls_key.decode().splitlines() if line and not line.startswith("-----")]
+    for shown in (repr(k), str(k), f"{k}", f"{k!r}", repr([k]), repr({"keys": k})):
+        assert "company_a" in shown
+        for secret in secrets:
+            assert secret not in shown

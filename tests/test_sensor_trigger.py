@@ -1,0 +1,363 @@
+"""The coordination trigger and sensor against the real local S3 API server, outside any running
+Airflow: connections come from ``AIRFLOW_CONN_*`` environment variables, which the Task SDK's
+``BaseHook.get_connection`` / ``aget_connection`` resolve without a task runner (Airflow 3.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import json
+import threading
+import time
+from datetime import datetime, timezone
+
+import localnet
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from conftest import small_parties
+
+from mpc_federation import stages
+from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
+from mpc_federation.store import CoordinationStore
+from sensors.coordination import MPCCoordinationSensor
+from sensors.triggers import CoordinationTrigger
+
+DATE = datetime(2024, 4, 15, 3, 0, tzinfo=timezone.utc)
+RUN = "20240415T030000Z"
+
+
+@pytest.fixture
+def fed(federation, s3_server, monkeypatch):
+    """Factory: a federation whose connections are in the environment, as each party's Airflow has them.
+
+    Returns (spec, runs, as_party): ``as_party(id)`` puts that party's keys in ``mpc_party_keys``.
+    """
+    monkeypatch.setenv(f"AIRFLOW_CONN_{COORDINATION_CONN_ID.upper()}", json.dumps(s3_server.connection()))
+    monkeypatch.delenv("MPC_ALLOW_TEST_KEYS", raising=False)
+
+    def make(inputs: int = 3, cutoff: int = 2, inputs_deadline: int = 2, result_deadline: int = 2):
+        spec, keys = federation(parties=small_parties(inputs=inputs), overrides={
+            "min_input_parties": 3,
+            "deadlines": {"cutoff": cutoff, "inputs": inputs_deadline, "connect": 300, "mpc": 900,
+                          "result": result_deadline}})
+
+        def as_party(party_id: str) -> None:
+            monkeypatch.setenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}",
+                               json.dumps({"conn_type": "generic", "password": keys[party_id].to_json()}))
+
+        runs = {p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
+                for p in spec.parties}
+        return spec, runs, as_party
+
+    return make
+
+
+def share(run: PartyRun) -> None:
+    dims = run.spec.dimensions(run.logical_date)
+    stages.share(run, {"format": "mpc-aggregate/1", "party": run.party_id, "dimensions": dims,
+                       "values": {"revenue_cents": [6, 1, 2, 3]}})
+
+
+def later(delay: float, fn, *args) -> threading.Thread:
+    def go():
+        time.sleep(delay)
+        fn(*args)
+
+    th = threading.Thread(target=go)
+    th.start()
+    return th
+
+
+def trigger_for(spec, party: str, stage: str, *, deadline_in: float = 20, cutoff_in: float | None = None,
+                conn_id: str = COORDINATION_CONN_ID) -> CoordinationTrigger:
+    now = time.time()
+    return CoordinationTrigger(spec_path=str(spec.source), party_id=party, run=RUN, stage=stage,
+                               coordination_conn_id=conn_id, deadline=now + deadline_in,
+                               cutoff=now + (deadline_in if cutoff_in is None else cutoff_in), poll_interval=0.2)
+
+
+def first_event(trigger: CoordinationTrigger, timeout: float = 30) -> dict:
+    async def go():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(go(), timeout))
+
+
+def sensor(spec, party_id: str, stage: str, **kwargs) -> MPCCoordinationSensor:
+    return MPCCoordinationSensor(task_id=f"wait_for_{stage}", spec_path=str(spec.source), party_id=party_id,
+                                 stage=stage, poke_interval=0.2, **kwargs)
+
+
+CONTEXT = {"logical_date": DATE}
+
+
+# -- the trigger -------------------------------------------------------------------------------------
+def test_trigger_serializes_to_plain_data():
+    trigger = CoordinationTrigger(spec_path="/specs/taxi_hhi.yaml", party_id="company_b", run=RUN, stage="inputs",
+                                  coordination_conn_id="conn", deadline=1712000000.5, cutoff=1711999000.0,
+                                  poll_interval=2.0)
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)  # as the triggerer resolves it
+    assert cls is CoordinationTrigger
+    assert json.loads(json.dumps(kwargs)) == kwargs  # plain JSON data only
+    again = cls(**kwargs)
+    assert again.serialize() == (classpath, kwargs)
+    assert kwargs.items() >= {"spec_path": "/specs/taxi_hhi.yaml", "party_id": "company_b", "run": RUN,
+                              "stage": "inputs", "coordination_conn_id": "conn", "deadline": 1712000000.5,
+                              "cutoff": 1711999000.0, "poll_interval": 2.0}.items()
+
+
+def test_trigger_survives_airflow_trigger_row():
+    """What the scheduler stores for a deferred task and the triggerer rebuilds the trigger from."""
+    from airflow.models.trigger import Trigger
+
+    trigger = CoordinationTrigger(spec_path="/s.yaml", party_id="regulator", run=RUN, stage="result",
+                                  coordination_conn_id="conn", deadline=1712000000.5, cutoff=1712000000.5)
+    row = Trigger.from_object(trigger)
+    assert row.classpath == "sensors.triggers.CoordinationTrigger"
+    assert CoordinationTrigger(**row.kwargs).serialize() == trigger.serialize()
+
+
+def test_trigger_ready_once_everyone_shared(fed):
+    spec, runs, _ = fed()
+    share(runs["company_a"])
+    writer = later(0.6, lambda: (share(runs["company_b"]), share(runs["company_c"])))
+    start = time.monotonic()
+    assert first_event(trigger_for(spec, "company_b", "inputs")) == {"status": "ready", "left_out": []}
+    assert time.monotonic() - start >= 0.5  # it did wait for the late parties
+    writer.join()
+
+
+def test_trigger_ready_once_the_roster_exists(fed):
+    spec, runs, _ = fed(inputs=4)
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    writer = later(0.5, stages.fix_roster, runs["company_a"], 1, 5)
+    assert first_event(trigger_for(spec, "company_c", "inputs"))["status"] == "ready"
+    writer.join()
+
+
+def test_trigger_timeout_names_missing_parties(fed):
+    spec, runs, _ = fed()
+    share(runs["company_b"])
+    start = time.monotonic()
+    event = first_event(trigger_for(spec, "company_b", "inputs", deadline_in=1.0))
+    assert event == {"status": "timeout", "missing": ["company_a", "company_c"]}
+    assert 0.8 <= time.monotonic() - start < 10
+
+
+def test_trigger_leader_goes_ahead_after_the_cutoff(fed):
+    spec, runs, _ = fed(inputs=4)
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    start = time.monotonic()
+    event = first_event(trigger_for(spec, "company_a", "inputs", deadline_in=20, cutoff_in=1.0))
+    assert event == {"status": "ready", "left_out": ["company_d"]}
+    assert 0.8 <= time.monotonic() - start < 10
+    # a compute party that is not the leader waits for the leader's roster instead
+    event = first_event(trigger_for(spec, "company_b", "inputs", deadline_in=1.5, cutoff_in=0))
+    assert event == {"status": "timeout", "missing": ["company_d"]}
+
+
+def test_trigger_stopped_by_an_abort(fed):
+    spec, runs, _ = fed()
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    stages.fix_roster(runs["company_a"], 1, 5)
+    writer = later(0.4, stages.give_up, runs["company_b"].channel, 1, "disk on fire")
+    start = time.monotonic()
+    event = first_event(trigger_for(spec, "regulator", "result"))
+    assert event["status"] == "stopped" and "company_b gave up MPC attempt 1" in event["reason"]
+    assert time.monotonic() - start < 10  # well before the deadline
+    writer.join()
+
+
+def test_trigger_stopped_by_withdrawals_below_the_floor(fed):
+    spec, runs, _ = fed()
+    share(runs["company_a"])
+    writer = later(0.4, stages.withdraw, runs["company_c"], "no data this month")
+    event = first_event(trigger_for(spec, "company_a", "inputs"))
+    assert event["status"] == "stopped" and "company_c" in event["reason"] and "floor of 3" in event["reason"]
+    writer.join()
+
+
+def store_configs(monkeypatch, **changes) -> None:
+    """Change the store configuration the trigger builds from its connection."""
+    from mpc_federation.store import StoreConfig
+
+    original = StoreConfig.from_connection.__func__
+    monkeypatch.setattr(StoreConfig, "from_connection", classmethod(
+        lambda cls, conn, bucket: dataclasses.replace(original(cls, conn, bucket), **changes)))
+
+
+def test_trigger_survives_listing_errors(fed, monkeypatch):
+    """A listing that fails (here: no such bucket) is retried until the deadline."""
+    spec, runs, _ = fed()
+    share(runs["company_a"])
+    store_configs(monkeypatch, bucket="no-such-bucket-for-this-test")
+    start = time.monotonic()
+    event = first_event(trigger_for(spec, "company_a", "inputs", deadline_in=0.8))
+    assert event["status"] == "timeout"
+    assert time.monotonic() - start < 5
+
+
+def test_trigger_keeps_its_deadline_while_the_bucket_is_unreachable(fed, monkeypatch):
+    """Deadlines are absolute: an unreachable bucket must not hold the trigger past its deadline.
+
+    The store rides out outages for ``outage_seconds`` (120 s by default; 10 s here to keep the test
+    short); the trigger, which polls again anyway, must not wait for that inside one listing.
+    """
+    spec, _, _ = fed()
+    dead = {"conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": f"http://127.0.0.1:{localnet.free_port()}", "region_name": "us-east-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_MPC_UNREACHABLE", json.dumps(dead))
+    store_configs(monkeypatch, outage_seconds=10.0)
+    start = time.monotonic()
+    event = first_event(trigger_for(spec, "company_a", "inputs", deadline_in=1.0, conn_id="mpc_unreachable"))
+    elapsed = time.monotonic() - start
+    assert event["status"] == "timeout"
+    assert elapsed < 4, f"the trigger reported its 1 s deadline only after {elapsed:.1f} s"
+
+
+# -- the sensor ----------------------------------------------------------------------------------------
+def test_sensor_poke(fed):
+    spec, runs, as_party = fed()
+    as_party("company_a")
+    waiting = sensor(spec, "company_a", "inputs", deferrable=False)
+    assert waiting.poke(CONTEXT) is False
+    share(runs["company_a"])
+    share(runs["company_b"])
+    assert waiting.poke(CONTEXT) is False
+    # The sensor's condition is the stage's: the same parties are still missing.
+    state = stages.wait_state(runs["company_a"], "inputs", runs["company_a"].channel.present(), cutoff_passed=False)
+    assert state.missing == ["company_c"]
+    share(runs["company_c"])
+    assert waiting.poke(CONTEXT) is True
+
+
+def test_sensor_poke_deadline_names_missing_parties(fed):
+    spec, runs, as_party = fed()
+    as_party("company_b")
+    share(runs["company_a"])
+    waiting = sensor(spec, "company_b", "inputs", deferrable=False)
+    assert waiting.poke(CONTEXT) is False
+    time.sleep(2.1)  # the spec's inputs deadline is 2 s
+    with pytest.raises(AirflowFailException) as info:
+        waiting.poke(CONTEXT)
+    msg = str(info.value)
+    assert RUN in msg and "never showed: company_b, company_c" in msg
+
+
+def test_sensor_poke_stops_on_an_abort(fed):
+    spec, runs, as_party = fed()
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    stages.fix_roster(runs["company_a"], 1, 5)
+    stages.give_up(runs["company_b"].channel, 1, "disk on fire")
+    as_party("regulator")
+    with pytest.raises(AirflowFailException) as info:
+        sensor(spec, "regulator", "result", deferrable=False).poke(CONTEXT)
+    assert "company_b gave up MPC attempt 1" in str(info.value) and "disk on fire" in str(info.value)
+
+
+def test_sensor_refuses_keys_of_another_party(fed):
+    spec, _, as_party = fed()
+    as_party("company_b")
+    with pytest.raises(ValueError, match="keys of 'company_b', not 'company_a'"):
+        sensor(spec, "company_a", "inputs", deferrable=False).poke(CONTEXT)
+
+
+def test_sensor_execute_in_poke_mode(fed):
+    spec, runs, as_party = fed(inputs_deadline=30)
+    as_party("company_c")
+    for c in ("company_a", "company_b"):
+        share(runs[c])
+    writer = later(0.5, share, runs["company_c"])
+    start = time.monotonic()
+    assert sensor(spec, "company_c", "inputs", deferrable=False).execute(CONTEXT) is None
+    assert time.monotonic() - start >= 0.4
+    writer.join()
+
+
+def test_sensor_execute_deferrable(fed):
+    spec, runs, as_party = fed()
+    as_party("regulator")
+    waiting = sensor(spec, "regulator", "result")
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        waiting.execute(CONTEXT)
+    assert info.value.method_name == "execute_complete"
+    trigger = info.value.trigger
+    assert isinstance(trigger, CoordinationTrigger)
+    assert (trigger.spec_path, trigger.party_id, trigger.run_key, trigger.stage) == \
+        (str(spec.source), "regulator", RUN, "result")
+    assert trigger.coordination_conn_id == COORDINATION_CONN_ID
+    assert before + 2 <= trigger.deadline <= time.time() + 2  # the spec's result deadline
+    assert trigger.poll_interval == 0.2
+
+    # The trigger it deferred to, run as the triggerer would: times out naming the leader.
+    event = first_event(trigger)
+    assert event == {"status": "timeout", "missing": ["company_a"]}
+    with pytest.raises(AirflowFailException, match="never showed: company_a"):
+        waiting.execute_complete(CONTEXT, event)
+    assert waiting.execute_complete(CONTEXT, {"status": "ready", "left_out": []}) is None
+
+    # A stop carries the verified reasons from the bucket, not just the trigger's word.
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    stages.fix_roster(runs["company_a"], 1, 5)
+    stages.give_up(runs["company_c"].channel, 1, "peer unreachable")
+    with pytest.raises(AirflowFailException) as info:
+        waiting.execute_complete(CONTEXT, {"status": "stopped", "reason": "company_c gave up MPC attempt 1"})
+    assert "peer unreachable" in str(info.value)
+
+
+def test_sensor_execute_deferrable_then_ready(fed):
+    spec, runs, as_party = fed(inputs_deadline=30, cutoff=30)
+    as_party("company_b")
+    share(runs["company_a"])
+    with pytest.raises(TaskDeferred) as info:
+        sensor(spec, "company_b", "inputs").execute(CONTEXT)
+    writer = later(0.4, lambda: (share(runs["company_b"]), share(runs["company_c"])))
+    assert first_event(info.value.trigger) == {"status": "ready", "left_out": []}
+    writer.join()
+    # Once ready, the sensor does not defer at all.
+    assert sensor(spec, "company_b", "inputs").execute(CONTEXT) is None
+
+
+# -- stragglers and the privacy floor ----------------------------------------------------------------
+def test_leader_goes_ahead_after_the_cutoff_and_the_others_follow(fed):
+    spec, runs, as_party = fed(inputs=4, cutoff=1, inputs_deadline=30)
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    as_party("company_a")
+    leader = sensor(spec, "company_a", "inputs", deferrable=False)
+    assert leader.poke(CONTEXT) is False  # before the cut-off it waits for company_d
+    as_party("company_b")
+    follower = sensor(spec, "company_b", "inputs", deferrable=False)
+    assert follower.poke(CONTEXT) is False
+    time.sleep(1.1)
+    as_party("company_a")
+    assert leader.poke(CONTEXT) is True  # three of four shared: the floor is met
+    as_party("company_b")
+    assert follower.poke(CONTEXT) is False  # the follower waits for the leader's roster
+    assert stages.fix_roster(runs["company_a"], 1, 5) == (1, ["company_a", "company_b", "company_c"])
+    assert follower.poke(CONTEXT) is True
+
+
+def test_leader_does_not_go_ahead_below_the_floor(fed):
+    spec, runs, as_party = fed(inputs=4, cutoff=1, inputs_deadline=2)
+    for c in ("company_a", "company_b"):
+        share(runs[c])
+    as_party("company_a")
+    leader = sensor(spec, "company_a", "inputs", deferrable=False)
+    assert leader.poke(CONTEXT) is False
+    time.sleep(1.1)
+    assert leader.poke(CONTEXT) is False  # after the cut-off, but only two shared
+    time.sleep(1.0)
+    with pytest.raises(AirflowFailException, match="never showed: company_c, company_d"):
+        leader.poke(CONTEXT)

@@ -1,0 +1,287 @@
+"""The whole protocol against the real local S3 API server, without Airflow: share, wait, compute
+(three real MPyC processes), reveal; idempotence, input checks before upload, no plaintext in the
+bucket, and the privacy floor."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+
+import pytest
+import yaml
+from conftest import small_parties
+
+from mpc_federation import stages
+from mpc_federation.envelope import IntegrityError
+from mpc_federation.layout import run_key
+from mpc_federation.party import PartyRun
+from mpc_federation.programs import ProgramError
+from mpc_federation.spec import load_spec
+from mpc_federation.store import CoordinationStore
+
+DATE = datetime(2024, 4, 15, 3, 0, tzinfo=timezone.utc)
+RUN = "20240415T030000Z"
+
+
+def party_runs(spec, keys, s3_server, date=DATE) -> dict[str, PartyRun]:
+    return {p.id: PartyRun(spec, p.id, date, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
+            for p in spec.parties}
+
+
+def aggregate(run: PartyRun, months: list[int]) -> dict:
+    """An aggregate as the Spark job writes it: 'all' is the sum of the months."""
+    return {"format": "mpc-aggregate/1", "party": run.party_id,
+            "dimensions": {"market": run.spec.dimensions(run.logical_date)["market"]},
+            "values": {"revenue_cents": [sum(months), *months]}}
+
+
+def exact_hhi(revenues: list[int]) -> Fraction | None:
+    total = sum(revenues)
+    return None if total == 0 else Fraction(10000 * sum(r * r for r in revenues), total * total)
+
+
+def snapshot(store: CoordinationStore, prefix: str) -> dict[str, bytes]:
+    return {key: store.get(key) for key in store.list(prefix)}
+
+
+def waiting_for(run: PartyRun, stage: str, *, cutoff_passed: bool = False) -> stages.Readiness:
+    return stages.wait_state(run, stage, run.channel.present(), cutoff_passed=cutoff_passed)
+
+
+def compute_all(runs: list[PartyRun], **kwargs) -> dict[str, dict]:
+    results, errors = {}, {}
+
+    def go(run):
+        try:
+            results[run.party_id] = stages.compute(run, **kwargs)
+        except Exception as exc:  # collected and asserted on below
+            errors[run.party_id] = exc
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in runs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(180)
+    assert not errors, errors
+    return results
+
+
+def test_full_protocol(federation, s3_server, tmp_path):
+    spec, keys = federation()
+    runs = party_runs(spec, keys, s3_server)
+    companies = [p.id for p in spec.input_parties]
+    assert companies == ["company_a", "company_b", "company_c"]
+    assert [p.id for p in spec.compute_parties] == companies
+    store = runs["regulator"].store
+    leader = runs["company_a"].channel
+    root = leader.root
+    assert root == f"{spec.prefix}/taxi_hhi/{RUN}"
+    assert all(r.channel.root == root for r in runs.values())
+
+    # 12-digit revenues per month: unique strings, and 'all' (their sum) stays below 10**12.
+    rng = random.Random(8)
+    months = {c: [rng.randint(10**11, 3 * 10**11 - 1) for _ in range(3)] for c in companies}
+    aggregates = {c: aggregate(runs[c], months[c]) for c in companies}
+
+    # -- before anyone shared: everybody waits, naming whom ----------------------------------------
+    for c in companies:
+        state = waiting_for(runs[c], "inputs")
+        assert not state.ready and state.missing == companies and state.stop is None
+    state = waiting_for(runs["regulator"], "result")
+    assert not state.ready and state.missing == ["company_a"]  # the leader has published no roster
+
+    # -- share ---------------------------------------------------------------------------------------
+    first = stages.share(runs["company_a"], aggregates["company_a"])
+    assert first == {"run": RUN, "status": "shared", "objects": 4}
+    assert waiting_for(runs["company_b"], "inputs").missing == ["company_b", "company_c"]
+    for c in companies[1:]:
+        assert stages.share(runs[c], aggregates[c])["status"] == "shared"
+    for c in companies:
+        state = waiting_for(runs[c], "inputs")
+        assert state.ready and state.missing == []
+    assert leader.shared(leader.present()) == companies
+
+    # A retry after success changes nothing.
+    before = snapshot(store, f"{root}/inputs/company_a/")
+    assert len(before) == 4
+    assert stages.share(runs["company_a"], aggregates["company_a"]) == {"run": RUN, "status": "already shared"}
+    assert snapshot(store, f"{root}/inputs/company_a/") == before
+
+    # Each compute party can open exactly its own input shares.
+    record = runs["company_b"].channel.read(leader.input_key("company_a", "company_b"), "input-shares",
+                                            "company_a", to="company_b")
+    assert len(record["shares"]["revenue_cents"]) == 4
+    with pytest.raises(IntegrityError):
+        runs["company_c"].channel.read(leader.input_key("company_a", "company_b"), "input-shares",
+                                       "company_a", to="company_b")
+
+    # -- compute ----------------------------------------------------------------------------------------
+    assert waiting_for(runs["regulator"], "result").missing == ["company_a"]
+    computed = compute_all([runs[c] for c in companies], attempt=1, connect_timeout=60, run_timeout=120)
+    for c in companies:
+        assert computed[c]["roster"] == companies
+        assert computed[c]["run"] == RUN and computed[c]["attempt"] == 1
+    state = waiting_for(runs["regulator"], "result")
+    assert state.ready and state.missing == [] and state.stop is None
+    present = leader.present()
+    assert leader.attempts(present) == [1] and leader.live_attempt(present) == 1
+    assert leader.attempt_aborts(present, 1) == [] and not any("/abort/" in k for k in present)
+
+    # -- reveal ---------------------------------------------------------------------------------------------
+    results_dir = tmp_path / "results"
+    result = stages.reveal(runs["regulator"], results_dir)
+    labels = spec.dimensions(DATE)["market"]
+    assert labels == ["all", "2024-01", "2024-02", "2024-03"]
+    hhi = result["outputs"]["hhi"]
+    assert hhi["labels"] == labels and hhi["kind"] == "ratio"
+    for k, label in enumerate(labels):
+        plain = exact_hhi([aggregates[c]["values"]["revenue_cents"][k] for c in companies])
+        assert Fraction(hhi["exact"][k]) == plain, label
+        assert hhi["value"][k] == pytest.approx(float(plain), abs=1e-6)
+    assert result["roster"] == companies and result["compute_parties"] == companies
+    assert result["spec_hash"] == spec.spec_hash and result["program_hash"] == spec.program_hash
+    assert result["run"] == RUN and result["program"] == "hhi" and result["attempt"] == 1
+
+    record_path = results_dir / "taxi_hhi" / RUN / "result.json"
+    assert json.loads(record_path.read_text()) == result
+    assert list(record_path.parent.iterdir()) == [record_path]  # no temporary left over
+    assert f"{root}/status/regulator/revealed" in store.list(root)
+
+    # Only recipients reveal.
+    with pytest.raises(stages.StageError, match="company_b is not a recipient"):
+        stages.reveal(runs["company_b"], results_dir)
+
+    # -- every object is accounted for, and none shows an aggregate value ----------------------------
+    objects = snapshot(store, f"{root}/")
+    data_keys = {k for k in objects if not k.startswith(f"{root}/status/")}
+    assert data_keys == ({leader.input_key(c, d) for c in companies for d in companies}
+                         | {leader.input_done_key(c) for c in companies}
+                         | {leader.roster_key(1)}
+                         | {leader.output_key(1, c, "regulator") for c in companies})
+    assert {f"{root}/status/{c}/computed" for c in companies} | {f"{root}/status/regulator/revealed"} \
+        <= set(objects) - data_keys
+    blobs = []
+    for key, blob in objects.items():
+        doc = json.loads(blob)
+        blobs += [blob, base64.b64decode(doc["payload"]), key.encode()]
+    needles = []
+    for c in companies:
+        for value in aggregates[c]["values"]["revenue_cents"]:
+            needles += [str(value).encode(), value.to_bytes(8, "big"), value.to_bytes(8, "little")]
+    for needle in needles:
+        for blob in blobs:
+            assert needle not in blob
+
+
+def test_bad_aggregate_uploads_nothing(federation, s3_server):
+    spec, keys = federation()
+    runs = party_runs(spec, keys, s3_server)
+    run = runs["company_b"]
+    with pytest.raises(ProgramError, match="-5 is outside"):
+        stages.share(run, aggregate(run, [10**11, -5, 10**11]))
+    root = run.channel.root
+    assert run.store.list(f"{root}/inputs/company_b/") == []
+    assert run.store.list(f"{root}/") == []
+    # Written for another party: refused before any upload too.
+    with pytest.raises(ProgramError, match="written for party 'company_a'"):
+        stages.share(run, aggregate(runs["company_a"], [1, 2, 3]))
+    assert run.store.list(f"{root}/") == []
+
+
+def test_privacy_floor_aborts(federation, s3_server):
+    spec, keys = federation()
+    runs = party_runs(spec, keys, s3_server)
+    assert stages.floor(runs["company_a"]) == 3
+    for c in ("company_a", "company_b"):
+        stages.share(runs[c], aggregate(runs[c], [10**11, 2 * 10**11, 3 * 10**11]))
+    # Even after the cut-off the leader does not go ahead below the floor.
+    state = waiting_for(runs["company_a"], "inputs", cutoff_passed=True)
+    assert not state.ready and state.missing == ["company_c"]
+
+    with pytest.raises(stages.StageError) as info:
+        stages.fix_roster(runs["company_a"], 1, wait_seconds=1)
+    reason = str(info.value)
+    assert "only 2 input parties shared (company_a, company_b)" in reason and "at least 3" in reason
+
+    channel = runs["company_b"].channel
+    present = channel.present()
+    assert channel.attempt_abort_key("company_a", 1) in present
+    assert channel.attempts(present) == []  # no roster: nothing goes on
+    assert channel.attempt_aborts(present, 1) == ["company_a"]
+    record = runs["regulator"].channel.read(channel.attempt_abort_key("company_a", 1), "abort", "company_a",
+                                            attempt=1)
+    assert record["reason"] == reason
+    explained = stages.explain_aborts(runs["regulator"].channel, present)
+    assert "company_a (attempt-1)" in explained and reason in explained
+    with pytest.raises(stages.StageError, match="no live MPC attempt"):
+        stages.reveal(runs["regulator"])
+
+
+def test_withdrawals_below_the_floor_stop_the_wait(federation, s3_server):
+    spec, keys = federation()
+    runs = party_runs(spec, keys, s3_server)
+    stages.share(runs["company_a"], aggregate(runs["company_a"], [1, 2, 3]))
+    stages.withdraw(runs["company_c"], "the Spark job failed: disk full")
+    state = waiting_for(runs["company_b"], "inputs")
+    assert not state.ready and state.stop
+    assert "company_c" in state.stop and "floor of 3" in state.stop
+    assert "disk full" in state.stop  # the verified reason is attached
+
+
+def test_roster_ends_the_wait_for_inputs(federation, s3_server):
+    """With four input parties and a floor of three, the leader goes ahead after the cut-off, and
+    its roster lets everyone else go on; the roster is fixed once."""
+    spec, keys = federation(parties=small_parties(inputs=4))
+    assert spec.min_input_parties == 3 and len(spec.input_parties) == 4
+    runs = party_runs(spec, keys, s3_server)
+    for c in ("company_a", "company_b", "company_c"):
+        stages.share(runs[c], aggregate(runs[c], [1, 2, 3]))
+    for c in ("company_a", "company_b"):
+        state = waiting_for(runs[c], "inputs")
+        assert not state.ready and state.missing == ["company_d"]
+    # After the cut-off only the leader goes ahead (the others follow its roster).
+    state = waiting_for(runs["company_a"], "inputs", cutoff_passed=True)
+    assert state.ready and state.missing == ["company_d"]
+    assert not waiting_for(runs["company_b"], "inputs", cutoff_passed=True).ready
+
+    roster = ["company_a", "company_b", "company_c"]
+    assert stages.fix_roster(runs["company_a"], 1, wait_seconds=5) == (1, roster)
+    assert stages.fix_roster(runs["company_c"], 1, wait_seconds=5) == (1, roster)  # followers read it
+    state = waiting_for(runs["company_b"], "inputs")
+    assert state.ready and state.stop is None
+
+    # A late party and a retried leader do not change the roster of an attempt.
+    stages.share(runs["company_d"], aggregate(runs["company_d"], [1, 2, 3]))
+    assert stages.fix_roster(runs["company_a"], 1, wait_seconds=5) == (1, roster)
+    assert stages.fix_roster(runs["company_b"], 1, wait_seconds=5) == (1, roster)
+
+
+def test_edited_spec_at_one_party_names_that_party(federation, s3_server, tmp_path):
+    """A party that runs an edited copy of the spec is caught by the hash in every envelope."""
+    spec, keys = federation()
+    runs = party_runs(spec, keys, s3_server)
+    raw = yaml.safe_load(spec.source.read_text())
+    raw["description"] = "edited by company_a only"
+    edited_path = tmp_path / "edited" / "taxi_hhi.yaml"
+    edited_path.parent.mkdir()
+    edited_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    edited = load_spec(edited_path)
+    assert edited.spec_hash != spec.spec_hash
+    rogue = PartyRun(edited, "company_a", DATE, keys["company_a"], runs["company_a"].store)
+    assert rogue.channel.root == runs["company_b"].channel.root  # they do meet in the bucket
+    stages.share(rogue, aggregate(rogue, [10**11, 10**11, 10**11]))
+    channel = runs["company_b"].channel
+    with pytest.raises(IntegrityError) as info:
+        channel.read(channel.input_key("company_a", "company_b"), "input-shares", "company_a", to="company_b")
+    msg = str(info.value)
+    assert "spec_hash" in msg and "party company_a runs a different federation spec than company_b" in msg
+
+
+def test_run_key():
+    assert run_key(DATE) == RUN
+    assert run_key(datetime(2024, 4, 15, 3, 0)) == RUN  # naive means UTC
+    assert run_key(datetime(2024, 4, 15, 5, 0, tzinfo=timezone(timedelta(hours=2)))) == RUN

@@ -158,8 +158,11 @@ def test_trigger_leader_goes_ahead_after_the_cutoff(fed):
     event = first_event(trigger_for(spec, "company_a", "inputs", deadline_in=20, cutoff_in=1.0))
     assert event == {"status": "ready", "left_out": ["company_d"]}
     assert 0.8 <= time.monotonic() - start < 10
-    # a compute party that is not the leader waits for the leader's roster instead
+    # after its own cut-off a follower goes ahead too; the compute stage then waits for the roster
     event = first_event(trigger_for(spec, "company_b", "inputs", deadline_in=1.5, cutoff_in=0))
+    assert event == {"status": "ready", "left_out": ["company_d"]}
+    # before its cut-off it still waits for everyone, and times out naming the straggler
+    event = first_event(trigger_for(spec, "company_b", "inputs", deadline_in=1.5, cutoff_in=60))
     assert event == {"status": "timeout", "missing": ["company_d"]}
 
 
@@ -344,9 +347,9 @@ def test_leader_goes_ahead_after_the_cutoff_and_the_others_follow(fed):
     as_party("company_a")
     assert leader.poke(CONTEXT) is True  # three of four shared: the floor is met
     as_party("company_b")
-    assert follower.poke(CONTEXT) is False  # the follower waits for the leader's roster
+    assert follower.poke(CONTEXT) is True  # past its cut-off with the floor met: on to the compute stage
     assert stages.fix_roster(runs["company_a"], 1, 5) == (1, ["company_a", "company_b", "company_c"])
-    assert follower.poke(CONTEXT) is True
+    assert stages.fix_roster(runs["company_b"], 0, 5) == (1, ["company_a", "company_b", "company_c"])
 
 
 def test_leader_does_not_go_ahead_below_the_floor(fed):

@@ -333,3 +333,26 @@ def test_every_task_can_be_retried(federation, s3_server, tmp_path):
     assert one["outputs"] == two["outputs"] and one["attempt"] == two["attempt"] == 2
     record = json.loads((Path(tmp_path) / spec.computation / "20240401T030000Z" / "result.json").read_text())
     assert total_of(record) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))
+
+
+def test_a_failing_input_task_publishes_its_withdrawal(federation, s3_server, monkeypatch):
+    """The on_failure_callback the DAG factory puts on an input party's tasks."""
+    import logging
+    from types import SimpleNamespace
+
+    from mpc_operators.base import withdraw_on_failure
+
+    spec, keys = fault_federation(federation)
+    monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(s3_server.connection()))
+    monkeypatch.setenv("AIRFLOW_CONN_MPC_PARTY_KEYS",
+                       json.dumps({"conn_type": "generic", "password": keys["company_c"].to_json()}))
+    context = {"exception": RuntimeError("taxi_revenue: error: 3 trips with negative fare_amount\nmore"),
+               "task_instance": SimpleNamespace(task_id="aggregate", log=logging.getLogger("test")),
+               "logical_date": DATE}
+    withdraw_on_failure(str(spec.source), "company_c", context)
+    run = runs_for(spec, keys, s3_server.store_config(spec.bucket))["company_a"]
+    present = run.channel.present()
+    assert run.channel.withdrawn(present) == ["company_c"]
+    assert not any("/inputs/company_c/" in k for k in present)  # nothing else was uploaded for it
+    assert "company_c (inputs): aggregate failed: taxi_revenue: error: 3 trips with negative fare_amount" \
+        in stages.explain_aborts(run.channel, present)

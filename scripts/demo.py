@@ -17,6 +17,8 @@ import importlib.util
 import json
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,6 +67,47 @@ def setup_federation(root: Path, parties_yaml: list[dict] | None, s3: S3Server, 
     return spec_path, parties
 
 
+@dataclass
+class Night:
+    """One night of a federation on this machine, after every party's DAG ran."""
+
+    spec: object
+    parties: list[LocalParty]
+    date: datetime
+    run: str
+    recipient: LocalParty
+    result: dict | None
+
+    def others_with_results(self) -> list[str]:
+        """Non-recipients holding a result record: must be none."""
+        return [p.id for p in self.parties if not self.spec.party(p.id).has("recipient")
+                and (p.work_dir / self.spec.computation / self.run / "result.json").exists()]
+
+
+def run_night(root: Path, template: Path, data_dir: Path, args: argparse.Namespace) -> Night:
+    """Start the S3 server, set up every party, run all their DAGs for ``args.date`` at once."""
+    s3 = S3Server(root / "s3").start()
+    print(f"Local S3 API server (moto) on {s3.url}", flush=True)
+    try:
+        spec_path, parties = setup_federation(root, None, s3, args.spark_master, data_dir, template=template)
+        spec = load_spec(spec_path)
+        print(f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
+              f"{', '.join(p.id for p in parties)}", flush=True)
+        t1 = time.monotonic()
+        codes = run_dags_test(parties, spec.computation, args.date, args.timeout)
+        print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
+    finally:
+        s3.stop()
+    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
+    run = run_key(date)
+    recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
+    record = recipient.work_dir / spec.computation / run / "result.json"
+    if not record.is_file():
+        print(f"FAILED: no result record at {record}; see the logs in {root / 'parties'}/*/dags-test-*.log")
+    result = json.loads(record.read_text()) if record.is_file() else None
+    return Night(spec, parties, date, run, recipient, result)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(REPO / ".demo"), help="working folder (data, homes, logs)")
@@ -89,29 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Generating {args.trips:,} trips for {len(companies)} companies in {data_dir} ...", flush=True)
     gen.generate(data_dir, companies, args.trips, args.seed, "2024-01", "2024-03")
 
-    s3 = S3Server(root / "s3").start()
-    print(f"Local S3 API server (moto) on {s3.url}", flush=True)
-    try:
-        spec_path, parties = setup_federation(root, None, s3, args.spark_master, data_dir)
-        spec = load_spec(spec_path)
-        print(f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
-              f"{', '.join(p.id for p in parties)}", flush=True)
-        t1 = time.monotonic()
-        codes = run_dags_test(parties, spec.computation, args.date, args.timeout)
-        print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
-    finally:
-        s3.stop()
-
-    from datetime import datetime, timezone
-
-    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
-    run = run_key(date)
-    recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
-    record = recipient.work_dir / spec.computation / run / "result.json"
-    if not record.is_file():
-        print(f"FAILED: no result record at {record}; see the logs in {root / 'parties'}/*/dags-test-*.log")
+    night = run_night(root, TEMPLATE, data_dir, args)
+    if night.result is None:
         return 1
-    result = json.loads(record.read_text())
+    spec, result, recipient, date = night.spec, night.result, night.recipient, night.date
     hhi = result["outputs"]["hhi"]
     expected = plaintext_hhi(data_dir, companies, spec.months(date))
     print(f"\nHHI revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the pooled data:")
@@ -122,10 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         plain = expected[label]
         ok &= secure == plain
         print(f"{label:<8} {float(secure):>14.2f} {float(plain):>14.2f}  {exact}{'' if secure == plain else '  MISMATCH'}")
-    others = [p.id for p in parties if not spec.party(p.id).has("recipient")
-              and (p.work_dir / spec.computation / run / "result.json").exists()]
-    if others:
-        print(f"FAILED: non-recipients hold a result: {others}")
+    if night.others_with_results():
+        print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
         ok = False
     print(f"\n{'OK' if ok else 'FAILED'}: secure HHI {'equals' if ok else 'differs from'} the plaintext HHI "
           f"(total {time.monotonic() - t0:.1f} s)")
@@ -146,8 +168,6 @@ def dollars(cents: Fraction | None) -> str:
 
 def main_pay_equity(args: argparse.Namespace) -> int:
     """Five companies' payrolls and an equality office: the pooled gender pay gap, overall and per level."""
-    from datetime import datetime, timezone
-
     root = Path(args.root).resolve() / "pay_equity"
     raw = yaml.safe_load(PAY_EQUITY_TEMPLATE.read_text())
     companies = [p["id"] for p in raw["parties"] if "input" in p["roles"]]
@@ -158,28 +178,11 @@ def main_pay_equity(args: argparse.Namespace) -> int:
           flush=True)
     payroll.generate(data_dir, companies, args.employees, args.seed)
 
-    s3 = S3Server(root / "s3").start()
-    print(f"Local S3 API server (moto) on {s3.url}", flush=True)
-    try:
-        spec_path, parties = setup_federation(root, None, s3, args.spark_master, data_dir,
-                                              template=PAY_EQUITY_TEMPLATE)
-        spec = load_spec(spec_path)
-        print(f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
-              f"{', '.join(p.id for p in parties)}", flush=True)
-        t1 = time.monotonic()
-        codes = run_dags_test(parties, spec.computation, args.date, args.timeout)
-        print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
-    finally:
-        s3.stop()
-
-    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
-    run = run_key(date)
-    recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
-    record = recipient.work_dir / spec.computation / run / "result.json"
-    if not record.is_file():
-        print(f"FAILED: no result record at {record}; see the logs in {root / 'parties'}/*/dags-test-*.log")
+    night = run_night(root, PAY_EQUITY_TEMPLATE, data_dir, args)
+    if night.result is None:
         return 1
-    result = json.loads(record.read_text())
+    spec, parties, result, recipient, date, run = (night.spec, night.parties, night.result, night.recipient,
+                                                   night.date, night.run)
     levels = spec.dimensions(date)["level"]
     ok = True
 
@@ -224,10 +227,8 @@ def main_pay_equity(args: argparse.Namespace) -> int:
         print(f"{label:<6} {dollars(secure_gap):>13} {dollars(plain_gap):>13} "
               f"{'-' if secure_ratio is None else f'{float(secure_ratio):.4f}':>16} "
               f"{'-' if plain_ratio is None else f'{float(plain_ratio):.4f}':>10}  {gap}{'' if same else '  MISMATCH'}")
-    others = [p.id for p in parties if not spec.party(p.id).has("recipient")
-              and (p.work_dir / spec.computation / run / "result.json").exists()]
-    if others:
-        print(f"FAILED: non-recipients hold a result: {others}")
+    if night.others_with_results():
+        print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
         ok = False
     print(f"\n{'OK' if ok else 'FAILED'}: secure pay gap {'equals' if ok else 'differs from'} the plaintext pay gap "
           f"(total {time.monotonic() - t0:.1f} s)")

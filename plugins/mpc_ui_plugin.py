@@ -275,7 +275,9 @@ th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numer
 .s-computing{background:#fff3cd;color:#7a5200}.s-computed{background:#e1f0e4;color:#1e6b34}
 .s-revealed{background:#1e6b34;color:#fff}.s-aborted,.s-invalid{background:#fbe0de;color:#8c1d18}
 .s-running,.s-not-started{background:#fff3cd;color:#7a5200}.s-finished{background:#1e6b34;color:#fff}.s-stalled{background:#eef0f2;color:#59636e}
-.chips .state{margin:1px 2px}.live{color:#7a5200}
+.s-success{background:#1e6b34;color:#fff}.s-failed{background:#fbe0de;color:#8c1d18}
+.s-queued,.s-up_for_retry{background:#eef0f2;color:#59636e}
+.chips .state{margin:1px 2px}.live{color:#7a5200}td.t,td.nw{white-space:nowrap}
 """
 
 _SCRIPT = """
@@ -430,14 +432,14 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
         notes += [f'<span class="error">{_e(err)}</span>' for err in p["errors"]]
         if p["in_roster"] is False:
             notes.append('<span class="error">not on the roster</span>')
-        name = f'<b>{_e(p["id"])}</b>' + (' <span class="muted">(this party)</span>' if p["me"] else "")
+        name = f'<b>{_e(p["id"])}</b>' + (' <span class="muted">(you)</span>' if p["me"] else "")
         done = "✓" if p["done"] else ""
         rows.append(f'<tr data-party="{_e(p["id"])}" data-state="{_e(p["state"])}"><td>{name}</td>'
-                    f'<td>{_e(", ".join(p["roles"]))}</td><td>{_state(p["state"])} {done}</td>'
-                    f'<td>{at("shared")}</td><td>{at("computing")}</td><td>{at("computed")}</td>'
-                    f'<td>{_e(timing_text)}</td><td>{at("revealed")}</td><td>{"<br>".join(notes)}</td></tr>')
+                    f'<td class="nw">{_e(", ".join(p["roles"]))}</td><td class="nw">{_state(p["state"])} {done}</td>'
+                    f'<td class="t">{at("shared")}</td><td class="t">{at("computing")}</td><td class="t">{at("computed")}</td>'
+                    f'<td>{_e(timing_text)}</td><td class="t">{at("revealed")}</td><td>{"<br>".join(notes)}</td></tr>')
     out.append('<table id="parties"><tr><th>party</th><th>roles</th><th>state</th><th>shared</th>'
-               '<th>computing</th><th>computed</th><th>MPC timings</th><th>revealed</th><th>notes</th></tr>'
+               '<th>computing</th><th>computed</th><th>timings</th><th>revealed</th><th>notes</th></tr>'
                + "".join(rows) + "</table>")
     for a in data["aborts"]:
         scope = f' (attempt {a["attempt"]})' if a["attempt"] is not None else ""

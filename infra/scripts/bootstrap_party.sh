@@ -139,6 +139,11 @@ is_alive() {
   return 0
 }
 
+# True while a process of the process group $1 exists (zombies count as gone).
+group_alive() {
+  ps -e -o pgid=,stat= 2>/dev/null | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
 # Pid of this party's running Airflow, or nothing.
 running_pid() {
   local pid
@@ -161,12 +166,13 @@ if [ "$stop" = 1 ]; then
   fi
   # airflow standalone runs in its own session: signal its whole process group (scheduler,
   # API server, triggerer, DAG processor), then the leader alone if there is no such group.
+  # Wait for the whole group, not just the leader: the components shut down after it exits.
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 60); do
-    is_alive "$pid" || break
+    is_alive "$pid" || group_alive "$pid" || break
     sleep 1
   done
-  if is_alive "$pid"; then
+  if is_alive "$pid" || group_alive "$pid"; then
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$pid_file"
@@ -189,6 +195,14 @@ esac
 case "$skip_setup" in
   0 | 1) ;;
   *) die "MPC_SKIP_SETUP must be 0 or 1" ;;
+esac
+
+# Where this host's own processes (task runners, the health check) reach the API server: the bound
+# address itself, or loopback when it binds every interface.
+case "$api_host" in
+  0.0.0.0 | '::' | '[::]' | '') local_host=127.0.0.1 ;;
+  *:*) local_host="[$api_host]" ;;
+  *) local_host="$api_host" ;;
 esac
 
 [ -n "$repo_dir" ] || repo_dir="$script_dir/../.."
@@ -270,7 +284,7 @@ trap 'rm -f "$tmp_env"' EXIT
   env_line AIRFLOW__CORE__LOAD_EXAMPLES False
   env_line AIRFLOW__API__HOST "$api_host"
   env_line AIRFLOW__API__PORT "$api_port"
-  env_line AIRFLOW__CORE__EXECUTION_API_SERVER_URL "http://127.0.0.1:$api_port/execution/"
+  env_line AIRFLOW__CORE__EXECUTION_API_SERVER_URL "http://$local_host:$api_port/execution/"
   env_line AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT "$worker_log_port"
   env_line AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT "$trigger_log_port"
   env_line MPC_PARTY_ID "$party_id"
@@ -333,7 +347,7 @@ pid="$(running_pid)"
 log "started airflow standalone for party $party_id (pid $pid, UI http://$api_host:$api_port, log $log_file)"
 
 if [ "$wait_seconds" -gt 0 ]; then
-  health_url="http://127.0.0.1:$api_port/api/v2/monitor/health"
+  health_url="http://$local_host:$api_port/api/v2/monitor/health"
   deadline=$((SECONDS + wait_seconds))
   until "$repo_dir/.venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$health_url" 2>/dev/null; do
     is_alive "$pid" || die "airflow standalone exited during start-up; see $log_file"

@@ -181,7 +181,10 @@ def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = 
     try:
         return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0)
     except Exception as exc:
-        give_up(run.channel, live, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        try:
+            give_up(run.channel, live, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+        except Exception as err:  # keep the original failure; the others still have their deadlines
+            log.warning("Could not publish giving up attempt %s: %s", live, err)
         raise
 
 

@@ -17,11 +17,11 @@ and the connections ``mpc_coordination`` and (optional, to name this party's own
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import os
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -125,7 +125,12 @@ class Federations:
 
         if spec.bucket not in self._stores:
             conn = Connection.get_connection_from_secrets(COORDINATION_CONN_ID)
-            self._stores[spec.bucket] = CoordinationStore(StoreConfig.from_connection(conn, spec.bucket))
+            config = StoreConfig.from_connection(conn, spec.bucket)
+            # A page answers at once: no riding out a bucket outage as the tasks do.
+            quick = {"connect_timeout": 3.0, "read_timeout": 10.0, "max_attempts": 1, "outage_seconds": 0.0}
+            fields = {f.name for f in dataclasses.fields(config)}
+            config = dataclasses.replace(config, **{k: v for k, v in quick.items() if k in fields})
+            self._stores[spec.bucket] = CoordinationStore(config)
         return self._stores[spec.bucket]
 
     def keys(self) -> Any:
@@ -151,7 +156,11 @@ class Federations:
 FEDERATIONS = Federations()
 
 
-def _spec_or_404(computation: str, user: Any):
+def _spec_or_404(computation: str, user: Any, run: str | None = None):
+    from mpc_federation.monitor import run_date
+
+    if run is not None and run_date(run) is None:
+        raise HTTPException(404, f"{run!r} is not a run key (YYYYMMDDTHHMMSSZ)")
     FEDERATIONS.load()
     spec = FEDERATIONS.specs.get(computation)
     if spec is None:
@@ -222,8 +231,12 @@ def index(request: Request, partial: int = 0, user=Depends(current_user)) -> HTM
 @app.get("/runs/{computation}/{run}", response_class=HTMLResponse)
 def run_page(request: Request, computation: str, run: str, partial: int = 0,
              user=Depends(current_user)) -> HTMLResponse:
-    spec = _spec_or_404(computation, user)
-    data = overview(spec, run)
+    spec = _spec_or_404(computation, user, run)
+    try:
+        data = overview(spec, run)
+    except Exception as exc:  # noqa: BLE001 - e.g. the bucket is unreachable: say so, and keep trying
+        return _page(request, f"{computation} · {run}", f"{computation}: run {run}", _section_error(spec, exc),
+                     True, partial)
     body = _run_detail(request, spec, data, local_runs(computation, run))
     title = f"{computation} · {data['logical_date'] or run}"
     return _page(request, title, f"{computation}: run of {_date(data)}", body, not data["finished"], partial)
@@ -238,7 +251,7 @@ def api_runs(user=Depends(current_user)) -> dict:
 
 @app.get("/api/runs/{computation}/{run}")
 def api_run(computation: str, run: str, user=Depends(current_user)) -> dict:
-    spec = _spec_or_404(computation, user)
+    spec = _spec_or_404(computation, user, run)
     return {**overview(spec, run), "local_runs": local_runs(computation, run)}
 
 
@@ -277,7 +290,7 @@ th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numer
 .s-running,.s-not-started{background:#fff3cd;color:#7a5200}.s-finished{background:#1e6b34;color:#fff}.s-stalled{background:#eef0f2;color:#59636e}
 .s-success{background:#1e6b34;color:#fff}.s-failed{background:#fbe0de;color:#8c1d18}
 .s-queued,.s-up_for_retry{background:#eef0f2;color:#59636e}
-.chips .state{margin:1px 2px}.live{color:#7a5200}td.t,td.nw{white-space:nowrap}
+.chips .state{margin:1px 2px}.chips .nw{display:inline-block;margin-right:6px}span.nw{white-space:nowrap}th{white-space:nowrap}.live{color:#7a5200}td.t,td.nw{white-space:nowrap}
 """
 
 _SCRIPT = """
@@ -387,11 +400,11 @@ def _runs_table(request: Request, spec, runs: list[dict]) -> str:
         return head + '<p class="muted">No run in the bucket yet.</p>'
     rows = []
     for r in runs:
-        chips = "".join(f'<span title="{_e(p["id"])}: {_e(p["state"])}">{_e(p["id"])} {_state(p["state"])}</span> '
+        chips = "".join(f'<span class="nw" title="{_e(p["id"])}: {_e(p["state"])}">{_e(p["id"])} {_state(p["state"])}</span> '
                         for p in r["parties"])
         roster = ", ".join(r["roster"]["parties"]) if r["roster"] else ""
         rows.append(f'<tr><td><a href="{base}/runs/{quote(spec.computation)}/{quote(r["run"])}">{_e(_date(r))}</a></td>'
-                    f'<td>{_state(r["status"])}</td><td>{_e(_progress(r))}</td><td class="chips">{chips}</td>'
+                    f'<td>{_state(r["status"])}</td><td class="nw">{_e(_progress(r))}</td><td class="chips">{chips}</td>'
                     f'<td>{_e(roster)}</td><td class="num">{_seconds(r["elapsed"])}</td></tr>')
     return (head + '<table id="runs"><tr><th>run (logical date)</th><th>status</th><th>progress</th><th>parties</th>'
             '<th>roster</th><th>elapsed</th></tr>' + "".join(rows) + "</table>")
@@ -423,7 +436,7 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
             return f"{_clock(t)}{offset}"
 
         timings = p["timings"] or {}
-        timing_text = " · ".join(f"{k} {_seconds(v)}" for k, v in timings.items())
+        timing_text = " · ".join(f'<span class="nw">{_e(k)} {_seconds(v)}</span>' for k, v in timings.items())
         notes = []
         if p["abort_reason"]:
             notes.append(f'<span class="error">aborted ({_e(p["abort_scope"])}): {_e(p["abort_reason"])}</span>')
@@ -437,7 +450,7 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
         rows.append(f'<tr data-party="{_e(p["id"])}" data-state="{_e(p["state"])}"><td>{name}</td>'
                     f'<td class="nw">{_e(", ".join(p["roles"]))}</td><td class="nw">{_state(p["state"])} {done}</td>'
                     f'<td class="t">{at("shared")}</td><td class="t">{at("computing")}</td><td class="t">{at("computed")}</td>'
-                    f'<td>{_e(timing_text)}</td><td class="t">{at("revealed")}</td><td>{"<br>".join(notes)}</td></tr>')
+                    f'<td>{timing_text}</td><td class="t">{at("revealed")}</td><td>{"<br>".join(notes)}</td></tr>')
     out.append('<table id="parties"><tr><th>party</th><th>roles</th><th>state</th><th>shared</th>'
                '<th>computing</th><th>computed</th><th>timings</th><th>revealed</th><th>notes</th></tr>'
                + "".join(rows) + "</table>")

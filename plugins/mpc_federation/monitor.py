@@ -34,10 +34,7 @@ from mpc_federation.channel import RunChannel
 from mpc_federation.envelope import IntegrityError, PartyKeys
 from mpc_federation.spec import FederationSpec
 
-try:  # the run key moved from channel.py to layout.py
-    from mpc_federation.layout import run_key
-except ImportError:  # pragma: no cover - older layout
-    from mpc_federation.channel import run_key  # type: ignore[no-redef]
+from mpc_federation.layout import run_key
 
 STATES = ("waiting", "shared", "computing", "computed", "revealed")
 RUN_KEY_FORMAT = "%Y%m%dT%H%M%SZ"

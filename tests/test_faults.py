@@ -356,3 +356,37 @@ def test_a_failing_input_task_publishes_its_withdrawal(federation, s3_server, mo
     assert not any("/inputs/company_c/" in k for k in present)  # nothing else was uploaded for it
     assert "company_c (inputs): aggregate failed: taxi_revenue: error: 3 trips with negative fare_amount" \
         in stages.explain_aborts(run.channel, present)
+
+
+def test_a_long_silent_mpc_is_not_mistaken_for_a_failed_connection(tmp_path):
+    """The launcher sees the worker's 'connected' line at once, however long the MPC then stays quiet."""
+    from localnet import free_port
+
+    from mpc_federation.launcher import MPCJob, run_mpc
+    from mpc_federation.programs import load_program
+    from mpc_federation.sharing import recombine, split
+
+    program = load_program(SLOW_SUM).program
+    values = [5, 7, 11]
+    rows = [split(program.field, [v], 1, 3) for v in values]
+    endpoints = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    out: dict = {}
+
+    def go(i):
+        job = MPCJob(program=str(SLOW_SUM), party_index=i, endpoints=endpoints, threshold=1,
+                     roster=["p0", "p1", "p2"], shares={f"p{j}": {"value": rows[j][i]} for j in range(3)},
+                     input_lengths={"value": 1}, output_lengths={"total": 1}, output_kinds={"total": "int"},
+                     params={"delay": 4})
+        try:
+            out[i] = run_mpc(job, connect_timeout=3, run_timeout=60)
+        except Exception as exc:  # noqa: BLE001
+            out[i] = exc
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert all(not isinstance(out[i], Exception) for i in range(3)), out
+    assert all(out[i].connect_seconds < 3 < out[i].total_seconds for i in range(3))
+    assert recombine(program.field, {i: out[i].shares for i in range(3)}, 1) == [sum(values)]

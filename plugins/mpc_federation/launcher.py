@@ -104,9 +104,10 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
                             start_new_session=True)
     log: list[str] = []
     connected_at = None
+    fd = proc.stdout.fileno()
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    eof = False
+    sel.register(fd, selectors.EVENT_READ)
+    eof, pending = False, b""
     try:
         while not (eof and proc.poll() is not None):
             now = time.monotonic()
@@ -123,12 +124,16 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
             if eof:
                 time.sleep(0.05)
             elif sel.select(timeout=0.2):
-                line = proc.stdout.readline()
-                eof = not line
-                text = line.decode(errors="replace").rstrip()
-                log.append(text)
-                if text.startswith(CONNECTED):
-                    connected_at = time.monotonic()
+                # Unbuffered reads: a buffered readline could hold the "connected" line back until the
+                # worker prints again, and a long silent MPC would then look like a failed connection.
+                chunk = os.read(fd, 65536)
+                eof = not chunk
+                *lines, pending = (pending + chunk).split(b"\n") if chunk else (pending.split(b"\n") + [b""])
+                for line in lines:
+                    text = line.decode(errors="replace").rstrip()
+                    log.append(text)
+                    if text.startswith(CONNECTED) and connected_at is None:
+                        connected_at = time.monotonic()
         if proc.returncode != 0:
             raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
         shares = json.loads(out_file.read_text())["shares"]

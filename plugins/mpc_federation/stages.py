@@ -133,7 +133,7 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, l
             raise StageError(reason)
         channel.publish(channel.roster_key(attempt), "roster", "compute", {"roster": shared},
                         attempt=attempt, only_if_new=True)
-    deadline = time.monotonic() + wait_seconds
+    deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
         present = channel.present()
         live = channel.live_attempt(present)
@@ -147,7 +147,8 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, l
             aborted = explain_aborts(channel, present)
             raise StageError(f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"
                              + (f"; {aborted}" if aborted else ""))
-        time.sleep(1)
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)  # the leader is usually a moment away; don't poll the bucket hard
 
 
 def mpyc_certificates(run: PartyRun) -> list[str]:

@@ -1,0 +1,273 @@
+"""What every benchmark section shares: paths, timers, Spark submission, the machine's load, and the
+instruments around the real MPyC processes (peak RSS, bytes sent, optional cProfile).
+
+Nothing here changes the protocol code: the instruments wrap ``mpc_federation.launcher`` from the
+outside (the stages import ``run_mpc`` from that module at call time).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+VENV_BIN = Path(sys.executable).parent
+for _folder in (REPO / "plugins", REPO / "scripts", BENCH):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
+TAXI_JOB = REPO / "include" / "jobs" / "taxi_revenue.py"
+POOLED_JOB = BENCH / "jobs" / "pooled_hhi.py"
+MPC_ONLY_PROGRAM = BENCH / "programs" / "hhi_mpc_only.py"
+
+
+def load_module(path: Path, name: str | None = None):
+    name = name or path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def datagen():
+    return load_module(REPO / "include" / "datagen" / "taxi_trips.py", "taxi_trips")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- the machine -----------------------------------------------------------------------------------------
+def load_average() -> tuple[float, float, float]:
+    return tuple(round(x, 2) for x in os.getloadavg())
+
+
+def machine_info() -> dict:
+    import psutil
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("pyspark", "mpyc", "pyarrow", "apache-airflow", "gmpy2", "numpy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "?"
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "java": (java.stderr or java.stdout).splitlines()[0] if (java.stderr or java.stdout) else "?",
+        "versions": versions,
+    }
+
+
+@dataclass
+class LoadLog:
+    """The 1-minute load average at the start and end of every section (the machine is shared)."""
+
+    entries: list[dict] = field(default_factory=list)
+
+    @contextmanager
+    def section(self, name: str):
+        start = load_average()
+        t0 = time.monotonic()
+        log(f"{name}: start (load {start[0]:.2f} {start[1]:.2f} {start[2]:.2f})")
+        try:
+            yield
+        finally:
+            end = load_average()
+            self.entries.append({"section": name, "load_start": start, "load_end": end,
+                                 "seconds": round(time.monotonic() - t0, 1)})
+            log(f"{name}: done in {time.monotonic() - t0:.1f} s (load {end[0]:.2f})")
+
+
+def wait_for_quiet(max_load: float, max_wait: float) -> float:
+    """Wait (up to max_wait s) until the 1-minute load average is below max_load; returns it."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        now = os.getloadavg()[0]
+        if now <= max_load or time.monotonic() >= deadline:
+            return round(now, 2)
+        log(f"load average {now:.2f} > {max_load}: waiting for a quieter machine")
+        time.sleep(min(30.0, max(1.0, deadline - time.monotonic())))
+
+
+# -- Spark ---------------------------------------------------------------------------------------------------
+@dataclass
+class SparkRun:
+    seconds: float
+    returncode: int
+    output: str
+
+
+def spark_submit(application: Path, args: list[str], master: str, log_file: Path | None = None) -> SparkRun:
+    """spark-submit as the DAG's SparkSubmitOperator does it (same conf), timed from the outside."""
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    cmd = [str(VENV_BIN / "spark-submit"), "--master", master,
+           "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
+           str(application), *args]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.monotonic() - t0
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(proc.stdout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"spark-submit {application.name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+    return SparkRun(seconds, proc.returncode, proc.stdout)
+
+
+# -- the MPyC processes ------------------------------------------------------------------------------------
+_BYTES = re.compile(r"bytes sent: (\d+)")
+_WORKER_TIMINGS = re.compile(r"mpc-worker: timings connect=([\d.]+)s mpc=([\d.]+)s")
+
+
+def parse_worker_log(text: str) -> dict:
+    out = {}
+    m = _BYTES.search(text)
+    if m:
+        out["bytes_sent"] = int(m.group(1))
+    m = _WORKER_TIMINGS.search(text)
+    if m:
+        out["worker_connect_s"], out["worker_mpc_s"] = float(m.group(1)), float(m.group(2))
+    return out
+
+
+def _hwm_kib(pid: int) -> int | None:
+    """The kernel's peak RSS (VmHWM) of a live process, in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class WorkerMonitor:
+    """Polls this process's MPyC worker children (``-m mpc_federation.worker``): the peak RSS of each
+    (the kernel's VmHWM, so short spikes between polls are not missed) keyed by its MPyC index."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak_kib: dict[int, int] = {}
+        self.cpu_seconds: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._index: dict[int, int] = {}
+
+    def __enter__(self) -> WorkerMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                children = me.children(recursive=True)
+            except psutil.Error:
+                children = []
+            for child in children:
+                try:
+                    if child.pid not in self._index:
+                        cmd = child.cmdline()
+                        if "mpc_federation.worker" not in cmd:
+                            continue
+                        self._index[child.pid] = int(cmd[cmd.index("-I") + 1])
+                    index = self._index[child.pid]
+                    hwm = _hwm_kib(child.pid)
+                    if hwm is not None:
+                        self.peak_kib[index] = max(self.peak_kib.get(index, 0), hwm)
+                    times = child.cpu_times()
+                    self.cpu_seconds[index] = max(self.cpu_seconds.get(index, 0.0), times.user + times.system)
+                except (psutil.Error, ValueError, IndexError):
+                    continue
+            self._stop.wait(self.interval)
+
+    def peak_mib(self) -> dict[int, float]:
+        return {i: round(k / 1024, 1) for i, k in sorted(self.peak_kib.items())}
+
+
+class MPCRecorder:
+    """Wraps ``launcher.run_mpc`` to keep every compute party's MPCResult (log tail: bytes sent, the
+    worker's own timings). With ``profile_dir``, each worker runs under cProfile (``-m cProfile -o``)."""
+
+    def __init__(self, profile_dir: Path | None = None):
+        self.profile_dir = profile_dir
+        self.results: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> MPCRecorder:
+        from mpc_federation import launcher
+
+        self._launcher = launcher
+        self._run_mpc, self._supervise = launcher.run_mpc, launcher._supervise
+        recorder = self
+
+        def run_mpc(job, **kwargs):
+            t0 = time.monotonic()
+            result = recorder._run_mpc(job, **kwargs)
+            t1 = time.monotonic()
+            with recorder._lock:
+                recorder.results[job.party_index] = {
+                    "launcher_connect_s": result.connect_seconds, "launcher_total_s": result.total_seconds,
+                    "wall_s": t1 - t0, "launched_at": t0, "finished_at": t1, **parse_worker_log(result.log_tail)}
+            return result
+
+        def supervise(cmd, *args, **kwargs):
+            if recorder.profile_dir is not None:
+                index = cmd[cmd.index("-I") + 1]
+                recorder.profile_dir.mkdir(parents=True, exist_ok=True)
+                out = recorder.profile_dir / f"worker-{index}.prof"
+                pos = cmd.index("-m")
+                cmd = [*cmd[:pos], "-m", "cProfile", "-o", str(out), *cmd[pos:]]
+            return recorder._supervise(cmd, *args, **kwargs)
+
+        launcher.run_mpc = run_mpc
+        launcher._supervise = supervise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._launcher.run_mpc = self._run_mpc
+        self._launcher._supervise = self._supervise
+
+
+def profile_summary(path: Path, limit: int = 18) -> str:
+    """The top functions of a cProfile file by cumulative and by own time, as text."""
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    stats = pstats.Stats(str(path), stream=buf)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(limit)
+    stats.sort_stats("tottime").print_stats(limit)
+    return buf.getvalue()
+
+
+def fmt_s(seconds: float | None, digits: int = 2) -> str:
+    return "–" if seconds is None else f"{seconds:,.{digits}f}"

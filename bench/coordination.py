@@ -1,0 +1,161 @@
+"""Section 3: coordination latency in real Airflow - a small federation's DAGs run at once with
+``airflow dags test`` (scripts/localnet.run_dags_test), then read back:
+
+* every party's task instances (start/end) from its own sqlite ``airflow.db``;
+* the signed records in the bucket: when every input party published ``inputs/<p>/done`` (the
+  envelope header's ``created_at``), when each compute party started computing (its ``computing``
+  status record, written just before it launches MPyC) and how long MPyC took to connect (its
+  ``computed`` record).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from common import datagen, log
+
+DATE = "2024-04-01"
+ORDER = ["aggregate", "share", "wait_for_inputs", "compute", "wait_for_result", "reveal"]
+
+
+def _ts(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).replace("T", " ")
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    return None
+
+
+def task_instances(db: Path, dag_id: str) -> dict[str, dict]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        cols = {r["name"] for r in conn.execute("PRAGMA table_info(task_instance)")}
+        wanted = [c for c in ("task_id", "start_date", "end_date", "queued_dttm", "state", "try_number") if c in cols]
+        rows = conn.execute(f"SELECT {', '.join(wanted)} FROM task_instance WHERE dag_id = ?", (dag_id,)).fetchall()
+    return {r["task_id"]: {"start": _ts(r["start_date"]), "end": _ts(r["end_date"]),
+                           "queued": _ts(r["queued_dttm"]) if "queued_dttm" in wanted else None,
+                           "state": r["state"], "tries": r["try_number"] if "try_number" in wanted else None}
+            for r in rows}
+
+
+def _envelope(blob: bytes) -> tuple[dict, dict | None]:
+    doc = json.loads(blob)
+    header = doc["header"]
+    payload = None
+    if not header.get("encrypted"):
+        try:
+            payload = json.loads(base64.b64decode(doc["payload"]))
+        except ValueError:
+            payload = None
+    return header, payload
+
+
+def bucket_records(store, root: str) -> dict[str, tuple[dict, dict | None]]:
+    return {key[len(root) + 1:]: _envelope(store.get(key)) for key in store.list(root + "/")}
+
+
+def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: int, spark_master: str,
+                     timeout: float) -> dict:
+    """One night of a small federation through real Airflow, Spark, S3 server and MPyC."""
+    import uuid
+
+    import demo
+    from localnet import run_dags_test
+
+    from mpc_federation.spec import load_spec
+    from mpc_federation.store import CoordinationStore
+    from mpcstages import parties_yaml
+
+    plist = parties_yaml(companies, computes)
+    names = [p["id"] for p in plist if "input" in p["roles"]]
+    data_dir = work / "data"
+    datagen().generate(data_dir, names, trips, 7, "2024-01", "2024-03")
+    root = work / f"federation-{uuid.uuid4().hex[:6]}"
+    spec_path, parties = demo.setup_federation(root, plist, s3, spark_master, data_dir)
+    spec = load_spec(spec_path)
+    log(f"(3) airflow dags test: {len(parties)} parties at once ({', '.join(p.id for p in parties)})")
+    t0 = time.monotonic()
+    codes = run_dags_test(parties, spec.computation, DATE, timeout)
+    wall = time.monotonic() - t0
+    if any(codes.values()):
+        logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
+        bad = {pid: logs[pid].read_text()[-2000:] for pid, code in codes.items() if code}
+        raise RuntimeError(f"airflow dags test failed: {codes}\n{bad}")
+    try:
+        from mpc_federation.layout import run_key
+    except ImportError:  # before layout.py
+        from mpc_federation.channel import run_key
+
+    key = run_key(datetime.fromisoformat(DATE).replace(tzinfo=timezone.utc))
+    store = CoordinationStore(s3.store_config(spec.bucket))
+    out = analyse(parties, spec, store, key)
+    out.update({"parties": len(parties), "companies": companies, "computes": computes, "trips": trips,
+                "wall_s": wall, "poll_interval_s": 5})
+    return out
+
+
+def analyse(parties, spec, store, run_key: str) -> dict:
+    root = f"{spec.prefix}/{spec.computation}/{run_key}"
+    records = bucket_records(store, root)
+    tis = {p.id: task_instances(p.home / "airflow" / "airflow.db", spec.computation) for p in parties}
+    done = {k.split("/")[1]: h["created_at"] for k, (h, _) in records.items()
+            if k.startswith("inputs/") and k.endswith("/done")}
+    last_pub = max(done.values())
+    last_party = max(done, key=done.get)
+    compute = {}
+    for c in spec.compute_parties:
+        ti = tis[c.id]
+        computing = next((pl for k, (h, pl) in records.items() if k.startswith(f"status/{c.id}/computing")), None)
+        computed = next((pl for k, (h, pl) in records.items() if k.startswith(f"status/{c.id}/computed")), None)
+        launch = computing.get("at") if computing else None
+        connect = (computed or {}).get("seconds", {}).get("connect")
+        compute[c.id] = {
+            "sensor_done_after_s": ti["wait_for_inputs"]["end"] - last_pub,
+            "compute_task_start_after_s": ti["compute"]["start"] - last_pub,
+            "mpyc_launch_after_s": None if launch is None else launch - last_pub,
+            "mpyc_connected_after_s": None if launch is None or connect is None else launch + connect - last_pub,
+            "gap_sensor_to_compute_s": ti["compute"]["start"] - ti["wait_for_inputs"]["end"],
+        }
+    outputs = [h["created_at"] for k, (h, _) in records.items() if k.startswith("outputs/")]
+    recipient = spec.recipients[0].id
+    rti = tis[recipient]
+    gaps = {}
+    for pid, ti in tis.items():
+        chain = [t for t in ORDER if t in ti and ti[t]["start"] is not None]
+        gaps[pid] = {f"{a} -> {b}": ti[b]["start"] - ti[a]["end"] for a, b in zip(chain, chain[1:])}
+    all_gaps = [g for party in gaps.values() for g in party.values()]
+    return {
+        "last_input_party": last_party,
+        "last_publication": last_pub,
+        "timeline": {pid: {t: {"start": ti[t]["start"], "end": ti[t]["end"]} for t in ORDER if t in ti}
+                     for pid, ti in tis.items()},
+        "inputs_done_spread_s": max(done.values()) - min(done.values()),
+        "compute": compute,
+        "all_mpyc_running_after_s": max((c["mpyc_launch_after_s"] or 0) for c in compute.values()),
+        "all_connected_after_s": max((c["mpyc_connected_after_s"] or 0) for c in compute.values()),
+        "recipient": {
+            "sensor_done_after_last_output_s": rti["wait_for_result"]["end"] - max(outputs),
+            "reveal_done_after_last_output_s": rti["reveal"]["end"] - max(outputs),
+        },
+        "task_gaps_s": gaps,
+        "task_gap_mean_s": sum(all_gaps) / len(all_gaps) if all_gaps else None,
+        "task_gap_max_s": max(all_gaps) if all_gaps else None,
+        "task_durations_s": {pid: {t: (v["end"] - v["start"]) if v["end"] and v["start"] else None
+                                   for t, v in ti.items()} for pid, ti in tis.items()},
+        "run_s": {pid: max(v["end"] for v in ti.values() if v["end"]) - min(v["start"] for v in ti.values()
+                                                                              if v["start"]) for pid, ti in tis.items()},
+    }

@@ -1,0 +1,217 @@
+"""The MPC stages of one run, measured: share (every input party), rendezvous, compute (every compute
+party as a thread launching its real MPyC process), reveal - all through ``mpc_federation.stages``
+against the real local S3 API server, as the Airflow operators run them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+
+from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor
+
+DATE = datetime(2024, 4, 1, tzinfo=timezone.utc)  # the period is the three months before
+
+
+def parties_yaml(inputs: int, computes: int) -> list[dict]:
+    """``inputs`` companies (the first ``computes`` of them also compute) and one regulator."""
+    if computes > inputs:
+        raise ValueError("the compute parties are input parties too: need computes <= inputs")
+    width = len(str(inputs - 1))
+    out = []
+    for i in range(inputs):
+        name = f"company_{chr(ord('a') + i)}" if inputs <= 26 else f"company_{i:0{width}d}"
+        out.append({"id": name, "roles": ["input", "compute"] if i < computes else ["input"]})
+    out.append({"id": "regulator", "roles": ["recipient"]})
+    return out
+
+
+def months_back(last: str, count: int) -> tuple[str, str]:
+    """(start, end) of ``count`` months ending with ``last`` (YYYY-MM)."""
+    y, m = map(int, last.split("-"))
+    index = y * 12 + (m - 1) - (count - 1)
+    return f"{index // 12:04d}-{index % 12 + 1:02d}", last
+
+
+@dataclass
+class Federation:
+    spec: object
+    keys: dict
+    runs: dict  # party id -> PartyRun
+
+
+def make_federation(root: Path, s3, inputs: int, computes: int, months: int | None = None,
+                    party_list: list[dict] | None = None) -> Federation:
+    """A rendered spec (fresh keys, free ports, a prefix of its own) and every party's PartyRun.
+
+    :param months: months in the period (markets = months + 1 for 'all'); None keeps the template's.
+    """
+    import localnet
+
+    from mpc_federation.envelope import PartyKeys
+    from mpc_federation.party import PartyRun
+    from mpc_federation.spec import load_spec
+    from mpc_federation.store import CoordinationStore
+
+    plist = party_list or parties_yaml(inputs, computes)
+    keys = {p["id"]: PartyKeys.generate(p["id"]) for p in plist}
+    overrides = {"coordination": {"bucket": "mpc-coordination", "prefix": f"bench{uuid.uuid4().hex[:10]}"},
+                 "min_input_parties": min(3, inputs)}
+    if months is not None:
+        start, end = months_back("2024-03", months)
+        overrides["aggregation"] = {"job": str(TAXI_JOB),
+                                    "input": "trips", "period": {"start": start, "end": end}}
+    path = localnet.render_spec(TAXI_TEMPLATE, root / f"spec-{uuid.uuid4().hex[:8]}", keys, parties=plist,
+                                overrides=overrides)
+    spec = load_spec(path)
+    store = CoordinationStore(s3.store_config(spec.bucket))
+    store.ensure_bucket()
+    runs = {p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3.store_config(spec.bucket)))
+            for p in spec.parties}
+    return Federation(spec, keys, runs)
+
+
+def random_aggregates(fed: Federation, seed: int = 1) -> dict[str, dict]:
+    """Aggregates as the Spark job writes them, with random revenues ('all' = the sum of the months)."""
+    rng = random.Random(seed)
+    labels = fed.spec.dimensions(DATE)["market"]
+    months = len(labels) - 1
+    high = 10**12 // months
+    out = {}
+    for p in fed.spec.input_parties:
+        values = [rng.randint(0, high) for _ in range(months)]
+        out[p.id] = {"format": "mpc-aggregate/1", "party": p.id, "dimensions": {"market": labels},
+                     "values": {"revenue_cents": [sum(values), *values]}}
+    return out
+
+
+def plaintext_hhi(aggregates: dict[str, dict]) -> list[Fraction | None]:
+    vectors = [a["values"]["revenue_cents"] for a in aggregates.values()]
+    out = []
+    for column in zip(*vectors):
+        total = sum(column)
+        out.append(Fraction(10000 * sum(r * r for r in column), total * total) if total else None)
+    return out
+
+
+@contextmanager
+def _profiled(profile_dir: Path | None, name: str):
+    """cProfile of this thread's work, written to ``profile_dir/name.prof`` (nothing without a folder)."""
+    if profile_dir is None:
+        yield
+        return
+    import cProfile
+
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(str(profile_dir / f"{name}.prof"))
+
+
+def still_missing(run, stage: str) -> list[str]:
+    """The sensor's condition for ``stage`` on one listing of the run's prefix: who is still missing."""
+    from mpc_federation import stages
+
+    present = run.channel.present()
+    if hasattr(stages, "wait_state"):
+        state = stages.wait_state(run, stage, present, cutoff_passed=False)
+        return [] if state.ready else (state.missing or [state.stop or "?"])
+    return sorted(set(stages.pending(run.channel, stage, present).values()))  # the older API
+
+
+def run_stages(fed: Federation, aggregates: dict[str, dict], *, profile_dir: Path | None = None,
+               run_timeout: float = 900) -> dict:
+    """Share, rendezvous, compute, reveal; every stage timed per party.
+
+    Returns {"share_s": {party: s}, "rendezvous_s": {party: s}, "compute": {party: {...}},
+    "reveal_s": s, "result": revealed result, "mpc_critical_s": ..., "mpc_machine_s": ...}.
+    """
+    from mpc_federation import stages
+
+    spec, runs = fed.spec, fed.runs
+    share_s = {}
+    with _profiled(profile_dir, "share-all-parties"):
+        for party in spec.input_parties:  # one after the other: each would run on its own machine
+            t0 = time.monotonic()
+            stages.share(runs[party.id], aggregates[party.id])
+            share_s[party.id] = time.monotonic() - t0
+
+    # The rendezvous: each compute party's sensor condition (one listing of the run's prefix).
+    rendezvous_s = {}
+    for party in spec.compute_parties:
+        t0 = time.monotonic()
+        missing = still_missing(runs[party.id], "inputs")
+        rendezvous_s[party.id] = time.monotonic() - t0
+        if missing:
+            raise RuntimeError(f"inputs still missing after every party shared: {missing}")
+
+    results, errors, stage_s, stage_at = {}, {}, {}, {}
+
+    def go(run):
+        t0 = time.monotonic()
+        stage_at[run.party_id] = t0
+        try:
+            with _profiled(profile_dir, f"compute-{run.party_id}"):
+                # connect_timeout = run_timeout: the launcher may read the worker's "connected" line
+                # late (see the report), so a long silent MPC must not count against connecting.
+                results[run.party_id] = stages.compute(run, connect_timeout=run_timeout, run_timeout=run_timeout)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors[run.party_id] = exc
+        stage_s[run.party_id] = time.monotonic() - t0
+
+    with MPCRecorder(profile_dir) as recorder, WorkerMonitor() as monitor:
+        threads = [threading.Thread(target=go, args=(runs[p.id],)) for p in spec.compute_parties]
+        t_compute = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        compute_wall = time.monotonic() - t_compute
+    if errors:
+        raise RuntimeError(f"compute failed: {errors}")
+
+    recipient = spec.recipients[0]
+    t0 = time.monotonic()
+    missing = still_missing(runs[recipient.id], "result")
+    result_rendezvous = time.monotonic() - t0
+    if missing:
+        raise RuntimeError(f"output shares missing: {missing}")
+    t0 = time.monotonic()
+    with _profiled(profile_dir, "reveal"):
+        result = stages.reveal(runs[recipient.id])
+    reveal_s = time.monotonic() - t0
+
+    peaks = monitor.peak_mib()
+    compute = {}
+    for i, party in enumerate(spec.compute_parties):
+        rec = recorder.results.get(i, {})
+        start, end = stage_at[party.id], stage_at[party.id] + stage_s[party.id]
+        compute[party.id] = {"stage_s": stage_s[party.id], "peak_rss_mib": peaks.get(i),
+                             "tls": results[party.id].get("tls"),
+                             "worker_cpu_s": round(monitor.cpu_seconds.get(i, 0.0), 2),
+                             # before MPyC: fixing the roster (followers poll for the leader's), reading and
+                             # decrypting the input shares; after: publishing the output shares and status.
+                             "before_mpyc_s": rec["launched_at"] - start if rec else None,
+                             "after_mpyc_s": end - rec["finished_at"] if rec else None,
+                             "launched_after_first_s": rec["launched_at"] - t_compute if rec else None,
+                             **{k: v for k, v in rec.items() if k not in ("launched_at", "finished_at")}}
+    max_share = max(share_s.values())
+    critical = (max_share + max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s)
+    machine = (sum(share_s.values()) + sum(rendezvous_s.values()) + sum(stage_s.values())
+               + result_rendezvous + reveal_s)
+    return {"share_s": share_s, "rendezvous_s": rendezvous_s, "compute": compute, "compute_wall_s": compute_wall,
+            "result_rendezvous_s": result_rendezvous, "reveal_s": reveal_s, "result": result,
+            "mpc_critical_s": critical, "mpc_machine_s": machine,
+            "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
+            "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values())}

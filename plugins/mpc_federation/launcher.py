@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from mpc_federation.tls import write_mpyc_config
-from mpc_federation.worker import CONNECTED
+from mpc_federation.worker import CONNECTED, REFUSED
 
 PLUGINS_DIR = Path(__file__).resolve().parents[1]
 _BYTES_SENT = re.compile(r"bytes sent: (\d+)")
@@ -29,6 +29,14 @@ _BYTES_SENT = re.compile(r"bytes sent: (\d+)")
 
 class MPCRunError(RuntimeError):
     """The MPyC process failed or ran out of time."""
+
+
+class MPCRefused(MPCRunError):
+    """The compute parties refused the attempt inside the MPC (``reason`` says why); nothing was revealed."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"refused by the compute parties: {reason}")
+        self.reason = reason
 
 
 @dataclass
@@ -45,6 +53,11 @@ class MPCJob:
         run, attempt, roster); checked inside the MPC right after connecting.
     :param tls_key: PEM of this party's TLS key; with ``certificates`` turns on MPyC's mutual TLS.
     :param certificates: every compute party's pinned certificate, in order (None: plain TCP).
+    :param agreement: this party's view (what it saw and will do), checked against every other
+        compute party's view inside the MPC by ``mpc_federation.agreement.check``.
+    :param names: the compute parties' ids, in MPyC party order (for reasons).
+    :param withheld: ``[dimension, label]`` pairs whose outputs are withheld (revealed as 0,
+        marked withheld): released before, see the disclosure ledger.
     """
 
     program: str
@@ -60,6 +73,9 @@ class MPCJob:
     session: str = ""
     tls_key: bytes | None = field(default=None, repr=False)
     certificates: list[str] | None = None
+    agreement: dict = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    withheld: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -134,6 +150,9 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
                     log.append(text)
                     if text.startswith(CONNECTED) and connected_at is None:
                         connected_at = time.monotonic()
+        refusals = [line[len(REFUSED):].strip() for line in log if line.startswith(REFUSED)]
+        if refusals:
+            raise MPCRefused(refusals[0])
         if proc.returncode != 0:
             raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
         shares = json.loads(out_file.read_text())["shares"]

@@ -209,6 +209,7 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
         output_kinds={o.name: o.kind for o in program.outputs}, params=spec.program_params,
         session=f"{spec.spec_hash}/{spec.program_hash}/{channel.run}/attempt-{attempt}/{','.join(roster)}",
         tls_key=run.keys.tls_key, certificates=mpyc_certificates(run),
+        names=[c.id for c in spec.compute_parties],
     )
 
     def stop_reason() -> str | None:

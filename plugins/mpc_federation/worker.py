@@ -14,7 +14,11 @@ import json
 import sys
 import time
 
+from mpc_federation.agreement import AgreementError
+from mpc_federation.agreement import check as check_agreement
+
 CONNECTED = "mpc-worker: connected"
+REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises MPCRefused
 
 
 def _parse_own_args() -> argparse.Namespace:
@@ -39,6 +43,13 @@ async def _run(mpc, program, job: dict) -> list[int]:
     if len(set(sessions)) != 1:
         await mpc.shutdown()
         raise SystemExit(f"mpc-worker: compute parties disagree on the session: {sessions}")
+    views = await mpc.transfer(job.get("agreement", {}))
+    try:
+        check_agreement(views, job.get("names") or [str(i) for i in range(len(views))])
+    except AgreementError as exc:
+        print(f"{REFUSED} {exc}", flush=True)
+        await mpc.shutdown()
+        raise SystemExit(3) from None
 
     lengths = job["input_lengths"]
     inputs = {}

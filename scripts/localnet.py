@@ -29,9 +29,19 @@ from mpc_federation.envelope import PartyKeys  # noqa: E402
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (all held open while choosing, so two picks never collide)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -93,9 +103,10 @@ def render_spec(template: Path, out_dir: Path, keys: dict[str, PartyKeys], *,
     if parties is not None:
         raw["parties"] = parties
     computes = [p["id"] for p in raw["parties"] if "compute" in p["roles"]]
+    ports = iter(free_ports(len(computes)))
     for party in raw["parties"]:
         if "compute" in party["roles"]:
-            party["endpoint"] = f"127.0.0.1:{free_port()}"
+            party["endpoint"] = f"127.0.0.1:{next(ports)}"
         if party["id"] in keys:
             index = computes.index(party["id"]) if party["id"] in computes else None
             party["keys"] = keys[party["id"]].public_entry(index)

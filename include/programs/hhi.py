@@ -1,37 +1,82 @@
-"""Herfindahl-Hirschman Index per market, exact.
+"""Herfindahl-Hirschman Index per market, rounded inside the MPC to a declared precision.
 
-Each input party is one firm and contributes its revenue per market in integer cents.
-For every market the recipients learn HHI = 10000 * sum(r_i^2) / (sum r_i)^2 as an exact
-fraction, and nothing else: not the total market size, not any firm's share.
+Each input party is one firm and contributes its revenue per market in integer cents. For every
+market the recipients learn HHI = 10000 * sum(r_i^2) / (sum r_i)^2, rounded to ``decimals``
+decimal places (default 2: an integer number of hundredths of a point, ties rounded up), where at
+least ``k`` firms of the roster have revenue in the market; any other market is reported as
+suppressed (``hhi`` None, ``suppressed`` 1). Revenues are checked inside the MPC to lie in
+[0, 2**40 - 1] cents, and "has revenue" is a verified indicator, so no input can switch the floor
+off or push the division outside its proven range.
+
+What a recipient learns per market: the rounded HHI and whether it was suppressed; not the
+market's size, not any firm's share. With two firms the HHI gives both shares away (HHI =
+10000 (s^2 + (1-s)^2)), hence k >= 3 by default; firms colluding with the recipient can still
+solve for the rest when they are k - 1 of k (see the README's threat model).
 """
 
-from mpc_federation.programs import Input, Output, SecureProgram
+from mpc_federation.arith import DivisionSize, at_least, masked, plain_round_div, round_div
+from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
-MAX_REVENUE_CENTS = 10**12  # per party and market
+REVENUE_BITS = 40  # per firm and market: at most 2**40 - 1 cents (about $11 billion)
 MAX_PARTIES = 100
+DEFAULTS = {"k": 3, "decimals": 2}
+MAX_DECIMALS = 4
+PARTY_BITS = 9  # (firms with revenue) - k lies in [-256, 256)
+
+
+def settings(params: dict | None) -> dict:
+    """The program's parameters: the spec's ``program.params`` over the defaults, checked."""
+    merged = {**DEFAULTS, **(params or {})}
+    unknown = sorted(set(merged) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"program hhi: unknown params {unknown} (allowed: {sorted(DEFAULTS)})")
+    for name, low, high in (("k", 2, MAX_PARTIES), ("decimals", 0, MAX_DECIMALS)):
+        v = merged[name]
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            raise ValueError(f"program hhi: params.{name} must be an integer from {low} to {high}, got {v!r}")
+    return merged
+
+
+def division(decimals: int) -> DivisionSize:
+    """10**(4+d) * sum r^2 / (sum r)^2: denominators below (100 * 2**40)**2 < 2**94."""
+    return DivisionSize(den_bits=2 * (REVENUE_BITS + 7), quotient_bits=(10 ** (4 + decimals)).bit_length())
 
 
 def hhi(mpc, secint, inputs, params):
-    revenues = inputs["revenue_cents"]  # one vector per firm
-    markets = len(revenues[0])
-    ratios = []
-    for k in range(markets):
-        column = [firm[k] for firm in revenues]
-        total = mpc.sum(column)
-        squares = mpc.in_prod(column, column)  # one resharing for all firms
-        ratios.append((10000 * squares, total * total))
-    return {"hhi": ratios}
+    p = settings(params)
+    if inputs.parties > MAX_PARTIES:
+        raise ValueError(f"program hhi: {inputs.parties} firms, at most {MAX_PARTIES} are supported")
+    revenue = inputs["revenue_cents"]  # (firms, markets)
+    firms = inputs.nonzero["revenue_cents"].sum(axis=0)
+    ok = at_least(mpc, firms, p["k"], PARTY_BITS)
+    total = revenue.sum(axis=0)
+    squares = (revenue * revenue).sum(axis=0)
+    num, den = masked(mpc, 10 ** (4 + p["decimals"]) * squares, total * total, ok)
+    return {"hhi": round_div(mpc, num, den, division(p["decimals"])), "suppressed": 1 - ok}
 
 
-# With l = 224 the field has ~256 bits: 10000 * 100 * (10**12)**2 and (100 * 10**12)**2 stay far
-# below sqrt(p/2), so the recipient reconstructs the exact fraction.
+def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:
+    """The insecure reference over the firms' revenue vectors: what the recipients must learn."""
+    p = settings(params)
+    out: dict[str, list] = {"hhi": [], "suppressed": []}
+    for column in zip(*(x["revenue_cents"] for x in parties)):
+        ok = sum(1 for r in column if r) >= p["k"]
+        q = plain_round_div(10 ** (4 + p["decimals"]) * sum(r * r for r in column), sum(column) ** 2) if ok else None
+        out["hhi"].append(None if q is None else fixed(q, p["decimals"]))
+        out["suppressed"].append(0 if ok else 1)
+    return out
+
+
 PROGRAM = SecureProgram(
     name="hhi",
-    description="Herfindahl-Hirschman Index of each market (0..10000), exact",
-    inputs=(Input("revenue_cents", low=0, high=MAX_REVENUE_CENTS, dim="market"),),
-    outputs=(Output("hhi", kind="ratio", dim="market",
-                    description="10000 * sum of squared revenues / squared total revenue"),),
+    description="Herfindahl-Hirschman Index of each market (0..10000), rounded in the MPC, thin markets suppressed",
+    inputs=(Input("revenue_cents", low=0, high=2**REVENUE_BITS - 1, dim="market", nonzero=True),),
+    outputs=(Output("hhi", dim="market", decimals="decimals", suppressed_by="suppressed",
+                    description="10000 * sum of squared revenues / squared total revenue, rounded"),
+             Output("suppressed", dim="market",
+                    description="1 where fewer than k firms of the roster had revenue in the market")),
     compute=hhi,
-    bit_length=224,
+    bit_length=division(MAX_DECIMALS).secint_bits,
     min_input_parties=3,
+    settings=settings,
 )

@@ -1,26 +1,25 @@
-"""Pooled mean per market across the input parties, exact, with small groups suppressed.
+"""Pooled mean per market across the input parties, rounded inside the MPC, small groups suppressed.
 
 Each input party contributes, per market (``all``, then each month of the period), the sum of some
 integer quantity over its records (``value_sum``, e.g. fares in cents) and the number of records
-(``count``). Recipients learn the pooled mean sum(value_sum) / sum(count) as an exact fraction,
-but only where at least ``k`` parties have records in the cell and the cell pools at least ``n``
-records; any other cell is reported as suppressed (``mean`` None, ``suppressed`` 1).
+(``count``). Recipients learn the pooled mean sum(value_sum) / sum(count) rounded to ``decimals``
+places of the quantity's unit (default 0: whole cents; ties rounded up), but only where at least
+``k`` parties have records in the cell and the cell pools at least ``n`` records; any other cell is
+reported as suppressed (``mean`` None, ``suppressed`` 1).
 
-Reveal policy: every recipient learns ``mean`` and ``suppressed``; the roster has at least
-``min_input_parties`` (3) parties; per cell at least ``k`` parties with count > 0 (default 3) and
-at least ``n`` records in all (default 5), both from the spec's ``program.params``.
+What a recipient learns: the rounded mean of each unsuppressed cell, never the pooled sum or
+count (an exact fraction would give both away).
 """
 
-from fractions import Fraction
+from mpc_federation.arith import DivisionSize, at_least, masked, plain_round_div, round_div
+from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
-from mpc_federation.programs import Input, Output, SecureProgram
-
-MAX_ABS_SUM = 10**15  # per party and market
-MAX_COUNT = 10**9  # per party and market
+SUM_BITS = 50  # per party and market: value_sum in [-2**50, 2**50 - 1]
+COUNT_BITS = 30  # per party and market: count in [0, 2**30 - 1]
 MAX_PARTIES = 100
 MAX_N = 10**6
-DEFAULTS = {"k": 3, "n": 5}
-COUNT_BITS = 40  # counts (<= 100 * 10**9) and count - n lie in [-2**39, 2**39)
+DEFAULTS = {"k": 3, "n": 5, "decimals": 0}
+MAX_DECIMALS = 4
 
 
 def settings(params: dict | None) -> dict:
@@ -29,32 +28,29 @@ def settings(params: dict | None) -> dict:
     unknown = sorted(set(merged) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"program mean: unknown params {unknown} (allowed: {sorted(DEFAULTS)})")
-    for name, top in (("k", MAX_PARTIES), ("n", MAX_N)):
+    for name, low, top in (("k", 1, MAX_PARTIES), ("n", 1, MAX_N), ("decimals", 0, MAX_DECIMALS)):
         v = merged[name]
-        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= top:
-            raise ValueError(f"program mean: params.{name} must be an integer from 1 to {top}, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= top:
+            raise ValueError(f"program mean: params.{name} must be an integer from {low} to {top}, got {v!r}")
     return merged
+
+
+def division(decimals: int) -> DivisionSize:
+    """Pooled counts below 2**37; |mean| * 10**d below 2**(57 + bits of 10**d)."""
+    return DivisionSize(COUNT_BITS + 7, SUM_BITS + 7 + (10**decimals).bit_length())
 
 
 def pooled_mean(mpc, secint, inputs, params):
     p = settings(params)
-    sums, counts = inputs["value_sum"], inputs["count"]
-    if len(sums) > MAX_PARTIES:
-        raise ValueError(f"program mean: {len(sums)} input parties, at most {MAX_PARTIES} are supported")
-
-    def at_least(x, bound):  # secure x >= bound, for x - bound in [-2**39, 2**39)
-        return 1 - mpc.sgn(x - bound, l=COUNT_BITS, LT=True)
-
-    means, suppressed = [], []
-    for j in range(len(sums[0])):
-        total = mpc.sum([party[j] for party in sums])
-        column = [party[j] for party in counts]
-        n_records = mpc.sum(column)
-        with_records = mpc.sum([at_least(c, 1) for c in column])
-        ok = at_least(with_records, p["k"]) * at_least(n_records, p["n"])
-        means.append((ok * total, ok * n_records))  # (0, 0), decoded as None, when suppressed
-        suppressed.append(1 - ok)
-    return {"mean": means, "suppressed": suppressed}
+    if inputs.parties > MAX_PARTIES:
+        raise ValueError(f"program mean: {inputs.parties} input parties, at most {MAX_PARTIES} are supported")
+    total = inputs["value_sum"].sum(axis=0)
+    records = inputs["count"].sum(axis=0)
+    with_records = inputs.nonzero["count"].sum(axis=0)
+    floors = at_least(mpc, mpc.np_stack((with_records - p["k"], records - p["n"])), 0, COUNT_BITS + 9)
+    ok = floors[0] * floors[1]
+    num, den = masked(mpc, 10 ** p["decimals"] * total, records, ok)
+    return {"mean": round_div(mpc, num, den, division(p["decimals"])), "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:
@@ -63,23 +59,23 @@ def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -
     means, suppressed = [], []
     for sums, counts in zip(zip(*(x["value_sum"] for x in parties)), zip(*(x["count"] for x in parties))):
         ok = sum(1 for c in counts if c > 0) >= p["k"] and sum(counts) >= p["n"]
-        means.append(Fraction(sum(sums), sum(counts)) if ok else None)
+        q = plain_round_div(10 ** p["decimals"] * sum(sums), sum(counts)) if ok else None
+        means.append(None if q is None else fixed(q, p["decimals"]))
         suppressed.append(0 if ok else 1)
     return {"mean": means, "suppressed": suppressed}
 
 
-# Field: the mean's numerator |sum| <= 100 * 10**15 = 10**17 and denominator <= 100 * 10**9 must lie
-# below sqrt(p/2) for rational reconstruction. SecInt(96) has a 128-bit prime, sqrt(p/2) ~ 1.3e19.
 PROGRAM = SecureProgram(
     name="mean",
-    description="Pooled mean per market, cells with fewer than k parties or n records suppressed",
-    inputs=(Input("value_sum", low=-MAX_ABS_SUM, high=MAX_ABS_SUM, dim="market"),
-            Input("count", low=0, high=MAX_COUNT, dim="market")),
-    outputs=(Output("mean", kind="ratio", dim="market",
-                    description="sum of value_sum / sum of count (exact; None where suppressed)"),
-             Output("suppressed", kind="int", dim="market",
+    description="Pooled mean per market, rounded in the MPC, cells with fewer than k parties or n records suppressed",
+    inputs=(Input("value_sum", low=-2**SUM_BITS, high=2**SUM_BITS - 1, dim="market"),
+            Input("count", low=0, high=2**COUNT_BITS - 1, dim="market", nonzero=True)),
+    outputs=(Output("mean", dim="market", decimals="decimals", suppressed_by="suppressed",
+                    description="sum of value_sum / sum of count, rounded (None where suppressed)"),
+             Output("suppressed", dim="market",
                     description="1 where fewer than k parties had records or fewer than n records in all")),
     compute=pooled_mean,
-    bit_length=96,
+    bit_length=division(MAX_DECIMALS).secint_bits,
     min_input_parties=3,
+    settings=settings,
 )

@@ -48,7 +48,9 @@ class MPCJob:
     :param endpoints: host:port of every compute party, in that order.
     :param threshold: Shamir degree t, with 2t < number of compute parties.
     :param roster: included input parties, in the order the program sees them.
-    :param shares: this party's shares: {input party: {input name: [int]}}.
+    :param shares: this party's shares: {input party: {"values": {input name: [int]},
+        "witness": {input name: [int]}}} (see ``witnesses``).
+    :param dims: the run's dimension labels (to place withheld cells).
     :param session: what every compute party must agree on before computing (spec, program,
         run, attempt, roster); checked inside the MPC right after connecting.
     :param tls_key: PEM of this party's TLS key; with ``certificates`` turns on MPyC's mutual TLS.
@@ -68,7 +70,7 @@ class MPCJob:
     shares: dict[str, dict[str, list[int]]]
     input_lengths: dict[str, int]
     output_lengths: dict[str, int]
-    output_kinds: dict[str, str]
+    dims: dict[str, list[str]]
     params: dict = field(default_factory=dict)
     session: str = ""
     tls_key: bytes | None = field(default=None, repr=False)
@@ -97,7 +99,7 @@ def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
         job_file, out_file = work_dir / "job.json", work_dir / "out.json"
         fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({k: v for k, v in job.__dict__.items() if k not in ("tls_key", "certificates")}, f)
+            json.dump({k: v for k, v in job.__dict__.items() if k != "tls_key"}, f)
         tls = job.tls_key is not None and job.certificates is not None
         if tls:
             write_mpyc_config(work_dir, job.party_index, job.tls_key, job.certificates)

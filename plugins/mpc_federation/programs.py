@@ -1,9 +1,10 @@
 """Secure programs as small declared modules.
 
 A program module (e.g. ``include/programs/hhi.py``) defines ``PROGRAM = SecureProgram(...)``:
-what each input party contributes (named integer vectors with ranges), what is revealed
-(integers, or exact ratios), who may see it under which floor, and the MPyC function.
-The operators are generic over this declaration: adding a program changes nothing in them.
+what each input party contributes (named integer vectors with ranges, checked again inside the
+MPC), what is revealed (integers at a declared precision, and which flag suppresses them), the
+privacy floor, and the MPyC function. The operators are generic over this declaration: adding a
+program changes nothing in them.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 # MPyC's default statistical security parameter: SecInt(l) needs a prime of l + k + 2 bits.
 SEC_PARAM = 30
+AGGREGATE_FORMAT = "mpc-aggregate/1"  # what a local aggregation job writes
 
 
 class ProgramError(ValueError):
@@ -29,30 +32,50 @@ class Input:
     """One integer vector each input party contributes.
 
     :param name: key in the party's aggregate file (``values.<name>``).
-    :param low: smallest allowed value (inclusive).
-    :param high: largest allowed value (inclusive).
+    :param low: smallest allowed value (inclusive); checked by the sender and inside the MPC.
+    :param high: largest allowed value (inclusive); a power of two minus one (plus ``low``) is
+        cheapest to check inside the MPC.
     :param dim: name of the dimension that labels the vector (e.g. ``market``), or None for a scalar.
+    :param nonzero: the program uses the verified 0/1 indicator ``x != 0`` of each value
+        (``inputs.nonzero[name]``), e.g. to count the firms with revenue in a market.
     """
 
     name: str
     low: int
     high: int
     dim: str | None = None
+    nonzero: bool = False
 
 
 @dataclass(frozen=True)
 class Output:
-    """One revealed vector.
+    """One revealed vector of integers.
 
-    :param kind: ``int`` (an integer) or ``ratio`` (an exact fraction num/den, revealed as
-        (rho*num, rho*den) for a fresh secret random rho per element, which tells the recipient
-        the fraction and nothing else).
+    :param decimals: the revealed integer q means ``q / 10**decimals`` (an HHI revealed with
+        ``decimals=2`` is an integer number of hundredths of a point); or the name of the
+        program's parameter that sets it (declarable per spec).
+    :param suppressed_by: name of a 0/1 output that marks suppressed cells: where it is 1 this
+        output is revealed as 0 by the program and shown as None, never as a number.
     """
 
     name: str
-    kind: str = "int"
     dim: str | None = None
+    decimals: int | str = 0
+    suppressed_by: str | None = None
     description: str = ""
+
+
+@dataclass
+class ProgramInputs:
+    """What ``compute`` gets: per input, a secure array of shape (parties, values) in roster
+    order, and for inputs declared ``nonzero`` the verified indicators of the same shape."""
+
+    values: dict[str, Any]
+    nonzero: dict[str, Any]
+    parties: int
+
+    def __getitem__(self, name: str):
+        return self.values[name]
 
 
 @dataclass(frozen=True)
@@ -62,11 +85,12 @@ class SecureProgram:
     :param name: short id.
     :param inputs: what each input party contributes.
     :param outputs: what recipients learn.
-    :param compute: ``compute(mpc, secint, inputs, params) -> {output name: list}``. ``inputs`` maps
-        each input name to a list over parties (roster order) of lists of secure integers. ``int``
-        outputs are lists of secure integers; ``ratio`` outputs are lists of (num, den) pairs.
+    :param compute: ``compute(mpc, secint, inputs: ProgramInputs, params) -> {output name: secure
+        integer array (or list) of the output's length}``; may be a coroutine function.
     :param bit_length: l of MPyC's SecInt(l); arithmetic is exact below 2**l.
     :param min_input_parties: privacy floor k: never reveal over fewer input parties.
+    :param settings: ``settings(params) -> dict``: the spec's ``program.params`` checked, with
+        defaults (a ValueError names a bad one); None for a program without parameters.
     """
 
     name: str
@@ -76,6 +100,7 @@ class SecureProgram:
     bit_length: int = 64
     min_input_parties: int = 3
     description: str = ""
+    settings: Callable[[dict | None], dict] | None = None
 
     @cached_property
     def modulus(self) -> int:
@@ -96,12 +121,27 @@ class SecureProgram:
     def output_lengths(self, dims: dict[str, list[str]]) -> dict[str, int]:
         return {o.name: (len(dims[o.dim]) if o.dim else 1) for o in self.outputs}
 
+    def params(self, params: dict | None) -> dict:
+        """The spec's parameters, checked (ProgramError names the problem)."""
+        if self.settings is None:
+            if params:
+                raise ProgramError(f"program {self.name} takes no params, got {sorted(params)}")
+            return {}
+        try:
+            return self.settings(params)
+        except ValueError as exc:
+            raise ProgramError(str(exc)) from None
+
+
+    def decimals(self, output: Output, params: dict) -> int:
+        """The output's precision for the checked ``params``."""
+        return params[output.decimals] if isinstance(output.decimals, str) else output.decimals
+
 
 @dataclass(frozen=True)
 class LoadedProgram:
     program: SecureProgram
     path: Path
-    sha256: str = field(repr=False)
 
 
 def load_program(path: str | Path) -> LoadedProgram:
@@ -122,7 +162,7 @@ def load_program(path: str | Path) -> LoadedProgram:
     if not isinstance(program, SecureProgram):
         raise ProgramError(f"program {path} must define PROGRAM = SecureProgram(...)")
     _check_declaration(program, path)
-    return LoadedProgram(program, path, hashlib.sha256(source).hexdigest())
+    return LoadedProgram(program, path)
 
 
 def _check_declaration(program: SecureProgram, path: Path) -> None:
@@ -134,11 +174,22 @@ def _check_declaration(program: SecureProgram, path: Path) -> None:
             raise ProgramError(f"program {path}: input {i.name}: low {i.low} > high {i.high}")
         if max(abs(i.low), abs(i.high)).bit_length() >= program.bit_length:
             raise ProgramError(f"program {path}: input {i.name}: range does not fit SecInt({program.bit_length})")
+    outputs = {o.name for o in program.outputs}
     for o in program.outputs:
-        if o.kind not in ("int", "ratio"):
-            raise ProgramError(f"program {path}: output {o.name}: kind must be 'int' or 'ratio'")
+        if isinstance(o.decimals, str):
+            if program.settings is None or o.decimals not in program.settings(None):
+                raise ProgramError(f"program {path}: output {o.name}: decimals names no parameter of the program")
+        elif not isinstance(o.decimals, int) or not 0 <= o.decimals <= 12:
+            raise ProgramError(f"program {path}: output {o.name}: decimals must be an integer from 0 to 12")
+        if o.suppressed_by is not None and (o.suppressed_by not in outputs or o.suppressed_by == o.name):
+            raise ProgramError(f"program {path}: output {o.name}: suppressed_by names no other output")
     if program.min_input_parties < 1:
         raise ProgramError(f"program {path}: min_input_parties must be at least 1")
+
+
+def fixed(value: int, decimals: int) -> Decimal:
+    """An integer number of 10**-decimals units as the exact decimal it stands for."""
+    return Decimal(value).scaleb(-decimals)
 
 
 def check_aggregate(program: SecureProgram, aggregate: Any, dims: dict[str, list[str]],
@@ -148,8 +199,8 @@ def check_aggregate(program: SecureProgram, aggregate: Any, dims: dict[str, list
     Returns the input vectors. Raises ProgramError naming the first problem found.
     """
     where = f"aggregate of {party}"
-    if not isinstance(aggregate, dict) or aggregate.get("format") != "mpc-aggregate/1":
-        raise ProgramError(f"{where}: not an mpc-aggregate/1 document")
+    if not isinstance(aggregate, dict) or aggregate.get("format") != AGGREGATE_FORMAT:
+        raise ProgramError(f"{where}: not an {AGGREGATE_FORMAT} document")
     if aggregate.get("party") != party:
         raise ProgramError(f"{where}: written for party {aggregate.get('party')!r}")
     values = aggregate.get("values")

@@ -3,13 +3,11 @@
 Input parties split with ``mpyc.thresha.random_split`` over the program's SecInt field, so
 compute party i (x-coordinate i+1) can wrap its shares in secure integers directly.
 Recipients recombine with ``mpyc.thresha.recombine`` and check that any extra shares lie on
-the same polynomial.
+the same polynomial, then read the integers at their declared precision.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
-from math import isqrt
 
 
 class ReconstructionError(ValueError):
@@ -22,6 +20,29 @@ def split(field, values: list[int], t: int, m: int) -> list[list[int]]:
 
     rows = random_split(field, [field(v) for v in values], t, m)
     return [[int(s) % field.modulus for s in row] for row in rows]
+
+
+def input_payloads(program, vectors: dict[str, list[int]], t: int, m: int) -> list[dict]:
+    """One input party's shares for each of m compute parties: per input its values, then its
+    witness (range bits and nonzero indicators, checked inside the MPC; see ``witnesses``).
+
+    :param vectors: the party's checked input vectors, by input name.
+    :return: ``[{"values": {name: [share]}, "witness": {name: [share]}}]``, one per compute party.
+    """
+    from mpc_federation import witnesses
+
+    parts = [(i.name, "values", vectors[i.name]) for i in program.inputs]
+    parts += [(i.name, "witness", witnesses.make(i, vectors[i.name], program.modulus)) for i in program.inputs]
+    rows = split(program.field, [v for _, _, vector in parts for v in vector], t, m)
+    payloads = []
+    for row in rows:
+        payload: dict[str, dict[str, list[int]]] = {"values": {}, "witness": {}}
+        pos = 0
+        for name, part, vector in parts:
+            payload[part][name] = row[pos: pos + len(vector)]
+            pos += len(vector)
+        payloads.append(payload)
+    return payloads
 
 
 def recombine(field, shares: dict[int, list[int]], t: int) -> list[int]:
@@ -52,46 +73,37 @@ def to_signed(value: int, modulus: int) -> int:
     return value - modulus if value > modulus // 2 else value
 
 
-def rational(num: int, den: int, modulus: int) -> Fraction | None:
-    """The fraction a/b hidden in a masked pair (rho*a, rho*b) mod p; None when b == 0.
+def decode(program, dims: dict[str, list[str]], values: list[int], params: dict,
+           withheld: list[list[str]] | None = None) -> dict[str, dict]:
+    """Turn the recombined field values (outputs in declared order) into the revealed result.
 
-    Rational reconstruction (extended Euclid): finds the unique a/b in lowest terms with
-    |a|, b below sqrt(p/2) and a = b*c mod p, where c = num/den mod p.
+    Each output is a list over its labels: ``exact`` holds the value as an exact decimal string
+    at the declared precision (e.g. "3192.85"), ``value`` the same as a float; both are None where
+    the output's suppression flag is 1 or where the cell was withheld (released before).
+
+    :param params: the program's checked parameters (an output's precision may be one).
     """
-    num, den = num % modulus, den % modulus
-    if den == 0:
-        if num != 0:
-            raise ReconstructionError("masked ratio with zero denominator and non-zero numerator")
-        return None
-    c = num * pow(den, -1, modulus) % modulus
-    bound = isqrt(modulus // 2)
-    r0, r1, s0, s1 = modulus, c, 0, 1
-    while r1 > bound:
-        q = r0 // r1
-        r0, r1, s0, s1 = r1, r0 - q * r1, s1, s0 - q * s1
-    if s1 == 0 or abs(s1) > bound:
-        raise ReconstructionError("masked ratio does not reconstruct to a fraction within bounds")
-    return Fraction(r1, s1)
+    from mpc_federation.programs import fixed
 
-
-def decode(program, dims: dict[str, list[str]], values: list[int]) -> dict[str, dict]:
-    """Turn the recombined field values (outputs in declared order) into the revealed result."""
     p = program.modulus
-    out, pos = {}, 0
+    withheld_cells = {tuple(pair) for pair in withheld or []}
+    raw, pos = {}, 0
     for output, length in zip(program.outputs, program.output_lengths(dims).values()):
-        labels = dims[output.dim] if output.dim else [output.name]
-        if output.kind == "int":
-            exact = [to_signed(v, p) for v in values[pos: pos + length]]
-            pos += length
-            shown = [str(v) for v in exact]
-            approx = [float(v) for v in exact]
-        else:
-            pairs = values[pos: pos + 2 * length]
-            pos += 2 * length
-            fractions = [rational(pairs[2 * k], pairs[2 * k + 1], p) for k in range(length)]
-            shown = [None if f is None else str(f) for f in fractions]
-            approx = [None if f is None else round(float(f), 6) for f in fractions]
-        out[output.name] = {"kind": output.kind, "labels": labels, "exact": shown, "value": approx}
+        raw[output.name] = [to_signed(v, p) for v in values[pos: pos + length]]
+        pos += length
     if pos != len(values):
         raise ReconstructionError(f"expected {pos} output values, got {len(values)}")
+    out = {}
+    for output in program.outputs:
+        labels = dims[output.dim] if output.dim else [output.name]
+        flags = raw[output.suppressed_by] if output.suppressed_by else [0] * len(labels)
+        if any(f not in (0, 1) for f in flags):
+            raise ReconstructionError(f"suppression flags {output.suppressed_by} are not 0/1: {flags}")
+        exact: list[str | None] = []
+        for label, v, flag in zip(labels, raw[output.name], flags):
+            hidden = flag == 1 or (output.dim, label) in withheld_cells
+            exact.append(None if hidden else str(fixed(v, program.decimals(output, params))))
+        out[output.name] = {"decimals": program.decimals(output, params), "labels": labels, "exact": exact,
+                            "value": [None if e is None else float(e) for e in exact],
+                            "withheld": [label for label in labels if (output.dim, label) in withheld_cells]}
     return out

@@ -56,7 +56,7 @@ def share(run: PartyRun, aggregate: dict) -> dict:
     Everything is checked before the first upload. A retry after success changes nothing; a
     record this party cannot read any more (an old spec or program) is replaced.
     """
-    from mpc_federation.sharing import split
+    from mpc_federation.sharing import input_payloads
 
     program, spec, channel = run.program, run.spec, run.channel
     t0 = time.monotonic()
@@ -68,15 +68,9 @@ def share(run: PartyRun, aggregate: dict) -> dict:
     except IntegrityError as exc:
         log.warning("Replacing this party's earlier shares: %s", exc)
 
-    flat = [v for i in program.inputs for v in vectors[i.name]]
     computes = spec.compute_parties
-    rows = split(program.field, flat, spec.threshold, len(computes))
-    for index, compute_party in enumerate(computes):
-        payload, pos = {}, 0
-        for i in program.inputs:
-            n = len(vectors[i.name])
-            payload[i.name] = rows[index][pos: pos + n]
-            pos += n
+    payloads = input_payloads(program, vectors, spec.threshold, len(computes))
+    for compute_party, payload in zip(computes, payloads):
         channel.publish(channel.input_key(run.party_id, compute_party.id), "input-shares", "input",
                         {"shares": payload}, to=compute_party.id)
     seconds = round(time.monotonic() - t0, 3)
@@ -206,7 +200,7 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
         endpoints=[c.endpoint for c in spec.compute_parties], threshold=spec.threshold, roster=roster,
         shares=shares, input_lengths=program.input_lengths(run.dims),
         output_lengths=program.output_lengths(run.dims),
-        output_kinds={o.name: o.kind for o in program.outputs}, params=spec.program_params,
+        dims=run.dims, params=program.params(spec.program_params),
         session=f"{spec.spec_hash}/{spec.program_hash}/{channel.run}/attempt-{attempt}/{','.join(roster)}",
         tls_key=run.keys.tls_key, certificates=mpyc_certificates(run),
         names=[c.id for c in spec.compute_parties],
@@ -225,7 +219,8 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
                      stop_reason=stop_reason, poll_seconds=ABORT_POLL_SECONDS)
     for recipient in spec.recipients:
         channel.publish(channel.output_key(attempt, run.party_id, recipient.id), "output-shares", "compute",
-                        {"shares": result.shares, "roster": roster}, to=recipient.id, attempt=attempt)
+                        {"shares": result.shares, "roster": roster, "withheld": job.withheld},
+                        to=recipient.id, attempt=attempt)
     timings = {"connect": round(result.connect_seconds, 3), "mpc": round(result.total_seconds, 3),
                "stage": round(time.monotonic() - t0, 3)}
     _record(channel, "computed", "compute", {"attempt": attempt, "roster": roster, "seconds": timings,
@@ -248,7 +243,7 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
     roster = channel.read(channel.roster_key(attempt), "roster", spec.leader.id, attempt=attempt)["roster"]
     if len(roster) < floor(run):
         raise StageError(f"roster has {len(roster)} input parties, below the floor of {floor(run)}: not revealed")
-    shares = {}
+    shares, withheld = {}, None
     for index, c in enumerate(spec.compute_parties):
         record = channel.read(channel.output_key(attempt, c.id, run.party_id), "output-shares", c.id,
                               to=run.party_id, attempt=attempt)
@@ -256,9 +251,12 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
             continue
         if record["roster"] != roster:
             raise IntegrityError(f"compute party {c.id} computed over {record['roster']}, not the roster {roster}")
+        if withheld is not None and record.get("withheld", []) != withheld:
+            raise IntegrityError(f"compute party {c.id} withheld {record.get('withheld')}, the others {withheld}")
+        withheld = record.get("withheld", [])
         shares[index] = record["shares"]
     values = recombine(program.field, shares, spec.threshold)
-    outputs = decode(program, run.dims, values)
+    outputs = decode(program, run.dims, values, program.params(spec.program_params), withheld or [])
     result = {"computation": spec.computation, "run": channel.run, "attempt": attempt, "program": program.name,
               "roster": roster, "compute_parties": [spec.compute_parties[i].id for i in sorted(shares)],
               "recipient": run.party_id, "spec_hash": spec.spec_hash, "program_hash": spec.program_hash,

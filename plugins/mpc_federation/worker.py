@@ -1,16 +1,20 @@
 """The MPyC process of one compute party: ``python -m mpc_federation.worker --job FILE --out FILE``
 plus MPyC's own options (-M, -I, -P, -T, --ssl). Started by the launcher, never by hand.
 
-It wraps this party's input shares in secure integers, runs the program, masks ratio outputs
-with fresh secret randomness, re-randomises every output sharing, and writes this party's
-output shares. Nothing is opened inside the MPC: only recipients recombine.
+After connecting it checks that every TLS connection belongs to the seat it claims, that all
+compute parties are about to do the same computation (session and views), and that every input
+party's values lie in their declared ranges (``witnesses``); then it runs the program, zeroes
+withheld cells, re-randomises the output sharings and writes this party's output shares.
+Nothing is opened inside the MPC except per-party validity verdicts: only recipients recombine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import secrets
 import sys
 import time
 
@@ -30,60 +34,131 @@ def _parse_own_args() -> argparse.Namespace:
     return args
 
 
-async def _run(mpc, program, job: dict) -> list[int]:
-    secint = mpc.SecInt(program.bit_length, p=program.modulus)
-    field = secint.field
-    t0 = time.monotonic()
-    await mpc.start()
-    print(CONNECTED, flush=True)
-    connected = time.monotonic()
-    # Peers that connected on the same ports but for another spec, run, attempt or roster must not
-    # compute together: compare what each party is about to do before touching any share.
-    sessions = await mpc.transfer(job["session"])
-    if len(set(sessions)) != 1:
-        await mpc.shutdown()
-        raise SystemExit(f"mpc-worker: compute parties disagree on the session: {sessions}")
-    views = await mpc.transfer(job.get("agreement", {}))
+def check_seats(mpc, pinned: list[str], names: list[str]) -> None:
+    """Every peer connection presented exactly the certificate pinned for the seat it claims.
+
+    MPyC accepts any certificate the pinned set vouches for, on the accepting side for any seat
+    the client announces; this closes that gap on both sides of every connection."""
+    import ssl
+
+    pinned_der = [ssl.PEM_cert_to_DER_cert(pem) for pem in pinned]
+    for peer in mpc.parties:
+        if peer.pid == mpc.pid:
+            continue
+        ssl_object = peer.protocol.transport.get_extra_info("ssl_object")
+        presented = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        if presented != pinned_der[peer.pid]:
+            owner = next((names[i] for i, der in enumerate(pinned_der) if der == presented), "a non-member")
+            raise AgreementError(f"the connection for the seat of {names[peer.pid]} presented the TLS certificate "
+                                 f"of {owner}")
+
+
+async def _refuse_on_error(mpc, check) -> None:
     try:
-        check_agreement(views, job.get("names") or [str(i) for i in range(len(views))])
+        result = check()
+        if asyncio.iscoroutine(result):
+            await result
     except AgreementError as exc:
         print(f"{REFUSED} {exc}", flush=True)
         await mpc.shutdown()
         raise SystemExit(3) from None
 
-    lengths = job["input_lengths"]
-    inputs = {}
-    for name, length in lengths.items():
-        vectors = []
-        for party in job["roster"]:
-            shares = job["shares"][party][name]
-            if len(shares) != length:
-                raise ValueError(f"input {name} of {party}: {len(shares)} shares, expected {length}")
-            vectors.append([secint(field(s)) for s in shares])
-        inputs[name] = vectors
 
-    result = program.compute(mpc, secint, inputs, job["params"])
+def _secure_array(secint, shares: list[int]):
+    import numpy as np
+
+    return secint.array(secint.field.array(np.array(shares, dtype=object)))
+
+
+async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
+    """Refuse, naming them, if any input party's values are outside their declared ranges."""
+    import numpy as np
+
+    checks = []
+    for party in job["roster"]:
+        own = job["shares"][party]
+        total = None
+        for spec_input in program.inputs:
+            c = witnesses.combination(mpc, secint, spec_input, _secure_array(secint, own["values"][spec_input.name]),
+                                      _secure_array(secint, own["witness"][spec_input.name]), seed,
+                                      f"{party}/{spec_input.name}")
+            total = c if total is None else total + c
+        checks.append(total.reshape((1,)) if hasattr(total, "reshape") else mpc.np_fromlist([total]))
+    valid = await mpc.np_is_zero_public(mpc.np_concatenate(checks))
+    bad = [party for party, ok in zip(job["roster"], np.atleast_1d(valid)) if not ok]
+    if bad:
+        raise AgreementError(f"the inputs of {', '.join(bad)} are outside their declared ranges "
+                             "(checked inside the MPC; nothing else is revealed)")
+
+
+async def _run(mpc, program, job: dict) -> list[int]:
+    import numpy as np
+
+    from mpc_federation import mpyc_compat, witnesses
+    from mpc_federation.programs import ProgramInputs
+
+    secint = mpc.SecInt(program.bit_length, p=program.modulus)
+    names = job["names"]
+    t0 = time.monotonic()
+    await mpc.start()
+    print(CONNECTED, flush=True)
+    connected = time.monotonic()
+    if job.get("seats"):
+        await _refuse_on_error(mpc, lambda: check_seats(mpc, job["seats"], names))
+    # Peers that connected on the same ports but for another spec, run, attempt or roster must not
+    # compute together: compare what each party is about to do before touching any share.
+    sessions = await mpc.transfer(job["session"])
+    views = await mpc.transfer(job.get("agreement", {}))
+
+    def same_session():
+        if len(set(sessions)) != 1:
+            differ = [names[i] for i, s in enumerate(sessions) if s != sessions[0]]
+            raise AgreementError(f"compute parties {', '.join(differ)} run another session than {names[0]}")
+        check_agreement(views, names)
+
+    await _refuse_on_error(mpc, same_session)
+    # Coefficients of the input checks: drawn only now, after every input was fixed.
+    seed = hashlib.sha256(b"".join(await mpc.transfer(secrets.token_bytes(32)))).digest()
+    await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
+
+    values, nonzero = {}, {}
+    for spec_input in program.inputs:
+        n = job["input_lengths"][spec_input.name]
+        rows = []
+        for party in job["roster"]:
+            shares = job["shares"][party]["values"][spec_input.name]
+            if len(shares) != n:
+                raise ValueError(f"input {spec_input.name} of {party}: {len(shares)} shares, expected {n}")
+            rows.append(shares)
+        values[spec_input.name] = _secure_array(secint, [s for row in rows for s in row]).reshape((len(rows), n))
+        if spec_input.nonzero:
+            bits = witnesses.layout(spec_input, n)
+            start = bits.size - 2 * n
+            z = [s for party in job["roster"] for s in job["shares"][party]["witness"][spec_input.name][start:start + n]]
+            nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(job["roster"]), n))
+    result = program.compute(mpc, secint, ProgramInputs(values, nonzero, len(job["roster"])), job["params"])
     if asyncio.iscoroutine(result):
         result = await result
 
+    withheld = {tuple(pair) for pair in job.get("withheld", [])}
     flat = []
-    for output, length in job["output_lengths"].items():
-        values = result[output]
-        if len(values) != length:
-            raise ValueError(f"program returned {len(values)} values for {output}, expected {length}")
-        if job["output_kinds"][output] == "ratio":
-            # A fresh secret rho per element: the pair (rho*a, rho*b) reveals a/b and nothing more.
-            rhos = mpc._randoms(secint, len(values))
-            for rho, (num, den) in zip(rhos, values):
-                flat += [rho * num, rho * den]
-        else:
-            flat += [v if isinstance(v, secint) else secint(v) for v in values]
-    fresh = mpc._reshare(flat)  # recipients see a random sharing, independent of how it was computed
+    for output in program.outputs:
+        length = job["output_lengths"][output.name]
+        vector = result[output.name]
+        if isinstance(vector, list):
+            vector = mpc.np_fromlist([v if isinstance(v, secint) else secint(v) for v in vector])
+        if vector.size != length:
+            raise ValueError(f"program returned {vector.size} values for {output.name}, expected {length}")
+        labels = job["dims"].get(output.dim, [output.name]) if output.dim else [output.name]
+        keep = np.array([0 if (output.dim, label) in withheld else 1 for label in labels], dtype=object)
+        flat.append(vector.reshape((length,)) * keep if not keep.all() else vector.reshape((length,)))
+    # Recipients see a fresh random sharing, independent of how the outputs were computed.
+    fresh = mpyc_compat.rerandomize(mpc, mpc.np_concatenate(flat))
     shares = await mpc.gather(fresh)
     await mpc.shutdown()
     print(f"mpc-worker: timings connect={connected - t0:.3f}s mpc={time.monotonic() - connected:.3f}s",
           flush=True)
-    return [int(s) for s in shares]
+    return [int(s) for s in shares.value]
 
 
 def main() -> None:

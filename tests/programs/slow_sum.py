@@ -8,14 +8,15 @@ from mpc_federation.programs import Input, Output, SecureProgram
 
 async def total(mpc, secint, inputs, params):
     await asyncio.sleep(params.get("delay", 0))
-    return {"total": [mpc.sum([party[0] for party in inputs["value"]])]}
+    return {"total": inputs["value"].sum(axis=0)}
 
 
 PROGRAM = SecureProgram(
     name="slow_sum",
-    inputs=(Input("value", low=0, high=10**9),),
+    inputs=(Input("value", low=0, high=2**30 - 1),),
     outputs=(Output("total"),),
     compute=total,
     bit_length=64,
     min_input_parties=1,
+    settings=lambda params: {"delay": 0, **(params or {})},
 )

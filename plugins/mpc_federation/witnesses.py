@@ -1,0 +1,113 @@
+"""Input checks inside the MPC: every input party proves its values lie in their declared ranges.
+
+An input party's own check before sharing protects honest parties from their mistakes, not the
+federation from a malicious party: a value outside its range (``count = 2**40``) could turn a
+suppression flag into garbage, or let a secure comparison leak (MPyC's comparisons are only
+statistically hiding for values within their bit length). So every value is checked again inside
+the MPC, the way Prio validates client inputs: with each value ``x`` of an input declared in
+``[low, high]`` the party also secret-shares a *witness*:
+
+* the L bits of ``x - low`` and, unless ``high - low + 1 == 2**L``, the L bits of ``high - x``
+  (L = bit length of ``high - low``): then ``x`` is in ``[low, high]`` exactly;
+* for inputs declared ``nonzero=True``, ``z = [x != 0]`` and ``w = 1/x`` (0 for ``x = 0``): then
+  ``z`` is the verified 0/1 indicator the program may count (a firm with revenue in a market).
+
+The compute parties check all constraints at once: each is a polynomial of degree at most 2 that
+is 0 for an honest witness (``b*(b-1)``, ``sum(b_j 2**j) - (x - low)``, ``z*(z-1)``,
+``x*(1-z)``, ``x*w - z``); they take a random linear combination with coefficients drawn after
+the inputs were fixed (one secure inner product per party), and MPyC's public zero test tells,
+per input party, only whether *its* combination is 0. A party's verdict depends on its own input
+alone, so naming the party that failed reveals nothing about anyone else. A wrong witness passes
+with probability at most (number of constraints)/p.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WitnessLayout:
+    """How one input's witness is laid out for a vector of n values.
+
+    :param n: values in the vector.
+    :param bits: L, bits per range witness.
+    :param upper: whether the bits of ``high - x`` are included.
+    :param nonzero: whether ``z`` and ``w`` are included.
+    """
+
+    n: int
+    bits: int
+    upper: bool
+    nonzero: bool
+
+    @property
+    def size(self) -> int:
+        return self.n * (self.bits * (2 if self.upper else 1) + (2 if self.nonzero else 0))
+
+
+def layout(spec_input, n: int) -> WitnessLayout:
+    """The witness layout of a declared ``Input`` with ``n`` values."""
+    span = spec_input.high - spec_input.low
+    bits = max(1, span.bit_length())
+    return WitnessLayout(n, bits, upper=span + 1 != 2**bits, nonzero=spec_input.nonzero)
+
+
+def make(spec_input, values: list[int], modulus: int) -> list[int]:
+    """The witness of an input party's checked values (plain integers mod p), in layout order:
+    lower-range bits (value-major), upper-range bits, z, w."""
+    lay = layout(spec_input, len(values))
+    out = [(v - spec_input.low) >> j & 1 for v in values for j in range(lay.bits)]
+    if lay.upper:
+        out += [(spec_input.high - v) >> j & 1 for v in values for j in range(lay.bits)]
+    if lay.nonzero:
+        out += [1 if v else 0 for v in values]
+        out += [pow(v, -1, modulus) if v % modulus else 0 for v in values]
+    return out
+
+
+def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]:
+    """``count`` pseudorandom field elements from a public seed (SHAKE-256), for one label."""
+    width = (modulus.bit_length() + 64 + 7) // 8  # 64 extra bits: negligible bias mod p
+    stream = hashlib.shake_256(seed + label.encode()).digest(width * count)
+    return [int.from_bytes(stream[i * width:(i + 1) * width], "big") % modulus for i in range(count)]
+
+
+def combination(mpc, secint, spec_input, values, witness, seed: bytes, label: str):
+    """The random linear combination of one input's constraints for one party: a secure integer
+    that is 0 when the witness is honest. ``values`` and ``witness`` are secure arrays."""
+    import numpy as np
+
+    lay = layout(spec_input, values.size)
+    p = secint.field.modulus
+    rho = iter(coefficients(seed, label, 8, p))  # one coefficient per family, powers within it
+    n, L = lay.n, lay.bits
+    pos = 0
+    left, right, linear = [], [], []
+    twos = np.array([2**j for j in range(L)], dtype=object)
+
+    def family(count):
+        r = next(rho)
+        return np.array([pow(r, i + 1, p) for i in range(count)], dtype=object)
+
+    ranges = [(values - spec_input.low, "lower")]
+    if lay.upper:
+        ranges.append((spec_input.high - values, "upper"))
+    for target, _ in ranges:
+        bits = witness[pos:pos + n * L]
+        pos += n * L
+        r = family(n * L)
+        left.append(bits * r)  # r*b*b - r*b: each bit is 0 or 1
+        right.append(bits)
+        linear.append(-(bits * r).sum())
+        recomposed = (bits.reshape((n, L)) * twos).sum(axis=1)
+        linear.append(((recomposed - target) * family(n)).sum())
+    if lay.nonzero:
+        z, w = witness[pos:pos + n], witness[pos + n:pos + 2 * n]
+        r1, r2, r3 = family(n), family(n), family(n)
+        left += [z * r1, -(values * r2), values * r3]  # z*z - z, x - x*z, x*w - z
+        right += [z, z, w]
+        linear += [-(z * r1).sum(), (values * r2).sum(), -(z * r3).sum()]
+    quadratic = mpc.np_matmul(mpc.np_concatenate(left), mpc.np_concatenate(right))  # one resharing
+    return quadratic + sum(linear[1:], linear[0])

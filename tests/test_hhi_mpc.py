@@ -1,8 +1,8 @@
-"""The HHI program across real MPyC processes (one per compute party, via the launcher), checked
-against the exact plaintext value 10000 * sum(r^2) / (sum r)^2.
-
-Only three MPyC runs: the known answers, a randomised run with extremes (100 input parties), and a
-run with five compute parties (t = 2).
+"""The HHI program across real MPyC processes (one per compute party, via the launcher): the
+revealed HHI equals the plaintext HHI rounded to the declared precision, on the repository's known
+answers, extremes, rounding boundaries and randomised markets; what it reveals is only that value
+(issue: exact fractions gave away market totals); thin markets are suppressed; and inputs outside
+their declared ranges are refused inside the MPC, naming the party, with nothing revealed.
 """
 
 from __future__ import annotations
@@ -10,147 +10,203 @@ from __future__ import annotations
 import json
 import random
 import socket
-import threading
 import time
-from fractions import Fraction
+from decimal import Decimal
 from pathlib import Path
 
 import localnet
 import pytest
+from mpcrun import run_program
 
-from mpc_federation.launcher import MPCJob, run_mpc
+from mpc_federation.arith import plain_round_div
+from mpc_federation.launcher import MPCJob, MPCRefused, run_mpc
 from mpc_federation.programs import load_program
-from mpc_federation.sharing import decode, recombine, split
+from mpc_federation.sharing import input_payloads, recombine, split
 
 REPO = Path(__file__).resolve().parents[1]
-HHI_PATH = REPO / "include" / "programs" / "hhi.py"
-KNOWN_ANSWERS = REPO.parent / "shared" / "known_answers" / "hhi.json"
-MAX_REVENUE = 10**12
+PROGRAMS = REPO / "include" / "programs"
+HHI_PATH = PROGRAMS / "hhi.py"
+KNOWN_ANSWERS = Path(__file__).resolve().parent / "data" / "hhi_known_answers.json"
+MAX_REVENUE = 2**40 - 1
 
 
-@pytest.fixture(scope="module")
-def hhi():
-    return load_program(HHI_PATH).program
+def rounded_hhi(revenues: list[int], decimals: int = 2, k: int = 3) -> Decimal | None:
+    """The plaintext reference: 10000 * sum r^2 / (sum r)^2 rounded half up, None below k firms."""
+    if sum(1 for r in revenues if r) < k:
+        return None
+    q = plain_round_div(10 ** (4 + decimals) * sum(r * r for r in revenues), sum(revenues) ** 2)
+    return Decimal(q).scaleb(-decimals)
 
 
-@pytest.fixture(autouse=True)
-def _plain_tcp(monkeypatch):
-    monkeypatch.delenv("MPC_TLS_DIR", raising=False)
+def run_hhi(markets: list[str], revenues: dict[str, list[int]], m: int = 3, t: int = 1, **kwargs) -> dict:
+    return run_program(HHI_PATH, {"market": markets}, {p: {"revenue_cents": v} for p, v in revenues.items()},
+                       m=m, t=t, **kwargs)
 
 
-def exact_hhi(revenues: list[int]) -> Fraction | None:
-    total = sum(revenues)
-    return None if total == 0 else Fraction(10000 * sum(r * r for r in revenues), total * total)
+def revealed(result: dict) -> list[Decimal | None]:
+    return [None if x is None else Decimal(x) for x in result["hhi"]["exact"]]
 
 
-def run_hhi(program, markets: list[str], revenues: dict[str, list[int]], m: int, t: int,
-            answering: list[int] | None = None) -> dict:
-    """Share every party's vector, run the program on m MPyC processes, recombine and decode.
-
-    :param revenues: {input party: [revenue per market]}.
-    :param answering: the compute parties whose output shares the recipient uses (default: all).
-    """
-    dims = {"market": markets}
-    shares: list[dict] = [{} for _ in range(m)]
-    for party, vector in revenues.items():
-        rows = split(program.field, vector, t, m)
-        for i in range(m):
-            shares[i][party] = {"revenue_cents": rows[i]}
-    endpoints = [f"127.0.0.1:{localnet.free_port()}" for _ in range(m)]
-    results, errors = {}, {}
-
-    def party(i: int) -> None:
-        job = MPCJob(program=str(HHI_PATH), party_index=i, endpoints=endpoints, threshold=t,
-                     roster=list(revenues), shares=shares[i], input_lengths=program.input_lengths(dims),
-                     output_lengths=program.output_lengths(dims), output_kinds={"hhi": "ratio"})
-        try:
-            results[i] = run_mpc(job, connect_timeout=60, run_timeout=120)
-        except Exception as exc:  # reported below with every party's error
-            errors[i] = exc
-
-    threads = [threading.Thread(target=party, args=(i,)) for i in range(m)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors, errors
-    assert all(len(r.shares) == 2 * len(markets) for r in results.values())
-    assert all(0 < r.connect_seconds <= r.total_seconds for r in results.values())
-    # Output shares are a sharing: no single party's output is the masked pair itself.
-    answering = list(range(m)) if answering is None else answering
-    values = recombine(program.field, {i: results[i].shares for i in answering}, t)
-    assert all(results[i].shares != values for i in range(m))
-    return decode(program, dims, values)["hhi"]
+def test_known_answers():
+    """The repository's known answers (exact fractions), rounded to hundredths, in one MPC run."""
+    cases = [c for c in json.loads(KNOWN_ANSWERS.read_text())["cases"] if len(c["revenues"]) >= 3]
+    width = max(len(c["revenues"]) for c in cases)
+    revenues = {f"firm_{j}": [(c["revenues"] + [0] * width)[j] * 10**9 for c in cases] for j in range(width)}
+    result = run_hhi([c["name"] for c in cases], revenues)
+    for k, case in enumerate(cases):
+        num, _, den = case["exact"].partition("/")
+        assert revealed(result)[k] == Decimal(plain_round_div(100 * int(num), int(den or 1))).scaleb(-2), case["name"]
+    assert result["hhi"]["exact"][:3] == ["2600.00", "3200.00", "2000.00"]
+    assert result["suppressed"]["exact"] == ["0"] * len(cases)
 
 
-def test_known_answers(hhi):
-    cases = json.loads(KNOWN_ANSWERS.read_text())["cases"]
-    assert len(cases) >= 5
-    firms = max(len(c["revenues"]) for c in cases)
-    # Pad with zero-revenue firms: they do not change the HHI. One extra party with zeros everywhere.
-    padded = [c["revenues"] + [0] * (firms + 1 - len(c["revenues"])) for c in cases]
-    revenues = {f"firm_{j}": [column[j] for column in padded] for j in range(firms + 1)}
-    result = run_hhi(hhi, [c["name"] for c in cases], revenues, m=3, t=1)
-    assert result["labels"] == [c["name"] for c in cases]
-    for case, shown, approx in zip(cases, result["exact"], result["value"]):
-        want = Fraction(case["exact"])
-        assert exact_hhi(case["revenues"]) == want, case["name"]  # the file agrees with the formula
-        assert Fraction(shown) == want, case["name"]
-        assert shown == case["exact"], case["name"]
-        assert approx == pytest.approx(float(want), abs=1e-6)
+def tie_cases() -> list[list[int]]:
+    """Three-firm markets whose HHI in hundredths sits exactly on .5 (a rounding boundary), and
+    their neighbours one cent away."""
+    ties = []
+    for a in range(1, 200):
+        for b in range(1, a + 1):
+            c = 1
+            s, t2 = a * a + b * b + c * c, (a + b + c) ** 2
+            if (2 * 10**6 * s) % (2 * t2) == t2:  # 10**6 s / t^2 = q + 1/2 exactly
+                ties.append([a, b, c])
+        if len(ties) >= 4:
+            break
+    return ties + [[a + 1, b, c] for a, b, c in ties[:2]] + [[a, b, c + 1] for a, b, c in ties[:2]]
 
 
-def test_random_and_extreme_markets(hhi):
-    rng = random.Random(20240415)
-    parties = 100
-    markets: dict[str, list[int]] = {
-        "all_max": [MAX_REVENUE] * parties,  # the bounds of the program: HHI 100
-        "random_up_to_max": [rng.randint(0, MAX_REVENUE) for _ in range(parties)],
-        "monopoly_at_max": [0] * 37 + [MAX_REVENUE] + [0] * (parties - 38),
-        "monopoly_tiny": [0] * (parties - 1) + [1],
-        "all_zero": [0] * parties,
-        "one_big_rest_one": [MAX_REVENUE] + [1] * (parties - 1),
-        "two_firms_coprime": [MAX_REVENUE - 1, MAX_REVENUE] + [0] * (parties - 2),
+def test_extremes_boundaries_and_random_markets():
+    """100 firms at the declared maximum, near-monopoly, near-equal firms, exact ties (rounded up)
+    and their neighbours, and random markets: the revealed value equals the plaintext rounded."""
+    rng = random.Random(20241201)
+    ties = tie_cases()
+    assert len(ties) >= 4
+    columns = {
+        "max_100_firms": [MAX_REVENUE] * 100,
+        "near_monopoly": [MAX_REVENUE, 1, 1] + [0] * 97,
+        "near_equal": [MAX_REVENUE - j for j in range(100)],
+        "one_cent_each": [1] * 100,
+        **{f"tie_{i}": tie + [0] * 97 for i, tie in enumerate(ties)},
+        **{f"random_{i}": [rng.choice([0, rng.randint(1, 2 ** rng.randint(1, 40) - 1)]) for _ in range(100)]
+           for i in range(6)},
     }
-    for k in range(5):
-        firms = rng.randint(2, parties)
-        scale = rng.choice([100, 10**6, MAX_REVENUE])
-        column = [rng.randint(0, scale) for _ in range(firms)] + [0] * (parties - firms)
-        rng.shuffle(column)
-        markets[f"random_{k}_{firms}_firms"] = column
-    labels = list(markets)
-    revenues = {f"firm_{j:03d}": [markets[label][j] for label in labels] for j in range(parties)}
-    # A recipient that heard from two of three compute parties still reconstructs exactly.
-    result = run_hhi(hhi, labels, revenues, m=3, t=1, answering=[0, 2])
-    for label, shown in zip(labels, result["exact"]):
-        want = exact_hhi(markets[label])
-        if want is None:
-            assert shown is None, label
-        else:
-            assert Fraction(shown) == want, label
-    got = dict(zip(labels, result["exact"]))
-    assert got["all_max"] == "100"
-    assert got["monopoly_at_max"] == got["monopoly_tiny"] == "10000"
-    assert got["all_zero"] is None
-    assert dict(zip(labels, result["value"]))["all_zero"] is None
-
-
-def test_five_compute_parties(hhi):
-    rng = random.Random(5)
-    labels = ["all", "2024-01", "2024-02"]
-    revenues = {f"firm_{j}": [rng.randint(0, MAX_REVENUE) for _ in labels] for j in range(4)}
-    revenues["firm_dominant"] = [MAX_REVENUE] * 3
-    result = run_hhi(hhi, labels, revenues, m=5, t=2)
+    labels = list(columns)
+    revenues = {f"firm_{j}": [columns[label][j] for label in labels] for j in range(100)}
+    result = run_hhi(labels, revenues, timeout=600)
     for k, label in enumerate(labels):
-        assert Fraction(result["exact"][k]) == exact_hhi([v[k] for v in revenues.values()]), label
+        assert revealed(result)[k] == rounded_hhi(columns[label]), label
+    assert result["hhi"]["exact"][:4] == ["100.00", "10000.00", "100.00", "100.00"]
+    exact_ties = [Decimal(10**6 * sum(x * x for x in t)) / Decimal(sum(t) ** 2) for t in ties[:4]]
+    assert all(v % 1 == Decimal("0.5") for v in exact_ties)  # they really are ties (in hundredths)
+    assert revealed(result)[4:8] == [Decimal(int(v) + 1).scaleb(-2) for v in exact_ties]  # rounded up
+
+
+def test_what_is_revealed_is_only_the_rounded_value():
+    """Two input sets with different totals and sums of squares whose HHIs round to the same
+    value: the recipient gets identical results (before: the exact fraction gave the total away)."""
+    first = [300_000_000_003, 200_000_000_001, 100_000_000_000]  # 3888.888... -> 3888.89
+    second = [600_000_000_010, 400_000_000_002, 200_000_000_000]  # twice the market, nearly
+    assert rounded_hhi(first) == rounded_hhi(second) == Decimal("3888.89")
+    assert sum(first) != sum(second) and sum(x * x for x in first) != sum(x * x for x in second)
+    results = [run_hhi(["all"], {f"firm_{j}": [v[j]] for j in range(3)}) for v in (first, second)]
+    assert results[0] == results[1]
+    assert results[0]["hhi"]["exact"] == ["3888.89"]
+
+
+def test_a_month_with_two_firms_is_suppressed():
+    """The per-market floor counts firms with revenue in that market, not roster members."""
+    revenues = {"firm_a": [500, 500, 0], "firm_b": [300, 300, 0], "firm_c": [200, 0, 7]}
+    result = run_hhi(["all", "2024-01", "2024-02"], revenues)
+    assert result["hhi"]["exact"] == ["3800.00", None, None]
+    assert result["suppressed"]["exact"] == ["0", "1", "1"]
+    assert revealed(run_hhi(["2024-01"], {"a": [500], "b": [300], "c": [0]}, params={"k": 2})) == [Decimal("5312.50")]
+
+
+def test_precision_is_declarable():
+    revenues = {"a": [5], "b": [4], "c": [3], "d": [2], "e": [1]}  # 22000/9 = 2444.444...
+    for decimals, shown in [(0, "2444"), (2, "2444.44"), (4, "2444.4444")]:
+        assert run_hhi(["all"], revenues, params={"decimals": decimals})["hhi"]["exact"] == [shown]
+
+
+def test_five_compute_parties():
+    rng = random.Random(7)
+    labels = ["all", "2024-01", "2024-02"]
+    revenues = {f"firm_{j}": [rng.randint(1, MAX_REVENUE) for _ in labels] for j in range(4)}
+    revenues["firm_dominant"] = [MAX_REVENUE] * 3
+    result = run_hhi(labels, revenues, m=5, t=2)
+    for k, label in enumerate(labels):
+        assert revealed(result)[k] == rounded_hhi([v[k] for v in revenues.values()]), label
+
+
+# -- inputs outside their declared ranges, refused inside the MPC -------------------------------------------
+def forged(program, honest: dict[str, list[int]], lie: dict[str, list[int]], m: int = 3) -> list[dict]:
+    """An input party's payloads whose values are ``lie`` but whose witness is that of ``honest``
+    (the best a cheater can do: no witness exists for an out-of-range value)."""
+    payloads = input_payloads(program, honest, 1, m)
+    for name, vector in lie.items():
+        for i, row in enumerate(split(program.field, vector, 1, m)):
+            payloads[i]["values"][name] = row
+    return payloads
+
+
+def refusals(path: Path, dims: dict, parties: dict, payloads: dict) -> list[Exception]:
+    errors = []
+    with pytest.raises(MPCRefused) as info:
+        run_program(path, dims, parties, payloads=payloads)
+    errors.append(info.value)
+    return errors
+
+
+@pytest.mark.parametrize("lie", ["count_women_2_to_40", "women_claimed_where_there_are_none"])
+def test_an_input_outside_its_range_is_refused(lie):
+    """The pay-gap attack: a company sending count_women = 2**40 (or claiming to have women where it
+    has none, to pass the "k companies" floor) used to turn suppression off and reveal a level
+    with a single real company. Now every compute party refuses, naming only the cheater; nothing
+    is revealed; with honest inputs the same run succeeds."""
+    program = load_program(PROGRAMS / "pay_gap.py").program
+    levels = {"level": ["all", "L1"]}
+    honest = {  # L1 has women in company_a only: suppressed
+        "company_a": {"salary_sum_men": [900, 500], "salary_sum_women": [800, 123456789], "count_men": [9, 5],
+                      "count_women": [8, 2]},
+        "company_b": {"salary_sum_men": [700, 0], "salary_sum_women": [600, 0], "count_men": [7, 0],
+                      "count_women": [6, 0]},
+        "company_c": {"salary_sum_men": [500, 0], "salary_sum_women": [400, 0], "count_men": [5, 0],
+                      "count_women": [4, 0]},
+    }
+    if lie == "count_women_2_to_40":
+        payloads = {"company_c": forged(program, honest["company_c"], {"count_women": [4, 2**40]})}
+    else:  # z = 1 ("has women") with count 0: the witness of a count of 1, the value of 0
+        payloads = {"company_b": forged(program, {**honest["company_b"], "count_women": [6, 1]},
+                                        {"count_women": [6, 0]})}
+    cheater = next(iter(payloads))
+    endpoints_errors = refusals(PROGRAMS / "pay_gap.py", levels, honest, payloads)
+    assert all(cheater in e.reason and "outside their declared ranges" in e.reason for e in endpoints_errors)
+    for other in set(honest) - {cheater}:
+        assert all(other not in e.reason for e in endpoints_errors)
+    result = run_program(PROGRAMS / "pay_gap.py", levels, honest)  # the cause removed
+    assert result["suppressed"]["exact"] == ["0", "1"]
+    assert result["mean_gap_cents"]["exact"][1] is None and result["women_to_men_ratio"]["exact"][1] is None
+
+
+def test_a_negative_revenue_is_refused():
+    """Revenues are checked to lie in [0, 2**40 - 1] inside the MPC: a firm cannot cancel others."""
+    program = load_program(HHI_PATH).program
+    honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
+    payloads = {"b": forged(program, {"revenue_cents": [300, 20]}, {"revenue_cents": [-500, 20]})}
+    with pytest.raises(MPCRefused, match="the inputs of b are outside their declared ranges"):
+        run_hhi(["all", "2024-01"], honest, payloads=payloads)
+    assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
 
 
 # -- the launcher's deadlines and failures (cheap: one or two MPyC processes) --------------------------
 def one_party_job(program_path: Path, endpoints: list[str] | None = None) -> MPCJob:
     endpoints = endpoints or [f"127.0.0.1:{localnet.free_port()}"]
+    program = load_program(program_path).program
+    name = program.inputs[0].name
+    shares = {"p": input_payloads(program, {name: [1]}, 0, 1)[0]}
     return MPCJob(program=str(program_path), party_index=0, endpoints=endpoints, threshold=0, roster=["p"],
-                  shares={"p": {"x": [1]}}, input_lengths={"x": 1}, output_lengths={"y": 1},
-                  output_kinds={"y": "int"})
+                  shares=shares, input_lengths={name: 1}, output_lengths={o.name: 1 for o in program.outputs},
+                  dims={}, params=program.params(None), names=["p"])
 
 
 def write_program(tmp_path: Path, compute_body: str) -> Path:
@@ -160,7 +216,7 @@ def write_program(tmp_path: Path, compute_body: str) -> Path:
         "from mpc_federation.programs import Input, Output, SecureProgram\n"
         "def compute(mpc, secint, inputs, params):\n"
         f"    {compute_body}\n"
-        "    return {'y': [inputs['x'][0][0]]}\n"
+        "    return {'y': inputs['x'].sum(axis=0)}\n"
         "PROGRAM = SecureProgram(name='t', inputs=(Input('x', 0, 9),), outputs=(Output('y'),), compute=compute)\n")
     return path
 
@@ -190,8 +246,6 @@ def test_launcher_connect_deadline(tmp_path):
 
     endpoints = [f"127.0.0.1:{localnet.free_port()}" for _ in range(2)]
     job = one_party_job(HHI_PATH, endpoints)
-    job.input_lengths, job.output_lengths, job.output_kinds = {"revenue_cents": 1}, {"hhi": 1}, {"hhi": "ratio"}
-    job.shares = {"p": {"revenue_cents": [1]}}
     with pytest.raises(MPCRunError, match="did not all connect within 2 s"):
         run_mpc(job, connect_timeout=2, run_timeout=60)
     assert port_is_free(endpoints[0])  # the MPyC process group was killed

@@ -1,32 +1,30 @@
-"""Shamir splitting and recombination over the HHI program's field, rational reconstruction of
-masked ratios, and decoding of revealed outputs."""
+"""Shamir splitting and recombination over the HHI program's field, what input parties upload
+(values and witnesses), and decoding of revealed outputs at their declared precision."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from fractions import Fraction
-from math import isqrt
 from pathlib import Path
 
 import pytest
 
 from mpc_federation.programs import Input, Output, SecureProgram, load_program
-from mpc_federation.sharing import ReconstructionError, decode, rational, recombine, split, to_signed
+from mpc_federation.sharing import ReconstructionError, decode, input_payloads, recombine, split, to_signed
 
 REPO = Path(__file__).resolve().parents[1]
 HHI = load_program(REPO / "include" / "programs" / "hhi.py").program
 P = HHI.modulus
-MAX_REVENUE = 10**12
+MAX_REVENUE = 2**40 - 1
 MAX_PARTIES = 100
 
 
 def test_hhi_field_is_large_enough():
+    """The field holds every intermediate value of the rounded division at the declared maxima."""
     assert HHI.field.modulus == P
     assert P.bit_length() >= HHI.bit_length + 30
-    bound = isqrt(P // 2)
-    assert 10000 * MAX_PARTIES * MAX_REVENUE**2 < bound
-    assert (MAX_PARTIES * MAX_REVENUE) ** 2 < bound
+    assert (MAX_PARTIES * MAX_REVENUE) ** 2 < 2**94  # the division's denominators: den_bits = 94
+    assert 10**8 * MAX_PARTIES * MAX_REVENUE**2 < 2 ** (HHI.bit_length - 1)  # decimals up to 4
 
 
 @pytest.mark.parametrize("t, m", [(1, 3), (2, 5)])
@@ -89,39 +87,6 @@ def masked(num: int, den: int, rng: random.Random) -> tuple[int, int]:
     return rho * num % P, rho * den % P
 
 
-def test_rational_recovers_random_fractions():
-    rng = random.Random(20240415)
-    bound = isqrt(P // 2)
-    for magnitude in (10, 10**6, 10**20, 10**30, bound):
-        for _ in range(300):
-            a, b = rng.randint(-magnitude, magnitude), rng.randint(1, magnitude)
-            assert rational(*masked(a, b, rng), P) == Fraction(a, b), (a, b)
-
-
-def test_rational_at_the_hhi_bounds():
-    rng = random.Random(3)
-    num_max = 10000 * MAX_PARTIES * MAX_REVENUE**2
-    den_max = (MAX_PARTIES * MAX_REVENUE) ** 2
-    cases = [(num_max, den_max), (num_max, 1), (1, den_max), (num_max - 1, den_max - 7),
-             (10000 * MAX_REVENUE**2, MAX_REVENUE**2)]  # one firm with everything: 10000
-    for _ in range(500):
-        revenues = [rng.randint(0, MAX_REVENUE) for _ in range(rng.randint(1, MAX_PARTIES))]
-        if sum(revenues):
-            cases.append((10000 * sum(r * r for r in revenues), sum(revenues) ** 2))
-    for num, den in cases:
-        got = rational(*masked(num, den, rng), P)
-        assert got == Fraction(num, den)
-        assert 0 <= got <= 10000 or num == num_max  # num_max/1 is a bound, not an HHI
-
-
-def test_rational_zero_denominator():
-    assert rational(0, 0, P) is None
-    assert rational(P, 2 * P, P) is None  # zero mod p
-    with pytest.raises(ReconstructionError):
-        rational(5, 0, P)
-    assert rational(0, 17, P) == 0
-
-
 def test_to_signed():
     assert to_signed(5, P) == 5
     assert to_signed(P - 5, P) == -5
@@ -131,52 +96,54 @@ def test_to_signed():
 def toy_program() -> SecureProgram:
     return SecureProgram(
         name="toy", inputs=(Input("x", 0, 100, dim="market"),),
-        outputs=(Output("count", kind="int"), Output("share", kind="ratio", dim="market"),
-                 Output("delta", kind="int", dim="market")),
+        outputs=(Output("count"), Output("share", dim="market", decimals=2, suppressed_by="hidden"),
+                 Output("hidden", dim="market"), Output("delta", dim="market")),
         compute=lambda *a: None, bit_length=64)
 
 
-def test_decode_int_and_ratio_outputs():
+def test_decode_at_declared_precision_with_suppression_and_withheld_cells():
     program = toy_program()
     p = program.modulus
-    rng = random.Random(11)
     dims = {"market": ["all", "2024-01", "2024-02"]}
-    ratios = [Fraction(22000, 9), None, Fraction(-3, 4)]
-    values = [7]
-    for f in ratios:
-        values += masked_mod(f, rng, p)
-    values += [(-4) % p, 0, 123]
-    out = decode(program, dims, values)
-    assert list(out) == ["count", "share", "delta"]
-    assert out["count"] == {"kind": "int", "labels": ["count"], "exact": ["7"], "value": [7.0]}
-    assert out["share"]["kind"] == "ratio"
+    values = [7, 319285, 0, (-75) % p, 0, 1, 0, (-4) % p, 0, 123]
+    out = decode(program, dims, values, {})
+    assert list(out) == ["count", "share", "hidden", "delta"]
+    assert out["count"] == {"decimals": 0, "labels": ["count"], "exact": ["7"], "value": [7.0], "withheld": []}
     assert out["share"]["labels"] == dims["market"]
-    assert out["share"]["exact"] == ["22000/9", None, "-3/4"]
-    assert out["share"]["value"] == [round(22000 / 9, 6), None, -0.75]
+    assert out["share"]["exact"] == ["3192.85", None, "-0.75"]  # suppressed: None, never 0.00
+    assert out["share"]["value"] == [3192.85, None, -0.75]
     assert out["delta"]["exact"] == ["-4", "0", "123"]
-    assert out["delta"]["value"] == [-4.0, 0.0, 123.0]
+    withheld = decode(program, dims, values, {}, [["market", "all"]])
+    assert withheld["share"]["exact"] == [None, None, "-0.75"] and withheld["share"]["withheld"] == ["all"]
+    assert withheld["count"]["exact"] == ["7"]
     with pytest.raises(ReconstructionError, match="expected 10 output values, got 11"):
-        decode(program, dims, values + [1])
+        decode(program, dims, values + [1], {})
     with pytest.raises(ReconstructionError, match="expected 10 output values, got 9"):
-        decode(program, dims, values[:-1])
-
-
-def masked_mod(f: Fraction | None, rng: random.Random, p: int) -> list[int]:
-    if f is None:
-        return [0, 0]
-    rho = rng.randrange(1, p)
-    return [rho * f.numerator % p, rho * f.denominator % p]
+        decode(program, dims, values[:-1], {})
+    with pytest.raises(ReconstructionError, match="not 0/1"):
+        decode(program, dims, [7, 1, 2, 3, 0, 2, 0, 0, 0, 0], {})
 
 
 def test_split_recombine_decode_hhi_roundtrip():
-    """An output sharing of the masked HHI pair recombines and decodes to the exact fraction."""
-    rng = random.Random(99)
+    """An output sharing of rounded HHIs recombines and decodes to the declared precision."""
     dims = {"market": ["all", "2024-01"]}
-    revenues = [[30, 30, 20, 20], [5, 4, 3, 2, 1]]
-    flat = []
-    for r in revenues:
-        flat += masked(10000 * sum(x * x for x in r), sum(r) ** 2, rng)
-    rows = split(HHI.field, flat, 1, 3)
+    rows = split(HHI.field, [260000, 244444, 0, 0], 1, 3)  # hundredths of a point, then the flags
     values = recombine(HHI.field, {0: rows[0], 2: rows[2]}, 1)
-    out = decode(HHI, dims, values)
-    assert out["hhi"]["exact"] == ["2600", "22000/9"]
+    out = decode(HHI, dims, values, HHI.params(None))
+    assert out["hhi"]["exact"] == ["2600.00", "2444.44"]
+    assert decode(HHI, dims, values, HHI.params({"decimals": 3}))["hhi"]["exact"] == ["260.000", "244.444"]
+
+
+def test_input_payloads_hold_values_and_witnesses():
+    """What an input party uploads: its values and their witnesses, shared; recombined, they are
+    the values, the bits of each value (the range is [0, 2**40 - 1]) and the nonzero indicators."""
+    vectors = {"revenue_cents": [5, 0, 2**40 - 1]}
+    payloads = input_payloads(HHI, vectors, 1, 3)
+    assert len(payloads) == 3 and set(payloads[0]) == {"values", "witness"}
+    both = {i: payloads[i]["values"]["revenue_cents"] + payloads[i]["witness"]["revenue_cents"] for i in (0, 1)}
+    plain = recombine(HHI.field, both, 1)
+    assert plain[:3] == [5, 0, 2**40 - 1]
+    bits = plain[3:3 + 3 * 40]
+    assert bits[:40] == [1, 0, 1] + [0] * 37 and bits[40:80] == [0] * 40 and bits[80:] == [1] * 40
+    assert plain[123:126] == [1, 0, 1]  # nonzero indicators, then the inverses
+    assert plain[126] * 5 % P == 1 and plain[127] == 0 and plain[128] * (2**40 - 1) % P == 1

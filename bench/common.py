@@ -43,6 +43,16 @@ def load_module(path: Path, name: str | None = None):
     return module
 
 
+def hhi_reference(columns: list[list[int]]) -> list[str | None]:
+    """What the recipient must see for markets given as columns of the firms' revenues: the HHI
+    program's own plaintext reference (rounded as declared, thin markets None), as strings."""
+    from mpc_federation.programs import load_program
+
+    reference = load_program(REPO / "include" / "programs" / "hhi.py").module
+    hhi = reference.plaintext([{"revenue_cents": list(firm)} for firm in zip(*columns)])["hhi"]
+    return [None if x is None else str(x) for x in hhi]
+
+
 def datagen():
     return load_module(REPO / "include" / "datagen" / "taxi_trips.py", "taxi_trips")
 

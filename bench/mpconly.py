@@ -13,12 +13,11 @@ from __future__ import annotations
 import threading
 from math import gcd
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from common import MPC_ONLY_PROGRAM, WorkerMonitor, datagen, parse_worker_log
+from common import MPC_ONLY_PROGRAM, WorkerMonitor, datagen, hhi_reference, parse_worker_log
 
 
 def sample_trips(data_dir: Path, companies: list[str], total: int, months: list[str]) -> dict[str, dict]:
@@ -48,19 +47,14 @@ def sample_trips(data_dir: Path, companies: list[str], total: int, months: list[
     return out
 
 
-def plaintext(trips: dict[str, dict], n_months: int) -> list[Fraction | None]:
+def plaintext(trips: dict[str, dict], n_months: int) -> list[str | None]:
     revenue = {}
     for company, t in trips.items():
         per_month = [0] * n_months
         for fare, month in zip(t["fare"], t["month"]):
             per_month[month] += fare
         revenue[company] = [sum(per_month), *per_month]
-    out = []
-    for k in range(n_months + 1):
-        column = [r[k] for r in revenue.values()]
-        total = sum(column)
-        out.append(Fraction(10000 * sum(x * x for x in column), total * total) if total else None)
-    return out
+    return hhi_reference([[r[k] for r in revenue.values()] for k in range(n_months + 1)])
 
 
 def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "secret-month", computes: int = 3,
@@ -70,9 +64,10 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
 
     from mpc_federation.launcher import MPCJob, run_mpc
     from mpc_federation.programs import load_program
-    from mpc_federation.sharing import decode, recombine, split
+    from mpc_federation.sharing import decode, input_payloads, recombine
 
-    program = load_program(MPC_ONLY_PROGRAM).program
+    path = MPC_ONLY_PROGRAM if variant == "secret-month" else MPC_ONLY_PROGRAM.with_name("hhi_mpc_only_onehot.py")
+    program = load_program(path).program
     t = (computes - 1) // 2
     n_months = len(months)
     if chunk <= 0:  # the largest chunk that divides every company's count (no padding), at most 1000
@@ -95,15 +90,9 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
             else:
                 inputs = {"fare_cents": fares,
                           "month_onehot": [int(m == k) for m in month for k in range(n_months)]}
-            flat = [v for values in inputs.values() for v in values]
-            rows = split(program.field, flat, t, computes)
             name = f"{company}#{start // chunk}"
-            for i in range(computes):
-                pos, mine = 0, {}
-                for key, values in inputs.items():
-                    mine[key] = rows[i][pos:pos + len(values)]
-                    pos += len(values)
-                shares[i][name] = mine
+            for i, payload in enumerate(input_payloads(program, inputs, t, computes)):
+                shares[i][name] = payload
             roster.append(name)
             companies_of.append(company)
         share_s[company] = time.monotonic() - t0
@@ -111,14 +100,15 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
     input_lengths = {"fare_cents": chunk}
     input_lengths.update({"month": chunk} if variant == "secret-month" else {"month_onehot": chunk * n_months})
     dims = {"market": ["all", *months]}
-    endpoints = [f"127.0.0.1:{localnet.free_port()}" for _ in range(computes)]
+    endpoints = [f"127.0.0.1:{port}" for port in localnet.free_ports(computes)]
     results, errors, wall = {}, {}, {}
 
     def party(i: int) -> None:
-        job = MPCJob(program=str(MPC_ONLY_PROGRAM), party_index=i, endpoints=endpoints, threshold=t,
+        job = MPCJob(program=str(path), party_index=i, endpoints=endpoints, threshold=t,
                      roster=roster, shares=shares[i], input_lengths=input_lengths,
-                     output_lengths=program.output_lengths(dims), output_kinds={"hhi": "ratio"},
-                     params={"companies": companies_of, "months": n_months})
+                     output_lengths=program.output_lengths(dims), dims=dims,
+                     params={"companies": companies_of, "months": n_months},
+                     names=[f"compute_{j}" for j in range(computes)])
         t0 = time.monotonic()
         try:
             # connect_timeout = run_timeout: the launcher may see the worker's 'connected' line only at
@@ -140,9 +130,9 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
         raise RuntimeError(f"MPC-only run failed: {errors}")
     t0 = time.monotonic()
     values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
-    hhi = decode(program, dims, values)["hhi"]
+    hhi = decode(program, dims, values, {"decimals": 2})["hhi"]
     reveal_s = time.monotonic() - t0
-    got = [None if x is None else Fraction(x) for x in hhi["exact"]]
+    got = hhi["exact"]
     logs = {i: parse_worker_log(r.log_tail) for i, r in results.items()}
     trips_total = sum(len(d["fare"]) for d in trips.values())
     critical = max(share_s.values()) + mpc_wall + reveal_s

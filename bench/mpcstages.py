@@ -12,10 +12,9 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from fractions import Fraction
 from pathlib import Path
 
-from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor
+from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, hhi_reference
 
 DATE = datetime(2024, 4, 1, tzinfo=timezone.utc)  # the period is the three months before
 
@@ -92,13 +91,9 @@ def random_aggregates(fed: Federation, seed: int = 1) -> dict[str, dict]:
     return out
 
 
-def plaintext_hhi(aggregates: dict[str, dict]) -> list[Fraction | None]:
+def plaintext_hhi(aggregates: dict[str, dict]) -> list[str | None]:
     vectors = [a["values"]["revenue_cents"] for a in aggregates.values()]
-    out = []
-    for column in zip(*vectors):
-        total = sum(column)
-        out.append(Fraction(10000 * sum(r * r for r in column), total * total) if total else None)
-    return out
+    return hhi_reference([list(column) for column in zip(*vectors)])
 
 
 @contextmanager

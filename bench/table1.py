@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from fractions import Fraction
 from pathlib import Path
 
-from common import POOLED_JOB, TAXI_JOB, datagen, load_average, log, spark_submit
+from common import POOLED_JOB, TAXI_JOB, datagen, hhi_reference, load_average, log, spark_submit
 from localstage import arrow_revenue, read_bytes, write_aggregate
 from mpcstages import make_federation, run_stages
 from mpconly import linear_fit, run_mpc_only, sample_trips
@@ -40,16 +39,11 @@ def ensure_data(cache: Path, companies: list[str], trips: int, seed: int) -> tup
     return folder, info
 
 
-def plaintext_reference(data_dir: Path, companies: list[str]) -> tuple[list[Fraction | None], dict]:
+def plaintext_reference(data_dir: Path, companies: list[str]) -> tuple[list[str | None], dict]:
     """HHI over the pooled data with pyarrow only (datagen's reference): independent of Spark and MPC."""
     gen = datagen()
     revenue = {c: gen.revenue_cents_by_month(data_dir, c, MONTHS) for c in companies}
-    out = []
-    for market in ["all", *MONTHS]:
-        column = [revenue[c][market] for c in companies]
-        total = sum(column)
-        out.append(Fraction(10000 * sum(r * r for r in column), total * total) if total else None)
-    return out, revenue
+    return hhi_reference([[revenue[c][m] for c in companies] for m in ["all", *MONTHS]]), revenue
 
 
 def run_table1(work: Path, s3, *, data_dir: Path, companies: list[str], computes: int, engine: str,
@@ -79,15 +73,12 @@ def run_table1(work: Path, s3, *, data_dir: Path, companies: list[str], computes
                                             "--months", ",".join(MONTHS), "--output", str(result_file)],
                                master, logs / f"pooled-{r}.log")
             seconds = run.seconds
-            hhi = json.loads(result_file.read_text())["hhi"]
+            pooled = json.loads(result_file.read_text())["revenue_cents"]
+            hhi = hhi_reference([list(column) for column in zip(*(pooled[c] for c in companies))])
         else:
             t0 = time.monotonic()
             scans = {c: arrow_revenue(data_dir / c / "trips", MONTHS, threads=True) for c in companies}
-            hhi = []
-            for k in range(len(MONTHS) + 1):
-                column = [scans[c]["revenue_cents"][k] for c in companies]
-                total = sum(column)
-                hhi.append(str(Fraction(10000 * sum(x * x for x in column), total * total)) if total else None)
+            hhi = hhi_reference([[scans[c]["revenue_cents"][k] for c in companies] for k in range(len(MONTHS) + 1)])
             seconds = time.monotonic() - t0
         a_runs.append(seconds)
         log(f"(a) pooled plaintext HHI ({engine}), run {r + 1}: {seconds:.1f} s (load {load_average()[0]:.2f})")
@@ -111,7 +102,7 @@ def run_table1(work: Path, s3, *, data_dir: Path, companies: list[str], computes
     out["a_runs_s"] = a_runs
     out["a_s"] = min(a_runs)
     out["a_hhi"] = hhi
-    out["a_equals_plaintext"] = [None if x is None else Fraction(x) for x in hhi] == expected
+    out["a_equals_plaintext"] = hhi == expected
     local_s = {c: min(v) for c, v in local_runs.items()}
     out["local_runs_s"], out["local_s"] = local_runs, local_s
     out["aggregates"] = {c: aggregates[c]["values"]["revenue_cents"] for c in companies}
@@ -121,7 +112,7 @@ def run_table1(work: Path, s3, *, data_dir: Path, companies: list[str], computes
 
     fed = make_federation(work / "federation", s3, len(companies), computes)
     stages_run = run_stages(fed, aggregates)
-    secure = [None if x is None else Fraction(x) for x in stages_run["result"]["outputs"]["hhi"]["exact"]]
+    secure = stages_run["result"]["outputs"]["hhi"]["exact"]
     after_share = (max(stages_run["rendezvous_s"].values()) + stages_run["compute_wall_s"]
                    + stages_run["result_rendezvous_s"] + stages_run["reveal_s"])
     b_critical = max(local_s[c] + stages_run["share_s"][c] for c in companies) + after_share

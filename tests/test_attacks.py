@@ -10,7 +10,7 @@ import hashlib
 import json
 import threading
 from datetime import datetime, timedelta, timezone
-from fractions import Fraction
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,12 @@ from mpc_federation import stages
 from mpc_federation.envelope import IntegrityError, PartyKeys, seal
 from mpc_federation.launcher import MPCJob, MPCRunError, run_mpc
 from mpc_federation.party import PartyRun
+from mpc_federation.programs import load_program
 from mpc_federation.spec import load_spec
 from mpc_federation.store import CoordinationStore
 from mpc_federation.tls import certificate, new_tls_key
 
+HHI = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
 DATE = datetime(2024, 4, 2, 3, tzinfo=timezone.utc)  # yesterday falls in the same period
 COMPANIES = ("company_a", "company_b", "company_c")
 REVENUE = {"company_a": [901_000_000_001, 300_000_000_011, 301_000_000_013, 300_000_000_017],
@@ -92,9 +94,8 @@ class Federation:
         assert all(isinstance(out[p], dict) and out[p]["tls"] for p in COMPANIES), out
         result = stages.reveal(self.runs["regulator"], self.tmp / "results")
         assert result["attempt"] == attempt and result["roster"] == list(COMPANIES)
-        for k, label in enumerate(self.labels):
-            r = [REVENUE[p][k] for p in COMPANIES]
-            assert Fraction(result["outputs"]["hhi"]["exact"][k]) == Fraction(10000 * sum(x * x for x in r), sum(r) ** 2)
+        reference = HHI.plaintext([{"revenue_cents": REVENUE[p]} for p in COMPANIES])["hhi"]
+        assert [Decimal(x) for x in result["outputs"]["hhi"]["exact"]] == reference
 
 
 def assert_all_failed(out: dict, victim: str, victim_error: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import textwrap
 import threading
 from datetime import datetime, timezone
-from fractions import Fraction
 
 import pytest
 from conftest import small_parties
@@ -20,24 +19,27 @@ from mpc_federation.store import CoordinationStore
 DATE = datetime(2024, 6, 2, 3, 0, tzinfo=timezone.utc)
 
 PROGRAM = textwrap.dedent('''
-    """Trips per region: the total, scaled by a public factor, and the mean per company."""
+    """Trips per region: the total, scaled by a public factor, and the mean per company to 0.01."""
+    from mpc_federation.arith import DivisionSize, round_div
     from mpc_federation.programs import Input, Output, SecureProgram
 
+    MEAN = DivisionSize(den_bits=8, quotient_bits=30)
+
     def trips(mpc, secint, inputs, params):
-        scale = params.get("scale", 1)
-        per_company = inputs["trips"]
-        totals = [mpc.sum([company[j] for company in per_company]) for j in range(len(per_company[0]))]
-        return {"total": [scale * t for t in totals],
-                "mean_per_company": [(t, secint(len(per_company))) for t in totals]}
+        totals = inputs["trips"].sum(axis=0)
+        companies = secint.array(__import__("numpy").full(totals.shape, inputs.parties, dtype=object))
+        return {"total": params["scale"] * totals,
+                "mean_per_company": round_div(mpc, 100 * totals, companies, MEAN)}
 
     PROGRAM = SecureProgram(
         name="regional_trips",
-        inputs=(Input("trips", low=0, high=10**6, dim="region"),),
-        outputs=(Output("total", kind="int", dim="region"),
-                 Output("mean_per_company", kind="ratio", dim="region")),
+        inputs=(Input("trips", low=0, high=2**20 - 1, dim="region"),),
+        outputs=(Output("total", dim="region"),
+                 Output("mean_per_company", dim="region", decimals=2)),
         compute=trips,
-        bit_length=64,
+        bit_length=MEAN.secint_bits,
         min_input_parties=3,
+        settings=lambda params: {"scale": 1, **(params or {})},
     )
 ''')
 
@@ -109,8 +111,8 @@ def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, fed
     with pytest.raises(ProgramError, match="region labels"):
         stages.share(runs["company_a"], {**aggregate("company_a", {"trips": [1, 2, 3]}),
                                          "dimensions": {"region": ["north", "south", "west"]}})
-    with pytest.raises(ProgramError, match=r"input 'trips' at south: 1000001 is outside the declared range"):
-        stages.share(runs["company_a"], aggregate("company_a", {"trips": [1, 10**6 + 1, 3]}))
+    with pytest.raises(ProgramError, match=r"input 'trips' at south: 1048576 is outside the declared range"):
+        stages.share(runs["company_a"], aggregate("company_a", {"trips": [1, 2**20, 3]}))
     assert runs["company_a"].store.list(f"{root}/") == []
 
     for company in companies:
@@ -123,9 +125,8 @@ def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, fed
     assert result["program_hash"] == spec.program_hash
     totals = [sum(column) for column in zip(*trips.values())]
     assert result["outputs"]["total"] == {
-        "kind": "int", "labels": ["north", "south", "east"],
+        "decimals": 0, "labels": ["north", "south", "east"], "withheld": [],
         "exact": [str(2 * t) for t in totals], "value": [float(2 * t) for t in totals]}
     means = result["outputs"]["mean_per_company"]
-    assert [Fraction(x) for x in means["exact"]] == [Fraction(t, 3) for t in totals]
-    assert means["exact"] == ["117", "1000003/3", "22/3"]
+    assert means["exact"] == ["117.00", "333334.33", "7.33"]  # 351/3, 1000003/3, 22/3 to the hundredth
     assert (tmp_path / "results" / "regional_trips" / "20240602T030000Z" / "result.json").is_file()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from fractions import Fraction
+from decimal import Decimal
 
 import demo
 from conftest import small_parties
@@ -37,10 +37,10 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     record = by_id["regulator"].work_dir / "taxi_hhi" / run / "result.json"
     result = json.loads(record.read_text())
     assert result["roster"] == companies
-    expected = demo.plaintext_hhi(data_dir, companies, spec.months(date))
+    expected = demo.plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params)
     hhi = result["outputs"]["hhi"]
-    assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"]
-    assert [Fraction(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]
+    assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"] and hhi["decimals"] == 2
+    assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]
     assert "reveal" in logs["regulator"].read_text()
 
     # Nobody else holds a result; the companies' aggregates stayed home and never reached the bucket.

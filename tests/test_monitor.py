@@ -75,11 +75,11 @@ def test_a_run_from_nothing_to_revealed(fed, tmp_path):
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps({"computation": spec.computation, "run": RUN, "roster": companies,
                                   "compute_parties": companies, "outputs": {"hhi": {
-                                      "kind": "ratio", "labels": ["all"], "exact": ["10000/3"], "value": [3333.33]}}}))
+                                      "decimals": 2, "labels": ["all"], "exact": ["3333.33"], "value": [3333.33]}}}))
     view = run_overview(spec, store, keys["regulator"], RUN, tmp_path)
     assert view["status"] == "finished" and view["finished"]
     assert all(p["done"] for p in view["parties"])
-    assert view["result"]["outputs"]["hhi"]["exact"] == ["10000/3"]
+    assert view["result"]["outputs"]["hhi"]["exact"] == ["3333.33"]
 
     # A company sees every party's state too, but no result: it is not a recipient.
     company_view = run_overview(spec, store, keys["company_b"], RUN, tmp_path)

@@ -30,21 +30,24 @@ def test_load_hhi():
     program = loaded.program
     assert isinstance(program, SecureProgram)
     assert loaded.path == HHI_PATH.resolve()
-    assert len(loaded.sha256) == 64
     assert program.name == "hhi"
-    assert [(i.name, i.low, i.high, i.dim) for i in program.inputs] == [("revenue_cents", 0, 10**12, "market")]
-    assert [(o.name, o.kind, o.dim) for o in program.outputs] == [("hhi", "ratio", "market")]
-    assert program.bit_length == 224 and program.min_input_parties == 3
+    assert [(i.name, i.low, i.high, i.dim, i.nonzero) for i in program.inputs] == [
+        ("revenue_cents", 0, 2**40 - 1, "market", True)]
+    assert [(o.name, o.dim, o.decimals, o.suppressed_by) for o in program.outputs] == [
+        ("hhi", "market", "decimals", "suppressed"), ("suppressed", "market", 0, None)]
+    assert program.params(None) == {"k": 3, "decimals": 2}
+    assert program.decimals(program.outputs[0], program.params({"decimals": 3})) == 3
+    assert program.bit_length == 123 and program.min_input_parties == 3
     assert program.input_lengths(DIMS) == {"revenue_cents": 4}
-    assert program.output_lengths(DIMS) == {"hhi": 4}
+    assert program.output_lengths(DIMS) == {"hhi": 4, "suppressed": 4}
     assert load_program(HHI_PATH).program is program  # imported once
 
 
 def test_good_aggregate(hhi):
     assert check_aggregate(hhi, good(), DIMS, "company_a") == {"revenue_cents": [600, 100, 200, 300]}
     edge = good()
-    edge["values"]["revenue_cents"] = [0, 10**12, 0, 10**12]
-    assert check_aggregate(hhi, edge, DIMS, "company_a")["revenue_cents"] == [0, 10**12, 0, 10**12]
+    edge["values"]["revenue_cents"] = [0, 2**40 - 1, 0, 2**40 - 1]
+    assert check_aggregate(hhi, edge, DIMS, "company_a")["revenue_cents"] == [0, 2**40 - 1, 0, 2**40 - 1]
 
 
 def bad(edit):
@@ -69,8 +72,8 @@ def bad(edit):
     (bad(lambda a: a["values"].update(revenue_cents=[1, 2, "3", 4])), ["at 2024-02", "'3' is not an integer"]),
     (bad(lambda a: a["values"].update(revenue_cents=[1, 2, 3, True])), ["at 2024-03", "not an integer"]),
     (bad(lambda a: a["values"].update(revenue_cents=[1, -1, 3, 4])), ["at 2024-01", "-1", "outside", "[0, "]),
-    (bad(lambda a: a["values"].update(revenue_cents=[10**12 + 1, 0, 0, 0])),
-     ["at all", str(10**12 + 1), "outside", str(10**12)]),
+    (bad(lambda a: a["values"].update(revenue_cents=[2**40, 0, 0, 0])),
+     ["at all", str(2**40), "outside", str(2**40 - 1)]),
 ])
 def test_bad_aggregate(hhi, aggregate, words):
     with pytest.raises(ProgramError) as info:
@@ -108,8 +111,7 @@ def test_module_that_fails_to_import(tmp_path):
 def test_scalar_input_program(tmp_path):
     path = write_program(tmp_path, "scalar", """
         PROGRAM = SecureProgram(name="count", inputs=(Input("n", 0, 9),), outputs=(Output("total"),),
-                                compute=lambda mpc, secint, inputs, params: {"total": [mpc.sum(
-                                    [v[0] for v in inputs["n"]])]})
+                                compute=lambda mpc, secint, inputs, params: {"total": inputs["n"].sum(axis=0)})
     """)
     program = load_program(path).program
     aggregate = {"format": "mpc-aggregate/1", "party": "p", "values": {"n": 4}}
@@ -125,7 +127,9 @@ def test_scalar_input_program(tmp_path):
     ('inputs=(Input("x", 9, 0),), outputs=(Output("y"),)', ["input x", "low 9 > high 0"]),
     ('inputs=(Input("x", 0, 2**64),), outputs=(Output("y"),)', ["input x", "SecInt(64)"]),
     ('inputs=(Input("x", -2**70, 0),), outputs=(Output("y"),), bit_length=64', ["SecInt(64)"]),
-    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", kind="float"),)', ["output y", "'int' or 'ratio'"]),
+    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", decimals=13),)', ["output y", "decimals", "0 to 12"]),
+    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", decimals="places"),)', ["output y", "names no parameter"]),
+    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", suppressed_by="z"),)', ["output y", "suppressed_by"]),
     ('inputs=(Input("x", 0, 9),), outputs=(Output("y"),), min_input_parties=0', ["min_input_parties"]),
 ])
 def test_declaration_errors(tmp_path, declaration, words):

@@ -9,7 +9,8 @@ import json
 import random
 import threading
 from datetime import datetime, timedelta, timezone
-from fractions import Fraction
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from mpc_federation import stages
 from mpc_federation.envelope import IntegrityError
 from mpc_federation.layout import run_key
 from mpc_federation.party import PartyRun
-from mpc_federation.programs import ProgramError
+from mpc_federation.programs import ProgramError, load_program
 from mpc_federation.spec import load_spec
 from mpc_federation.store import CoordinationStore
 
@@ -39,9 +40,12 @@ def aggregate(run: PartyRun, months: list[int]) -> dict:
             "values": {"revenue_cents": [sum(months), *months]}}
 
 
-def exact_hhi(revenues: list[int]) -> Fraction | None:
-    total = sum(revenues)
-    return None if total == 0 else Fraction(10000 * sum(r * r for r in revenues), total * total)
+HHI_REFERENCE = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
+
+
+def rounded_hhi(revenues: list[int]) -> Decimal | None:
+    """The plaintext reference: the HHI rounded to hundredths (None below the floor of 3 firms)."""
+    return HHI_REFERENCE.plaintext([{"revenue_cents": [r]} for r in revenues])["hhi"][0]
 
 
 def snapshot(store: CoordinationStore, prefix: str) -> dict[str, bytes]:
@@ -114,7 +118,8 @@ def test_full_protocol(federation, s3_server, tmp_path):
     # Each compute party can open exactly its own input shares.
     record = runs["company_b"].channel.read(leader.input_key("company_a", "company_b"), "input-shares",
                                             "company_a", to="company_b")
-    assert len(record["shares"]["revenue_cents"]) == 4
+    assert len(record["shares"]["values"]["revenue_cents"]) == 4
+    assert len(record["shares"]["witness"]["revenue_cents"]) == 4 * (40 + 2)  # range bits, nonzero, inverse
     with pytest.raises(IntegrityError):
         runs["company_c"].channel.read(leader.input_key("company_a", "company_b"), "input-shares",
                                        "company_a", to="company_b")
@@ -137,11 +142,11 @@ def test_full_protocol(federation, s3_server, tmp_path):
     labels = spec.dimensions(DATE)["market"]
     assert labels == ["all", "2024-01", "2024-02", "2024-03"]
     hhi = result["outputs"]["hhi"]
-    assert hhi["labels"] == labels and hhi["kind"] == "ratio"
+    assert hhi["labels"] == labels and hhi["decimals"] == 2
     for k, label in enumerate(labels):
-        plain = exact_hhi([aggregates[c]["values"]["revenue_cents"][k] for c in companies])
-        assert Fraction(hhi["exact"][k]) == plain, label
-        assert hhi["value"][k] == pytest.approx(float(plain), abs=1e-6)
+        plain = rounded_hhi([aggregates[c]["values"]["revenue_cents"][k] for c in companies])
+        assert Decimal(hhi["exact"][k]) == plain, label
+        assert hhi["value"][k] == float(plain)
     assert result["roster"] == companies and result["compute_parties"] == companies
     assert result["spec_hash"] == spec.spec_hash and result["program_hash"] == spec.program_hash
     assert result["run"] == RUN and result["program"] == "hhi" and result["attempt"] == 1

@@ -25,49 +25,68 @@ company (``params["companies"]`` names each chunk's company, in roster order; pa
 fare 0, so they change nothing).
 """
 
+import importlib.util
+import sys
+from pathlib import Path
+
 from mpc_federation.programs import Input, Output, SecureProgram
 
-MAX_FARE_CENTS = 10**6
+MAX_FARE_CENTS = 2**20 - 1
+
+
+def _hhi_program():
+    """The federation's HHI program (include/programs/hhi.py): step 3 is exactly its computation."""
+    path = Path(__file__).resolve().parents[2] / "include" / "programs" / "hhi.py"
+    spec = importlib.util.spec_from_file_location("bench_hhi_reference", path)
+    module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+    if spec.name not in sys.modules:
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
 def hhi_from_trips(mpc, secint, inputs, params):
+    from mpc_federation.programs import ProgramInputs
+
     companies = params["companies"]
     months = int(params["months"])
     names = list(dict.fromkeys(companies))
     fares = {c: [] for c in names}
     columns = {c: [[] for _ in range(months)] for c in names}
-    for index, chunk in enumerate(inputs["fare_cents"]):
+    chunks = inputs["fare_cents"].shape[0]
+    for index in range(chunks):
         company = companies[index]
+        chunk = mpc.np_tolist(inputs["fare_cents"][index])
         fares[company].extend(chunk)
-        if "month" in inputs:
-            for month in inputs["month"][index]:
+        if "month" in inputs.values:
+            for month in mpc.np_tolist(inputs["month"][index]):
                 unit = mpc.unit_vector(month, months)
                 for m in range(months):
                     columns[company][m].append(unit[m])
         else:
-            bits = inputs["month_onehot"][index]
+            bits = mpc.np_tolist(inputs["month_onehot"][index])
             for j in range(len(chunk)):
                 for m in range(months):
                     columns[company][m].append(bits[j * months + m])
-    revenue = {c: [mpc.sum(fares[c])] + [mpc.in_prod(fares[c], columns[c][m]) for m in range(months)]
-               for c in names}
-    ratios = []
-    for k in range(months + 1):
-        column = [revenue[c][k] for c in names]
-        total = mpc.sum(column)
-        squares = mpc.in_prod(column, column)
-        ratios.append((10000 * squares, total * total))
-    return {"hhi": ratios}
+    revenue = [[mpc.sum(fares[c])] + [mpc.in_prod(fares[c], columns[c][m]) for m in range(months)] for c in names]
+    matrix = mpc.np_fromlist([r for row in revenue for r in row]).reshape((len(names), months + 1))
+    nonzero = 1 - mpc.np_sgn(matrix, l=40, EQ=True)  # the floor: firms with revenue in the market
+    hhi = _hhi_program()
+    return hhi.hhi(mpc, secint, ProgramInputs({"revenue_cents": matrix}, {"revenue_cents": nonzero}, len(names)),
+                   {"k": 3, "decimals": 2})
 
 
-PROGRAM = SecureProgram(
-    name="hhi_mpc_only",
-    description="bench only: the HHI per market computed inside MPC from every trip's fare and month",
-    inputs=(Input("fare_cents", low=0, high=MAX_FARE_CENTS, dim="trip"),
-            Input("month", low=0, high=599, dim="trip"),
-            Input("month_onehot", low=0, high=1, dim="trip")),
-    outputs=(Output("hhi", kind="ratio", dim="market"),),
-    compute=hhi_from_trips,
-    bit_length=224,  # the same field as the HHI program: exact fractions
-    min_input_parties=1,
-)
+def declare(month_input: Input, name: str) -> SecureProgram:
+    return SecureProgram(
+        name=name,
+        description="bench only: the HHI per market computed inside MPC from every trip's fare and month",
+        inputs=(Input("fare_cents", low=0, high=MAX_FARE_CENTS, dim="trip"), month_input),
+        outputs=_hhi_program().PROGRAM.outputs,
+        compute=hhi_from_trips,
+        bit_length=_hhi_program().PROGRAM.bit_length,  # the same field and rounding as the HHI program
+        min_input_parties=1,
+        settings=lambda params: {"decimals": 2, **(params or {})},
+    )
+
+
+PROGRAM = declare(Input("month", low=0, high=2**10 - 1, dim="trip"), "hhi_mpc_only")

@@ -143,6 +143,11 @@ class LoadedProgram:
     program: SecureProgram
     path: Path
 
+    @property
+    def module(self):
+        """The program's module: its ``plaintext`` reference (what recipients must learn) lives there."""
+        return sys.modules[self.program.compute.__module__]
+
 
 def load_program(path: str | Path) -> LoadedProgram:
     """Import a program module by file path and check its declaration."""

@@ -103,8 +103,8 @@ async def _run(mpc, program, job: dict) -> list[int]:
     await mpc.start()
     print(CONNECTED, flush=True)
     connected = time.monotonic()
-    if job.get("seats"):
-        await _refuse_on_error(mpc, lambda: check_seats(mpc, job["seats"], names))
+    if job.get("certificates"):
+        await _refuse_on_error(mpc, lambda: check_seats(mpc, job["certificates"], names))
     # Peers that connected on the same ports but for another spec, run, attempt or roster must not
     # compute together: compare what each party is about to do before touching any share.
     sessions = await mpc.transfer(job["session"])

@@ -147,7 +147,7 @@ def spark_submit(application: Path, args: list[str], master: str, log_file: Path
 
 # -- the MPyC processes ------------------------------------------------------------------------------------
 _BYTES = re.compile(r"bytes sent: (\d+)")
-_WORKER_TIMINGS = re.compile(r"mpc-worker: timings connect=([\d.]+)s mpc=([\d.]+)s")
+_WORKER_TIMINGS = re.compile(r"timings connect=([\d.]+)s mpc=([\d.]+)s(?: checks=([\d.]+)s program=([\d.]+)s)?")
 
 
 def parse_worker_log(text: str) -> dict:
@@ -158,6 +158,8 @@ def parse_worker_log(text: str) -> dict:
     m = _WORKER_TIMINGS.search(text)
     if m:
         out["worker_connect_s"], out["worker_mpc_s"] = float(m.group(1)), float(m.group(2))
+        if m.group(3):  # the input checks inside the MPC, then the program (floors, rounding, output)
+            out["worker_checks_s"], out["worker_program_s"] = float(m.group(3)), float(m.group(4))
     return out
 
 

@@ -52,6 +52,9 @@ def run_point(work: Path, s3, inputs: int, computes: int, months: int, *, repeat
         "mpyc_process_s": max(c.get("launcher_total_s", 0) for c in compute.values()),
         "mpyc_connect_s": max(c.get("launcher_connect_s", 0) for c in compute.values()),
         "mpyc_compute_s": max(c.get("worker_mpc_s", 0) or 0 for c in compute.values()),
+        # Inside MPyC: the input checks (witnesses), then the program (floors, rounding, outputs).
+        "mpyc_checks_s": max(c.get("worker_checks_s", 0) or 0 for c in compute.values()),
+        "mpyc_program_s": max(c.get("worker_program_s", 0) or 0 for c in compute.values()),
         "reveal_s": best["reveal_s"],
         "before_mpyc_s": {p: c.get("before_mpyc_s") for p, c in compute.items()},
         "after_mpyc_s": {p: c.get("after_mpyc_s") for p, c in compute.items()},

@@ -20,7 +20,7 @@ from conftest import small_parties
 
 from mpc_federation import stages
 from mpc_federation.envelope import IntegrityError, PartyKeys, seal
-from mpc_federation.launcher import MPCJob, MPCRunError, run_mpc
+from mpc_federation.launcher import MPCJob, MPCRefused, MPCRunError, run_mpc
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import load_program
 from mpc_federation.spec import load_spec
@@ -197,19 +197,24 @@ def test_a_party_writing_under_another_partys_name(fed):
     fed.expect_success(3)
 
 
-def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, results: dict) -> None:
-    """An MPyC process in company_c's seat that presents ``own_certificate``."""
+def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, results: dict, seat: int = 2) -> None:
+    """An MPyC process in the given seat (company_c's by default) that presents ``own_certificate``,
+    and otherwise claims exactly what the honest parties run (session and view)."""
     spec = fed.spec
     certs = [c.certificate for c in spec.compute_parties]
-    certs[2] = own_certificate
+    certs[seat] = own_certificate
     dims = spec.dimensions(DATE)
     program = fed.runs["company_c"].program
-    job = MPCJob(program=str(spec.program_file), party_index=2, endpoints=[c.endpoint for c in spec.compute_parties],
-                 threshold=1, roster=[], shares={}, input_lengths=program.input_lengths(dims),
-                 output_lengths=program.output_lengths(dims), output_kinds={"hhi": "ratio"},
+    roster = list(COMPANIES)
+    job = MPCJob(program=str(spec.program_file), party_index=seat,
+                 endpoints=[c.endpoint for c in spec.compute_parties], threshold=1, roster=roster,
+                 shares={}, input_lengths=program.input_lengths(dims), output_lengths=program.output_lengths(dims),
+                 dims=dims, params=program.params(spec.program_params), names=list(COMPANIES),
+                 session=f"{spec.spec_hash}/{spec.program_hash}/{fed.runs['company_a'].channel.run}/attempt-1/"
+                         f"{','.join(roster)}",
                  tls_key=tls_key, certificates=certs)
     try:
-        results["impostor"] = run_mpc(job, connect_timeout=8, run_timeout=20)
+        results["impostor"] = run_mpc(job, connect_timeout=8, run_timeout=30)
     except Exception as exc:  # noqa: BLE001
         results["impostor"] = exc
 
@@ -265,4 +270,50 @@ def test_spec_edited_on_one_party_only(fed):
     fed.expect_nothing_revealed()
     fed.expect_local_data_untouched()
     assert fed.share("company_b")["status"] == "shared"  # back on the common spec: its shares are replaced
+    fed.expect_success(2)
+
+
+@pytest.mark.parametrize("direction", ["the impostor connects to the honest party", "the honest party connects to it"])
+def test_a_member_cannot_take_another_seat_with_its_own_certificate(fed, direction):
+    """A member's valid, pinned certificate is accepted only for the member's own seat. MPyC's
+    accepting side took any pinned certificate for whatever seat the client claimed, so a member
+    (or a thief of its key) could sit in two seats and hold t + 1 shares."""
+    for pid in COMPANIES:
+        fed.share(pid)
+    if direction.startswith("the impostor connects"):
+        # company_c also sits in company_a's seat 0; seat 0 connects to seats 1 and 2 (MPyC's order).
+        seat, thief, honest = 0, "company_c", ("company_b", "company_c")
+    else:
+        # company_a also sits in company_c's seat 2: company_b connects to it and checks its name.
+        seat, thief, honest = 2, "company_a", ("company_a", "company_b")
+    results: dict = {}
+    impostor = threading.Thread(target=impostor_worker, args=(fed, fed.keys[thief].tls_key,
+                                                              fed.spec.party(thief).certificate, results, seat))
+    out: dict = {}
+
+    def go(pid):
+        try:
+            out[pid] = stages.compute(fed.runs[pid], attempt=1)
+        except Exception as exc:  # noqa: BLE001
+            out[pid] = exc
+
+    threads = [threading.Thread(target=go, args=(pid,)) for pid in honest] + [impostor]
+    if seat == 0:  # company_a is away; its roster for attempt 1 is fixed (it would be, by its task)
+        threads.append(threading.Thread(target=stages.fix_roster, args=(fed.runs["company_a"], 1, 30)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert isinstance(results["impostor"], MPCRunError)
+    for pid in honest:
+        assert isinstance(out[pid], MPCRunError), out[pid]
+    if seat == 0:
+        for pid in honest:  # refused inside the MPC, naming the seat and whose certificate it was
+            assert isinstance(out[pid], MPCRefused), out[pid]
+            assert f"seat of company_a presented the TLS certificate of {thief}" in out[pid].reason
+    else:
+        assert any("did not all connect" in str(out[pid]) or "seat of company_c" in str(out[pid])
+                   or "gave up" in str(out[pid]) for pid in honest), out
+    fed.expect_nothing_revealed()
+    fed.expect_local_data_untouched()
     fed.expect_success(2)

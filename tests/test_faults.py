@@ -360,23 +360,23 @@ def test_a_failing_input_task_publishes_its_withdrawal(federation, s3_server, mo
 
 def test_a_long_silent_mpc_is_not_mistaken_for_a_failed_connection(tmp_path):
     """The launcher sees the worker's 'connected' line at once, however long the MPC then stays quiet."""
-    from localnet import free_port
+    from localnet import free_ports
 
     from mpc_federation.launcher import MPCJob, run_mpc
     from mpc_federation.programs import load_program
-    from mpc_federation.sharing import recombine, split
+    from mpc_federation.sharing import input_payloads, recombine
 
     program = load_program(SLOW_SUM).program
     values = [5, 7, 11]
-    rows = [split(program.field, [v], 1, 3) for v in values]
-    endpoints = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    rows = [input_payloads(program, {"value": [v]}, 1, 3) for v in values]
+    endpoints = [f"127.0.0.1:{port}" for port in free_ports(3)]
     out: dict = {}
 
     def go(i):
         job = MPCJob(program=str(SLOW_SUM), party_index=i, endpoints=endpoints, threshold=1,
-                     roster=["p0", "p1", "p2"], shares={f"p{j}": {"value": rows[j][i]} for j in range(3)},
-                     input_lengths={"value": 1}, output_lengths={"total": 1}, output_kinds={"total": "int"},
-                     params={"delay": 4})
+                     roster=["p0", "p1", "p2"], shares={f"p{j}": rows[j][i] for j in range(3)},
+                     input_lengths={"value": 1}, output_lengths={"total": 1}, dims={}, params={"delay": 4},
+                     names=["p0", "p1", "p2"])
         try:
             out[i] = run_mpc(job, connect_timeout=3, run_timeout=60)
         except Exception as exc:  # noqa: BLE001

@@ -90,11 +90,61 @@ class MPCResult:
     tls: bool = False  # MPyC reported its channels up over TLS
 
 
+WORK_ROOT = Path(tempfile.gettempdir()) / f"mpc-federation-{os.getuid()}"
+_LIVE: set[int] = set()  # process groups of MPyC processes this process started and has not reaped
+
+
+def stop_all() -> None:
+    """Kill every MPyC process this process started (the operator's ``on_kill``)."""
+    for pgid in list(_LIVE):
+        _kill_group(pgid)
+
+
+def sweep_leftovers(root: Path = WORK_ROOT) -> list[Path]:
+    """Remove what a killed launcher left behind: its MPyC process (if still running) and its
+    working folder with the TLS private key and this party's shares. A folder belongs to a dead
+    launcher when the process named in its name (``run-<pid>-...``) is gone."""
+    import shutil
+
+    import psutil
+
+    removed = []
+    for folder in sorted(root.glob("run-*")) if root.is_dir() else []:
+        try:
+            launcher = int(folder.name.split("-")[1])  # run-<launcher pid>-<random>
+        except (IndexError, ValueError):
+            launcher = -1
+        if launcher > 0 and psutil.pid_exists(launcher):
+            continue
+        try:
+            worker = int((folder / "worker.pid").read_text())
+            if psutil.pid_exists(worker) and "mpc_federation.worker" in " ".join(psutil.Process(worker).cmdline()):
+                _kill_group(worker)
+        except (OSError, ValueError, psutil.Error):
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _LIVE.discard(pgid)
+
+
 def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
             stop_reason: Callable[[], str | None] | None = None, poll_seconds: float = 2.0) -> MPCResult:
     """Run the MPyC process to completion, or kill it at the first deadline it misses or as soon
-    as ``stop_reason()`` (polled every ``poll_seconds``) gives a reason to stop."""
-    with tempfile.TemporaryDirectory(prefix="mpc-") as work:  # 0700: shares stay private
+    as ``stop_reason()`` (polled every ``poll_seconds``) gives a reason to stop.
+
+    Its working folder (0700: the TLS key and this party's shares) is removed at the end; if this
+    process is killed, the MPyC process dies with it and the next run removes the folder."""
+    sweep_leftovers()
+    WORK_ROOT.mkdir(mode=0o700, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=WORK_ROOT) as work:
         work_dir = Path(work)
         job_file, out_file = work_dir / "job.json", work_dir / "out.json"
         fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -111,7 +161,8 @@ def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
             cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == job.party_index else endpoint]
         if tls:
             cmd.append("--ssl")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
+               "MPC_LAUNCHER_PID": str(os.getpid())}
         return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds)
 
 
@@ -120,6 +171,8 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
     next_poll = start + poll_seconds
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    _LIVE.add(proc.pid)
+    (Path(cwd) / "worker.pid").write_text(str(proc.pid))
     log: list[str] = []
     connected_at = None
     fd = proc.stdout.fileno()
@@ -165,8 +218,9 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
     finally:
         sel.close()
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid)
             proc.wait()
+        _LIVE.discard(proc.pid)
         proc.stdout.close()
 
 

@@ -120,6 +120,7 @@ async def _run(mpc, program, job: dict) -> list[int]:
     # Coefficients of the input checks: drawn only now, after every input was fixed.
     seed = hashlib.sha256(b"".join(await mpc.transfer(secrets.token_bytes(32)))).digest()
     await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
+    validated = time.monotonic()
 
     values, nonzero = {}, {}
     for spec_input in program.inputs:
@@ -155,13 +156,28 @@ async def _run(mpc, program, job: dict) -> list[int]:
     # Recipients see a fresh random sharing, independent of how the outputs were computed.
     fresh = mpyc_compat.rerandomize(mpc, mpc.np_concatenate(flat))
     shares = await mpc.gather(fresh)
+    computed = time.monotonic()
     await mpc.shutdown()
-    print(f"mpc-worker: timings connect={connected - t0:.3f}s mpc={time.monotonic() - connected:.3f}s",
-          flush=True)
+    print(f"mpc-worker: timings connect={connected - t0:.3f}s mpc={time.monotonic() - connected:.3f}s "
+          f"checks={validated - connected:.3f}s program={computed - validated:.3f}s", flush=True)
     return [int(s) for s in shares.value]
 
 
+def die_with_launcher() -> None:
+    """Die with the task process that started this one, even when it is SIGKILLed (Linux)."""
+    import ctypes
+    import os
+    import signal
+
+    launcher = int(os.environ.get("MPC_LAUNCHER_PID", "0"))
+    if sys.platform == "linux" and launcher:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != launcher:  # it died before the line above
+            raise SystemExit("mpc-worker: the launching task is gone")
+
+
 def main() -> None:
+    die_with_launcher()
     args = _parse_own_args()
     with open(args.job) as f:
         job = json.load(f)

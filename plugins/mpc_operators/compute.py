@@ -35,3 +35,10 @@ class MPCComputeOperator(MPCBaseOperator):
         self.log.info("Run %s attempt %s: computed over %s in %s", result["run"], result["attempt"],
                       result["roster"], result["seconds"])
         return result
+
+    def on_kill(self) -> None:
+        """The task was killed: stop this party's MPyC process (its working folder, with the TLS key
+        and the shares, is removed by the next run if this process dies before cleaning up)."""
+        from mpc_federation.launcher import stop_all
+
+        stop_all()

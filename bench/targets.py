@@ -1,0 +1,56 @@
+"""The MPC stages at the target points, with the precision work's cost split out: share to reveal
+against the real S3 server with real MPyC over TLS, and inside MPyC the time of the input checks
+(witnesses) and of the program (floors and the exact rounded division).
+
+    .venv/bin/python bench/targets.py [--out FILE.json] [--repeat N]
+
+Prints a markdown table; no timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import load_average, log  # noqa: E402
+from scaling import TARGETS, run_point  # noqa: E402
+
+POINTS = {"5 inputs, 3 compute, 4 markets (the nightly HHI)": ((5, 3, 3), None), **TARGETS}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", help="JSON file for the results")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args(argv)
+    import localnet
+
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="mpc-targets-") as tmp:
+        s3 = localnet.S3Server(Path(tmp) / "s3").start()
+        try:
+            for name, ((inputs, computes, months), target) in POINTS.items():
+                point = run_point(Path(tmp), s3, inputs, computes, months, repeat=args.repeat)
+                point.update(name=name, target_s=target, load=load_average()[0])
+                rows[name] = point
+                log(f"{name}: {point['mpc_s']:.2f} s (checks {point['mpyc_checks_s']:.2f} s, program "
+                    f"{point['mpyc_program_s']:.2f} s), equals plaintext: {point['equals_plaintext']}")
+        finally:
+            s3.stop()
+    print("| point | MPC stages, s | target, s | input checks in MPyC, s | program in MPyC, s | peak RSS, MiB | equals plaintext |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, p in rows.items():
+        print(f"| {name} | {p['mpc_s']:.2f} | {p['target_s'] or '-'} | {p['mpyc_checks_s']:.2f} | "
+              f"{p['mpyc_program_s']:.2f} | {p['peak_rss_max_mib']} | {p['equals_plaintext']} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
+    return 0 if all(p["equals_plaintext"] for p in rows.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -182,7 +182,7 @@ def test_trigger_stopped_by_an_abort(fed):
 def test_trigger_stopped_by_withdrawals_below_the_floor(fed):
     spec, runs, _ = fed()
     share(runs["company_a"])
-    writer = later(0.4, stages.withdraw, runs["company_c"], "no data this month")
+    writer = later(0.4, stages.withdraw, runs["company_c"], "aggregation-failed", "aggregate")
     event = first_event(trigger_for(spec, "company_a", "inputs"))
     assert event["status"] == "stopped" and "company_c" in event["reason"] and "floor of 3" in event["reason"]
     writer.join()

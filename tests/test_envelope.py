@@ -22,7 +22,7 @@ PAYLOAD = json.dumps({"shares": {"revenue_cents": [123456789012, 987654321098]}}
 
 @pytest.fixture(scope="module")
 def keys():
-    return {p: PartyKeys.generate(p) for p in ("company_a", "company_b", "company_c")}
+    return {p: PartyKeys.generate(p, test_only=True) for p in ("company_a", "company_b", "company_c")}
 
 
 def sign_key(k: PartyKeys) -> str:
@@ -85,7 +85,7 @@ def test_tampered_header_breaks_signature(keys):
 
 
 def test_signed_by_a_key_not_in_the_spec(keys):
-    intruder = PartyKeys.generate("company_a")  # claims to be company_a
+    intruder = PartyKeys.generate("company_a", test_only=True)  # claims to be company_a
     blob = seal(HEADER, PAYLOAD, intruder, box_key(keys["company_b"]))
     with pytest.raises(IntegrityError) as info:
         open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
@@ -185,7 +185,7 @@ def test_malformed_envelope(keys, blob):
 
 
 def test_party_keys_json_roundtrip(keys):
-    original = keys["company_a"]
+    original = PartyKeys.generate("company_a")  # production keys: unmarked, accepted without allowing test keys
     text = original.to_json()
     back = PartyKeys.from_json(text)
     assert back.party == "company_a" and back.test_only is False

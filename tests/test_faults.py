@@ -251,7 +251,7 @@ from mpc_federation.store import CoordinationStore, StoreConfig
 import time
 args = json.loads(sys.argv[2])
 spec = load_spec(args["spec"])
-run = PartyRun(spec, args["party"], datetime(2024, 4, 1, 3, tzinfo=timezone.utc), PartyKeys.from_json(args["keys"]),
+run = PartyRun(spec, args["party"], datetime(2024, 4, 1, 3, tzinfo=timezone.utc), PartyKeys.from_json(args["keys"], allow_test_keys=True),
                CoordinationStore(StoreConfig(**args["store"])))
 print(json.dumps({"skew": round(time.time() - args["now"]), "result": stages.compute(run, attempt=1)}))
 """

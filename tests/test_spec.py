@@ -249,7 +249,7 @@ def test_good_keys_are_kept(tmp_path):
     from mpc_federation.envelope import PartyKeys
 
     raw = base_raw()
-    keys = PartyKeys.generate("company_c")
+    keys = PartyKeys.generate("company_c", test_only=True)
     raw["parties"][2]["keys"] = keys.public_entry()
     party = load_spec(write(tmp_path, raw)).party("company_c")
     assert party.sign_key == keys.public_entry()["sign"]
@@ -350,7 +350,7 @@ def test_public_keys_as_terraform_renders_them(tmp_path):
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     from mpc_federation.envelope import PartyKeys
 
-    public = PartyKeys.generate("company_a").public_entry()
+    public = PartyKeys.generate("company_a", test_only=True).public_entry()
     raw = base_raw()
     raw["parties"][0]["keys"] = {name: public.get(name, pem) for name in names}
     party = load_spec(write(tmp_path, raw)).party("company_a")  # must not raise

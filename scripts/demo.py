@@ -24,9 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test, test_keys
+from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test
 
 from mpc_federation.layout import run_key  # noqa: E402
+from mpc_federation.envelope import PartyKeys  # noqa: E402
 from mpc_federation.spec import load_spec  # noqa: E402
 from mpc_federation.store import CoordinationStore  # noqa: E402
 
@@ -56,7 +57,7 @@ def setup_federation(root: Path, parties_yaml: list[dict] | None, s3: S3Server, 
                      data_dir: Path, template: Path = TEMPLATE) -> tuple[Path, list[LocalParty]]:
     raw = yaml.safe_load(template.read_text())
     ids = [p["id"] for p in (parties_yaml or raw["parties"])]
-    keys = {pid: test_keys(pid) for pid in ids}  # marked: refused by any Airflow without MPC_ALLOW_TEST_KEYS=1
+    keys = {pid: PartyKeys.generate(pid, test_only=True) for pid in ids}  # refused where MPC_ALLOW_TEST_KEYS != 1
     spec_path = render_spec(template, root / "federation", keys, parties=parties_yaml)
     parties = [LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, spark_master)
                for pid in ids]

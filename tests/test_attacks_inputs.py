@@ -43,7 +43,7 @@ REVENUE = {"company_a": [904_000_000_001, 301_000_000_011, 302_000_000_013, 301_
            "company_c": [306_000_000_005, 102_000_000_031, 102_000_000_037, 102_000_000_041],
            "company_d": [150_000_000_043, 50_000_000_047, 50_000_000_053, 50_000_000_059],
            "company_e": [120_000_000_061, 40_000_000_067, 40_000_000_071, 40_000_000_073]}
-OUT_OF_RANGE = 1_000_000_000_128  # above the HHI program's 10**12 cents per firm and market
+OUT_OF_RANGE = 1_000_000_000_128  # above the HHI program's 10**12 cents per firm and market (see below)
 ALL_INPUTS = ("company_a", "company_b", "company_c", "company_d", "company_e")
 
 
@@ -169,6 +169,15 @@ def assert_not_in_bucket(store: CoordinationStore, *values: int) -> None:
             assert form not in dump, f"{value} found in the bucket as {form!r}"
 
 
+def out_of_range_value() -> int:
+    """1000000000128 cents, or just above the HHI program's declared bound if that is higher."""
+    from mpc_federation.programs import load_program
+
+    program = load_program(REPO / "include" / "programs" / "hhi.py").program
+    high = next(i.high for i in program.inputs if i.name == "revenue_cents")
+    return max(OUT_OF_RANGE, high + 128)
+
+
 def airflow_context(**extra) -> dict:
     return {"logical_date": DATE, **extra}
 
@@ -233,9 +242,10 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
     from sensors.coordination import MPCCoordinationSensor
 
     fed = four
+    value = out_of_range_value()
     for pid in COMPUTES:
         fed.share(pid)
-    bad = [*REVENUE["company_d"][:2], OUT_OF_RANGE, REVENUE["company_d"][3]]
+    bad = [*REVENUE["company_d"][:2], value, REVENUE["company_d"][3]]
     fed.files["company_d"] = fed.write_aggregate("company_d", bad)
     fed.local_before = fed.local_state()
 
@@ -245,17 +255,17 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
                             aggregate_path=str(fed.files["company_d"]))
     with pytest.raises(AirflowFailException) as info:
         task.execute(airflow_context())
-    assert f"{OUT_OF_RANGE} is outside the declared range" in str(info.value)  # clear, and local only
+    assert f"{value} is outside the declared range" in str(info.value)  # clear, and local only
     with caplog.at_level(logging.INFO):
         withdraw_on_failure(str(fed.spec.source), "company_d",
                             airflow_context(exception=info.value, task_instance=SimpleNamespace(
                                 task_id="share", log=logging.getLogger("test.share"))))
-    assert str(OUT_OF_RANGE) in caplog.text and "input-check-failed" in caplog.text  # the full error stays here
+    assert str(value) in caplog.text and "input-check-failed" in caplog.text  # the full error stays here
     channel = fed.runs["company_a"].channel
     record = channel.read(channel.withdrawal_key("company_d"), "abort", "company_d")
     assert record == {"code": "input-check-failed", "task": "share", "reason": "share failed: input-check-failed"}
     assert record["code"] in reasons.WITHDRAWAL_CODES
-    assert_not_in_bucket(fed.store, OUT_OF_RANGE)
+    assert_not_in_bucket(fed.store, value)
 
     # Every compute party's sensor sees the withdrawal, verified, with its code, and stops waiting.
     for pid in COMPUTES:
@@ -265,7 +275,7 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
         with pytest.raises(AirflowFailException) as stopped:
             sensor.poke(airflow_context())
         assert "company_d (inputs): share failed: input-check-failed" in str(stopped.value), pid
-        assert str(OUT_OF_RANGE) not in str(stopped.value)
+        assert str(value) not in str(stopped.value)
     fed.expect_nothing_revealed()
     assert fed.local_state() == fed.local_before
 
@@ -281,25 +291,25 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
     def data_check_fails(run, attempt, *args):
         if run.party_id == "company_a":
             try:
-                raise ProgramError(f"aggregate of company_d: input 'revenue_cents' at 2024-02: {OUT_OF_RANGE} "
-                                   "is outside the declared range [0, 1000000000000]")
+                raise ProgramError(f"aggregate of company_d: input 'revenue_cents' at 2024-02: {value} "
+                                   "is outside the declared range")
             except ProgramError as exc:
                 raise stages.StageError(f"cannot go on: {exc}") from exc
         return original(run, attempt, *args)
 
     monkeypatch.setattr(stages, "_compute_attempt", data_check_fails)
-    with pytest.raises(stages.StageError, match=str(OUT_OF_RANGE)):  # the local error keeps the details
+    with pytest.raises(stages.StageError, match=str(value)):  # the local error keeps the details
         stages.compute(fed.runs["company_a"], attempt=1)
     monkeypatch.setattr(stages, "_compute_attempt", original)
     record = channel.read(channel.attempt_abort_key("company_a", 1), "abort", "company_a", attempt=1)
-    assert record["code"] == "input-check-failed" and str(OUT_OF_RANGE) not in record["reason"], record
+    assert record["code"] == "input-check-failed" and str(value) not in record["reason"], record
     assert "local task log" in record["reason"]
-    assert_not_in_bucket(fed.store, OUT_OF_RANGE)
+    assert_not_in_bucket(fed.store, value)
     fed.expect_nothing_revealed()
 
     fed.expect_success(2, {p: REVENUE[p] for p in fed.companies})
     # ... nor any aggregate of the night, in any form
-    assert_not_in_bucket(fed.store, OUT_OF_RANGE, *(cents for pid in fed.companies for cents in REVENUE[pid]))
+    assert_not_in_bucket(fed.store, value, *(cents for pid in fed.companies for cents in REVENUE[pid]))
 
 
 def test_withdrawal_codes_and_give_up_texts_carry_no_data():

@@ -60,7 +60,7 @@ def make_federation(root: Path, s3, inputs: int, computes: int, months: int | No
     from mpc_federation.store import CoordinationStore
 
     plist = party_list or parties_yaml(inputs, computes)
-    keys = {p["id"]: PartyKeys.generate(p["id"]) for p in plist}
+    keys = {p["id"]: PartyKeys.generate(p["id"], test_only=True) for p in plist}
     overrides = {"coordination": {"bucket": "mpc-coordination", "prefix": f"bench{uuid.uuid4().hex[:10]}"},
                  "min_input_parties": min(3, inputs)}
     if months is not None:

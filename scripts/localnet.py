@@ -28,6 +28,12 @@ sys.path.insert(0, str(REPO / "plugins"))
 from mpc_federation.envelope import PartyKeys  # noqa: E402
 
 
+def test_keys(party: str) -> PartyKeys:
+    """Keys for a local federation (demo, testbed, tests): marked as test keys, which a party's
+    Airflow refuses unless its environment sets MPC_ALLOW_TEST_KEYS=1 (LocalParty.env does)."""
+    return PartyKeys.generate(party, test_only=True)
+
+
 def free_port() -> int:
     return free_ports(1)[0]
 
@@ -128,6 +134,7 @@ class LocalParty:
     keys: PartyKeys
     s3: S3Server
     spark_master: str = "local[*]"
+    allow_test_keys: bool = True  # a local federation runs on test keys; a production party never sets this
 
     @property
     def work_dir(self) -> Path:
@@ -152,6 +159,8 @@ class LocalParty:
             "PYSPARK_PYTHON": sys.executable,
             "PYTHONPATH": str(REPO / "plugins"),
         })
+        if self.allow_test_keys:
+            env["MPC_ALLOW_TEST_KEYS"] = "1"
         return env
 
 

@@ -22,6 +22,7 @@ cookies per host name, not per port, so parties on one address would log each ot
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from localnet import REPO, VENV_BIN, LocalParty, S3Server, prepare_airflow_homes, render_spec
+from localnet import REPO, VENV_BIN, LocalParty, S3Server, prepare_airflow_homes, render_spec, test_keys
 
 from mpc_federation.envelope import PartyKeys  # noqa: E402
 from mpc_federation.spec import load_spec  # noqa: E402
@@ -305,15 +306,16 @@ def start(args) -> int:
     members = raw["parties"]
     ids = [p["id"] for p in members]
 
-    # Identity: keys per party, kept across restarts of the same root.
+    # Identity: keys per party, kept across restarts of the same root; marked as test keys (a
+    # testbed's parties allow them with MPC_ALLOW_TEST_KEYS=1, a production party refuses them).
     keys = {}
     (root / "keys").mkdir(exist_ok=True, mode=0o700)
     for pid in ids:
         path = root / "keys" / f"{pid}.json"
         if path.is_file():
-            keys[pid] = PartyKeys.from_json(path.read_text())
-        else:
-            keys[pid] = PartyKeys.generate(pid)
+            keys[pid] = PartyKeys.from_json(path.read_text(), allow_test_keys=True)
+        if pid not in keys or not keys[pid].test_only:  # new, or made before test keys were marked
+            keys[pid] = dataclasses.replace(keys[pid], test_only=True) if pid in keys else test_keys(pid)
             path.write_text(keys[pid].to_json())
             os.chmod(path, 0o600)
 
@@ -373,6 +375,7 @@ def start_party(party: LocalParty, spec, host: str, port: int, args) -> dict:
     for path in (coordination, keys_conn):
         os.chmod(path, 0o600)
     extra = {**LEAN_SETTINGS,
+             "MPC_ALLOW_TEST_KEYS": "1" if party.allow_test_keys else "0",  # the testbed's keys are test keys
              # Without --nightly the scheduler creates no scheduled runs: an unpaused DAG whose
              # night has passed would otherwise start it at once on every party.
              "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(bool(args.nightly)),

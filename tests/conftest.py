@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -14,6 +15,11 @@ for folder in (REPO / "plugins", REPO / "scripts"):
         sys.path.insert(0, str(folder))
 
 import localnet  # noqa: E402
+
+# Every key the tests make is marked as a test key (localnet.test_keys); the tests' environment
+# allows them explicitly, as the demo's and the testbed's do. A test of the production refusal
+# removes this variable.
+os.environ["MPC_ALLOW_TEST_KEYS"] = "1"
 
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
@@ -39,7 +45,6 @@ def small_parties(inputs: int = 3, computes: int = 3, recipients: tuple[str, ...
 @pytest.fixture
 def federation(tmp_path, s3_server):
     """Factory: a rendered spec with fresh keys and free ports, and its bucket created."""
-    from mpc_federation.envelope import PartyKeys
     from mpc_federation.spec import load_spec
     from mpc_federation.store import CoordinationStore
 
@@ -49,7 +54,7 @@ def federation(tmp_path, s3_server):
         # A prefix of its own per test, so runs of the same date never meet across tests.
         overrides = {"coordination": {"bucket": "mpc-coordination", "prefix": f"t{uuid.uuid4().hex[:12]}"},
                      **(overrides or {})}
-        keys = {p["id"]: PartyKeys.generate(p["id"]) for p in parties}
+        keys = {p["id"]: localnet.test_keys(p["id"]) for p in parties}
         path = localnet.render_spec(template, tmp_path / name, keys, parties=parties, overrides=overrides)
         spec = load_spec(path)
         CoordinationStore(s3_server.store_config(spec.bucket)).ensure_bucket()

@@ -147,7 +147,7 @@ def test_object_signed_by_a_key_not_in_the_spec(fed):
     original = fed.store.get(key)
     header = json.loads(original)["header"]
     forged = {"shares": {"revenue_cents": [1, 2, 3, 4]}}
-    mallory = PartyKeys.generate("company_b")  # claims to be company_b
+    mallory = PartyKeys.generate("company_b", test_only=True)  # claims to be company_b
     fed.store.put(key, seal({k: v for k, v in header.items() if k not in ("encrypted", "payload_sha256")},
                             json.dumps(forged).encode(), mallory, fed.spec.party("company_a").box_key))
     out = fed.compute_all(1)

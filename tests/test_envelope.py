@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
 
+from nacl.public import PublicKey, SealedBox
+
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, open_envelope, seal
+from mpc_federation.spec import canonical_json
 
 HEADER = {"computation": "taxi_hhi", "run": "20240415T030000Z", "attempt": 1, "party": "company_a",
           "role": "input", "kind": "input-shares", "to": "company_b", "spec_hash": "s" * 64,
@@ -18,7 +22,7 @@ PAYLOAD = json.dumps({"shares": {"revenue_cents": [123456789012, 987654321098]}}
 
 @pytest.fixture(scope="module")
 def keys():
-    return {p: PartyKeys.generate(p) for p in ("company_a", "company_b", "company_c")}
+    return {p: PartyKeys.generate(p, test_only=True) for p in ("company_a", "company_b", "company_c")}
 
 
 def sign_key(k: PartyKeys) -> str:
@@ -50,7 +54,7 @@ def test_plain_roundtrip(keys):
 def test_encrypted_roundtrip(keys):
     blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
     doc = json.loads(blob)
-    assert doc["format"] == "mpc-envelope/1" and doc["header"]["encrypted"] is True
+    assert doc["format"] == "mpc-envelope/2" and doc["header"]["encrypted"] is True
     assert b"123456789012" not in blob and b"123456789012" not in base64.b64decode(doc["payload"])
     header, payload = open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
                                     keys=keys["company_b"])
@@ -81,7 +85,7 @@ def test_tampered_header_breaks_signature(keys):
 
 
 def test_signed_by_a_key_not_in_the_spec(keys):
-    intruder = PartyKeys.generate("company_a")  # claims to be company_a
+    intruder = PartyKeys.generate("company_a", test_only=True)  # claims to be company_a
     blob = seal(HEADER, PAYLOAD, intruder, box_key(keys["company_b"]))
     with pytest.raises(IntegrityError) as info:
         open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
@@ -116,6 +120,62 @@ def test_encrypted_to_someone_else(keys):
         open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=None)
 
 
+def resign(blob: bytes, signer: PartyKeys, **changes) -> bytes:
+    """What a member can do with someone else's object: keep its ciphertext, change the header, sign it."""
+    doc = json.loads(blob)
+    header = {**doc["header"], **changes}
+    doc["header"] = header
+    doc["signature"] = base64.b64encode(signer.signing.sign(canonical_json(header)).signature).decode()
+    return canonical_json(doc)
+
+
+def test_sealed_content_is_bound_to_its_sender(keys):
+    """company_c re-signs company_a's ciphertext under its own name: the decrypted binding names company_a."""
+    blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    copied = resign(blob, keys["company_c"], party="company_c")
+    expected = {**HEADER, "party": "company_c"}
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(copied, name=NAME, expected=expected, signer_key=sign_key(keys["company_c"]),
+                      keys=keys["company_b"])
+    msg = str(info.value)
+    assert NAME in msg and "signed by party 'company_c'" in msg and "written by party 'company_a'" in msg
+    assert "re-signed company_a's ciphertext" in msg
+
+
+@pytest.mark.parametrize("field, other", [("run", "20240416T030000Z"), ("computation", "other_hhi"),
+                                          ("attempt", 2), ("kind", "output-shares")])
+def test_sealed_content_is_bound_to_its_run_and_kind(keys, field, other):
+    """The sender itself re-signs its ciphertext for another run, computation, attempt or kind."""
+    blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    moved = resign(blob, keys["company_a"], **{field: other})
+    with pytest.raises(IntegrityError) as info:
+        open_envelope(moved, name=NAME, expected={**HEADER, field: other}, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_b"])
+    msg = str(info.value)
+    assert NAME in msg and f"{field} is {HEADER[field]!r} inside, {other!r} in the signed header" in msg
+
+
+def test_sealed_content_without_a_binding_is_refused(keys):
+    """A sealed payload as format 1 wrote it (the bare payload) does not pass as format 2."""
+    doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    bare = SealedBox(PublicKey(base64.b64decode(box_key(keys["company_b"])))).encrypt(PAYLOAD)
+
+    header = {**doc["header"], "payload_sha256": hashlib.sha256(bare).hexdigest()}
+    doc.update(header=header, payload=base64.b64encode(bare).decode(),
+               signature=base64.b64encode(keys["company_a"].signing.sign(canonical_json(header)).signature).decode())
+    with pytest.raises(IntegrityError, match="carries no valid binding"):
+        open_envelope(canonical_json(doc), name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_b"])
+
+
+def test_format_1_is_refused_by_name(keys):
+    doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    doc["format"] = "mpc-envelope/1"
+    with pytest.raises(IntegrityError, match="format 'mpc-envelope/1' is not 'mpc-envelope/2'"):
+        open_envelope(canonical_json(doc), name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
+                      keys=keys["company_b"])
+
+
 @pytest.mark.parametrize("blob", [b"not json", b"{}", json.dumps({"format": "other/1", "header": {},
                                                                    "payload": "", "signature": ""}).encode()])
 def test_malformed_envelope(keys, blob):
@@ -125,7 +185,7 @@ def test_malformed_envelope(keys, blob):
 
 
 def test_party_keys_json_roundtrip(keys):
-    original = keys["company_a"]
+    original = PartyKeys.generate("company_a")  # production keys: unmarked, accepted without allowing test keys
     text = original.to_json()
     back = PartyKeys.from_json(text)
     assert back.party == "company_a" and back.test_only is False

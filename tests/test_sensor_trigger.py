@@ -34,7 +34,7 @@ def fed(federation, s3_server, monkeypatch):
     Returns (spec, runs, as_party): ``as_party(id)`` puts that party's keys in ``mpc_party_keys``.
     """
     monkeypatch.setenv(f"AIRFLOW_CONN_{COORDINATION_CONN_ID.upper()}", json.dumps(s3_server.connection()))
-    monkeypatch.delenv("MPC_ALLOW_TEST_KEYS", raising=False)
+    monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "1")  # the fixtures' keys are marked test keys
 
     def make(inputs: int = 3, cutoff: int = 2, inputs_deadline: int = 2, result_deadline: int = 2):
         spec, keys = federation(parties=small_parties(inputs=inputs), overrides={
@@ -182,7 +182,7 @@ def test_trigger_stopped_by_an_abort(fed):
 def test_trigger_stopped_by_withdrawals_below_the_floor(fed):
     spec, runs, _ = fed()
     share(runs["company_a"])
-    writer = later(0.4, stages.withdraw, runs["company_c"], "no data this month")
+    writer = later(0.4, stages.withdraw, runs["company_c"], "aggregation-failed", "aggregate")
     event = first_event(trigger_for(spec, "company_a", "inputs"))
     assert event["status"] == "stopped" and "company_c" in event["reason"] and "floor of 3" in event["reason"]
     writer.join()

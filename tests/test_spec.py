@@ -106,7 +106,7 @@ def test_spec_hash_is_stable_and_changes_on_edit(tmp_path):
     two = load_spec(write(tmp_path, reordered, "two.yaml"))
     assert one.spec_hash == two.spec_hash
 
-    for edit in (lambda r: r.update(threshold=0),
+    for edit in (lambda r: r.update(min_input_parties=4),
                  lambda r: r.update(description=r["description"] + "."),
                  lambda r: r["parties"][3].update(roles=["input", "recipient"]),
                  lambda r: r["coordination"].update(prefix="elsewhere")):
@@ -169,11 +169,46 @@ def test_compute_party_without_endpoint(tmp_path):
     expect_error(tmp_path, raw, "parties[2].endpoint")
 
 
-@pytest.mark.parametrize("threshold", [2, 3, -1, "1", True])
+@pytest.mark.parametrize("threshold", [0, 2, 3, -1, "1", True, None])
 def test_threshold_without_honest_majority(tmp_path, threshold):
     raw = base_raw()
-    raw["threshold"] = threshold  # 3 compute parties: only t in {0, 1} has 2t < 3
-    expect_error(tmp_path, raw, "threshold", "2t < 3")
+    raw["threshold"] = threshold  # 3 compute parties: only t = 1 has 1 <= t and 2t < 3
+    expect_error(tmp_path, raw, "threshold", "1 <= t", "2t < 3")
+
+
+def test_threshold_zero_would_give_every_compute_party_the_plaintext(tmp_path):
+    raw = base_raw()
+    raw["threshold"] = 0
+    err = expect_error(tmp_path, raw, "threshold", "got 0")
+    assert "federation spec" in str(err)
+
+
+@pytest.mark.parametrize("computes", [1, 2])
+def test_fewer_than_three_compute_parties(tmp_path, computes):
+    raw = base_raw()
+    for party in raw["parties"]:
+        if "compute" in party["roles"] and sum("compute" in p["roles"] for p in raw["parties"]) > computes:
+            party["roles"] = [r for r in party["roles"] if r != "compute"]
+            party.pop("endpoint", None)
+    for threshold in (None, 0, 1):
+        if threshold is None:
+            raw.pop("threshold", None)
+        else:
+            raw["threshold"] = threshold
+        expect_error(tmp_path, raw, "parties", "at least 3 parties with role 'compute'", f"got {computes}")
+
+
+@pytest.mark.parametrize("computes, expected", [(3, 1), (4, 1), (5, 2), (6, 2), (7, 3)])
+def test_default_threshold_is_the_largest_honest_majority_one(tmp_path, computes, expected):
+    raw = base_raw()
+    raw.pop("threshold")
+    base = raw["parties"][0]
+    extra = [{"id": f"compute_{i}", "roles": ["compute"], "endpoint": f"127.0.0.1:{12000 + i}"}
+             for i in range(computes - 3)]
+    raw["parties"] = raw["parties"] + extra
+    spec = load_spec(write(tmp_path, raw))
+    assert len(spec.compute_parties) == computes and spec.threshold == expected
+    assert base["id"] == spec.leader.id
 
 
 def test_missing_coordination_bucket(tmp_path):
@@ -214,7 +249,7 @@ def test_good_keys_are_kept(tmp_path):
     from mpc_federation.envelope import PartyKeys
 
     raw = base_raw()
-    keys = PartyKeys.generate("company_c")
+    keys = PartyKeys.generate("company_c", test_only=True)
     raw["parties"][2]["keys"] = keys.public_entry()
     party = load_spec(write(tmp_path, raw)).party("company_c")
     assert party.sign_key == keys.public_entry()["sign"]
@@ -315,7 +350,7 @@ def test_public_keys_as_terraform_renders_them(tmp_path):
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     from mpc_federation.envelope import PartyKeys
 
-    public = PartyKeys.generate("company_a").public_entry()
+    public = PartyKeys.generate("company_a", test_only=True).public_entry()
     raw = base_raw()
     raw["parties"][0]["keys"] = {name: public.get(name, pem) for name in names}
     party = load_spec(write(tmp_path, raw)).party("company_a")  # must not raise

@@ -230,11 +230,11 @@ def test_withdrawals_below_the_floor_stop_the_wait(federation, s3_server):
     spec, keys = federation()
     runs = party_runs(spec, keys, s3_server)
     stages.share(runs["company_a"], aggregate(runs["company_a"], [1, 2, 3]))
-    stages.withdraw(runs["company_c"], "the Spark job failed: disk full")
+    stages.withdraw(runs["company_c"], "aggregation-failed", "aggregate")
     state = waiting_for(runs["company_b"], "inputs")
     assert not state.ready and state.stop
     assert "company_c" in state.stop and "floor of 3" in state.stop
-    assert "disk full" in state.stop  # the verified reason is attached
+    assert "company_c (inputs): aggregate failed: aggregation-failed" in state.stop  # the verified code is attached
 
 
 def test_roster_ends_the_wait_for_inputs(federation, s3_server):

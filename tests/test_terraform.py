@@ -678,6 +678,7 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     assert env["AIRFLOW_CONN_MPC_PARTY_KEYS"] == fake_party["keys_json"]  # quoting survives $, ', `
     assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"]) == {"conn_type": "spark", "host": "local[*]"}
     assert env["EXTRA_SETTING"] == "a=b"
+    assert env["MPC_ALLOW_TEST_KEYS"] == "0"  # a production party refuses keys marked as test keys
     assert not (fake_party["home"] / "airflow.pid").exists(), "--no-start must not start Airflow"
 
 

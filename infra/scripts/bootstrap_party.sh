@@ -297,6 +297,9 @@ trap 'rm -f "$tmp_env"' EXIT
   fi
   env_line AIRFLOW_CONN_SPARK_DEFAULT '{"conn_type":"spark","host":"local[*]"}'
   env_line PATH "$repo_dir/.venv/bin:$PATH"
+  # Keys marked as test keys are refused, whatever the calling shell sets; only a local testbed
+  # passes --env MPC_ALLOW_TEST_KEYS=1 (it runs on test keys).
+  env_line MPC_ALLOW_TEST_KEYS 0
   for assignment in ${extra_env[@]+"${extra_env[@]}"}; do
     env_line "${assignment%%=*}" "${assignment#*=}"
   done

@@ -126,8 +126,8 @@ variable "threshold" {
   default     = 1
 
   validation {
-    condition     = var.threshold >= 0 && floor(var.threshold) == var.threshold
-    error_message = "threshold must be a whole number >= 0."
+    condition     = var.threshold >= 1 && floor(var.threshold) == var.threshold
+    error_message = "threshold must be a whole number >= 1 (threshold 0 gives every compute party the plaintext)."
   }
 }
 

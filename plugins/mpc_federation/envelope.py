@@ -4,6 +4,13 @@ Every object carries a header (computation, run, attempt, party, role, kind, rec
 spec and program hashes) and is signed by its party's Ed25519 key over the header and the
 payload digest. Payloads for one party are sealed to that party's X25519 key, so the
 bucket's operator and the network see ciphertext only. libsodium does the cryptography.
+
+Format ``mpc-envelope/2``: a sealed payload is the canonical JSON
+``{"bind": {computation, run, attempt, party, kind, to}, "payload": base64}``, so the sender,
+computation, run, attempt, kind and recipient are inside the ciphertext too. A SealedBox is
+anonymous: without the binding, a member could re-sign another party's ciphertext under its own
+name and have it counted as its own input. The reader compares the binding with the signed
+header after decryption.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from nacl.signing import SigningKey, VerifyKey
 
 from mpc_federation.spec import canonical_json
 
-FORMAT = "mpc-envelope/1"
+FORMAT = "mpc-envelope/2"
+# Header fields bound inside a sealed payload (the sender is "party", the recipient "to").
+BOUND_FIELDS = ("computation", "run", "attempt", "party", "kind", "to")
 TEST_KEY_MARK = "TEST KEY - NOT FOR PRODUCTION"
 
 
@@ -81,7 +90,8 @@ class PartyKeys:
 def seal(header: dict, payload: bytes, keys: PartyKeys, recipient_box_key: str | None) -> bytes:
     """Encrypt ``payload`` to the recipient (if any), then sign header and ciphertext."""
     if recipient_box_key is not None:
-        payload = SealedBox(PublicKey(base64.b64decode(recipient_box_key))).encrypt(payload)
+        inner = canonical_json({"bind": {k: header.get(k) for k in BOUND_FIELDS}, "payload": _b64(payload)})
+        payload = SealedBox(PublicKey(base64.b64decode(recipient_box_key))).encrypt(inner)
     header = {**header, "encrypted": recipient_box_key is not None,
               "payload_sha256": hashlib.sha256(payload).hexdigest()}
     signature = keys.signing.sign(canonical_json(header)).signature
@@ -104,7 +114,7 @@ def open_envelope(blob: bytes, *, name: str, expected: dict, signer_key: str | N
         header, payload = doc["header"], base64.b64decode(doc["payload"])
         signature = base64.b64decode(doc["signature"])
         if doc.get("format") != FORMAT:
-            raise ValueError(f"format {doc.get('format')!r}")
+            raise ValueError(f"format {doc.get('format')!r} is not {FORMAT!r}")
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
     claimed = header.get("party", claimed)
@@ -132,7 +142,31 @@ def open_envelope(blob: bytes, *, name: str, expected: dict, signer_key: str | N
         except CryptoError:
             raise IntegrityError(f"object {name} (claimed party {claimed}): cannot be decrypted "
                                  f"with the keys of {keys.party}") from None
+        payload = _unbind(payload, header, name=name, claimed=claimed)
     return header, payload
+
+
+def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str) -> bytes:
+    """The payload inside a sealed envelope, once its binding matches the signed header."""
+    try:
+        inner = json.loads(plaintext)
+        bind, payload = inner["bind"], base64.b64decode(inner["payload"], validate=True)
+        if not isinstance(bind, dict):
+            raise TypeError("bind is not a mapping")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"object {name} (claimed party {claimed}): sealed content carries no valid "
+                             f"binding to its sender and run ({exc})") from None
+    sender = bind.get("party")
+    if sender != header.get("party"):
+        raise IntegrityError(f"object {name}: signed by party {header.get('party')!r} but its sealed content was "
+                             f"written by party {sender!r}: {header.get('party')} re-signed {sender}'s ciphertext "
+                             "as its own (refused: a party may only submit what it sealed itself)")
+    wrong = [f"{k} is {bind.get(k)!r} inside, {header.get(k)!r} in the signed header"
+             for k in BOUND_FIELDS if bind.get(k) != header.get(k)]
+    if wrong:
+        raise IntegrityError(f"object {name} (claimed party {claimed}): sealed content was bound to another "
+                             f"object: {'; '.join(wrong)} (ciphertext copied from elsewhere)")
+    return payload
 
 
 def _b64(data: bytes) -> str:

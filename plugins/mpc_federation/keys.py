@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         write_private(keys, args.out)
     else:
         with open(args.keys) as f:
-            keys = PartyKeys.from_json(f.read())
+            keys = PartyKeys.from_json(f.read(), allow_test_keys=os.environ.get("MPC_ALLOW_TEST_KEYS") == "1")
     sys.stdout.write(f"# public entry for party {keys.party}: paste under its item in the federation spec\n")
     sys.stdout.write(yaml.safe_dump({"keys": keys.public_entry(args.compute_index)}, sort_keys=False))
     return 0

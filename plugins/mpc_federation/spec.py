@@ -21,6 +21,8 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
 
 # Seconds. Defaults fit a nightly window: parties may be an hour apart, the MPC itself is short.
+# Shamir threshold: at least 1 (t = 0 gives every compute party the plaintext).
+MIN_THRESHOLD = 1
 DEFAULT_DEADLINES = {"inputs": 3600, "connect": 300, "mpc": 900, "result": 3600}
 # The cut-off (after which the leader goes ahead without stragglers) defaults to the inputs deadline.
 
@@ -253,10 +255,16 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     if len(set(endpoints)) != len(endpoints):
         raise SpecError(src, "parties", "compute parties must have distinct endpoints")
 
+    # Shamir with threshold t: any t compute parties learn nothing, t + 1 reconstruct. t = 0 would
+    # hand every compute party the plaintext, and MPyC needs an honest majority (m >= 2t + 1).
     m = len(computes)
-    threshold = raw.get("threshold", (m - 1) // 2)
-    if not _is_int(threshold) or not 0 <= threshold or 2 * threshold >= m:
-        raise SpecError(src, "threshold", f"must be an integer t with 0 <= t and 2t < {m} compute parties")
+    if m < 2 * MIN_THRESHOLD + 1:
+        raise SpecError(src, "parties", f"needs at least {2 * MIN_THRESHOLD + 1} parties with role 'compute' "
+                        f"(threshold t >= {MIN_THRESHOLD} and m >= 2t + 1), got {m}")
+    threshold = raw.get("threshold", max(MIN_THRESHOLD, (m - 1) // 2))
+    if not _is_int(threshold) or threshold < MIN_THRESHOLD or 2 * threshold >= m:
+        raise SpecError(src, "threshold", f"must be an integer t with {MIN_THRESHOLD} <= t and 2t < {m} compute "
+                        f"parties (m >= 2t + 1), got {threshold!r}")
 
     coordination = need(raw, "coordination", dict, "")
     _only(src, coordination, ("bucket", "prefix"), "coordination.")

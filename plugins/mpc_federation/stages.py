@@ -82,9 +82,17 @@ def share(run: PartyRun, aggregate: dict) -> dict:
     return {"run": channel.run, "status": "shared", "objects": len(computes) + 1}
 
 
-def withdraw(run: PartyRun, reason: str) -> None:
-    """An input party that cannot share says so, so that nobody waits for it in vain."""
-    run.channel.publish(run.channel.withdrawal_key(run.party_id), "abort", "input", {"reason": reason})
+def withdraw(run: PartyRun, code: str, task: str = "share") -> None:
+    """An input party that cannot share says so, so that nobody waits for it in vain.
+
+    Only a code from ``reasons.WITHDRAWAL_CODES`` and the failing task's id are published: the
+    error itself may quote the party's data and stays in its local task log.
+    """
+    from mpc_federation import reasons
+
+    reasons.check(code, reasons.WITHDRAWAL_CODES)
+    run.channel.publish(run.channel.withdrawal_key(run.party_id), "abort", "input",
+                        {"code": code, "task": task, "reason": f"{task} failed: {code}"})
 
 
 # -- waiting (the sensor's condition) ------------------------------------------------------------
@@ -156,9 +164,14 @@ def mpyc_certificates(run: PartyRun) -> list[str]:
     return [c.certificate for c in run.spec.compute_parties]
 
 
-def give_up(channel: RunChannel, attempt: int, reason: str) -> None:
+def give_up(channel: RunChannel, attempt: int, reason: str, code: str = "protocol") -> None:
+    """A compute party gives up ``attempt``: a code from ``reasons.GIVE_UP_CODES`` and a text of
+    protocol facts only (never a value derived from data; see ``reasons.give_up_reason``)."""
+    from mpc_federation import reasons
+
+    reasons.check(code, reasons.GIVE_UP_CODES)
     channel.publish(channel.attempt_abort_key(channel.me.id, attempt), "abort", "compute",
-                    {"reason": reason}, attempt=attempt)
+                    {"code": code, "reason": reason}, attempt=attempt)
 
 
 def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = None,
@@ -177,7 +190,10 @@ def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = 
         return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0)
     except Exception as exc:
         try:
-            give_up(run.channel, live, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+            from mpc_federation.reasons import give_up_reason
+
+            code, reason = give_up_reason(exc, run.party_id)  # value-free: never a ProgramError's text
+            give_up(run.channel, live, reason, code)
         except Exception as err:  # keep the original failure; the others still have their deadlines
             log.warning("Could not publish giving up attempt %s: %s", live, err)
         raise

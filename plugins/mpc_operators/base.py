@@ -69,13 +69,21 @@ def final_errors():
 
 def withdraw_on_failure(spec_path: str, party_id: str, context: Any) -> None:
     """on_failure_callback of an input party's tasks: publish a signed withdrawal, so the compute
-    parties stop waiting for this party (and go ahead without it if the floor still holds)."""
-    from mpc_federation import stages
+    parties stop waiting for this party (and go ahead without it if the floor still holds).
+
+    The bucket gets a code and the task id only (``mpc_federation.reasons``): the error may quote
+    this party's data (a failed range check names the value), so it stays in the local task log.
+    """
+    from mpc_federation import reasons, stages
 
     exc = context.get("exception")
-    reason = f"{context['task_instance'].task_id} failed: {str(exc).splitlines()[0] if exc else 'unknown error'}"
+    task_id = context["task_instance"].task_id
+    log = context["task_instance"].log
+    code = reasons.withdrawal_code(task_id, exc)
+    log.error("Withdrawing %s from the run: the bucket gets the code %r only; the error stays in this log: %s: %s",
+              party_id, code, type(exc).__name__ if exc else "unknown error", exc)
     try:
         run = open_party_run_for(spec_path, party_id, context)
-        stages.withdraw(run, reason[:500])
+        stages.withdraw(run, code, task_id)
     except Exception as err:  # the failure itself is what matters; the withdrawal is a courtesy
-        context["task_instance"].log.warning("Could not publish the withdrawal: %s", err)
+        log.warning("Could not publish the withdrawal: %s", err)

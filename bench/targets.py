@@ -2,7 +2,7 @@
 against the real S3 server with real MPyC over TLS, and inside MPyC the time of the input checks
 (witnesses) and of the program (floors and the exact rounded division).
 
-    .venv/bin/python bench/targets.py [--out FILE.json] [--repeat N]
+    .venv/bin/python bench/targets.py [--json FILE] [--repeat N]
 
 Prints a markdown table; no timing is asserted anywhere.
 """
@@ -17,24 +17,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import load_average, log  # noqa: E402
-from scaling import TARGETS, run_point  # noqa: E402
-
-POINTS = {"5 inputs, 3 compute, 4 markets (the nightly HHI)": ((5, 3, 3), None), **TARGETS}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", help="JSON file for the results")
+    parser.add_argument("--json", help="JSON file for the results")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
+    sys.argv = sys.argv[:1]  # MPyC, imported below, parses the command line too
+    from common import load_average, log  # puts plugins/ and scripts/ on the path
+    from scaling import TARGETS, run_point
+
     import localnet
+
+    points = {"5 inputs, 3 compute, 4 markets (the nightly HHI)": ((5, 3, 3), None), **TARGETS}
 
     rows = {}
     with tempfile.TemporaryDirectory(prefix="mpc-targets-") as tmp:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()
         try:
-            for name, ((inputs, computes, months), target) in POINTS.items():
+            for name, ((inputs, computes, months), target) in points.items():
                 point = run_point(Path(tmp), s3, inputs, computes, months, repeat=args.repeat)
                 point.update(name=name, target_s=target, load=load_average()[0])
                 rows[name] = point
@@ -47,8 +49,8 @@ def main(argv=None) -> int:
     for name, p in rows.items():
         print(f"| {name} | {p['mpc_s']:.2f} | {p['target_s'] or '-'} | {p['mpyc_checks_s']:.2f} | "
               f"{p['mpyc_program_s']:.2f} | {p['peak_rss_max_mib']} | {p['equals_plaintext']} |")
-    if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
     return 0 if all(p["equals_plaintext"] for p in rows.values()) else 1
 
 

@@ -242,27 +242,47 @@ def read_trips(spark, path: str, columns: dict, participant_value: str | None):
     except _SchemaDrift:
         pass  # read per schema below
     except AnalysisException as e:
-        _raise_read_error(e, path)
+        if (e.getCondition() or "") != "COLUMN_ALREADY_EXISTS":  # names that differ only by case
+            _raise_read_error(e, path)
     except Exception as e:  # Py4JJavaError from the schema merge job
         if "CANNOT_MERGE" not in str(e):
             raise
     finally:
         sc.setLogLevel(sc.getConf().get("spark.log.level", "WARN"))
-    plain = spark.read.parquet(path)  # one footer: enough to list the files
-    groups: dict[str, list[str]] = {}
-    for file in sorted(plain.inputFiles()):
-        groups.setdefault(spark.read.parquet(file).schema.json(), []).append(file)
     parts = []
-    for files in groups.values():
-        where = f" in {os.path.basename(files[0])}" + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
+    for frame, where in _schema_groups(spark, path):
         try:
-            parts.append(normalize(spark.read.parquet(*files), columns, participant_value, where))
+            parts.append(normalize(frame, columns, participant_value, where))
         except _SchemaDrift as e:
-            raise InputError(f"{e}{where}; rename one of them") from None
+            raise InputError(f"{e}{where}") from None
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
     return union, len(parts)
+
+
+def _schema_groups(spark, path: str):
+    """The dataset's files grouped by their Parquet schema: (DataFrame of a group, ' in FILE').
+
+    :raises InputError: naming a file that cannot be read, e.g. with two names that differ only by case
+    """
+    from pyspark.errors import AnalysisException
+
+    # Listing through binaryFile reads no Parquet footer, so a broken file cannot stop the listing.
+    files = sorted(spark.read.format("binaryFile").load(path).inputFiles())
+    groups: dict[str, list[str]] = {}
+    for file in files:
+        try:
+            groups.setdefault(spark.read.parquet(file).schema.json(), []).append(file)
+        except AnalysisException as e:
+            name, first = os.path.basename(file), str(e).splitlines()[0]
+            if (e.getCondition() or "") == "COLUMN_ALREADY_EXISTS":
+                raise InputError(f"two columns differ only by case in {name}: {first}") from None
+            raise InputError(f"cannot read {name} in {path}: {first}") from None
+    for members in groups.values():
+        more = f" (and {len(members) - 1} more files)" if len(members) > 1 else ""
+        where = f" in {os.path.basename(members[0])}{more}"
+        yield spark.read.parquet(*members), where
 
 
 def _raise_read_error(e, path: str):

@@ -218,10 +218,10 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
 def read_trips(spark, path: str, columns: dict, participant_value: str | None):
     """Read the dataset and normalize it, tolerating schemas that differ between its files.
 
-    First one read with ``mergeSchema`` (compatible types, e.g. int and long, merge there). If the
-    files' types cannot be merged (long in one month, double in another; timestamp and
-    timestamp_ntz) or names differ only by case, every group of files with one schema is read
-    and normalized on its own, and the groups are unioned.
+    First one read with ``mergeSchema`` (a dataset of one schema, however many files). If the
+    files' types cannot be merged (Spark 4.2 merges neither int with bigint nor bigint with
+    double, nor timestamp with timestamp_ntz) or names differ only by case, every group of files
+    with one schema is read and normalized on its own, and the groups are unioned by name.
 
     :param spark: the session
     :param path: Parquet dataset
@@ -286,6 +286,7 @@ def _schema_groups(spark, path: str):
 
 
 def _raise_read_error(e, path: str):
+    """Turn Spark's AnalysisException on reading ``path`` into the one-line InputError."""
     cond = e.getCondition() or ""
     if cond == "UNABLE_TO_INFER_SCHEMA":
         raise InputError(f"no Parquet data found in {path}") from None

@@ -324,3 +324,15 @@ def test_hvfhv_deterministic_and_cli(tmp_path):
     assert pq.read_table(tmp_path / "fn").equals(pq.read_table(tmp_path / "cli"))
     with pytest.raises(ValueError, match="distinct"):
         taxi.generate_hvfhv(tmp_path / "x", 10, seed=1, start="2024-01", end="2024-01", licences="HV1,HV1")
+
+
+def test_cli_defects(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "cli"), "--companies", "a", "--trips", "3000",
+           "--seed", "3", "--start", "2024-01", "--end", "2024-02", "--defects"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    taxi.generate(tmp_path / "fn", ["a"], 3000, seed=3, start="2024-01", end="2024-02", defects=True)
+    assert read(tmp_path / "cli", "a").equals(read(tmp_path / "fn", "a"))
+    assert read(tmp_path / "cli", "a").column("fare_amount").null_count > 0
+    missing = subprocess.run(cmd[:3] + cmd[5:], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--companies is required" in missing.stderr

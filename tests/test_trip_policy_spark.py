@@ -8,7 +8,8 @@ dataset holding several. (tests/test_taxi_revenue_job.py runs the job itself thr
 from __future__ import annotations
 
 import importlib.util
-from datetime import date, datetime, timezone
+import logging
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -37,6 +38,7 @@ job = _load(ROOT / "include" / "jobs" / "taxi_revenue.py")
 def spark():
     from pyspark.sql import SparkSession
 
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # no INFO from its atexit close into closed streams
     session = (SparkSession.builder.master("local[2]").appName("trip_policy_tests")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.shuffle.partitions", "4")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -168,3 +169,170 @@ def test_cli(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "taxi_trips: error: split has 2 percentages but there are 5 companies (a,b,c,d,e)"
 
+
+
+# --- realistic data: defects at stated rates ---------------------------------------------------
+
+def net_cents(table: pa.Table, months, amount="fare_amount", time="tpep_pickup_datetime", drop_negatives=False,
+              participant=None) -> dict[str, int]:
+    """Independent reference: Python Decimals row by row (null dropped, outside ignored)."""
+    out = dict.fromkeys(months, 0)
+    who = table.column(participant[0]).to_pylist() if participant else [None] * table.num_rows
+    for fare, when, p in zip(table.column(amount).to_pylist(), table.column(time).to_pylist(), who):
+        if fare is None or (participant and p != participant[1]) or when.strftime("%Y-%m") not in out:
+            continue
+        c = int((Decimal(repr(fare)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        if c < 0 and drop_negatives:
+            continue
+        out[when.strftime("%Y-%m")] += c
+    return {"all": sum(out.values()), **out}
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory):
+    """20000 trips for one company with every defect, in 3 files."""
+    out = tmp_path_factory.mktemp("dirty")
+    taxi.generate(out, ["a"], 20000, seed=8, start="2024-01", end="2024-03", rows_per_file=7000, defects=True)
+    return out, read(out, "a")
+
+
+def outside(pickups: np.ndarray, start="2024-01-01", end="2024-04-01") -> np.ndarray:
+    return (pickups < np.datetime64(start)) | (pickups >= np.datetime64(end))
+
+
+def test_defects_at_stated_rates(dirty):
+    _, table = dirty
+    n = table.num_rows
+    assert n == 20000  # as many rows as asked, defects included
+    fare = table.column("fare_amount")
+    negatives = sum(1 for x in fare.to_pylist() if x is not None and x < 0)
+    pickups = table.column("tpep_pickup_datetime").to_numpy()
+    for got, rate in ((negatives, taxi.DEFECTS["refunds"]), (fare.null_count, taxi.DEFECTS["null_fares"]),
+                      (int(outside(pickups).sum()), taxi.DEFECTS["outside_period"])):
+        assert abs(got - rate * n) <= 5 * np.sqrt(rate * n) + 2, (got, rate * n)
+        assert got > 0
+
+
+def test_every_refund_has_its_fare(dirty):
+    _, table = dirty
+    rows = table.select(["tpep_pickup_datetime", "fare_amount", "total_amount", "payment_type"]).to_pylist()
+    positives = {}
+    for r in rows:
+        if r["fare_amount"] is not None and r["fare_amount"] > 0:
+            positives.setdefault((r["tpep_pickup_datetime"], r["fare_amount"]), []).append(r)
+    refunds = [r for r in rows if r["fare_amount"] is not None and r["fare_amount"] < 0]
+    for r in refunds:
+        pair = positives[(r["tpep_pickup_datetime"], -r["fare_amount"])]
+        assert any(p["total_amount"] == -r["total_amount"] for p in pair)
+        assert r["payment_type"] == taxi.REFUND_PAYMENT_TYPE
+    # Null fares and out-of-period pickups never hit a refunded pair, so every month nets >= 0.
+    assert all(v > 0 for v in net_cents(table, ["2024-01", "2024-02", "2024-03"]).values())
+
+
+def test_outside_pickups_are_shifted_whole(dirty):
+    _, table = dirty
+    t = {c: table.column(c).to_numpy() for c in ("tpep_pickup_datetime", "tpep_dropoff_datetime")}
+    odd = outside(t["tpep_pickup_datetime"])
+    assert (t["tpep_dropoff_datetime"] > t["tpep_pickup_datetime"]).all()
+    years = set(t["tpep_pickup_datetime"][odd].astype("datetime64[Y]").astype(str))
+    assert years & {str(y) for y in range(2001, 2010)} and "2024" in years  # clock errors and neighbours
+
+
+def test_defects_deterministic_and_optional(tmp_path):
+    args = dict(companies=["a"], trips=3000, seed=4, start="2024-01", end="2024-02", rows_per_file=1000)
+    taxi.generate(tmp_path / "one", defects=True, **args)
+    taxi.generate(tmp_path / "two", defects=True, **args)
+    taxi.generate(tmp_path / "clean", **args)
+    taxi.generate(tmp_path / "none", defects={"refunds": 0, "null_fares": 0, "outside_period": 0}, **args)
+    assert read(tmp_path / "one", "a").equals(read(tmp_path / "two", "a"))
+    clean = read(tmp_path / "clean", "a")
+    assert not read(tmp_path / "one", "a").equals(clean)
+    assert read(tmp_path / "none", "a").equals(clean)  # zero rates: the clean trips exactly
+    assert clean.column("fare_amount").null_count == 0
+
+
+def test_defect_rates_validated():
+    assert taxi.defect_rates(None) is None and taxi.defect_rates(True) == taxi.DEFECTS
+    assert taxi.defect_rates({"null_fares": 0.1}) == {"refunds": 0.0, "null_fares": 0.1, "outside_period": 0.0}
+    with pytest.raises(ValueError, match="unknown defect 'typos'"):
+        taxi.defect_rates({"typos": 0.1})
+    with pytest.raises(ValueError, match="from 0 to 0.2"):
+        taxi.defect_rates({"refunds": 0.5})
+
+
+@pytest.mark.parametrize("policy, drop", [(None, False), ({"negative_amounts": "drop"}, True)])
+def test_reference_applies_the_policy(dirty, policy, drop):
+    out, table = dirty
+    months = ["2024-01", "2024-02", "2024-03"]
+    assert taxi.revenue_cents_by_month(out, "a", months, policy) == net_cents(table, months, drop_negatives=drop)
+
+
+@pytest.mark.parametrize("policy, message", [
+    ({"negative_amounts": "fail"}, "negative amounts"),
+    ({"null_amounts": "fail"}, "null amounts"),
+    ({"outside_period": "fail"}, "outside the period"),
+    ({"negative_amounts": "sometimes"}, "bad policy negative_amounts"),
+])
+def test_reference_policy_failures(dirty, policy, message):
+    with pytest.raises(ValueError, match=message):
+        taxi.revenue_cents_by_month(dirty[0], "a", ["2024-01", "2024-02", "2024-03"], policy)
+
+
+# --- the second schema: high-volume for-hire records ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def hvfhv(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hvfhv") / "fhvhv"
+    counts = taxi.generate_hvfhv(out, 12000, seed=2, start="2024-01", end="2024-02", rows_per_file=5000,
+                                 defects=True)
+    return out, counts, pa.concat_tables(pq.read_table(f) for f in sorted(out.glob("part-*.parquet")))
+
+
+def test_hvfhv_schema_and_licensees(hvfhv):
+    out, counts, table = hvfhv
+    assert table.schema.equals(taxi.HVFHV_SCHEMA)
+    assert len(list(out.glob("part-*.parquet"))) == 3
+    assert sum(counts.values()) == table.num_rows == 12000
+    licences = table.column("hvfhs_license_num").to_pylist()
+    assert {x: licences.count(x) for x in set(licences)} == counts
+    assert list(counts) == ["HV0003", "HV0005", "HV0004"]
+    assert counts["HV0003"] > counts["HV0005"] > counts["HV0004"] > 0  # 70/25/5
+    fare = table.column("base_passenger_fare")
+    assert fare.null_count > 0 and pc.min(fare).as_py() < 0  # defects in this schema too
+    t = {c: table.column(c).to_numpy() for c in ("request_datetime", "pickup_datetime", "dropoff_datetime")}
+    assert (t["request_datetime"] < t["pickup_datetime"]).all() and (t["pickup_datetime"] < t["dropoff_datetime"]).all()
+
+
+def test_hvfhv_reference_per_licensee(hvfhv):
+    out, counts, table = hvfhv
+    months = ["2024-01", "2024-02"]
+    for licence in counts:
+        got = taxi.hvfhv_revenue_cents_by_month(out, licence, months)
+        assert got == net_cents(table, months, "base_passenger_fare", "pickup_datetime",
+                                participant=("hvfhs_license_num", licence))
+        assert got["all"] > 0
+
+
+def test_hvfhv_deterministic_and_cli(tmp_path):
+    taxi.generate_hvfhv(tmp_path / "fn", 2000, seed=9, start="2024-03", end="2024-03", licences="HV0003,HV0005",
+                        split=[60, 40])
+    cmd = [sys.executable, str(SCRIPT), "--schema", "hvfhv", "--out", str(tmp_path / "cli"), "--trips", "2000",
+           "--seed", "9", "--start", "2024-03", "--end", "2024-03", "--licences", "HV0003,HV0005", "--split", "60,40"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["HV0003", "HV0005"]
+    assert pq.read_table(tmp_path / "fn").equals(pq.read_table(tmp_path / "cli"))
+    with pytest.raises(ValueError, match="distinct"):
+        taxi.generate_hvfhv(tmp_path / "x", 10, seed=1, start="2024-01", end="2024-01", licences="HV1,HV1")
+
+
+def test_cli_defects(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "cli"), "--companies", "a", "--trips", "3000",
+           "--seed", "3", "--start", "2024-01", "--end", "2024-02", "--defects"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    taxi.generate(tmp_path / "fn", ["a"], 3000, seed=3, start="2024-01", end="2024-02", defects=True)
+    assert read(tmp_path / "cli", "a").equals(read(tmp_path / "fn", "a"))
+    assert read(tmp_path / "cli", "a").column("fare_amount").null_count > 0
+    missing = subprocess.run(cmd[:3] + cmd[5:], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--companies is required" in missing.stderr

@@ -1,17 +1,29 @@
-"""Synthetic NYC-TLC-yellow-like taxi trips, one Parquet dataset per company.
+"""Synthetic NYC-TLC-like trip records: yellow taxi per company, and high-volume for-hire.
 
 Each company gets ``OUT/<company>/trips/part-NNNNN.parquet`` with the columns of the
 TLC "yellow tripdata" files. Money columns are generated as integer cents and stored
 as ``cents / 100`` doubles, so every amount has exactly two decimals and
 ``round(x * 100)`` gives the cents back exactly.
 
-The module also holds the plaintext reference, :func:`revenue_cents_by_month`, which
-reads the Parquet with pyarrow only (no Spark), so it can check the Spark job.
+Real monthly files are not clean, and with ``defects=True`` (CLI ``--defects``) neither are
+these, at the rates of :data:`DEFECTS` (see docs/data.md): refunds (a trip followed by its
+negative copy), null fares, and pickups outside the generated months. Without it the files
+are exactly those of earlier versions.
+
+:func:`generate_hvfhv` writes the second schema, high-volume for-hire records
+(``hvfhs_license_num``, ``base_passenger_fare``, ``pickup_datetime``, ...) of several licensees
+in one dataset, as the TLC publishes them; each licensee's party selects its rows by licence id.
+
+The module also holds the plaintext references, :func:`revenue_cents_by_month` and
+:func:`hvfhv_revenue_cents_by_month`, which read the Parquet with pyarrow only (no Spark) and
+apply the same data policy as the Spark job, so they can check it.
 
 CLI::
 
     python include/datagen/taxi_trips.py --out DIR --companies a,b,c,d,e --trips N \\
-        --seed S --start 2024-01 --end 2024-03 [--split 50,20,10,10,10] [--rows-per-file R]
+        --seed S --start 2024-01 --end 2024-03 [--split 50,20,10,10,10] [--rows-per-file R] [--defects]
+    python include/datagen/taxi_trips.py --schema hvfhv --out DIR --trips N --seed S \\
+        --start 2024-01 --end 2024-03 [--licences HV0003,HV0005,HV0004] [--split 70,25,5] [--defects]
 """
 from __future__ import annotations
 
@@ -25,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # The paper's setting: one big company and four small ones.
@@ -58,6 +71,45 @@ SCHEMA = pa.schema([
     ("congestion_surcharge", pa.float64()),
     ("airport_fee", pa.float64()),
 ])
+MONEY_COLUMNS = tuple(f.name for f in SCHEMA if f.type == pa.float64() and f.name != "trip_distance")
+
+# Defect rates of the realistic data (docs/data.md says why): fractions of all rows.
+DEFECTS = {
+    "refunds": 0.01,  # negative copies of an earlier trip (dispute / refund); the pair nets to zero
+    "null_fares": 0.005,  # fare amount missing
+    "outside_period": 0.002,  # pickup outside the generated months (clock errors, next-month pickups)
+}
+# The data policy the plaintext references apply by default: that of the Spark job and the spec.
+DEFAULT_POLICY = {"negative_amounts": "count", "null_amounts": "drop", "outside_period": "ignore"}
+REFUND_PAYMENT_TYPE = 4  # TLC payment_type 4: dispute
+
+# High-volume for-hire vehicle (HVFHV) records: Uber, Lyft and Via licence ids in TLC's files.
+HVFHV_LICENCES = ("HV0003", "HV0005", "HV0004")
+HVFHV_SPLIT = (70, 25, 5)
+HVFHV_SCHEMA = pa.schema([
+    ("hvfhs_license_num", pa.string()),
+    ("dispatching_base_num", pa.string()),
+    ("request_datetime", pa.timestamp("us")),
+    ("pickup_datetime", pa.timestamp("us")),
+    ("dropoff_datetime", pa.timestamp("us")),
+    ("PULocationID", pa.int64()),
+    ("DOLocationID", pa.int64()),
+    ("trip_miles", pa.float64()),
+    ("trip_time", pa.int64()),
+    ("base_passenger_fare", pa.float64()),
+    ("tolls", pa.float64()),
+    ("bcf", pa.float64()),
+    ("sales_tax", pa.float64()),
+    ("congestion_surcharge", pa.float64()),
+    ("airport_fee", pa.float64()),
+    ("tips", pa.float64()),
+    ("driver_pay", pa.float64()),
+    ("shared_request_flag", pa.string()),
+    ("wav_request_flag", pa.string()),
+])
+HVFHV_MONEY_COLUMNS = ("base_passenger_fare", "tolls", "bcf", "sales_tax", "congestion_surcharge",
+                       "airport_fee", "tips", "driver_pay")
+_HVFHV_BASES = {"HV0003": "B03404", "HV0005": "B03406", "HV0004": "B02800", "HV0002": "B03136"}
 
 
 def _parse_month(text: str) -> np.datetime64:
@@ -113,11 +165,13 @@ def split_trips(trips: int, companies: list[str], split=None) -> dict[str, int]:
     return dict(zip(companies, counts))
 
 
-def _rng(seed: int, company: str, chunk: int) -> np.random.Generator:
+def _rng(seed: int, company: str, chunk: int, stream: int = 0) -> np.random.Generator:
     # Derive a stream per (seed, company, chunk) from the company's *name*, so a
     # company's data does not change when other companies are added or reordered.
+    # Stream 1 draws the defects, so turning them on does not redraw the trips themselves.
     name_key = int.from_bytes(hashlib.sha256(company.encode()).digest()[:8], "big")
-    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(name_key, chunk)))
+    key = (name_key, chunk) if stream == 0 else (name_key, chunk, stream)
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=key))
 
 
 # Zone popularity: a fixed skew (a few busy Manhattan-like zones), identical for every
@@ -191,8 +245,121 @@ def _epoch_us(month: np.datetime64) -> int:
     return int(month.astype("datetime64[us]").astype(np.int64))
 
 
+# --- defects ------------------------------------------------------------------------------
+
+def defect_rates(defects) -> dict[str, float] | None:
+    """The defect rates to apply: None (clean), True (:data:`DEFECTS`), or a mapping.
+
+    :param defects: None/False, True, or ``{name: fraction of rows}`` with names from
+        :data:`DEFECTS`; names left out are 0, so one defect can be tried alone
+    :raises ValueError: on an unknown name or a rate outside [0, 0.2]
+    """
+    if defects is None or defects is False:
+        return None
+    if defects is True:
+        return dict(DEFECTS)
+    rates = {name: 0.0 for name in DEFECTS}
+    for name, rate in dict(defects).items():
+        if name not in DEFECTS:
+            raise ValueError(f"unknown defect {name!r} (known: {', '.join(DEFECTS)})")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 0.2:
+            raise ValueError(f"defect rate {name} must be a fraction from 0 to 0.2, got {rate!r}")
+        rates[name] = float(rate)
+    return rates
+
+
+def _pick(rng: np.random.Generator, pool: np.ndarray, rate: float, n: int) -> np.ndarray:
+    """About ``rate * n`` distinct indices from ``pool`` (binomial count, capped by the pool)."""
+    k = min(int(rng.binomial(n, rate)) if rate else 0, len(pool))
+    return np.sort(rng.choice(pool, size=k, replace=False)) if k else np.zeros(0, dtype=np.int64)
+
+
+def _outside_times(rng: np.random.Generator, k: int, t0_us: int, t1_us: int) -> np.ndarray:
+    """Pickup times outside [t0_us, t1_us): a third years off (clock errors, as 2002 or 2008 in
+    TLC files), a third on the day before, a third in the three days after the period."""
+    day = 86_400_000_000
+    old0, old1 = _epoch_us(np.datetime64("2001-01", "M")), _epoch_us(np.datetime64("2010-01", "M"))
+    kind = rng.integers(0, 3, size=k)
+    return np.where(kind == 0, rng.integers(old0, old1, size=k),
+                    np.where(kind == 1, t0_us - 1 - rng.integers(0, day, size=k),
+                             t1_us + rng.integers(0, 3 * day, size=k))).astype(np.int64)
+
+
+def add_defects(table: pa.Table, rng: np.random.Generator, rates: dict[str, float], t0_us: int, t1_us: int, *,
+                amount: str, times: tuple[str, ...], money: tuple[str, ...], payment: str | None = None) -> pa.Table:
+    """The same number of rows, with defects at the given rates.
+
+    Refunds: for each, one trip gets a negative copy (every money column negated, same times,
+    ``payment`` set to dispute) that replaces another row, so the pair nets to zero. Null fares
+    and out-of-period pickups (every time column shifted together) hit other rows only, so each
+    defect stays visible on its own and a month's net revenue never goes below zero.
+
+    :param table: clean rows, sorted by the first of ``times``
+    :param rng: the defect stream
+    :param rates: see :func:`defect_rates`
+    :param t0_us: start of the generated period (microseconds since the epoch)
+    :param t1_us: end of the generated period (exclusive)
+    :param amount: the revenue column (gets the nulls)
+    :param times: time columns, pickup first
+    :param money: columns negated in a refund
+    :param payment: payment type column, or None
+    :return: the table with defects, sorted by pickup
+    """
+    n = table.num_rows
+    cols = {name: table.column(name).to_numpy(zero_copy_only=False).copy() for name in table.column_names}
+    r = min(int(rng.binomial(n, rates["refunds"])) if rates["refunds"] else 0, n // 2)
+    chosen = rng.choice(n, size=2 * r, replace=False) if r else np.zeros(0, dtype=np.int64)
+    originals, replaced = chosen[:r], chosen[r:]
+    for name in cols:
+        cols[name][replaced] = cols[name][originals]
+    for name in money:
+        cols[name][replaced] = -cols[name][replaced]
+    if payment is not None:
+        cols[payment][replaced] = REFUND_PAYMENT_TYPE
+    order = np.argsort(cols[times[0]], kind="stable")
+    cols = {name: values[order] for name, values in cols.items()}
+    paired = np.zeros(n, dtype=bool)
+    paired[np.argsort(order)[chosen]] = True  # where the pairs went after sorting
+
+    free = np.flatnonzero(~paired)
+    nulls = _pick(rng, free, rates["null_fares"], n)
+    free = np.setdiff1d(free, nulls)
+    outside = _pick(rng, free, rates["outside_period"], n)
+    if len(outside):
+        pickup = cols[times[0]].astype("datetime64[us]").astype(np.int64)
+        shift = _outside_times(rng, len(outside), t0_us, t1_us) - pickup[outside]
+        for name in times:
+            values = cols[name].astype("datetime64[us]").astype(np.int64)
+            values[outside] += shift
+            cols[name] = values.astype("datetime64[us]")
+    mask = np.zeros(n, dtype=bool)
+    mask[nulls] = True
+    arrays = [pa.array(cols[f.name], type=f.type, mask=mask if f.name == amount else None) for f in table.schema]
+    return pa.Table.from_arrays(arrays, schema=table.schema)
+
+
+def _write_parts(folder: Path, tables) -> None:
+    """Replace the ``part-*.parquet`` files of ``folder`` with one file per table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("part-*.parquet"):
+        old.unlink()
+    for chunk, table in enumerate(tables):
+        final = folder / f"part-{chunk:05d}.parquet"
+        # Spark and pyarrow skip names starting with "_", so a half-written file is never read.
+        tmp = folder / f"_tmp-{chunk:05d}.parquet"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+
+
+def _period_us(start: str, end: str) -> tuple[int, int]:
+    months = months_between(start, end)
+    return _epoch_us(np.datetime64(months[0], "M")), _epoch_us(np.datetime64(months[-1], "M") + 1)
+
+
+# --- yellow taxi ---------------------------------------------------------------------------
+
 def generate(out, companies, trips, seed, start, end, split=None,
-             rows_per_file: int = ROWS_PER_FILE) -> dict[str, int]:
+             rows_per_file: int = ROWS_PER_FILE, defects=None) -> dict[str, int]:
     """Write every company's trips to ``out/<company>/trips/part-NNNNN.parquet``.
 
     Existing ``part-*.parquet`` files in those folders are replaced, so a re-run never
@@ -206,6 +373,8 @@ def generate(out, companies, trips, seed, start, end, split=None,
     :param end: ... to the end of this month 'YYYY-MM'
     :param split: percentages per company (see :func:`split_trips`)
     :param rows_per_file: rows per Parquet file; bounds memory use
+    :param defects: None for clean data (the default), True for :data:`DEFECTS`, or rates
+        (see :func:`defect_rates`); the number of rows is the same either way
     :return: number of rows written per company
     """
     if isinstance(companies, str):
@@ -218,71 +387,245 @@ def generate(out, companies, trips, seed, start, end, split=None,
         raise ValueError(f"duplicate company names in {','.join(companies)}")
     if rows_per_file < 1:
         raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
-    months = months_between(start, end)
-    t0 = _epoch_us(np.datetime64(months[0], "M"))
-    t1 = _epoch_us(np.datetime64(months[-1], "M") + 1)
+    t0, t1 = _period_us(start, end)
     counts = split_trips(int(trips), companies, split)
+    rates = defect_rates(defects)
 
-    for company, n in counts.items():
-        folder = Path(out) / company / "trips"
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("part-*.parquet"):
-            old.unlink()
+    def tables(company: str, n: int):
         for chunk, offset in enumerate(range(0, n, rows_per_file)):
             table = _chunk(_rng(int(seed), company, chunk), min(rows_per_file, n - offset), t0, t1)
-            final = folder / f"part-{chunk:05d}.parquet"
-            # Spark and pyarrow skip names starting with "_", so a half-written file is never read.
-            tmp = folder / f"_tmp-{chunk:05d}.parquet"
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, final)
+            if rates:
+                table = add_defects(table, _rng(int(seed), company, chunk, 1), rates, t0, t1,
+                                    amount="fare_amount", times=("tpep_pickup_datetime", "tpep_dropoff_datetime"),
+                                    money=MONEY_COLUMNS, payment="payment_type")
+            yield table
+
+    for company, n in counts.items():
+        _write_parts(Path(out) / company / "trips", tables(company, n))
     return counts
 
 
-def revenue_cents_by_month(root, company: str, months) -> dict[str, int]:
-    """Plaintext revenue of one company in integer cents, straight from its Parquet.
+# --- high-volume for-hire vehicles ---------------------------------------------------------
 
-    cents = round(fare_amount * 100); only trips whose pickup month is in ``months``
-    count. Exact for amounts with at most two decimals (what :func:`generate` writes).
+def _hvfhv_chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int,
+                 licences: list[str], weights: np.ndarray) -> pa.Table:
+    """``n`` HVFHV trips of the given licensees (drawn by ``weights``), pickups uniform in [t0_us, t1_us)."""
+    pickup = np.sort(rng.integers(t0_us, t1_us, size=n, dtype=np.int64))
+    licence = np.asarray(licences, dtype=object)[rng.choice(len(licences), size=n, p=weights)]
+    request = pickup - rng.integers(60, 900, size=n) * 1_000_000
+    minutes = np.clip(rng.lognormal(np.log(18.0), 0.6, n), 1.0, 240.0)
+    mph = np.clip(rng.lognormal(np.log(12.0), 0.35, n), 2.0, 55.0)
+    miles = np.round(minutes / 60.0 * mph, 3)
+    trip_time = np.rint(minutes * 60).astype(np.int64)
+    pu = rng.choice(_ZONE_IDS, size=n, p=_ZONE_WEIGHTS).astype(np.int64)
+    do = rng.choice(_ZONE_IDS, size=n, p=_ZONE_WEIGHTS).astype(np.int64)
+    fare = np.clip(np.rint(250 + 130 * miles + 62 * minutes + rng.normal(0, 120, n)), 700, 60_000).astype(np.int64)
+    tolls = np.where(rng.random(n) < 0.05, 694, 0).astype(np.int64)
+    bcf = np.rint(fare * 0.0275).astype(np.int64)  # black car fund
+    sales_tax = np.rint(fare * 0.08875).astype(np.int64)
+    congestion = np.where(rng.random(n) < 0.6, 275, 0).astype(np.int64)
+    airport = np.where(np.isin(pu, AIRPORT_ZONES), 250, 0).astype(np.int64)
+    tips = np.where(rng.random(n) < 0.2, fare * 15 // 100, 0).astype(np.int64)
+    driver_pay = (fare * 72 // 100 + tips).astype(np.int64)
+    columns = {
+        "hvfhs_license_num": licence,
+        "dispatching_base_num": np.array([_HVFHV_BASES.get(x, "B00000") for x in licence], dtype=object),
+        "request_datetime": request,
+        "pickup_datetime": pickup,
+        "dropoff_datetime": pickup + trip_time * 1_000_000,
+        "PULocationID": pu,
+        "DOLocationID": do,
+        "trip_miles": miles,
+        "trip_time": trip_time,
+        "shared_request_flag": np.where(rng.random(n) < 0.03, "Y", "N"),
+        "wav_request_flag": np.where(rng.random(n) < 0.01, "Y", "N"),
+    }
+    for name, cents in (("base_passenger_fare", fare), ("tolls", tolls), ("bcf", bcf), ("sales_tax", sales_tax),
+                        ("congestion_surcharge", congestion), ("airport_fee", airport), ("tips", tips),
+                        ("driver_pay", driver_pay)):
+        columns[name] = cents / 100.0
+    return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in HVFHV_SCHEMA], schema=HVFHV_SCHEMA)
 
-    :param root: the ``out`` folder given to :func:`generate`
-    :param company: company name
-    :param months: 'YYYY-MM' strings
-    :return: ``{'all': total, 'YYYY-MM': cents, ...}`` with 'all' the sum over ``months``
+
+def generate_hvfhv(out, trips, seed, start, end, licences=HVFHV_LICENCES, split=None,
+                   rows_per_file: int = ROWS_PER_FILE, defects=None) -> dict[str, int]:
+    """Write one HVFHV dataset holding several licensees to ``out/part-NNNNN.parquet``.
+
+    Rows of all licensees are mixed (sorted by pickup), as in TLC's monthly files; the Spark
+    job selects one party's rows with ``--participant-column hvfhs_license_num
+    --participant-value HV0003``. Existing ``part-*.parquet`` files in ``out`` are replaced.
+
+    :param out: the dataset folder
+    :param trips: total number of rows
+    :param seed: integer seed; same arguments give identical files
+    :param start: first month 'YYYY-MM'
+    :param end: last month 'YYYY-MM'
+    :param licences: licence ids (list, or a comma-separated string); default Uber, Lyft, Via
+    :param split: percentages per licence (each row's licence is drawn with these weights);
+        default 70/25/5 for the default licences, else equal
+    :param rows_per_file: rows per Parquet file
+    :param defects: as for :func:`generate` (null and negative ``base_passenger_fare``, ...)
+    :return: number of rows written per licence
     """
+    if isinstance(licences, str):
+        licences = licences.split(",")
+    licences = [x.strip() for x in licences]
+    if not licences or any(not x for x in licences) or len(set(licences)) != len(licences):
+        raise ValueError(f"licences must be distinct non-empty ids, got {','.join(licences)}")
+    if rows_per_file < 1:
+        raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
+    if split is None and tuple(licences) == HVFHV_LICENCES:
+        split = HVFHV_SPLIT
+    shares = split_trips(10**6, licences, split)  # validates the split; weights as exact counts
+    weights = np.array([shares[x] for x in licences], dtype=float) / 10**6
+    t0, t1 = _period_us(start, end)
+    rates = defect_rates(defects)
+    trips = int(trips)
+    if trips < 0:
+        raise ValueError(f"trips must be >= 0, got {trips}")
+    counts = dict.fromkeys(licences, 0)
+
+    def tables():
+        for chunk, offset in enumerate(range(0, trips, rows_per_file)):
+            n = min(rows_per_file, trips - offset)
+            table = _hvfhv_chunk(_rng(int(seed), "hvfhv", chunk), n, t0, t1, licences, weights)
+            if rates:
+                table = add_defects(table, _rng(int(seed), "hvfhv", chunk, 1), rates, t0, t1,
+                                    amount="base_passenger_fare",
+                                    times=("pickup_datetime", "request_datetime", "dropoff_datetime"),
+                                    money=HVFHV_MONEY_COLUMNS)
+            for licence, k in zip(*np.unique(table.column("hvfhs_license_num").to_numpy(zero_copy_only=False),
+                                             return_counts=True)):
+                counts[licence] += int(k)
+            yield table
+
+    _write_parts(Path(out), tables())
+    return counts
+
+
+# --- plaintext references ------------------------------------------------------------------
+
+def check_policy(policy) -> dict[str, str]:
+    """The data policy with defaults filled in (:data:`DEFAULT_POLICY`).
+
+    :raises ValueError: on an unknown name or value
+    """
+    choices = {"negative_amounts": ("count", "drop", "fail"), "null_amounts": ("drop", "fail"),
+               "outside_period": ("ignore", "fail")}
+    out = dict(DEFAULT_POLICY)
+    for name, value in dict(policy or {}).items():
+        if name not in choices or value not in choices[name]:
+            raise ValueError(f"bad policy {name}: {value!r}")
+        out[name] = value
+    return out
+
+
+def _revenue_cents(files: list[Path], amount: str, time: str, months, policy, participant=None) -> dict[str, int]:
+    """Net revenue in cents per month of the rows of ``files``, under the data policy.
+
+    :param files: Parquet files
+    :param amount: money column (two-decimal doubles)
+    :param time: pickup time column
+    :param months: 'YYYY-MM' strings
+    :param policy: see :func:`check_policy`
+    :param participant: (column, value) to keep one licensee's rows, or None
+    :raises ValueError: where the policy says 'fail'
+    """
+    policy = check_policy(policy)
     months = list(months)
     wanted = np.array([_parse_month(m) for m in months], dtype="datetime64[M]")
     sums = np.zeros(len(months), dtype=np.int64)
-    files = sorted((Path(root) / company / "trips").glob("part-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no part-*.parquet files in {Path(root) / company / 'trips'}")
+    columns = [amount, time] + ([participant[0]] if participant else [])
     for path in files:
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(columns=["fare_amount", "tpep_pickup_datetime"], batch_size=1 << 20):
-            fare = batch.column("fare_amount").to_numpy(zero_copy_only=False)
-            month = batch.column("tpep_pickup_datetime").to_numpy(zero_copy_only=False).astype("datetime64[M]")
-            cents = np.rint(fare * 100).astype(np.int64)
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=1 << 20):
+            fare = batch.column(amount)
+            present = ~pc.is_null(fare).to_numpy(zero_copy_only=False)
+            cents = np.rint(pc.fill_null(fare, 0).to_numpy(zero_copy_only=False) * 100).astype(np.int64)
+            month = batch.column(time).to_numpy(zero_copy_only=False).astype("datetime64[M]")
+            mine = np.ones(len(cents), dtype=bool) if participant is None else \
+                (batch.column(participant[0]).to_numpy(zero_copy_only=False) == participant[1])
+            in_period = mine & np.isin(month, wanted)
+            if policy["outside_period"] == "fail" and (mine & ~in_period).any():
+                raise ValueError(f"{int((mine & ~in_period).sum())} rows outside the period in {path}")
+            if policy["null_amounts"] == "fail" and (in_period & ~present).any():
+                raise ValueError(f"{int((in_period & ~present).sum())} null amounts in {path}")
+            negative = in_period & present & (cents < 0)
+            if policy["negative_amounts"] == "fail" and negative.any():
+                raise ValueError(f"{int(negative.sum())} negative amounts in {path}")
+            keep = in_period & present
+            if policy["negative_amounts"] == "drop":
+                keep &= ~negative
             for i, m in enumerate(wanted):
-                sums[i] += cents[month == m].sum(dtype=np.int64)
+                sums[i] += cents[keep & (month == m)].sum(dtype=np.int64)
     result = {"all": int(sums.sum())}
     result.update({m: int(s) for m, s in zip(months, sums)})
     return result
 
 
+def revenue_cents_by_month(root, company: str, months, policy=None) -> dict[str, int]:
+    """Plaintext revenue of one company in integer cents, straight from its Parquet.
+
+    cents = round(fare_amount * 100); only trips whose pickup month is in ``months``
+    count. Exact for amounts with at most two decimals (what :func:`generate` writes).
+    The data policy is that of the Spark job: by default negative amounts count (net
+    revenue), null amounts are dropped, pickups outside ``months`` are ignored.
+
+    :param root: the ``out`` folder given to :func:`generate`
+    :param company: company name
+    :param months: 'YYYY-MM' strings
+    :param policy: data policy (see :func:`check_policy`); default :data:`DEFAULT_POLICY`
+    :return: ``{'all': total, 'YYYY-MM': cents, ...}`` with 'all' the sum over ``months``
+    :raises ValueError: where the policy says 'fail'
+    """
+    files = sorted((Path(root) / company / "trips").glob("part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no part-*.parquet files in {Path(root) / company / 'trips'}")
+    return _revenue_cents(files, "fare_amount", "tpep_pickup_datetime", months, policy)
+
+
+def hvfhv_revenue_cents_by_month(folder, licence: str, months, policy=None) -> dict[str, int]:
+    """Plaintext net revenue (``base_passenger_fare``) of one licensee in an HVFHV dataset.
+
+    :param folder: the ``out`` folder given to :func:`generate_hvfhv`
+    :param licence: licence id, e.g. 'HV0003'
+    :param months: 'YYYY-MM' strings
+    :param policy: data policy, as for :func:`revenue_cents_by_month`
+    """
+    files = sorted(Path(folder).glob("part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no part-*.parquet files in {folder}")
+    return _revenue_cents(files, "base_passenger_fare", "pickup_datetime", months, policy,
+                          participant=("hvfhs_license_num", licence))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="root folder; writes OUT/<company>/trips/")
-    parser.add_argument("--companies", required=True, help="comma-separated names, e.g. a,b,c,d,e")
+    parser.add_argument("--schema", choices=("yellow", "hvfhv"), default="yellow",
+                        help="yellow: OUT/<company>/trips per company; hvfhv: one dataset OUT of several licensees")
+    parser.add_argument("--out", required=True, help="root folder; writes OUT/<company>/trips/ (or OUT/ for hvfhv)")
+    parser.add_argument("--companies", help="comma-separated names, e.g. a,b,c,d,e (yellow)")
+    parser.add_argument("--licences", default=",".join(HVFHV_LICENCES), help="licence ids (hvfhv)")
     parser.add_argument("--trips", required=True, type=int, help="total trips over all companies")
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--start", required=True, help="first month, YYYY-MM")
     parser.add_argument("--end", required=True, help="last month, YYYY-MM (inclusive)")
     parser.add_argument("--split", help="percentages per company, e.g. 50,20,10,10,10")
     parser.add_argument("--rows-per-file", type=int, default=ROWS_PER_FILE)
+    parser.add_argument("--defects", action="store_true",
+                        help="refunds, null fares and out-of-period pickups at the rates of docs/data.md")
     args = parser.parse_args(argv)
     split = [s.strip() for s in args.split.split(",")] if args.split else None
     try:
+        if args.schema == "hvfhv":
+            counts = generate_hvfhv(args.out, args.trips, args.seed, args.start, args.end, licences=args.licences,
+                                    split=split, rows_per_file=args.rows_per_file, defects=args.defects or None)
+            for licence, n in counts.items():
+                print(f"{licence}\t{n}\t{Path(args.out)}")
+            return 0
+        if not args.companies:
+            raise ValueError("--companies is required for the yellow schema")
         counts = generate(args.out, args.companies, args.trips, args.seed, args.start, args.end,
-                          split=split, rows_per_file=args.rows_per_file)
+                          split=split, rows_per_file=args.rows_per_file, defects=args.defects or None)
     except ValueError as e:
         print(f"taxi_trips: error: {e}", file=sys.stderr)
         return 2

@@ -1,22 +1,47 @@
-"""Per-party taxi revenue per month, in integer cents: the input of the nightly MPC.
+"""Per-party trip revenue per month, in integer cents: the input of the nightly MPC.
 
 Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator)::
 
     spark-submit --master local[2] include/jobs/taxi_revenue.py \\
         --input PATH --output FILE --party ID --months 2024-01,2024-02,2024-03 \\
-        [--revenue-column fare_amount] [--time-column tpep_pickup_datetime]
+        [--revenue-column fare_amount] [--time-column tpep_pickup_datetime] \\
+        [--participant-column hvfhs_license_num --participant-value HV0003] \\
+        [--negative-amounts count|drop|fail] [--null-amounts drop|fail] \\
+        [--outside-period ignore|fail] [--max-cents 1000000000000]
 
 Reads the Parquet dataset at PATH and writes FILE (atomically) as JSON::
 
     {"format": "mpc-aggregate/1", "party": ID,
      "dimensions": {"market": ["all", "2024-01", ...]},
      "values": {"revenue_cents": [int, ...]},
-     "stats": {"rows_read": n, "rows_in_period": k}}
+     "stats": {"rows_read": n, "rows_in_period": k, "rows_used": u, ...}}
 
-'all' is the sum over the declared months; a month is that of the pickup time in UTC.
-Money never goes through floating point: the revenue column is cast to decimal(18,2)
-and then to a long number of cents. Bad input exits with code 2 and one line on stderr
-starting with "taxi_revenue: error:", leaving FILE as it was.
+'all' is the sum over the declared months; a month is that of the pickup time in UTC
+(a ``timestamp_ntz`` or ``date`` column is taken as it is written).
+
+The data policy (declared in the federation spec, so every party applies the same one):
+
+* ``--negative-amounts count`` (default): refunds and disputes count, so the revenue is net
+  (a refund cancels its fare); ``drop`` leaves them out; ``fail`` stops the night.
+* ``--null-amounts drop`` (default): rows whose amount is null or not a number are left out;
+  ``fail`` stops the night.
+* ``--outside-period ignore`` (default): rows whose pickup is outside the declared months (or
+  null) are left out; ``fail`` stops the night.
+
+Every reason is counted in "stats" and in the log line; "stats" stays in the party's local
+aggregate file (the share stage sends only "values"). What leaves the party is checked instead
+of the rows: every market's net revenue must be >= 0 and <= ``--max-cents`` (the HHI program's
+per-market bound). The night also stops when the input has no rows, when every amount in the
+period is null, or when a column is missing.
+
+Schema tolerance: column names match case-insensitively; the amount may be any integer,
+floating, decimal or string-of-number type; the time a timestamp, timestamp_ntz or date; files
+of one dataset may disagree on those types (each group of files with one schema is read on its
+own and the groups are unioned by name).
+
+Money never goes through floating point: the amount is cast to decimal(18,2), summed as a
+decimal, and turned into integer cents exactly. Bad input exits with code 2 and one line on
+stderr starting with "taxi_revenue: error:", leaving FILE as it was.
 """
 from __future__ import annotations
 
@@ -26,10 +51,17 @@ import os
 import re
 import sys
 import tempfile
+from decimal import Decimal
 from urllib.parse import urlparse
 
 FORMAT = "mpc-aggregate/1"
 MONEY = "decimal(18,2)"
+DEFAULT_MAX_CENTS = 10**12  # the HHI program's per-party, per-market bound (include/programs/hhi.py)
+POLICY_CHOICES = {
+    "negative_amounts": ("count", "drop", "fail"),
+    "null_amounts": ("drop", "fail"),
+    "outside_period": ("ignore", "fail"),
+}
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -63,14 +95,39 @@ def parse_party(text: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="taxi_revenue", description="Per-month taxi revenue in cents.")
+    parser = argparse.ArgumentParser(prog="taxi_revenue", description="Per-month trip revenue in cents.")
     parser.add_argument("--input", required=True, help="Parquet dataset (a directory)")
     parser.add_argument("--output", required=True, help="JSON file to write")
     parser.add_argument("--party", required=True, help="party id, echoed in the output")
     parser.add_argument("--months", required=True, help="comma-separated YYYY-MM months")
-    parser.add_argument("--revenue-column", default="fare_amount")
-    parser.add_argument("--time-column", default="tpep_pickup_datetime")
+    parser.add_argument("--revenue-column", default="fare_amount", help="money column (any case)")
+    parser.add_argument("--time-column", default="tpep_pickup_datetime", help="pickup time column (any case)")
+    parser.add_argument("--participant-column", default=None,
+                        help="column naming the licensee, when one dataset holds several (e.g. hvfhs_license_num)")
+    parser.add_argument("--participant-value", default=None, help="this party's value in that column (e.g. HV0003)")
+    for name, choices in POLICY_CHOICES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=choices[0])
+    parser.add_argument("--max-cents", type=int, default=DEFAULT_MAX_CENTS,
+                        help="largest net revenue per market the program accepts")
     return parser.parse_args(argv)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Argument combinations argparse cannot check.
+
+    :param args: parsed command line
+    :raises InputError: on a participant column without value (or the reverse), or a negative bound
+    """
+    if (args.participant_column is None) != (args.participant_value is None):
+        raise InputError("--participant-column and --participant-value must be given together")
+    if args.participant_value is not None and not args.participant_value.strip():
+        raise InputError("--participant-value is empty")
+    if args.max_cents < 0:
+        raise InputError(f"--max-cents must be >= 0, got {args.max_cents}")
+    names = [args.revenue_column, args.time_column, args.participant_column]
+    lowered = [n.lower() for n in names if n is not None]
+    if len(set(lowered)) != len(lowered):
+        raise InputError(f"the revenue, time and participant columns must differ, got {', '.join(filter(None, names))}")
 
 
 def _is_local(path: str) -> bool:
@@ -88,72 +145,302 @@ def check_paths(input_path: str, output_path: str) -> None:
         raise InputError(f"output is a directory, expected a file path: {output_path}")
 
 
-def revenue_by_month(df, months: list[str], revenue_column: str, time_column: str) -> dict:
-    """Validate the columns and sum the revenue per declared month, in one pass.
+# --- reading: schema tolerance ----------------------------------------------------------
 
-    :param df: the trips DataFrame
-    :param months: declared 'YYYY-MM' months
-    :param revenue_column: money column (numeric, or a string of numbers), >= 0, no nulls
-    :param time_column: timestamp/date column whose UTC month places a trip
-    :return: {'markets': ['all', *months], 'revenue_cents': [...], 'rows_read': n, 'rows_in_period': k}
-    :raises InputError: on a missing or bad column, or zero rows
+class _SchemaDrift(Exception):
+    """The merged schema cannot be used as one (two names differ only by case): read per file."""
+
+
+def resolve_column(names: list[str], wanted: str, role: str, where: str = "") -> str:
+    """The actual name of column ``wanted``, matched case-insensitively.
+
+    :param names: the dataset's column names
+    :param wanted: the configured name
+    :param role: 'revenue', 'time' or 'participant', for the error message
+    :param where: ' in FILE' when checking one file of a dataset
+    :raises InputError: if missing
+    :raises _SchemaDrift: if several columns match only by case
+    """
+    matches = [n for n in names if n.lower() == wanted.lower()]
+    if len(matches) > 1:
+        raise _SchemaDrift(f"columns {', '.join(matches)} differ only by case")
+    if not matches:
+        raise InputError(f"{role} column {wanted!r} is missing{where}; columns are: {', '.join(names)}")
+    return matches[0]
+
+
+def normalize(df, columns: dict, participant_value: str | None, where: str = ""):
+    """The few columns the aggregation needs, with one type whatever the file's schema.
+
+    :param df: a DataFrame read from Parquet
+    :param columns: {'revenue': name, 'time': name, 'participant': name or None}
+    :param participant_value: this party's licence id, or None to take every row
+    :param where: ' in FILE' for error messages
+    :return: DataFrame of (amount_null bool, money decimal(18,2), bad_text string, month string,
+        time_text string, mine bool)
+    :raises InputError: on a missing column or a type that cannot hold the value
+    :raises _SchemaDrift: on column names that differ only by case
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import (DateType, DecimalType, DoubleType, FloatType, IntegralType,
                                    StringType, TimestampNTZType, TimestampType)
 
     fields = {f.name: f.dataType for f in df.schema.fields}
-    for role, name in (("revenue", revenue_column), ("time", time_column)):
-        if name not in fields:
-            raise InputError(f"{role} column {name!r} is missing; columns are: {', '.join(fields)}")
-    rtype, ttype = fields[revenue_column], fields[time_column]
+    names = list(fields)
+    rev = resolve_column(names, columns["revenue"], "revenue", where)
+    when = resolve_column(names, columns["time"], "time", where)
+    rtype, ttype = fields[rev], fields[when]
     if not isinstance(rtype, (IntegralType, FloatType, DoubleType, DecimalType, StringType)):
-        raise InputError(f"revenue column {revenue_column!r} has type {rtype.simpleString()}, expected a number")
+        raise InputError(f"revenue column {rev!r}{where} has type {rtype.simpleString()}, expected a number")
     if not isinstance(ttype, (TimestampType, TimestampNTZType, DateType)):
-        raise InputError(f"time column {time_column!r} has type {ttype.simpleString()}, expected a timestamp")
-
-    raw = F.col(revenue_column)
+        raise InputError(f"time column {when!r}{where} has type {ttype.simpleString()}, expected a timestamp")
+    raw = F.col(f"`{rev}`")
     # try_cast gives null instead of failing for "abc", NaN, infinity or values too big for
-    # decimal(18,2); those rows are reported as "not numbers" below.
+    # decimal(18,2); those rows are counted as "not numbers".
     money = raw.try_cast(MONEY)
-    cents = (money * 100).cast("long")
+    if columns.get("participant"):
+        part = resolve_column(names, columns["participant"], "participant", where)
+        mine = F.coalesce(F.col(f"`{part}`").cast("string") == F.lit(participant_value), F.lit(False))
+    else:
+        mine = F.lit(True)
     # The session time zone is UTC, so this is the UTC month (timestamp_ntz has no zone at all).
-    month = F.date_format(F.col(time_column), "yyyy-MM")
+    tcol = F.col(f"`{when}`")
+    return df.select(
+        raw.isNull().alias("amount_null"),
+        money.alias("money"),
+        F.when(raw.isNotNull() & money.isNull(), raw.cast("string")).alias("bad_text"),
+        F.date_format(tcol, "yyyy-MM").alias("month"),
+        tcol.cast("string").alias("time_text"),
+        mine.alias("mine"),
+    )
+
+
+def read_trips(spark, path: str, columns: dict, participant_value: str | None):
+    """Read the dataset and normalize it, tolerating schemas that differ between its files.
+
+    First one read with ``mergeSchema`` (a dataset of one schema, however many files). If the
+    files' types cannot be merged (Spark 4.2 merges neither int with bigint nor bigint with
+    double, nor timestamp with timestamp_ntz) or names differ only by case, every group of files
+    with one schema is read and normalized on its own, and the groups are unioned by name.
+
+    :param spark: the session
+    :param path: Parquet dataset
+    :param columns: see :func:`normalize`
+    :param participant_value: see :func:`normalize`
+    :return: (normalized DataFrame, number of schema groups read)
+    :raises InputError: when nothing can be read or a column is missing
+    """
+    from pyspark.errors import AnalysisException
+
+    sc = spark.sparkContext
+    sc.setLogLevel("FATAL")  # a failed merge is expected with drifting files: no stack trace in the log
+    try:
+        merged = spark.read.option("mergeSchema", "true").parquet(path)
+        return normalize(merged, columns, participant_value), 1
+    except InputError:
+        raise
+    except _SchemaDrift:
+        pass  # read per schema below
+    except AnalysisException as e:
+        if (e.getCondition() or "") != "COLUMN_ALREADY_EXISTS":  # names that differ only by case
+            _raise_read_error(e, path)
+    except Exception as e:  # Py4JJavaError from the schema merge job
+        if "CANNOT_MERGE" not in str(e):
+            raise
+    finally:
+        sc.setLogLevel(sc.getConf().get("spark.log.level", "WARN"))
+    parts = []
+    for frame, where in _schema_groups(spark, path):
+        try:
+            parts.append(normalize(frame, columns, participant_value, where))
+        except _SchemaDrift as e:
+            raise InputError(f"{e}{where}") from None
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part)
+    return union, len(parts)
+
+
+def _schema_groups(spark, path: str):
+    """The dataset's files grouped by their Parquet schema: (DataFrame of a group, ' in FILE').
+
+    :raises InputError: naming a file that cannot be read, e.g. with two names that differ only by case
+    """
+    from pyspark.errors import AnalysisException
+
+    # Listing through binaryFile reads no Parquet footer, so a broken file cannot stop the listing.
+    files = sorted(spark.read.format("binaryFile").load(path).inputFiles())
+    groups: dict[str, list[str]] = {}
+    for file in files:
+        try:
+            groups.setdefault(spark.read.parquet(file).schema.json(), []).append(file)
+        except AnalysisException as e:
+            name, first = os.path.basename(file), str(e).splitlines()[0]
+            if (e.getCondition() or "") == "COLUMN_ALREADY_EXISTS":
+                raise InputError(f"two columns differ only by case in {name}: {first}") from None
+            raise InputError(f"cannot read {name} in {path}: {first}") from None
+    for members in groups.values():
+        more = f" (and {len(members) - 1} more files)" if len(members) > 1 else ""
+        where = f" in {os.path.basename(members[0])}{more}"
+        yield spark.read.parquet(*members), where
+
+
+def _raise_read_error(e, path: str):
+    """Turn Spark's AnalysisException on reading ``path`` into the one-line InputError."""
+    cond = e.getCondition() or ""
+    if cond == "UNABLE_TO_INFER_SCHEMA":
+        raise InputError(f"no Parquet data found in {path}") from None
+    if cond == "PATH_NOT_FOUND":
+        raise InputError(f"input path does not exist: {path}") from None
+    raise InputError(f"cannot read Parquet at {path}: {str(e).splitlines()[0]}") from None
+
+
+# --- aggregation and policy -------------------------------------------------------------
+
+def count_and_sum(trips, months: list[str], drop_negatives: bool) -> dict:
+    """One pass over the normalized trips: every count of the policy and the sum per month.
+
+    :param trips: output of :func:`read_trips`
+    :param months: declared 'YYYY-MM' months
+    :param drop_negatives: leave negative amounts out of the sums
+    :return: the aggregated row as a dict; sums ``m0``.. are Decimals (or None)
+    """
+    from pyspark.sql import functions as F
+
+    mine, money = F.col("mine"), F.col("money")
+    in_period = mine & F.col("month").isin(months)
+    outside = mine & ~F.coalesce(F.col("month").isin(months), F.lit(False))
+    keep = in_period & money.isNotNull()
+    if drop_negatives:
+        keep = keep & (money >= 0)
 
     def count(cond):
         return F.count(F.when(cond, 1))
 
     aggs = [
         F.count(F.lit(1)).alias("rows_read"),
-        count(month.isin(months)).alias("rows_in_period"),
-        count(raw.isNull()).alias("nulls"),
-        count(raw.isNotNull() & money.isNull()).alias("not_numbers"),
-        F.min(F.when(raw.isNotNull() & money.isNull(), raw.cast("string"))).alias("not_number_example"),
-        count(money < 0).alias("negatives"),
-        F.min(F.when(money < 0, money)).alias("negative_example"),
+        count(mine).alias("rows_mine"),
+        count(in_period).alias("rows_in_period"),
+        count(outside).alias("rows_outside_period"),
+        F.min(F.when(outside, F.coalesce(F.col("time_text"), F.lit("null")))).alias("outside_example"),
+        count(in_period & F.col("amount_null")).alias("null_amounts"),
+        count(in_period & F.col("bad_text").isNotNull()).alias("not_numbers"),
+        F.min(F.when(in_period, F.col("bad_text"))).alias("not_number_example"),
+        count(in_period & (money < 0)).alias("negatives"),
+        F.min(F.when(in_period & (money < 0), money)).alias("negative_example"),
+        count(keep).alias("rows_used"),
     ]
-    # Sum of longs; with ANSI mode (Spark 4 default) an overflow fails instead of wrapping.
-    aggs += [F.coalesce(F.sum(F.when(month == m, cents)), F.lit(0)).alias(f"m{i}") for i, m in enumerate(months)]
-    row = df.agg(*aggs).first()
+    # Decimal sums (decimal(28,2) in Spark): exact, and far from overflowing.
+    aggs += [F.sum(F.when(keep & (F.col("month") == m), money)).alias(f"m{i}") for i, m in enumerate(months)]
+    return trips.agg(*aggs).first().asDict()
 
-    n = row["rows_read"]
+
+def to_cents(amount) -> int:
+    """An exact decimal amount (or None for an empty sum) as integer cents; never a float."""
+    if amount is None:
+        return 0
+    cents = Decimal(amount) * 100
+    if cents != cents.to_integral_value():
+        raise InputError(f"internal: amount {amount} is not a whole number of cents")
+    return int(cents)
+
+
+def apply_policy(row: dict, policy: dict, columns: dict, participant_value: str | None) -> None:
+    """Stop the night where the declared policy or the data says so.
+
+    :param row: output of :func:`count_and_sum`
+    :param policy: {'negative_amounts': ..., 'null_amounts': ..., 'outside_period': ...}
+    :param columns: configured column names, for messages
+    :param participant_value: this party's licence id, or None
+    :raises InputError: with one clear line
+    """
+    n, rev = row["rows_read"], columns["revenue"]
     if n == 0:
         raise InputError("input has zero rows")
-    if row["nulls"]:
-        raise InputError(f"revenue column {revenue_column!r} has {row['nulls']} null values out of {n} rows")
-    if row["not_numbers"]:
-        raise InputError(f"revenue column {revenue_column!r} ({rtype.simpleString()}) has {row['not_numbers']} "
-                         f"values that are not numbers out of {n} rows, e.g. {row['not_number_example']!r}")
-    if row["negatives"]:
-        raise InputError(f"revenue column {revenue_column!r} has {row['negatives']} negative values "
-                         f"out of {n} rows, e.g. {row['negative_example']}")
-    per_month = [int(row[f"m{i}"]) for i in range(len(months))]
-    return {
-        "markets": ["all", *months],
-        "revenue_cents": [sum(per_month), *per_month],
-        "rows_read": int(n),
+    if participant_value is not None and row["rows_mine"] == 0:
+        raise InputError(f"no rows with {columns['participant']} = {participant_value!r} among {n} rows")
+    if row["rows_outside_period"] and policy["outside_period"] == "fail":
+        raise InputError(f"time column {columns['time']!r} has {row['rows_outside_period']} rows outside the "
+                         f"declared months, e.g. {row['outside_example']} (policy outside_period: fail)")
+    unreadable = row["null_amounts"] + row["not_numbers"]
+    if row["rows_in_period"] and unreadable == row["rows_in_period"]:
+        raise InputError(f"revenue column {rev!r} has no usable amount: all {row['rows_in_period']} rows in "
+                         f"the period are null ({row['null_amounts']}) or not numbers ({row['not_numbers']})")
+    if policy["null_amounts"] == "fail":
+        if row["null_amounts"]:
+            raise InputError(f"revenue column {rev!r} has {row['null_amounts']} null values out of "
+                             f"{row['rows_in_period']} rows in the period (policy null_amounts: fail)")
+        if row["not_numbers"]:
+            raise InputError(f"revenue column {rev!r} has {row['not_numbers']} values that are not numbers out "
+                             f"of {row['rows_in_period']} rows in the period, e.g. {row['not_number_example']!r} "
+                             f"(policy null_amounts: fail)")
+    if row["negatives"] and policy["negative_amounts"] == "fail":
+        raise InputError(f"revenue column {rev!r} has {row['negatives']} negative values out of "
+                         f"{row['rows_in_period']} rows in the period, e.g. {row['negative_example']} "
+                         f"(policy negative_amounts: fail)")
+
+
+def check_markets(markets: list[str], cents: list[int], max_cents: int) -> None:
+    """What leaves the party: every market's net revenue in [0, max_cents].
+
+    :param markets: market labels, 'all' first
+    :param cents: net revenue per market
+    :param max_cents: the program's bound
+    :raises InputError: naming the first month out of range ('all' only when no month is)
+    """
+    for market, value in [*zip(markets[1:], cents[1:]), (markets[0], cents[0])]:
+        if value < 0:
+            raise InputError(f"market {market}: net revenue is negative ({value} cents): "
+                             f"refunds exceed fares, nothing is shared")
+        if value > max_cents:
+            raise InputError(f"market {market}: net revenue {value} cents is above the program's bound "
+                             f"of {max_cents} cents (--max-cents), nothing is shared")
+
+
+def revenue_by_month(trips, months: list[str], policy: dict, columns: dict,
+                     participant_value: str | None = None, max_cents: int = DEFAULT_MAX_CENTS) -> dict:
+    """Apply the data policy and sum the net revenue per declared month, in one pass.
+
+    :param trips: output of :func:`read_trips`
+    :param months: declared 'YYYY-MM' months
+    :param policy: the data policy (see the module docstring)
+    :param columns: {'revenue': name, 'time': name, 'participant': name or None}
+    :param participant_value: this party's licence id, or None
+    :param max_cents: largest net revenue per market
+    :return: {'markets': ['all', *months], 'revenue_cents': [...], 'stats': {...}}
+    :raises InputError: where the policy or the range check says stop
+    """
+    row = count_and_sum(trips, months, policy["negative_amounts"] == "drop")
+    apply_policy(row, policy, columns, participant_value)
+    per_month = [to_cents(row[f"m{i}"]) for i in range(len(months))]
+    markets, cents = ["all", *months], [sum(per_month), *per_month]
+    check_markets(markets, cents, max_cents)
+    dropped_negatives = row["negatives"] if policy["negative_amounts"] == "drop" else 0
+    stats = {
+        "rows_read": int(row["rows_read"]),
         "rows_in_period": int(row["rows_in_period"]),
+        "rows_used": int(row["rows_used"]),
+        "rows_outside_period": int(row["rows_outside_period"]),
+        "negative_amounts": int(row["negatives"]),
+        "dropped": {"null_amount": int(row["null_amounts"]), "not_a_number": int(row["not_numbers"]),
+                    "negative_amount": int(dropped_negatives)},
+        "policy": dict(policy),
     }
+    if participant_value is not None:
+        stats["rows_other_participants"] = int(row["rows_read"] - row["rows_mine"])
+    return {"markets": markets, "revenue_cents": cents, "stats": stats}
+
+
+def stats_line(stats: dict) -> str:
+    """The counts as one readable log line (they stay on this party)."""
+    d = stats["dropped"]
+    other = (f", {stats['rows_other_participants']} of other licensees"
+             if "rows_other_participants" in stats else "")
+    verb = "dropped" if stats["policy"]["negative_amounts"] == "drop" else "counted (net revenue)"
+    return (f"taxi_revenue: rows: {stats['rows_read']} read{other}, {stats['rows_outside_period']} outside the "
+            f"period (ignored), {stats['rows_in_period']} in the period, {stats['rows_used']} used; dropped: "
+            f"{d['null_amount']} null amounts, {d['not_a_number']} not numbers, {d['negative_amount']} negative "
+            f"amounts; {stats['negative_amounts']} negative amounts {verb}")
 
 
 def write_atomic(path: str, doc: dict) -> None:
@@ -184,9 +471,12 @@ def run(args: argparse.Namespace) -> dict:
     """
     months = parse_months(args.months)
     party = parse_party(args.party)
+    check_options(args)
     check_paths(args.input, args.output)  # cheap checks first: no need to start Spark for these
+    columns = {"revenue": args.revenue_column, "time": args.time_column, "participant": args.participant_column}
+    value = args.participant_value.strip() if args.participant_value is not None else None
+    policy = {name: getattr(args, name) for name in POLICY_CHOICES}
 
-    from pyspark.errors import AnalysisException
     from pyspark.sql import SparkSession
 
     # No .master(): spark-submit --master decides where this runs.
@@ -198,25 +488,18 @@ def run(args: argparse.Namespace) -> dict:
     if not spark.sparkContext.getConf().contains("spark.log.level"):
         spark.sparkContext.setLogLevel("WARN")  # keep task logs readable unless the caller chose a level
     try:
-        try:
-            df = spark.read.parquet(args.input)
-        except AnalysisException as e:
-            cond = e.getCondition() or ""
-            if cond == "UNABLE_TO_INFER_SCHEMA":
-                raise InputError(f"no Parquet data found in {args.input}") from None
-            if cond == "PATH_NOT_FOUND":
-                raise InputError(f"input path does not exist: {args.input}") from None
-            raise InputError(f"cannot read Parquet at {args.input}: {str(e).splitlines()[0]}") from None
-        result = revenue_by_month(df, months, args.revenue_column, args.time_column)
+        trips, schemas = read_trips(spark, args.input, columns, value)
+        result = revenue_by_month(trips, months, policy, columns, value, args.max_cents)
     finally:
         spark.stop()
 
+    result["stats"]["schemas"] = schemas
     doc = {
         "format": FORMAT,
         "party": party,
         "dimensions": {"market": result["markets"]},
         "values": {"revenue_cents": result["revenue_cents"]},
-        "stats": {"rows_read": result["rows_read"], "rows_in_period": result["rows_in_period"]},
+        "stats": result["stats"],
     }
     write_atomic(args.output, doc)
     return doc
@@ -250,7 +533,8 @@ def main(argv=None) -> int:
     except InputError as e:
         report_error(str(e))
         return 2
-    print(f"taxi_revenue: wrote {args.output}: {json.dumps(doc['values'])} {json.dumps(doc['stats'])}", flush=True)
+    print(stats_line(doc["stats"]), flush=True)
+    print(f"taxi_revenue: wrote {args.output}: {json.dumps(doc['values'])}", flush=True)
     return 0
 
 

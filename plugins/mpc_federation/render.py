@@ -103,13 +103,23 @@ def _aggregate_task(spec: FederationSpec, party_id: str, data_dir: Path, run_dir
     if spec.aggregation_job is None:
         raise SpecError(str(spec.source), "aggregation.job", "input parties need a local aggregation job")
     source = data_dir / spec.aggregation_input
+    # The declared data policy and columns (only when the spec declares them: other jobs keep
+    # their own arguments). The spec allows only plain names and ids here, so Jinja leaves them as they are.
+    policy_args = []
+    for name, value in (spec.data_policy or {}).items():
+        policy_args += [f"--{name.replace('_', '-')}", value]
+    for role, column in (spec.aggregation_columns or {}).items():
+        if column is not None:
+            policy_args += [f"--{role}-column", column]
+    if (spec.aggregation_columns or {}).get("participant"):
+        policy_args += ["--participant-value", spec.aggregation_participants[party_id]]
     return SparkSubmitOperator(
         task_id="aggregate",
         application=str(spec.aggregation_job),
         conn_id="spark_default",
         name=f"{spec.computation}-{party_id}",
         application_args=["--input", str(source), "--output", f"{run_dir}/aggregate.json",
-                          "--party", party_id, "--months", "{{ mpc_months(dag_run) }}"],
+                          "--party", party_id, "--months", "{{ mpc_months(dag_run) }}", *policy_args],
         conf={"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"},
         doc_md=_AGGREGATE_DOC,
         on_failure_callback=on_failure,

@@ -72,6 +72,10 @@ class FederationSpec:
     extra_dimensions: dict[str, list[str]]
     source: Path
     raw: dict[str, Any] = field(repr=False, compare=False)
+    # -- data policy of the aggregation job (see _check_data_policy); None when not declared --
+    data_policy: dict[str, str] | None = None
+    aggregation_columns: dict[str, str | None] | None = None
+    aggregation_participants: dict[str, str] = field(default_factory=dict)
 
     # -- roles -------------------------------------------------------------
     def party(self, party_id: str) -> Party:
@@ -203,7 +207,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         job = (path.parent / need(aggregation, "job", str, "aggregation.")).resolve()
         if not job.is_file():
             raise SpecError(src, "aggregation.job", f"no such file: {job}")
-    _only(src, aggregation, ("job", "input", "period"), "aggregation.")
+    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS), "aggregation.")
     agg_input = aggregation.get("input", ".")
     if not isinstance(agg_input, str) or agg_input.startswith("/") or ".." in agg_input.split("/"):
         raise SpecError(src, "aggregation.input", "must be a relative path inside the party's data folder")
@@ -301,6 +305,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         if not isinstance(labels, list) or not labels or len(set(map(str, labels))) != len(labels):
             raise SpecError(src, f"dimensions.{name}", "must be a non-empty list of distinct labels")
 
+    data_policy, columns, participants = _check_data_policy(src, aggregation, [p.id for p in inputs])
     return FederationSpec(
         computation=computation,
         description=str(raw.get("description", "")),
@@ -319,6 +324,9 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         extra_dimensions={k: [str(x) for x in v] for k, v in dimensions.items()},
         source=path,
         raw=raw,
+        data_policy=data_policy,
+        aggregation_columns=columns,
+        aggregation_participants=participants,
     )
 
 
@@ -357,6 +365,81 @@ def _check_period(src: str, period: Any) -> None:
         n = period.get("months")
         if not _is_int(n) or not 1 <= n <= 600:
             raise SpecError(src, "aggregation.period.months", f"must be an integer from 1 to 600, got {n!r}")
+
+
+# -- data policy of the aggregation (issue 18) -----------------------------------------------
+DATA_POLICY_FIELDS = ("policy", "columns", "participants")
+# What the job does with rows that real data has: the first choice is the default.
+POLICY_CHOICES = {
+    "negative_amounts": ("count", "drop", "fail"),  # count: net revenue (a refund cancels its fare)
+    "null_amounts": ("drop", "fail"),
+    "outside_period": ("ignore", "fail"),
+}
+COLUMN_ROLES = ("revenue", "time", "participant")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_PARTICIPANT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _check_data_policy(src: str, aggregation: dict, input_ids: list[str]):
+    """Validate ``aggregation.policy``, ``.columns`` and ``.participants``.
+
+    The policy and columns are part of the raw spec, so of its hash: every party applies the same.
+    ``participants`` maps each input party to its value in the participant column (its licence id),
+    for data where one file holds several licensees; it is required with a participant column.
+
+    :return: (policy with defaults, or None if not declared; declared columns, or None;
+        participants as {party id: value})
+    """
+    policy = None
+    if "policy" in aggregation:
+        given = aggregation["policy"] or {}
+        if not isinstance(given, dict):
+            raise SpecError(src, "aggregation.policy", "must be a mapping")
+        policy = {name: choices[0] for name, choices in POLICY_CHOICES.items()}
+        for name, value in given.items():
+            if name not in POLICY_CHOICES:
+                raise SpecError(src, f"aggregation.policy.{name}",
+                                f"unknown field (allowed: {', '.join(POLICY_CHOICES)})")
+            if value not in POLICY_CHOICES[name]:
+                raise SpecError(src, f"aggregation.policy.{name}",
+                                f"must be one of {', '.join(POLICY_CHOICES[name])}, got {value!r}")
+            policy[name] = value
+    columns = None
+    if "columns" in aggregation:
+        given = aggregation["columns"] or {}
+        if not isinstance(given, dict):
+            raise SpecError(src, "aggregation.columns", "must be a mapping")
+        _only(src, given, COLUMN_ROLES, "aggregation.columns.")
+        for role, name in given.items():
+            if name is None and role == "participant":
+                continue
+            if not isinstance(name, str) or not _COLUMN.match(name):
+                raise SpecError(src, f"aggregation.columns.{role}",
+                                f"must be a column name (letters, digits, '_'), got {name!r}")
+        lowered = [n.lower() for n in given.values() if n is not None]
+        if len(set(lowered)) != len(lowered):
+            raise SpecError(src, "aggregation.columns", "names must differ (they are matched case-insensitively)")
+        columns = {role: given[role] for role in COLUMN_ROLES if role in given}
+    participants = aggregation.get("participants") or {}
+    if not isinstance(participants, dict):
+        raise SpecError(src, "aggregation.participants", "must be a mapping of input party id to its value")
+    for pid, value in participants.items():
+        if pid not in input_ids:
+            raise SpecError(src, f"aggregation.participants.{pid}", "is not an input party")
+        if not isinstance(value, str) or not _PARTICIPANT.match(value):
+            raise SpecError(src, f"aggregation.participants.{pid}",
+                            f"must be an id of letters, digits, '_', '.' or '-' (like HV0003), got {value!r}")
+    values = list(participants.values())
+    if len(set(values)) != len(values):
+        raise SpecError(src, "aggregation.participants", "two parties have the same value: rows would count twice")
+    if (columns or {}).get("participant"):
+        missing = [pid for pid in input_ids if pid not in participants]
+        if missing:
+            raise SpecError(src, f"aggregation.participants.{missing[0]}",
+                            "is required: every input party needs its value in the participant column")
+    elif participants:
+        raise SpecError(src, "aggregation.participants", "needs aggregation.columns.participant")
+    return policy, columns, dict(participants)
 
 
 def _check_key(src: str, where: str, value: Any) -> None:

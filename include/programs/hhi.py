@@ -14,7 +14,7 @@ market's size, not any firm's share. With two firms the HHI gives both shares aw
 solve for the rest when they are k - 1 of k (see the README's threat model).
 """
 
-from mpc_federation.arith import DivisionSize, at_least, masked, plain_round_div, round_div
+from mpc_federation.arith import DivisionSize, at_least, plain_round_div, round_div
 from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
 REVENUE_BITS = 40  # per firm and market: at most 2**40 - 1 cents (about $11 billion)
@@ -49,10 +49,10 @@ def hhi(mpc, secint, inputs, params):
     revenue = inputs["revenue_cents"]  # (firms, markets)
     firms = inputs.nonzero["revenue_cents"].sum(axis=0)
     ok = at_least(mpc, firms, p["k"], PARTY_BITS)
-    total = revenue.sum(axis=0)
     squares = (revenue * revenue).sum(axis=0)
-    num, den = masked(mpc, 10 ** (4 + p["decimals"]) * squares, total * total, ok)
-    return {"hhi": round_div(mpc, num, den, division(p["decimals"])), "suppressed": 1 - ok}
+    total = ok * (revenue.sum(axis=0) - 1) + 1  # the total revenue where revealed, 1 elsewhere
+    num = ok * (10 ** (4 + p["decimals"]) * squares)
+    return {"hhi": round_div(mpc, num, total * total, division(p["decimals"]), root=total), "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:

@@ -7,7 +7,7 @@ had revenue; not the market's size, not any firm's share. For the HHI of every m
 use ``hhi.py`` (a vector over ``market``), which this program computes for one market.
 """
 
-from mpc_federation.arith import DivisionSize, at_least, masked, plain_round_div, round_div
+from mpc_federation.arith import DivisionSize, at_least, plain_round_div, round_div
 from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
 REVENUE_BITS = 40
@@ -29,10 +29,10 @@ def hhi(mpc, secint, inputs, params):
     p = settings(params)
     revenue = inputs["revenue_cents"]  # (firms, 1)
     ok = at_least(mpc, inputs.nonzero["revenue_cents"].sum(axis=0), p["k"], 9)
-    total = revenue.sum(axis=0)
-    num, den = masked(mpc, 10 ** (4 + p["decimals"]) * (revenue * revenue).sum(axis=0), total * total, ok)
+    total = ok * (revenue.sum(axis=0) - 1) + 1  # 1 where suppressed: a safe division
+    num = ok * (10 ** (4 + p["decimals"]) * (revenue * revenue).sum(axis=0))
     size = DivisionSize(2 * (REVENUE_BITS + 7), (10 ** (4 + p["decimals"])).bit_length())
-    return {"hhi": round_div(mpc, num, den, size), "suppressed": 1 - ok}
+    return {"hhi": round_div(mpc, num, total * total, size, root=total), "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:

@@ -15,13 +15,13 @@ of rounds that does not depend on how many quotients are computed at once:
    ``y0 = 2.9142 - 2x`` (relative error at most 0.0858 on ``[1/2, 1)``), then ``y <- y*(2 - x*y)``,
    ``theta = ceil(log2(F/3.54))`` times (the error squares each time), with MPyC's probabilistic
    truncation after every product (each adds at most one unit in the last place).
-3. **Estimate** ``q' ~ N1*y/2**(B+F)``. With ``F = Q + 8`` for quotients below ``2**Q`` the
-   estimate is within ``1/2`` of ``N/D`` before its last truncation, so ``q'`` is ``q-1``, ``q`` or
-   ``q+1`` where ``q`` is the exact rounded quotient.
-4. **Correct exactly** with two secure comparisons (in parallel):
-   ``q = q' - 1 + [2N + D - 2q'D >= 0] + [2N + D - 2(q'+1)D >= 0]``. The compared values are
-   below ``6D`` in absolute value, so the comparisons run on ``B + 4`` bits. Ties round up
-   (towards plus infinity), for negative quotients too.
+3. **Estimate** ``z ~ (N1*y/2**(B+F) + 1) * 2**G`` (G = 4 fraction bits). With ``F = Q + 8``
+   for quotients below ``2**Q`` it is within ``1/2`` of ``N/D + 1``; its G fraction bits are then
+   cut off *exactly* (MPyC's ``np_to_bits`` on G bits), so ``m = floor(z / 2**G)`` is the integer
+   nearest to an estimate of ``u = N/D + 1/2`` and ``u`` lies in ``[m - 1, m + 1)``.
+4. **Correct exactly** with one secure comparison: ``q = m - [2N + D - 2mD < 0]``, the compared
+   value lying in ``[-2D, 2D)``, so the comparison runs on ``B + 3`` bits. Ties round up (towards
+   plus infinity), for negative quotients too.
 
 Nothing is opened except MPyC's own masked values inside these building blocks, so the result is
 a secret-shared integer; the caller reveals it (to the recipients only).
@@ -34,6 +34,18 @@ from dataclasses import dataclass
 
 SEC_PARAM = 30  # MPyC's default statistical security parameter (-K)
 _Y0 = 2.9142135623731  # 2*sqrt(2) + 1/2, the best linear start for 1/x on [1/2, 1)
+_G = 4  # fraction bits of the estimate before its exact rounding
+
+
+class _Inverses(dict):
+    """1 / 2**G in each field used, computed once."""
+
+    def __missing__(self, p: int) -> int:
+        self[p] = pow(2**_G, -1, p)
+        return self[p]
+
+
+_INVERSE_2G = _Inverses()
 
 
 @dataclass(frozen=True)
@@ -60,15 +72,17 @@ class DivisionSize:
     def secint_bits(self) -> int:
         """The smallest ``SecInt`` bit length that holds every intermediate value."""
         b, q, f = self.den_bits, self.quotient_bits, self.frac_bits
-        return max(b + q + 2, q + 2 * f + 4, 2 * f + 6, b + 5)
+        return max(b + q + 3, q + 2 * f + 6, 2 * f + 6, b + 4)
 
 
-def round_div(mpc, num, den, size: DivisionSize):
+def round_div(mpc, num, den, size: DivisionSize, *, root=None):
     """``floor(num/den + 1/2)`` elementwise, for secure integer arrays of one shape.
 
     :param num: numerators, ``|num| < den * 2**Q``.
     :param den: denominators in ``[1, 2**B)``; callers mask cells with no quotient (see ``masked``).
     :param size: B and Q.
+    :param root: optionally ``r`` with ``den = r * r`` (an HHI's total revenue): the normalisation
+        then works on r's B/2 bits instead of den's B bits, about half the cost.
     """
     import numpy as np
 
@@ -77,25 +91,45 @@ def round_div(mpc, num, den, size: DivisionSize):
         raise ValueError(f"round_div needs SecInt({size.secint_bits}) for {size}, "
                          f"got SecInt({secarray.sectype.bit_length})")
     b, f = size.den_bits, size.frac_bits
-    # 1. v = 2**(number of leading zeros of den in B bits).
-    bits = mpc.np_to_bits(den, b)  # low to high
-    v = mpc.np_find(np.flip(bits, axis=-1), 1, cs_f=lambda bit, i: (bit + 1) * 2**i)
-    d1 = den * v
-    n1 = num * v
-    # 2. y ~ 2**(2F) / X with X ~ D1 / 2**(B-F), so y ~ 2**(F+B) / D1.
-    x = _shift_down(mpc, d1, b - f, b + 1)
+    if root is None:
+        # 1. v = 2**(number of leading zeros of den in B bits): D1 = den * v in [2**(B-1), 2**B).
+        v = _normaliser(mpc, den, b)
+        n1, scale = num * v, b
+        # 2. y ~ 2**(2F) / X with X ~ D1 / 2**(B-F), so y ~ 2**(F+B) / D1.
+        y = _reciprocal(mpc, _shift_down(mpc, den * v, b - f, b + 1), f, size.iterations)
+    else:
+        h = (b + 1) // 2  # root < 2**h, D1 = (root * v)**2 in [2**(2h-2), 2**(2h))
+        v = _normaliser(mpc, root, h)
+        n1, scale = num * (v * v), 2 * h
+        y_root = _reciprocal(mpc, _shift_down(mpc, root * v, h - f, h + 1), f, size.iterations)
+        y = mpc.np_trunc(y_root * y_root, f, l=2 * f + 6)  # ~ 2**(F + 2h) / D1
+    # 3. m = round(N/D), rounded exactly from an estimate within 1/2 of N/D: z ~ (N/D + 1) * 2**G
+    #    by probabilistic truncation, then its G fraction bits are cut off exactly (their bits).
+    n1 = _shift_down(mpc, n1, scale - f, scale + size.quotient_bits + 2)
+    z = mpc.np_trunc(n1 * y, 2 * f - _G, l=size.quotient_bits + 2 * f + 6) + 2**_G
+    low = mpc.np_to_bits(z, _G)
+    m = (z - (low * np.array([2**j for j in range(_G)], dtype=object)).sum(axis=-1)) * _INVERSE_2G[type(z).sectype.field.modulus]
+    # 4. Exact correction: the true u = N/D + 1/2 lies in [m - 1, m + 1), so floor(u) is m or m - 1,
+    #    decided by one secure comparison of 2N + D - 2mD, a value in [-2D, 2D).
+    below = mpc.np_sgn(2 * num + den - 2 * m * den, l=b + 3, LT=True)  # 1 where u < m
+    return m - below
+
+
+def _normaliser(mpc, x, bits: int):
+    """``2**(bits - bitlen(x))`` for x in [1, 2**bits), from x's bits (the leading one)."""
+    import numpy as np
+
+    x_bits = mpc.np_to_bits(x, bits)  # low to high
+    return mpc.np_find(np.flip(x_bits, axis=-1), 1, cs_f=lambda bit, i: (bit + 1) * 2**i)
+
+
+def _reciprocal(mpc, x, f: int, iterations: int):
+    """y ~ 2**(2F) / x for x ~ [2**(F-1), 2**F]: Newton's iteration from the linear start."""
     y = int(_Y0 * 2**f) - 2 * x
-    for _ in range(size.iterations):
+    for _ in range(iterations):
         e = mpc.np_trunc(x * y, f, l=2 * f + 6)
         y = mpc.np_trunc(y * (2 ** (f + 1) - e), f, l=2 * f + 6)
-    # 3. q' ~ N1 / D1.
-    n1 = _shift_down(mpc, n1, b - f, b + size.quotient_bits + 2)
-    estimate = mpc.np_trunc(n1 * y, 2 * f, l=size.quotient_bits + 2 * f + 4)
-    # 4. Exact correction by two comparisons of values below 6D.
-    rest = 2 * num + den - 2 * estimate * den
-    both = mpc.np_stack((rest, rest - 2 * den))
-    below = mpc.np_sgn(both, l=b + 4, LT=True)  # 1 where negative
-    return estimate + 1 - below[0] - below[1]
+    return y
 
 
 def masked(mpc, num, den, valid):

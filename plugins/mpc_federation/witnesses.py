@@ -18,7 +18,7 @@ is 0 for an honest witness (``b*(b-1)``, ``sum(b_j 2**j) - (x - low)``, ``z*(z-1
 the inputs were fixed (one secure inner product per party), and MPyC's public zero test tells,
 per input party, only whether *its* combination is 0. A party's verdict depends on its own input
 alone, so naming the party that failed reveals nothing about anyone else. A wrong witness passes
-with probability at most (number of constraints)/p.
+with probability about 1/p (p has more than 150 bits).
 """
 
 from __future__ import annotations
@@ -81,15 +81,14 @@ def combination(mpc, secint, spec_input, values, witness, seed: bytes, label: st
 
     lay = layout(spec_input, values.size)
     p = secint.field.modulus
-    rho = iter(coefficients(seed, label, 8, p))  # one coefficient per family, powers within it
     n, L = lay.n, lay.bits
+    counter = iter(range(16))
     pos = 0
     left, right, linear = [], [], []
     twos = np.array([2**j for j in range(L)], dtype=object)
 
-    def family(count):
-        r = next(rho)
-        return np.array([pow(r, i + 1, p) for i in range(count)], dtype=object)
+    def family(count):  # independent pseudorandom coefficients for one family of constraints
+        return np.array(coefficients(seed, f"{label}/{next(counter)}", count, p), dtype=object)
 
     ranges = [(values - spec_input.low, "lower")]
     if lay.upper:

@@ -64,7 +64,9 @@ class Federation:
     def share(self, pid: str, run: PartyRun | None = None):
         return stages.share(run or self.runs[pid], stages.read_aggregate(self.files[pid]))
 
-    def compute_all(self, attempt: int, runs: dict | None = None) -> dict:
+    def compute_all(self, attempt: int, runs: dict | None = None, parties=COMPANIES, alongside=()) -> dict:
+        """Every party's compute stage at once (and ``alongside``, callables run in threads too):
+        {party: its result or the exception it raised}."""
         runs = runs or self.runs
         out: dict = {}
 
@@ -74,7 +76,8 @@ class Federation:
             except Exception as exc:  # noqa: BLE001 - inspected by the test
                 out[pid] = exc
 
-        threads = [threading.Thread(target=go, args=(pid,)) for pid in COMPANIES]
+        threads = [threading.Thread(target=go, args=(pid,)) for pid in parties]
+        threads += [threading.Thread(target=target) for target in alongside]
         for t in threads:
             t.start()
         for t in threads:
@@ -229,21 +232,8 @@ def test_an_impostor_cannot_join_the_mpc(fed, impostor):
     else:
         key, cert = fed.keys["company_c"].tls_key, fed.spec.party("company_b").certificate
     results: dict = {}
-    impostor_thread = threading.Thread(target=impostor_worker, args=(fed, key, cert, results))
-    honest = {pid: fed.runs[pid] for pid in ("company_a", "company_b")}
-    out: dict = {}
-
-    def go(pid):
-        try:
-            out[pid] = stages.compute(honest[pid], attempt=1)
-        except Exception as exc:  # noqa: BLE001
-            out[pid] = exc
-
-    threads = [threading.Thread(target=go, args=(pid,)) for pid in honest] + [impostor_thread]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    honest = ("company_a", "company_b")
+    out = fed.compute_all(1, parties=honest, alongside=[lambda: impostor_worker(fed, key, cert, results)])
     assert isinstance(results["impostor"], MPCRunError)
     for pid in honest:
         assert isinstance(out[pid], MPCRunError), out[pid]
@@ -287,23 +277,11 @@ def test_a_member_cannot_take_another_seat_with_its_own_certificate(fed, directi
         # company_a also sits in company_c's seat 2: company_b connects to it and checks its name.
         seat, thief, honest = 2, "company_a", ("company_a", "company_b")
     results: dict = {}
-    impostor = threading.Thread(target=impostor_worker, args=(fed, fed.keys[thief].tls_key,
-                                                              fed.spec.party(thief).certificate, results, seat))
-    out: dict = {}
-
-    def go(pid):
-        try:
-            out[pid] = stages.compute(fed.runs[pid], attempt=1)
-        except Exception as exc:  # noqa: BLE001
-            out[pid] = exc
-
-    threads = [threading.Thread(target=go, args=(pid,)) for pid in honest] + [impostor]
+    alongside = [lambda: impostor_worker(fed, fed.keys[thief].tls_key, fed.spec.party(thief).certificate,
+                                         results, seat)]
     if seat == 0:  # company_a is away; its roster for attempt 1 is fixed (it would be, by its task)
-        threads.append(threading.Thread(target=stages.fix_roster, args=(fed.runs["company_a"], 1, 30)))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+        alongside.append(lambda: stages.fix_roster(fed.runs["company_a"], 1, 30))
+    out = fed.compute_all(1, parties=honest, alongside=alongside)
     assert isinstance(results["impostor"], MPCRunError)
     for pid in honest:
         assert isinstance(out[pid], MPCRunError), out[pid]

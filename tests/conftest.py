@@ -32,6 +32,30 @@ def s3_server(tmp_path_factory):
     server.stop()
 
 
+def compute_all(runs: dict, attempt: int, parties, alongside=()) -> dict:
+    """The compute stage of ``parties`` at once (and ``alongside``, callables run in threads too), as
+    their tasks run it: {party: its result or the exception it raised}."""
+    import threading
+
+    from mpc_federation import stages
+
+    out: dict = {}
+
+    def go(pid):
+        try:
+            out[pid] = stages.compute(runs[pid], attempt=attempt)
+        except Exception as exc:  # noqa: BLE001 - inspected by the test
+            out[pid] = exc
+
+    threads = [threading.Thread(target=go, args=(pid,)) for pid in parties]
+    threads += [threading.Thread(target=target) for target in alongside]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
 def small_parties(inputs: int = 3, computes: int = 3, recipients: tuple[str, ...] = ("regulator",)) -> list[dict]:
     """Parties for a test federation: the first ``computes`` input parties also compute."""
     parties = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import small_parties
+from conftest import compute_all, small_parties
 
 from mpc_federation import stages
 from mpc_federation.envelope import IntegrityError, PartyKeys, seal
@@ -65,24 +64,7 @@ class Federation:
         return stages.share(run or self.runs[pid], stages.read_aggregate(self.files[pid]))
 
     def compute_all(self, attempt: int, runs: dict | None = None, parties=COMPANIES, alongside=()) -> dict:
-        """Every party's compute stage at once (and ``alongside``, callables run in threads too):
-        {party: its result or the exception it raised}."""
-        runs = runs or self.runs
-        out: dict = {}
-
-        def go(pid):
-            try:
-                out[pid] = stages.compute(runs[pid], attempt=attempt)
-            except Exception as exc:  # noqa: BLE001 - inspected by the test
-                out[pid] = exc
-
-        threads = [threading.Thread(target=go, args=(pid,)) for pid in parties]
-        threads += [threading.Thread(target=target) for target in alongside]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        return out
+        return compute_all(runs or self.runs, attempt, parties, alongside)
 
     def expect_nothing_revealed(self) -> None:
         with pytest.raises(stages.StageError, match="no live MPC attempt"):

@@ -15,7 +15,6 @@ import re
 import stat
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -27,7 +26,7 @@ import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
 import localnet
-from conftest import REPO, TAXI_TEMPLATE, small_parties
+from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties
 
 from mpc_federation import reasons, stages
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys
@@ -82,20 +81,7 @@ class Federation:
         return stages.share(self.runs[pid], stages.read_aggregate(self.files[pid]))
 
     def compute_all(self, attempt: int) -> dict:
-        out: dict = {}
-
-        def go(pid):
-            try:
-                out[pid] = stages.compute(self.runs[pid], attempt=attempt)
-            except Exception as exc:  # noqa: BLE001 - inspected by the test
-                out[pid] = exc
-
-        threads = [threading.Thread(target=go, args=(pid,)) for pid in COMPUTES]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        return out
+        return compute_all(self.runs, attempt, COMPUTES)
 
     def expect_nothing_revealed(self) -> None:
         with pytest.raises(stages.StageError, match="no live MPC attempt"):

@@ -29,7 +29,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from mpc_federation.programs import Input, Output, SecureProgram
+from mpc_federation.programs import Input, SecureProgram
 
 MAX_FARE_CENTS = 2**20 - 1
 

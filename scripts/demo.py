@@ -34,6 +34,7 @@ from mpc_federation.store import CoordinationStore  # noqa: E402
 
 TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 PAY_EQUITY_TEMPLATE = REPO / "include" / "federations" / "pay_equity.yaml"
+RIDESHARE_TEMPLATE = REPO / "include" / "federations" / "rideshare_hhi.yaml"
 
 
 def datagen():
@@ -43,12 +44,20 @@ def datagen():
     return module
 
 
-def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str],
-                  params: dict | None = None) -> dict[str, Decimal | None]:
-    """The insecure reference: the HHI over the pooled data, from the Parquet files directly,
-    rounded as the program declares (its own plaintext reference)."""
+def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str], params: dict | None = None,
+                  policy: dict | None = None, licences: dict[str, str] | None = None) -> dict[str, Decimal | None]:
+    """The insecure reference: the HHI over the pooled data, from the Parquet files directly, under
+    the spec's data policy, rounded as the program declares (its own plaintext reference).
+
+    :param licences: {party: licence id} for high-volume for-hire records (one dataset, several
+        licensees: ``data_dir/hvfhv``), else each company's trips are ``data_dir/<company>/trips``.
+    """
     gen = datagen()
-    revenue = {c: gen.revenue_cents_by_month(data_dir, c, months) for c in companies}
+    if licences:
+        revenue = {c: gen.hvfhv_revenue_cents_by_month(data_dir / "hvfhv", licences[c], months, policy)
+                   for c in companies}
+    else:
+        revenue = {c: gen.revenue_cents_by_month(data_dir, c, months, policy) for c in companies}
     markets = ["all", *months]
     reference = load_program(REPO / "include" / "programs" / "hhi.py").module
     hhi = reference.plaintext([{"revenue_cents": [revenue[c][m] for m in markets]} for c in companies], params)
@@ -118,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for all parties' runs")
-    parser.add_argument("--federation", choices=["taxi_hhi", "pay_equity"], default="taxi_hhi",
+    parser.add_argument("--federation", choices=["taxi_hhi", "rideshare_hhi", "pay_equity"], default="taxi_hhi",
                         help="which federation to run (default: the taxi HHI)")
     parser.add_argument("--employees", type=int, default=2000, help="pay_equity: employees over all companies")
     args = parser.parse_args(argv)
     if args.federation == "pay_equity":
         return main_pay_equity(args)
+    if args.federation == "rideshare_hhi":
+        return main_rideshare(args)
 
     root = Path(args.root).resolve()
     raw = yaml.safe_load(TEMPLATE.read_text())
@@ -132,14 +143,40 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     gen = datagen()
     print(f"Generating {args.trips:,} trips for {len(companies)} companies in {data_dir} ...", flush=True)
-    gen.generate(data_dir, companies, args.trips, args.seed, "2024-01", "2024-03")
+    # Real monthly files carry refunds, null fares and stray pickups: so does the demo's data.
+    gen.generate(data_dir, companies, args.trips, args.seed, "2024-01", "2024-03", defects=True)
+    return report_hhi(root, TEMPLATE, data_dir, args, companies, t0)
 
-    night = run_night(root, TEMPLATE, data_dir, args)
+
+def main_rideshare(args: argparse.Namespace) -> int:
+    """Three rideshare licensees, whose trip records share one schema (several licensees per file),
+    and a regulator: the HHI of the rideshare market."""
+    root = Path(args.root).resolve() / "rideshare_hhi"
+    raw = yaml.safe_load(RIDESHARE_TEMPLATE.read_text())
+    licences = raw["aggregation"]["participants"]
+    data_dir = root / "data"
+    t0 = time.monotonic()
+    print(f"Generating {args.trips:,} high-volume for-hire trips of licensees {', '.join(licences.values())} "
+          f"in {data_dir / 'hvfhv'} ...", flush=True)
+    datagen().generate_hvfhv(data_dir / "hvfhv", args.trips, args.seed, "2024-01", "2024-03",
+                             licences=list(licences.values()), defects=True)
+    for party in licences:  # every licensee's own copy of records in this schema
+        (data_dir / party).mkdir(parents=True, exist_ok=True)
+        link = data_dir / party / "hvfhv"
+        if not link.exists():
+            link.symlink_to(data_dir / "hvfhv", target_is_directory=True)
+    return report_hhi(root, RIDESHARE_TEMPLATE, data_dir, args, list(licences), t0, licences)
+
+
+def report_hhi(root: Path, template: Path, data_dir: Path, args: argparse.Namespace, companies: list[str],
+               t0: float, licences: dict[str, str] | None = None) -> int:
+    """Run one night of an HHI federation and print the revealed HHI next to the plaintext one."""
+    night = run_night(root, template, data_dir, args)
     if night.result is None:
         return 1
     spec, result, recipient, date = night.spec, night.result, night.recipient, night.date
     hhi = result["outputs"]["hhi"]
-    expected = plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params)
+    expected = plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params, spec.data_policy, licences)
     print(f"\nHHI revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the pooled data,"
           f" both rounded to {hhi['decimals']} decimals:")
     print(f"{'market':<8} {'secure (MPC)':>14} {'plaintext':>14}")

@@ -19,7 +19,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     parties_yaml = small_parties(inputs=3, computes=3)
     companies = [p["id"] for p in parties_yaml if "input" in p["roles"]]
     data_dir = tmp_path / "data"
-    demo.datagen().generate(data_dir, companies, 9000, 7, "2024-01", "2024-03")
+    demo.datagen().generate(data_dir, companies, 9000, 7, "2024-01", "2024-03", defects=True)  # refunds, nulls...
     spec_path, parties = demo.setup_federation(tmp_path, parties_yaml, s3_server, "local[2]", data_dir)
 
     codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900)
@@ -37,7 +37,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     record = by_id["regulator"].work_dir / "taxi_hhi" / run / "result.json"
     result = json.loads(record.read_text())
     assert result["roster"] == companies
-    expected = demo.plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params)
+    expected = demo.plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params, spec.data_policy)
     hhi = result["outputs"]["hhi"]
     assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"] and hhi["decimals"] == 2
     assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]

@@ -56,7 +56,7 @@ def test_spec_and_job_agree_on_the_choices():
     assert job.POLICY_CHOICES == spec_module.POLICY_CHOICES
     assert {name: choices[0] for name, choices in job.POLICY_CHOICES.items()} == DEFAULTS
     args = job.parse_args(["--input", "i", "--output", "o", "--party", "p", "--months", "2024-01"])
-    assert {name: getattr(args, name) for name in DEFAULTS} == DEFAULTS and args.max_cents == 10**12
+    assert {name: getattr(args, name) for name in DEFAULTS} == DEFAULTS and args.max_cents == 2**40 - 1
 
 
 def test_not_declared_means_no_policy(tmp_path):

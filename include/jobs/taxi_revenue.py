@@ -7,7 +7,7 @@ Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator):
         [--revenue-column fare_amount] [--time-column tpep_pickup_datetime] \\
         [--participant-column hvfhs_license_num --participant-value HV0003] \\
         [--negative-amounts count|drop|fail] [--null-amounts drop|fail] \\
-        [--outside-period ignore|fail] [--max-cents 1000000000000]
+        [--outside-period ignore|fail] [--max-cents 1099511627775]
 
 Reads the Parquet dataset at PATH and writes FILE (atomically) as JSON::
 
@@ -56,7 +56,7 @@ from urllib.parse import urlparse
 
 FORMAT = "mpc-aggregate/1"
 MONEY = "decimal(18,2)"
-DEFAULT_MAX_CENTS = 10**12  # the HHI program's per-party, per-market bound (include/programs/hhi.py)
+DEFAULT_MAX_CENTS = 2**40 - 1  # the HHI program's per-party, per-market bound (include/programs/hhi.py)
 POLICY_CHOICES = {
     "negative_amounts": ("count", "drop", "fail"),
     "null_amounts": ("drop", "fail"),

@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -93,6 +94,7 @@ class LoadLog:
     """The 1-minute load average at the start and end of every section (the machine is shared)."""
 
     entries: list[dict] = field(default_factory=list)
+    after_section: Callable[[], None] | None = None  # e.g. save the results measured so far
 
     @contextmanager
     def section(self, name: str):
@@ -106,6 +108,8 @@ class LoadLog:
             self.entries.append({"section": name, "load_start": start, "load_end": end,
                                  "seconds": round(time.monotonic() - t0, 1)})
             log(f"{name}: done in {time.monotonic() - t0:.1f} s (load {end[0]:.2f})")
+            if self.after_section is not None:
+                self.after_section()
 
 
 def wait_for_quiet(max_load: float, max_wait: float) -> float:

@@ -95,6 +95,14 @@ def main(argv=None) -> int:
     companies = companies_for(companies_n)
     s3 = localnet.S3Server(work / "s3").start()
     t_start = time.monotonic()
+
+    def save() -> None:
+        """Write what was measured so far: a late failure keeps the earlier sections."""
+        results["loads"] = loads.entries
+        results["total_s"] = round(time.monotonic() - t_start, 1)
+        (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+    loads.after_section = save
     try:
         data_dir = None
         if "table1" in sections or "local" in sections:  # section 4 reuses Table 1's Spark runs
@@ -133,11 +141,12 @@ def main(argv=None) -> int:
                 results["local"] = run_local_stage(work / "local", data_dir=data_dir, companies=companies,
                                                    table1=results["table1"], master=args.master, engine=engine,
                                                    repeat=repeat, quiet=lambda: quiet(min(args.quiet_wait, 45)))
+    except BaseException as exc:
+        results["failed"] = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         s3.stop()
-    results["loads"] = loads.entries
-    results["total_s"] = round(time.monotonic() - t_start, 1)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        save()
 
     from report import write_report
 

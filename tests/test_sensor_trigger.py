@@ -267,11 +267,17 @@ def test_sensor_poke_stops_on_an_abort(fed):
     assert "company_b gave up MPC attempt 1" in str(info.value) and "disk on fire" in str(info.value)
 
 
-def test_sensor_refuses_keys_of_another_party(fed):
-    spec, _, as_party = fed()
-    as_party("company_b")
-    with pytest.raises(ValueError, match="keys of 'company_b', not 'company_a'"):
-        sensor(spec, "company_a", "inputs", deferrable=False).poke(CONTEXT)
+def test_sensor_reads_with_public_keys_only(fed, monkeypatch):
+    """The sensor never loads a private key: it works without the keys connection, and a keys
+    connection holding garbage is never read."""
+    spec, runs, _ = fed()
+    monkeypatch.delenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}", raising=False)
+    waiting = sensor(spec, "company_a", "inputs", deferrable=False)
+    assert waiting.poke(CONTEXT) is False
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    monkeypatch.setenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}", json.dumps({"conn_type": "generic", "password": "x"}))
+    assert sensor(spec, "company_a", "inputs", deferrable=False).poke(CONTEXT) is True
 
 
 def test_sensor_execute_in_poke_mode(fed):

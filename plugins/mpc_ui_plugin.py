@@ -398,6 +398,8 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
     out.append(f'<p>Status <span id="run-status">{_state(data["status"])}</span> · {_e(_progress(data))}'
                f' · elapsed {_seconds(data["elapsed"]) or "–"} · run key <span class="mono">{_e(data["run"])}</span></p>')
     out.append(f'<p>Roster: {roster_text}</p>')
+    if roster and roster.get("nothing_to_release"):
+        out.append(f'<p class="meta">Nothing to release in this run: {_e(roster["nothing_to_release"])}</p>')
     out.append(f'<p class="meta">Spec <span class="mono">{_e(data["spec_hash"][:16])}</span> · threshold '
                f't = {data["threshold"]} · leader {_e(data["leader"])}'
                + "".join(f' · this Airflow\'s DAG run <a target="_top" href="/dags/{quote(spec.computation)}/runs/'
@@ -423,7 +425,10 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
         if p["history"]:
             notes.append(f'<span class="muted">earlier: {_e("; ".join(p["history"]))}</span>')
         notes += [f'<span class="error">{_e(err)}</span>' for err in p["errors"]]
-        if p["in_roster"] is False:
+        left_out = ((roster or {}).get("left_out") or {}).get(p["id"])
+        if p["in_roster"] is False and left_out:
+            notes.append(f'<span class="muted">not on the roster: {_e(left_out)}</span>')
+        elif p["in_roster"] is False:
             notes.append('<span class="error">not on the roster</span>')
         name = f'<b>{_e(p["id"])}</b>' + (' <span class="muted">(you)</span>' if p["me"] else "")
         done = "✓" if p["done"] else ""

@@ -425,6 +425,8 @@ def test_ui_overview_without_private_keys(fed, airflow_conn, monkeypatch, tmp_pa
     root = fed.run("regulator", APRIL).channel.root
     fed.store.put(f"{root}/abort/company_d/inputs", b"junk")
     assert all(isinstance(r, dict) for r in fed.compute_all(APRIL, 1).values())
+    fed.share("company_e", APRIL)  # late: the ledger keeps it out of attempt 2
+    assert all(isinstance(r, dict) for r in fed.compute_all(APRIL, 2).values())
     fed.reveal(APRIL)
 
     def no_private_keys(*args, **kwargs):
@@ -444,8 +446,12 @@ def test_ui_overview_without_private_keys(fed, airflow_conn, monkeypatch, tmp_pa
     assert data["me"] == "regulator" and data["status"] == "finished"
     states = {p["id"]: p["state"] for p in data["parties"]}
     assert states == {"company_a": "computed", "company_b": "computed", "company_c": "computed",
-                      "company_d": "waiting", "company_e": "waiting", "regulator": "revealed"}
-    assert data["roster"]["parties"] == list(COMPUTES)
+                      "company_d": "waiting", "company_e": "shared", "regulator": "revealed"}
+    assert data["roster"]["parties"] == list(COMPUTES) and data["roster"]["attempt"] == 2
+    reason = data["roster"]["left_out"]["company_e"]
+    assert reason.startswith("the disclosure ledger fixed the roster of 2024-01..2024-03 to [company_a, company_b")
+    page = mpc_ui_plugin._run_detail(None, fed.spec, data, [])
+    assert f"not on the roster: {reason}" in page
     assert any(e["key"] == f"{root}/abort/company_d/inputs" for e in data["errors"])  # an error, not an abort
     assert data["aborts"] == [] and data["withdrawals"] == []
     assert monitor.list_runs(fed.spec, fed.store, "regulator")[0]["status"] == "finished"

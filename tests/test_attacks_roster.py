@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 from datetime import datetime, timezone
-from fractions import Fraction
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,10 @@ from mpc_federation.envelope import PartyKeys
 from mpc_federation.ledger import NothingToRelease
 from mpc_federation.layout import ledger_root
 from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
+from mpc_federation.programs import load_program
 from mpc_federation.store import CoordinationStore
+
+HHI = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
 
 APRIL = datetime(2024, 4, 2, 3, tzinfo=timezone.utc)  # period 2024-01..2024-03
 APRIL_LATER = datetime(2024, 4, 3, 3, tzinfo=timezone.utc)  # the same period, the next night
@@ -41,12 +44,15 @@ def revenue(party: str, month: str) -> int:
     return BASE[party] + 1_000_003 * (y * 12 + m) + 17 * sorted(BASE).index(party)
 
 
-def hhi(parties, month_labels: list[str], label: str) -> Fraction:
-    def r(p):
-        return sum(revenue(p, m) for m in month_labels) if label == "all" else revenue(p, label)
+def vector(party: str, labels: list[str]) -> list[int]:
+    """A party's aggregate over a run's labels: the whole period, then each month."""
+    months = labels[1:]
+    return [sum(revenue(party, m) for m in months), *(revenue(party, m) for m in months)]
 
-    values = [r(p) for p in parties]
-    return Fraction(10000 * sum(v * v for v in values), sum(values) ** 2)
+
+def reference(parties, labels: list[str]) -> list:
+    """The plaintext HHI per label, as the program rounds it (its own reference)."""
+    return HHI.plaintext([{"revenue_cents": vector(p, labels)} for p in parties])["hhi"]
 
 
 class HidingStore:
@@ -90,8 +96,7 @@ class Federation:
 
     def share(self, pid: str, date: datetime) -> dict:
         labels = self.labels(date)
-        months = labels[1:]
-        values = [sum(revenue(pid, m) for m in months), *(revenue(pid, m) for m in months)]
+        values = vector(pid, labels)
         path = self.tmp / pid / date.strftime("%Y%m%d") / "aggregate.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"format": "mpc-aggregate/1", "party": pid, "dimensions": {"market": labels},
@@ -135,10 +140,11 @@ class Federation:
         assert result["attempt"] == attempt and result["roster"] == roster
         assert result["withheld"] == (withheld or [])
         labels = self.labels(date)
-        for k, label in enumerate(labels):
-            if ["market", label] in (withheld or []):
-                continue
-            assert Fraction(result["outputs"]["hhi"]["exact"][k]) == hhi(roster, labels[1:], label), label
+        hidden = [label for dim, label in (withheld or [])]
+        assert result["outputs"]["hhi"]["withheld"] == hidden
+        expected = [None if label in hidden else value for label, value in zip(labels, reference(roster, labels))]
+        assert [None if x is None else Decimal(x) for x in result["outputs"]["hhi"]["exact"]] == expected
+        assert None not in [x for label, x in zip(labels, expected) if label not in hidden]
 
     def roster_record(self, date: datetime, attempt: int) -> dict:
         return self.run("regulator", date).channel.read(self.run("regulator", date).channel.roster_key(attempt),

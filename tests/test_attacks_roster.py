@@ -21,6 +21,7 @@ from conftest import small_parties
 
 from mpc_federation import monitor, stages
 from mpc_federation.envelope import PartyKeys
+from mpc_federation.launcher import MPCRefused
 from mpc_federation.ledger import NothingToRelease
 from mpc_federation.layout import ledger_root
 from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
@@ -175,9 +176,14 @@ def confirm_inclusion(fed: Federation, pid: str, date: datetime):
         return exc
 
 
-def assert_refused(out: dict, *needles: str) -> None:
+def explain(fed: Federation, date: datetime) -> str:
+    """Every verified abort reason of the run, as the parties' tasks report them."""
+    return stages.explain_aborts(fed.run("regulator", date).reader)
+
+
+def assert_refused(out: dict, *needles: str, kind: type = stages.StageError) -> None:
     for pid in COMPUTES:
-        assert isinstance(out[pid], stages.StageError), (pid, out[pid])
+        assert isinstance(out[pid], kind), (pid, out[pid])
         for needle in needles:
             assert needle in str(out[pid]), (pid, str(out[pid]))
 
@@ -221,7 +227,9 @@ def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     runs = {pid: fed.run(pid, APRIL) for pid in COMPUTES}
     runs["company_a"] = fed.run("company_a", APRIL, store=leader_store)
     out = fed.compute_all(APRIL, 3, runs, ledgers={**fed.ledgers, "company_a": fed.tmp / "lost"})
-    assert_refused(out, "attempt 3", "refused by the compute parties", "disagree on the disclosure ledger")
+    assert_refused(out, "refused by the compute parties", "disagree on the disclosure ledger", kind=MPCRefused)
+    assert "refused by the compute parties: compute parties disagree on the disclosure ledger" in \
+        explain(fed, APRIL)  # every party's reason in the bucket
     fed.expect_nothing_revealed(APRIL)
     assert fed.local_state() == local
 
@@ -358,7 +366,7 @@ def test_done_marker_hidden_from_the_leader_is_refused_inside_the_mpc(fed, airfl
     runs["company_a"] = fed.run("company_a", APRIL, store=HidingStore(fed.store, lambda k: k == done_d))
     out = fed.compute_all(APRIL, 1, runs)
     assert_refused(out, "refused by the compute parties: roster [company_a, company_b, company_c] of attempt 1 "
-                        "leaves out company_d, whose shares company_b saw before the roster was fixed")
+                        "leaves out company_d, whose shares company_b saw before the roster was fixed", kind=MPCRefused)
     fed.expect_nothing_revealed(APRIL)
     assert fed.store.list(ledger_root(fed.spec) + "/") == []  # nothing released, nothing on record
     failed = confirm_inclusion(fed, "company_d", APRIL)
@@ -416,7 +424,7 @@ def test_deleted_ledger_records_the_private_copies_still_refuse(fed, airflow_con
 
     # Even a leader that lost its own copy too cannot release: the others' copies refuse in the MPC.
     out = fed.compute_all(APRIL_LATER, 2, ledgers={**fed.ledgers, "company_a": fed.tmp / "lost"})
-    assert_refused(out, "disagree on the disclosure ledger")
+    assert_refused(out, "disagree on the disclosure ledger", kind=MPCRefused)
     fed.expect_nothing_revealed(APRIL_LATER)
     assert fed.local_state() == local
     # With its copy back, the leader agrees again: nothing to release.

@@ -324,9 +324,9 @@ def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = 
     try:
         return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0,
                                 roster_at=header.get("created_at"), ledger_dir=ledger_dir)
-    except MPCRefused as exc:
+    except MPCRefused as exc:  # the reason names parties and rosters, never data
         _give_up_quietly(run, live, exc)
-        raise StageError(f"attempt {live} of run {channel.run} refused by the compute parties: {exc.reason}") from None
+        raise
     except LedgerError as exc:
         _give_up_quietly(run, live, exc)
         raise StageError(str(exc)) from None

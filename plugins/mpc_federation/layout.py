@@ -6,7 +6,9 @@ reader checks that the signer is the party the key names.
 
     inputs/<party>/to-<compute party>                    input shares, sealed to that compute party
     inputs/<party>/done                                  written last: all the party's shares are there
-    roster/<leader>/attempt-<n>                          included input parties for MPC attempt n
+    roster/<leader>/attempt-<n>                          included input parties for MPC attempt n:
+                                                         {"roster": [...], "left_out": {party: reason},
+                                                          "nothing_to_release": reason (only then)}
     outputs/<compute party>/attempt-<n>/to-<recipient>   output shares, sealed to the recipient
     status/<party>/<stage>                               progress and timings (no data)
     abort/<party>/inputs                                 an input party withdrew from the run

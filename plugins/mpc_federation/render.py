@@ -7,7 +7,7 @@ Party configuration (per deployment, never in the shared spec):
     MPC_PARTY_ID   this party's id in the specs (required)
     MPC_SPEC_DIR   folder of federation specs (default: include/federations of this project)
     MPC_DATA_DIR   this party's private input data root (default: $AIRFLOW_HOME/mpc-data)
-    MPC_WORK_DIR   local aggregates and result records (default: $AIRFLOW_HOME/mpc-work)
+    MPC_WORK_DIR   local aggregates, result records and the private ledger (default: $AIRFLOW_HOME/mpc-work)
 """
 
 from __future__ import annotations

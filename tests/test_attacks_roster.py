@@ -503,3 +503,21 @@ def test_units_keys_and_agreement_rules(fed):
         agreement.check([other, other, other], ["x", "y", "z"])
     with pytest.raises(agreement.AgreementError, match="y disagree with x on roster_at"):
         agreement.check([base, {**base, "roster_at": 6.0}, base], ["x", "y", "z"])
+
+
+def test_a_retry_over_other_input_objects_releases_nothing(fed, airflow_conn):
+    """An input party that shares again within a run (new objects, perhaps other values) cannot
+    get the same units released a second time: a retry releases again only over identical inputs."""
+    for pid in COMPUTES:
+        fed.share(pid, APRIL)
+    assert all(isinstance(r, dict) for r in fed.compute_all(APRIL, 1).values())
+    fed.expect_result(fed.reveal(APRIL), APRIL, list(COMPUTES), 1)
+    channel = fed.run("company_c", APRIL).channel
+    fed.store._client.delete_object(Bucket=fed.spec.bucket, Key=channel.input_done_key("company_c"))
+    assert fed.share("company_c", APRIL)["status"] == "shared"  # fresh sealed objects
+    out = fed.compute_all(APRIL, 2)
+    for pid in COMPUTES:
+        assert isinstance(out[pid], NothingToRelease), out[pid]
+        assert "released in attempt 1 of this run over other input objects" in str(out[pid])
+    state = stages.wait_state(fed.run("regulator", APRIL), "result", cutoff_passed=False)
+    assert state.skip and "over other input objects" in state.skip

@@ -10,9 +10,9 @@ Airflow does not authenticate a plugin's app: every route here requires the user
 (the JWT the UI keeps in its ``_token`` cookie, or a ``Bearer`` token) and read access to the
 computation's DAG runs. Without it, pages redirect to the login page and JSON answers 401.
 
-Configuration is this party's deployment (``party.env``): MPC_PARTY_ID, MPC_SPEC_DIR, MPC_WORK_DIR
-and the connections ``mpc_coordination`` and (optional, to name this party's own key pair)
-``mpc_party_keys``.
+Configuration is this party's deployment (``party.env``): MPC_PARTY_ID (which names the viewer),
+MPC_SPEC_DIR, MPC_WORK_DIR and the connection ``mpc_coordination``. The UI process verifies with
+the spec's public keys only: it never loads this party's private keys (``mpc_party_keys``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
-import os
 import threading
 from datetime import datetime, timezone
 from typing import Any
@@ -86,7 +85,8 @@ async def _not_logged_in(request: Request, exc: NotLoggedIn) -> Response:
 
 # -- this party's view of its federations ------------------------------------------------------------------
 class Federations:
-    """Specs, store and keys of this party, loaded on first use and when a spec file changes."""
+    """Specs and store of this party, loaded on first use and when a spec file changes (no keys:
+    verifying needs the spec's public keys only)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -94,7 +94,6 @@ class Federations:
         self.specs: dict[str, Any] = {}
         self.error: str | None = None
         self._stores: dict[str, Any] = {}
-        self._keys: Any = None
         self.cache: dict = {}
 
     def load(self) -> None:
@@ -115,7 +114,7 @@ class Federations:
                     self.error = f"party {self.party_id!r} is in no federation spec in {settings['spec_dir']}"
             except Exception as exc:  # noqa: BLE001 - shown on the page instead of a 500
                 self.specs, self.error = {}, f"{type(exc).__name__}: {exc}"
-            self._stores, self._keys, self.cache, self._stamp = {}, None, {}, stamp
+            self._stores, self.cache, self._stamp = {}, {}, stamp
 
     def store(self, spec) -> Any:
         from airflow.models.connection import Connection
@@ -132,25 +131,6 @@ class Federations:
             config = dataclasses.replace(config, **{k: v for k, v in quick.items() if k in fields})
             self._stores[spec.bucket] = CoordinationStore(config)
         return self._stores[spec.bucket]
-
-    def keys(self) -> Any:
-        """This party's keys if its keys connection is readable, else its id (reading verifies
-        signatures with the spec's public keys only)."""
-        if self._keys is None:
-            from mpc_federation.envelope import PartyKeys
-            from mpc_federation.party import KEYS_CONN_ID
-
-            self._keys = self.party_id
-            try:
-                from airflow.models.connection import Connection
-
-                conn = Connection.get_connection_from_secrets(KEYS_CONN_ID)
-                keys = PartyKeys.from_json(conn.password or "", allow_test_keys=os.environ.get("MPC_ALLOW_TEST_KEYS") == "1")
-                if keys.party == self.party_id:
-                    self._keys = keys
-            except Exception as exc:  # noqa: BLE001 - the page works without them
-                log.info("MPC runs page: no usable keys connection (%s); verifying with public keys only", exc)
-        return self._keys
 
 
 FEDERATIONS = Federations()
@@ -173,13 +153,13 @@ def _spec_or_404(computation: str, user: Any, run: str | None = None):
 def overview(spec, run: str) -> dict:
     from mpc_federation.monitor import run_overview
 
-    return run_overview(spec, FEDERATIONS.store(spec), FEDERATIONS.keys(), run, FEDERATIONS.work_dir)
+    return run_overview(spec, FEDERATIONS.store(spec), FEDERATIONS.party_id, run, FEDERATIONS.work_dir)
 
 
 def runs_of(spec) -> list[dict]:
     from mpc_federation.monitor import list_runs
 
-    return list_runs(spec, FEDERATIONS.store(spec), FEDERATIONS.keys(), FEDERATIONS.work_dir,
+    return list_runs(spec, FEDERATIONS.store(spec), FEDERATIONS.party_id, FEDERATIONS.work_dir,
                      limit=RUNS_SHOWN, cache=FEDERATIONS.cache)
 
 
@@ -418,6 +398,8 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
     out.append(f'<p>Status <span id="run-status">{_state(data["status"])}</span> · {_e(_progress(data))}'
                f' · elapsed {_seconds(data["elapsed"]) or "–"} · run key <span class="mono">{_e(data["run"])}</span></p>')
     out.append(f'<p>Roster: {roster_text}</p>')
+    if roster and roster.get("nothing_to_release"):
+        out.append(f'<p class="meta">Nothing to release in this run: {_e(roster["nothing_to_release"])}</p>')
     out.append(f'<p class="meta">Spec <span class="mono">{_e(data["spec_hash"][:16])}</span> · threshold '
                f't = {data["threshold"]} · leader {_e(data["leader"])}'
                + "".join(f' · this Airflow\'s DAG run <a target="_top" href="/dags/{quote(spec.computation)}/runs/'
@@ -443,7 +425,10 @@ def _run_detail(request: Request, spec, data: dict, local: list[dict]) -> str:
         if p["history"]:
             notes.append(f'<span class="muted">earlier: {_e("; ".join(p["history"]))}</span>')
         notes += [f'<span class="error">{_e(err)}</span>' for err in p["errors"]]
-        if p["in_roster"] is False:
+        left_out = ((roster or {}).get("left_out") or {}).get(p["id"])
+        if p["in_roster"] is False and left_out:
+            notes.append(f'<span class="muted">not on the roster: {_e(left_out)}</span>')
+        elif p["in_roster"] is False:
             notes.append('<span class="error">not on the roster</span>')
         name = f'<b>{_e(p["id"])}</b>' + (' <span class="muted">(you)</span>' if p["me"] else "")
         done = "✓" if p["done"] else ""

@@ -152,8 +152,14 @@ def test_yesterdays_objects_replayed_into_today(fed):
     old_root, new_root = yesterday["company_b"].channel.root, fed.runs["company_b"].channel.root
     for key in fed.store.list(f"{old_root}/inputs/company_b/"):  # the bucket operator copies them over
         fed.store.put(key.replace(old_root, new_root), fed.store.get(key))
+    # The replayed objects do not verify for today's run, so they count for no decision: the leader
+    # sees two parties shared, below the floor, and every compute party stops naming the reason.
+    view = fed.runs["company_a"].channel.verified()
+    assert "run is '20240401T030000Z', expected '20240402T030000Z'" in view.invalid[f"{new_root}/inputs/company_b/done"]
     out = fed.compute_all(1)
-    assert_all_failed(out, "company_a", "run is '20240401T030000Z', expected '20240402T030000Z'")
+    assert isinstance(out["company_a"], stages.StageError), out["company_a"]
+    for pid in COMPANIES:
+        assert "only 2 input parties shared (company_a, company_c)" in str(out[pid]), out[pid]
     fed.expect_nothing_revealed()
     fed.expect_local_data_untouched()
     assert fed.share("company_b")["status"] == "shared"  # company_b's own run replaces the replayed objects
@@ -180,6 +186,10 @@ def test_a_party_writing_under_another_partys_name(fed):
     fed.expect_local_data_untouched()
     fed.store.put(key, original)
     fed.expect_success(3)
+
+
+def view_root(fed: Federation) -> str:
+    return fed.runs["company_a"].channel.root
 
 
 def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, results: dict, seat: int = 2) -> None:
@@ -234,11 +244,17 @@ def test_spec_edited_on_one_party_only(fed):
     edited = {**fed.runs, "company_b": fed.party_run("company_b", spec=load_spec(edited_path))}
     for pid in COMPANIES:
         fed.share(pid, edited[pid])
+    # company_b's objects do not verify for the others (and theirs not for company_b), so they count
+    # for no decision: the leader sees two parties shared, below the floor, and says why.
+    view = fed.runs["company_a"].channel.verified()
+    assert "company_b runs a different federation spec than company_a" in \
+        view.invalid[f"{view_root(fed)}/inputs/company_b/done"]
     out = fed.compute_all(1, edited)
-    assert isinstance(out["company_a"], IntegrityError)
-    assert "company_b runs a different federation spec than company_a" in str(out["company_a"])
+    assert isinstance(out["company_a"], stages.StageError)
+    assert "only 2 input parties shared (company_a, company_c)" in str(out["company_a"])
     assert "different federation spec" in str(out["company_b"])  # company_b sees the others differ
-    assert "gave up" in str(out["company_c"]) or "different federation spec" in str(out["company_c"])
+    assert "only 2 input parties shared" in str(out["company_c"])
+    assert "company_b runs a different federation spec than company_c" in str(out["company_c"])
     fed.expect_nothing_revealed()
     fed.expect_local_data_untouched()
     assert fed.share("company_b")["status"] == "shared"  # back on the common spec: its shares are replaced

@@ -54,7 +54,7 @@ def parse_as(party: str | None, tmp_path, spec_dir=None) -> dict:
 def test_each_role_gets_only_its_tasks(tmp_path):
     expected = {
         "company_a": ["aggregate", "share", "wait_for_inputs", "compute"],
-        "company_d": ["aggregate", "share"],
+        "company_d": ["aggregate", "share", "confirm_inclusion"],
         "regulator": ["wait_for_result", "reveal"],
     }
     for party, tasks in expected.items():
@@ -68,7 +68,7 @@ def test_each_role_gets_only_its_tasks(tmp_path):
         assert "mpc" in dag["tags"] and "taxi_hhi" in dag["tags"]
         assert dag["catchup"] is False
         assert dag["docs"], "every task and the DAG carry doc_md"
-        assert dag["deferrable"] == [t for t in tasks if t.startswith("wait_for_")]
+        assert dag["deferrable"] == [t for t in tasks if t.startswith("wait_for_") or t == "confirm_inclusion"]
 
 
 def test_missing_party_id_is_a_clear_import_error(tmp_path):

@@ -267,11 +267,17 @@ def test_sensor_poke_stops_on_an_abort(fed):
     assert "company_b gave up MPC attempt 1" in str(info.value) and "disk on fire" in str(info.value)
 
 
-def test_sensor_refuses_keys_of_another_party(fed):
-    spec, _, as_party = fed()
-    as_party("company_b")
-    with pytest.raises(ValueError, match="keys of 'company_b', not 'company_a'"):
-        sensor(spec, "company_a", "inputs", deferrable=False).poke(CONTEXT)
+def test_sensor_reads_with_public_keys_only(fed, monkeypatch):
+    """The sensor never loads a private key: it works without the keys connection, and a keys
+    connection holding garbage is never read."""
+    spec, runs, _ = fed()
+    monkeypatch.delenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}", raising=False)
+    waiting = sensor(spec, "company_a", "inputs", deferrable=False)
+    assert waiting.poke(CONTEXT) is False
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    monkeypatch.setenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}", json.dumps({"conn_type": "generic", "password": "x"}))
+    assert sensor(spec, "company_a", "inputs", deferrable=False).poke(CONTEXT) is True
 
 
 def test_sensor_execute_in_poke_mode(fed):
@@ -364,3 +370,50 @@ def test_leader_does_not_go_ahead_below_the_floor(fed):
     time.sleep(1.0)
     with pytest.raises(AirflowFailException, match="never showed: company_c, company_d"):
         leader.poke(CONTEXT)
+
+
+# -- verified objects only, fetched once ---------------------------------------------------------------
+def test_verified_listing_fetches_each_unchanged_object_once(fed):
+    spec, runs, _ = fed()
+    for c in ("company_a", "company_b"):
+        share(runs[c])
+    from mpc_federation.channel import RunReader
+
+    store = runs["regulator"].store
+    gets: list[str] = []
+    real_get = store.get
+    store.get = lambda key: (gets.append(key), real_get(key))[1]
+    reader = RunReader(spec, RUN, store, viewer="regulator")
+    root = reader.root
+    store.put(f"{root}/abort/company_c/inputs", b"junk")
+    first = reader.verified()
+    assert first.keys == {f"{root}/inputs/company_a/done", f"{root}/inputs/company_b/done"}
+    assert list(first.invalid) == [f"{root}/abort/company_c/inputs"]
+    assert sorted(gets) == sorted([*first.keys, *first.invalid])  # no input shares, no status records
+    gets.clear()
+    again = reader.verified()
+    assert again.keys == first.keys and again.invalid == first.invalid and gets == []  # nothing fetched again
+    share(runs["company_c"])
+    third = reader.verified()
+    assert gets == [f"{root}/inputs/company_c/done"] and len(third.keys) == 3
+
+
+def test_confirm_inclusion_deferred_then_included_or_skipped(fed):
+    spec, runs, _ = fed(inputs=4, inputs_deadline=30, cutoff=30)
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    waiting = sensor(spec, "company_c", "roster")
+    with pytest.raises(TaskDeferred) as info:
+        waiting.execute(CONTEXT)
+    trigger = info.value.trigger
+    assert trigger.stage == "roster" and trigger.deadline >= time.time() + 29  # inputs + connect deadlines
+    writer = later(0.4, stages.fix_roster, runs["company_a"], 1, 5)
+    assert first_event(trigger) == {"status": "ready", "left_out": []}
+    writer.join()
+    assert waiting.execute_complete(CONTEXT, {"status": "ready", "left_out": []}) is None
+    # company_d shares after the roster was fixed: a straggler, skipped, not failed.
+    share(runs["company_d"])
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    with pytest.raises(AirflowSkipException, match="shared after the roster .* was fixed"):
+        sensor(spec, "company_d", "roster", deferrable=False).poke(CONTEXT)

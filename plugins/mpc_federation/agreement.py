@@ -4,6 +4,20 @@ Each compute party's MPyC process sends its *view* (a JSON-able dict: what it sa
 will do) to every other compute party, and every party checks all views with ``check``. A party
 whose view differs refuses, so an honest compute party's view is enforced: the bucket's operator
 cannot steer one compute party into a computation the others would not do.
+
+The view of a compute party (``stages._compute_attempt`` builds it)::
+
+    {"attempt": n,
+     "roster": [input parties of the leader's signed roster],
+     "roster_at": the roster's signed created_at,
+     "seen": [input parties whose verified done marker this party saw, signed at or before
+              roster_at: they shared in time],
+     "ledger": {"fixed_roster": [roster fixed by released months] or None,
+                "withheld": [[dimension, label], ...]}}
+
+Rules: every key but ``seen`` must be the same in all views (the ledger verdict first, with its
+own reason); a roster that differs from the ledger's fixed roster is refused; a roster that leaves
+out a party any compute party saw in time is refused, unless the ledger fixed the roster.
 """
 
 from __future__ import annotations
@@ -15,14 +29,38 @@ class AgreementError(RuntimeError):
     """The compute parties' views disagree: the attempt is refused, with the reason."""
 
 
+def _names(parties: Any) -> str:
+    return f"[{', '.join(parties)}]" if parties is not None else "none"
+
+
 def check(views: list[dict[str, Any]], names: list[str]) -> None:
-    """Refuse unless every compute party's view is the same.
+    """Refuse unless the compute parties' views agree and the roster keeps every party seen in time.
 
     :param views: the view of each compute party, in MPyC party order.
     :param names: the compute parties' ids, in the same order (for the reason).
     """
     first = views[0]
-    differ = [names[i] for i, view in enumerate(views) if view != first]
+    ledgers = [v.get("ledger") for v in views]
+    if any(ledger != ledgers[0] for ledger in ledgers):
+        told = "; ".join(f"{names[i]}: fixed roster {_names((ledger or {}).get('fixed_roster'))}, withheld "
+                         f"{', '.join('/'.join(p) for p in (ledger or {}).get('withheld', [])) or 'none'}"
+                         for i, ledger in enumerate(ledgers))
+        raise AgreementError(f"compute parties disagree on the disclosure ledger ({told}): the bucket shows "
+                             "them different ledger records")
+    roster = first.get("roster")
+    fixed = (ledgers[0] or {}).get("fixed_roster")
+    if fixed is not None and roster is not None and sorted(fixed) != sorted(roster):
+        raise AgreementError(f"roster {_names(roster)} of attempt {first.get('attempt')} differs from "
+                             f"{_names(fixed)}, over which the ledger says months of this period were released")
+    if roster is not None and fixed is None:
+        for i, view in enumerate(views):
+            left_out = [p for p in view.get("seen", []) if p not in roster]
+            if left_out:
+                raise AgreementError(
+                    f"roster {_names(roster)} of attempt {first.get('attempt')} leaves out {', '.join(left_out)}, "
+                    f"whose shares {names[i]} saw before the roster was fixed")
+    rest = [{k: v for k, v in view.items() if k != "seen"} for view in views]
+    differ = [names[i] for i, view in enumerate(rest) if view != rest[0]]
     if differ:
-        keys = sorted({k for view in views for k in view if any(v.get(k) != first.get(k) for v in views)})
+        keys = sorted({k for view in rest for k in view if any(v.get(k) != rest[0].get(k) for v in rest)})
         raise AgreementError(f"compute parties {', '.join(differ)} disagree with {names[0]} on {', '.join(keys)}")

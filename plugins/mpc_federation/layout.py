@@ -6,18 +6,28 @@ reader checks that the signer is the party the key names.
 
     inputs/<party>/to-<compute party>                    input shares, sealed to that compute party
     inputs/<party>/done                                  written last: all the party's shares are there
-    roster/<leader>/attempt-<n>                          included input parties for MPC attempt n
+    roster/<leader>/attempt-<n>                          included input parties for MPC attempt n:
+                                                         {"roster": [...], "left_out": {party: reason},
+                                                          "nothing_to_release": reason (only then)}
     outputs/<compute party>/attempt-<n>/to-<recipient>   output shares, sealed to the recipient
     status/<party>/<stage>                               progress and timings (no data)
     abort/<party>/inputs                                 an input party withdrew from the run
     abort/<party>/attempt-<n>                            a compute party gave up MPC attempt n
 
+and, outside any run, the disclosure ledger (see ledger.py), the writer again fifth:
+
+    <prefix>/<computation>/ledger/released/<compute party>/<run>-attempt-<n>
+
 Attempts: the leader numbers each MPC attempt by its compute task's try; the other compute
 parties follow the newest attempt that no compute party has given up. So a retry by every
 party converges on a fresh attempt, and an abort never blocks a later one.
 
+Decisions count signed objects only: the channel verifies a listing (``RunReader.verified``)
+and hands this module the keys whose envelopes verified, so a junk object at an abort key or a
+fake done marker never makes anybody go ahead or stop.
+
 This module is pure (no network, no cryptography): the sensor, the trigger and the UI use it
-to interpret a listing; the channel uses it to name what it writes and reads.
+to interpret a verified listing; the channel uses it to name what it writes and reads.
 """
 
 from __future__ import annotations
@@ -28,7 +38,38 @@ from datetime import datetime, timezone
 
 from mpc_federation.spec import FederationSpec
 
-_ATTEMPT = re.compile(r"attempt-(\d+)$")
+_ATTEMPT = re.compile(r"^attempt-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Described:
+    """What an object key claims to be: the envelope must say the same, signed by ``party``."""
+
+    kind: str
+    party: str
+    to: str | None = None
+    attempt: int = 0
+
+
+def ledger_root(spec: FederationSpec) -> str:
+    return f"{spec.prefix}/{spec.computation}/ledger/released"
+
+
+def ledger_key(spec: FederationSpec, writer: str, run: str, attempt: int) -> str:
+    return f"{ledger_root(spec)}/{writer}/{run}-attempt-{attempt}"
+
+
+_LEDGER_NAME = re.compile(r"^(\d{8}T\d{6}Z)-attempt-(\d+)$")
+
+
+def parse_ledger_key(spec: FederationSpec, key: str) -> tuple[str, str, int] | None:
+    """(writer, run, attempt) of a ledger record's key, or None if the key is not one."""
+    rest = key[len(ledger_root(spec)) + 1:] if key.startswith(ledger_root(spec) + "/") else ""
+    writer, _, name = rest.partition("/")
+    match = _LEDGER_NAME.match(name)
+    if not writer or match is None:
+        return None
+    return writer, match.group(1), int(match.group(2))
 
 
 def run_key(logical_date: datetime) -> str:
@@ -68,7 +109,35 @@ class RunLayout:
     def attempt_abort_key(self, party: str, attempt: int) -> str:
         return f"{self.root}/abort/{party}/attempt-{attempt}"
 
-    # -- readings of a listing ----------------------------------------------------------------
+    def describe(self, key: str) -> Described | None:
+        """The kind, writer, recipient and attempt an object key of this run stands for (None for a
+        key outside the layout). The writer is always the segment after the kind."""
+        if not key.startswith(self.root + "/"):
+            return None
+        parts = key[len(self.root) + 1:].split("/")
+        if len(parts) < 3:
+            return None
+        folder, party, rest = parts[0], parts[1], parts[2:]
+        attempt = _ATTEMPT.match(rest[0])
+        if folder == "inputs" and len(rest) == 1:
+            if rest[0] == "done":
+                return Described("input-done", party)
+            if rest[0].startswith("to-"):
+                return Described("input-shares", party, rest[0][3:])
+        elif folder == "roster" and len(rest) == 1 and attempt and party == self.spec.leader.id:
+            return Described("roster", party, None, int(attempt.group(1)))
+        elif folder == "outputs" and len(rest) == 2 and attempt and rest[1].startswith("to-"):
+            return Described("output-shares", party, rest[1][3:], int(attempt.group(1)))
+        elif folder == "abort" and len(rest) == 1:
+            if rest[0] == "inputs":
+                return Described("abort", party)
+            if attempt:
+                return Described("abort", party, None, int(attempt.group(1)))
+        elif folder == "status" and len(rest) == 1:
+            return Described("status", party)
+        return None
+
+    # -- readings of a (verified) listing -------------------------------------------------------
     def shared(self, present: set[str]) -> list[str]:
         """Input parties whose shares are complete, in spec order."""
         return [p.id for p in self.spec.input_parties if self.input_done_key(p.id) in present]
@@ -82,7 +151,7 @@ class RunLayout:
     def attempts(self, present: set[str]) -> list[int]:
         prefix = f"{self.root}/roster/{self.spec.leader.id}/"
         return sorted(int(m.group(1)) for k in present if k.startswith(prefix)
-                      for m in [_ATTEMPT.search(k)] if m)
+                      for m in [_ATTEMPT.match(k[len(prefix):])] if m)
 
     def attempt_aborts(self, present: set[str], attempt: int) -> list[str]:
         """Compute parties that gave up ``attempt``."""
@@ -103,12 +172,16 @@ class Readiness:
 
     ready: bool
     missing: list[str] = field(default_factory=list)
-    stop: str | None = None  # a reason to stop waiting at once
+    stop: str | None = None  # a reason to stop waiting at once (the task fails)
+    skip: str | None = None  # a reason there is nothing to wait for (the task skips)
 
 
 def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floor: int,
-              cutoff_passed: bool) -> Readiness:
+              cutoff_passed: bool, rosters: dict[int, dict] | None = None) -> Readiness:
     """The one rule for waiting, shared by the sensor (poke) and the trigger (deferred).
+
+    ``present`` holds the keys whose envelopes verified (``RunReader.verified``), never a raw
+    listing; ``rosters`` the verified roster payloads by attempt (for ``nothing_to_release``).
 
     ``inputs`` (compute parties): ready when every input party that has not withdrawn has
     shared, or when the leader has published a roster; after the cut-off every compute party
@@ -116,8 +189,12 @@ def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floo
     others wait for it in the compute stage). Stops when withdrawals leave fewer than ``floor``
     possible input parties.
 
+    ``roster`` (input parties, after sharing): ready when the leader has published a roster;
+    the task then checks that this party is on it (``stages.inclusion``).
+
     ``result`` (recipients): ready when every compute party published output shares for this
-    recipient in the live attempt; stops when the newest attempt was given up.
+    recipient in the live attempt; stops when the newest attempt was given up; skips when the
+    leader's roster says the ledger leaves nothing to release in this run.
     """
     spec = layout.spec
     if stage == "inputs":
@@ -134,11 +211,16 @@ def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floo
         if cutoff_passed and len(shared) >= max(floor, spec.min_input_parties):
             return Readiness(True, missing)
         return Readiness(False, missing)
+    if stage == "roster":
+        return Readiness(True) if layout.attempts(present) else Readiness(False, [spec.leader.id])
     if stage == "result":
         attempts = layout.attempts(present)
         if not attempts:
             return Readiness(False, [spec.leader.id])
         newest = attempts[-1]
+        nothing = ((rosters or {}).get(newest) or {}).get("nothing_to_release")
+        if nothing:
+            return Readiness(False, skip=f"nothing to release in attempt {newest}: {nothing}")
         gave_up = layout.attempt_aborts(present, newest)
         if gave_up:
             return Readiness(False, stop=f"compute parties {', '.join(gave_up)} gave up MPC attempt {newest}")

@@ -1,7 +1,8 @@
 """Where every party of a run stands, from the signed coordination records: the UI's data.
 
-Read-only. Every record shown is fetched once and verified with ``RunChannel.read`` (signature
-against the writer's key in the spec, run, kind, attempt, spec and program hashes); a record
+Read-only, with public keys only: every record shown is fetched once and verified with
+``RunReader.read`` (signature against the writer's key in the spec, run, kind, attempt, spec and
+program hashes); no private key is loaded, the viewer is named by its party id. A record
 that does not verify is reported as an error on that party, never shown as progress. The only
 thing read from this party's own disk is its result record, and only if it is a recipient.
 
@@ -30,8 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mpc_federation.channel import RunChannel
-from mpc_federation.envelope import IntegrityError, PartyKeys
+from mpc_federation.channel import RunReader
+from mpc_federation.envelope import IntegrityError
 from mpc_federation.spec import FederationSpec
 
 from mpc_federation.layout import run_key
@@ -65,7 +66,7 @@ def final_state(roles: tuple[str, ...] | list[str]) -> str:
 class _FetchOnce:
     """The store as the channel sees it, remembering every object it fetched: each record is
     downloaded once, and its signed header (time, attempt) is read from the very bytes that
-    ``RunChannel.read`` verified."""
+    ``RunReader.read`` verified."""
 
     def __init__(self, store: Any):
         self._store = store
@@ -87,15 +88,14 @@ class _FetchOnce:
         return header if isinstance(header, dict) else {}
 
 
-def _viewer_keys(spec: FederationSpec, keys: PartyKeys | str | None) -> PartyKeys:
-    """Verifying records needs only the spec's public keys. Without this party's private keys (no
-    keys connection) a throwaway key pair stands in, named after the party."""
-    if isinstance(keys, PartyKeys):
-        return keys
-    return PartyKeys.generate(keys or spec.parties[0].id)
+def _viewer(spec: FederationSpec, viewer: Any) -> str:
+    """The viewing party's id. Verifying needs the spec's public keys only: given a key object
+    (older callers), only its party id is used."""
+    party = getattr(viewer, "party", viewer)
+    return str(party) if party else spec.parties[0].id
 
 
-def _party_dir(channel: RunChannel, names: tuple[str, ...], party: str, fallback: str) -> str:
+def _party_dir(channel: RunReader, names: tuple[str, ...], party: str, fallback: str) -> str:
     """The folder of a party's records of one kind, from the channel's key functions."""
     for name in names:
         key_of = getattr(channel, name, None)
@@ -117,22 +117,22 @@ def _attempt_of(key: str, header: dict) -> int:
     return int(match.group(1)) if match else 0
 
 
-def run_overview(spec: FederationSpec, store: Any, keys: PartyKeys | str | None, run: str,
+def run_overview(spec: FederationSpec, store: Any, viewer: str | None, run: str,
                  work_dir: str | Path | None = None, *, present: set[str] | None = None,
                  now: float | None = None) -> dict:
     """Every party's state in one run, from verified records, and this party's result if it is a
     recipient.
 
     :param store: a CoordinationStore (anything with ``get`` and ``list``).
-    :param keys: this party's PartyKeys, or its id (verification needs public keys only).
+    :param viewer: this party's id (verification needs the spec's public keys only).
     :param run: the run key (``run_key`` of the logical date).
     :param work_dir: this party's MPC_WORK_DIR, where ``reveal`` writes result records.
     :param present: the run's keys if already listed (saves a listing).
     """
     now = time.time() if now is None else now
     fetch = _FetchOnce(store)
-    viewer = _viewer_keys(spec, keys)
-    channel = RunChannel(spec, run, fetch, viewer)
+    me_id = _viewer(spec, viewer)
+    channel = RunReader(spec, run, fetch, viewer=me_id)
     if present is None:
         present = set(store.list(f"{channel.root}/"))
     errors: list[dict] = []
@@ -166,7 +166,9 @@ def run_overview(spec: FederationSpec, store: Any, keys: PartyKeys | str | None,
         if payload is not None:
             attempt = _attempt_of(key, header)
             rosters[attempt] = {"leader": spec.leader.id, "attempt": attempt,
-                                "parties": list(payload.get("roster", [])), "at": header.get("created_at")}
+                                "parties": list(payload.get("roster", [])), "at": header.get("created_at"),
+                                "left_out": dict(payload.get("left_out") or {}),
+                                "nothing_to_release": payload.get("nothing_to_release")}
     aborts: dict[str, list[dict]] = {}
     for party in spec.parties:
         folder = _party_dir(channel, ("withdrawal_key", "abort_key", "attempt_abort_key"), party.id, "abort")
@@ -233,7 +235,7 @@ def run_overview(spec: FederationSpec, store: Any, keys: PartyKeys | str | None,
             if abort else None,
             "history": info["history"],
             "in_roster": (party.id in roster["parties"]) if roster and party.has("input") else None,
-            "errors": party_errors, "me": party.id == viewer.party,
+            "errors": party_errors, "me": party.id == me_id,
         })
 
     # -- the run as a whole ------------------------------------------------------------------------------
@@ -256,7 +258,7 @@ def run_overview(spec: FederationSpec, store: Any, keys: PartyKeys | str | None,
         status = "running"
     finished = status in ("finished", "stalled") or (status == "aborted" and now - (last or now) > QUIET_SECONDS)
     date = run_date(run)
-    me = next((p for p in spec.parties if p.id == viewer.party), None)
+    me = next((p for p in spec.parties if p.id == me_id), None)
     return {
         "computation": spec.computation, "run": run, "logical_date": date.isoformat() if date else None,
         "spec_hash": spec.spec_hash, "threshold": spec.threshold, "leader": spec.leader.id,
@@ -265,7 +267,7 @@ def run_overview(spec: FederationSpec, store: Any, keys: PartyKeys | str | None,
         "withdrawals": [a for rows in aborts.values() for a in rows if a["scope"] == "withdrawal"],
         "errors": errors, "first_at": first, "last_at": last,
         "elapsed": round((now if status == "running" else last) - first, 1) if first is not None else None,
-        "me": viewer.party, "recipient": bool(me and me.has("recipient")),
+        "me": me_id, "recipient": bool(me and me.has("recipient")),
         "result": _result(spec, run, work_dir) if me is not None and me.has("recipient") else None,
         "checked_at": now,
     }
@@ -287,7 +289,7 @@ def _result(spec: FederationSpec, run: str, work_dir: str | Path | None) -> dict
             "outputs": record.get("outputs", {}), "path": str(path)}
 
 
-def list_runs(spec: FederationSpec, store: Any, keys: PartyKeys | str | None = None,
+def list_runs(spec: FederationSpec, store: Any, viewer: str | None = None,
               work_dir: str | Path | None = None, *, limit: int = 20, cache: dict | None = None,
               now: float | None = None) -> list[dict]:
     """The newest ``limit`` runs of a computation in the bucket, newest first, each with its
@@ -307,7 +309,7 @@ def list_runs(spec: FederationSpec, store: Any, keys: PartyKeys | str | None = N
         if cached is not None and cached[0] == signature and cached[1]["finished"]:
             overviews.append(cached[1])
             continue
-        overview = run_overview(spec, store, keys, run, work_dir, present=present, now=now)
+        overview = run_overview(spec, store, viewer, run, work_dir, present=present, now=now)
         if cache is not None:
             cache[(spec.computation, run)] = (signature, overview)
         overviews.append(overview)

@@ -51,19 +51,20 @@ class PartyRun:
     spec: FederationSpec
     party_id: str
     logical_date: datetime
-    keys: Any  # PartyKeys
+    keys: Any  # PartyKeys, or None for a party that only reads
     store: Any  # CoordinationStore
 
     @classmethod
     def from_airflow(cls, spec_path: str, party_id: str, context: Any, *,
-                     keys_conn_id: str = KEYS_CONN_ID,
+                     keys_conn_id: str | None = KEYS_CONN_ID,
                      coordination_conn_id: str = COORDINATION_CONN_ID) -> PartyRun:
+        """:param keys_conn_id: None for a task that only reads (verifies with public keys)."""
         from mpc_federation.store import CoordinationStore
 
         spec = load_spec(spec_path)
         spec.party(party_id)  # fails naming the party if it is not a member
-        keys = keys_from_connection(keys_conn_id)
-        if keys.party != party_id:
+        keys = keys_from_connection(keys_conn_id) if keys_conn_id is not None else None
+        if keys is not None and keys.party != party_id:
             raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
         store = CoordinationStore(store_config_from_connection(coordination_conn_id, spec.bucket))
         return cls(spec, party_id, run_date(context), keys, store)
@@ -85,6 +86,16 @@ class PartyRun:
         from mpc_federation.layout import run_key
 
         return RunChannel(self.spec, run_key(self.logical_date), self.store, self.keys)
+
+    @cached_property
+    def reader(self):
+        """Verified reads with the spec's public keys: the channel if this run holds keys."""
+        from mpc_federation.channel import RunReader
+        from mpc_federation.layout import run_key
+
+        if self.keys is not None:
+            return self.channel
+        return RunReader(self.spec, run_key(self.logical_date), self.store, viewer=self.party_id)
 
     @property
     def me(self):

@@ -7,7 +7,7 @@ Party configuration (per deployment, never in the shared spec):
     MPC_PARTY_ID   this party's id in the specs (required)
     MPC_SPEC_DIR   folder of federation specs (default: include/federations of this project)
     MPC_DATA_DIR   this party's private input data root (default: $AIRFLOW_HOME/mpc-data)
-    MPC_WORK_DIR   local aggregates and result records (default: $AIRFLOW_HOME/mpc-work)
+    MPC_WORK_DIR   local aggregates, result records and the private ledger (default: $AIRFLOW_HOME/mpc-work)
 """
 
 from __future__ import annotations
@@ -82,10 +82,14 @@ def build_dag(spec: FederationSpec, party_id: str, *, data_dir: Path, work_dir: 
             tasks += [_aggregate_task(spec, party_id, data_dir, run_dir, withdraw),
                       MPCShareOperator(task_id="share", aggregate_path=f"{run_dir}/aggregate.json", doc_md=_SHARE_DOC,
                                        on_failure_callback=withdraw, **common)]
+            if not me.has("compute"):  # a compute party is on its own roster's side of the table
+                tasks.append(MPCCoordinationSensor(task_id="confirm_inclusion", stage="roster",
+                                                   doc_md=_CONFIRM_INCLUSION_DOC, **common))
         if me.has("compute"):
             tasks += [MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC,
                                             **common),
-                      MPCComputeOperator(task_id="compute", doc_md=_COMPUTE_DOC, **common)]
+                      MPCComputeOperator(task_id="compute", ledger_dir=str(work_dir / "ledger"), doc_md=_COMPUTE_DOC,
+                                         **common)]
         if me.has("recipient"):
             tasks += [MPCCoordinationSensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC,
                                             **common),
@@ -164,10 +168,18 @@ Reads this party's raw records and writes one small aggregate file in the run's 
 _SHARE_DOC = """Checks the aggregate against the program's declared inputs and ranges, splits each value
 into Shamir shares, and uploads one object per compute party, **encrypted to that party** and signed.
 No single compute party (nor the bucket's operator) learns anything about the aggregate."""
+_CONFIRM_INCLUSION_DOC = """Waits (in the triggerer) until the leader fixes the roster, then checks this party is on it.
+Succeeds when it is; **skips** when the disclosure ledger fixed the roster of this period without it
+(months already released over another roster: the reason is in the log); **fails naming the roster**
+when this party shared before the roster was fixed and was left out (its shares were hidden from the
+leader, or the leader broke the protocol). Reads verified, signed records with public keys only."""
 _WAIT_INPUTS_DOC = """Waits (in the triggerer) until every input party has shared, or until the leader fixed the
 roster. Fails at the deadline naming the parties that never showed; stops at once on an abort."""
 _COMPUTE_DOC = """Runs this party's MPyC process with the other compute parties (mutual TLS when configured),
-over the roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**"""
+over the roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**
+Before publishing, records what it released in the disclosure ledger (the bucket, and a private copy
+under `MPC_WORK_DIR/ledger`); units released before are withheld, and the task skips when nothing is
+left to release."""
 _WAIT_RESULT_DOC = """Waits until every compute party has published output shares for this recipient."""
 _REVEAL_DOC = """Reconstructs the declared outputs from the compute parties' shares (checking they agree),
 writes the result record and returns it as XCom. Only recipients have this task."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mpc_federation.channel import RunChannel
 from mpc_federation.envelope import IntegrityError
-from mpc_federation.layout import Readiness, readiness
+from mpc_federation.layout import Readiness, ledger_key, readiness
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
 
@@ -96,61 +96,186 @@ def withdraw(run: PartyRun, code: str, task: str = "share") -> None:
 
 
 # -- waiting (the sensor's condition) ------------------------------------------------------------
-def wait_state(run: PartyRun, stage: str, present: set[str], *, cutoff_passed: bool) -> Readiness:
-    state = readiness(run.channel, run.party_id, stage, present, floor=floor(run), cutoff_passed=cutoff_passed)
+def _verified(reader, present):
+    """A verified view of the run: ``present`` may already be one, a raw listing, or None (list now)."""
+    from mpc_federation.channel import Verified
+
+    return present if isinstance(present, Verified) else reader.verified(present)
+
+
+def wait_state(run: PartyRun, stage: str, present=None, *, cutoff_passed: bool) -> Readiness:
+    """The readiness of ``stage`` from the run's verified objects only (``present``: a Verified
+    view, a raw listing to verify, or None to list now)."""
+    reader = run.reader
+    view = _verified(reader, present)
+    state = readiness(reader, run.party_id, stage, view.keys, floor=floor(run), cutoff_passed=cutoff_passed,
+                      rosters=view.rosters(reader))
     if state.stop:
-        state.stop = f"{state.stop}; {explain_aborts(run.channel, present)}".rstrip("; ")
+        state.stop = f"{state.stop}; {explain_aborts(reader, view)}".rstrip("; ")
     return state
 
 
-def explain_aborts(channel: RunChannel, present: set[str]) -> str:
-    """The verified reasons of every abort record in a listing."""
+def explain_aborts(reader, present=None) -> str:
+    """The verified reasons of every abort record of the run (one that does not verify is ignored,
+    with a warning naming it)."""
+    view = _verified(reader, present)
     reasons = []
-    for key in sorted(k for k in present if k.startswith(f"{channel.root}/abort/")):
-        party, scope = key[len(channel.root) + len("/abort/"):].split("/", 1)
-        attempt = int(scope.split("-")[1]) if scope.startswith("attempt-") else 0
-        try:
-            record = channel.read(key, "abort", party, attempt=attempt)
-            reasons.append(f"{party} ({scope}): {record['reason']}")
-        except IntegrityError as exc:
-            reasons.append(f"{party} ({scope}): unverifiable abort record: {exc}")
+    for key in sorted(k for k in view.keys if k.startswith(f"{reader.root}/abort/")):
+        party, scope = key[len(reader.root) + len("/abort/"):].split("/", 1)
+        payload = view.payloads.get(key)
+        reason = payload.get("reason") if isinstance(payload, dict) else None
+        reasons.append(f"{party} ({scope}): {reason or '(no reason recorded)'}")
     return "; ".join(reasons)
 
 
+def inclusion(run: PartyRun, present=None) -> tuple[str, str]:
+    """Whether this input party is on the newest roster: ("wait" | "included" | "skip" | "fail", why).
+
+    Included: on the roster. Skip: the ledger fixed the roster without it, the run has nothing to
+    release, or it shared after the roster was fixed (a straggler). Fail: it shared in time and was
+    left out (a roster that should have been refused), or its done marker cannot be read."""
+    reader = run.reader
+    view = _verified(reader, present)
+    attempts = reader.attempts(view.keys)
+    if not attempts:
+        return "wait", f"the leader {run.spec.leader.id} has published no roster"
+    attempt = attempts[-1]
+    key = reader.roster_key(attempt)
+    record, header = view.payloads[key], view.headers[key]
+    roster, me = list(record.get("roster", [])), run.party_id
+    named = f"the roster [{', '.join(roster)}] of attempt {attempt} (run {reader.run})"
+    if me in roster:
+        return "included", f"{me} is on {named}"
+    if record.get("nothing_to_release"):
+        return "skip", f"nothing to release in run {reader.run}: {record['nothing_to_release']}"
+    why = (record.get("left_out") or {}).get(me)
+    if why:
+        return "skip", f"{me} is not on {named}: {why}"
+    try:
+        done = reader.read_with_header(reader.input_done_key(me), "input-done", me)
+    except IntegrityError as exc:
+        done = None
+        log.warning("This party's own done marker does not verify: %s", exc)
+    if done is not None and done[0].get("created_at", 0) > header.get("created_at", 0):
+        return "skip", f"{me} shared after {named} was fixed: left out as a straggler after the cut-off"
+    return "fail", (f"{me} shared for run {reader.run} before the roster was fixed, but {named} leaves it out "
+                    "(its shares were hidden from the leader, or the leader broke the protocol)")
+
+
 # -- compute (compute parties) ---------------------------------------------------------------------
-def fix_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, list[str]]:
+def _ledger_records(run: PartyRun, ledger_dir) -> list:
+    """This compute party's private ledger copies and every compute party's verified bucket records."""
+    from mpc_federation import ledger
+    from mpc_federation.channel import RunReader
+
+    readers: dict = {}
+
+    def reader_for(run_name: str):
+        if run_name not in readers:
+            readers[run_name] = RunReader(run.spec, run_name, run.store, viewer=run.party_id)
+        return readers[run_name]
+
+    private = ledger.private_records(run.spec, ledger_dir, run.party_id, reader_for)
+    return ledger.all_records(private, ledger.bucket_records(run.spec, run.store, reader_for))
+
+
+def _current_sha(run: PartyRun, known: dict[str, str]):
+    from mpc_federation import ledger
+
+    def sha(key: str) -> str | None:
+        if key not in known:
+            blob = run.store.get(key)
+            known[key] = ledger.sha256(blob) if blob is not None else None
+        return known[key]
+
+    return sha
+
+
+def _pick_roster(run: PartyRun, attempt: int, shared: list[str], ledger_dir) -> dict:
+    """The leader's roster payload for ``attempt``: rule (a) of the ledger, else whoever shared."""
+    from mpc_federation import ledger
+
+    records = _ledger_records(run, ledger_dir)
+    months, _ = ledger.period(run.dims)
+    fixed = ledger.fixed_roster(records, months)  # LedgerError: records that fix different rosters
+    left_out: dict[str, str] = {}
+    if fixed is not None:
+        roster, record, covered = fixed
+        missing = [p for p in roster if p not in shared]
+        if missing:
+            raise ledger.LedgerError(
+                f"month {covered[0]} was released over [{', '.join(roster)}] in {record.name}; "
+                f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} not shared in this run, so no "
+                "roster allowed by the disclosure ledger can be used: refused")
+        left_out = {p: ledger.fixed_reason(fixed) for p in shared if p not in roster}
+        if left_out:
+            log.warning("Leaving out %s: %s", ", ".join(left_out), ledger.fixed_reason(fixed))
+    else:
+        roster = shared
+        if len(roster) < floor(run):
+            raise StageError(f"only {len(roster)} input parties shared ({', '.join(roster) or 'none'}); at least "
+                             f"{floor(run)} are required before anything is revealed")
+    payload: dict = {"roster": list(roster), "left_out": left_out}
+    verdict = ledger.verdict(records, run.program, run.dims, run.channel.run, attempt, roster, _current_sha(run, {}))
+    if verdict.nothing_to_release:
+        payload["nothing_to_release"] = verdict.explain()
+    return payload
+
+
+def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=None) -> tuple[int, list[str]]:
     """The attempt and its included input parties: the leader publishes, the others follow.
+
+    Decided from verified objects only. The leader takes every input party whose signed done
+    marker it saw, unless the disclosure ledger fixed the roster of this period (then exactly that
+    roster, the others left out with the reason in the roster record, or refused if one of its
+    parties has not shared).
 
     :param attempt: the leader's attempt number (its task's try); ignored by the others, who
         take the newest attempt that no compute party has given up.
+    :param ledger_dir: this party's private ledger folder (``MPC_WORK_DIR/ledger``).
     """
+    from mpc_federation.ledger import LedgerError
+
     spec, channel = run.spec, run.channel
     if run.party_id == spec.leader.id:
-        present = channel.present()
-        shared = channel.shared(present)
-        if len(shared) < floor(run):
-            reason = (f"only {len(shared)} input parties shared ({', '.join(shared) or 'none'}); at least "
-                      f"{floor(run)} are required before anything is revealed")
-            give_up(channel, attempt, reason)
-            raise StageError(reason)
-        channel.publish(channel.roster_key(attempt), "roster", "compute", {"roster": shared},
-                        attempt=attempt, only_if_new=True)
+        shared = channel.shared(channel.verified().keys)
+        try:
+            payload = _pick_roster(run, attempt, shared, ledger_dir)
+        except (StageError, LedgerError) as exc:
+            give_up(channel, attempt, str(exc))
+            raise StageError(str(exc)) from None
+        channel.publish(channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
-        present = channel.present()
-        live = channel.live_attempt(present)
+        view = channel.verified()
+        live = channel.live_attempt(view.keys)
         # Follow the live attempt, but never one this party already completed: a re-run waits
         # for the leader's next attempt instead of replaying the last one.
-        done_here = live is not None and channel.output_key(live, run.party_id, spec.recipients[0].id) in present
+        done_here = live is not None and (
+            channel.output_key(live, run.party_id, spec.recipients[0].id) in view.keys
+            or _skipped(channel, live, view))
         if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
-            record = channel.read(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
-            return live, record["roster"]
+            return live, list(view.payloads[channel.roster_key(live)]["roster"])
         if time.monotonic() > deadline:
-            aborted = explain_aborts(channel, present)
+            aborted = explain_aborts(channel, view)
+            ignored = "; ".join(f"{reason}" for _, reason in sorted(view.invalid.items())[:3])
             raise StageError(f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"
-                             + (f"; {aborted}" if aborted else ""))
+                             + (f"; {aborted}" if aborted else "")
+                             + (f"; ignored objects that do not verify: {ignored}" if ignored else ""))
         time.sleep(pause)
         pause = min(pause * 2, 1.0)  # the leader is usually a moment away; don't poll the bucket hard
+
+
+def _skipped(channel: RunChannel, attempt: int, view) -> bool:
+    """Whether this party already skipped ``attempt`` (its roster left nothing to release)."""
+    roster = view.payloads.get(channel.roster_key(attempt))
+    if not (isinstance(roster, dict) and roster.get("nothing_to_release")):
+        return False
+    try:
+        record = channel.read(channel.status_key(channel.me.id, "skipped"), "status", channel.me.id)
+    except IntegrityError:
+        return False
+    return bool(record) and record.get("attempt") == attempt
 
 
 def mpyc_certificates(run: PartyRun) -> list[str]:
@@ -175,42 +300,80 @@ def give_up(channel: RunChannel, attempt: int, reason: str, code: str = "protoco
 
 
 def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = None,
-            run_timeout: float | None = None) -> dict:
+            run_timeout: float | None = None, ledger_dir: str | Path | None = None) -> dict:
     """Run this compute party's MPyC process over the roster's shares and publish output shares.
 
     On failure this party gives up the attempt in the bucket, which stops the other compute
-    parties within seconds; a retry by every party converges on the next attempt.
+    parties within seconds; a retry by every party converges on the next attempt. Raises
+    ``ledger.NothingToRelease`` when the disclosure ledger withholds every unit of the run.
+
+    :param ledger_dir: this party's private ledger folder (its own memory of what it released).
     """
-    spec = run.spec
+    from mpc_federation.launcher import MPCRefused
+    from mpc_federation.ledger import LedgerError, NothingToRelease
+
+    spec, channel = run.spec, run.channel
     connect_timeout = connect_timeout or spec.deadlines["connect"]
     run_timeout = run_timeout or spec.deadlines["mpc"]
     t0 = time.monotonic()
-    live, roster = fix_roster(run, attempt, connect_timeout)
+    live, roster = fix_roster(run, attempt, connect_timeout, ledger_dir=ledger_dir)
+    header, record = channel.read_with_header(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
+    if record.get("nothing_to_release"):
+        _record(channel, "skipped", "compute", {"attempt": live, "reason": record["nothing_to_release"]})
+        raise NothingToRelease(f"run {channel.run}: nothing to release: {record['nothing_to_release']}")
     try:
-        return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0)
+        return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0,
+                                roster_at=header.get("created_at"), ledger_dir=ledger_dir)
+    except MPCRefused as exc:  # the reason names parties and rosters, never data
+        _give_up_quietly(run, live, exc)
+        raise
+    except LedgerError as exc:
+        _give_up_quietly(run, live, exc)
+        raise StageError(str(exc)) from None
     except Exception as exc:
-        try:
-            from mpc_federation.reasons import give_up_reason
-
-            code, reason = give_up_reason(exc, run.party_id)  # value-free: never a ProgramError's text
-            give_up(run.channel, live, reason, code)
-        except Exception as err:  # keep the original failure; the others still have their deadlines
-            log.warning("Could not publish giving up attempt %s: %s", live, err)
+        _give_up_quietly(run, live, exc)
         raise
 
 
+def _give_up_quietly(run: PartyRun, attempt: int, exc: Exception) -> None:
+    """Give up ``attempt`` with a value-free code and text; keep the original failure if that fails."""
+    from mpc_federation.ledger import LedgerError
+    from mpc_federation.reasons import give_up_reason
+
+    try:
+        if isinstance(exc, LedgerError):  # months, runs and parties: protocol facts, never data
+            code, reason = "protocol", str(exc)[:500]
+        else:
+            code, reason = give_up_reason(exc, run.party_id)  # never a ProgramError's text
+        give_up(run.channel, attempt, reason, code)
+    except Exception as err:  # the others still have their deadlines
+        log.warning("Could not publish giving up attempt %s: %s", attempt, err)
+
+
 def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_timeout: float,
-                     run_timeout: float, t0: float) -> dict:
+                     run_timeout: float, t0: float, *, roster_at: float | None = None,
+                     ledger_dir: str | Path | None = None) -> dict:
+    from mpc_federation import ledger
     from mpc_federation.launcher import MPCJob, run_mpc
 
     spec, program, channel = run.spec, run.program, run.channel
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
-    shares = {}
+    view = channel.verified()
+    seen = [p for p in channel.shared(view.keys)
+            if roster_at is not None and view.headers[channel.input_done_key(p)].get("created_at", roster_at + 1)
+            <= roster_at]
+    shares, consumed = {}, {}
     for party in roster:
-        record = channel.read(channel.input_key(party, run.party_id), "input-shares", party, to=run.party_id)
-        if record is None:
+        key = channel.input_key(party, run.party_id)
+        blob = channel.store.get(key)
+        if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
+        _, record = channel.open(blob, key, "input-shares", party, to=run.party_id)
         shares[party] = record["shares"]
+        consumed[key] = ledger.sha256(blob)
+    records = _ledger_records(run, ledger_dir)
+    ledger.fixed_roster(records, ledger.period(run.dims)[0])  # refuses records that fix different rosters
+    verdict = ledger.verdict(records, program, run.dims, channel.run, attempt, roster, _current_sha(run, dict(consumed)))
     job = MPCJob(
         program=str(spec.program_file), party_index=spec.compute_index(run.party_id),
         endpoints=[c.endpoint for c in spec.compute_parties], threshold=spec.threshold, roster=roster,
@@ -220,28 +383,43 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
         session=f"{spec.spec_hash}/{spec.program_hash}/{channel.run}/attempt-{attempt}/{','.join(roster)}",
         tls_key=run.keys.tls_key, certificates=mpyc_certificates(run),
         names=[c.id for c in spec.compute_parties],
+        agreement={"attempt": attempt, "roster": roster, "roster_at": roster_at, "seen": seen,
+                   "ledger": verdict.view()},
+        withheld=verdict.withheld,
     )
 
     def stop_reason() -> str | None:
         try:
-            present = channel.present("abort/", patient=False)
+            aborts = channel.verified(prefix="abort/", patient=False)
         except Exception:  # the bucket briefly unreachable: keep computing, the deadlines still hold
             return None
-        if channel.attempt_aborts(present, attempt):
-            return f"attempt {attempt} was given up: {explain_aborts(channel, present)}"
+        if channel.attempt_aborts(aborts.keys, attempt):
+            return f"attempt {attempt} was given up: {explain_aborts(channel, aborts)}"
         return None
 
     result = run_mpc(job, connect_timeout=connect_timeout, run_timeout=run_timeout,
                      stop_reason=stop_reason, poll_seconds=ABORT_POLL_SECONDS)
+    # The ledger first (a private copy, then the bucket), the output shares after: what is
+    # released is always on record.
+    entry = ledger.payload(spec, channel.run, attempt, run.party_id, roster, run.dims, verdict.released,
+                           verdict.withheld, consumed)
+    blob = channel.sign(ledger.KIND, "compute", entry, attempt=attempt)
+    if ledger_dir is not None:
+        ledger.write_private(ledger_dir, spec, channel.run, attempt, blob)
+    channel.store.put(ledger_key(spec, run.party_id, channel.run, attempt), blob)
+    reasons = {f"{d or ''}/{label}": verdict.reasons[u] for d, label, u in ledger.units(program, run.dims)
+               if [d, label] in verdict.withheld}
     for recipient in spec.recipients:
         channel.publish(channel.output_key(attempt, run.party_id, recipient.id), "output-shares", "compute",
-                        {"shares": result.shares, "roster": roster, "withheld": job.withheld},
-                        to=recipient.id, attempt=attempt)
+                        {"shares": result.shares, "roster": roster, "withheld": verdict.withheld,
+                         "withheld_reasons": reasons}, to=recipient.id, attempt=attempt)
     timings = {"connect": round(result.connect_seconds, 3), "mpc": round(result.total_seconds, 3),
                "stage": round(time.monotonic() - t0, 3)}
     _record(channel, "computed", "compute", {"attempt": attempt, "roster": roster, "seconds": timings,
-                                             "bytes_sent": result.bytes_sent, "tls": result.tls})
-    return {"run": channel.run, "attempt": attempt, "roster": roster, "seconds": timings, "tls": result.tls}
+                                             "bytes_sent": result.bytes_sent, "tls": result.tls,
+                                             "withheld": verdict.withheld})
+    return {"run": channel.run, "attempt": attempt, "roster": roster, "seconds": timings, "tls": result.tls,
+            "withheld": verdict.withheld}
 
 
 # -- reveal (recipients) -------------------------------------------------------------------------------------
@@ -253,7 +431,7 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
     spec, program, channel = run.spec, run.program, run.channel
     if not run.me.has("recipient"):
         raise StageError(f"party {run.party_id} is not a recipient of {spec.computation}")
-    attempt = channel.live_attempt(channel.present())
+    attempt = channel.live_attempt(channel.verified().keys)  # signed objects only: junk aborts stop nobody
     if attempt is None:
         raise StageError("no live MPC attempt for this run (no roster, or the newest attempt was given up)")
     roster = channel.read(channel.roster_key(attempt), "roster", spec.leader.id, attempt=attempt)["roster"]
@@ -276,7 +454,7 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
     result = {"computation": spec.computation, "run": channel.run, "attempt": attempt, "program": program.name,
               "roster": roster, "compute_parties": [spec.compute_parties[i].id for i in sorted(shares)],
               "recipient": run.party_id, "spec_hash": spec.spec_hash, "program_hash": spec.program_hash,
-              "outputs": outputs}
+              "outputs": outputs, "withheld": withheld or []}
     if results_dir is not None:
         _write_atomically(Path(results_dir) / spec.computation / channel.run / "result.json", result)
     _record(channel, "revealed", "recipient", {"attempt": attempt, "roster": roster,

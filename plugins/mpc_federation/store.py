@@ -120,6 +120,19 @@ class CoordinationStore:
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
+    def list_with_etags(self, prefix: str, *, patient: bool = True) -> dict[str, str]:
+        """{key: ETag and LastModified} under ``prefix``: a reader that remembers what it verified
+        fetches only objects that changed."""
+        return self._call(self._list_with_etags, patient=patient, prefix=prefix)
+
+    def _list_with_etags(self, prefix: str) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                keys[obj["Key"]] = f"{obj.get('ETag', '')}/{obj.get('LastModified', '')}"
+        return keys
+
     def ensure_bucket(self) -> None:
         """Create the bucket if missing (local testbeds; in production Terraform owns it)."""
         from botocore.exceptions import ClientError

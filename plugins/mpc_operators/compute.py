@@ -14,24 +14,37 @@ class MPCComputeOperator(MPCBaseOperator):
 
     :param connect_timeout: seconds for all compute parties to connect (default: spec's deadline).
     :param run_timeout: seconds for the whole MPC (default: spec's deadline).
+    :param ledger_dir: this party's private disclosure-ledger folder (``MPC_WORK_DIR/ledger``):
+        its own record of what it released, which the bucket's operator cannot hide.
+
+    Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.
     """
+
+    template_fields = (*MPCBaseOperator.template_fields, "ledger_dir")
 
     ui_color = "#f2e2d9"
 
     def __init__(self, *, connect_timeout: float | None = None, run_timeout: float | None = None,
-                 **kwargs: Any) -> None:
+                 ledger_dir: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.ledger_dir = ledger_dir
         self.connect_timeout = connect_timeout
         self.run_timeout = run_timeout
 
     def execute(self, context: Any) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from mpc_federation import stages
+        from mpc_federation.ledger import NothingToRelease
 
         run = self.party_run(context)
-        with final_errors():
-            # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
-            result = stages.compute(run, attempt=context["ti"].try_number, connect_timeout=self.connect_timeout,
-                                    run_timeout=self.run_timeout)
+        try:
+            with final_errors():
+                # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
+                result = stages.compute(run, attempt=context["ti"].try_number, connect_timeout=self.connect_timeout,
+                                        run_timeout=self.run_timeout, ledger_dir=self.ledger_dir)
+        except NothingToRelease as exc:
+            raise AirflowSkipException(str(exc)) from None
         self.log.info("Run %s attempt %s: computed over %s in %s", result["run"], result["attempt"],
                       result["roster"], result["seconds"])
         return result

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
@@ -18,7 +18,16 @@ class MPCCoordinationSensor(BaseSensorOperator):
     - ``inputs`` (compute parties): every input party that has not withdrawn has shared, or the
       leader has fixed the roster; after the spec's cut-off the leader goes ahead without
       stragglers if at least the privacy floor of input parties shared;
-    - ``result`` (recipients): every compute party published output shares for this recipient.
+    - ``roster`` (input parties, after ``share``): the leader fixed a roster; then succeeds when
+      this party is on it, skips when the disclosure ledger fixed a roster without it (or the run
+      has nothing to release, or it shared after the roster was fixed), and fails naming the
+      roster when it shared in time and was left out;
+    - ``result`` (recipients): every compute party published output shares for this recipient;
+      skips when the ledger leaves nothing to release in this run.
+
+    Only objects whose signed envelopes verify count (``RunReader.verified``): an unsigned or
+    badly signed object is ignored with a warning naming it. The sensor reads with the spec's
+    public keys only; it never loads this party's private keys.
 
     Deferrable by default (waits in the triggerer, holding no worker slot); with
     ``deferrable=False`` it pokes, and ``mode="reschedule"`` frees the slot between pokes.
@@ -29,10 +38,10 @@ class MPCCoordinationSensor(BaseSensorOperator):
 
     :param spec_path: path of the federation spec YAML.
     :param party_id: this party's id.
-    :param stage: ``inputs`` or ``result``.
+    :param stage: ``inputs``, ``roster`` or ``result``.
     :param deferrable: wait in the triggerer.
     :param coordination_conn_id: connection to the coordination bucket.
-    :param keys_conn_id: connection with this party's keys (to verify abort records).
+    :param keys_conn_id: kept for compatibility; not used (verifying needs public keys only).
     """
 
     template_fields = ("spec_path", "party_id")
@@ -51,11 +60,16 @@ class MPCCoordinationSensor(BaseSensorOperator):
         self.coordination_conn_id = coordination_conn_id
         self.keys_conn_id = keys_conn_id
         self._started: float | None = None
+        self._run = None
 
     def _party_run(self, context: Any):
-        from mpc_operators.base import open_party_run
+        """This party's run, reading only: spec, program and bucket, no private keys."""
+        if self._run is None:  # one reader per sensor: it remembers what it verified
+            from mpc_operators.base import open_party_run_for
 
-        return open_party_run(self, context)
+            self._run = open_party_run_for(self.spec_path, self.party_id, context, keys_conn_id=None,
+                                           coordination_conn_id=self.coordination_conn_id)
+        return self._run
 
     def _times(self, run, context: Any) -> tuple[float, float]:
         """(deadline, cutoff) in epoch seconds, from when this sensor first started waiting."""
@@ -63,7 +77,8 @@ class MPCCoordinationSensor(BaseSensorOperator):
             first = context["ti"].get_first_reschedule_date(context) if self.reschedule else None
             self._started = first.timestamp() if first is not None else time.time()
         deadlines = run.spec.deadlines
-        wait = deadlines["inputs" if self.stage == "inputs" else "result"]
+        wait = {"inputs": deadlines["inputs"], "roster": deadlines["inputs"] + deadlines["connect"]}.get(
+            self.stage, deadlines["result"])
         return self._started + wait, self._started + deadlines["cutoff"]
 
     def _check(self, run, context: Any) -> bool:
@@ -71,16 +86,20 @@ class MPCCoordinationSensor(BaseSensorOperator):
 
         deadline, cutoff = self._times(run, context)
         try:
-            present = run.channel.present(patient=False)  # the poke loop is the retry
+            view = run.reader.verified(patient=False)  # the poke loop is the retry
         except Exception as exc:
             self.log.warning("Listing the run's objects failed: %s", exc)
             if time.time() >= deadline:
                 self._fail_timeout(run, ["(the coordination bucket was unreachable)"])
             return False
-        state = stages.wait_state(run, self.stage, present, cutoff_passed=time.time() >= cutoff)
+        state = stages.wait_state(run, self.stage, view, cutoff_passed=time.time() >= cutoff)
         if state.stop:
-            raise AirflowFailException(f"run {run.channel.run}: stopped waiting for {self.stage}: {state.stop}")
+            raise AirflowFailException(f"run {run.reader.run}: stopped waiting for {self.stage}: {state.stop}")
+        if state.skip:
+            raise AirflowSkipException(f"run {run.reader.run}: {state.skip}")
         if state.ready:
+            if self.stage == "roster":
+                return self._included(run, view)
             if state.missing:
                 self.log.warning("Going ahead after the cut-off without: %s", ", ".join(state.missing))
             return True
@@ -89,8 +108,21 @@ class MPCCoordinationSensor(BaseSensorOperator):
         self.log.info("Waiting for %s: %s", self.stage, ", ".join(state.missing))
         return False
 
+    def _included(self, run, view=None) -> bool:
+        from mpc_federation import stages
+
+        outcome, why = stages.inclusion(run, view)
+        if outcome == "included":
+            self.log.info("%s", why)
+            return True
+        if outcome == "skip":
+            raise AirflowSkipException(why)
+        if outcome == "fail":
+            raise AirflowFailException(why)
+        return False
+
     def _fail_timeout(self, run, missing: list[str]) -> None:
-        raise AirflowFailException(f"run {run.channel.run}: deadline passed waiting for {self.stage}; "
+        raise AirflowFailException(f"run {run.reader.run}: deadline passed waiting for {self.stage}; "
                                    f"parties that never showed: {', '.join(missing) or '(none listed)'}")
 
     def poke(self, context: Any) -> bool:
@@ -106,22 +138,30 @@ class MPCCoordinationSensor(BaseSensorOperator):
             return None
         deadline, cutoff = self._times(run, context)
         self.defer(
-            trigger=CoordinationTrigger(spec_path=self.spec_path, party_id=self.party_id, run=run.channel.run,
+            trigger=CoordinationTrigger(spec_path=self.spec_path, party_id=self.party_id, run=run.reader.run,
                                         stage=self.stage, coordination_conn_id=self.coordination_conn_id,
                                         deadline=deadline, cutoff=cutoff, poll_interval=self.poke_interval),
             method_name="execute_complete",
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        run = self._party_run(context)
         if event["status"] == "ready":
+            # The trigger's word is checked again from verified objects (it holds no keys either,
+            # but this is where the task decides).
+            if self.stage == "roster":
+                if not self._included(run):
+                    raise AirflowFailException(f"run {run.reader.run}: the roster is gone again")
+                return None
             if event.get("left_out"):
                 self.log.warning("Going ahead after the cut-off without: %s", ", ".join(event["left_out"]))
             return None
-        run = self._party_run(context)
+        if event["status"] == "skipped":
+            raise AirflowSkipException(f"run {run.reader.run}: {event['reason']}")
         if event["status"] == "stopped":
             from mpc_federation import stages
 
-            reasons = stages.explain_aborts(run.channel, run.channel.present())  # verified, not the trigger's word
-            raise AirflowFailException(f"run {run.channel.run}: stopped waiting for {self.stage}: "
+            reasons = stages.explain_aborts(run.reader)  # verified, not the trigger's word
+            raise AirflowFailException(f"run {run.reader.run}: stopped waiting for {self.stage}: "
                                        f"{event['reason']}; {reasons}")
         self._fail_timeout(run, event.get("missing", []))

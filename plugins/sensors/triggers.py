@@ -10,12 +10,15 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class CoordinationTrigger(BaseTrigger):
-    """Poll the run's objects and apply the same readiness rule as the sensor's poke.
+    """Poll the run's objects and apply the same readiness rule as the sensor's poke, to verified
+    objects only: the trigger verifies envelopes with the spec's public keys (no private keys in
+    the triggerer) and remembers each verified object by its ETag, so an unchanged object is not
+    fetched again while the trigger runs.
 
     :param spec_path: the federation spec (read in the triggerer: a local file).
     :param party_id: the waiting party.
     :param run: the run key.
-    :param stage: ``inputs`` or ``result``.
+    :param stage: ``inputs``, ``roster`` or ``result``.
     :param coordination_conn_id: connection to the bucket (resolved in the triggerer).
     :param deadline: epoch seconds; absolute, so a triggerer restart does not extend the wait.
     :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
@@ -43,29 +46,32 @@ class CoordinationTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow.sdk import BaseHook
 
-        from mpc_federation.layout import RunLayout, readiness
+        from mpc_federation.channel import RunReader
+        from mpc_federation.layout import readiness
         from mpc_federation.programs import load_program
         from mpc_federation.spec import load_spec
         from mpc_federation.store import CoordinationStore, StoreConfig
 
         spec = load_spec(self.spec_path)
-        layout = RunLayout(spec, self.run_key)
         floor = max(load_program(spec.program_file).program.min_input_parties, spec.min_input_parties)
         conn = await BaseHook.aget_connection(self.coordination_conn_id)
         store = CoordinationStore(StoreConfig.from_connection(conn, spec.bucket))
+        layout = RunReader(spec, self.run_key, store, viewer=self.party_id)
         missing: list[str] = []
         while True:
             try:
                 # One impatient listing, bounded by the deadline: this loop is the retry, and an
                 # unreachable bucket must not hold the trigger past its absolute deadline.
-                present = set(await asyncio.wait_for(
-                    asyncio.to_thread(store.list, layout.root + "/", patient=False),
-                    timeout=max(1.0, self.deadline - time.time())))
+                view = await asyncio.wait_for(asyncio.to_thread(layout.verified, patient=False),
+                                              timeout=max(1.0, self.deadline - time.time()))
             except Exception as exc:  # the bucket briefly unreachable is not the end of the run
                 self.log.warning("Listing %s failed: %s", layout.root, exc)
             else:
-                state = readiness(layout, self.party_id, self.stage, present, floor=floor,
-                                  cutoff_passed=time.time() >= self.cutoff)
+                state = readiness(layout, self.party_id, self.stage, view.keys, floor=floor,
+                                  cutoff_passed=time.time() >= self.cutoff, rosters=view.rosters(layout))
+                if state.skip:
+                    yield TriggerEvent({"status": "skipped", "reason": state.skip})
+                    return
                 if state.stop:
                     yield TriggerEvent({"status": "stopped", "reason": state.stop})
                     return

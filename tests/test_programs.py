@@ -37,7 +37,7 @@ def test_load_hhi():
         ("hhi", "market", "decimals", "suppressed"), ("suppressed", "market", 0, None)]
     assert program.params(None) == {"k": 3, "decimals": 2}
     assert program.decimals(program.outputs[0], program.params({"decimals": 3})) == 3
-    assert program.bit_length == 123 and program.min_input_parties == 3
+    assert program.bit_length == 124 and program.min_input_parties == 3
     assert program.input_lengths(DIMS) == {"revenue_cents": 4}
     assert program.output_lengths(DIMS) == {"hhi": 4, "suppressed": 4}
     assert load_program(HHI_PATH).program is program  # imported once

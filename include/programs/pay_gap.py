@@ -29,6 +29,10 @@ from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
 SUM_BITS = 54  # per company, level and gender: salary sums up to 2**54 - 1 cents
 COUNT_BITS = 24  # per company, level and gender: up to 2**24 - 1 employees
+# The payroll job's per-employee maximum (include/jobs/payroll_sums.py --max-salary-cents): with at
+# most 2**24 - 1 employees per company, level and gender, every sum stays within SUM_BITS.
+MAX_SALARY_CENTS = 10**9
+assert MAX_SALARY_CENTS * (2**COUNT_BITS - 1) < 2**SUM_BITS
 MAX_PARTIES = 100
 MAX_N = 10**6
 DEFAULTS = {"k": 3, "n": 5}

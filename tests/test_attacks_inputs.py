@@ -224,6 +224,7 @@ def four(federation, s3_server, tmp_path):
 def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, caplog):
     """A failing range check once put the offending value into the withdrawal everyone reads."""
     from mpc_operators.base import withdraw_on_failure
+    from mpc_operators.compute import MPCComputeOperator
     from mpc_operators.share import MPCShareOperator
     from sensors.coordination import MPCCoordinationSensor
 
@@ -274,14 +275,14 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
     # wrapped in another error) gives up with a code and a value-free text.
     original = stages._compute_attempt
 
-    def data_check_fails(run, attempt, *args):
+    def data_check_fails(run, attempt, *args, **kwargs):
         if run.party_id == "company_a":
             try:
                 raise ProgramError(f"aggregate of company_d: input 'revenue_cents' at 2024-02: {value} "
                                    "is outside the declared range")
             except ProgramError as exc:
                 raise stages.StageError(f"cannot go on: {exc}") from exc
-        return original(run, attempt, *args)
+        return original(run, attempt, *args, **kwargs)
 
     monkeypatch.setattr(stages, "_compute_attempt", data_check_fails)
     with pytest.raises(stages.StageError, match=str(value)):  # the local error keeps the details
@@ -359,6 +360,7 @@ def test_threshold_zero_and_too_few_compute_parties_are_refused(federation, s3_s
 # -- item 7: test keys refused by a production-style start -----------------------------------------------------
 def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
     from mpc_federation.party import keys_from_connection
+    from mpc_operators.compute import MPCComputeOperator
     from mpc_operators.share import MPCShareOperator
     from sensors.coordination import MPCCoordinationSensor
 
@@ -374,10 +376,13 @@ def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
     with pytest.raises(AirflowFailException) as info:  # the first MPC task of an input party
         share.execute(airflow_context())
     assert "PermissionError: the keys of party 'company_a' are marked as test keys" in str(info.value)
+    # A compute party's sensor reads with public keys only; its compute task is the first to load keys.
     sensor = MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", spec_path=str(fed.spec.source),
                                    party_id="company_a", deferrable=False)
-    with pytest.raises(AirflowFailException, match="marked as test keys"):  # ... and of a compute party
-        sensor.poke(airflow_context())
+    assert sensor.poke(airflow_context()) is False  # waiting: it needs no private key to read
+    compute = MPCComputeOperator(task_id="compute", spec_path=str(fed.spec.source), party_id="company_a")
+    with pytest.raises(AirflowFailException, match="marked as test keys"):
+        compute.execute(airflow_context())
     monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "0")  # only "1" allows them
     with pytest.raises(AirflowFailException, match="marked as test keys"):
         share.execute(airflow_context())

@@ -341,16 +341,17 @@ def count_and_sum(trips, months: list[str], drop_negatives: bool) -> dict:
 _NULL, _NOT_NUMBER, _NEGATIVE, _USED = 1, 2, 4, 8
 
 
-def oblivious_count_and_sum(spark, trips, months: list[str], drop_negatives: bool) -> dict:
-    """What :func:`count_and_sum` computes (without the examples), through the oblivious shuffle.
+def oblivious_rows(trips, months: list[str], drop_negatives: bool):
+    """The rows of the oblivious shuffle: (key, cls, value) per trip.
 
     Keys: the declared months (0..K-1), then K for this party's rows outside the period and K+1
-    for other licensees' rows; the domain is public (the spec's months). Each row's class is its
-    bit flags (null amount, not a number, negative, used) and its value the cents it adds.
+    for other licensees' rows; the domain is public (the spec's months). A row's class is its bit
+    flags (null amount, not a number, negative, used) and its value the cents it adds.
+
+    :return: (DataFrame, number of keys, number of classes)
     """
     from pyspark.sql import functions as F
 
-    oblivious = oblivious_module()
     k = len(months)
     mine, money, month = F.col("mine"), F.col("money"), F.col("month")
     in_period = F.coalesce(month.isin(months), F.lit(False))
@@ -363,8 +364,16 @@ def oblivious_count_and_sum(spark, trips, months: list[str], drop_negatives: boo
              + F.when(keep, _USED).otherwise(0))
     cls = F.when(mine & in_period, flags).otherwise(F.lit(0))
     cents = F.when(mine & in_period & keep, (money * 100).cast("long")).otherwise(F.lit(0).cast("long"))
-    per_key = oblivious.oblivious_sums(spark, trips.select(key.cast("int"), cls.cast("int"), cents),
-                                       num_keys=k + 2, classes=16)
+    rows = trips.select(key.cast("int").alias("key"), cls.cast("int").alias("cls"), cents.alias("value"))
+    return rows, k + 2, 16
+
+
+def oblivious_count_and_sum(spark, trips, months: list[str], drop_negatives: bool) -> dict:
+    """What :func:`count_and_sum` computes (without the examples), through the oblivious shuffle
+    (include/jobs/oblivious.py) of :func:`oblivious_rows`."""
+    rows, num_keys, classes = oblivious_rows(trips, months, drop_negatives)
+    per_key = oblivious_module().oblivious_sums(spark, rows, num_keys=num_keys, classes=classes)
+    k = len(months)
 
     def flagged(bit):
         return sum(counts[c] for counts, _ in per_key[:k] for c in range(16) if c & bit)

@@ -86,7 +86,11 @@ def shuffle_metrics(path: Path, job_group: str | None = None) -> dict:
                 props = e.get("Properties") or {}
                 if props.get("spark.jobGroup.id") == job_group:
                     stages.update(e.get("Stage IDs", []))
-    out = {"map": [], "reduce": []}
+    out = {"map": [], "reduce": [], "app_seconds": None}
+    times = {e.get("Event"): e.get("Timestamp") for e in events
+             if e.get("Event") in ("SparkListenerApplicationStart", "SparkListenerApplicationEnd")}
+    if len(times) == 2 and None not in times.values():
+        out["app_seconds"] = (times["SparkListenerApplicationEnd"] - times["SparkListenerApplicationStart"]) / 1000
     for e in events:
         if e.get("Event") != "SparkListenerTaskEnd" or (stages is not None and e["Stage ID"] not in stages):
             continue
@@ -131,13 +135,13 @@ def generate(folder: Path, trips: int, skewed: bool, rows_per_file: int) -> Path
     return data / "a" / "trips"
 
 
-def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str) -> dict:
+def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str, split_mb: int = 32) -> dict:
     """One spark-submit of ``kind`` (plain, oblivious, keyed): wall time, result and its event log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     before = set(log_dir.iterdir())
     job = KEYED_JOB if kind == "keyed" else JOB
     conf = {**EVENT_LOG_CONF, "spark.eventLog.dir": log_dir.as_uri(), "spark.ui.enabled": "false",
-            "spark.sql.session.timeZone": "UTC"}
+            "spark.sql.session.timeZone": "UTC", "spark.sql.files.maxPartitionBytes": f"{split_mb}m"}
     args = ["--input", str(trips_dir), "--output", str(out), "--party", "a", "--months", ",".join(MONTHS)]
     if kind == "oblivious":
         conf.update(load_oblivious().SPARK_CONF)
@@ -158,7 +162,8 @@ def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str) ->
     if len(logs) != 1:
         raise RuntimeError(f"expected one new event log in {log_dir}, found {logs}")
     metrics = shuffle_metrics(logs[0])
-    return {"kind": kind, "seconds": seconds, "values": json.loads(out.read_text())["values"],
+    return {"kind": kind, "seconds": seconds, "app_seconds": metrics["app_seconds"],
+            "values": json.loads(out.read_text())["values"],
             "map": metrics["map"], "reduce": metrics["reduce"],
             "map_records": spread([m["records"] for m in metrics["map"]]),
             "map_bytes": spread([m["bytes"] for m in metrics["map"]]),
@@ -177,8 +182,9 @@ def uptime_load() -> float:
     return os.getloadavg()[0]
 
 
-def run(trips: int, runs: int, out: Path, data_dir: Path, master: str, rows_per_file: int) -> dict:
+def run(trips: int, runs: int, out: Path, data_dir: Path, master: str, rows_per_file: int, split_mb: int = 32) -> dict:
     results = {"trips": trips, "runs": runs, "master": master, "cpus": os.cpu_count(), "skew": list(SKEW),
+               "split_mb": split_mb,
                "load_before": uptime_load(), "cases": {}}
     for skewed in (True, False):
         trips_dir = generate(data_dir, trips, skewed, rows_per_file)
@@ -187,7 +193,7 @@ def run(trips: int, runs: int, out: Path, data_dir: Path, master: str, rows_per_
         for kind in ("plain", "oblivious", "keyed"):
             best = None
             for i in range(runs):
-                r = submit(kind, trips_dir, out / f"{name}-{kind}-{i}.json", out / "eventlog", master)
+                r = submit(kind, trips_dir, out / f"{name}-{kind}-{i}.json", out / "eventlog", master, split_mb)
                 r["load"] = uptime_load()
                 if best is None or r["seconds"] < best["seconds"]:
                     best = r
@@ -196,6 +202,8 @@ def run(trips: int, runs: int, out: Path, data_dir: Path, master: str, rows_per_
         case["identical"] = plain["values"] == obl["values"] == case["keyed"]["values"]
         plain_bytes = plain["map_bytes"].get("total", 0)
         case["overhead_time"] = obl["seconds"] / plain["seconds"]
+        if plain["app_seconds"] and obl["app_seconds"]:
+            case["overhead_app_time"] = obl["app_seconds"] / plain["app_seconds"]
         case["overhead_shuffle_bytes"] = (obl["map_bytes"]["total"] / plain_bytes) if plain_bytes else None
     results["load_after"] = uptime_load()
     return results
@@ -208,7 +216,8 @@ def _row(name: str, kind: str, r: dict) -> str:
         ratio = f"{s['max_over_min']:.2f}" if s.get("max_over_min") else "-"
         return f"{s['min']:,}..{s['max']:,} (max/min {ratio})"
 
-    return (f"| {name} | {kind} | {r['seconds']:.1f} | {r['map_records']['n']} | {fmt(r['map_records'])} | "
+    app = f"{r['app_seconds']:.1f}" if r.get("app_seconds") else "-"
+    return (f"| {name} | {kind} | {r['seconds']:.1f} | {app} | {r['map_records']['n']} | {fmt(r['map_records'])} | "
             f"{fmt(r['map_bytes'])} | {r['reduce_records'].get('n', 0)} | {fmt(r['reduce_records'])} | "
             f"{fmt(r['reduce_bytes'])} |")
 
@@ -216,18 +225,20 @@ def _row(name: str, kind: str, r: dict) -> str:
 def report(results: dict) -> str:
     lines = [f"{results['trips']:,} trips, one company, 3 months; skewed = month weights "
              f"{'/'.join(map(str, results['skew']))}; spark-submit --master {results['master']}, "
-             f"{results['cpus']} CPUs; best of {results['runs']} run(s); 1-minute load average "
+             f"{results['cpus']} CPUs; input splits of at most {results['split_mb']} MB; best of {results['runs']} run(s); "
+             f"1-minute load average "
              f"{results['load_before']:.2f} before, {results['load_after']:.2f} after.", "",
-             "| data | job | seconds | map tasks | records written per map task | bytes written per map task "
+             "| data | job | spark-submit s | Spark app s | map tasks | records written per map task | bytes written per map task "
              "| reduce partitions | records read per reduce partition | bytes read per reduce partition |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, case in results["cases"].items():
         for kind in ("plain", "oblivious", "keyed"):
             lines.append(_row(name, kind, case[kind]))
     lines.append("")
     for name, case in results["cases"].items():
         sb = case["overhead_shuffle_bytes"]
-        lines.append(f"- {name}: oblivious / plain wall time = {case['overhead_time']:.2f}x; shuffle bytes "
+        app = f" (Spark application {case['overhead_app_time']:.2f}x)" if case.get("overhead_app_time") else ""
+        lines.append(f"- {name}: oblivious / plain wall time = {case['overhead_time']:.2f}x{app}; shuffle bytes "
                      f"written {case['oblivious']['map_bytes']['total']:,} vs {case['plain']['map_bytes'].get('total', 0):,}"
                      f"{f' ({sb:.1f}x)' if sb else ''}; results identical: {case['identical']}")
     return "\n".join(lines) + "\n"
@@ -240,6 +251,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: a temporary one)")
     parser.add_argument("--data-cache", type=Path, default=None, help="generated trips, kept between runs")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--split-mb", type=int, default=32,
+                        help="spark.sql.files.maxPartitionBytes in MB: input split = map task size")
     parser.add_argument("--rows-per-file", type=int, default=None,
                         help="rows per Parquet file = rows per map task (default: trips/8, at most 1 M)")
     args = parser.parse_args(argv)
@@ -247,7 +260,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = args.data_cache or out / "data"
     rows_per_file = args.rows_per_file or max(1, min(1_000_000, args.trips // 8))
-    results = run(args.trips, args.runs, out, data, args.master, rows_per_file)
+    results = run(args.trips, args.runs, out, data, args.master, rows_per_file, args.split_mb)
     for case in results["cases"].values():
         for r in case.values():
             if isinstance(r, dict):

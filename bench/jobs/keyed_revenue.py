@@ -19,17 +19,23 @@ import taxi_revenue as job  # noqa: E402
 
 
 def _sum_partition(batches):
+    """One reducer: row counts per (key, class) and the cents per key (exact: Python ints per batch)."""
+    import numpy as np
     import pyarrow as pa
 
-    sums: dict[int, list[int]] = {}
+    counts = np.zeros(64 * 16, dtype=np.int64)
+    totals: dict[int, int] = {}
     for batch in batches:
-        data = batch.to_pydict()
-        for key, cls, value in zip(data["key"], data["cls"], data["value"]):
-            acc = sums.setdefault(key, [0] * 17)
-            acc[cls] += 1
-            acc[16] += value
-    keys = sorted(sums)
-    columns = [pa.array(keys, pa.int32())] + [pa.array([sums[k][j] for k in keys], pa.int64()) for j in range(17)]
+        key = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        cls = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+        value = batch.column(2).to_numpy(zero_copy_only=False).astype(np.int64)
+        counts += np.bincount(key * 16 + cls, minlength=64 * 16)
+        for k in np.unique(key).tolist():
+            totals[k] = totals.get(k, 0) + sum(value[key == k].tolist())
+    keys = sorted(totals)
+    columns = [pa.array(keys, pa.int32())]
+    columns += [pa.array([int(counts[k * 16 + j]) for k in keys], pa.int64()) for j in range(16)]
+    columns.append(pa.array([totals[k] for k in keys], pa.int64()))
     yield pa.RecordBatch.from_arrays(columns, names=["key", *(f"c{j}" for j in range(16)), "total"])
 
 

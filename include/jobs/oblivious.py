@@ -160,19 +160,23 @@ def combine_and_pad(owner: list[int], labels: list[int], classes: int):
     return per_task
 
 
-def drop_dummies_and_sum(classes: int):
-    """The reduce side of :func:`oblivious_sums` for one reduce partition (for ``mapInArrow``)."""
+def drop_dummies_and_sum(classes: int, num_keys: int):
+    """The reduce side of :func:`oblivious_sums` for one reduce partition (for ``mapInArrow``).
+
+    Emits one row for every key of the domain (zeros for keys this reducer does not own), so every
+    reducer's result has the same size too.
+    """
 
     def per_partition(batches):
         import pyarrow as pa
 
-        sums: dict[int, list[int]] = {}
+        sums: dict[int, list[int]] = {k: [0] * (classes + 1) for k in range(num_keys)}
         for batch in batches:
             data = batch.to_pydict()
             for i, dummy in enumerate(data["is_dummy"]):
                 if dummy:
                     continue
-                acc = sums.setdefault(data["key"][i], [0] * (classes + 1))
+                acc = sums[data["key"][i]]
                 for j in range(classes):
                     acc[j] += data[f"c{j}"][i]
                 acc[classes] += int(data["total"][i])
@@ -214,7 +218,7 @@ def oblivious_sums(spark, rows, num_keys: int, classes: int = 1, reducers: int =
     """
     shuffled = padded_shuffle(spark, rows.toDF("key", "cls", "value"), num_keys, classes, reducers)
     out = [([0] * classes, 0) for _ in range(num_keys)]
-    for row in shuffled.mapInArrow(drop_dummies_and_sum(classes), reduce_schema(classes)).collect():
+    for row in shuffled.mapInArrow(drop_dummies_and_sum(classes, num_keys), reduce_schema(classes)).collect():
         counts, total = out[row["key"]]
         out[row["key"]] = ([a + row[f"c{j}"] for j, a in enumerate(counts)], total + int(row["total"]))
     return out

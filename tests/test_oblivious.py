@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from mpc_federation.spec import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +80,6 @@ def aggregate_task(spec, party: str):
 @pytest.mark.parametrize("federation,party", [(TAXI, "company_b"), (PAY, None)])
 def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
     from mpc_operators.spark import ObliviousSparkSubmitOperator
 
     raw = raw_of(federation)

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "jobs"))
 
-import taxi_revenue as job  # noqa: E402
+import taxi_revenue as job
 
 
 def _sum_partition(batches):

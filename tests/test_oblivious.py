@@ -6,8 +6,8 @@ fields or command line), and the keyed partitioner. tests/test_oblivious_spark.p
 from __future__ import annotations
 
 import copy
-import json
 import importlib.util
+import json
 import os
 import stat
 from pathlib import Path

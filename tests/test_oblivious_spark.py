@@ -124,6 +124,19 @@ def test_identical_under_each_policy(spark, data, policy):
         assert plain.startswith("InputError:") and "policy" in plain
 
 
+def test_identical_for_one_licensee_of_a_shared_dataset(spark, tmp_path):
+    taxi.generate_hvfhv(tmp_path / "fhv", 6000, seed=3, start="2024-01", end="2024-02", rows_per_file=2000,
+                        defects=True)
+    columns = {"revenue": "base_passenger_fare", "time": "pickup_datetime", "participant": "hvfhs_license_num"}
+    out = []
+    for mode in (None, spark):
+        trips, _ = job.read_trips(spark, str(tmp_path / "fhv"), columns, "HV0005")
+        out.append(job.revenue_by_month(trips, ["2024-01", "2024-02"], DEFAULT_POLICY, columns, "HV0005",
+                                        oblivious_spark=mode))
+    assert out[1] == out[0]
+    assert out[0]["stats"]["rows_other_participants"] > 0 and out[0]["revenue_cents"][0] > 0
+
+
 def _write(folder: Path, fares, months=("2024-01", "2024-02")) -> Path:
     folder.mkdir(parents=True)
     pickup = pa.array([f"{months[i % len(months)]}-1{i % 10} 08:00:00" for i in range(len(fares))]).cast(

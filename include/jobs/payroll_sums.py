@@ -5,7 +5,7 @@ arguments as every aggregation job of a federation::
 
     spark-submit --master local[2] include/jobs/payroll_sums.py \\
         --input PATH --output FILE --party ID --months 2024-03 \\
-        [--levels L1,L2,L3,L4] [--max-salary-cents 1000000000]
+        [--levels L1,L2,L3,L4] [--max-salary-cents 1000000000] [--oblivious]
 
 Reads the company's payroll, a Parquet dataset at PATH with one row per employee::
 
@@ -21,6 +21,10 @@ and writes FILE (atomically) as JSON::
      "values": {"salary_sum_men": [int, ...], "salary_sum_women": [...],
                 "count_men": [...], "count_women": [...]},
      "stats": {"rows_read": n}}
+
+``--oblivious``: the same sums through the padded, keyed, encrypted shuffle of
+include/jobs/oblivious.py (docs/oblivious.md), the duplicate-id check through its padded
+distinct count.
 
 'all' is the whole company. The payroll is a snapshot: --months is checked but not used. Money is
 summed as 64-bit integers, never through floating point. Bad input (missing data, missing or

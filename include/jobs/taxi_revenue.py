@@ -7,7 +7,7 @@ Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator):
         [--revenue-column fare_amount] [--time-column tpep_pickup_datetime] \\
         [--participant-column hvfhs_license_num --participant-value HV0003] \\
         [--negative-amounts count|drop|fail] [--null-amounts drop|fail] \\
-        [--outside-period ignore|fail] [--max-cents 1000000000000]
+        [--outside-period ignore|fail] [--max-cents 1000000000000] [--oblivious]
 
 Reads the Parquet dataset at PATH and writes FILE (atomically) as JSON::
 
@@ -38,6 +38,11 @@ Schema tolerance: column names match case-insensitively; the amount may be any i
 floating, decimal or string-of-number type; the time a timestamp, timestamp_ntz or date; files
 of one dataset may disagree on those types (each group of files with one schema is read on its
 own and the groups are unioned by name).
+
+``--oblivious`` (the spec's ``aggregation.oblivious``) aggregates through the padded, keyed,
+encrypted shuffle of include/jobs/oblivious.py (docs/oblivious.md): the same output, the same
+errors, and shuffle volumes that do not depend on the data. The job ships that module to the
+executors itself, so it still runs alone through spark-submit.
 
 Money never goes through floating point: the amount is cast to decimal(18,2), summed as a
 decimal, and turned into integer cents exactly. Bad input exits with code 2 and one line on

@@ -181,9 +181,16 @@ _ZONE_WEIGHTS /= _ZONE_WEIGHTS.sum()
 _ZONE_IDS = np.random.default_rng(20240101).permutation(np.arange(1, N_ZONES + 1)).astype(np.int32)
 
 
-def _chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int) -> pa.Table:
-    """``n`` trips with pickup times uniform in [t0_us, t1_us) (microseconds since epoch)."""
-    pickup = np.sort(rng.integers(t0_us, t1_us, size=n, dtype=np.int64))
+def _chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int, skew=None) -> pa.Table:
+    """``n`` trips with pickup times uniform in [t0_us, t1_us) (microseconds since epoch), or, with
+    ``skew`` = (month edges in microseconds, probabilities), in a month drawn by those
+    probabilities and then uniform within it."""
+    if skew is None:
+        pickup = np.sort(rng.integers(t0_us, t1_us, size=n, dtype=np.int64))
+    else:
+        edges, p = skew
+        month = rng.choice(len(p), size=n, p=p)
+        pickup = np.sort(rng.integers(edges[month], edges[month + 1], dtype=np.int64))
     minutes = np.clip(rng.lognormal(np.log(12.0), 0.6, n), 1.0, 240.0)
     mph = np.clip(rng.lognormal(np.log(11.0), 0.35, n), 2.0, 50.0)
     distance = np.round(minutes / 60.0 * mph, 2)
@@ -358,8 +365,26 @@ def _period_us(start: str, end: str) -> tuple[int, int]:
 
 # --- yellow taxi ---------------------------------------------------------------------------
 
+def month_skew(start: str, end: str, weights) -> tuple[np.ndarray, np.ndarray] | None:
+    """(month edges in microseconds, probabilities) for ``weights``, one per month of the period.
+
+    E.g. ``(100, 1, 1)`` over three months: the first month has 100 times the trips of each other
+    (the skewed data of the oblivious stage's tests and benchmark). None for None.
+    """
+    if weights is None:
+        return None
+    months = months_between(start, end)
+    w = np.array([float(x) for x in weights], dtype=np.float64)
+    if len(w) != len(months) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"month weights must be {len(months)} numbers >= 0 (one per month "
+                         f"{start}..{end}), not all 0, got {','.join(map(str, weights))}")
+    edges = np.array([_epoch_us(np.datetime64(m, "M")) for m in months]
+                     + [_epoch_us(np.datetime64(months[-1], "M") + 1)], dtype=np.int64)
+    return edges, w / w.sum()
+
+
 def generate(out, companies, trips, seed, start, end, split=None,
-             rows_per_file: int = ROWS_PER_FILE, defects=None) -> dict[str, int]:
+             rows_per_file: int = ROWS_PER_FILE, defects=None, month_weights=None) -> dict[str, int]:
     """Write every company's trips to ``out/<company>/trips/part-NNNNN.parquet``.
 
     Existing ``part-*.parquet`` files in those folders are replaced, so a re-run never
@@ -375,6 +400,8 @@ def generate(out, companies, trips, seed, start, end, split=None,
     :param rows_per_file: rows per Parquet file; bounds memory use
     :param defects: None for clean data (the default), True for :data:`DEFECTS`, or rates
         (see :func:`defect_rates`); the number of rows is the same either way
+    :param month_weights: None for pickups uniform over the period (the default), or one weight
+        per month (see :func:`month_skew`)
     :return: number of rows written per company
     """
     if isinstance(companies, str):
@@ -390,10 +417,11 @@ def generate(out, companies, trips, seed, start, end, split=None,
     t0, t1 = _period_us(start, end)
     counts = split_trips(int(trips), companies, split)
     rates = defect_rates(defects)
+    skew = month_skew(start, end, month_weights)
 
     def tables(company: str, n: int):
         for chunk, offset in enumerate(range(0, n, rows_per_file)):
-            table = _chunk(_rng(int(seed), company, chunk), min(rows_per_file, n - offset), t0, t1)
+            table = _chunk(_rng(int(seed), company, chunk), min(rows_per_file, n - offset), t0, t1, skew)
             if rates:
                 table = add_defects(table, _rng(int(seed), company, chunk, 1), rates, t0, t1,
                                     amount="fare_amount", times=("tpep_pickup_datetime", "tpep_dropoff_datetime"),
@@ -613,6 +641,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rows-per-file", type=int, default=ROWS_PER_FILE)
     parser.add_argument("--defects", action="store_true",
                         help="refunds, null fares and out-of-period pickups at the rates of docs/data.md")
+    parser.add_argument("--month-weights",
+                        help="skew (yellow): one weight per month, e.g. 100,1,1: the first month has 100x the trips")
     args = parser.parse_args(argv)
     split = [s.strip() for s in args.split.split(",")] if args.split else None
     try:
@@ -625,7 +655,8 @@ def main(argv=None) -> int:
         if not args.companies:
             raise ValueError("--companies is required for the yellow schema")
         counts = generate(args.out, args.companies, args.trips, args.seed, args.start, args.end,
-                          split=split, rows_per_file=args.rows_per_file, defects=args.defects or None)
+                          split=split, rows_per_file=args.rows_per_file, defects=args.defects or None,
+                          month_weights=args.month_weights.split(",") if args.month_weights else None)
     except ValueError as e:
         print(f"taxi_trips: error: {e}", file=sys.stderr)
         return 2

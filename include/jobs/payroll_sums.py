@@ -5,7 +5,7 @@ arguments as every aggregation job of a federation::
 
     spark-submit --master local[2] include/jobs/payroll_sums.py \\
         --input PATH --output FILE --party ID --months 2024-03 \\
-        [--levels L1,L2,L3,L4] [--max-salary-cents 1000000000]
+        [--levels L1,L2,L3,L4] [--max-salary-cents 1000000000] [--oblivious]
 
 Reads the company's payroll, a Parquet dataset at PATH with one row per employee::
 
@@ -21,6 +21,10 @@ and writes FILE (atomically) as JSON::
      "values": {"salary_sum_men": [int, ...], "salary_sum_women": [...],
                 "count_men": [...], "count_women": [...]},
      "stats": {"rows_read": n}}
+
+``--oblivious``: the same sums through the padded, keyed, encrypted shuffle of
+include/jobs/oblivious.py (docs/oblivious.md), the duplicate-id check through its padded
+distinct count.
 
 'all' is the whole company. The payroll is a snapshot: --months is checked but not used. Money is
 summed as 64-bit integers, never through floating point. Bad input (missing data, missing or
@@ -90,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--months", required=True, help="comma-separated YYYY-MM months (not used)")
     parser.add_argument("--levels", default=DEFAULT_LEVELS, help="job levels, in the spec's order")
     parser.add_argument("--max-salary-cents", type=int, default=DEFAULT_MAX_SALARY_CENTS)
+    parser.add_argument("--oblivious", action="store_true",
+                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/oblivious.py)")
     return parser.parse_args(argv)
 
 
@@ -199,6 +205,65 @@ def sums_by_gender_and_level(df, levels: list[str], max_salary: int) -> dict:
     return {"labels": labels, "values": values, "rows_read": int(row["rows_read"])}
 
 
+def oblivious_sums_by_gender_and_level(spark, df, levels: list[str], max_salary: int) -> dict:
+    """What :func:`sums_by_gender_and_level` computes, through the oblivious shuffle.
+
+    Keys: (level, gender) cells of clean rows (level index x 2 + gender index), then one key for
+    rows with any problem; the domain is public (the spec's levels). Class 1 marks a row with a
+    problem. Employee ids are counted with the padded distinct count (their domain is not
+    public). When anything is wrong the plain pass runs, to raise its exact message.
+
+    :raises InputError: listing every problem with the data (the plain pass's message)
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegralType, StringType
+
+    oblivious = oblivious_module()
+    types = {f.name: f.dataType for f in df.schema.fields}
+    if (any(c not in types for c in COLUMNS) or not isinstance(types["salary_cents"], IntegralType)
+            or not all(isinstance(types[c], StringType) for c in ("gender", "level"))):
+        return sums_by_gender_and_level(df, levels, max_salary)  # raises its schema error
+    salary, gender, level = F.col("salary_cents").cast("long"), F.col("gender"), F.col("level")
+    genders = [g for g, _ in GENDERS]
+    clean = (F.col("employee_id").isNotNull() & salary.isNotNull() & gender.isin(genders)
+             & level.isin(levels) & (salary >= 0) & (salary <= max_salary))
+    clean = F.coalesce(clean, F.lit(False))
+    level_index = F.array_position(F.array(*[F.lit(x) for x in levels]), level).cast("int") - 1
+    gender_index = F.array_position(F.array(*[F.lit(g) for g in genders]), gender).cast("int") - 1
+    cells = 2 * len(levels)
+    key = F.when(clean, level_index * 2 + gender_index).otherwise(F.lit(cells))
+    per_key = oblivious.oblivious_sums(
+        spark, df.select(key.cast("int"), F.when(clean, 0).otherwise(1).cast("int"),
+                         F.when(clean, salary).otherwise(F.lit(0).cast("long"))),
+        num_keys=cells + 1, classes=2)
+    rows_read = sum(sum(counts) for counts, _ in per_key)
+    problems_seen = sum(per_key[cells][0]) > 0 or rows_read == 0
+    if not problems_seen:
+        distinct = oblivious.oblivious_distinct_count(spark, df.select("employee_id"))
+        problems_seen = distinct != rows_read
+    if problems_seen:
+        return sums_by_gender_and_level(df, levels, max_salary)  # raises the plain pass's message
+    labels = ["all", *levels]
+    values = {}
+    for g, (_, suffix) in enumerate(GENDERS):
+        by_level = [per_key[2 * j + g][1] for j in range(len(levels))]
+        values[f"salary_sum_{suffix}"] = [sum(by_level), *by_level]
+    for g, (_, suffix) in enumerate(GENDERS):
+        by_level = [per_key[2 * j + g][0][0] for j in range(len(levels))]
+        values[f"count_{suffix}"] = [sum(by_level), *by_level]
+    return {"labels": labels, "values": values, "rows_read": rows_read}
+
+
+def oblivious_module():
+    """include/jobs/oblivious.py: found next to this file, or shipped with --py-files."""
+    try:
+        import oblivious
+    except ImportError:
+        sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+        import oblivious
+    return oblivious
+
+
 def write_atomic(path: str, doc: dict) -> None:
     """Write JSON to a temp file next to ``path``, then rename: readers see old or new, never half."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -230,10 +295,13 @@ def run(args: argparse.Namespace) -> dict:
     from pyspark.errors import AnalysisException
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.appName(f"payroll_sums[{party}]")
-             .config("spark.sql.shuffle.partitions", "4")
-             .config("spark.ui.enabled", "false")
-             .getOrCreate())
+    builder = (SparkSession.builder.appName(f"payroll_sums[{party}]")
+               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.ui.enabled", "false"))
+    if args.oblivious:
+        for key, setting in oblivious_module().SPARK_CONF.items():
+            builder = builder.config(key, setting)
+    spark = builder.getOrCreate()
     if not spark.sparkContext.getConf().contains("spark.log.level"):
         spark.sparkContext.setLogLevel("WARN")
     try:
@@ -246,7 +314,11 @@ def run(args: argparse.Namespace) -> dict:
             if cond == "PATH_NOT_FOUND":
                 raise InputError(f"input path does not exist: {args.input}") from None
             raise InputError(f"cannot read Parquet at {args.input}: {str(e).splitlines()[0]}") from None
-        result = sums_by_gender_and_level(df, levels, args.max_salary_cents)
+        if args.oblivious:
+            oblivious_module().ship(spark)
+            result = oblivious_sums_by_gender_and_level(spark, df, levels, args.max_salary_cents)
+        else:
+            result = sums_by_gender_and_level(df, levels, args.max_salary_cents)
     finally:
         spark.stop()
 

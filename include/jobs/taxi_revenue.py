@@ -7,7 +7,7 @@ Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator):
         [--revenue-column fare_amount] [--time-column tpep_pickup_datetime] \\
         [--participant-column hvfhs_license_num --participant-value HV0003] \\
         [--negative-amounts count|drop|fail] [--null-amounts drop|fail] \\
-        [--outside-period ignore|fail] [--max-cents 1099511627775]
+        [--outside-period ignore|fail] [--max-cents 1099511627775] [--oblivious]
 
 Reads the Parquet dataset at PATH and writes FILE (atomically) as JSON::
 
@@ -38,6 +38,11 @@ Schema tolerance: column names match case-insensitively; the amount may be any i
 floating, decimal or string-of-number type; the time a timestamp, timestamp_ntz or date; files
 of one dataset may disagree on those types (each group of files with one schema is read on its
 own and the groups are unioned by name).
+
+``--oblivious`` (the spec's ``aggregation.oblivious``) aggregates through the padded, keyed,
+encrypted shuffle of include/jobs/oblivious.py (docs/oblivious.md): the same output, the same
+errors, and shuffle volumes that do not depend on the data. The job ships that module to the
+executors itself, so it still runs alone through spark-submit.
 
 Money never goes through floating point: the amount is cast to decimal(18,2), summed as a
 decimal, and turned into integer cents exactly. Bad input exits with code 2 and one line on
@@ -109,6 +114,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=choices[0])
     parser.add_argument("--max-cents", type=int, default=DEFAULT_MAX_CENTS,
                         help="largest net revenue per market the program accepts")
+    parser.add_argument("--oblivious", action="store_true",
+                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/oblivious.py)")
     return parser.parse_args(argv)
 
 
@@ -335,6 +342,66 @@ def count_and_sum(trips, months: list[str], drop_negatives: bool) -> dict:
     return trips.agg(*aggs).first().asDict()
 
 
+# Row classes of the oblivious path: bit flags of a row in the period (see oblivious_count_and_sum).
+_NULL, _NOT_NUMBER, _NEGATIVE, _USED = 1, 2, 4, 8
+
+
+def oblivious_rows(trips, months: list[str], drop_negatives: bool):
+    """The rows of the oblivious shuffle: (key, cls, value) per trip.
+
+    Keys: the declared months (0..K-1), then K for this party's rows outside the period and K+1
+    for other licensees' rows; the domain is public (the spec's months). A row's class is its bit
+    flags (null amount, not a number, negative, used) and its value the cents it adds.
+
+    :return: (DataFrame, number of keys, number of classes)
+    """
+    from pyspark.sql import functions as F
+
+    k = len(months)
+    mine, money, month = F.col("mine"), F.col("money"), F.col("month")
+    in_period = F.coalesce(month.isin(months), F.lit(False))
+    index = F.array_position(F.array(*[F.lit(m) for m in months]), month).cast("int") - 1
+    key = F.when(~mine, F.lit(k + 1)).when(in_period, index).otherwise(F.lit(k))
+    keep = money.isNotNull() & (money >= 0) if drop_negatives else money.isNotNull()
+    flags = (F.when(F.col("amount_null"), _NULL).otherwise(0)
+             + F.when(F.col("bad_text").isNotNull(), _NOT_NUMBER).otherwise(0)
+             + F.when(F.coalesce(money < 0, F.lit(False)), _NEGATIVE).otherwise(0)
+             + F.when(keep, _USED).otherwise(0))
+    cls = F.when(mine & in_period, flags).otherwise(F.lit(0))
+    cents = F.when(mine & in_period & keep, (money * 100).cast("long")).otherwise(F.lit(0).cast("long"))
+    rows = trips.select(key.cast("int").alias("key"), cls.cast("int").alias("cls"), cents.alias("value"))
+    return rows, k + 2, 16
+
+
+def oblivious_count_and_sum(spark, trips, months: list[str], drop_negatives: bool) -> dict:
+    """What :func:`count_and_sum` computes (without the examples), through the oblivious shuffle
+    (include/jobs/oblivious.py) of :func:`oblivious_rows`."""
+    rows, num_keys, classes = oblivious_rows(trips, months, drop_negatives)
+    per_key = oblivious_module().oblivious_sums(spark, rows, num_keys=num_keys, classes=classes)
+    k = len(months)
+
+    def flagged(bit):
+        return sum(counts[c] for counts, _ in per_key[:k] for c in range(16) if c & bit)
+
+    rows_read = sum(sum(counts) for counts, _ in per_key)
+    row = {
+        "rows_read": rows_read,
+        "rows_mine": rows_read - sum(per_key[k + 1][0]),
+        "rows_in_period": sum(sum(counts) for counts, _ in per_key[:k]),
+        "rows_outside_period": sum(per_key[k][0]),
+        "outside_example": None,
+        "null_amounts": flagged(_NULL),
+        "not_numbers": flagged(_NOT_NUMBER),
+        "not_number_example": None,
+        "negatives": flagged(_NEGATIVE),
+        "negative_example": None,
+        "rows_used": flagged(_USED),
+    }
+    for i in range(k):
+        row[f"m{i}"] = Decimal(per_key[i][1]).scaleb(-2)
+    return row
+
+
 def to_cents(amount) -> int:
     """An exact decimal amount (or None for an empty sum) as integer cents; never a float."""
     if amount is None:
@@ -398,7 +465,8 @@ def check_markets(markets: list[str], cents: list[int], max_cents: int) -> None:
 
 
 def revenue_by_month(trips, months: list[str], policy: dict, columns: dict,
-                     participant_value: str | None = None, max_cents: int = DEFAULT_MAX_CENTS) -> dict:
+                     participant_value: str | None = None, max_cents: int = DEFAULT_MAX_CENTS,
+                     oblivious_spark=None) -> dict:
     """Apply the data policy and sum the net revenue per declared month, in one pass.
 
     :param trips: output of :func:`read_trips`
@@ -407,11 +475,22 @@ def revenue_by_month(trips, months: list[str], policy: dict, columns: dict,
     :param columns: {'revenue': name, 'time': name, 'participant': name or None}
     :param participant_value: this party's licence id, or None
     :param max_cents: largest net revenue per market
+    :param oblivious_spark: the session, to aggregate through the oblivious shuffle (None: plain)
     :return: {'markets': ['all', *months], 'revenue_cents': [...], 'stats': {...}}
     :raises InputError: where the policy or the range check says stop
     """
-    row = count_and_sum(trips, months, policy["negative_amounts"] == "drop")
-    apply_policy(row, policy, columns, participant_value)
+    drop = policy["negative_amounts"] == "drop"
+    if oblivious_spark is None:
+        row = count_and_sum(trips, months, drop)
+        apply_policy(row, policy, columns, participant_value)
+    else:
+        row = oblivious_count_and_sum(oblivious_spark, trips, months, drop)
+        try:
+            apply_policy(row, policy, columns, participant_value)
+        except InputError:
+            # The night stops: the plain pass finds the example the message quotes (same message).
+            apply_policy(count_and_sum(trips, months, drop), policy, columns, participant_value)
+            raise
     per_month = [to_cents(row[f"m{i}"]) for i in range(len(months))]
     markets, cents = ["all", *months], [sum(per_month), *per_month]
     check_markets(markets, cents, max_cents)
@@ -480,16 +559,21 @@ def run(args: argparse.Namespace) -> dict:
     from pyspark.sql import SparkSession
 
     # No .master(): spark-submit --master decides where this runs.
-    spark = (SparkSession.builder.appName(f"taxi_revenue[{party}]")
-             .config("spark.sql.session.timeZone", "UTC")  # months are UTC months on every machine
-             .config("spark.sql.shuffle.partitions", "4")  # one small global aggregate
-             .config("spark.ui.enabled", "false")
-             .getOrCreate())
+    builder = (SparkSession.builder.appName(f"taxi_revenue[{party}]")
+               .config("spark.sql.session.timeZone", "UTC")  # months are UTC months on every machine
+               .config("spark.sql.shuffle.partitions", "4")  # one small global aggregate
+               .config("spark.ui.enabled", "false"))
+    if args.oblivious:
+        builder = oblivious_builder(builder)
+    spark = builder.getOrCreate()
     if not spark.sparkContext.getConf().contains("spark.log.level"):
         spark.sparkContext.setLogLevel("WARN")  # keep task logs readable unless the caller chose a level
     try:
+        if args.oblivious:
+            oblivious_module().ship(spark)
         trips, schemas = read_trips(spark, args.input, columns, value)
-        result = revenue_by_month(trips, months, policy, columns, value, args.max_cents)
+        result = revenue_by_month(trips, months, policy, columns, value, args.max_cents,
+                                  oblivious_spark=spark if args.oblivious else None)
     finally:
         spark.stop()
 
@@ -503,6 +587,23 @@ def run(args: argparse.Namespace) -> dict:
     }
     write_atomic(args.output, doc)
     return doc
+
+
+def oblivious_module():
+    """include/jobs/oblivious.py: found next to this file, or shipped with --py-files."""
+    try:
+        import oblivious
+    except ImportError:
+        sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+        import oblivious
+    return oblivious
+
+
+def oblivious_builder(builder):
+    """The session settings of ``--oblivious`` (oblivious.SPARK_CONF) on top of spark-submit's."""
+    for key, setting in oblivious_module().SPARK_CONF.items():
+        builder = builder.config(key, setting)
+    return builder
 
 
 def report_error(message: str) -> None:

@@ -117,17 +117,42 @@ def _aggregate_task(spec: FederationSpec, party_id: str, data_dir: Path, run_dir
             policy_args += [f"--{role}-column", column]
     if (spec.aggregation_columns or {}).get("participant"):
         policy_args += ["--participant-value", spec.aggregation_participants[party_id]]
-    return SparkSubmitOperator(
+    operator, extra = SparkSubmitOperator, {"conf": {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"}}
+    if spec.aggregation_oblivious:
+        operator, extra, policy_args = _oblivious_aggregate(extra["conf"], policy_args)
+    return operator(
         task_id="aggregate",
         application=str(spec.aggregation_job),
         conn_id="spark_default",
         name=f"{spec.computation}-{party_id}",
         application_args=["--input", str(source), "--output", f"{run_dir}/aggregate.json",
                           "--party", party_id, "--months", "{{ mpc_months(dag_run) }}", *policy_args],
-        conf={"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"},
         doc_md=_AGGREGATE_DOC,
         on_failure_callback=on_failure,
+        **extra,
     )
+
+
+# The Spark settings of an oblivious local stage (the same as include/jobs/oblivious.py: SPARK_CONF,
+# which the job also sets itself). spark.authenticate.secret is added at execution time by
+# ObliviousSparkSubmitOperator from the party's connection mpc_spark_secret: never at parse time.
+OBLIVIOUS_SPARK_CONF = {
+    "spark.io.encryption.enabled": "true",
+    "spark.network.crypto.enabled": "true",
+    "spark.authenticate": "true",
+    "spark.shuffle.compress": "false",
+    "spark.sql.adaptive.enabled": "false",
+}
+OBLIVIOUS_MODULE = PROJECT_DIR / "include" / "jobs" / "oblivious.py"
+
+
+def _oblivious_aggregate(conf: dict[str, str], job_args: list[str]):
+    """(operator class, its extra arguments, job arguments) of an oblivious aggregate task
+    (``aggregation.oblivious: true``; docs/oblivious.md)."""
+    from mpc_operators.spark import ObliviousSparkSubmitOperator
+
+    extra = {"conf": {**conf, **OBLIVIOUS_SPARK_CONF}, "py_files": str(OBLIVIOUS_MODULE)}
+    return ObliviousSparkSubmitOperator, extra, [*job_args, "--oblivious"]
 
 
 def _run_key_macro(dag_run) -> str:
@@ -164,7 +189,8 @@ Threshold t = {spec.threshold} of {len(spec.compute_parties)} compute parties (h
 
 _AGGREGATE_DOC = """Local aggregation with Spark (`spark_default` connection; `local[*]` unless changed).
 Reads this party's raw records and writes one small aggregate file in the run's work folder.
-**Nothing leaves the party.**"""
+**Nothing leaves the party.** With `aggregation.oblivious: true` in the spec the job runs with
+`--oblivious` (padded keyed shuffle, Spark's encryption; secret from connection `mpc_spark_secret`)."""
 _SHARE_DOC = """Checks the aggregate against the program's declared inputs and ranges, splits each value
 into Shamir shares, and uploads one object per compute party, **encrypted to that party** and signed.
 No single compute party (nor the bucket's operator) learns anything about the aggregate."""

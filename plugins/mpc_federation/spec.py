@@ -76,6 +76,8 @@ class FederationSpec:
     data_policy: dict[str, str] | None = None
     aggregation_columns: dict[str, str | None] | None = None
     aggregation_participants: dict[str, str] = field(default_factory=dict)
+    # -- oblivious local stage (see _check_oblivious): padded keyed shuffle, Spark encryption --
+    aggregation_oblivious: bool = False
 
     # -- roles -------------------------------------------------------------
     def party(self, party_id: str) -> Party:
@@ -207,7 +209,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         job = (path.parent / need(aggregation, "job", str, "aggregation.")).resolve()
         if not job.is_file():
             raise SpecError(src, "aggregation.job", f"no such file: {job}")
-    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS), "aggregation.")
+    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS), "aggregation.")
     agg_input = aggregation.get("input", ".")
     if not isinstance(agg_input, str) or agg_input.startswith("/") or ".." in agg_input.split("/"):
         raise SpecError(src, "aggregation.input", "must be a relative path inside the party's data folder")
@@ -327,6 +329,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         data_policy=data_policy,
         aggregation_columns=columns,
         aggregation_participants=participants,
+        aggregation_oblivious=_check_oblivious(src, aggregation),
     )
 
 
@@ -440,6 +443,23 @@ def _check_data_policy(src: str, aggregation: dict, input_ids: list[str]):
     elif participants:
         raise SpecError(src, "aggregation.participants", "needs aggregation.columns.participant")
     return policy, columns, dict(participants)
+
+
+# -- oblivious local stage (issue 17) ---------------------------------------------------------
+OBLIVIOUS_FIELDS = ("oblivious",)
+
+
+def _check_oblivious(src: str, aggregation: dict) -> bool:
+    """Validate ``aggregation.oblivious`` (default false).
+
+    True runs the aggregation job with ``--oblivious``: a keyed, padded shuffle whose volumes do not
+    depend on the data, and Spark's encryption of shuffle files and RPC (docs/oblivious.md). It is
+    part of the raw spec, so of its hash: every party of the federation runs the same mode.
+    """
+    value = aggregation.get("oblivious", False)
+    if not isinstance(value, bool):
+        raise SpecError(src, "aggregation.oblivious", f"must be true or false, got {value!r}")
+    return value
 
 
 def _check_key(src: str, where: str, value: Any) -> None:

@@ -1,0 +1,255 @@
+"""The oblivious local stage (issue 17) without Spark: ``aggregation.oblivious`` in the spec (off by
+default, validated, in the spec hash), what the aggregate task passes to the job and to Spark, how
+the Spark secret reaches spark-submit (at execution time, in a 0600 file, never in the task's
+fields or command line), and the keyed partitioner. tests/test_oblivious_spark.py runs the jobs."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from mpc_federation.spec import SpecError, load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+TAXI = REPO / "include" / "federations" / "taxi_hhi.yaml"
+PAY = REPO / "include" / "federations" / "pay_equity.yaml"
+JOBS = REPO / "include" / "jobs"
+SECRET = "s3cr3t-Spark-auth-0123456789abcdef"
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+oblivious = _load(JOBS / "oblivious.py", "oblivious_module_tests")
+
+
+def raw_of(path: Path) -> dict:
+    raw = yaml.safe_load(path.read_text())
+    raw["program"]["file"] = str((path.parent / raw["program"]["file"]).resolve())
+    raw["aggregation"]["job"] = str((path.parent / raw["aggregation"]["job"]).resolve())
+    return raw
+
+
+def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_spec(path)
+
+
+# -- the spec ------------------------------------------------------------------------------------
+def test_off_by_default_and_in_the_hash(tmp_path):
+    raw = raw_of(TAXI)
+    plain = load(tmp_path, raw, "plain.yaml")
+    assert plain.aggregation_oblivious is False
+    on = copy.deepcopy(raw)
+    on["aggregation"]["oblivious"] = True
+    off = copy.deepcopy(raw)
+    off["aggregation"]["oblivious"] = False
+    spec_on, spec_off = load(tmp_path, on, "on.yaml"), load(tmp_path, off, "off.yaml")
+    assert spec_on.aggregation_oblivious is True and spec_off.aggregation_oblivious is False
+    # A party that runs the other mode runs a different federation: its shares are refused.
+    assert len({plain.spec_hash, spec_on.spec_hash, spec_off.spec_hash}) == 3
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, {"enabled": True}])
+def test_must_be_a_boolean(tmp_path, value):
+    raw = raw_of(TAXI)
+    raw["aggregation"]["oblivious"] = value
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, raw)
+    assert info.value.field_path == "aggregation.oblivious"
+    assert "must be true or false" in str(info.value)
+
+
+# -- the aggregate task ------------------------------------------------------------------------------
+def aggregate_task(spec, party: str):
+    from mpc_federation.render import _aggregate_task
+
+    return _aggregate_task(spec, party, Path("/data"), "/work/run", None)
+
+
+@pytest.mark.parametrize("federation,party", [(TAXI, "company_b"), (PAY, None)])
+def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from mpc_operators.spark import ObliviousSparkSubmitOperator
+
+    raw = raw_of(federation)
+    party = party or next(p["id"] for p in raw["parties"] if "input" in p["roles"])
+    plain_task = aggregate_task(load(tmp_path, raw, "plain.yaml"), party)
+    raw["aggregation"]["oblivious"] = True
+    task = aggregate_task(load(tmp_path, raw, "on.yaml"), party)
+
+    assert type(plain_task) is SparkSubmitOperator and "--oblivious" not in plain_task.application_args
+    assert plain_task.conf == {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"}
+    assert isinstance(task, ObliviousSparkSubmitOperator)
+    assert task.application_args == [*plain_task.application_args, "--oblivious"]
+    assert task.conf == {**plain_task.conf, **oblivious.SPARK_CONF}
+    assert task.conf["spark.io.encryption.enabled"] == task.conf["spark.network.crypto.enabled"] == "true"
+    assert task.conf["spark.authenticate"] == "true"
+    assert task.py_files == str(JOBS / "oblivious.py")
+    assert task.secret_conn_id == "mpc_spark_secret"
+    # No secret at parse time: nothing in the task's fields names one.
+    assert not any("secret" in key for key in task.conf) and task.properties_file is None
+    job = _load(raw["aggregation"]["job"] and Path(raw["aggregation"]["job"]), "job_of_" + federation.stem)
+    assert job.parse_args(task.application_args).oblivious is True  # the job accepts exactly these
+
+
+def test_render_and_job_module_agree_on_the_spark_settings():
+    from mpc_federation.render import OBLIVIOUS_MODULE, OBLIVIOUS_SPARK_CONF
+
+    assert OBLIVIOUS_SPARK_CONF == oblivious.SPARK_CONF
+    assert OBLIVIOUS_MODULE == JOBS / "oblivious.py" and OBLIVIOUS_MODULE.is_file()
+
+
+# -- the secret ------------------------------------------------------------------------------------
+class _Conn:
+    def __init__(self, password):
+        self.password = password
+
+
+def _operator():
+    from mpc_operators.spark import ObliviousSparkSubmitOperator
+
+    return ObliviousSparkSubmitOperator(task_id="aggregate", application=str(JOBS / "taxi_revenue.py"),
+                                        conf=dict(oblivious.SPARK_CONF), application_args=["--oblivious"])
+
+
+def test_secret_reaches_spark_submit_in_a_private_file_at_execution_time(monkeypatch, tmp_path):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.sdk import BaseHook
+
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text("spark.executor.memory 2g")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
+    asked, masked, seen = [], [], {}
+    from airflow.sdk import Connection
+
+    def get_connection(cls, conn_id):
+        if conn_id == "spark_default":  # the hook's own look-up of the master
+            return Connection(conn_id=conn_id, conn_type="spark", host="local[2]")
+        asked.append(conn_id)
+        return Connection(conn_id=conn_id, conn_type="generic", password=SECRET)
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(get_connection))
+    monkeypatch.setattr("airflow.sdk.log.mask_secret", lambda value, *a, **k: masked.append(value))
+
+    def fake_execute(self, context):
+        path = self.properties_file
+        seen["mode"] = stat.S_IMODE(os.stat(path).st_mode)
+        seen["folder_mode"] = stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)
+        seen["text"] = Path(path).read_text()
+        seen["path"] = path
+        hook = self._get_hook()
+        seen["cmd"] = hook._build_spark_submit_command(self.application)
+
+    monkeypatch.setattr(SparkSubmitOperator, "execute", fake_execute)
+    task = _operator()
+    assert asked == []  # nothing read when the task is built (DAG parse time)
+    task.execute({})
+    assert asked == ["mpc_spark_secret"] and masked == [SECRET]
+    assert seen["mode"] == 0o600 and seen["folder_mode"] == 0o700
+    assert seen["text"] == f"spark.executor.memory 2g\nspark.authenticate.secret {SECRET}\n"
+    cmd = seen["cmd"]
+    assert "--properties-file" in cmd and not any(SECRET in part for part in cmd)
+    assert "spark.io.encryption.enabled=true" in cmd and "spark.authenticate=true" in cmd
+    assert not os.path.exists(seen["path"]) and not os.path.exists(os.path.dirname(seen["path"]))
+    assert task.properties_file is None
+
+
+@pytest.mark.parametrize("password,words", [(None, "has no password"), ("", "has no password"),
+                                            ("short", "at least 16"), ("with a space 0123456789", "without spaces")])
+def test_missing_or_unfit_secret_fails_the_task(monkeypatch, password, words):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(lambda cls, conn_id: _Conn(password)))
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: pytest.fail("spark-submit ran"))
+    with pytest.raises(AirflowFailException) as info:
+        _operator().execute({})
+    assert words in str(info.value) and "mpc_spark_secret" in str(info.value)
+    if password:
+        assert password not in str(info.value)
+
+
+def test_missing_connection_fails_the_task(monkeypatch):
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowFailException
+
+    def missing(cls, conn_id):
+        raise LookupError(f"The conn_id `{conn_id}` isn't defined")
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(missing))
+    with pytest.raises(AirflowFailException, match="cannot read connection 'mpc_spark_secret'"):
+        _operator().execute({})
+
+
+# -- the keyed partitioner ------------------------------------------------------------------------------
+def test_partitioner_is_keyed_and_fresh_per_run():
+    keys = range(64)
+    one, two = oblivious.new_secret(), oblivious.new_secret()
+    assert len(one) == 32 and one != two
+    mapping = [oblivious.prf_partition(one, k, 4) for k in keys]
+    assert mapping == [oblivious.prf_partition(one, k, 4) for k in keys]  # deterministic within a run
+    assert mapping != [oblivious.prf_partition(two, k, 4) for k in keys]  # unpredictable across runs
+    assert set(mapping) == {0, 1, 2, 3}
+    import hashlib
+    import hmac
+
+    expected = int.from_bytes(hmac.new(one, b"mpc-oblivious-partition/1:7", hashlib.sha256).digest(), "big") % 4
+    assert oblivious.prf_partition(one, 7, 4) == expected
+
+
+# -- the DAG file as Airflow parses it ------------------------------------------------------------------
+_PARSE = """
+import json, socket, sys
+def no_network(*args, **kwargs):
+    raise AssertionError("network access while parsing DAGs")
+socket.socket.connect = no_network
+socket.create_connection = no_network
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+before = set(sys.modules)
+bag = DagBag(dag_folder=sys.argv[1])
+added = {m.split(".")[0] for m in set(sys.modules) - before}
+dag = bag.dags.get("taxi_hhi")
+task = dag.get_task("aggregate") if dag else None
+serialized = json.dumps(DagSerialization.to_dict(dag)) if dag else ""
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
+                  "heavy": sorted(added & {"pyspark", "py4j", "mpyc", "boto3", "nacl"}),
+                  "type": type(task).__name__, "args": list(task.application_args) if task else [],
+                  "serialized": len(serialized), "secret_in_serialized": "authenticate.secret" in serialized}))
+"""
+
+
+def test_dag_file_parses_an_oblivious_federation(tmp_path):
+    import subprocess
+    import sys
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    raw = raw_of(TAXI)
+    raw["aggregation"]["oblivious"] = True
+    (specs / "taxi_hhi.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
+    env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "PYTHONPATH": str(REPO / "plugins"), "MPC_PARTY_ID": "company_d", "MPC_SPEC_DIR": str(specs)})
+    out = subprocess.run([sys.executable, "-c", _PARSE, str(REPO / "dags")], env=env, capture_output=True, text=True,
+                         timeout=180, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert parsed["errors"] == {} and parsed["heavy"] == []
+    assert parsed["type"] == "ObliviousSparkSubmitOperator" and parsed["args"][-1] == "--oblivious"
+    assert parsed["serialized"] > 1000 and parsed["secret_in_serialized"] is False

@@ -224,7 +224,6 @@ def four(federation, s3_server, tmp_path):
 def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, caplog):
     """A failing range check once put the offending value into the withdrawal everyone reads."""
     from mpc_operators.base import withdraw_on_failure
-    from mpc_operators.compute import MPCComputeOperator
     from mpc_operators.share import MPCShareOperator
     from sensors.coordination import MPCCoordinationSensor
 

@@ -107,8 +107,8 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None):
     #    by probabilistic truncation, then its G fraction bits are cut off exactly (their bits).
     n1 = _shift_down(mpc, n1, scale - f, scale + size.quotient_bits + 2)
     z = mpc.np_trunc(n1 * y, 2 * f - _G, l=size.quotient_bits + 2 * f + 6) + 2**_G
-    low = mpc.np_to_bits(z, _G)
-    m = (z - (low * np.array([2**j for j in range(_G)], dtype=object)).sum(axis=-1)) * _INVERSE_2G[type(z).sectype.field.modulus]
+    fraction = (mpc.np_to_bits(z, _G) * np.array([2**j for j in range(_G)], dtype=object)).sum(axis=-1)
+    m = (z - fraction) * _INVERSE_2G[type(z).sectype.field.modulus]  # exact: z - fraction is a multiple
     # 4. Exact correction: the true u = N/D + 1/2 lies in [m - 1, m + 1), so floor(u) is m or m - 1,
     #    decided by one secure comparison of 2N + D - 2mD, a value in [-2D, 2D).
     below = mpc.np_sgn(2 * num + den - 2 * m * den, l=b + 3, LT=True)  # 1 where u < m

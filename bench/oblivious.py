@@ -150,7 +150,7 @@ def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str, sp
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     if kind == "oblivious":
-        cmd += ["--py-files", str(JOB.parent / "oblivious.py")]
+        cmd += ["--py-files", str(JOB.parent / "mpc_oblivious.py")]
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     t0 = time.monotonic()
@@ -174,7 +174,7 @@ def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str, sp
 
 def load_oblivious():
     sys.path.insert(0, str(JOB.parent))
-    import oblivious
+    import mpc_oblivious as oblivious
 
     return oblivious
 

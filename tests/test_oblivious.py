@@ -30,7 +30,7 @@ def _load(path: Path, name: str):
     return module
 
 
-oblivious = _load(JOBS / "oblivious.py", "oblivious_module_tests")
+oblivious = _load(JOBS / "mpc_oblivious.py", "oblivious_module_tests")
 
 
 def raw_of(path: Path) -> dict:
@@ -96,7 +96,7 @@ def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     assert task.conf == {**plain_task.conf, **oblivious.SPARK_CONF}
     assert task.conf["spark.io.encryption.enabled"] == task.conf["spark.network.crypto.enabled"] == "true"
     assert task.conf["spark.authenticate"] == "true"
-    assert task.py_files == str(JOBS / "oblivious.py")
+    assert task.py_files == str(JOBS / "mpc_oblivious.py")
     assert task.secret_conn_id == "mpc_spark_secret"
     # No secret at parse time: nothing in the task's fields names one.
     assert not any("secret" in key for key in task.conf) and task.properties_file is None
@@ -108,7 +108,7 @@ def test_render_and_job_module_agree_on_the_spark_settings():
     from mpc_federation.render import OBLIVIOUS_MODULE, OBLIVIOUS_SPARK_CONF
 
     assert OBLIVIOUS_SPARK_CONF == oblivious.SPARK_CONF
-    assert OBLIVIOUS_MODULE == JOBS / "oblivious.py" and OBLIVIOUS_MODULE.is_file()
+    assert OBLIVIOUS_MODULE == JOBS / "mpc_oblivious.py" and OBLIVIOUS_MODULE.is_file()
 
 
 # -- the secret ------------------------------------------------------------------------------------

@@ -257,7 +257,7 @@ def test_spark_metrics_show_equal_volumes_only_with_the_mode(spark, data):
 
 # -- the jobs alone through spark-submit ------------------------------------------------------------
 def test_both_jobs_run_oblivious_through_spark_submit(data, tmp_path):
-    """Each job file alone (it ships include/jobs/oblivious.py itself), on the skewed trips and a payroll."""
+    """Each job file alone (it ships include/jobs/mpc_oblivious.py itself), on the skewed trips and a payroll."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                PYSPARK_PYTHON=str(BIN / "python"), PYSPARK_DRIVER_PYTHON=str(BIN / "python"))
     payroll_data.generate(tmp_path / "pay", ["a"], 2000, seed=4)

@@ -23,7 +23,7 @@ and writes FILE (atomically) as JSON::
      "stats": {"rows_read": n}}
 
 ``--oblivious``: the same sums through the padded, keyed, encrypted shuffle of
-include/jobs/oblivious.py (docs/oblivious.md), the duplicate-id check through its padded
+include/jobs/mpc_oblivious.py (docs/oblivious.md), the duplicate-id check through its padded
 distinct count.
 
 'all' is the whole company. The payroll is a snapshot: --months is checked but not used. Money is
@@ -95,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--levels", default=DEFAULT_LEVELS, help="job levels, in the spec's order")
     parser.add_argument("--max-salary-cents", type=int, default=DEFAULT_MAX_SALARY_CENTS)
     parser.add_argument("--oblivious", action="store_true",
-                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/oblivious.py)")
+                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)")
     return parser.parse_args(argv)
 
 
@@ -255,12 +255,12 @@ def oblivious_sums_by_gender_and_level(spark, df, levels: list[str], max_salary:
 
 
 def oblivious_module():
-    """include/jobs/oblivious.py: found next to this file, or shipped with --py-files."""
+    """include/jobs/mpc_oblivious.py: found next to this file, or shipped with --py-files."""
     try:
-        import oblivious
+        import mpc_oblivious as oblivious
     except ImportError:
         sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-        import oblivious
+        import mpc_oblivious as oblivious
     return oblivious
 
 

@@ -40,7 +40,7 @@ of one dataset may disagree on those types (each group of files with one schema 
 own and the groups are unioned by name).
 
 ``--oblivious`` (the spec's ``aggregation.oblivious``) aggregates through the padded, keyed,
-encrypted shuffle of include/jobs/oblivious.py (docs/oblivious.md): the same output, the same
+encrypted shuffle of include/jobs/mpc_oblivious.py (docs/oblivious.md): the same output, the same
 errors, and shuffle volumes that do not depend on the data. The job ships that module to the
 executors itself, so it still runs alone through spark-submit.
 
@@ -115,7 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-cents", type=int, default=DEFAULT_MAX_CENTS,
                         help="largest net revenue per market the program accepts")
     parser.add_argument("--oblivious", action="store_true",
-                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/oblivious.py)")
+                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)")
     return parser.parse_args(argv)
 
 
@@ -375,7 +375,7 @@ def oblivious_rows(trips, months: list[str], drop_negatives: bool):
 
 def oblivious_count_and_sum(spark, trips, months: list[str], drop_negatives: bool) -> dict:
     """What :func:`count_and_sum` computes (without the examples), through the oblivious shuffle
-    (include/jobs/oblivious.py) of :func:`oblivious_rows`."""
+    (include/jobs/mpc_oblivious.py) of :func:`oblivious_rows`."""
     rows, num_keys, classes = oblivious_rows(trips, months, drop_negatives)
     per_key = oblivious_module().oblivious_sums(spark, rows, num_keys=num_keys, classes=classes)
     k = len(months)
@@ -590,12 +590,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def oblivious_module():
-    """include/jobs/oblivious.py: found next to this file, or shipped with --py-files."""
+    """include/jobs/mpc_oblivious.py: found next to this file, or shipped with --py-files."""
     try:
-        import oblivious
+        import mpc_oblivious as oblivious
     except ImportError:
         sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-        import oblivious
+        import mpc_oblivious as oblivious
     return oblivious
 
 

@@ -133,7 +133,7 @@ def _aggregate_task(spec: FederationSpec, party_id: str, data_dir: Path, run_dir
     )
 
 
-# The Spark settings of an oblivious local stage (the same as include/jobs/oblivious.py: SPARK_CONF,
+# The Spark settings of an oblivious local stage (the same as include/jobs/mpc_oblivious.py: SPARK_CONF,
 # which the job also sets itself). spark.authenticate.secret is added at execution time by
 # ObliviousSparkSubmitOperator from the party's connection mpc_spark_secret: never at parse time.
 OBLIVIOUS_SPARK_CONF = {
@@ -143,7 +143,7 @@ OBLIVIOUS_SPARK_CONF = {
     "spark.shuffle.compress": "false",
     "spark.sql.adaptive.enabled": "false",
 }
-OBLIVIOUS_MODULE = PROJECT_DIR / "include" / "jobs" / "oblivious.py"
+OBLIVIOUS_MODULE = PROJECT_DIR / "include" / "jobs" / "mpc_oblivious.py"
 
 
 def _oblivious_aggregate(conf: dict[str, str], job_args: list[str]):

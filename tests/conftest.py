@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -85,3 +88,52 @@ def federation(tmp_path, s3_server):
         return spec, keys
 
     return make
+
+
+PARSE = textwrap.dedent("""
+    import json, socket, sys
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access while parsing DAGs")
+    socket.socket.connect = no_network
+    socket.create_connection = no_network
+    from airflow.dag_processing.dagbag import DagBag
+    before = set(sys.modules)
+    bag = DagBag(dag_folder=sys.argv[1])
+    added = {m.split(".")[0] for m in set(sys.modules) - before}
+    heavy = sorted(added & {"mpyc", "gmpy2", "boto3", "botocore", "nacl", "pyspark", "py4j", "cryptography"})
+    from airflow.serialization.serialized_objects import DagSerialization
+    serialized = {d.dag_id: json.dumps(DagSerialization.to_dict(d)) for d in bag.dags.values()}
+    print(json.dumps({
+        "errors": {k: str(v) for k, v in bag.import_errors.items()},
+        "heavy": heavy,
+        "dags": {d.dag_id: {"tags": sorted(d.tags), "schedule": str(d.schedule), "catchup": d.catchup,
+                            "tasks": [t.task_id for t in d.topological_sort()],
+                            "owners": sorted({t.owner for t in d.tasks}),
+                            "retries": sorted({t.retries for t in d.tasks}),
+                            "docs": all(t.doc_md for t in d.tasks) and bool(d.doc_md),
+                            "deferrable": [t.task_id for t in d.tasks if getattr(t, "deferrable", False)],
+                            "types": {t.task_id: type(t).__name__ for t in d.tasks},
+                            "aggregate_args": list(getattr(d.task_dict.get("aggregate"), "application_args", [])),
+                            "serialized": len(serialized[d.dag_id]),
+                            "secret_in_serialized": "authenticate.secret" in serialized[d.dag_id]}
+                 for d in bag.dags.values()},
+    }))
+""")
+
+
+def parse_dags(party: str | None, tmp_path, spec_dir=None) -> dict:
+    """The project's DAG folder parsed by Airflow's DagBag in a fresh process, as ``party``, with the
+    network blocked: import errors, heavy modules imported, and per DAG what a test checks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
+    env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "PYTHONPATH": str(REPO / "plugins")})
+    if party is not None:
+        env["MPC_PARTY_ID"] = party
+    if spec_dir is not None:
+        env["MPC_SPEC_DIR"] = str(spec_dir)
+    out = subprocess.run([sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import parse_dags
 from mpc_federation.spec import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,44 +212,14 @@ def test_partitioner_is_keyed_and_fresh_per_run():
 
 
 # -- the DAG file as Airflow parses it ------------------------------------------------------------------
-_PARSE = """
-import json, socket, sys
-def no_network(*args, **kwargs):
-    raise AssertionError("network access while parsing DAGs")
-socket.socket.connect = no_network
-socket.create_connection = no_network
-from airflow.dag_processing.dagbag import DagBag
-from airflow.serialization.serialized_objects import DagSerialization
-before = set(sys.modules)
-bag = DagBag(dag_folder=sys.argv[1])
-added = {m.split(".")[0] for m in set(sys.modules) - before}
-dag = bag.dags.get("taxi_hhi")
-task = dag.get_task("aggregate") if dag else None
-serialized = json.dumps(DagSerialization.to_dict(dag)) if dag else ""
-print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
-                  "heavy": sorted(added & {"pyspark", "py4j", "mpyc", "boto3", "nacl"}),
-                  "type": type(task).__name__, "args": list(task.application_args) if task else [],
-                  "serialized": len(serialized), "secret_in_serialized": "authenticate.secret" in serialized}))
-"""
-
-
 def test_dag_file_parses_an_oblivious_federation(tmp_path):
-    import subprocess
-    import sys
-
     specs = tmp_path / "specs"
     specs.mkdir()
     raw = raw_of(TAXI)
     raw["aggregation"]["oblivious"] = True
     (specs / "taxi_hhi.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
-    env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "PYTHONPATH": str(REPO / "plugins"), "MPC_PARTY_ID": "company_d", "MPC_SPEC_DIR": str(specs)})
-    out = subprocess.run([sys.executable, "-c", _PARSE, str(REPO / "dags")], env=env, capture_output=True, text=True,
-                         timeout=180, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    parsed = parse_dags("company_d", tmp_path, specs)
     assert parsed["errors"] == {} and parsed["heavy"] == []
-    assert parsed["type"] == "ObliviousSparkSubmitOperator" and parsed["args"][-1] == "--oblivious"
-    assert parsed["serialized"] > 1000 and parsed["secret_in_serialized"] is False
+    dag = parsed["dags"]["taxi_hhi"]
+    assert dag["types"]["aggregate"] == "ObliviousSparkSubmitOperator" and dag["aggregate_args"][-1] == "--oblivious"
+    assert dag["serialized"] > 1000 and dag["secret_in_serialized"] is False

@@ -238,13 +238,13 @@ def test_months_are_checked_but_not_needed():
 # --- the DAG from the same factory ------------------------------------------------------------------------
 
 def test_pay_equity_dag_from_the_same_factory(tmp_path):
-    from test_dags import parse_as
+    from conftest import parse_dags
 
-    company = parse_as("company_a", tmp_path)
+    company = parse_dags("company_a", tmp_path)
     assert company["errors"] == {} and company["heavy"] == []
     assert company["dags"]["pay_equity"]["tasks"] == ["aggregate", "share", "wait_for_inputs", "compute"]
     assert company["dags"]["taxi_hhi"]["tasks"] == ["aggregate", "share", "wait_for_inputs", "compute"]
-    office = parse_as("equality_office", tmp_path)
+    office = parse_dags("equality_office", tmp_path)
     assert list(office["dags"]) == ["pay_equity"]
     dag = office["dags"]["pay_equity"]
     assert dag["tasks"] == ["wait_for_result", "reveal"] and dag["schedule"] == "30 3 * * *"

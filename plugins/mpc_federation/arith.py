@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SEC_PARAM = 30  # MPyC's default statistical security parameter (-K)
 _Y0 = 2.9142135623731  # 2*sqrt(2) + 1/2, the best linear start for 1/x on [1/2, 1)
 _G = 4  # fraction bits of the estimate before its exact rounding
 

@@ -19,11 +19,11 @@ if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
   exit 1
 fi
 
-stamp=".venv/.installed-$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.txt -c constraints.txt
+  .venv/bin/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
   rm -f .venv/.installed-*
   touch "$stamp"
   echo "setup: dependencies installed in .venv"

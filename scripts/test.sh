@@ -3,6 +3,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
-bash "$root/scripts/setup_browser.sh"
+bash "$root/scripts/setup_system.sh"
 cd "$root"
 exec .venv/bin/python -m pytest tests -ra "$@"

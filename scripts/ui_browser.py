@@ -1,7 +1,7 @@
 """Headless Chromium (Debian's, driven by Playwright) logged in to a party's Airflow UI.
 
 Used by the browser test (tests/test_ui_testbed.py) and by ``scripts/testbed.py screenshot``.
-The browser is the system's /usr/bin/chromium (``scripts/setup_browser.sh`` installs it);
+The browser is the system's /usr/bin/chromium (``scripts/setup_system.sh`` installs it);
 Playwright's own browser downloads are never used.
 """
 

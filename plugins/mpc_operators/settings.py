@@ -1,0 +1,87 @@
+"""This party's configuration: the ``[mpc]`` section of Airflow's configuration, in one place.
+
+Set like any Airflow option, in ``airflow.cfg`` or as ``AIRFLOW__MPC__<KEY>`` environment
+variables. The shared federation spec never holds any of these: they differ per party.
+
+=================  ==========================================================================
+key                meaning (default)
+=================  ==========================================================================
+party_id           this party's id in the federation specs (required)
+spec_dir           folder of federation specs (the project's ``include/federations``)
+data_uri           root of this party's private input data: a local path or a URI such as
+                   ``file:///data``, ``s3a://bucket/trips``, ``hdfs://nn:8020/trips``, passed to
+                   Spark unchanged (``$AIRFLOW_HOME/mpc-data``)
+ledger_uri         this compute party's private copy of the disclosure ledger: a local path or
+                   an object-storage URI (``$AIRFLOW_HOME/mpc-work/ledger``); the ``compute`` task
+                   reads and writes it, so it must be reachable from the compute queue's workers
+results_uri        where a recipient also keeps its result records (``<computation>/<run>/result.json``);
+                   empty: the result is the reveal task's XCom only (empty)
+aggregate_uri      where the Spark job writes the aggregate when its driver does not run in the
+                   task's process tree (``deploy_mode=cluster``); empty: a private temporary file
+                   on the worker, read back and handed over as XCom (empty)
+compute_queue      the Airflow queue of the ``compute`` task: the workers at this party's MPC
+                   endpoint listen on it (empty: the default queue)
+allow_test_keys    accept the test keys the local federations use; never in production (False)
+=================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SECTION = "mpc"
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_SPEC_DIR = PROJECT_DIR / "include" / "federations"
+
+
+class PartyConfigError(RuntimeError):
+    """This deployment's party configuration is missing or does not match the specs."""
+
+
+@dataclass(frozen=True)
+class MPCSettings:
+    party_id: str
+    spec_dir: Path
+    data_uri: str
+    ledger_uri: str
+    results_uri: str
+    aggregate_uri: str
+    compute_queue: str
+    allow_test_keys: bool
+
+    @classmethod
+    def load(cls, *, require_party: bool = True) -> MPCSettings:
+        """The ``[mpc]`` settings of this process (Airflow's configuration, then the defaults).
+
+        :param require_party: raise PartyConfigError when ``party_id`` is not set.
+        """
+        from airflow.configuration import conf
+
+        def get(key: str, default: str = "") -> str:
+            return (conf.get(SECTION, key, fallback=default) or default).strip()
+
+        home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+        settings = cls(
+            party_id=get("party_id"),
+            spec_dir=Path(get("spec_dir") or DEFAULT_SPEC_DIR),
+            data_uri=get("data_uri") or str(home / "mpc-data"),
+            ledger_uri=get("ledger_uri") or str(home / "mpc-work" / "ledger"),
+            results_uri=get("results_uri"),
+            aggregate_uri=get("aggregate_uri"),
+            compute_queue=get("compute_queue"),
+            allow_test_keys=get("allow_test_keys", "False").lower() in ("1", "true", "yes"),
+        )
+        if require_party and not settings.party_id:
+            raise PartyConfigError("[mpc] party_id is not set (AIRFLOW__MPC__PARTY_ID): each party's Airflow "
+                                   "must say which party it is")
+        return settings
+
+
+def join_uri(root: str, name: str) -> str:
+    """``name`` under ``root``, both local paths or URIs; a ``name`` that is a URI or an absolute
+    path stands alone. Never goes through pathlib, which would fold ``s3a://b`` into ``s3a:/b``."""
+    if "://" in name or name.startswith("/"):
+        return name
+    return f"{root.rstrip('/')}/{name}"

@@ -85,3 +85,8 @@ def join_uri(root: str, name: str) -> str:
     if "://" in name or name.startswith("/"):
         return name
     return f"{root.rstrip('/')}/{name}"
+
+
+def result_location(results_uri: str, computation: str, run: str) -> str:
+    """Where a recipient keeps the result record of ``run`` under ``[mpc] results_uri``."""
+    return join_uri(results_uri, f"{computation}/{run}/result.json")

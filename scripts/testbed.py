@@ -376,6 +376,8 @@ def start_party(party: LocalParty, spec, host: str, port: int, args) -> dict:
         os.chmod(path, 0o600)
     extra = {**LEAN_SETTINGS,
              "MPC_ALLOW_TEST_KEYS": "1" if party.allow_test_keys else "0",  # the testbed's keys are test keys
+             # The [mpc] settings the UI reads (mpc_operators.settings), until bootstrap writes them itself.
+             "AIRFLOW__MPC__PARTY_ID": party.id, "AIRFLOW__MPC__SPEC_DIR": str(party.spec_dir),
              # Without --nightly the scheduler creates no scheduled runs: an unpaused DAG whose
              # night has passed would otherwise start it at once on every party.
              "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(bool(args.nightly)),

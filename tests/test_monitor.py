@@ -8,10 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from mpc_federation.channel import RunChannel
-from mpc_ui.data import list_runs, run_date, run_overview
 from mpc_federation.store import CoordinationStore
+from mpc_ui.data import list_runs, run_date, run_overview
 
 RUN = "20240401T000000Z"
 
@@ -24,7 +23,7 @@ def fed(federation, s3_server):
     def channel(party: str, run: str = RUN) -> RunChannel:
         return RunChannel(spec, run, store, keys[party])
 
-    return spec, keys, store, channel
+    return spec, store, channel
 
 
 def states(overview: dict) -> dict[str, str]:
@@ -46,7 +45,7 @@ def roster(channel: RunChannel, parties: list[str], attempt: int = 1) -> None:
 
 
 def test_a_run_from_nothing_to_revealed(fed, monkeypatch):
-    spec, keys, store, channel = fed
+    spec, store, channel = fed
     view = run_overview(spec, store, "regulator", RUN)
     assert view["status"] == "not started" and not view["finished"]
     assert set(states(view).values()) == {"waiting"}
@@ -95,7 +94,7 @@ def test_a_run_from_nothing_to_revealed(fed, monkeypatch):
 
 
 def test_records_that_do_not_verify_are_errors_not_progress(fed):
-    spec, keys, store, channel = fed
+    spec, store, channel = fed
     share(channel("company_a"))
     # company_b writes a "done" record under company_c's key: signed by the wrong party.
     forger = channel("company_b")
@@ -112,7 +111,7 @@ def test_records_that_do_not_verify_are_errors_not_progress(fed):
 
 
 def test_a_given_up_attempt_aborts_the_run_until_a_new_attempt(fed):
-    spec, keys, store, channel = fed
+    spec, store, channel = fed
     companies = ["company_a", "company_b", "company_c"]
     for company in companies:
         share(channel(company))
@@ -142,7 +141,7 @@ def test_a_given_up_attempt_aborts_the_run_until_a_new_attempt(fed):
 
 
 def test_a_withdrawn_input_party_is_aborted_with_its_reason(fed):
-    spec, keys, store, channel = fed
+    spec, store, channel = fed
     c = channel("company_c")
     c.publish(c.withdrawal_key("company_c"), "abort", "input", {"reason": "aggregate failed: no data"})
     share(channel("company_a"))
@@ -157,7 +156,7 @@ def test_a_withdrawn_input_party_is_aborted_with_its_reason(fed):
 
 
 def test_list_runs_newest_first_and_cached_when_finished(fed):
-    spec, keys, store, channel = fed
+    spec, store, channel = fed
     old, new = "20240301T000000Z", "20240401T000000Z"
     share(channel("company_a", old))
     share(channel("company_b", new))

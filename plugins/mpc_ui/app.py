@@ -17,11 +17,6 @@ import logging
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
-from fastapi.staticfiles import StaticFiles
-
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
@@ -33,8 +28,12 @@ from airflow.api_fastapi.core_api.security import (
     get_user,
     requires_access_dag,
 )
-
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.staticfiles import StaticFiles
 from mpc_federation.layout import run_key
+
 from mpc_ui import pages, results
 from mpc_ui.chart import trend_chart
 from mpc_ui.federations import FEDERATIONS
@@ -117,9 +116,8 @@ def _runs(spec, found: list) -> list[dict]:
 
 def _local_runs(dag_id: str, run: str, session) -> list[dict]:
     """This party's own Airflow DAG runs for the federation run (same logical date)."""
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
 
     rows = session.execute(select(DagRun.run_id, DagRun.state).where(
         DagRun.dag_id == dag_id, DagRun.logical_date == _data().run_date(run))).all()
@@ -207,9 +205,8 @@ def api_trend(dag_id: str, session: SessionDep, output: str = TREND_OUTPUT) -> d
 @app.get("/dag-run/{dag_id}/{run_id}", dependencies=RunAccess)
 def from_dag_run(request: Request, dag_id: str, run_id: str, session: SessionDep) -> Response:
     """An Airflow DAG run (task link, DAG run tab) to its federation run: same logical date."""
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
 
     _spec_or_404(dag_id)
     row = session.execute(select(DagRun.logical_date, DagRun.run_after).where(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mpc_federation.channel import RunReader, Verified
@@ -39,13 +39,13 @@ _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
 _DECIDING = {"input-done", "roster", "abort"}  # fetched and verified; sealed shares are not fetched
 _OTHER = Described("other", "")
 
-__all__ = ["run_overview", "list_runs", "run_date", "run_key", "final_state"]
+__all__ = ["final_state", "list_runs", "run_date", "run_key", "run_overview"]
 
 
 def run_date(run: str) -> datetime | None:
     """The logical date a run key names (``layout.run_key`` backwards), or None."""
     try:
-        date = datetime.strptime(run, RUN_KEY_FORMAT).replace(tzinfo=timezone.utc)
+        date = datetime.strptime(run, RUN_KEY_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
     return date if run_key(date) == run else None

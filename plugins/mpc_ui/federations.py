@@ -22,7 +22,6 @@ def coordination_store(spec: FederationSpec, **overrides: Any):
     :param overrides: StoreConfig fields to change (timeouts, retries).
     """
     from airflow.models.connection import Connection
-
     from mpc_federation.party import COORDINATION_CONN_ID
     from mpc_federation.store import CoordinationStore, StoreConfig
 

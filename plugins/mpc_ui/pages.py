@@ -4,7 +4,7 @@ they use."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def logical_date(data: dict) -> str:
     text = data.get("logical_date")
     if not text:
         return data["run"]
-    date = datetime.fromisoformat(text).astimezone(timezone.utc)
+    date = datetime.fromisoformat(text).astimezone(UTC)
     return date.strftime("%Y-%m-%d") if date.time() == datetime.min.time() else date.strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -43,7 +43,7 @@ def progress(data: dict) -> str:
 def clock(epoch: Any) -> str:
     if not isinstance(epoch, (int, float)):
         return ""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")
 
 
 def seconds(value: Any) -> str:
@@ -75,4 +75,4 @@ def render(template: str, *, base: str, party: str, live: bool, idle_refresh: in
     refresh = REFRESH_SECONDS if live else idle_refresh
     return ENV.get_template(template).render(
         base=base, party=party, live=live, refresh=refresh, idle_refresh=idle_refresh, partial=partial,
-        live_every=REFRESH_SECONDS, checked=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), **context)
+        live_every=REFRESH_SECONDS, checked=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), **context)

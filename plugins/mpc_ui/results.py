@@ -43,11 +43,10 @@ def revealed(dag_ids: Iterable[str], session=None) -> list[Revealed]:
 
     :param session: a SQLAlchemy session of the metadata database (a new one if None).
     """
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     dag_ids = sorted(set(dag_ids))
     if not dag_ids:

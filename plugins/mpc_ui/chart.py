@@ -15,8 +15,9 @@ BANDS = (("unconcentrated", 0.0, 1000.0), ("moderately concentrated", 1000.0, 18
          ("highly concentrated", 1800.0, 10000.0))
 HHI_MAX = 10000.0
 COLORS = ("#0b57d0", "#b3261e", "#1e6b34", "#7a5200", "#6d28d9", "#0e7490", "#be185d", "#4b5563")
-WIDTH, HEIGHT = 760, 300
-LEFT, RIGHT, TOP, BOTTOM = 56, 150, 12, 34
+WIDTH, HEIGHT = 860, 300
+LEFT, RIGHT, TOP, BOTTOM = 56, 170, 12, 34
+MAX_X_TICKS = 6  # dates along the x axis (a label is about 70 px wide)
 
 
 @dataclass
@@ -32,8 +33,8 @@ class Chart:
 
 def _top_of_scale(values: list[float]) -> float:
     """The y axis reaches past the highest value and past the highly-concentrated threshold."""
-    top = max([2500.0, *values]) * 1.1
-    for step in (2500.0, 5000.0, 7500.0, HHI_MAX):
+    top = max([2000.0, *values]) * 1.1
+    for step in (2500.0, 3000.0, 4000.0, 5000.0, 7500.0, HHI_MAX):
         if top <= step:
             return step
     return HHI_MAX
@@ -41,7 +42,8 @@ def _top_of_scale(values: list[float]) -> float:
 
 def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int = WIDTH,
                 height: int = HEIGHT) -> Chart:
-    """Coordinates of the chart of ``series`` ({market: [(night, HHI), ...]}).
+    """Coordinates of the chart of ``series`` ({market: [(night, HHI), ...]}, a line per market
+    in the given order).
 
     :param width: the SVG's width in pixels (the plot leaves room for the legend on the right).
     """
@@ -64,11 +66,11 @@ def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int =
             continue
         chart.bands.append({"name": name, "css": css, "low": low, "high": high, "y": y(min(high, top)),
                             "height": round(y(low) - y(min(high, top)), 1), "label_y": y(min(high, top)) + 14})
-    for tick in range(0, int(top) + 1, 500 if top <= 2500 else 1000 if top <= 5000 else 2500):
+    for tick in range(0, int(top) + 1, 500 if top <= 3000 else 1000 if top <= 5000 else 2500):
         chart.y_ticks.append({"y": y(tick), "text": f"{tick:,}"})
-    step = max(1, len(nights) // 8)
+    step = -(-len(nights) // MAX_X_TICKS)
     chart.x_ticks = [{"x": x(n), "text": n.strftime("%Y-%m-%d")} for n in nights[::step]]
-    for i, (market, points) in enumerate(sorted(series.items())):
+    for i, (market, points) in enumerate(series.items()):
         coords = [(x(night), y(value)) for night, value in points]
         chart.lines.append({"market": market, "color": COLORS[i % len(COLORS)],
                             "points": " ".join(f"{a},{b}" for a, b in coords),

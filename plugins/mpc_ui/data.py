@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mpc_federation.channel import RunReader, Verified
@@ -33,7 +33,6 @@ from mpc_federation.layout import Described, run_key
 from mpc_federation.spec import FederationSpec
 
 STATES = ("waiting", "shared", "computing", "computed", "revealed")
-RUN_KEY_FORMAT = "%Y%m%dT%H%M%SZ"  # what ``layout.run_key`` writes
 QUIET_SECONDS = 300  # an aborted run with no new record for this long is over (no retry coming)
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
 _DECIDING = {"input-done", "roster", "abort"}  # fetched and verified; sealed shares are not fetched
@@ -44,8 +43,10 @@ __all__ = ["final_state", "list_runs", "run_date", "run_key", "run_overview"]
 
 def run_date(run: str) -> datetime | None:
     """The logical date a run key names (``layout.run_key`` backwards), or None."""
+    if not _RUN_KEY.match(run):
+        return None
     try:
-        date = datetime.strptime(run, RUN_KEY_FORMAT).replace(tzinfo=UTC)
+        date = datetime.fromisoformat(run)  # the ISO 8601 basic format run_key writes
     except ValueError:
         return None
     return date if run_key(date) == run else None
@@ -199,7 +200,9 @@ def run_overview(spec: FederationSpec, store: Any, viewer: str | None, run: str,
     newest = attempts[-1] if attempts else None
     roster = rosters.get(newest) if newest is not None else None
     aborts = _aborts(reader, view)
-    given_up = {a["party"]: a for a in aborts if a["scope"] == "attempt" and a["attempt"] == newest}
+    gave_up = reader.attempt_aborts(view.keys, newest) if newest is not None else []  # layout's rule
+    given_up = {a["party"]: a for a in aborts if a["scope"] == "attempt" and a["attempt"] == newest
+                and a["party"] in gave_up}
     withdrawals = {a["party"]: a for a in aborts if a["scope"] == "withdrawal"}
     own_errors: list[dict] = []
     parties = [_party(reader, p, view, present, newest, roster, given_up, withdrawals, own_errors, me_id)

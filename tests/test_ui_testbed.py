@@ -264,8 +264,9 @@ def test_trend_of_the_nights_and_their_csv(testbed):
             page.locator("a#csv").click()
         rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert {r["run"] for r in rows} == {RUN, "20240501T000000Z", "20240601T000000Z"}
-    assert {r["computation"] for r in rows} == {"taxi_hhi"} and {r["output"] for r in rows} == {"hhi"}
-    may = {r["label"]: r for r in rows if r["run"] == "20240501T000000Z"}
+    assert {r["computation"] for r in rows} == {"taxi_hhi"}
+    assert {r["output"] for r in rows} == {"hhi", "suppressed"}  # every revealed output, the flags too
+    may = {r["label"]: r for r in rows if r["run"] == "20240501T000000Z" and r["output"] == "hhi"}
     assert may["2024-04"]["exact"] and float(may["2024-04"]["value"]) > 0
     assert may["2024-02"]["exact"] == "" and may["2024-02"]["value"] == ""  # released on 2024-04-01: withheld
 

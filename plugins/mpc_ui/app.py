@@ -68,8 +68,8 @@ async def _logged_in(request: Request,
 app.dependency_overrides[get_user] = _logged_in
 app.dependency_overrides[auth_manager_from_app] = get_auth_manager
 
-RunAccess = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
-ResultAccess = [*RunAccess, Depends(requires_access_dag("GET", DagAccessEntity.XCOM))]
+RUN_ACCESS = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
+RESULT_ACCESS = [*RUN_ACCESS, Depends(requires_access_dag("GET", DagAccessEntity.XCOM))]
 
 
 @app.exception_handler(NotLoggedIn)
@@ -156,7 +156,7 @@ def index(request: Request, permitted: ReadableDagsFilterDep, session: SessionDe
                  idle_refresh=pages.IDLE_REFRESH_SECONDS)
 
 
-@app.get("/runs/{dag_id}/{run}", response_class=HTMLResponse, dependencies=ResultAccess)
+@app.get("/runs/{dag_id}/{run}", response_class=HTMLResponse, dependencies=RESULT_ACCESS)
 def run_page(request: Request, dag_id: str, run: str, session: SessionDep, partial: int = 0) -> HTMLResponse:
     spec = _spec_or_404(dag_id, run)
     try:
@@ -187,13 +187,13 @@ def api_runs(permitted: ReadableDagsFilterDep, session: SessionDep) -> dict:
             "computations": {s.computation: _runs(s, found) for s in specs}}
 
 
-@app.get("/api/runs/{dag_id}/{run}", dependencies=ResultAccess)
+@app.get("/api/runs/{dag_id}/{run}", dependencies=RESULT_ACCESS)
 def api_run(dag_id: str, run: str, session: SessionDep) -> dict:
     spec = _spec_or_404(dag_id, run)
     return {**_overview(spec, run, session), "local_runs": _local_runs(dag_id, run, session)}
 
 
-@app.get("/api/trend/{dag_id}", dependencies=ResultAccess)
+@app.get("/api/trend/{dag_id}", dependencies=RESULT_ACCESS)
 def api_trend(dag_id: str, session: SessionDep, output: str = TREND_OUTPUT) -> dict:
     """{market: [[logical date, value], ...]} of one output over the nights."""
     spec = _spec_or_404(dag_id)
@@ -202,7 +202,7 @@ def api_trend(dag_id: str, session: SessionDep, output: str = TREND_OUTPUT) -> d
             "series": {m: [[d.isoformat(), v] for d, v in points] for m, points in series.items()}}
 
 
-@app.get("/dag-run/{dag_id}/{run_id}", dependencies=RunAccess)
+@app.get("/dag-run/{dag_id}/{run_id}", dependencies=RUN_ACCESS)
 def from_dag_run(request: Request, dag_id: str, run_id: str, session: SessionDep) -> Response:
     """An Airflow DAG run (task link, DAG run tab) to its federation run: same logical date."""
     from airflow.models.dagrun import DagRun

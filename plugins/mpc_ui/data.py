@@ -29,14 +29,13 @@ from typing import Any
 
 from mpc_federation.channel import RunReader, Verified
 from mpc_federation.envelope import IntegrityError
-from mpc_federation.layout import Described, run_key
+from mpc_federation.layout import run_key
 from mpc_federation.spec import FederationSpec
 
 STATES = ("waiting", "shared", "computing", "computed", "revealed")
 QUIET_SECONDS = 300  # an aborted run with no new record for this long is over (no retry coming)
 _RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
 _DECIDING = {"input-done", "roster", "abort"}  # fetched and verified; sealed shares are not fetched
-_OTHER = Described("other", "")
 
 __all__ = ["final_state", "list_runs", "run_date", "run_key", "run_overview"]
 
@@ -192,9 +191,10 @@ def run_overview(spec: FederationSpec, store: Any, viewer: str | None, run: str,
     reader = RunReader(spec, run, store, viewer=me_id)
     if present is None:
         present = reader.present(patient=False)
-    view = reader.verified({k for k in present if (reader.describe(k) or _OTHER).kind in _DECIDING})
-    errors = [{"party": reader.describe(k).party, "key": k, "error": e,
-               "on_party": reader.describe(k).kind == "input-done"} for k, e in view.invalid.items()]
+    described = {k: d for k in present if (d := reader.describe(k)) is not None}
+    view = reader.verified({k for k, d in described.items() if d.kind in _DECIDING})
+    errors = [{"party": described[k].party, "key": k, "error": e, "on_party": described[k].kind == "input-done"}
+              for k, e in view.invalid.items()]
     rosters = _rosters(reader, view)
     attempts = reader.attempts(view.keys)
     newest = attempts[-1] if attempts else None
@@ -224,7 +224,7 @@ def run_overview(spec: FederationSpec, store: Any, viewer: str | None, run: str,
         "status": status, "attempt": newest, "roster": roster, "parties": parties, "aborts": stopped,
         "finished": status in ("finished", "stalled") or (status == "aborted" and now - (last or now) > QUIET_SECONDS),
         "withdrawals": list(withdrawals.values()), "errors": errors, "first_at": first, "last_at": last,
-        "elapsed": round((now if status == "running" else last) - first, 1) if first is not None else None,
+        "elapsed": round((now if status == "running" else last or now) - first, 1) if first is not None else None,
         "me": me_id, "recipient": recipient, "result": result if recipient else None, "checked_at": now,
     }
 

@@ -3,8 +3,6 @@ navigation and as a tab on every DAG run."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from airflow.plugins_manager import AirflowPlugin
 from mpc_operators.links import UI_PREFIX
 
@@ -13,8 +11,8 @@ from mpc_ui.app import app
 
 class MPCRunsPlugin(AirflowPlugin):
     name = "mpc_runs"
-    fastapi_apps: ClassVar[list[dict]] = [{"app": app, "url_prefix": UI_PREFIX, "name": "MPC runs"}]
-    external_views: ClassVar[list[dict]] = [
+    fastapi_apps = [{"app": app, "url_prefix": UI_PREFIX, "name": "MPC runs"}]  # noqa: RUF012
+    external_views = [  # noqa: RUF012
         {"name": "MPC runs", "href": f"{UI_PREFIX}/", "destination": "nav", "url_route": "mpc-runs"},
         {"name": "MPC run", "href": f"{UI_PREFIX}/dag-run/{{DAG_ID}}/{{RUN_ID}}", "destination": "dag_run",
          "url_route": "mpc-run"},

@@ -237,14 +237,14 @@ def test_aggregate_format_is_the_protocols():
 
 def test_a_dag_with_the_task(tmp_path, monkeypatch):
     """The task in a DAG whose macros name the run: its templates render to the job's arguments."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from airflow.sdk import DAG
 
     from mpc_operators.aggregate import aggregate_task
 
     spec = load(tmp_path, raw_of(TAXI))
-    with DAG("taxi_hhi", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    with DAG("taxi_hhi", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC),
              user_defined_macros={"mpc_run_key": lambda run: "20240401", "mpc_months": lambda run: "2024-01,2024-02"}):
         task = aggregate_task(spec, "company_c", settings("s3a://b/raw"), on_failure=None)
     jinja = task.dag.get_template_env()

@@ -27,7 +27,7 @@ JOBS = REPO / "include" / "jobs"
 BIN = REPO / ".venv" / "bin"
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 sys.path.insert(0, str(REPO / "scripts"))
-from localnet import free_ports  # noqa: E402
+from localnet import free_ports
 
 
 def _load(path: Path, name: str):

@@ -402,3 +402,36 @@ def test_not_parquet_fails_with_the_jobs_message(trips, spark_env, tmp_path, mon
     assert first.startswith(f"taxi_revenue: error: cannot read the input {bad.as_uri()}: ")
     assert "part-99999.parquet is not a Parquet file" in first
     assert list(private.iterdir()) == []
+
+
+# -- the jobs' shared module, without Spark ------------------------------------------------------------
+def test_output_uri_written_with_fsspec():
+    import fsspec
+
+    doc = {"format": mpc_job.FORMAT, "party": "p", "values": {"n": [1]}}
+    mpc_job.write_output("memory://aggregates/taxi_hhi/20240401/p.json", doc)
+    with fsspec.open("memory://aggregates/taxi_hhi/20240401/p.json") as f:
+        assert json.load(f) == doc
+
+
+def test_local_output_written_atomically(tmp_path):
+    doc = {"format": mpc_job.FORMAT, "party": "p"}
+    mpc_job.write_output(str(tmp_path / "a" / "aggregate.json"), doc)
+    mpc_job.write_output((tmp_path / "b.json").as_uri(), doc)
+    assert json.loads((tmp_path / "a" / "aggregate.json").read_text()) == doc
+    assert json.loads((tmp_path / "b.json").read_text()) == doc
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b.json"]  # no temporary file left
+
+
+def test_locations_checked_on_the_driver_only_when_local(tmp_path):
+    mpc_job.check_locations("s3a://bucket/trips", "s3a://bucket/out.json")  # Spark and fsspec will say
+    mpc_job.check_locations("hdfs://nn:8020/trips", str(tmp_path / "out.json"))
+    with pytest.raises(mpc_job.InputError, match="input path does not exist: file:///no/such/dir"):
+        mpc_job.check_locations("file:///no/such/dir", str(tmp_path / "out.json"))
+    with pytest.raises(mpc_job.InputError, match="output is a directory"):
+        mpc_job.check_locations(str(tmp_path), tmp_path.as_uri())
+
+
+def test_an_unknown_output_scheme_is_one_clear_line():
+    with pytest.raises(mpc_job.InputError, match="cannot write the output nosuchscheme://x/a.json"):
+        mpc_job.write_output("nosuchscheme://x/a.json", {})

@@ -5,14 +5,18 @@ executors do not share the driver's working directory, as on a real cluster).
 The taxi aggregation runs through MPCAggregateOperator on the cluster (client deploy mode: Spark
 standalone runs no Python driver in cluster mode) with a ``file://`` input URI and the spec's
 default Spark settings, and must equal the ``local[*]`` run of the same input exactly. An input that
-fails on the executors (a file that is not Parquet) fails the task with the job's own line naming
-the input, not a Java stack trace. The cluster is stopped in a finalizer.
+fails on the executors fails the task with the job's own line naming the input, not a Java stack
+trace: a file that is not Parquet, and (where this machine lets us make a mount namespace, as root
+can) files the driver sees but the executors do not, as when the driver's host has a local folder
+the cluster's nodes lack: the workers run with an empty tmpfs over that folder. The cluster is
+stopped in a finalizer.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,11 +88,19 @@ def cluster(tmp_path_factory, request):
     spark_class = str(home / "bin" / "spark-class")
     procs: list[subprocess.Popen] = []
     request.addfinalizer(lambda: _stop(procs))
+    # A folder the workers (so their executors) see empty: a tmpfs over it in their own mount namespace.
+    hidden = root / "driver-only"
+    hidden.mkdir()
+    hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs mpc-test "$0" && exec "$@"', str(hidden)]
+    can_hide = shutil.which("unshare") is not None and subprocess.run(
+        [*hide, "true"], check=False, capture_output=True).returncode == 0
+    hide = hide if can_hide else []
 
-    def start(name: str, args: list[str], extra_env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    def start(name: str, args: list[str], extra_env: dict[str, str], wrap=()) -> tuple[subprocess.Popen, Path]:
         log = root / f"{name}.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen(["nice", "-n", "10", spark_class, *args], env={**env, **extra_env}, cwd=root,
+            proc = subprocess.Popen([*wrap, "nice", "-n", "10", spark_class, *args], env={**env, **extra_env}, cwd=root,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(proc)
         return proc, log
@@ -105,10 +117,11 @@ def cluster(tmp_path_factory, request):
         workers.append((work, *start(f"worker{i}", [
             "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
             "--webui-port", str(ui), "--work-dir", str(work), master],
-            {"SPARK_WORKER_DIR": str(work), "SPARK_LOCAL_DIRS": str(local)})))
+            {"SPARK_WORKER_DIR": str(work), "SPARK_LOCAL_DIRS": str(local)}, hide)))
     for _, proc, log in workers:
         _wait_for(log, "Successfully registered with master", proc)
-    return {"master": master, "root": root, "work_dirs": [w for w, _, _ in workers]}
+    return {"master": master, "root": root, "work_dirs": [w for w, _, _ in workers],
+            "hidden": hidden if can_hide else None}
 
 
 def _operator(conn_id: str, input_uri: str, **spark):
@@ -148,7 +161,12 @@ def test_cluster_aggregate_equals_local(cluster, tmp_path, monkeypatch):
 
     tasks = {"cluster": _operator("spark_cluster", trips.as_uri()),
              "local": _operator("spark_local", trips.as_uri()),
-             "bad": _operator("spark_cluster", bad.as_uri(), conf={"spark.task.maxFailures": "2"})}
+             "bad": _operator("spark_cluster", bad.as_uri(), cores_max=1, conf={"spark.task.maxFailures": "2"})}
+    if cluster["hidden"] is not None:  # files only the driver sees
+        driver_only = cluster["hidden"] / "trips"
+        shutil.copytree(trips, driver_only)
+        tasks["unseen"] = _operator("spark_cluster", driver_only.as_uri(), cores_max=1,
+                                    conf={"spark.task.maxFailures": "2"})
     with ThreadPoolExecutor(len(tasks)) as pool:
         done = dict(zip(tasks, pool.map(_run, tasks.values())))
 
@@ -171,3 +189,10 @@ def test_cluster_aggregate_equals_local(cluster, tmp_path, monkeypatch):
     assert "part-99999.parquet is not a Parquet file" in first and "\tat " not in first
     executor_logs = "".join((d / "stderr").read_text(errors="replace") for d in executors)
     assert "part-99999.parquet is not a Parquet file" in executor_logs
+
+    # Files the driver sees and the executors do not: the same, naming the input and the file.
+    if cluster["hidden"] is None:
+        pytest.skip("no mount namespace here (unshare needs root): the driver-only input was not run")
+    first = str(done["unseen"]).splitlines()[0]
+    assert first.startswith(f"taxi_revenue: error: cannot read the input {driver_only.as_uri()}: "), first
+    assert "does not exist" in first and "part-" in first and "\tat " not in first

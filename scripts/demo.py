@@ -13,7 +13,6 @@ include/federations/pay_equity.yaml); its working folder is ``<root>/pay_equity`
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -25,10 +24,9 @@ from pathlib import Path
 import yaml
 
 from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test
-
-from mpc_federation.layout import run_key  # noqa: E402
 from mpc_federation.envelope import PartyKeys  # noqa: E402
-from mpc_federation.programs import load_program  # noqa: E402
+from mpc_federation.layout import run_key  # noqa: E402
+from mpc_federation.programs import import_file, load_program  # noqa: E402
 from mpc_federation.spec import load_spec  # noqa: E402
 from mpc_federation.store import CoordinationStore  # noqa: E402
 
@@ -38,10 +36,7 @@ RIDESHARE_TEMPLATE = REPO / "include" / "federations" / "rideshare_hhi.yaml"
 
 
 def datagen():
-    spec = importlib.util.spec_from_file_location("taxi_trips", REPO / "include" / "datagen" / "taxi_trips.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(REPO / "include" / "datagen" / "taxi_trips.py")
 
 
 def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str], params: dict | None = None,
@@ -196,13 +191,6 @@ def report_hhi(root: Path, template: Path, data_dir: Path, args: argparse.Namesp
 
 
 # -- the pay-equity federation -------------------------------------------------------------------------
-def load_module(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def dollars(cents: int | None) -> str:
     return "-" if cents is None else f"{cents / 100:,.2f}"
 
@@ -214,7 +202,7 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     companies = [p["id"] for p in raw["parties"] if "input" in p["roles"]]
     data_dir = root / "data"
     t0 = time.monotonic()
-    payroll = load_module(REPO / "include" / "datagen" / "payroll.py")
+    payroll = import_file(REPO / "include" / "datagen" / "payroll.py")
     print(f"Generating payrolls of {args.employees:,} employees for {len(companies)} companies in {data_dir} ...",
           flush=True)
     payroll.generate(data_dir, companies, args.employees, args.seed)
@@ -241,7 +229,7 @@ def main_pay_equity(args: argparse.Namespace) -> int:
               f"{v['salary_sum_women'][0]:>18} {sums[c]['salary_sum_women'][0]:>16}  "
               f"{v['count_men'][0]}/{v['count_women'][0]}{'' if same else '  MISMATCH'}")
 
-    program = load_module(spec.program_file)
+    program = load_program(spec.program_file).module
     params = program.settings(spec.program_params)
     expected = program.plaintext([sums[c] for c in result["roster"]], spec.program_params)
     out = result["outputs"]

@@ -6,14 +6,15 @@ fields or command line), and the keyed partitioner. tests/test_oblivious_spark.p
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import parse_dags
+from mpc_federation.programs import import_file
 from mpc_federation.spec import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,14 +24,7 @@ JOBS = REPO / "include" / "jobs"
 SECRET = "s3cr3t-Spark-auth-0123456789abcdef"
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-oblivious = _load(JOBS / "mpc_oblivious.py", "oblivious_module_tests")
+oblivious = import_file(JOBS / "mpc_oblivious.py", "oblivious_module_tests")
 
 
 def raw_of(path: Path) -> dict:
@@ -81,6 +75,7 @@ def aggregate_task(spec, party: str):
 @pytest.mark.parametrize("federation,party", [(TAXI, "company_b"), (PAY, None)])
 def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
     from mpc_operators.spark import ObliviousSparkSubmitOperator
 
     raw = raw_of(federation)
@@ -100,7 +95,7 @@ def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     assert task.secret_conn_id == "mpc_spark_secret"
     # No secret at parse time: nothing in the task's fields names one.
     assert not any("secret" in key for key in task.conf) and task.properties_file is None
-    job = _load(raw["aggregation"]["job"] and Path(raw["aggregation"]["job"]), "job_of_" + federation.stem)
+    job = import_file(raw["aggregation"]["job"] and Path(raw["aggregation"]["job"]), "job_of_" + federation.stem)
     assert job.parse_args(task.application_args).oblivious is True  # the job accepts exactly these
 
 

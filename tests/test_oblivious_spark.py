@@ -14,7 +14,6 @@ both jobs with --oblivious is at the end of this file.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -27,6 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mpc_federation.programs import import_file
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 MONTHS = ["2024-01", "2024-02", "2024-03"]
@@ -35,18 +36,11 @@ DEFAULT_POLICY = {"negative_amounts": "count", "null_amounts": "drop", "outside_
 FILES = 6  # Parquet files = map tasks
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-taxi = _load(ROOT / "include" / "datagen" / "taxi_trips.py", "taxi_trips_obl")
-payroll_data = _load(ROOT / "include" / "datagen" / "payroll.py", "payroll_data_obl")
-job = _load(ROOT / "include" / "jobs" / "taxi_revenue.py", "taxi_revenue_obl")
-pay = _load(ROOT / "include" / "jobs" / "payroll_sums.py", "payroll_sums_obl")
-bench = _load(ROOT / "bench" / "oblivious.py", "bench_oblivious_obl")
+taxi = import_file(ROOT / "include" / "datagen" / "taxi_trips.py", "taxi_trips_obl")
+payroll_data = import_file(ROOT / "include" / "datagen" / "payroll.py", "payroll_data_obl")
+job = import_file(ROOT / "include" / "jobs" / "taxi_revenue.py", "taxi_revenue_obl")
+pay = import_file(ROOT / "include" / "jobs" / "payroll_sums.py", "payroll_sums_obl")
+bench = import_file(ROOT / "bench" / "oblivious.py", "bench_oblivious_obl")
 oblivious = job.oblivious_module()
 
 

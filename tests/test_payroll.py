@@ -7,7 +7,6 @@ missing column. Everything else here runs without Spark.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mpc_federation.programs import ProgramError, check_aggregate, load_program
+from mpc_federation.programs import ProgramError, check_aggregate, import_file, load_program
 from mpc_federation.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,15 +28,8 @@ PREFIX = "payroll_sums: error:"
 DIMS = load_spec(SPEC).dimensions(datetime(2024, 4, 1, tzinfo=timezone.utc))
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-payroll = _load(ROOT / "include" / "datagen" / "payroll.py")
-job = _load(JOB)  # imports pyspark lazily, so this is cheap
+payroll = import_file(ROOT / "include" / "datagen" / "payroll.py")
+job = import_file(JOB)  # imports pyspark lazily, so this is cheap
 PAY_GAP = load_program(ROOT / "include" / "programs" / "pay_gap.py").program
 
 
@@ -77,7 +69,7 @@ def test_generator_is_deterministic_and_well_formed(tmp_path):
 
 
 def test_generator_maximum_is_the_programs():
-    pay_gap = _load(ROOT / "include" / "programs" / "pay_gap.py")
+    pay_gap = import_file(ROOT / "include" / "programs" / "pay_gap.py")
     assert payroll.MAX_SALARY_CENTS == pay_gap.MAX_SALARY_CENTS == job.DEFAULT_MAX_SALARY_CENTS
     assert ",".join(payroll.LEVELS) == job.DEFAULT_LEVELS
     assert DIMS["level"] == ["all", *payroll.LEVELS]

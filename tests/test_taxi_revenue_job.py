@@ -8,7 +8,6 @@ data policy and the schema tolerance run the job's own functions in one local[2]
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,21 +18,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mpc_federation.programs import import_file
+
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "include" / "jobs" / "taxi_revenue.py"
 BIN = ROOT / ".venv" / "bin"
 PREFIX = "taxi_revenue: error:"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-taxi = _load(ROOT / "include" / "datagen" / "taxi_trips.py")
-job = _load(JOB)  # imports pyspark lazily, so this is cheap
+taxi = import_file(ROOT / "include" / "datagen" / "taxi_trips.py")
+job = import_file(JOB)  # imports pyspark lazily, so this is cheap
 
 
 def spark_submit(args: list[str], cwd: Path) -> subprocess.Popen:

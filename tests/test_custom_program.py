@@ -59,11 +59,6 @@ TEMPLATE = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(autouse=True)
-def _plain_tcp(monkeypatch):
-    monkeypatch.delenv("MPC_TLS_DIR", raising=False)
-
-
 def compute_all(runs: list[PartyRun]) -> dict[str, dict]:
     results, errors = {}, {}
 

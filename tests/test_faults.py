@@ -110,7 +110,7 @@ def test_compute_party_killed_mid_mpc_stops_the_others_and_a_retry_succeeds(fede
             for proc in psutil.process_iter(["cmdline"]):
                 cmd = proc.info["cmdline"] or []
                 if "mpc_federation.worker" in cmd and cmd[cmd.index("-I") + 1] == "2" and \
-                        str(spec.compute_parties[2].host_port[1]) in " ".join(cmd):
+                        spec.compute_parties[2].endpoint.rsplit(":", 1)[1] in " ".join(cmd):
                     time.sleep(1.5)  # connected and inside the program's pause
                     killed_at["t"] = time.monotonic()
                     proc.send_signal(signal.SIGKILL)

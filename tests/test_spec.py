@@ -61,7 +61,7 @@ def test_committed_taxi_spec_loads():
     assert spec.party("company_d").roles == ("input",)
     assert spec.party("company_d").endpoint is None
     assert spec.party("regulator").has("recipient") and not spec.party("regulator").has("input")
-    assert spec.party("company_b").host_port == ("127.0.0.1", 11366)
+    assert spec.party("company_b").endpoint == "127.0.0.1:11366"
     assert spec.leader.id == "company_a"
     assert spec.threshold == 1
     assert 2 * spec.threshold < len(spec.compute_parties)

@@ -47,11 +47,6 @@ class Party:
     def has(self, role: str) -> bool:
         return role in self.roles
 
-    @property
-    def host_port(self) -> tuple[str, int]:
-        host, port = self.endpoint.rsplit(":", 1)
-        return host, int(port)
-
 
 @dataclass(frozen=True)
 class FederationSpec:

@@ -21,7 +21,8 @@ import localnet  # noqa: E402
 
 # Every key the tests make is marked as a test key (localnet.test_keys); the tests' environment
 # allows them explicitly, as the demo's and the testbed's do. A test of the production refusal
-# removes this variable.
+# removes these variables (the [mpc] setting, and the older name read until the plugin reads only it).
+os.environ["AIRFLOW__MPC__ALLOW_TEST_KEYS"] = "True"
 os.environ["MPC_ALLOW_TEST_KEYS"] = "1"
 
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
@@ -124,15 +125,15 @@ PARSE = textwrap.dedent("""
 def parse_dags(party: str | None, tmp_path, spec_dir=None) -> dict:
     """The project's DAG folder parsed by Airflow's DagBag in a fresh process, as ``party``, with the
     network blocked: import errors, heavy modules imported, and per DAG what a test checks."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
+    env = localnet.outside_environ()
     env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "PYTHONPATH": str(REPO / "plugins")})
     if party is not None:
-        env["MPC_PARTY_ID"] = party
+        env["AIRFLOW__MPC__PARTY_ID"] = env["MPC_PARTY_ID"] = party
     if spec_dir is not None:
-        env["MPC_SPEC_DIR"] = str(spec_dir)
+        env["AIRFLOW__MPC__SPEC_DIR"] = env["MPC_SPEC_DIR"] = str(spec_dir)
     out = subprocess.run([sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True,
                          text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -668,6 +668,8 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     assert env["MPC_PARTY_ID"] == "company_a"
     assert env["MPC_SPEC_DIR"] == str((fake_party["repo"] / "include" / "federations").resolve())
     assert env["MPC_DATA_DIR"] == f"{home}/data" and env["MPC_WORK_DIR"] == f"{home}/work"
+    assert env["AIRFLOW__MPC__PARTY_ID"] == "company_a" and env["AIRFLOW__MPC__SPEC_DIR"] == env["MPC_SPEC_DIR"]
+    assert env["AIRFLOW__MPC__DATA_URI"] == f"{home}/data" and env["AIRFLOW__MPC__LEDGER_URI"] == f"{home}/work/ledger"
     assert env["AIRFLOW_HOME"] == home
     assert env["AIRFLOW__API__PORT"] == "18123"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18123/execution/"
@@ -679,6 +681,7 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"]) == {"conn_type": "spark", "host": "local[*]"}
     assert env["EXTRA_SETTING"] == "a=b"
     assert env["MPC_ALLOW_TEST_KEYS"] == "0"  # a production party refuses keys marked as test keys
+    assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "False"
     assert not (fake_party["home"] / "airflow.pid").exists(), "--no-start must not start Airflow"
 
 

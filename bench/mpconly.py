@@ -11,8 +11,8 @@ bound for an MPC-only pipeline.
 from __future__ import annotations
 
 import threading
-from math import gcd
 import time
+from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,6 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
                  chunk: int = 0, run_timeout: float = 3600) -> dict:
     """One MPC-only run over the given trips; returns timings, memory, bytes and the check."""
     import localnet
-
     from mpc_federation.launcher import MPCJob, run_mpc
     from mpc_federation.programs import load_program
     from mpc_federation.sharing import decode, input_payloads, recombine
@@ -139,8 +138,8 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
     return {"variant": variant, "trips": trips_total, "chunk": chunk, "computes": computes,
             "share_s": share_s, "mpc_wall_s": mpc_wall, "reveal_s": reveal_s,
             "critical_s": critical, "machine_s": sum(share_s.values()) + sum(wall.values()) + reveal_s,
-            "peak_rss_mib": monitor.peak_mib(), "bytes_sent": {i: l.get("bytes_sent") for i, l in logs.items()},
-            "worker_mpc_s": {i: l.get("worker_mpc_s") for i, l in logs.items()},
+            "peak_rss_mib": monitor.peak_mib(), "bytes_sent": {i: log.get("bytes_sent") for i, log in logs.items()},
+            "worker_mpc_s": {i: log.get("worker_mpc_s") for i, log in logs.items()},
             "hhi": [None if x is None else str(x) for x in got],
             "equals_plaintext": got == plaintext(trips, n_months)}
 

@@ -11,12 +11,12 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, hhi_reference
 
-DATE = datetime(2024, 4, 1, tzinfo=timezone.utc)  # the period is the three months before
+DATE = datetime(2024, 4, 1, tzinfo=UTC)  # the period is the three months before
 
 
 def parties_yaml(inputs: int, computes: int) -> list[dict]:
@@ -53,7 +53,6 @@ def make_federation(root: Path, s3, inputs: int, computes: int, months: int | No
     :param months: months in the period (markets = months + 1 for 'all'); None keeps the template's.
     """
     import localnet
-
     from mpc_federation.envelope import PartyKeys
     from mpc_federation.party import PartyRun
     from mpc_federation.spec import load_spec

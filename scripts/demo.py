@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def run_night(root: Path, template: Path, data_dir: Path, args: argparse.Namespa
         print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
     finally:
         s3.stop()
-    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
+    date = datetime.fromisoformat(args.date).replace(tzinfo=UTC)
     run = run_key(date)
     recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
     record = recipient.work_dir / spec.computation / run / "result.json"
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(REPO / ".demo"), help="working folder (data, homes, logs)")
     parser.add_argument("--trips", type=int, default=200_000, help="trips over all companies")
-    parser.add_argument("--date", default="2024-04-01", help="the run's logical date; the period is the 3 months before")
+    parser.add_argument("--date", default="2024-04-01",
+                        help="the run's logical date; the period is the 3 months before")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for all parties' runs")
@@ -219,7 +220,8 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     by_id = {p.id: p for p in parties}
     sums = {c: payroll.payroll_sums(data_dir, c, levels[1:]) for c in companies}
     print("\nSalary sums per company (Spark, kept at each company) vs plaintext, in cents:")
-    print(f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}  count m/f")
+    print(f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}"
+          "  count m/f")
     for c in companies:
         aggregate = json.loads((by_id[c].work_dir / spec.computation / run / "aggregate.json").read_text())
         same = aggregate["values"] == sums[c] and aggregate["dimensions"]["level"] == levels
@@ -235,7 +237,8 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     out = result["outputs"]
     print(f"\nPay gap revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the "
           f"pooled payrolls; mean salary of men minus women, in dollars:")
-    print(f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}  gap in cents")
+    print(f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}"
+          "  gap in cents")
     for j, label in enumerate(out["suppressed"]["labels"]):
         gap = out["mean_gap_cents"]["exact"][j]
         ratio = out["women_to_men_ratio"]["exact"][j]

@@ -275,5 +275,20 @@ def profile_summary(path: Path, limit: int = 18) -> str:
     return buf.getvalue()
 
 
+def all_at_once(target: Callable, calls: list[tuple]) -> float:
+    """``target(*args)`` for every ``args`` of ``calls``, each in a thread of its own, all at once (as the
+    parties run); returns the wall seconds until the last one ended.
+
+    :param target: catches its own exceptions (the threads' are not collected).
+    """
+    threads = [threading.Thread(target=target, args=args) for args in calls]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.monotonic() - t0
+
+
 def fmt_s(seconds: float | None, digits: int = 2) -> str:
     return "–" if seconds is None else f"{seconds:,.{digits}f}"

@@ -10,14 +10,13 @@ bound for an MPC-only pipeline.
 
 from __future__ import annotations
 
-import threading
 import time
 from math import gcd
 from pathlib import Path
 
 import numpy as np
 
-from common import MPC_ONLY_PROGRAM, WorkerMonitor, datagen, hhi_reference, parse_worker_log
+from common import MPC_ONLY_PROGRAM, WorkerMonitor, all_at_once, datagen, hhi_reference, parse_worker_log
 
 
 def sample_trips(data_dir: Path, companies: list[str], total: int, months: list[str]) -> dict[str, dict]:
@@ -118,13 +117,7 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
         wall[i] = time.monotonic() - t0
 
     with WorkerMonitor() as monitor:
-        threads = [threading.Thread(target=party, args=(i,)) for i in range(computes)]
-        t0 = time.monotonic()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        mpc_wall = time.monotonic() - t0
+        mpc_wall = all_at_once(party, [(i,) for i in range(computes)])
     if errors:
         raise RuntimeError(f"MPC-only run failed: {errors}")
     t0 = time.monotonic()

@@ -6,7 +6,6 @@ against the real local S3 API server, as the Airflow operators run them.
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, hhi_reference
+from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, all_at_once, hhi_reference
 
 DATE = datetime(2024, 4, 1, tzinfo=UTC)  # the period is the three months before
 
@@ -165,13 +164,8 @@ def run_stages(fed: Federation, aggregates: dict[str, dict], *, profile_dir: Pat
         stage_s[run.party_id] = time.monotonic() - t0
 
     with MPCRecorder(profile_dir) as recorder, WorkerMonitor() as monitor:
-        threads = [threading.Thread(target=go, args=(runs[p.id],)) for p in spec.compute_parties]
         t_compute = time.monotonic()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        compute_wall = time.monotonic() - t_compute
+        compute_wall = all_at_once(go, [(runs[p.id],) for p in spec.compute_parties])
     if errors:
         raise RuntimeError(f"compute failed: {errors}")
 

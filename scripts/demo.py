@@ -183,10 +183,16 @@ def report_hhi(root: Path, template: Path, data_dir: Path, args: argparse.Namesp
         ok &= secure == plain
         print(f"{label:<8} {str(secure or 'suppressed'):>14} {str(plain or 'suppressed'):>14}"
               f"{'' if secure == plain else '  MISMATCH'}")
+    return verdict(night, ok, "HHI", t0)
+
+
+def verdict(night, ok: bool, what: str, t0: float) -> int:
+    """Print whether the secure ``what`` equals the plaintext one and only recipients hold a result;
+    the exit code."""
     if night.others_with_results():
         print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
         ok = False
-    print(f"\n{'OK' if ok else 'FAILED'}: secure HHI {'equals' if ok else 'differs from'} the plaintext HHI "
+    print(f"\n{'OK' if ok else 'FAILED'}: secure {what} {'equals' if ok else 'differs from'} the plaintext {what} "
           f"(total {time.monotonic() - t0:.1f} s)")
     return 0 if ok else 1
 
@@ -258,12 +264,7 @@ def main_pay_equity(args: argparse.Namespace) -> int:
         print(f"{label:<6} {dollars(secure_gap):>13} {dollars(plain_gap):>13} "
               f"{'-' if secure_ratio is None else str(secure_ratio):>16} "
               f"{'-' if plain_ratio is None else str(plain_ratio):>10}  {gap}{'' if same else '  MISMATCH'}")
-    if night.others_with_results():
-        print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
-        ok = False
-    print(f"\n{'OK' if ok else 'FAILED'}: secure pay gap {'equals' if ok else 'differs from'} the plaintext pay gap "
-          f"(total {time.monotonic() - t0:.1f} s)")
-    return 0 if ok else 1
+    return verdict(night, ok, "pay gap", t0)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ retry succeeds once the cause is removed."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from conftest import small_parties
+from conftest import in_threads, small_parties
 
 from mpc_federation import monitor, stages
 from mpc_federation.envelope import PartyKeys
@@ -112,20 +112,8 @@ class Federation:
                     ledgers: dict | None = None) -> dict:
         runs = runs or {pid: self.run(pid, date) for pid in COMPUTES}
         ledgers = self.ledgers if ledgers is None else ledgers
-        out: dict = {}
-
-        def go(pid):
-            try:
-                out[pid] = stages.compute(runs[pid], attempt=attempt, ledger_dir=ledgers[pid])
-            except Exception as exc:  # noqa: BLE001 - inspected by the test
-                out[pid] = exc
-
-        threads = [threading.Thread(target=go, args=(pid,)) for pid in COMPUTES]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        return out
+        return in_threads({pid: functools.partial(stages.compute, runs[pid], attempt=attempt,
+                                                  ledger_dir=ledgers[pid]) for pid in COMPUTES}, timeout=120)
 
     def reveal(self, date: datetime) -> dict:
         self.reveals += 1

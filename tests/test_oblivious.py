@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import load_raw as load
 from conftest import parse_dags
 from mpc_federation.programs import import_file
-from mpc_federation.spec import SpecError, load_spec
+from mpc_federation.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 TAXI = REPO / "include" / "federations" / "taxi_hhi.yaml"
@@ -32,12 +33,6 @@ def raw_of(path: Path) -> dict:
     raw["program"]["file"] = str((path.parent / raw["program"]["file"]).resolve())
     raw["aggregation"]["job"] = str((path.parent / raw["aggregation"]["job"]).resolve())
     return raw
-
-
-def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_spec(path)
 
 
 # -- the spec ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import load_raw as load
 
 from mpc_federation import spec as spec_module
 from mpc_federation.programs import import_file
@@ -26,12 +27,6 @@ def base_raw() -> dict:
     raw["program"]["file"] = str(REPO / "include" / "programs" / "hhi.py")
     raw["aggregation"]["job"] = str(JOB)
     return raw
-
-
-def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_spec(path)
 
 
 def hvfhv_raw() -> dict:

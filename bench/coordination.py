@@ -75,9 +75,10 @@ def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: in
 
     import demo
     from localnet import run_dags_test
+    from mpcstages import parties_yaml
+
     from mpc_federation.spec import load_spec
     from mpc_federation.store import CoordinationStore
-    from mpcstages import parties_yaml
 
     plist = parties_yaml(companies, computes)
     names = [p["id"] for p in plist if "input" in p["roles"]]

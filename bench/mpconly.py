@@ -15,7 +15,6 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-
 from common import MPC_ONLY_PROGRAM, WorkerMonitor, all_at_once, datagen, hhi_reference, parse_worker_log
 
 
@@ -60,6 +59,7 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
                  chunk: int = 0, run_timeout: float = 3600) -> dict:
     """One MPC-only run over the given trips; returns timings, memory, bytes and the check."""
     import localnet
+
     from mpc_federation.launcher import MPCJob, run_mpc
     from mpc_federation.programs import load_program
     from mpc_federation.sharing import decode, input_payloads, recombine

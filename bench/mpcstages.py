@@ -52,6 +52,7 @@ def make_federation(root: Path, s3, inputs: int, computes: int, months: int | No
     :param months: months in the period (markets = months + 1 for 'all'); None keeps the template's.
     """
     import localnet
+
     from mpc_federation.envelope import PartyKeys
     from mpc_federation.party import PartyRun
     from mpc_federation.spec import load_spec

@@ -22,8 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import yaml
-
 from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test
+
 from mpc_federation.envelope import PartyKeys  # noqa: E402
 from mpc_federation.layout import run_key  # noqa: E402
 from mpc_federation.programs import import_file, load_program  # noqa: E402

@@ -32,14 +32,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-
 from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec
-from mpc_federation.spec import load_spec
-from mpc_federation.store import CoordinationStore
 from testbed_api import USER, PartyAPI
 from testbed_party import generate_data, party_keys, print_logins, start_party, stop_party, wait_ready
 from testbed_procs import alive, command_line, memory_of, party_processes, read_pid, terminate
 from testbed_state import STATE_FILE, load_state, loopback_host, port_bindable, port_in_use, save_state, say
+
+from mpc_federation.spec import load_spec
+from mpc_federation.store import CoordinationStore
 
 DEFAULT_SPEC = REPO / "include" / "federations" / "taxi_hhi.yaml"
 DEFAULT_ROOT = REPO / ".testbed"

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 from localnet import REPO, LocalParty, outside_environ, test_keys
-from mpc_federation.envelope import PartyKeys
-from mpc_federation.programs import import_file
 from testbed_api import USER, PartyAPI
 from testbed_procs import alive, read_pid
 from testbed_state import say
+
+from mpc_federation.envelope import PartyKeys
+from mpc_federation.programs import import_file
 
 BOOTSTRAP = REPO / "infra" / "scripts" / "bootstrap_party.sh"
 

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
 from conftest import in_threads, small_parties
 
 from mpc_federation import monitor, stages
 from mpc_federation.envelope import PartyKeys
 from mpc_federation.launcher import MPCRefused
-from mpc_federation.ledger import NothingToRelease
 from mpc_federation.layout import ledger_root
+from mpc_federation.ledger import NothingToRelease
 from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
 from mpc_federation.programs import load_program
 from mpc_federation.store import CoordinationStore
@@ -319,9 +318,10 @@ def test_junk_unsigned_objects_neither_start_nor_stop_anyone(fed, airflow_conn):
                                  f"{root}/abort/company_c/attempt-1"}
     assert "signature does not verify" in view.invalid[f"{root}/inputs/company_e/done"]
     # The deferrable trigger applies the same rule to verified objects.
-    from sensors.triggers import CoordinationTrigger
     import asyncio
     import time
+
+    from sensors.triggers import CoordinationTrigger
 
     trigger = CoordinationTrigger(spec_path=str(fed.spec.source), party_id="company_b", run=run.channel.run,
                                   stage="inputs", coordination_conn_id=COORDINATION_CONN_ID,

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import REPO, in_threads, small_parties
 
 from mpc_federation import stages

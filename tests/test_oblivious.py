@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import load_raw as load
 from conftest import parse_dags
+
 from mpc_federation.programs import import_file
 from mpc_federation.spec import SpecError
 

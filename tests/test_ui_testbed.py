@@ -21,9 +21,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
-
 import testbed_state
+import yaml
 from conftest import REPO, TAXI_TEMPLATE, small_parties
 from testbed_api import PartyAPI
 from testbed_procs import alive, party_processes, read_pid

@@ -7,7 +7,6 @@ outside (the stages import ``run_mpc`` from that module at call time).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import re
@@ -15,10 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -33,17 +32,6 @@ POOLED_JOB = BENCH / "jobs" / "pooled_hhi.py"
 MPC_ONLY_PROGRAM = BENCH / "programs" / "hhi_mpc_only.py"
 
 
-def load_module(path: Path, name: str | None = None):
-    name = name or path.stem
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def hhi_reference(columns: list[list[int]]) -> list[str | None]:
     """What the recipient must see for markets given as columns of the firms' revenues: the HHI
     program's own plaintext reference (rounded as declared, thin markets None), as strings."""
@@ -55,7 +43,9 @@ def hhi_reference(columns: list[list[int]]) -> list[str | None]:
 
 
 def datagen():
-    return load_module(REPO / "include" / "datagen" / "taxi_trips.py", "taxi_trips")
+    from mpc_federation.programs import import_file
+
+    return import_file(REPO / "include" / "datagen" / "taxi_trips.py")
 
 
 def log(message: str) -> None:
@@ -68,9 +58,9 @@ def load_average() -> tuple[float, float, float]:
 
 
 def machine_info() -> dict:
-    import psutil
-
     from importlib.metadata import PackageNotFoundError, version
+
+    import psutil
 
     versions = {}
     for package in ("pyspark", "mpyc", "pyarrow", "apache-airflow", "gmpy2", "numpy"):
@@ -283,6 +273,21 @@ def profile_summary(path: Path, limit: int = 18) -> str:
     stats.strip_dirs().sort_stats("cumulative").print_stats(limit)
     stats.sort_stats("tottime").print_stats(limit)
     return buf.getvalue()
+
+
+def all_at_once(target: Callable, calls: list[tuple]) -> float:
+    """``target(*args)`` for every ``args`` of ``calls``, each in a thread of its own, all at once (as the
+    parties run); returns the wall seconds until the last one ended.
+
+    :param target: catches its own exceptions (the threads' are not collected).
+    """
+    threads = [threading.Thread(target=target, args=args) for args in calls]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.monotonic() - t0
 
 
 def fmt_s(seconds: float | None, digits: int = 2) -> str:

@@ -14,7 +14,7 @@ import base64
 import json
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import datagen, log
@@ -35,7 +35,7 @@ def _ts(value) -> float | None:
         except ValueError:
             continue
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     return None
 
@@ -75,10 +75,10 @@ def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: in
 
     import demo
     from localnet import run_dags_test
+    from mpcstages import parties_yaml
 
     from mpc_federation.spec import load_spec
     from mpc_federation.store import CoordinationStore
-    from mpcstages import parties_yaml
 
     plist = parties_yaml(companies, computes)
     names = [p["id"] for p in plist if "input" in p["roles"]]
@@ -100,7 +100,7 @@ def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: in
     except ImportError:  # before layout.py
         from mpc_federation.channel import run_key
 
-    key = run_key(datetime.fromisoformat(DATE).replace(tzinfo=timezone.utc))
+    key = run_key(datetime.fromisoformat(DATE).replace(tzinfo=UTC))
     store = CoordinationStore(s3.store_config(spec.bucket))
     out = analyse(parties, spec, store, key)
     out.update({"parties": len(parties), "companies": companies, "computes": computes, "trips": trips,
@@ -156,6 +156,6 @@ def analyse(parties, spec, store, run_key: str) -> dict:
         "task_gap_max_s": max(all_gaps) if all_gaps else None,
         "task_durations_s": {pid: {t: (v["end"] - v["start"]) if v["end"] and v["start"] else None
                                    for t, v in ti.items()} for pid, ti in tis.items()},
-        "run_s": {pid: max(v["end"] for v in ti.values() if v["end"]) - min(v["start"] for v in ti.values()
-                                                                              if v["start"]) for pid, ti in tis.items()},
+        "run_s": {pid: max(v["end"] for v in ti.values() if v["end"])
+                  - min(v["start"] for v in ti.values() if v["start"]) for pid, ti in tis.items()},
     }

@@ -10,14 +10,12 @@ bound for an MPC-only pipeline.
 
 from __future__ import annotations
 
-import threading
-from math import gcd
 import time
+from math import gcd
 from pathlib import Path
 
 import numpy as np
-
-from common import MPC_ONLY_PROGRAM, WorkerMonitor, datagen, hhi_reference, parse_worker_log
+from common import MPC_ONLY_PROGRAM, WorkerMonitor, all_at_once, datagen, hhi_reference, parse_worker_log
 
 
 def sample_trips(data_dir: Path, companies: list[str], total: int, months: list[str]) -> dict[str, dict]:
@@ -119,13 +117,7 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
         wall[i] = time.monotonic() - t0
 
     with WorkerMonitor() as monitor:
-        threads = [threading.Thread(target=party, args=(i,)) for i in range(computes)]
-        t0 = time.monotonic()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        mpc_wall = time.monotonic() - t0
+        mpc_wall = all_at_once(party, [(i,) for i in range(computes)])
     if errors:
         raise RuntimeError(f"MPC-only run failed: {errors}")
     t0 = time.monotonic()
@@ -139,8 +131,8 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
     return {"variant": variant, "trips": trips_total, "chunk": chunk, "computes": computes,
             "share_s": share_s, "mpc_wall_s": mpc_wall, "reveal_s": reveal_s,
             "critical_s": critical, "machine_s": sum(share_s.values()) + sum(wall.values()) + reveal_s,
-            "peak_rss_mib": monitor.peak_mib(), "bytes_sent": {i: l.get("bytes_sent") for i, l in logs.items()},
-            "worker_mpc_s": {i: l.get("worker_mpc_s") for i, l in logs.items()},
+            "peak_rss_mib": monitor.peak_mib(), "bytes_sent": {i: log.get("bytes_sent") for i, log in logs.items()},
+            "worker_mpc_s": {i: log.get("worker_mpc_s") for i, log in logs.items()},
             "hhi": [None if x is None else str(x) for x in got],
             "equals_plaintext": got == plaintext(trips, n_months)}
 

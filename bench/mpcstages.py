@@ -6,17 +6,16 @@ against the real local S3 API server, as the Airflow operators run them.
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, hhi_reference
+from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, all_at_once, hhi_reference
 
-DATE = datetime(2024, 4, 1, tzinfo=timezone.utc)  # the period is the three months before
+DATE = datetime(2024, 4, 1, tzinfo=UTC)  # the period is the three months before
 
 
 def parties_yaml(inputs: int, computes: int) -> list[dict]:
@@ -166,13 +165,8 @@ def run_stages(fed: Federation, aggregates: dict[str, dict], *, profile_dir: Pat
         stage_s[run.party_id] = time.monotonic() - t0
 
     with MPCRecorder(profile_dir) as recorder, WorkerMonitor() as monitor:
-        threads = [threading.Thread(target=go, args=(runs[p.id],)) for p in spec.compute_parties]
         t_compute = time.monotonic()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        compute_wall = time.monotonic() - t_compute
+        compute_wall = all_at_once(go, [(runs[p.id],) for p in spec.compute_parties])
     if errors:
         raise RuntimeError(f"compute failed: {errors}")
 

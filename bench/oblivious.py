@@ -239,8 +239,9 @@ def report(results: dict) -> str:
     for name, case in results["cases"].items():
         sb = case["overhead_shuffle_bytes"]
         app = f" (Spark application {case['overhead_app_time']:.2f}x)" if case.get("overhead_app_time") else ""
+        written = case["oblivious"]["map_bytes"]["total"], case["plain"]["map_bytes"].get("total", 0)
         lines.append(f"- {name}: oblivious / plain wall time = {case['overhead_time']:.2f}x{app}; shuffle bytes "
-                     f"written {case['oblivious']['map_bytes']['total']:,} vs {case['plain']['map_bytes'].get('total', 0):,}"
+                     f"written {written[0]:,} vs {written[1]:,}"
                      f"{f' ({sb:.1f}x)' if sb else ''}; results identical: {case['identical']}")
     return "\n".join(lines) + "\n"
 

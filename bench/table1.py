@@ -15,8 +15,8 @@ from pathlib import Path
 
 from common import POOLED_JOB, TAXI_JOB, datagen, hhi_reference, load_average, log, spark_submit
 from localstage import arrow_revenue, read_bytes, write_aggregate
-from mpcstages import make_federation, run_stages
 from mpconly import linear_fit, run_mpc_only, sample_trips
+from mpcstages import make_federation, run_stages
 
 MONTHS = ["2024-01", "2024-02", "2024-03"]  # the period of the run of 2024-04-01 (the spec's 3 months)
 

@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     from common import load_average, log  # puts plugins/ and scripts/ on the path
     from scaling import TARGETS, run_point
 
+    # isort: split
     import localnet
 
     points = {"5 inputs, 3 compute, 4 markets (the nightly HHI)": ((5, 3, 3), None), **TARGETS}
@@ -44,7 +45,8 @@ def main(argv=None) -> int:
                     f"{point['mpyc_program_s']:.2f} s), equals plaintext: {point['equals_plaintext']}")
         finally:
             s3.stop()
-    print("| point | MPC stages, s | target, s | input checks in MPyC, s | program in MPyC, s | peak RSS, MiB | equals plaintext |")
+    print("| point | MPC stages, s | target, s | input checks in MPyC, s | program in MPyC, s | peak RSS, MiB "
+          "| equals plaintext |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, p in rows.items():
         print(f"| {name} | {p['mpc_s']:.2f} | {p['target_s'] or '-'} | {p['mpyc_checks_s']:.2f} | "

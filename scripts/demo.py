@@ -13,22 +13,20 @@ include/federations/pay_equity.yaml); its working folder is ``<root>/pay_equity`
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
-
 from localnet import REPO, LocalParty, S3Server, prepare_airflow_homes, render_spec, run_dags_test
 
-from mpc_federation.layout import run_key  # noqa: E402
 from mpc_federation.envelope import PartyKeys  # noqa: E402
-from mpc_federation.programs import load_program  # noqa: E402
+from mpc_federation.layout import run_key  # noqa: E402
+from mpc_federation.programs import import_file, load_program  # noqa: E402
 from mpc_federation.spec import load_spec  # noqa: E402
 from mpc_federation.store import CoordinationStore  # noqa: E402
 
@@ -38,10 +36,7 @@ RIDESHARE_TEMPLATE = REPO / "include" / "federations" / "rideshare_hhi.yaml"
 
 
 def datagen():
-    spec = importlib.util.spec_from_file_location("taxi_trips", REPO / "include" / "datagen" / "taxi_trips.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(REPO / "include" / "datagen" / "taxi_trips.py")
 
 
 def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str], params: dict | None = None,
@@ -68,7 +63,7 @@ def setup_federation(root: Path, parties_yaml: list[dict] | None, s3: S3Server, 
                      data_dir: Path, template: Path = TEMPLATE) -> tuple[Path, list[LocalParty]]:
     raw = yaml.safe_load(template.read_text())
     ids = [p["id"] for p in (parties_yaml or raw["parties"])]
-    keys = {pid: PartyKeys.generate(pid, test_only=True) for pid in ids}  # refused where MPC_ALLOW_TEST_KEYS != 1
+    keys = {pid: PartyKeys.generate(pid, test_only=True) for pid in ids}  # refused unless [mpc] allow_test_keys
     spec_path = render_spec(template, root / "federation", keys, parties=parties_yaml)
     parties = [LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, spark_master)
                for pid in ids]
@@ -109,7 +104,7 @@ def run_night(root: Path, template: Path, data_dir: Path, args: argparse.Namespa
         print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
     finally:
         s3.stop()
-    date = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
+    date = datetime.fromisoformat(args.date).replace(tzinfo=UTC)
     run = run_key(date)
     recipient = next(p for p in parties if spec.party(p.id).has("recipient"))
     record = recipient.work_dir / spec.computation / run / "result.json"
@@ -123,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(REPO / ".demo"), help="working folder (data, homes, logs)")
     parser.add_argument("--trips", type=int, default=200_000, help="trips over all companies")
-    parser.add_argument("--date", default="2024-04-01", help="the run's logical date; the period is the 3 months before")
+    parser.add_argument("--date", default="2024-04-01",
+                        help="the run's logical date; the period is the 3 months before")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for all parties' runs")
@@ -187,22 +183,21 @@ def report_hhi(root: Path, template: Path, data_dir: Path, args: argparse.Namesp
         ok &= secure == plain
         print(f"{label:<8} {str(secure or 'suppressed'):>14} {str(plain or 'suppressed'):>14}"
               f"{'' if secure == plain else '  MISMATCH'}")
+    return verdict(night, ok, "HHI", t0)
+
+
+def verdict(night, ok: bool, what: str, t0: float) -> int:
+    """Print whether the secure ``what`` equals the plaintext one and only recipients hold a result;
+    the exit code."""
     if night.others_with_results():
         print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
         ok = False
-    print(f"\n{'OK' if ok else 'FAILED'}: secure HHI {'equals' if ok else 'differs from'} the plaintext HHI "
+    print(f"\n{'OK' if ok else 'FAILED'}: secure {what} {'equals' if ok else 'differs from'} the plaintext {what} "
           f"(total {time.monotonic() - t0:.1f} s)")
     return 0 if ok else 1
 
 
 # -- the pay-equity federation -------------------------------------------------------------------------
-def load_module(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def dollars(cents: int | None) -> str:
     return "-" if cents is None else f"{cents / 100:,.2f}"
 
@@ -214,7 +209,7 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     companies = [p["id"] for p in raw["parties"] if "input" in p["roles"]]
     data_dir = root / "data"
     t0 = time.monotonic()
-    payroll = load_module(REPO / "include" / "datagen" / "payroll.py")
+    payroll = import_file(REPO / "include" / "datagen" / "payroll.py")
     print(f"Generating payrolls of {args.employees:,} employees for {len(companies)} companies in {data_dir} ...",
           flush=True)
     payroll.generate(data_dir, companies, args.employees, args.seed)
@@ -231,7 +226,8 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     by_id = {p.id: p for p in parties}
     sums = {c: payroll.payroll_sums(data_dir, c, levels[1:]) for c in companies}
     print("\nSalary sums per company (Spark, kept at each company) vs plaintext, in cents:")
-    print(f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}  count m/f")
+    print(f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}"
+          "  count m/f")
     for c in companies:
         aggregate = json.loads((by_id[c].work_dir / spec.computation / run / "aggregate.json").read_text())
         same = aggregate["values"] == sums[c] and aggregate["dimensions"]["level"] == levels
@@ -241,13 +237,14 @@ def main_pay_equity(args: argparse.Namespace) -> int:
               f"{v['salary_sum_women'][0]:>18} {sums[c]['salary_sum_women'][0]:>16}  "
               f"{v['count_men'][0]}/{v['count_women'][0]}{'' if same else '  MISMATCH'}")
 
-    program = load_module(spec.program_file)
+    program = load_program(spec.program_file).module
     params = program.settings(spec.program_params)
     expected = program.plaintext([sums[c] for c in result["roster"]], spec.program_params)
     out = result["outputs"]
     print(f"\nPay gap revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the "
           f"pooled payrolls; mean salary of men minus women, in dollars:")
-    print(f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}  gap in cents")
+    print(f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}"
+          "  gap in cents")
     for j, label in enumerate(out["suppressed"]["labels"]):
         gap = out["mean_gap_cents"]["exact"][j]
         ratio = out["women_to_men_ratio"]["exact"][j]
@@ -267,12 +264,7 @@ def main_pay_equity(args: argparse.Namespace) -> int:
         print(f"{label:<6} {dollars(secure_gap):>13} {dollars(plain_gap):>13} "
               f"{'-' if secure_ratio is None else str(secure_ratio):>16} "
               f"{'-' if plain_ratio is None else str(plain_ratio):>10}  {gap}{'' if same else '  MISMATCH'}")
-    if night.others_with_results():
-        print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
-        ok = False
-    print(f"\n{'OK' if ok else 'FAILED'}: secure pay gap {'equals' if ok else 'differs from'} the plaintext pay gap "
-          f"(total {time.monotonic() - t0:.1f} s)")
-    return 0 if ok else 1
+    return verdict(night, ok, "pay gap", t0)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from mpc_federation.envelope import PartyKeys  # noqa: E402
 
 def test_keys(party: str) -> PartyKeys:
     """Keys for a local federation (demo, testbed, tests): marked as test keys, which a party's
-    Airflow refuses unless its environment sets MPC_ALLOW_TEST_KEYS=1 (LocalParty.env does)."""
+    Airflow refuses unless its settings allow them (AIRFLOW__MPC__ALLOW_TEST_KEYS, LocalParty.settings)."""
     return PartyKeys.generate(party, test_only=True)
 
 
@@ -123,9 +123,19 @@ def render_spec(template: Path, out_dir: Path, keys: dict[str, PartyKeys], *,
     return path
 
 
+def outside_environ() -> dict[str, str]:
+    """This process's environment without any Airflow or MPC setting (a party gets only its own),
+    with the project's virtualenv first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 @dataclass
 class LocalParty:
-    """One party's Airflow home and environment."""
+    """One party's Airflow home and environment: the one builder of a local party's settings (the
+    demo, the tests and the testbed use it; infra/scripts/bootstrap_party.sh writes the same names
+    on an EC2 host)."""
 
     id: str
     home: Path
@@ -137,31 +147,44 @@ class LocalParty:
     allow_test_keys: bool = True  # a local federation runs on test keys; a production party never sets this
 
     @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
     def work_dir(self) -> Path:
         return self.home / "work"
 
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
-        env.update({
-            "AIRFLOW_HOME": str(self.home / "airflow"),
+    def settings(self) -> dict[str, str]:
+        """The party's configuration without its secrets: Airflow's folders, the ``[mpc]`` section
+        (``AIRFLOW__MPC__*``, see plugins/mpc_operators/settings.py) and the Spark connection."""
+        settings = {
+            "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "MPC_PARTY_ID": self.id,
-            "MPC_SPEC_DIR": str(self.spec_dir),
-            "MPC_DATA_DIR": str(self.data_dir),
-            "MPC_WORK_DIR": str(self.work_dir),
-            "AIRFLOW_CONN_MPC_COORDINATION": json.dumps(self.s3.connection()),
-            "AIRFLOW_CONN_MPC_PARTY_KEYS": json.dumps({"conn_type": "generic", "password": self.keys.to_json()}),
+            "AIRFLOW__MPC__PARTY_ID": self.id,
+            "AIRFLOW__MPC__SPEC_DIR": str(self.spec_dir),
+            "AIRFLOW__MPC__DATA_URI": str(self.data_dir),
+            "AIRFLOW__MPC__LEDGER_URI": str(self.work_dir / "ledger"),
+            "AIRFLOW__MPC__RESULTS_URI": str(self.work_dir),
+            "AIRFLOW__MPC__ALLOW_TEST_KEYS": str(self.allow_test_keys),
             "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": self.spark_master}),
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYSPARK_PYTHON": sys.executable,
             "PYTHONPATH": str(REPO / "plugins"),
-        })
-        if self.allow_test_keys:
-            env["MPC_ALLOW_TEST_KEYS"] = "1"
-        return env
+        }
+        return settings
+
+    def connections(self) -> dict[str, str]:
+        """The party's secret connections: the coordination bucket and its own keys."""
+        return {
+            "AIRFLOW_CONN_MPC_COORDINATION": json.dumps(self.s3.connection()),
+            "AIRFLOW_CONN_MPC_PARTY_KEYS": json.dumps({"conn_type": "generic", "password": self.keys.to_json()}),
+        }
+
+    def env(self) -> dict[str, str]:
+        """The whole environment of a process of this party (``airflow dags test``, the demo)."""
+        return {**outside_environ(), **self.settings(), **self.connections()}
 
 
 def prepare_airflow_homes(parties: list[LocalParty], template_home: Path) -> None:
@@ -173,7 +196,7 @@ def prepare_airflow_homes(parties: list[LocalParty], template_home: Path) -> Non
         subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for party in parties:
-        home = party.home / "airflow"
+        home = party.airflow_home
         home.mkdir(parents=True, exist_ok=True)
         if not (home / "airflow.db").exists():
             shutil.copy(template_db, home / "airflow.db")

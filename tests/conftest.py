@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -11,8 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
 for folder in (REPO / "plugins", REPO / "scripts"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
@@ -21,8 +24,8 @@ import localnet  # noqa: E402
 
 # Every key the tests make is marked as a test key (localnet.test_keys); the tests' environment
 # allows them explicitly, as the demo's and the testbed's do. A test of the production refusal
-# removes this variable.
-os.environ["AIRFLOW__MPC__ALLOW_TEST_KEYS"] = "1"
+# removes this setting.
+os.environ["AIRFLOW__MPC__ALLOW_TEST_KEYS"] = "True"
 
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
@@ -35,28 +38,92 @@ def s3_server(tmp_path_factory):
     server.stop()
 
 
-def compute_all(runs: dict, attempt: int, parties, alongside=()) -> dict:
-    """The compute stage of ``parties`` at once (and ``alongside``, callables run in threads too), as
-    their tasks run it: {party: its result or the exception it raised}."""
-    import threading
+def in_threads(calls: dict, timeout: float = 180) -> dict:
+    """Every callable of ``calls`` in a thread of its own, all at once, as the parties' tasks run:
+    {key: what it returned, or the exception it raised}.
 
-    from mpc_federation import stages
+    :param timeout: seconds to wait for each thread.
+    """
+    import threading
 
     out: dict = {}
 
-    def go(pid):
+    def go(key, call):
         try:
-            out[pid] = stages.compute(runs[pid], attempt=attempt)
-        except Exception as exc:  # noqa: BLE001 - inspected by the test
-            out[pid] = exc
+            out[key] = call()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            out[key] = exc
 
-    threads = [threading.Thread(target=go, args=(pid,)) for pid in parties]
-    threads += [threading.Thread(target=target) for target in alongside]
+    threads = [threading.Thread(target=go, args=item) for item in calls.items()]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
+        t.join(timeout)
     return out
+
+
+def compute_all(runs: dict, attempt: int, parties, alongside=()) -> dict:
+    """The compute stage of ``parties`` at once (and ``alongside``, callables run in threads too), as
+    their tasks run it: {party: its result or the exception it raised}."""
+    from mpc_federation import stages
+
+    calls = {pid: functools.partial(stages.compute, runs[pid], attempt=attempt) for pid in parties}
+    out = in_threads({**calls, **{("alongside", i): call for i, call in enumerate(alongside)}}, timeout=120)
+    return {pid: out[pid] for pid in parties if pid in out}
+
+
+def compute_each(runs: list, **kwargs) -> dict:
+    """The compute stage of every PartyRun in ``runs`` at once; their results by party (asserts that
+    none failed).
+
+    :param kwargs: for ``stages.compute`` (attempt, timeouts).
+    """
+    from mpc_federation import stages
+
+    out = in_threads({run.party_id: functools.partial(stages.compute, run, **kwargs) for run in runs})
+    errors = {pid: value for pid, value in out.items() if isinstance(value, Exception)}
+    assert not errors, errors
+    return out
+
+
+def write_spec(folder: Path, raw: dict | str, name: str = "spec.yaml") -> Path:
+    """A spec file from its YAML text or its parsed form."""
+    path = folder / name
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def load_raw(folder: Path, raw: dict, name: str = "spec.yaml"):
+    """The FederationSpec of a parsed spec, written to ``folder`` and loaded as a party loads it."""
+    from mpc_federation.spec import load_spec
+
+    return load_spec(write_spec(folder, raw, name))
+
+
+def spark_submit(job: Path, args: list[str], cwd: Path, master: str = "local[2]") -> subprocess.Popen:
+    """``spark-submit --master <master> <job> <args>`` with the project's Python, started (see :func:`finish`)."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYSPARK_PYTHON=str(BIN / "python"), PYSPARK_DRIVER_PYTHON=str(BIN / "python"))
+    cmd = [str(BIN / "spark-submit"), "--master", master, str(job), *args]
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Wait for a process started with pipes; its exit code and output."""
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def write_trips(folder: Path, fares, months=("2024-01", "2024-02")) -> Path:
+    """A tiny trips dataset with the given fares (a pyarrow array), pickups alternating over ``months``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True)
+    pickup = pa.array([f"{months[i % len(months)]}-1{i % 10} 08:00:00" for i in range(len(fares))]).cast(
+        pa.timestamp("us"))
+    pq.write_table(pa.table({"tpep_pickup_datetime": pickup, "fare_amount": fares}), folder / "part-00000.parquet")
+    return folder
 
 
 def small_parties(inputs: int = 3, computes: int = 3, recipients: tuple[str, ...] = ("regulator",)) -> list[dict]:
@@ -126,7 +193,7 @@ PARSE = textwrap.dedent("""
 def parse_dags(party: str | None, tmp_path, spec_dir=None) -> dict:
     """The project's DAG folder parsed by Airflow's DagBag in a fresh process, as ``party``, with the
     network blocked: import errors, heavy modules imported, and per DAG what a test checks."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
+    env = localnet.outside_environ()
     env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),

@@ -27,7 +27,6 @@ from airflow.sdk.exceptions import AirflowFailException
 
 import localnet
 from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties
-
 from mpc_federation import reasons, stages
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys
 from mpc_federation.party import PartyRun
@@ -448,18 +447,18 @@ def test_local_federations_mark_their_keys_and_allow_them_explicitly(tmp_path, s
     keys = localnet.test_keys("company_a")
     party = localnet.LocalParty("company_a", tmp_path, tmp_path, tmp_path, keys, s3_server)
     env = party.env()
-    assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "1"
+    assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "True"
     assert json.loads(json.loads(env["AIRFLOW_CONN_MPC_PARTY_KEYS"])["password"])["note"] == TEST_KEY_MARK
     production_style = localnet.LocalParty("company_a", tmp_path, tmp_path, tmp_path, keys, s3_server,
                                            allow_test_keys=False)
-    assert "AIRFLOW__MPC__ALLOW_TEST_KEYS" not in production_style.env()
+    assert production_style.env()["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "False"
     # Every key the demo, the testbed, the benchmarks and the test fixtures make is a marked test key.
-    sources = [REPO / "scripts" / "demo.py", REPO / "scripts" / "testbed.py", REPO / "scripts" / "localnet.py",
-               REPO / "tests" / "conftest.py", *sorted((REPO / "bench").glob("*.py"))]
+    sources = [*sorted((REPO / "scripts").glob("*.py")), REPO / "tests" / "conftest.py",
+               *sorted((REPO / "bench").glob("*.py"))]
     for source in sources:
         for call in re.findall(r"PartyKeys\.generate\([^)]*\)", source.read_text()):
             assert "test_only=True" in call, f"{source.name}: {call}"
-    testbed = (REPO / "scripts" / "testbed.py").read_text()
-    assert '"MPC_ALLOW_TEST_KEYS": "1" if party.allow_test_keys' in testbed
+    testbed = (REPO / "scripts" / "testbed_party.py").read_text()
+    assert "settings = {**party.settings()," in testbed  # the testbed's parties get LocalParty's settings
     bootstrap = (REPO / "infra" / "scripts" / "bootstrap_party.sh").read_text()
-    assert "env_line MPC_ALLOW_TEST_KEYS 0" in bootstrap  # production parties refuse test keys
+    assert "env_line AIRFLOW__MPC__ALLOW_TEST_KEYS False" in bootstrap  # production parties refuse test keys

@@ -7,23 +7,22 @@ retry succeeds once the cause is removed."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-from conftest import small_parties
+from conftest import in_threads, small_parties
 
 from mpc_federation import stages
 from mpc_federation.envelope import PartyKeys
 from mpc_federation.launcher import MPCRefused
-from mpc_federation.ledger import NothingToRelease
 from mpc_federation.layout import ledger_root
+from mpc_federation.ledger import NothingToRelease
 from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
 from mpc_federation.programs import load_program
 from mpc_federation.store import CoordinationStore
@@ -112,20 +111,8 @@ class Federation:
                     ledgers: dict | None = None) -> dict:
         runs = runs or {pid: self.run(pid, date) for pid in COMPUTES}
         ledgers = self.ledgers if ledgers is None else ledgers
-        out: dict = {}
-
-        def go(pid):
-            try:
-                out[pid] = stages.compute(runs[pid], attempt=attempt, ledger_dir=ledgers[pid])
-            except Exception as exc:  # noqa: BLE001 - inspected by the test
-                out[pid] = exc
-
-        threads = [threading.Thread(target=go, args=(pid,)) for pid in COMPUTES]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        return out
+        return in_threads({pid: functools.partial(stages.compute, runs[pid], attempt=attempt,
+                                                  ledger_dir=ledgers[pid]) for pid in COMPUTES}, timeout=120)
 
     def reveal(self, date: datetime) -> dict:
         self.reveals += 1
@@ -331,9 +318,10 @@ def test_junk_unsigned_objects_neither_start_nor_stop_anyone(fed, airflow_conn):
                                  f"{root}/abort/company_c/attempt-1"}
     assert "signature does not verify" in view.invalid[f"{root}/inputs/company_e/done"]
     # The deferrable trigger applies the same rule to verified objects.
-    from sensors.triggers import CoordinationTrigger
     import asyncio
     import time
+
+    from sensors.triggers import CoordinationTrigger
 
     trigger = CoordinationTrigger(spec_path=str(fed.spec.source), party_id="company_b", run=run.channel.run,
                                   stage="inputs", coordination_conn_id=COORDINATION_CONN_ID,

@@ -16,8 +16,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from report import SECTION_TITLES  # noqa: E402
 
 
-def test_bench_smoke_tiny(tmp_path, monkeypatch):
-    monkeypatch.delenv("MPC_TLS_DIR", raising=False)
+def test_bench_smoke_tiny(tmp_path):
     out = tmp_path / "results"
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--scale", "tiny", "--out", str(out),

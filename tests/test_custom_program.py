@@ -5,11 +5,10 @@ server, with a federation spec of its own: nothing under plugins/ knows about it
 from __future__ import annotations
 
 import textwrap
-import threading
 from datetime import datetime, timezone
 
 import pytest
-from conftest import small_parties
+from conftest import compute_each, small_parties
 
 from mpc_federation import stages
 from mpc_federation.party import PartyRun
@@ -59,29 +58,6 @@ TEMPLATE = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(autouse=True)
-def _plain_tcp(monkeypatch):
-    monkeypatch.delenv("MPC_TLS_DIR", raising=False)
-
-
-def compute_all(runs: list[PartyRun]) -> dict[str, dict]:
-    results, errors = {}, {}
-
-    def go(run):
-        try:
-            results[run.party_id] = stages.compute(run, connect_timeout=60, run_timeout=120)
-        except Exception as exc:  # collected and asserted on below
-            errors[run.party_id] = exc
-
-    threads = [threading.Thread(target=go, args=(r,)) for r in runs]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not errors, errors
-    return results
-
-
 def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, federation, s3_server):
     (tmp_path / "programs").mkdir()
     program_file = tmp_path / "programs" / "regional_trips.py"
@@ -117,7 +93,7 @@ def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, fed
 
     for company in companies:
         assert stages.share(runs[company], aggregate(company, {"trips": trips[company]}))["status"] == "shared"
-    computed = compute_all([runs[c] for c in companies])
+    computed = compute_each([runs[c] for c in companies], connect_timeout=60, run_timeout=120)
     assert all(r["roster"] == companies for r in computed.values())
 
     result = stages.reveal(runs["regulator"], tmp_path / "results")

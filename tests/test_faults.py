@@ -9,6 +9,7 @@ Measured times are printed (run with -s) and tabulated in docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -21,8 +22,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from conftest import REPO, small_parties
+from conftest import REPO, in_threads, small_parties
 
 from mpc_federation import stages
 from mpc_federation.launcher import MPCRunError
@@ -55,21 +55,16 @@ def share(run: PartyRun) -> dict:
 
 def compute_all(runs: dict[str, PartyRun], attempt: int, **kwargs) -> dict[str, object]:
     """Every compute party's compute stage at once; returns result or exception and finish time."""
-    out: dict[str, object] = {}
+    finished: dict[str, float] = {}
 
-    def go(pid):
+    def compute(pid: str):
         try:
-            out[pid] = stages.compute(runs[pid], attempt=attempt, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            out[pid] = exc
-        out[pid + ":t"] = time.monotonic()
+            return stages.compute(runs[pid], attempt=attempt, **kwargs)
+        finally:
+            finished[pid + ":t"] = time.monotonic()
 
-    threads = [threading.Thread(target=go, args=(p.id,)) for p in next(iter(runs.values())).spec.compute_parties]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
-    return out
+    parties = next(iter(runs.values())).spec.compute_parties
+    return {**in_threads({p.id: functools.partial(compute, p.id) for p in parties}), **finished}
 
 
 def total_of(result: dict) -> int:
@@ -110,7 +105,7 @@ def test_compute_party_killed_mid_mpc_stops_the_others_and_a_retry_succeeds(fede
             for proc in psutil.process_iter(["cmdline"]):
                 cmd = proc.info["cmdline"] or []
                 if "mpc_federation.worker" in cmd and cmd[cmd.index("-I") + 1] == "2" and \
-                        str(spec.compute_parties[2].host_port[1]) in " ".join(cmd):
+                        spec.compute_parties[2].endpoint.rsplit(":", 1)[1] in " ".join(cmd):
                     time.sleep(1.5)  # connected and inside the program's pause
                     killed_at["t"] = time.monotonic()
                     proc.send_signal(signal.SIGKILL)

@@ -5,9 +5,7 @@ fields or command line), and the keyed partitioner. tests/test_oblivious_spark.p
 
 from __future__ import annotations
 
-
 import copy
-import importlib.util
 import json
 import os
 import stat
@@ -15,8 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import load_raw as load
 from conftest import parse_dags
-from mpc_federation.spec import SpecError, load_spec
+
+from mpc_federation.programs import import_file
+from mpc_federation.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 TAXI = REPO / "include" / "federations" / "taxi_hhi.yaml"
@@ -25,14 +26,7 @@ JOBS = REPO / "include" / "jobs"
 SECRET = "s3cr3t-Spark-auth-0123456789abcdef"
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-oblivious = _load(JOBS / "mpc_oblivious.py", "oblivious_module_tests")
+oblivious = import_file(JOBS / "mpc_oblivious.py", "oblivious_module_tests")
 
 
 def raw_of(path: Path) -> dict:
@@ -40,12 +34,6 @@ def raw_of(path: Path) -> dict:
     raw["program"]["file"] = str((path.parent / raw["program"]["file"]).resolve())
     raw["aggregation"]["job"] = str((path.parent / raw["aggregation"]["job"]).resolve())
     return raw
-
-
-def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_spec(path)
 
 
 # -- the spec ------------------------------------------------------------------------------------
@@ -104,8 +92,8 @@ def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     assert task.secret_conn_id == "mpc_spark_secret"
     # No secret at parse time: nothing in the task's fields names one.
     assert not any("secret" in key for key in task.conf) and task.properties_file is None
-    job = _load(raw["aggregation"]["job"] and Path(raw["aggregation"]["job"]), "job_of_" + federation.stem)
-    assert job.parse_args([*task.application_args, "--output", "/tmp/a.json"]).oblivious is True  # accepted as they are
+    job = import_file(raw["aggregation"]["job"] and Path(raw["aggregation"]["job"]), "job_of_" + federation.stem)
+    assert job.parse_args([*task.application_args, "--output", "/tmp/a.json"]).oblivious is True
 
 
 def test_the_dag_and_the_job_module_agree_on_the_spark_settings():

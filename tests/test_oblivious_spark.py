@@ -14,11 +14,9 @@ both jobs with --oblivious is at the end of this file.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,27 +24,22 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import finish, spark_submit, write_trips
+
+from mpc_federation.programs import import_file
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 COLUMNS = {"revenue": "fare_amount", "time": "tpep_pickup_datetime", "participant": None}
 DEFAULT_POLICY = {"negative_amounts": "count", "null_amounts": "drop", "outside_period": "ignore"}
 FILES = 6  # Parquet files = map tasks
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-taxi = _load(ROOT / "include" / "datagen" / "taxi_trips.py", "taxi_trips_obl")
-payroll_data = _load(ROOT / "include" / "datagen" / "payroll.py", "payroll_data_obl")
-job = _load(ROOT / "include" / "jobs" / "taxi_revenue.py", "taxi_revenue_obl")
-pay = _load(ROOT / "include" / "jobs" / "payroll_sums.py", "payroll_sums_obl")
-bench = _load(ROOT / "bench" / "oblivious.py", "bench_oblivious_obl")
+taxi = import_file(ROOT / "include" / "datagen" / "taxi_trips.py", "taxi_trips_obl")
+payroll_data = import_file(ROOT / "include" / "datagen" / "payroll.py", "payroll_data_obl")
+job = import_file(ROOT / "include" / "jobs" / "taxi_revenue.py", "taxi_revenue_obl")
+pay = import_file(ROOT / "include" / "jobs" / "payroll_sums.py", "payroll_sums_obl")
+bench = import_file(ROOT / "bench" / "oblivious.py", "bench_oblivious_obl")
 oblivious = job.oblivious_module()
 
 
@@ -139,20 +132,13 @@ def test_identical_for_one_licensee_of_a_shared_dataset(spark, tmp_path):
     assert out[0]["stats"]["rows_other_participants"] > 0 and out[0]["revenue_cents"][0] > 0
 
 
-def _write(folder: Path, fares, months=("2024-01", "2024-02")) -> Path:
-    folder.mkdir(parents=True)
-    pickup = pa.array([f"{months[i % len(months)]}-1{i % 10} 08:00:00" for i in range(len(fares))]).cast(
-        pa.timestamp("us"))
-    pq.write_table(pa.table({"tpep_pickup_datetime": pickup, "fare_amount": fares}), folder / "part-00000.parquet")
-    return folder
-
-
 def test_bad_inputs_stop_with_the_same_error(spark, tmp_path):
     """The job tests' bad inputs (tests/test_taxi_revenue_job.py) that reach the aggregation."""
-    cases = {"nulls": (_write(tmp_path / "nulls", pa.array([None, None, None], pa.float64())), {}),
-             "refunds": (_write(tmp_path / "refunds", pa.array([12.5, 7.0, -12.5, -9.0])), {}),
-             "big": (_write(tmp_path / "big", pa.array([600.0, 400.01, 1.0])), {"max_cents": 100_000}),
-             "text": (_write(tmp_path / "text", pa.array(["1.5", "abc", "2"])), {"policy": {"null_amounts": "fail"}})}
+    cases = {"nulls": (write_trips(tmp_path / "nulls", pa.array([None, None, None], pa.float64())), {}),
+             "refunds": (write_trips(tmp_path / "refunds", pa.array([12.5, 7.0, -12.5, -9.0])), {}),
+             "big": (write_trips(tmp_path / "big", pa.array([600.0, 400.01, 1.0])), {"max_cents": 100_000}),
+             "text": (write_trips(tmp_path / "text", pa.array(["1.5", "abc", "2"])),
+                      {"policy": {"null_amounts": "fail"}})}
     expected = {"nulls": "has no usable amount", "refunds": "market 2024-02: net revenue is negative (-200 cents)",
                 "big": "market all: net revenue 100101 cents is above", "text": "e.g. 'abc'"}
     for name, (path, kwargs) in cases.items():
@@ -260,8 +246,6 @@ def test_spark_metrics_show_equal_volumes_only_with_the_mode(spark, data):
 # -- the jobs alone through spark-submit ------------------------------------------------------------
 def test_both_jobs_run_oblivious_through_spark_submit(data, tmp_path):
     """Each job file alone (it ships include/jobs/mpc_oblivious.py itself), on the skewed trips and a payroll."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYSPARK_PYTHON=str(BIN / "python"), PYSPARK_DRIVER_PYTHON=str(BIN / "python"))
     payroll_data.generate(tmp_path / "pay", ["a"], 2000, seed=4)
     runs = {
         "taxi": (ROOT / "include" / "jobs" / "taxi_revenue.py", data["skewed"], ",".join(MONTHS)),
@@ -270,14 +254,12 @@ def test_both_jobs_run_oblivious_through_spark_submit(data, tmp_path):
     procs = {}
     for name, (script, source, months) in runs.items():
         out = tmp_path / f"{name}.json"
-        cmd = [str(BIN / "spark-submit"), "--master", "local[1]", str(script), "--input", str(source),
-               "--output", str(out), "--party", "a", "--months", months, "--oblivious"]
-        procs[name] = (out, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             text=True, cwd=tmp_path))
+        procs[name] = (out, spark_submit(script, ["--input", str(source), "--output", str(out), "--party", "a",
+                                                  "--months", months, "--oblivious"], tmp_path, master="local[1]"))
     docs = {}
     for name, (out, proc) in procs.items():
-        stdout, stderr = proc.communicate(timeout=600)
-        assert proc.returncode == 0, f"{name}:\n{stdout}\n{stderr[-3000:]}"
+        done = finish(proc)
+        assert done.returncode == 0, f"{name}:\n{done.stdout}\n{done.stderr[-3000:]}"
         docs[name] = json.loads(out.read_text())
     reference = taxi.revenue_cents_by_month(data["root"] / "skewed", "a", MONTHS)
     per_month = [reference[m] for m in MONTHS]

@@ -7,45 +7,28 @@ missing column. Everything else here runs without Spark.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import finish, spark_submit
 
-from mpc_federation.programs import ProgramError, check_aggregate, load_program
+from mpc_federation.programs import ProgramError, check_aggregate, import_file, load_program
 from mpc_federation.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "include" / "jobs" / "payroll_sums.py"
 SPEC = ROOT / "include" / "federations" / "pay_equity.yaml"
-BIN = ROOT / ".venv" / "bin"
 PREFIX = "payroll_sums: error:"
 DIMS = load_spec(SPEC).dimensions(datetime(2024, 4, 1, tzinfo=timezone.utc))
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-payroll = _load(ROOT / "include" / "datagen" / "payroll.py")
-job = _load(JOB)  # imports pyspark lazily, so this is cheap
+payroll = import_file(ROOT / "include" / "datagen" / "payroll.py")
+job = import_file(JOB)  # imports pyspark lazily, so this is cheap
 PAY_GAP = load_program(ROOT / "include" / "programs" / "pay_gap.py").program
-
-
-def spark_submit(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYSPARK_PYTHON=str(BIN / "python"), PYSPARK_DRIVER_PYTHON=str(BIN / "python"))
-    cmd = [str(BIN / "spark-submit"), "--master", "local[2]", str(JOB), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 # --- the generator --------------------------------------------------------------------------------
@@ -77,7 +60,7 @@ def test_generator_is_deterministic_and_well_formed(tmp_path):
 
 
 def test_generator_maximum_is_the_programs():
-    pay_gap = _load(ROOT / "include" / "programs" / "pay_gap.py")
+    pay_gap = import_file(ROOT / "include" / "programs" / "pay_gap.py")
     assert payroll.MAX_SALARY_CENTS == pay_gap.MAX_SALARY_CENTS == job.DEFAULT_MAX_SALARY_CENTS
     assert ",".join(payroll.LEVELS) == job.DEFAULT_LEVELS
     assert DIMS["level"] == ["all", *payroll.LEVELS]
@@ -92,8 +75,8 @@ def good_run(tmp_path_factory):
     out = root / "out" / "aggregate.json"
     out.parent.mkdir()
     out.write_text("an older result, to be replaced\n")
-    done = spark_submit(["--input", str(root / "data" / "company_b" / "payroll"), "--output", str(out),
-                         "--party", "company_b", "--months", "2024-03"], cwd=root)
+    done = finish(spark_submit(JOB, ["--input", str(root / "data" / "company_b" / "payroll"), "--output", str(out),
+                                     "--party", "company_b", "--months", "2024-03"], cwd=root))
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
     return {"root": root, "out": out, "done": done, "doc": json.loads(out.read_text())}
 
@@ -141,8 +124,8 @@ def run_bad(tmp_path: Path, input_path: Path) -> str:
     output.parent.mkdir()
     before = '{"format": "mpc-aggregate/1", "previous": true}\n'
     output.write_text(before)
-    done = spark_submit(["--input", str(input_path), "--output", str(output), "--party", "company_a",
-                         "--months", "2024-03"], cwd=tmp_path)
+    done = finish(spark_submit(JOB, ["--input", str(input_path), "--output", str(output), "--party", "company_a",
+                                     "--months", "2024-03"], cwd=tmp_path))
     assert done.returncode == 2, f"{done.stdout}\n{done.stderr[-3000:]}"
     errors = [line for line in done.stderr.splitlines() if line.startswith(PREFIX)]
     assert len(errors) == 1, done.stderr[-3000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_spec as write
 
 from mpc_federation.spec import SpecError, load_spec
 
@@ -25,12 +26,6 @@ def base_raw() -> dict:
     raw["program"]["file"] = str(HHI)
     raw["aggregation"]["job"] = str(JOB)
     return raw
-
-
-def write(tmp_path: Path, raw: dict | str, name: str = "spec.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw, sort_keys=False))
-    return path
 
 
 def expect_error(tmp_path: Path, raw: dict | str, field_path: str, *words: str) -> SpecError:
@@ -61,7 +56,7 @@ def test_committed_taxi_spec_loads():
     assert spec.party("company_d").roles == ("input",)
     assert spec.party("company_d").endpoint is None
     assert spec.party("regulator").has("recipient") and not spec.party("regulator").has("input")
-    assert spec.party("company_b").host_port == ("127.0.0.1", 11366)
+    assert spec.party("company_b").endpoint == "127.0.0.1:11366"
     assert spec.leader.id == "company_a"
     assert spec.threshold == 1
     assert 2 * spec.threshold < len(spec.compute_parties)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import random
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import small_parties
+from conftest import compute_each, small_parties
 
 from mpc_federation import stages
 from mpc_federation.envelope import IntegrityError
@@ -54,24 +53,6 @@ def snapshot(store: CoordinationStore, prefix: str) -> dict[str, bytes]:
 
 def waiting_for(run: PartyRun, stage: str, *, cutoff_passed: bool = False) -> stages.Readiness:
     return stages.wait_state(run, stage, run.channel.present(), cutoff_passed=cutoff_passed)
-
-
-def compute_all(runs: list[PartyRun], **kwargs) -> dict[str, dict]:
-    results, errors = {}, {}
-
-    def go(run):
-        try:
-            results[run.party_id] = stages.compute(run, **kwargs)
-        except Exception as exc:  # collected and asserted on below
-            errors[run.party_id] = exc
-
-    threads = [threading.Thread(target=go, args=(r,)) for r in runs]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(180)
-    assert not errors, errors
-    return results
 
 
 def test_full_protocol(federation, s3_server, tmp_path):
@@ -126,7 +107,7 @@ def test_full_protocol(federation, s3_server, tmp_path):
 
     # -- compute ----------------------------------------------------------------------------------------
     assert waiting_for(runs["regulator"], "result").missing == ["company_a"]
-    computed = compute_all([runs[c] for c in companies], attempt=1, connect_timeout=60, run_timeout=120)
+    computed = compute_each([runs[c] for c in companies], attempt=1, connect_timeout=60, run_timeout=120)
     for c in companies:
         assert computed[c]["roster"] == companies
         assert computed[c]["run"] == RUN and computed[c]["attempt"] == 1

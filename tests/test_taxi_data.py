@@ -1,7 +1,6 @@
 """Tests of the synthetic taxi trip generator and its plaintext revenue reference."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,18 +12,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from mpc_federation.programs import import_file
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "include" / "datagen" / "taxi_trips.py"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-taxi = _load(SCRIPT)
+taxi = import_file(SCRIPT)
 
 MONEY = ["fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge",
          "total_amount", "congestion_surcharge", "airport_fee"]

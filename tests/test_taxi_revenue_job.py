@@ -8,44 +8,24 @@ data policy and the schema tolerance run the job's own functions in one local[2]
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import finish, spark_submit, write_trips
+
+from mpc_federation.programs import import_file
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "include" / "jobs" / "taxi_revenue.py"
-BIN = ROOT / ".venv" / "bin"
 PREFIX = "taxi_revenue: error:"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-taxi = _load(ROOT / "include" / "datagen" / "taxi_trips.py")
-job = _load(JOB)  # imports pyspark lazily, so this is cheap
-
-
-def spark_submit(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYSPARK_PYTHON=str(BIN / "python"), PYSPARK_DRIVER_PYTHON=str(BIN / "python"))
-    cmd = [str(BIN / "spark-submit"), "--master", "local[2]", str(JOB), *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
-    out, err = proc.communicate(timeout=600)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+taxi = import_file(ROOT / "include" / "datagen" / "taxi_trips.py")
+job = import_file(JOB)  # imports pyspark lazily, so this is cheap
 
 
 def net_cents(table: pa.Table, months, amount="fare_amount", time="tpep_pickup_datetime",
@@ -57,15 +37,6 @@ def net_cents(table: pa.Table, months, amount="fare_amount", time="tpep_pickup_d
         if fare is not None and (not participant or p == participant[1]) and when.strftime("%Y-%m") in per:
             per[when.strftime("%Y-%m")] += int((Decimal(repr(fare)) * 100).quantize(1, rounding=ROUND_HALF_UP))
     return [sum(per.values()), *per.values()]
-
-
-def write_trips(folder: Path, fares: pa.Array, months=("2024-01", "2024-02")) -> Path:
-    """A tiny trips dataset with the given fares, pickups alternating over ``months``."""
-    folder.mkdir(parents=True)
-    pickup = pa.array([f"{months[i % len(months)]}-1{i % 10} 08:00:00" for i in range(len(fares))]).cast(
-        pa.timestamp("us"))
-    pq.write_table(pa.table({"tpep_pickup_datetime": pickup, "fare_amount": fares}), folder / "part-00000.parquet")
-    return folder
 
 
 # --- good runs ---------------------------------------------------------------------
@@ -92,7 +63,7 @@ def runs(tmp_path_factory):
                                            "Pickup_Datetime", "--participant-column", "hvfhs_license_num",
                                            "--participant-value", "HV0005"])}
     inputs = {"a": root / "data" / "a" / "trips", "c": root / "data" / "c" / "trips", "h": root / "data" / "fhvhv"}
-    procs = {c: spark_submit(["--input", str(inputs[c]), "--output", str(out / f"{c}.json"),
+    procs = {c: spark_submit(JOB, ["--input", str(inputs[c]), "--output", str(out / f"{c}.json"),
                               "--party", party, "--months", ",".join(months), *extra], cwd=root)
              for c, (party, months, extra) in plans.items()}
     done = {c: finish(p) for c, p in procs.items()}
@@ -188,7 +159,7 @@ def bad_runs(tmp_path_factory):
         output.parent.mkdir()
         if i % 2 == 0:
             output.write_text(before)
-        procs[name] = (output, spark_submit(["--input", str(data), "--output", str(output), "--party", "1",
+        procs[name] = (output, spark_submit(JOB, ["--input", str(data), "--output", str(output), "--party", "1",
                                              "--months", "2024-01,2024-02", *extra], cwd=root))
     return {name: (output, finish(proc), before) for name, (output, proc) in procs.items()}
 

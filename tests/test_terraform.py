@@ -598,7 +598,7 @@ def fake_party(tmp_path):
     airflow = repo / ".venv" / "bin" / "airflow"
     airflow.write_text(
         "#!/usr/bin/env bash\n"
-        'echo "fake airflow $* party=$MPC_PARTY_ID port=$AIRFLOW__API__PORT"\n'
+        'echo "fake airflow $* party=$AIRFLOW__MPC__PARTY_ID port=$AIRFLOW__API__PORT"\n'
         "trap 'exit 0' TERM\n"
         "while true; do sleep 0.1; done\n"
     )
@@ -665,9 +665,10 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     ]
     env = _read_env_file(env_file)
     home = str(fake_party["home"].resolve())
-    assert env["MPC_PARTY_ID"] == "company_a"
-    assert env["MPC_SPEC_DIR"] == str((fake_party["repo"] / "include" / "federations").resolve())
-    assert env["MPC_DATA_DIR"] == f"{home}/data" and env["MPC_WORK_DIR"] == f"{home}/work"
+    assert env["AIRFLOW__MPC__PARTY_ID"] == "company_a"
+    assert env["AIRFLOW__MPC__SPEC_DIR"] == str((fake_party["repo"] / "include" / "federations").resolve())
+    assert not any(name.startswith("MPC_") for name in env)  # the [mpc] section only
+    assert env["AIRFLOW__MPC__DATA_URI"] == f"{home}/data" and env["AIRFLOW__MPC__LEDGER_URI"] == f"{home}/work/ledger"
     assert env["AIRFLOW_HOME"] == home
     assert env["AIRFLOW__API__PORT"] == "18123"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18123/execution/"
@@ -678,7 +679,7 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     assert env["AIRFLOW_CONN_MPC_PARTY_KEYS"] == fake_party["keys_json"]  # quoting survives $, ', `
     assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"]) == {"conn_type": "spark", "host": "local[*]"}
     assert env["EXTRA_SETTING"] == "a=b"
-    assert env["MPC_ALLOW_TEST_KEYS"] == "0"  # a production party refuses keys marked as test keys
+    assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "False"  # a production party refuses keys marked as test keys
     assert not (fake_party["home"] / "airflow.pid").exists(), "--no-start must not start Airflow"
 
 

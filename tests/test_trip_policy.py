@@ -5,13 +5,14 @@ hash, and reach the Spark job as its command-line arguments."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import load_raw as load
 
 from mpc_federation import spec as spec_module
+from mpc_federation.programs import import_file
 from mpc_federation.spec import SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,12 +27,6 @@ def base_raw() -> dict:
     raw["program"]["file"] = str(REPO / "include" / "programs" / "hhi.py")
     raw["aggregation"]["job"] = str(JOB)
     return raw
-
-
-def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_spec(path)
 
 
 def hvfhv_raw() -> dict:
@@ -50,9 +45,7 @@ def test_committed_spec_declares_the_defaults():
 
 
 def test_spec_and_job_agree_on_the_choices():
-    module_spec = importlib.util.spec_from_file_location("taxi_revenue_job", JOB)
-    job = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(job)
+    job = import_file(JOB, "taxi_revenue_job")
     assert job.POLICY_CHOICES == spec_module.POLICY_CHOICES
     assert {name: choices[0] for name, choices in job.POLICY_CHOICES.items()} == DEFAULTS
     args = job.parse_args(["--input", "i", "--output", "o", "--party", "p", "--months", "2024-01"])
@@ -164,9 +157,7 @@ def test_job_receives_policy_and_columns():
     assert args[:6] == ["--input", "/data/trips", "--party", "company_d", "--months", "{{ mpc_months(dag_run) }}"]
     assert args[6:] == ["--negative-amounts", "count", "--null-amounts", "drop", "--outside-period", "ignore",
                         "--revenue-column", "fare_amount", "--time-column", "tpep_pickup_datetime"]
-    module_spec = importlib.util.spec_from_file_location("taxi_revenue_job2", JOB)
-    job = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(job)
+    job = import_file(JOB, "taxi_revenue_job2")
     parsed = job.parse_args([*args, "--output", "/tmp/aggregate.json"])  # the job accepts exactly these
     assert (parsed.negative_amounts, parsed.revenue_column, parsed.participant_column) == ("count", "fare_amount", None)
 

@@ -7,7 +7,6 @@ dataset holding several. (tests/test_taxi_revenue_job.py runs the job itself thr
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -17,21 +16,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mpc_federation.programs import import_file
+
 ROOT = Path(__file__).resolve().parents[1]
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 TAXI_COLUMNS = {"revenue": "fare_amount", "time": "tpep_pickup_datetime", "participant": None}
 DEFAULT_POLICY = {"negative_amounts": "count", "null_amounts": "drop", "outside_period": "ignore"}
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"{path.stem}_policy_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-taxi = _load(ROOT / "include" / "datagen" / "taxi_trips.py")
-job = _load(ROOT / "include" / "jobs" / "taxi_revenue.py")
+taxi = import_file(ROOT / "include" / "datagen" / "taxi_trips.py", "taxi_trips_policy_tests")
+job = import_file(ROOT / "include" / "jobs" / "taxi_revenue.py", "taxi_revenue_policy_tests")
 
 
 @pytest.fixture(scope="module")

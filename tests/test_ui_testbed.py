@@ -25,10 +25,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import testbed_state
 import yaml
-
-import testbed as tb
 from conftest import REPO, TAXI_TEMPLATE, small_parties
+from testbed_api import PartyAPI
+from testbed_procs import alive, party_processes, read_pid
 from ui_browser import Browser
 
 DATE = "2024-04-01"
@@ -50,7 +51,7 @@ def free_base_port(parties: int) -> int:
     """A base port whose UI and log-server ports are free on every party's loopback address."""
     for _ in range(100):
         base = random.randrange(20000, 40000, 10)
-        if all(tb.port_bindable(tb.loopback_host(i, False), base + i + d)
+        if all(testbed_state.port_bindable(testbed_state.loopback_host(i, False), base + i + d)
                for i in range(parties) for d in (0, 1000, 2000)):
             return base
     raise RuntimeError("no free base port")
@@ -99,7 +100,7 @@ def testbed(tmp_path_factory):
 
 
 def password(entry: dict) -> str:
-    return tb.PartyAPI(entry).password()
+    return PartyAPI(entry).password()
 
 
 def test_start_prints_every_party_ui_and_login(testbed):
@@ -111,12 +112,12 @@ def test_start_prints_every_party_ui_and_login(testbed):
     for pid, entry in parties.items():
         assert re.search(rf"^{pid}\s+\S+\s+{re.escape(entry['url'])}\s+admin / {re.escape(password(entry))}$",
                          testbed["out"], flags=re.M), testbed["out"]
-        assert tb.PartyAPI(entry).healthy()
+        assert PartyAPI(entry).healthy()
         # Started through the shared bootstrap script: its party.env, its pid file.
         home = Path(entry["airflow_home"])
         assert (home / "party.env").stat().st_mode & 0o777 == 0o600
-        assert f"MPC_PARTY_ID={pid}" in (home / "party.env").read_text()
-        assert tb.read_pid(home / "airflow.pid") == entry["pid"]
+        assert f"AIRFLOW__MPC__PARTY_ID={pid}" in (home / "party.env").read_text()
+        assert read_pid(home / "airflow.pid") == entry["pid"]
     # Every party has its own identity: its own key pair in the spec, its own JWT secret.
     secrets = {(Path(e["airflow_home"]) / "airflow.cfg").read_text().split("jwt_secret = ")[1].split()[0]
                for e in parties.values()}
@@ -138,10 +139,10 @@ def test_requests_without_login_are_refused(testbed):
     status, _, _ = get(url + "/mpc/api/runs", {"Authorization": "Bearer not-a-jwt"})
     assert status == 401
     # A token of another party's Airflow (another JWT secret) is refused too.
-    other = tb.PartyAPI(testbed["parties"]["company_a"]).token()
+    other = PartyAPI(testbed["parties"]["company_a"]).token()
     assert get(url + "/mpc/api/runs", {"Authorization": f"Bearer {other}"})[0] == 401
     # ... and its own is accepted.
-    own = tb.PartyAPI(regulator).token()
+    own = PartyAPI(regulator).token()
     status, body, _ = get(url + "/mpc/api/runs", {"Authorization": f"Bearer {own}"})
     assert status == 200 and json.loads(body)["party"] == "regulator"
     with Browser() as browser:
@@ -201,7 +202,7 @@ def test_mpc_runs_page_during_and_after_a_run(testbed):
         page.screenshot(path=str(shots / "ui-after-in-airflow.png"))
 
         # The MPC tasks link to the page: the reveal task's extra link leads to this run.
-        api = tb.PartyAPI(regulator)
+        api = PartyAPI(regulator)
         code, runs = api.call("GET", "/dags/taxi_hhi/dagRuns?logical_date_gte=2024-04-01T00:00:00Z")
         assert code == 200, runs
         [dag_run] = [r for r in runs["dag_runs"] if r["logical_date"].startswith(DATE)]
@@ -222,7 +223,7 @@ def test_mpc_runs_page_during_and_after_a_run(testbed):
 
     # Every party's own DAG run succeeded.
     for pid in PARTIES:
-        api = tb.PartyAPI(parties[pid])
+        api = PartyAPI(parties[pid])
         deadline = time.monotonic() + 120
         while True:
             code, body = api.call("GET", "/dags/taxi_hhi/dagRuns?logical_date_gte=2024-04-01T00:00:00Z")
@@ -285,7 +286,7 @@ def test_stop_leaves_no_process_and_no_port(testbed):
     root, state = testbed["root"], testbed["state"]
     pids = set()
     for entry in state["parties"]:
-        pids |= tb.party_processes(Path(entry["airflow_home"]), entry["pid"])
+        pids |= party_processes(Path(entry["airflow_home"]), entry["pid"])
     pids.add(state["s3"]["pid"])
     assert len(pids) > 4 * len(PARTIES)  # standalone, scheduler, API server, DAG processor, triggerer, ...
     t0 = time.monotonic()
@@ -293,10 +294,10 @@ def test_stop_leaves_no_process_and_no_port(testbed):
     TIMINGS["stop"] = time.monotonic() - t0
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "no process and no port left" in stopped.stdout
-    assert not [pid for pid in pids if tb._alive(pid)]
+    assert not [pid for pid in pids if alive(pid)]
     for entry in state["parties"]:
-        assert not tb.party_processes(Path(entry["airflow_home"]))
+        assert not party_processes(Path(entry["airflow_home"]))
         assert not (Path(entry["airflow_home"]) / "airflow.pid").exists()
         for port in entry["ports"]:
-            assert not tb.port_in_use(entry["host"], port), (entry["id"], port)
-    assert not tb.port_in_use("127.0.0.1", state["s3"]["port"])
+            assert not testbed_state.port_in_use(entry["host"], port), (entry["id"], port)
+    assert not testbed_state.port_in_use("127.0.0.1", state["s3"]["port"])

@@ -25,24 +25,16 @@ company (``params["companies"]`` names each chunk's company, in roster order; pa
 fare 0, so they change nothing).
 """
 
-import importlib.util
-import sys
 from pathlib import Path
 
-from mpc_federation.programs import Input, SecureProgram
+from mpc_federation.programs import Input, SecureProgram, load_program
 
 MAX_FARE_CENTS = 2**20 - 1
 
 
 def _hhi_program():
     """The federation's HHI program (include/programs/hhi.py): step 3 is exactly its computation."""
-    path = Path(__file__).resolve().parents[2] / "include" / "programs" / "hhi.py"
-    spec = importlib.util.spec_from_file_location("bench_hhi_reference", path)
-    module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
+    return load_program(Path(__file__).resolve().parents[2] / "include" / "programs" / "hhi.py").module
 
 
 def hhi_from_trips(mpc, secint, inputs, params):

@@ -23,14 +23,16 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the generators' shared module, however this is loaded
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datagen_common import check_companies, company_rng, split_counts, write_parts  # noqa: E402
 
 LEVELS = ("L1", "L2", "L3", "L4")
 LEVEL_SHARE = (0.52, 0.30, 0.15, 0.03)
@@ -54,28 +56,11 @@ def split_employees(employees: int, companies: list[str], split=None) -> dict[st
     :param split: percentages, one per company, summing to 100; default 40/25/15/12/8 for five
         companies, else an equal split
     """
-    if employees < 0:
-        raise ValueError(f"employees must be >= 0, got {employees}")
-    if split is None:
-        split = DEFAULT_SPLIT if len(companies) == len(DEFAULT_SPLIT) else [1] * len(companies)
-    else:
-        split = [float(s) for s in split]
-        if len(split) != len(companies):
-            raise ValueError(f"split has {len(split)} percentages but there are {len(companies)} companies")
-        if any(s < 0 for s in split) or abs(sum(split) - 100) > 1e-9:
-            raise ValueError(f"split percentages must be >= 0 and sum to 100, got {split}")
-    total = sum(split)
-    exact = [employees * s / total for s in split]
-    counts = [int(e) for e in exact]
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in order[: employees - sum(counts)]:
-        counts[i] += 1
-    return dict(zip(companies, counts))
+    return split_counts(employees, companies, split, DEFAULT_SPLIT, "employees")
 
 
 def _rng(seed: int, company: str, chunk: int = 0) -> np.random.Generator:
-    name_key = int.from_bytes(hashlib.sha256(company.encode()).digest()[:8], "big")
-    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(name_key, chunk)))
+    return company_rng(seed, company, chunk)
 
 
 def _chunk(rng: np.random.Generator, company: str, first_id: int, n: int, women_factor: float) -> pa.Table:
@@ -100,29 +85,17 @@ def generate(out, companies, employees: int, seed: int, split=None,
     :param employees: total number of employees over all companies
     :return: number of employees written per company
     """
-    if isinstance(companies, str):
-        companies = companies.split(",")
-    companies = [c.strip() for c in companies]
-    for c in companies:
-        if not c or c in (".", "..") or "/" in c or os.sep in c:
-            raise ValueError(f"bad company name {c!r}")
-    if len(set(companies)) != len(companies):
-        raise ValueError(f"duplicate company names in {','.join(companies)}")
-    if rows_per_file < 1:
-        raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
+    companies = check_companies(companies, rows_per_file)
     counts = split_employees(int(employees), companies, split)
-    for company, n in counts.items():
-        folder = Path(out) / company / "payroll"
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("part-*.parquet"):
-            old.unlink()
+
+    def tables(company: str, n: int):
         women_factor = float(_rng(int(seed), company, 10**6).uniform(0.90, 0.99))
         for chunk, offset in enumerate(range(0, n, rows_per_file)):
-            table = _chunk(_rng(int(seed), company, chunk), company, offset + 1, min(rows_per_file, n - offset),
-                           women_factor)
-            tmp = folder / f"_tmp-{chunk:05d}.parquet"  # Spark and pyarrow skip names starting with "_"
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, folder / f"part-{chunk:05d}.parquet")
+            yield _chunk(_rng(int(seed), company, chunk), company, offset + 1, min(rows_per_file, n - offset),
+                         women_factor)
+
+    for company, n in counts.items():
+        write_parts(Path(out) / company / "payroll", tables(company, n))
     return counts
 
 

@@ -28,17 +28,18 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import re
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the generators' shared module, however this is loaded
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datagen_common import check_companies, company_rng, months_between, split_counts, write_parts  # noqa: E402
 
 # The paper's setting: one big company and four small ones.
 PAPER_SPLIT = (50, 20, 10, 10, 10)
@@ -118,18 +119,6 @@ def _parse_month(text: str) -> np.datetime64:
     return np.datetime64(text, "M")
 
 
-def months_between(start: str, end: str) -> list[str]:
-    """Months from ``start`` to ``end`` inclusive, as 'YYYY-MM' strings.
-
-    :param start: first month, 'YYYY-MM'
-    :param end: last month, 'YYYY-MM' (not before ``start``)
-    """
-    first, last = _parse_month(start), _parse_month(end)
-    if last < first:
-        raise ValueError(f"end month {end} is before start month {start}")
-    return [str(m) for m in np.arange(first, last + 1)]
-
-
 def split_trips(trips: int, companies: list[str], split=None) -> dict[str, int]:
     """Share ``trips`` among ``companies`` by percentages; the counts add up to ``trips``.
 
@@ -138,40 +127,12 @@ def split_trips(trips: int, companies: list[str], split=None) -> dict[str, int]:
     :param split: percentages, one per company, summing to 100; default the paper's
         50/20/10/10/10 for five companies, else an equal split
     """
-    if trips < 0:
-        raise ValueError(f"trips must be >= 0, got {trips}")
-    if split is None:
-        split = PAPER_SPLIT if len(companies) == len(PAPER_SPLIT) else [1] * len(companies)
-        shares = [Fraction(s) for s in split]
-    else:
-        if len(split) != len(companies):
-            raise ValueError(f"split has {len(split)} percentages but there are "
-                             f"{len(companies)} companies ({','.join(companies)})")
-        try:
-            shares = [Fraction(str(s).strip()) for s in split]
-        except ValueError:
-            raise ValueError(f"split must be numbers, got {','.join(str(s) for s in split)}") from None
-        if any(s < 0 for s in shares) or sum(shares) != 100:
-            raise ValueError(f"split percentages must be >= 0 and sum to 100, got "
-                             f"{','.join(str(s) for s in split)}")
-    total = sum(shares)
-    exact = [trips * s / total for s in shares]
-    counts = [int(e) for e in exact]  # floor, all values are >= 0
-    # Largest remainder: hand the leftover trips to the biggest fractional parts
-    # (ties go to the earlier company), so the sum is exactly `trips`.
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
-    for i in order[: trips - sum(counts)]:
-        counts[i] += 1
-    return dict(zip(companies, counts))
+    return split_counts(trips, companies, split, PAPER_SPLIT, "trips")
 
 
 def _rng(seed: int, company: str, chunk: int, stream: int = 0) -> np.random.Generator:
-    # Derive a stream per (seed, company, chunk) from the company's *name*, so a
-    # company's data does not change when other companies are added or reordered.
     # Stream 1 draws the defects, so turning them on does not redraw the trips themselves.
-    name_key = int.from_bytes(hashlib.sha256(company.encode()).digest()[:8], "big")
-    key = (name_key, chunk) if stream == 0 else (name_key, chunk, stream)
-    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=key))
+    return company_rng(seed, company, chunk, stream)
 
 
 # Zone popularity: a fixed skew (a few busy Manhattan-like zones), identical for every
@@ -345,19 +306,6 @@ def add_defects(table: pa.Table, rng: np.random.Generator, rates: dict[str, floa
     return pa.Table.from_arrays(arrays, schema=table.schema)
 
 
-def _write_parts(folder: Path, tables) -> None:
-    """Replace the ``part-*.parquet`` files of ``folder`` with one file per table."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("part-*.parquet"):
-        old.unlink()
-    for chunk, table in enumerate(tables):
-        final = folder / f"part-{chunk:05d}.parquet"
-        # Spark and pyarrow skip names starting with "_", so a half-written file is never read.
-        tmp = folder / f"_tmp-{chunk:05d}.parquet"
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, final)
-
-
 def _period_us(start: str, end: str) -> tuple[int, int]:
     months = months_between(start, end)
     return _epoch_us(np.datetime64(months[0], "M")), _epoch_us(np.datetime64(months[-1], "M") + 1)
@@ -404,16 +352,7 @@ def generate(out, companies, trips, seed, start, end, split=None,
         per month (see :func:`month_skew`)
     :return: number of rows written per company
     """
-    if isinstance(companies, str):
-        companies = companies.split(",")
-    companies = [c.strip() for c in companies]
-    for c in companies:
-        if not c or c in (".", "..") or "/" in c or os.sep in c:
-            raise ValueError(f"bad company name {c!r}")
-    if len(set(companies)) != len(companies):
-        raise ValueError(f"duplicate company names in {','.join(companies)}")
-    if rows_per_file < 1:
-        raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
+    companies = check_companies(companies, rows_per_file)
     t0, t1 = _period_us(start, end)
     counts = split_trips(int(trips), companies, split)
     rates = defect_rates(defects)
@@ -429,7 +368,7 @@ def generate(out, companies, trips, seed, start, end, split=None,
             yield table
 
     for company, n in counts.items():
-        _write_parts(Path(out) / company / "trips", tables(company, n))
+        write_parts(Path(out) / company / "trips", tables(company, n))
     return counts
 
 
@@ -527,7 +466,7 @@ def generate_hvfhv(out, trips, seed, start, end, licences=HVFHV_LICENCES, split=
                 counts[licence] += int(k)
             yield table
 
-    _write_parts(Path(out), tables())
+    write_parts(Path(out), tables())
     return counts
 
 

@@ -9,19 +9,28 @@
 # background with that environment: pid in $AIRFLOW_HOME/airflow.pid, output in
 # $AIRFLOW_HOME/standalone.log. Secrets (the party's keys) go only into party.env, never to
 # stdout/stderr.
+#
+# party.env uses the names of the local federations' one builder, LocalParty.settings() in
+# scripts/localnet.py: the [mpc] section as AIRFLOW__MPC__PARTY_ID, _SPEC_DIR, _DATA_URI, _LEDGER_URI
+# and _ALLOW_TEST_KEYS (plugins/mpc_operators/settings.py). The options below also read those
+# names from the environment.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 Usage: bootstrap_party.sh [options]
 
-Every option can also be given by the environment variable in brackets.
+Every option can also be given by the environment variable in brackets (the first one set).
 
-  --party-id ID               party id from the federation spec             [MPC_PARTY_ID] (required)
+  --party-id ID               party id from the federation spec             [AIRFLOW__MPC__PARTY_ID]      
+                                                                            (required)
   --repo-dir DIR              project checkout                              [MPC_REPO_DIR] (default: this script's repo)
-  --spec-dir DIR              folder with the federation spec YAMLs         [MPC_SPEC_DIR] (default: REPO/include/federations)
-  --data-dir DIR              the party's local input data root             [MPC_DATA_DIR] (default: AIRFLOW_HOME/data)
-  --work-dir DIR              the party's local results                     [MPC_WORK_DIR] (default: AIRFLOW_HOME/work)
+  --spec-dir DIR              folder with the federation spec YAMLs         [AIRFLOW__MPC__SPEC_DIR]      
+                                                                            (default: REPO/include/federations)
+  --data-dir DIR|URI          the party's input data root (a local folder   [AIRFLOW__MPC__DATA_URI]      
+                              is created; a URI is passed to Spark as is)   (default: AIRFLOW_HOME/data)
+  --work-dir DIR              the party's local work folder                 [MPC_WORK_DIR] (default: AIRFLOW_HOME/work)
+  --ledger-uri DIR|URI        the disclosure ledger                         [AIRFLOW__MPC__LEDGER_URI] (default: WORK/ledger)
   --airflow-home DIR          Airflow home of this party                    [AIRFLOW_HOME] (default: ~/airflow)
   --host ADDR                 address the Airflow API server/UI binds to    [MPC_AIRFLOW_HOST] (default: 127.0.0.1)
   --port PORT                 Airflow API server/UI port                    [MPC_AIRFLOW_PORT] (default: 8080)
@@ -70,10 +79,11 @@ is_port() {
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_dir="${MPC_REPO_DIR:-}"
-party_id="${MPC_PARTY_ID:-}"
-spec_dir="${MPC_SPEC_DIR:-}"
-data_dir="${MPC_DATA_DIR:-}"
+party_id="${AIRFLOW__MPC__PARTY_ID:-}"
+spec_dir="${AIRFLOW__MPC__SPEC_DIR:-}"
+data_dir="${AIRFLOW__MPC__DATA_URI:-}"
 work_dir="${MPC_WORK_DIR:-}"
+ledger_uri="${AIRFLOW__MPC__LEDGER_URI:-}"
 airflow_home="${AIRFLOW_HOME:-}"
 api_host="${MPC_AIRFLOW_HOST:-127.0.0.1}"
 api_port="${MPC_AIRFLOW_PORT:-8080}"
@@ -97,6 +107,7 @@ while [ $# -gt 0 ]; do
     --spec-dir) spec_dir="$(opt_value "$@")"; shift 2 ;;
     --data-dir) data_dir="$(opt_value "$@")"; shift 2 ;;
     --work-dir) work_dir="$(opt_value "$@")"; shift 2 ;;
+    --ledger-uri) ledger_uri="$(opt_value "$@")"; shift 2 ;;
     --airflow-home) airflow_home="$(opt_value "$@")"; shift 2 ;;
     --host) api_host="$(opt_value "$@")"; shift 2 ;;
     --port) api_port="$(opt_value "$@")"; shift 2 ;;
@@ -182,7 +193,7 @@ fi
 
 # ---------------------------------------------------------------- check the inputs
 
-[ -n "$party_id" ] || die "--party-id (or MPC_PARTY_ID) is required"
+[ -n "$party_id" ] || die "--party-id (or AIRFLOW__MPC__PARTY_ID) is required"
 [[ "$party_id" =~ ^[a-z][a-z0-9_]{0,30}$ ]] || die "party id must match ^[a-z][a-z0-9_]{0,30}\$: $party_id"
 is_port "$api_port" || die "--port must be a TCP port: $api_port"
 [ -n "$worker_log_port" ] || worker_log_port=$((api_port + 1000))
@@ -211,6 +222,7 @@ repo_dir="$(cd "$repo_dir" && pwd)"
 [ -n "$spec_dir" ] || spec_dir="$repo_dir/include/federations"
 [ -n "$data_dir" ] || data_dir="$airflow_home/data"
 [ -n "$work_dir" ] || work_dir="$airflow_home/work"
+[ -n "$ledger_uri" ] || ledger_uri="$work_dir/ledger"
 [ -d "$spec_dir" ] || die "spec dir not found: $spec_dir"
 spec_dir="$(cd "$spec_dir" && pwd)"
 
@@ -244,7 +256,11 @@ if [ "$start" = 1 ] && [ ! -x "$airflow_bin" ]; then
   die "$airflow_bin not found: run scripts/setup.sh (or drop --skip-setup)"
 fi
 
-mkdir -p "$data_dir" "$work_dir"
+mkdir -p "$work_dir"
+case "$data_dir" in
+  *://*) ;; # object storage or HDFS: Spark reads it as it is
+  *) mkdir -p "$data_dir" ;;
+esac
 
 # ---------------------------------------------------------------- the party's keys
 
@@ -287,10 +303,10 @@ trap 'rm -f "$tmp_env"' EXIT
   env_line AIRFLOW__CORE__EXECUTION_API_SERVER_URL "http://$local_host:$api_port/execution/"
   env_line AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT "$worker_log_port"
   env_line AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT "$trigger_log_port"
-  env_line MPC_PARTY_ID "$party_id"
-  env_line MPC_SPEC_DIR "$spec_dir"
-  env_line MPC_DATA_DIR "$data_dir"
-  env_line MPC_WORK_DIR "$work_dir"
+  env_line AIRFLOW__MPC__PARTY_ID "$party_id"
+  env_line AIRFLOW__MPC__SPEC_DIR "$spec_dir"
+  env_line AIRFLOW__MPC__DATA_URI "$data_dir"
+  env_line AIRFLOW__MPC__LEDGER_URI "$ledger_uri"
   env_line AIRFLOW_CONN_MPC_COORDINATION "$coordination_conn"
   if [ -n "$keys_conn" ]; then
     env_line AIRFLOW_CONN_MPC_PARTY_KEYS "$keys_conn"
@@ -298,8 +314,8 @@ trap 'rm -f "$tmp_env"' EXIT
   env_line AIRFLOW_CONN_SPARK_DEFAULT '{"conn_type":"spark","host":"local[*]"}'
   env_line PATH "$repo_dir/.venv/bin:$PATH"
   # Keys marked as test keys are refused, whatever the calling shell sets; only a local testbed
-  # passes --env MPC_ALLOW_TEST_KEYS=1 (it runs on test keys).
-  env_line MPC_ALLOW_TEST_KEYS 0
+  # passes --env AIRFLOW__MPC__ALLOW_TEST_KEYS=True (it runs on test keys).
+  env_line AIRFLOW__MPC__ALLOW_TEST_KEYS False
   for assignment in ${extra_env[@]+"${extra_env[@]}"}; do
     env_line "${assignment%%=*}" "${assignment#*=}"
   done

@@ -149,21 +149,35 @@ class LoadedProgram:
         return sys.modules[self.program.compute.__module__]
 
 
-def load_program(path: str | Path) -> LoadedProgram:
-    """Import a program module by file path and check its declaration."""
+def import_file(path: str | Path, name: str | None = None):
+    """Import the Python file at ``path`` as the module ``name``, once per process: a later call
+    with the same name returns the module already imported. The one way the project loads a module
+    that is a file rather than a package member (programs, data generators, Spark jobs).
+
+    :param path: the ``.py`` file.
+    :param name: the module's name in ``sys.modules`` (default: the file's stem).
+    """
     path = Path(path).resolve()
-    source = path.read_bytes()
-    name = f"mpc_program_{hashlib.sha256(source).hexdigest()[:16]}"
+    name = name or path.stem
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}: not a Python file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception:
+        except BaseException:
             del sys.modules[name]
             raise
-    program = getattr(sys.modules[name], "PROGRAM", None)
+    return sys.modules[name]
+
+
+def load_program(path: str | Path) -> LoadedProgram:
+    """Import a program module by file path and check its declaration."""
+    path = Path(path).resolve()
+    name = f"mpc_program_{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    program = getattr(import_file(path, name), "PROGRAM", None)
     if not isinstance(program, SecureProgram):
         raise ProgramError(f"program {path} must define PROGRAM = SecureProgram(...)")
     _check_declaration(program, path)

@@ -47,11 +47,6 @@ class Party:
     def has(self, role: str) -> bool:
         return role in self.roles
 
-    @property
-    def host_port(self) -> tuple[str, int]:
-        host, port = self.endpoint.rsplit(":", 1)
-        return host, int(port)
-
 
 @dataclass(frozen=True)
 class SparkSettings:
@@ -164,6 +159,17 @@ def canonical_json(value: Any) -> bytes:
 
 
 def months_between(start: str, end: str) -> list[str]:
+    """Months from ``start`` to ``end`` inclusive, as 'YYYY-MM' strings (the one definition: the
+    data generators use it too).
+
+    :param start: first month, 'YYYY-MM'
+    :param end: last month, 'YYYY-MM' (not before ``start``)
+    """
+    for text in (start, end):
+        if not isinstance(text, str) or not _MONTH.match(text):
+            raise ValueError(f"month must look like YYYY-MM, got {text!r}")
+    if end < start:
+        raise ValueError(f"end month {end} is before start month {start}")
     y, m = map(int, start.split("-"))
     ey, em = map(int, end.split("-"))
     out = []

@@ -221,7 +221,7 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
 
     :param attempt: the leader's attempt number (its task's try); ignored by the others, who
         take the newest attempt that no compute party has given up.
-    :param ledger_dir: this party's private ledger folder (``MPC_WORK_DIR/ledger``).
+    :param ledger_dir: this party's private ledger folder (``[mpc] ledger_uri``).
     """
     from mpc_federation.ledger import LedgerError
 

@@ -223,6 +223,24 @@ def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: fl
     return codes
 
 
+
+def metadata(party: LocalParty, sql: str, *args) -> list[tuple]:
+    """Rows of a query on the party's own Airflow metadata database (SQLite, read-only)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{party.airflow_home / 'airflow.db'}?mode=ro", uri=True)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def xcom(party: LocalParty, dag_id: str, task_id: str):
+    """The newest ``return_value`` XCom of a task in the party's Airflow (what the task handed on)."""
+    rows = metadata(party, "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "
+                           "ORDER BY timestamp DESC LIMIT 1", dag_id, task_id)
+    return json.loads(rows[0][0]) if rows else None
+
 class TcpProxy:
     """A loopback TCP forwarder that can make its target unreachable for a while (fault injection)."""
 

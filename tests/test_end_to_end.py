@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import demo
 from conftest import small_parties
-from localnet import run_dags_test
+from localnet import metadata, run_dags_test, xcom
 
 DATE = "2024-04-01"
 
@@ -34,24 +34,33 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     date = datetime(2024, 4, 1, tzinfo=timezone.utc)
     run = run_key(date)
     by_id = {p.id: p for p in parties}
-    record = by_id["regulator"].work_dir / "taxi_hhi" / run / "result.json"
-    result = json.loads(record.read_text())
+    regulator = by_id["regulator"]
+    result = xcom(regulator, "taxi_hhi", "reveal")  # handed on through XCom ...
+    record = regulator.work_dir / "taxi_hhi" / run / "result.json"  # ... with a copy at [mpc] results_uri
+    assert json.loads(record.read_text()) == result
     assert result["roster"] == companies
     expected = demo.plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params, spec.data_policy)
     hhi = result["outputs"]["hhi"]
     assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"] and hhi["decimals"] == 2
     assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]
     assert "reveal" in logs["regulator"].read_text()
+    # The result is an asset event a downstream DAG can be scheduled on, naming the run.
+    [(extra,)] = metadata(regulator, "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                                     "WHERE a.uri = 'mpc://taxi_hhi/result'")
+    assert json.loads(extra) == {"run": run, "attempt": 1, "program": "hhi"}
 
-    # Nobody else holds a result; the companies' aggregates stayed home and never reached the bucket.
+    # Nobody else holds a result; the companies' aggregates stayed home (the aggregate task's XCom in
+    # their own Airflow, no file on a worker's disk) and never reached the bucket.
     for company in companies:
         assert not (by_id[company].work_dir / "taxi_hhi" / run / "result.json").exists()
+        assert not list(by_id[company].home.rglob("aggregate.json"))
     store = CoordinationStore(s3_server.store_config(spec.bucket))
     keys = store.list(f"{spec.prefix}/taxi_hhi/{run}/")
     dump = b"".join(store.get(k) for k in keys)
     assert any(k.endswith("/inputs/company_a/to-company_b") for k in keys)
     for company in companies:
-        aggregate = json.loads((by_id[company].work_dir / "taxi_hhi" / run / "aggregate.json").read_text())
+        aggregate = xcom(by_id[company], "taxi_hhi", "aggregate")
+        assert aggregate["party"] == company
         for cents in aggregate["values"]["revenue_cents"]:
             assert str(cents).encode() not in dump
             assert cents.to_bytes(8, "big") not in dump and cents.to_bytes(8, "little") not in dump

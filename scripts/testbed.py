@@ -387,6 +387,8 @@ def start_party(party: LocalParty, spec, host: str, port: int, args) -> dict:
            "--airflow-home", str(home), "--spec-dir", str(party.spec_dir), "--data-dir", str(party.data_dir),
            "--work-dir", str(party.work_dir), "--host", host, "--port", str(port),
            "--coordination-conn-file", str(coordination), "--keys-file", str(keys_conn)]
+    if spec.party(party.id).has("compute"):  # the queue of the compute task (standalone runs every queue)
+        cmd += ["--compute-queue", f"mpc-compute-{party.id}"]
     for name, value in extra.items():
         cmd += ["--env", f"{name}={value}"]
     result = subprocess.run(cmd, env=bootstrap_env(), capture_output=True, text=True, timeout=120)

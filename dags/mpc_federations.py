@@ -1,9 +1,10 @@
 """Airflow DAG file: this party's federated MPC DAGs, one per federation spec it belongs to.
 
-The party is named by the deployment (MPC_PARTY_ID); see mpc_federation.render for the
-rest of its configuration. Parsing reads local files only: no network, Spark or MPyC.
+The party is named by the deployment (``[mpc] party_id``; see ``mpc_operators.settings``).
+Parsing reads local files only: no network, Spark or MPyC. A DAG file of your own can build
+one federation's DAG with ``mpc_operators.dag.federation_dag`` and your DAG arguments.
 """
 
-from mpc_federation.render import dags_for_party
+from mpc_operators.dag import party_dags
 
-globals().update(dags_for_party())
+globals().update(party_dags())

@@ -22,7 +22,7 @@ import localnet  # noqa: E402
 # Every key the tests make is marked as a test key (localnet.test_keys); the tests' environment
 # allows them explicitly, as the demo's and the testbed's do. A test of the production refusal
 # removes this variable.
-os.environ["MPC_ALLOW_TEST_KEYS"] = "1"
+os.environ["AIRFLOW__MPC__ALLOW_TEST_KEYS"] = "1"
 
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
@@ -135,9 +135,9 @@ def parse_dags(party: str | None, tmp_path, spec_dir=None) -> dict:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "PYTHONPATH": str(REPO / "plugins")})
     if party is not None:
-        env["MPC_PARTY_ID"] = party
+        env["AIRFLOW__MPC__PARTY_ID"] = party
     if spec_dir is not None:
-        env["MPC_SPEC_DIR"] = str(spec_dir)
+        env["AIRFLOW__MPC__SPEC_DIR"] = str(spec_dir)
     out = subprocess.run([sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True,
                          text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]

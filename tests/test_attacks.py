@@ -61,7 +61,7 @@ class Federation:
         return PartyRun(spec or self.spec, pid, date, self.keys[pid], CoordinationStore(self.config))
 
     def share(self, pid: str, run: PartyRun | None = None):
-        return stages.share(run or self.runs[pid], stages.read_aggregate(self.files[pid]))
+        return stages.share(run or self.runs[pid], json.loads(Path(self.files[pid]).read_text()))
 
     def compute_all(self, attempt: int, runs: dict | None = None, parties=COMPANIES, alongside=()) -> dict:
         return compute_all(runs or self.runs, attempt, parties, alongside)

@@ -78,7 +78,7 @@ class Federation:
         return {pid: hashlib.sha256(p.read_bytes()).hexdigest() for pid, p in self.files.items()}
 
     def share(self, pid: str):
-        return stages.share(self.runs[pid], stages.read_aggregate(self.files[pid]))
+        return stages.share(self.runs[pid], json.loads(Path(self.files[pid]).read_text()))
 
     def compute_all(self, attempt: int) -> dict:
         return compute_all(self.runs, attempt, COMPUTES)
@@ -102,9 +102,9 @@ class Federation:
         monkeypatch.setenv("AIRFLOW_CONN_MPC_PARTY_KEYS",
                            json.dumps({"conn_type": "generic", "password": self.keys[party].to_json()}))
         if allow_test_keys:
-            monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "1")
+            monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "1")
         else:
-            monkeypatch.delenv("MPC_ALLOW_TEST_KEYS", raising=False)
+            monkeypatch.delenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", raising=False)
 
 
 def assert_hhi(result: dict, revenues: list[list[int]]) -> None:
@@ -238,7 +238,7 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
     # company_d's share task fails, as under Airflow: the operator, then its on_failure_callback.
     fed.use_connections(monkeypatch, "company_d")
     task = MPCShareOperator(task_id="share", spec_path=str(fed.spec.source), party_id="company_d",
-                            aggregate_path=str(fed.files["company_d"]))
+                            aggregate_uri=str(fed.files["company_d"]))
     with pytest.raises(AirflowFailException) as info:
         task.execute(airflow_context())
     assert f"{value} is outside the declared range" in str(info.value)  # clear, and local only
@@ -366,12 +366,12 @@ def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
     fed = four
     assert all(k.test_only for k in fed.keys.values())  # the fixtures' keys are marked
     assert json.loads(fed.keys["company_a"].to_json())["note"] == TEST_KEY_MARK
-    # A party's Airflow with test keys in its keys connection, and no MPC_ALLOW_TEST_KEYS.
+    # A party's Airflow with test keys in its keys connection, and no AIRFLOW__MPC__ALLOW_TEST_KEYS.
     fed.use_connections(monkeypatch, "company_a", allow_test_keys=False)
     with pytest.raises(PermissionError, match="marked as test keys and are refused outside tests"):
         keys_from_connection("mpc_party_keys")
     share = MPCShareOperator(task_id="share", spec_path=str(fed.spec.source), party_id="company_a",
-                             aggregate_path=str(fed.files["company_a"]))
+                             aggregate_uri=str(fed.files["company_a"]))
     with pytest.raises(AirflowFailException) as info:  # the first MPC task of an input party
         share.execute(airflow_context())
     assert "PermissionError: the keys of party 'company_a' are marked as test keys" in str(info.value)
@@ -382,14 +382,14 @@ def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
     compute = MPCComputeOperator(task_id="compute", spec_path=str(fed.spec.source), party_id="company_a")
     with pytest.raises(AirflowFailException, match="marked as test keys"):
         compute.execute(airflow_context())
-    monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "0")  # only "1" allows them
+    monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "0")  # an explicit "no"
     with pytest.raises(AirflowFailException, match="marked as test keys"):
         share.execute(airflow_context())
     assert not fed.store.list(fed.runs["company_a"].channel.root + "/")  # nothing was published
     assert fed.local_state() == fed.local_before
 
     # The cause removed: a test environment that allows test keys explicitly ...
-    monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "1")
+    monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "1")
     assert share.execute(airflow_context())["status"] == "shared"
 
 
@@ -407,18 +407,18 @@ def test_production_keys_start_without_allowing_test_keys(federation, s3_server,
     monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(s3_server.connection()))
     monkeypatch.setenv("AIRFLOW_CONN_MPC_PARTY_KEYS",
                        json.dumps({"conn_type": "generic", "password": keys["company_a"].to_json()}))
-    monkeypatch.delenv("MPC_ALLOW_TEST_KEYS", raising=False)
+    monkeypatch.delenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", raising=False)
     labels = spec.dimensions(DATE)["market"]
     aggregate = tmp_path / "aggregate.json"
     aggregate.write_text(json.dumps({"format": "mpc-aggregate/1", "party": "company_a",
                                      "dimensions": {"market": labels}, "values": {"revenue_cents": REVENUE["company_a"]}}))
     share = MPCShareOperator(task_id="share", spec_path=str(spec.source), party_id="company_a",
-                             aggregate_path=str(aggregate))
+                             aggregate_uri=str(aggregate))
     assert share.execute(airflow_context())["status"] == "shared"
 
 
 def test_the_keys_command_makes_production_keys(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "MPC_ALLOW_TEST_KEYS"}
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__MPC__ALLOW_TEST_KEYS"}
     env["PYTHONPATH"] = str(REPO / "plugins")
     out = tmp_path / "company_a.keys.json"
     result = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "generate", "--party", "company_a",
@@ -438,21 +438,21 @@ def test_the_keys_command_makes_production_keys(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file)],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "marked as test keys" in refused.stderr
-    allowed = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file)],
-                             env={**env, "MPC_ALLOW_TEST_KEYS": "1"}, capture_output=True, text=True, timeout=60)
+    allowed = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file),
+                              "--allow-test-keys"], env=env, capture_output=True, text=True, timeout=60)
     assert allowed.returncode == 0, allowed.stderr
 
 
 def test_local_federations_mark_their_keys_and_allow_them_explicitly(tmp_path, s3_server, monkeypatch):
-    monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "1")  # the caller's setting never leaks into a party
+    monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "1")  # the caller's setting never leaks into a party
     keys = localnet.test_keys("company_a")
     party = localnet.LocalParty("company_a", tmp_path, tmp_path, tmp_path, keys, s3_server)
     env = party.env()
-    assert env["MPC_ALLOW_TEST_KEYS"] == "1"
+    assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "1"
     assert json.loads(json.loads(env["AIRFLOW_CONN_MPC_PARTY_KEYS"])["password"])["note"] == TEST_KEY_MARK
     production_style = localnet.LocalParty("company_a", tmp_path, tmp_path, tmp_path, keys, s3_server,
                                            allow_test_keys=False)
-    assert "MPC_ALLOW_TEST_KEYS" not in production_style.env()
+    assert "AIRFLOW__MPC__ALLOW_TEST_KEYS" not in production_style.env()
     # Every key the demo, the testbed, the benchmarks and the test fixtures make is a marked test key.
     sources = [REPO / "scripts" / "demo.py", REPO / "scripts" / "testbed.py", REPO / "scripts" / "localnet.py",
                REPO / "tests" / "conftest.py", *sorted((REPO / "bench").glob("*.py"))]

@@ -29,7 +29,7 @@ def test_missing_party_id_is_a_clear_import_error(tmp_path):
     parsed = parse_dags(None, tmp_path)
     assert parsed["dags"] == {}
     [message] = parsed["errors"].values()
-    assert "MPC_PARTY_ID is not set" in message
+    assert "[mpc] party_id is not set (AIRFLOW__MPC__PARTY_ID)" in message
 
 
 def test_unknown_party_is_a_clear_import_error(tmp_path):

@@ -34,7 +34,7 @@ def fed(federation, s3_server, monkeypatch):
     Returns (spec, runs, as_party): ``as_party(id)`` puts that party's keys in ``mpc_party_keys``.
     """
     monkeypatch.setenv(f"AIRFLOW_CONN_{COORDINATION_CONN_ID.upper()}", json.dumps(s3_server.connection()))
-    monkeypatch.setenv("MPC_ALLOW_TEST_KEYS", "1")  # the fixtures' keys are marked test keys
+    monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "1")  # the fixtures' keys are marked test keys
 
     def make(inputs: int = 3, cutoff: int = 2, inputs_deadline: int = 2, result_deadline: int = 2):
         spec, keys = federation(parties=small_parties(inputs=inputs), overrides={

@@ -32,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("public", help="print the public entry again (e.g. once the compute order is known)")
     pub.add_argument("--keys", required=True, help="the party's private key file")
     pub.add_argument("--compute-index", type=int)
+    pub.add_argument("--allow-test-keys", action="store_true", help="accept keys marked as test keys")
     args = parser.parse_args(argv)
     if args.command == "generate":
         keys = PartyKeys.generate(args.party)
         write_private(keys, args.out)
     else:
         with open(args.keys) as f:
-            keys = PartyKeys.from_json(f.read(), allow_test_keys=os.environ.get("MPC_ALLOW_TEST_KEYS") == "1")
+            keys = PartyKeys.from_json(f.read(), allow_test_keys=args.allow_test_keys)
     sys.stdout.write(f"# public entry for party {keys.party}: paste under its item in the federation spec\n")
     sys.stdout.write(yaml.safe_dump({"keys": keys.public_entry(args.compute_index)}, sort_keys=False))
     return 0

@@ -141,8 +141,12 @@ def bucket_records(spec: Any, store: Any, reader_for: Callable[[str], Any]) -> l
     return out
 
 
-def private_dir(ledger_dir: str | Path, spec: Any) -> Path:
-    return Path(ledger_dir) / spec.computation
+def private_dir(ledger_dir: str | Path, spec: Any):
+    """This party's private ledger folder of ``spec``: a local path or an object-storage URI
+    (``file://``, ``s3://``, ...; universal_pathlib, through fsspec)."""
+    from upath import UPath
+
+    return UPath(str(ledger_dir)) / spec.computation
 
 
 def private_records(spec: Any, ledger_dir: str | Path | None, me: str,
@@ -175,13 +179,17 @@ def all_records(private: list[Record], bucket: list[Record]) -> list[Record]:
     return sorted(out.values(), key=lambda r: (r.run, r.attempt, r.writer))
 
 
-def write_private(ledger_dir: str | Path, spec: Any, run: str, attempt: int, blob: bytes) -> Path:
+def write_private(ledger_dir: str | Path, spec: Any, run: str, attempt: int, blob: bytes):
+    """Write one private copy: atomically on a local disk, in one PUT on an object store."""
     folder = private_dir(ledger_dir, spec)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run}-attempt-{attempt}"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
+    if isinstance(path, Path):  # a local folder: never a half-written record
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    else:
+        path.write_bytes(blob)
     return path
 
 

@@ -6,7 +6,6 @@ from plain values. Nothing here runs at DAG parse time.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -30,10 +29,12 @@ def keys_from_connection(conn_id: str):
 
     from mpc_federation.envelope import PartyKeys
 
+    from mpc_operators.settings import MPCSettings
+
     conn = BaseHook.get_connection(conn_id)
     if not conn.password:
         raise ValueError(f"connection {conn_id!r} has no password: it must hold the party's key JSON")
-    return PartyKeys.from_json(conn.password, allow_test_keys=os.environ.get("MPC_ALLOW_TEST_KEYS") == "1")
+    return PartyKeys.from_json(conn.password, allow_test_keys=MPCSettings.load(require_party=False).allow_test_keys)
 
 
 def store_config_from_connection(conn_id: str, bucket: str):

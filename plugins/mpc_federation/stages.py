@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -40,16 +39,6 @@ def _record(channel: RunChannel, stage: str, role: str, payload: dict) -> None:
 
 
 # -- share (input parties) ---------------------------------------------------------------------
-def read_aggregate(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise StageError(f"aggregate file {path} not found (did the local aggregation task run?)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise StageError(f"aggregate file {path} is not valid JSON: {exc}") from None
-
-
 def share(run: PartyRun, aggregate: dict) -> dict:
     """Check the aggregate, split it into Shamir shares and publish one sealed object per compute party.
 
@@ -423,9 +412,9 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
 
 
 # -- reveal (recipients) -------------------------------------------------------------------------------------
-def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
+def reveal(run: PartyRun) -> dict:
     """Gather output shares of the live attempt, check they agree on the roster and on one
-    polynomial, recombine, decode and keep a record."""
+    polynomial, recombine and decode: the result record (the reveal task returns it as XCom)."""
     from mpc_federation.sharing import decode, recombine
 
     spec, program, channel = run.spec, run.program, run.channel
@@ -455,15 +444,7 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
               "roster": roster, "compute_parties": [spec.compute_parties[i].id for i in sorted(shares)],
               "recipient": run.party_id, "spec_hash": spec.spec_hash, "program_hash": spec.program_hash,
               "outputs": outputs, "withheld": withheld or []}
-    if results_dir is not None:
-        _write_atomically(Path(results_dir) / spec.computation / channel.run / "result.json", result)
     _record(channel, "revealed", "recipient", {"attempt": attempt, "roster": roster,
                                                "compute_parties": result["compute_parties"]})
     return result
 
-
-def _write_atomically(path: Path, document: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=2))
-    os.replace(tmp, path)

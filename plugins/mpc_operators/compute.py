@@ -14,20 +14,21 @@ class MPCComputeOperator(MPCBaseOperator):
 
     :param connect_timeout: seconds for all compute parties to connect (default: spec's deadline).
     :param run_timeout: seconds for the whole MPC (default: spec's deadline).
-    :param ledger_dir: this party's private disclosure-ledger folder (``MPC_WORK_DIR/ledger``):
-        its own record of what it released, which the bucket's operator cannot hide.
+    :param ledger_uri: this party's private disclosure-ledger folder (``[mpc] ledger_uri``; a local
+        path or an object-storage URI): its own record of what it released, which the bucket's
+        operator cannot hide. Put the task on a queue whose workers all reach it.
 
     Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.
     """
 
-    template_fields = (*MPCBaseOperator.template_fields, "ledger_dir")
+    template_fields = (*MPCBaseOperator.template_fields, "ledger_uri")
 
     ui_color = "#f2e2d9"
 
     def __init__(self, *, connect_timeout: float | None = None, run_timeout: float | None = None,
-                 ledger_dir: str | None = None, **kwargs: Any) -> None:
+                 ledger_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.ledger_dir = ledger_dir
+        self.ledger_uri = ledger_uri
         self.connect_timeout = connect_timeout
         self.run_timeout = run_timeout
 
@@ -42,7 +43,7 @@ class MPCComputeOperator(MPCBaseOperator):
             with final_errors():
                 # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
                 result = stages.compute(run, attempt=context["ti"].try_number, connect_timeout=self.connect_timeout,
-                                        run_timeout=self.run_timeout, ledger_dir=self.ledger_dir)
+                                        run_timeout=self.run_timeout, ledger_dir=self.ledger_uri)
         except NothingToRelease as exc:
             raise AirflowSkipException(str(exc)) from None
         self.log.info("Run %s attempt %s: computed over %s in %s", result["run"], result["attempt"],

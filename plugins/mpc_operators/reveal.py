@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mpc_operators.base import MPCBaseOperator, final_errors
 
 
+def result_asset(computation: str):
+    """The Airflow asset of a computation's revealed results: a downstream DAG (a report, a
+    dashboard refresh) can be scheduled on it (``schedule=[result_asset("taxi_hhi")]``)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"mpc_result_{computation}", uri=f"mpc://{computation}/result", group="mpc")
+
+
 class MPCRevealOperator(MPCBaseOperator):
     """Gather the output shares sealed to this recipient, check they agree on the roster and on
-    one polynomial, reconstruct the declared outputs, write a result record and return it
-    as XCom. Only parties with the recipient role can run it.
+    one polynomial, reconstruct the declared outputs and return the result record as XCom. It
+    emits an event of the computation's result asset (``result_asset``, when it is among the
+    task's ``outlets``, as in the DAGs ``federation_dag`` builds) whose extra names the run, so
+    downstream DAGs can be scheduled on new results. Only parties with the recipient
+    role can run it.
 
-    :param results_dir: local folder for result records (``<computation>/<run>/result.json``).
+    :param results_uri: where to keep a copy of each result record as well
+        (``<results_uri>/<computation>/<run>/result.json``; a local path or an object-storage
+        URI through ``ObjectStoragePath``); None: XCom only.
+    :param results_conn_id: connection for ``results_uri`` on an object store.
     """
 
-    template_fields = (*MPCBaseOperator.template_fields, "results_dir")
+    template_fields = (*MPCBaseOperator.template_fields, "results_uri")
     ui_color = "#dff2d9"
 
-    def __init__(self, *, results_dir: str, **kwargs: Any) -> None:
+    def __init__(self, *, results_uri: str | None = None, results_conn_id: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.results_dir = results_dir
+        self.results_uri = results_uri
+        self.results_conn_id = results_conn_id
 
     def execute(self, context: Any) -> dict:
         from mpc_federation import stages
 
         run = self.party_run(context)
         with final_errors():
-            result = stages.reveal(run, self.results_dir)
+            result = stages.reveal(run)
         for name, output in result["outputs"].items():
             for label, exact in zip(output["labels"], output["exact"]):
                 self.log.info("%s[%s] = %s", name, label, exact)
+        if self.results_uri:
+            self.log.info("Result record written to %s", self.write_copy(result))
+        asset = result_asset(result["computation"])
+        if asset in (self.outlets or []):
+            context["outlet_events"][asset].extra = {"run": result["run"], "attempt": result["attempt"],
+                                                     "program": result["program"]}
         return result
+
+    def write_copy(self, result: dict) -> str:
+        from airflow.sdk import ObjectStoragePath
+
+        from mpc_operators.settings import result_location
+
+        path = ObjectStoragePath(result_location(self.results_uri, result["computation"], result["run"]),
+                                 conn_id=self.results_conn_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        return str(path)
+

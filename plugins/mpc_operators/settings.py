@@ -1,28 +1,9 @@
 """This party's configuration: the ``[mpc]`` section of Airflow's configuration, in one place.
 
 Set like any Airflow option, in ``airflow.cfg`` or as ``AIRFLOW__MPC__<KEY>`` environment
-variables. The shared federation spec never holds any of these: they differ per party.
-
-=================  ==========================================================================
-key                meaning (default)
-=================  ==========================================================================
-party_id           this party's id in the federation specs (required)
-spec_dir           folder of federation specs (the project's ``include/federations``)
-data_uri           root of this party's private input data: a local path or a URI such as
-                   ``file:///data``, ``s3a://bucket/trips``, ``hdfs://nn:8020/trips``, passed to
-                   Spark unchanged (``$AIRFLOW_HOME/mpc-data``)
-ledger_uri         this compute party's private copy of the disclosure ledger: a local path or
-                   an object-storage URI (``$AIRFLOW_HOME/mpc-work/ledger``); the ``compute`` task
-                   reads and writes it, so it must be reachable from the compute queue's workers
-results_uri        where a recipient also keeps its result records (``<computation>/<run>/result.json``);
-                   empty: the result is the reveal task's XCom only (empty)
-aggregate_uri      where the Spark job writes the aggregate when its driver does not run in the
-                   task's process tree (``deploy_mode=cluster``); empty: a private temporary file
-                   on the worker, read back and handed over as XCom (empty)
-compute_queue      the Airflow queue of the ``compute`` task: the workers at this party's MPC
-                   endpoint listen on it (empty: the default queue)
-allow_test_keys    accept the test keys the local federations use; never in production (False)
-=================  ==========================================================================
+variables; ``OPTIONS`` below says what each key means (the provider's config section and the
+README's table are made from it). The shared federation spec never holds any of these: they
+differ per party.
 """
 
 from __future__ import annotations
@@ -32,6 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SECTION = "mpc"
+# key -> (default as documented, meaning)
+OPTIONS: dict[str, tuple[str, str]] = {
+    "party_id": ("", "This party's id in the federation specs (required)."),
+    "spec_dir": ("the project's include/federations", "Folder of federation specs (*.yaml)."),
+    "data_uri": ("$AIRFLOW_HOME/mpc-data", "Root of this party's private input data: a local path or a URI "
+                 "(file://, s3a://, hdfs://, ...), passed to Spark unchanged; a spec's aggregation.input is "
+                 "relative to it."),
+    "ledger_uri": ("$AIRFLOW_HOME/mpc-work/ledger", "This compute party's private copy of the disclosure "
+                   "ledger: a local path or an object-storage URI, reachable from the compute queue's workers."),
+    "results_uri": ("", "Where a recipient also keeps its result records (<computation>/<run>/result.json); "
+                    "empty: the reveal task's XCom (and its asset event) only."),
+    "aggregate_uri": ("", "Where the Spark job writes the aggregate when its driver runs elsewhere "
+                      "(deploy_mode=cluster); empty: a private temporary file on the worker, read back and "
+                      "handed to the share task as XCom."),
+    "compute_queue": ("", "The Airflow queue of the compute task: the workers at this party's MPC endpoint "
+                      "listen on it; empty: the default queue."),
+    "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),
+}
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SPEC_DIR = PROJECT_DIR / "include" / "federations"
 
@@ -85,3 +84,8 @@ def join_uri(root: str, name: str) -> str:
     if "://" in name or name.startswith("/"):
         return name
     return f"{root.rstrip('/')}/{name}"
+
+
+def result_location(results_uri: str, computation: str, run: str) -> str:
+    """Where a recipient keeps the result record of ``run`` under ``[mpc] results_uri``."""
+    return join_uri(results_uri, f"{computation}/{run}/result.json")

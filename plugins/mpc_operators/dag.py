@@ -1,0 +1,172 @@
+"""A party's DAG from a federation spec: only the tasks of its roles.
+
+A user writes, in their own DAG file::
+
+    from mpc_operators.dag import federation_dag
+
+    dag = federation_dag("include/federations/taxi_hhi.yaml", schedule="@daily",
+                         default_args={"retries": 3})
+
+and the shipped ``dags/mpc_federations.py`` builds one DAG per federation this party belongs to
+with :func:`party_dags`. The party's own configuration is the ``[mpc]`` section
+(``mpc_operators.settings``). Runs at DAG parse time, so it reads local files and Airflow's
+configuration only: no network, no Spark, no MPyC, no cryptography imports.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from mpc_federation.spec import FederationSpec, load_spec
+from mpc_operators.settings import MPCSettings, PartyConfigError
+
+
+def party_dags(settings: MPCSettings | None = None, **dag_kwargs: Any) -> dict[str, Any]:
+    """{dag_id: DAG} for every federation in ``[mpc] spec_dir`` that this party belongs to.
+
+    :param settings: this party's settings (default: ``MPCSettings.load()``).
+    :param dag_kwargs: DAG arguments for every DAG (see :func:`federation_dag`).
+    """
+    settings = settings or MPCSettings.load()
+    specs = sorted(settings.spec_dir.glob("*.yaml"))
+    if not specs:
+        raise PartyConfigError(f"no federation specs (*.yaml) in [mpc] spec_dir = {settings.spec_dir}")
+    dags = {}
+    for path in specs:
+        spec = load_spec(path)
+        if settings.party_id in {p.id for p in spec.parties}:
+            dag = federation_dag(spec, settings=settings, **dag_kwargs)
+            dags[dag.dag_id] = dag
+    if not dags:
+        raise PartyConfigError(f"party {settings.party_id!r} ([mpc] party_id) is not a member of any federation "
+                               f"in {settings.spec_dir}")
+    return dags
+
+
+def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = None,
+                   settings: MPCSettings | None = None, **dag_kwargs: Any):
+    """This party's DAG of one federation: aggregate and share (input parties), wait and compute
+    (compute parties), wait and reveal (recipients), chained in that order.
+
+    :param spec: the federation spec, or the path of its YAML file.
+    :param party_id: this party (default: ``[mpc] party_id``).
+    :param settings: this party's settings (default: ``MPCSettings.load()``).
+    :param dag_kwargs: passed to ``DAG`` (``schedule``, ``start_date``, ``tags``, ``default_args``,
+        ``max_active_runs``, ...), over the defaults taken from the spec. The DAG id is always the
+        spec's ``computation``: every party names the run by it.
+    """
+    from airflow.sdk import DAG
+
+    from mpc_operators import MPCComputeOperator, MPCRevealOperator, MPCShareOperator
+    from mpc_operators.aggregate import aggregate_task
+    from mpc_operators.base import withdraw_on_failure
+    from mpc_operators.reveal import result_asset
+    from sensors.coordination import MPCCoordinationSensor
+
+    spec = spec if isinstance(spec, FederationSpec) else load_spec(spec)
+    settings = settings or MPCSettings.load(require_party=party_id is None)
+    party_id = party_id or settings.party_id
+    if dag_kwargs.get("dag_id", spec.computation) != spec.computation:
+        raise ValueError(f"the DAG id of a federation is its computation {spec.computation!r}, not "
+                         f"{dag_kwargs['dag_id']!r}: every party names the run by it")
+    me = spec.party(party_id)
+    common = {"spec_path": str(spec.source), "party_id": party_id}
+    withdraw = partial(withdraw_on_failure, str(spec.source), party_id)
+    defaults = {"dag_id": spec.computation,
+                "description": spec.description or f"Federated MPC: {spec.computation}",
+                "schedule": spec.schedule,
+                "start_date": datetime(2024, 1, 1, tzinfo=timezone.utc),
+                "catchup": False,
+                "max_active_runs": 1,
+                "tags": ["mpc", spec.computation, *me.roles],
+                "default_args": {"owner": party_id, "retries": 2, "retry_delay": timedelta(minutes=2)},
+                "doc_md": _dag_doc(spec, party_id)}
+    arguments = {**defaults, **dag_kwargs}
+    arguments["default_args"] = {**defaults["default_args"], **dag_kwargs.get("default_args", {})}
+    arguments["user_defined_macros"] = {**dag_kwargs.get("user_defined_macros", {}),
+                                        "mpc_run_key": run_key_macro, "mpc_months": _months_macro(spec)}
+    dag = DAG(**arguments)
+    tasks = []
+    with dag:
+        if me.has("input"):
+            tasks += [aggregate_task(spec, party_id, settings, on_failure=withdraw),
+                      MPCShareOperator(task_id="share", doc_md=_SHARE_DOC, on_failure_callback=withdraw, **common)]
+            if not me.has("compute"):  # a compute party is on its own roster's side of the table
+                tasks.append(MPCCoordinationSensor(task_id="confirm_inclusion", stage="roster",
+                                                   doc_md=_CONFIRM_INCLUSION_DOC, **common))
+        if me.has("compute"):
+            queue = {"queue": settings.compute_queue} if settings.compute_queue else {}
+            tasks += [MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC,
+                                            **common),
+                      MPCComputeOperator(task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC,
+                                         **queue, **common)]
+        if me.has("recipient"):
+            tasks += [MPCCoordinationSensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC,
+                                            **common),
+                      MPCRevealOperator(task_id="reveal", results_uri=settings.results_uri or None,
+                                        outlets=[result_asset(spec.computation)], doc_md=_REVEAL_DOC, **common)]
+    # One chain per party: its own stages in order (a party that both shares and computes must
+    # share first, or the federation would wait on itself).
+    for upstream, downstream in zip(tasks, tasks[1:]):
+        upstream >> downstream
+    return dag
+
+
+def run_key_macro(dag_run) -> str:
+    """The run key of a DAG run (the ``mpc_run_key`` template macro)."""
+    from mpc_federation.layout import run_key
+    from mpc_federation.party import run_date
+
+    return run_key(run_date({"logical_date": dag_run.logical_date, "dag_run": dag_run}))
+
+
+def _months_macro(spec: FederationSpec):
+    def months(dag_run) -> str:
+        from mpc_federation.party import run_date
+
+        return ",".join(spec.months(run_date({"logical_date": dag_run.logical_date, "dag_run": dag_run})))
+
+    return months
+
+
+def _dag_doc(spec: FederationSpec, party_id: str) -> str:
+    rows = "\n".join(f"| {p.id} | {', '.join(p.roles)} |" for p in spec.parties)
+    return f"""### {spec.computation}: federated MPC, seen from **{party_id}**
+{spec.description}
+
+Every night each party aggregates its own data locally, secret-shares the small aggregate to the
+compute parties, and the compute parties run the program `{spec.program_file.name}` in MPyC.
+Only recipients learn the declared outputs. Your raw data and your aggregate never leave this
+Airflow; only encrypted Shamir shares and signed progress records go to the bucket
+`{spec.bucket}` under `{spec.prefix}/{spec.computation}/`.
+
+| party | roles |
+|---|---|
+{rows}
+
+Threshold t = {spec.threshold} of {len(spec.compute_parties)} compute parties (honest majority).
+"""
+
+
+_SHARE_DOC = """Takes the local aggregate from the `aggregate` task's XCom, checks it against the program's
+declared inputs and ranges, splits each value into Shamir shares, and uploads one object per compute party, **encrypted to that party** and signed.
+No single compute party (nor the bucket's operator) learns anything about the aggregate."""
+_CONFIRM_INCLUSION_DOC = """Waits (in the triggerer) until the leader fixes the roster, then checks this party is on it.
+Succeeds when it is; **skips** when the disclosure ledger fixed the roster of this period without it
+(months already released over another roster: the reason is in the log); **fails naming the roster**
+when this party shared before the roster was fixed and was left out (its shares were hidden from the
+leader, or the leader broke the protocol). Reads verified, signed records with public keys only."""
+_WAIT_INPUTS_DOC = """Waits (in the triggerer) until every input party has shared, or until the leader fixed the
+roster. Fails at the deadline naming the parties that never showed; stops at once on an abort."""
+_COMPUTE_DOC = """Runs this party's MPyC process with the other compute parties (mutual TLS when configured),
+over the roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**
+Before publishing, records what it released in the disclosure ledger (the bucket, and a private copy
+at `[mpc] ledger_uri`); units released before are withheld, and the task skips when nothing is
+left to release."""
+_WAIT_RESULT_DOC = """Waits until every compute party has published output shares for this recipient."""
+_REVEAL_DOC = """Reconstructs the declared outputs from the compute parties' shares (checking they agree),
+returns the result record as XCom (and emits it as an asset event; a copy goes to
+`[mpc] results_uri` when set). Only recipients have this task."""

@@ -1,0 +1,115 @@
+"""Tasks hand data over through XCom or object storage, never through a file on the worker's disk;
+the DAG a user builds from a spec takes their DAG arguments and this party's [mpc] settings.
+(The night through real Celery workers with separate folders is tests/test_celery_night.py.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+SPEC = REPO / "include" / "federations" / "taxi_hhi.yaml"
+
+
+def settings(tmp_path, **changes):
+    from mpc_operators.settings import MPCSettings
+
+    values = {"party_id": "company_a", "spec_dir": SPEC.parent, "data_uri": "s3a://trips-bucket/yellow",
+              "ledger_uri": str(tmp_path / "ledger"), "results_uri": "", "aggregate_uri": "",
+              "compute_queue": "", "allow_test_keys": True}
+    return MPCSettings(**{**values, **changes})
+
+
+class FakeTI:
+    def __init__(self, xcom):
+        self.xcom, self.pulled = xcom, []
+
+    def xcom_pull(self, task_ids):
+        self.pulled.append(task_ids)
+        return self.xcom
+
+
+def test_the_dag_takes_the_users_arguments_and_the_partys_settings(tmp_path):
+    from mpc_operators.dag import federation_dag
+    from mpc_operators.reveal import result_asset
+
+    dag = federation_dag(SPEC, settings=settings(tmp_path, compute_queue="mpc-compute-company_a"),
+                         schedule="@weekly", tags=["nightly"], default_args={"retries": 5},
+                         max_active_runs=2)
+    assert dag.dag_id == "taxi_hhi" and dag.tags == {"nightly"} and dag.max_active_runs == 2
+    tasks = dag.task_dict
+    assert list(tasks) == ["aggregate", "share", "wait_for_inputs", "compute"]
+    assert tasks["share"].retries == 5 and tasks["share"].owner == "company_a"  # defaults merged, not replaced
+    assert tasks["compute"].queue == "mpc-compute-company_a"  # the workers at the MPC endpoint
+    assert {tasks[t].queue for t in ("aggregate", "share", "wait_for_inputs")} == {"default"}
+    assert tasks["compute"].ledger_uri == str(tmp_path / "ledger")
+    # The input is a URI handed to Spark unchanged (pathlib would fold s3a:// into s3a:/).
+    args = tasks["aggregate"].application_args
+    assert args[args.index("--input") + 1] == "s3a://trips-bucket/yellow/" + _spec_input()
+
+    regulator = federation_dag(SPEC, party_id="regulator", settings=settings(tmp_path, party_id=""))
+    assert list(regulator.task_dict) == ["wait_for_result", "reveal"]
+    assert regulator.task_dict["reveal"].outlets == [result_asset("taxi_hhi")]
+    assert regulator.timetable is not None and regulator.dag_id == "taxi_hhi"
+
+    with pytest.raises(ValueError, match="DAG id of a federation is its computation 'taxi_hhi'"):
+        federation_dag(SPEC, settings=settings(tmp_path), dag_id="my_hhi")
+
+
+def _spec_input() -> str:
+    from mpc_federation.spec import load_spec
+
+    return load_spec(SPEC).aggregation_input
+
+
+def test_share_takes_the_aggregate_from_xcom_or_a_uri(tmp_path):
+    from mpc_federation.stages import StageError
+    from mpc_operators.share import MPCShareOperator
+
+    aggregate = {"format": "mpc-aggregate/1", "party": "company_a", "values": {"revenue_cents": [1, 2]}}
+    share = MPCShareOperator(task_id="share", spec_path=str(SPEC), party_id="company_a")
+    ti = FakeTI(aggregate)
+    assert share.aggregate({"ti": ti}) == aggregate and ti.pulled == ["aggregate"]
+    with pytest.raises(StageError, match="no aggregate in the XCom of task 'aggregate'"):
+        share.aggregate({"ti": FakeTI(None)})
+
+    path = tmp_path / "elsewhere" / "aggregate.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(aggregate))
+    from_uri = MPCShareOperator(task_id="share", spec_path=str(SPEC), party_id="company_a",
+                                aggregate_uri=f"file://{path}")
+    assert from_uri.aggregate({"ti": FakeTI(None)}) == aggregate
+    path.write_text("{not json")
+    with pytest.raises(StageError, match="is not valid JSON"):
+        from_uri.aggregate({})
+    path.unlink()
+    with pytest.raises(StageError, match=f"aggregate file://{path} not found"):
+        from_uri.aggregate({})
+
+
+def test_reveal_keeps_a_copy_at_the_results_uri(tmp_path):
+    from mpc_operators.reveal import MPCRevealOperator
+
+    result = {"computation": "taxi_hhi", "run": "20240401T000000Z", "attempt": 1, "outputs": {}}
+    reveal = MPCRevealOperator(task_id="reveal", spec_path=str(SPEC), party_id="regulator",
+                               results_uri=f"file://{tmp_path}/results")
+    written = reveal.write_copy(result)
+    record = Path(tmp_path / "results" / "taxi_hhi" / "20240401T000000Z" / "result.json")
+    assert written.endswith("taxi_hhi/20240401T000000Z/result.json")
+    assert json.loads(record.read_text()) == result
+
+
+def test_the_ledger_copy_lives_at_a_uri(tmp_path):
+    from mpc_federation import ledger
+
+    class Spec:
+        computation = "taxi_hhi"
+
+    path = ledger.write_private(f"file://{tmp_path}/ledger", Spec, "20240401T000000Z", 2, b"signed")
+    assert (tmp_path / "ledger" / "taxi_hhi" / "20240401T000000Z-attempt-2").read_bytes() == b"signed"
+    local = ledger.write_private(tmp_path / "local", Spec, "20240401T000000Z", 1, b"x")
+    assert local.read_bytes() == b"x" and not list(local.parent.glob("*.tmp"))
+    assert str(path).endswith("20240401T000000Z-attempt-2")

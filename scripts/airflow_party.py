@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localnet import REPO, VENV_BIN, LocalParty, free_ports
-from testbed import LEAN_SETTINGS, PartyAPI, party_processes, terminate
+
+try:  # the testbed in small modules
+    from testbed_api import PartyAPI
+    from testbed_party import LEAN_SETTINGS
+    from testbed_procs import party_processes, terminate
+except ImportError:  # the testbed in one module
+    from testbed import LEAN_SETTINGS, PartyAPI, party_processes, terminate
 
 HOSTNAME_VARIABLE = "MPC_WORKER_HOSTNAME"
 CONTROL_PLANE = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -168,6 +174,8 @@ class PartyDeployment:
             "AIRFLOW__MPC__SPEC_DIR": str(self.party.spec_dir),
             "AIRFLOW__MPC__DATA_URI": str(self.party.data_dir),
             "AIRFLOW__MPC__COMPUTE_QUEUE": self.compute_queue,
+            "AIRFLOW__MPC__RESULTS_URI": "",  # the result is the reveal task's XCom only
+            "AIRFLOW__MPC__AGGREGATE_URI": "",  # the aggregate is the aggregate task's XCom
             "AIRFLOW__MPC__ALLOW_TEST_KEYS": str(self.party.allow_test_keys),
         })
         return env

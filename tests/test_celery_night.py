@@ -115,6 +115,8 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
                     return False
                 status, body = api.call("GET", f"/dags/{DAG_ID}")
                 if status != 200:
+                    _, errors = api.call("GET", "/importErrors")
+                    assert not (isinstance(errors, dict) and errors.get("import_errors")), (d.party.id, errors)
                     return False
                 if body.get("is_paused"):
                     api.call("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})

@@ -1,7 +1,7 @@
 """A night on real deployments: three parties, each an Airflow of separate processes (API server,
 scheduler, DAG processor, triggerer) on the CeleryExecutor with a real Redis broker and two Celery
-workers in private folders; runs triggered through the REST API, real Spark, real MPyC over TLS,
-the local S3 server. The recipient's result (the reveal task's XCom) must equal the plaintext HHI;
+workers in private folders; runs triggered through the REST API, real Spark (``local[*]``), real
+MPyC over mutual TLS, the local S3 server. The recipient's result (the reveal task's XCom) must equal the plaintext HHI;
 ``compute`` must run on the worker of the party's compute queue, the other tasks on the other
 worker; and no aggregate or result file may be left in any worker's folder: tasks hand over
 through XCom and the bucket, never through a local file.
@@ -123,7 +123,7 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
                     return False
             return True
 
-        wait_for(deployments, ready, "API servers healthy, DAG parsed and unpaused, workers ready", 240)
+        wait_for(deployments, ready, "API servers healthy, DAG parsed and unpaused, workers ready", 300)
 
         runs = {}
         for pid, api in apis.items():
@@ -131,7 +131,7 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
             assert status in (200, 201), f"{pid}: trigger failed ({status}): {body}"
             runs[pid] = body["dag_run_id"]
         wait_for(deployments, lambda: all(run_state(apis[p], r) in ("success", "failed") for p, r in runs.items()),
-                 "every party's run finished", 420)
+                 "every party's run finished", 600)
         states = {p: run_state(apis[p], r) for p, r in runs.items()}
         tis = {p: task_instances(apis[p], r) for p, r in runs.items()}
         assert states == {p: "success" for p in runs}, {p: {t: ti["state"] for t, ti in tis[p].items()}
@@ -152,6 +152,7 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
             # compute on the worker at the MPC endpoint, through the party's compute queue ...
             assert ran["compute"]["queue"] == f"mpc-compute-{pid}", ran["compute"]
             assert ran["compute"]["hostname"] == compute_worker.name, ran["compute"]
+            assert xcom(apis[pid], runs[pid], "compute")["tls"] is True  # MPyC's channels ran over mutual TLS
             # ... everything else on the other worker: both workers ran tasks of this party.
             for task in LOCAL_TASKS:
                 if task in ran:

@@ -11,7 +11,9 @@ started by :class:`Redis` on a free loopback port, one Redis database number per
 A compute party's ``compute`` task goes to the queue ``[mpc] compute_queue`` (here
 ``mpc-compute-<party>``): the worker at the party's MPC endpoint listens on it alone, and a
 second worker takes the default queue (aggregate, share, the sensors, reveal). Every worker
-names itself in task instance records (``hostname``) through :func:`worker_hostname`.
+names itself in task instance records (``hostname``) through :func:`worker_hostname`. Workers
+run with ``--skip-serve-logs`` (two log servers on one host would share a port): their task logs
+stay in their own folders, where a test reads them; the UI cannot fetch them.
 
 Used by tests/test_celery_night.py; the pieces of a local federation (S3 server, keys, spec,
 party environment) come from localnet, the REST API client and process cleanup from testbed.

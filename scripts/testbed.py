@@ -376,6 +376,8 @@ def start_party(party: LocalParty, spec, host: str, port: int, args) -> dict:
         os.chmod(path, 0o600)
     extra = {**LEAN_SETTINGS,
              "MPC_ALLOW_TEST_KEYS": "1" if party.allow_test_keys else "0",  # the testbed's keys are test keys
+             # The [mpc] settings the UI reads (mpc_operators.settings), until bootstrap writes them itself.
+             "AIRFLOW__MPC__PARTY_ID": party.id, "AIRFLOW__MPC__SPEC_DIR": str(party.spec_dir),
              # Without --nightly the scheduler creates no scheduled runs: an unpaused DAG whose
              # night has passed would otherwise start it at once on every party.
              "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(bool(args.nightly)),
@@ -537,13 +539,13 @@ def federation_status(state: dict) -> None:
     """Every run in the bucket as the monitor sees it (verified records)."""
     from localnet import S3Server as _S3
 
-    from mpc_federation.monitor import list_runs
+    from mpc_ui.data import list_runs
 
     spec = load_spec(state["spec"])
     s3 = _S3(Path(state["root"]) / "s3", port=state["s3"]["port"])
     store = CoordinationStore(s3.store_config(spec.bucket))
     recipient = next(p for p in state["parties"] if "recipient" in p["roles"])
-    runs = list_runs(spec, store, recipient["id"], recipient["work_dir"], limit=5)
+    runs = list_runs(spec, store, recipient["id"], limit=5)
     for r in runs:
         say(f"\nrun {r['run']}: {r['status']}"
             + (f", roster {', '.join(r['roster']['parties'])} (attempt {r['roster']['attempt']})" if r["roster"] else ""))

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from conftest import small_parties
 
-from mpc_federation import monitor, stages
+from mpc_federation import stages
 from mpc_federation.envelope import PartyKeys
 from mpc_federation.launcher import MPCRefused
 from mpc_federation.ledger import NothingToRelease
@@ -448,15 +448,16 @@ def test_ui_overview_without_private_keys(fed, airflow_conn, monkeypatch, tmp_pa
 
     monkeypatch.setattr(PartyKeys, "generate", classmethod(no_private_keys))
     monkeypatch.setattr(PartyKeys, "from_json", classmethod(no_private_keys))
-    monkeypatch.setenv("MPC_PARTY_ID", "regulator")
-    monkeypatch.setenv("MPC_SPEC_DIR", str(fed.spec.source.parent))
-    monkeypatch.setenv("MPC_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("AIRFLOW__MPC__PARTY_ID", "regulator")
+    monkeypatch.setenv("AIRFLOW__MPC__SPEC_DIR", str(fed.spec.source.parent))
     monkeypatch.setenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}", json.dumps({"conn_type": "generic", "password": "x"}))
-    import mpc_ui_plugin
+    from mpc_ui import data as ui_data
+    from mpc_ui.federations import FEDERATIONS, Federations
+    from mpc_ui.pages import render
 
-    assert not hasattr(mpc_ui_plugin.Federations, "keys")
-    mpc_ui_plugin.FEDERATIONS.load()
-    data = mpc_ui_plugin.overview(fed.spec, "20240402T030000Z")
+    assert not hasattr(Federations, "keys")
+    FEDERATIONS.load()
+    data = ui_data.run_overview(fed.spec, FEDERATIONS.store(fed.spec), FEDERATIONS.party_id, "20240402T030000Z")
     assert data["me"] == "regulator" and data["status"] == "finished"
     states = {p["id"]: p["state"] for p in data["parties"]}
     assert states == {"company_a": "computed", "company_b": "computed", "company_c": "computed",
@@ -464,11 +465,11 @@ def test_ui_overview_without_private_keys(fed, airflow_conn, monkeypatch, tmp_pa
     assert data["roster"]["parties"] == list(COMPUTES) and data["roster"]["attempt"] == 2
     reason = data["roster"]["left_out"]["company_e"]
     assert reason.startswith("the disclosure ledger fixed the roster of 2024-01..2024-03 to [company_a, company_b")
-    page = mpc_ui_plugin._run_detail(None, fed.spec, data, [])
+    page = render("run.html", base="", party="regulator", live=False, spec=fed.spec, data=data, error=None, local=[])
     assert f"not on the roster: {reason}" in page
     assert any(e["key"] == f"{root}/abort/company_d/inputs" for e in data["errors"])  # an error, not an abort
     assert data["aborts"] == [] and data["withdrawals"] == []
-    assert monitor.list_runs(fed.spec, fed.store, "regulator")[0]["status"] == "finished"
+    assert ui_data.list_runs(fed.spec, fed.store, "regulator")[0]["status"] == "finished"
 
 
 # -- the rules without MPyC -------------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def spark(tmp_path_factory):
                .config("spark.eventLog.dir", log_dir.as_uri()))
     for key, value in bench.EVENT_LOG_CONF.items():
         builder = builder.config(key, value)
-    session = job.oblivious_builder(builder).getOrCreate()
+    for key, value in oblivious.SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     oblivious.ship(session)
     yield session

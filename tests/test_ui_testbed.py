@@ -1,15 +1,19 @@
 """The "MPC runs" page in a real browser, on real Airflow servers: the local testbed starts one
 ``airflow standalone`` per party (3 companies that share and compute, and a regulator) through
 infra/scripts/bootstrap_party.sh; a run is triggered on all of them; headless Chromium logs in and
-watches every party's state on the page during and after the run. Requests without a login are
-refused. Stopping the testbed leaves no process and no port behind.
+watches every party's state on the page during and after the run. Two more nights follow; the
+runs page then draws the HHI of each market over the nights on the 2023 Merger Guidelines bands,
+from the reveal tasks' XComs, and offers them as CSV. Requests without a login are refused.
+Stopping the testbed leaves no process and no port behind.
 
-Screenshots (ui-during.png, ui-after.png, ui-after-in-airflow.png) go to $MPC_UI_SCREENSHOT_DIR if
-set, else to the test's temporary folder.
+Screenshots (ui-during.png, ui-after.png, ui-after-in-airflow.png, ui-trend.png) go to
+$MPC_UI_SCREENSHOT_DIR if set, else to the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import random
@@ -29,6 +33,8 @@ from ui_browser import Browser
 
 DATE = "2024-04-01"
 RUN = "20240401T000000Z"
+MONTHS = "2024-01:2024-05"  # trips of five months: each night's three months before it have data
+LATER = ["2024-05-01", "2024-06-01"]  # two more nights: each releases its one new month (and "all")
 COMPANIES = ["company_a", "company_b", "company_c"]
 PARTIES = [*COMPANIES, "regulator"]
 TIMINGS: dict[str, float] = {}
@@ -76,6 +82,7 @@ def testbed(tmp_path_factory):
     root = work / "testbed"
     t0 = time.monotonic()
     started = run_testbed("start", "--spec", str(template), "--root", str(root), "--trips", "6000",
+                          "--months", MONTHS,
                           "--base-port", str(free_base_port(len(PARTIES))), timeout=900)
     TIMINGS["start"] = time.monotonic() - t0
     shots = Path(os.environ.get("MPC_UI_SCREENSHOT_DIR") or work / "screenshots")
@@ -225,6 +232,43 @@ def test_mpc_runs_page_during_and_after_a_run(testbed):
             time.sleep(2)
         assert states == ["success"], (pid, states)
     TIMINGS["all_success"] = time.monotonic() - t0
+
+
+def test_trend_of_the_nights_and_their_csv(testbed):
+    parties, shots = testbed["parties"], testbed["shots"]
+    regulator = parties["regulator"]
+    t0 = time.monotonic()
+    for date in LATER:
+        done = run_testbed("trigger", "--date", date, "--root", str(testbed["root"]), "--wait", "600", timeout=700)
+        assert done.returncode == 0, done.stdout + done.stderr
+    TIMINGS["later_nights"] = time.monotonic() - t0
+    with Browser() as browser:
+        page = browser.login(regulator["url"], "admin", password(regulator), next_path="/mpc/")
+        chart = page.locator("svg#trend-taxi_hhi")
+        chart.wait_for()
+        bands = chart.locator("rect.band").evaluate_all("rs => rs.map(r => r.dataset.band)")
+        assert bands == ["unconcentrated", "moderately concentrated", "highly concentrated"]
+        markets = chart.locator("g.market")
+        names = markets.evaluate_all("gs => gs.map(g => g.dataset.market)")
+        assert sorted(names) == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "all"], names
+        assert all(chart.locator(f"g.market[data-market='{m}'] polyline").count() == 1 for m in names)
+        # "all" over the three nights; each month is released once (the ledger withholds it later).
+        assert chart.locator("g.market[data-market='all'] circle").count() == 3
+        assert chart.locator("g.market[data-market='2024-04'] circle").count() == 1
+        box = chart.bounding_box()
+        assert box and box["width"] > 400 and box["height"] > 200  # drawn, not collapsed
+        chart.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "ui-trend.png"), full_page=True)
+
+        with page.expect_download() as download:
+            page.locator("a#csv").click()
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert {r["run"] for r in rows} == {RUN, "20240501T000000Z", "20240601T000000Z"}
+    assert {r["computation"] for r in rows} == {"taxi_hhi"}
+    assert {r["output"] for r in rows} == {"hhi", "suppressed"}  # every revealed output, the flags too
+    may = {r["label"]: r for r in rows if r["run"] == "20240501T000000Z" and r["output"] == "hhi"}
+    assert may["2024-04"]["exact"] and float(may["2024-04"]["value"]) > 0
+    assert may["2024-02"]["exact"] == "" and may["2024-02"]["value"] == ""  # released on 2024-04-01: withheld
 
 
 def test_status_reports_memory_and_the_federation(testbed):

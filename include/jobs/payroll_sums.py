@@ -4,19 +4,21 @@ Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator),
 arguments as every aggregation job of a federation::
 
     spark-submit --master local[2] include/jobs/payroll_sums.py \\
-        --input PATH --output FILE --party ID --months 2024-03 \\
+        --input URI --output URI --party ID --months 2024-03 \\
         [--levels L1,L2,L3,L4] [--max-salary-cents 1000000000] [--oblivious]
 
-Reads the company's payroll, a Parquet dataset at PATH with one row per employee::
+Reads the company's payroll, a Parquet dataset at the input URI (a local path, ``file://``,
+``s3a://``, ``hdfs://``, ...: passed to Spark unchanged) with one row per employee::
 
     employee_id   string or integer, unique
     gender        string, "M" or "F"
     level         string, one of --levels
     salary_cents  integer (yearly salary in cents), 0 <= salary_cents <= --max-salary-cents
 
-and writes FILE (atomically) as JSON::
+and writes the output (a local path atomically, another URI with fsspec; see
+include/jobs/mpc_job.py, which this job shares with the others) as JSON::
 
-    {"format": "mpc-aggregate/1", "party": ID,
+    {"format": FORMAT, "party": ID,
      "dimensions": {"level": ["all", "L1", "L2", "L3", "L4"]},
      "values": {"salary_sum_men": [int, ...], "salary_sum_women": [...],
                 "count_men": [...], "count_women": [...]},
@@ -30,7 +32,7 @@ distinct count.
 summed as 64-bit integers, never through floating point. Bad input (missing data, missing or
 null columns, an unknown gender or level, a negative salary or one above the maximum, a duplicate
 employee) exits with code 2 and one line on stderr starting with "payroll_sums: error:" that lists
-every problem found, leaving FILE as it was.
+every problem found, leaving the output as it was; so does an input an executor cannot read.
 """
 from __future__ import annotations
 
@@ -39,31 +41,21 @@ import json
 import os
 import re
 import sys
-import tempfile
-from urllib.parse import urlparse
 
-FORMAT = "mpc-aggregate/1"
+try:
+    import mpc_job
+except ImportError:  # run alone through spark-submit: the shared module is next to this file
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+    import mpc_job
+# Re-exported: the job's own names, as before the shared module.
+from mpc_job import InputError, oblivious_module, parse_months, parse_party, write_atomic  # noqa: F401, I001
+
+FORMAT = mpc_job.FORMAT
 GENDERS = (("M", "men"), ("F", "women"))
 COLUMNS = ("employee_id", "gender", "level", "salary_cents")
 DEFAULT_LEVELS = "L1,L2,L3,L4"
 DEFAULT_MAX_SALARY_CENTS = 10**9  # include/programs/pay_gap.py: MAX_SALARY_CENTS
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-class InputError(Exception):
-    """Bad input or arguments: reported as one line, exit code 2."""
-
-
-def parse_months(text: str) -> list[str]:
-    """'2024-01,2024-02' -> ['2024-01', '2024-02']: checked like every job's, then not used."""
-    months = [m.strip() for m in (text or "").split(",") if m.strip()]
-    if not months:
-        raise InputError("--months is empty; give months like 2024-01,2024-02")
-    bad = [m for m in months if not _MONTH_RE.match(m)]
-    if bad:
-        raise InputError(f"--months has malformed month {bad[0]!r}; expected YYYY-MM like 2024-01")
-    return months
 
 
 def parse_levels(text: str) -> list[str]:
@@ -80,38 +72,12 @@ def parse_levels(text: str) -> list[str]:
     return levels
 
 
-def parse_party(text: str) -> str:
-    if not text.strip():
-        raise InputError("--party is empty")
-    return text.strip()
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="payroll_sums", description="Salary sums by gender and job level.")
-    parser.add_argument("--input", required=True, help="Parquet dataset (a directory)")
-    parser.add_argument("--output", required=True, help="JSON file to write")
-    parser.add_argument("--party", required=True, help="party id, echoed in the output")
-    parser.add_argument("--months", required=True, help="comma-separated YYYY-MM months (not used)")
+    mpc_job.add_common_arguments(parser)  # --months is checked, then not used
     parser.add_argument("--levels", default=DEFAULT_LEVELS, help="job levels, in the spec's order")
     parser.add_argument("--max-salary-cents", type=int, default=DEFAULT_MAX_SALARY_CENTS)
-    parser.add_argument("--oblivious", action="store_true",
-                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)")
     return parser.parse_args(argv)
-
-
-def _is_local(path: str) -> bool:
-    scheme = urlparse(path).scheme
-    return scheme in ("", "file") or len(scheme) == 1
-
-
-def check_paths(input_path: str, output_path: str) -> None:
-    """Fail before starting Spark when the local input is missing or the output is unusable."""
-    if _is_local(input_path):
-        local = urlparse(input_path).path if input_path.startswith("file:") else input_path
-        if not os.path.exists(local):
-            raise InputError(f"input path does not exist: {input_path}")
-    if os.path.isdir(output_path):
-        raise InputError(f"output is a directory, expected a file path: {output_path}")
 
 
 def problems(row: dict, levels: list[str], max_salary: int) -> list[str]:
@@ -254,35 +220,6 @@ def oblivious_sums_by_gender_and_level(spark, df, levels: list[str], max_salary:
     return {"labels": labels, "values": values, "rows_read": rows_read}
 
 
-def oblivious_module():
-    """include/jobs/mpc_oblivious.py: found next to this file, or shipped with --py-files."""
-    try:
-        import mpc_oblivious as oblivious
-    except ImportError:
-        sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-        import mpc_oblivious as oblivious
-    return oblivious
-
-
-def write_atomic(path: str, doc: dict) -> None:
-    """Write JSON to a temp file next to ``path``, then rename: readers see old or new, never half."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> dict:
     """Validate the arguments, run the Spark aggregation and write the output."""
     parse_months(args.months)
@@ -290,71 +227,34 @@ def run(args: argparse.Namespace) -> dict:
     levels = parse_levels(args.levels)
     if args.max_salary_cents < 0:
         raise InputError(f"--max-salary-cents must be >= 0, got {args.max_salary_cents}")
-    check_paths(args.input, args.output)  # cheap checks first: no need to start Spark for these
+    mpc_job.check_locations(args.input, args.output)  # cheap checks first: no need to start Spark for these
 
     from pyspark.errors import AnalysisException
-    from pyspark.sql import SparkSession
 
-    builder = (SparkSession.builder.appName(f"payroll_sums[{party}]")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.ui.enabled", "false"))
-    if args.oblivious:
-        for key, setting in oblivious_module().SPARK_CONF.items():
-            builder = builder.config(key, setting)
-    spark = builder.getOrCreate()
-    if not spark.sparkContext.getConf().contains("spark.log.level"):
-        spark.sparkContext.setLogLevel("WARN")
+    spark = mpc_job.session(f"payroll_sums[{party}]", args.oblivious, {"spark.sql.shuffle.partitions": "4"})
     try:
-        try:
-            df = spark.read.parquet(args.input)
-        except AnalysisException as e:
-            cond = e.getCondition() or ""
-            if cond == "UNABLE_TO_INFER_SCHEMA":
-                raise InputError(f"no Parquet data found in {args.input}") from None
-            if cond == "PATH_NOT_FOUND":
-                raise InputError(f"input path does not exist: {args.input}") from None
-            raise InputError(f"cannot read Parquet at {args.input}: {str(e).splitlines()[0]}") from None
-        if args.oblivious:
-            oblivious_module().ship(spark)
-            result = oblivious_sums_by_gender_and_level(spark, df, levels, args.max_salary_cents)
-        else:
-            result = sums_by_gender_and_level(df, levels, args.max_salary_cents)
+        with mpc_job.spark_errors(args.input):  # an executor's failure too: one line naming the input
+            try:
+                df = spark.read.parquet(args.input)
+            except AnalysisException as e:
+                raise mpc_job.read_error(e, args.input) from None
+            if args.oblivious:
+                result = oblivious_sums_by_gender_and_level(spark, df, levels, args.max_salary_cents)
+            else:
+                result = sums_by_gender_and_level(df, levels, args.max_salary_cents)
     finally:
         spark.stop()
 
     doc = {"format": FORMAT, "party": party, "dimensions": {"level": result["labels"]},
            "values": result["values"], "stats": {"rows_read": result["rows_read"]}}
-    write_atomic(args.output, doc)
+    mpc_job.write_output(args.output, doc)
     return doc
-
-
-def report_error(message: str) -> None:
-    """Print the one error line on stderr: spark-submit's stderr when running under it
-    (spark-submit merges the Python driver's stderr into its own stdout)."""
-    line = f"payroll_sums: error: {message}"
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
-        try:
-            from pyspark import SparkContext
-
-            SparkContext._ensure_initialized()
-            err = SparkContext._jvm.java.lang.System.err
-            err.println(line)
-            err.flush()
-            return
-        except Exception:  # never lose the message: fall back to our own stderr
-            pass
-    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        doc = run(args)
-    except InputError as e:
-        report_error(str(e))
-        return 2
-    print(f"payroll_sums: wrote {args.output}: {json.dumps(doc['values'])} {json.dumps(doc['stats'])}", flush=True)
-    return 0
+    return mpc_job.main("payroll_sums", run, args, lambda doc: [
+        f"payroll_sums: wrote {args.output}: {json.dumps(doc['values'])} {json.dumps(doc['stats'])}"])
 
 
 if __name__ == "__main__":

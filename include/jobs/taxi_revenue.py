@@ -3,15 +3,17 @@
 Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator)::
 
     spark-submit --master local[2] include/jobs/taxi_revenue.py \\
-        --input PATH --output FILE --party ID --months 2024-01,2024-02,2024-03 \\
+        --input URI --output URI --party ID --months 2024-01,2024-02,2024-03 \\
         [--revenue-column fare_amount] [--time-column tpep_pickup_datetime] \\
         [--participant-column hvfhs_license_num --participant-value HV0003] \\
         [--negative-amounts count|drop|fail] [--null-amounts drop|fail] \\
         [--outside-period ignore|fail] [--max-cents 1099511627775] [--oblivious]
 
-Reads the Parquet dataset at PATH and writes FILE (atomically) as JSON::
+Reads the Parquet dataset at the input URI (a local path, ``file://``, ``s3a://``, ``hdfs://``, ...:
+passed to Spark unchanged) and writes the output (a local path atomically, another URI with
+fsspec; see include/jobs/mpc_job.py, which this job shares with the others) as JSON::
 
-    {"format": "mpc-aggregate/1", "party": ID,
+    {"format": FORMAT, "party": ID,
      "dimensions": {"market": ["all", "2024-01", ...]},
      "values": {"revenue_cents": [int, ...]},
      "stats": {"rows_read": n, "rows_in_period": k, "rows_used": u, ...}}
@@ -46,20 +48,26 @@ executors itself, so it still runs alone through spark-submit.
 
 Money never goes through floating point: the amount is cast to decimal(18,2), summed as a
 decimal, and turned into integer cents exactly. Bad input exits with code 2 and one line on
-stderr starting with "taxi_revenue: error:", leaving FILE as it was.
+stderr starting with "taxi_revenue: error:", leaving the output as it was; so does an input an
+executor cannot read (the line names the input and Spark's reason, not a stack trace).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import sys
-import tempfile
 from decimal import Decimal
-from urllib.parse import urlparse
 
-FORMAT = "mpc-aggregate/1"
+try:
+    import mpc_job
+except ImportError:  # run alone through spark-submit: the shared module is next to this file
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+    import mpc_job
+# Re-exported: the job's own names, as before the shared module.
+from mpc_job import InputError, oblivious_module, parse_months, parse_party, write_atomic  # noqa: F401, I001
+
+FORMAT = mpc_job.FORMAT
 MONEY = "decimal(18,2)"
 DEFAULT_MAX_CENTS = 2**40 - 1  # the HHI program's per-party, per-market bound (include/programs/hhi.py)
 POLICY_CHOICES = {
@@ -67,44 +75,10 @@ POLICY_CHOICES = {
     "null_amounts": ("drop", "fail"),
     "outside_period": ("ignore", "fail"),
 }
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
-class InputError(Exception):
-    """Bad input or arguments: reported as one line, exit code 2."""
-
-
-def parse_months(text: str) -> list[str]:
-    """'2024-01,2024-02' -> ['2024-01', '2024-02'], in the given order.
-
-    :param text: comma-separated 'YYYY-MM' months, no duplicates
-    :raises InputError: if empty, malformed or duplicated
-    """
-    months = [m.strip() for m in (text or "").split(",") if m.strip()]
-    if not months:
-        raise InputError("--months is empty; give months like 2024-01,2024-02")
-    bad = [m for m in months if not _MONTH_RE.match(m)]
-    if bad:
-        raise InputError(f"--months has malformed month {bad[0]!r}; expected YYYY-MM like 2024-01")
-    dupes = sorted({m for m in months if months.count(m) > 1})
-    if dupes:
-        raise InputError(f"--months lists {dupes[0]} more than once")
-    return months
-
-
-def parse_party(text: str) -> str:
-    """The party id as given (federation ids are names like 'company_a'); never empty."""
-    if not text.strip():
-        raise InputError("--party is empty")
-    return text.strip()
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="taxi_revenue", description="Per-month trip revenue in cents.")
-    parser.add_argument("--input", required=True, help="Parquet dataset (a directory)")
-    parser.add_argument("--output", required=True, help="JSON file to write")
-    parser.add_argument("--party", required=True, help="party id, echoed in the output")
-    parser.add_argument("--months", required=True, help="comma-separated YYYY-MM months")
+    mpc_job.add_common_arguments(parser)
     parser.add_argument("--revenue-column", default="fare_amount", help="money column (any case)")
     parser.add_argument("--time-column", default="tpep_pickup_datetime", help="pickup time column (any case)")
     parser.add_argument("--participant-column", default=None,
@@ -114,8 +88,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=choices[0])
     parser.add_argument("--max-cents", type=int, default=DEFAULT_MAX_CENTS,
                         help="largest net revenue per market the program accepts")
-    parser.add_argument("--oblivious", action="store_true",
-                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)")
     return parser.parse_args(argv)
 
 
@@ -135,21 +107,6 @@ def check_options(args: argparse.Namespace) -> None:
     lowered = [n.lower() for n in names if n is not None]
     if len(set(lowered)) != len(lowered):
         raise InputError(f"the revenue, time and participant columns must differ, got {', '.join(filter(None, names))}")
-
-
-def _is_local(path: str) -> bool:
-    scheme = urlparse(path).scheme
-    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
-
-
-def check_paths(input_path: str, output_path: str) -> None:
-    """Fail before starting Spark when the local input is missing or the output is unusable."""
-    if _is_local(input_path):
-        local = urlparse(input_path).path if input_path.startswith("file:") else input_path
-        if not os.path.exists(local):
-            raise InputError(f"input path does not exist: {input_path}")
-    if os.path.isdir(output_path):
-        raise InputError(f"output is a directory, expected a file path: {output_path}")
 
 
 # --- reading: schema tolerance ----------------------------------------------------------
@@ -250,7 +207,7 @@ def read_trips(spark, path: str, columns: dict, participant_value: str | None):
         pass  # read per schema below
     except AnalysisException as e:
         if (e.getCondition() or "") != "COLUMN_ALREADY_EXISTS":  # names that differ only by case
-            _raise_read_error(e, path)
+            raise mpc_job.read_error(e, path) from None
     except Exception as e:  # Py4JJavaError from the schema merge job
         if "CANNOT_MERGE" not in str(e):
             raise
@@ -290,16 +247,6 @@ def _schema_groups(spark, path: str):
         more = f" (and {len(members) - 1} more files)" if len(members) > 1 else ""
         where = f" in {os.path.basename(members[0])}{more}"
         yield spark.read.parquet(*members), where
-
-
-def _raise_read_error(e, path: str):
-    """Turn Spark's AnalysisException on reading ``path`` into the one-line InputError."""
-    cond = e.getCondition() or ""
-    if cond == "UNABLE_TO_INFER_SCHEMA":
-        raise InputError(f"no Parquet data found in {path}") from None
-    if cond == "PATH_NOT_FOUND":
-        raise InputError(f"input path does not exist: {path}") from None
-    raise InputError(f"cannot read Parquet at {path}: {str(e).splitlines()[0]}") from None
 
 
 # --- aggregation and policy -------------------------------------------------------------
@@ -522,25 +469,6 @@ def stats_line(stats: dict) -> str:
             f"amounts; {stats['negative_amounts']} negative amounts {verb}")
 
 
-def write_atomic(path: str, doc: dict) -> None:
-    """Write JSON to a temp file next to ``path``, then rename: readers see old or new, never half."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the result is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> dict:
     """Validate the arguments, run the Spark aggregation and write the output.
 
@@ -551,29 +479,20 @@ def run(args: argparse.Namespace) -> dict:
     months = parse_months(args.months)
     party = parse_party(args.party)
     check_options(args)
-    check_paths(args.input, args.output)  # cheap checks first: no need to start Spark for these
+    mpc_job.check_locations(args.input, args.output)  # cheap checks first: no need to start Spark for these
     columns = {"revenue": args.revenue_column, "time": args.time_column, "participant": args.participant_column}
     value = args.participant_value.strip() if args.participant_value is not None else None
     policy = {name: getattr(args, name) for name in POLICY_CHOICES}
 
-    from pyspark.sql import SparkSession
-
-    # No .master(): spark-submit --master decides where this runs.
-    builder = (SparkSession.builder.appName(f"taxi_revenue[{party}]")
-               .config("spark.sql.session.timeZone", "UTC")  # months are UTC months on every machine
-               .config("spark.sql.shuffle.partitions", "4")  # one small global aggregate
-               .config("spark.ui.enabled", "false"))
-    if args.oblivious:
-        builder = oblivious_builder(builder)
-    spark = builder.getOrCreate()
-    if not spark.sparkContext.getConf().contains("spark.log.level"):
-        spark.sparkContext.setLogLevel("WARN")  # keep task logs readable unless the caller chose a level
+    spark = mpc_job.session(f"taxi_revenue[{party}]", args.oblivious, {
+        "spark.sql.session.timeZone": "UTC",  # months are UTC months on every machine
+        "spark.sql.shuffle.partitions": "4",  # one small global aggregate
+    })
     try:
-        if args.oblivious:
-            oblivious_module().ship(spark)
-        trips, schemas = read_trips(spark, args.input, columns, value)
-        result = revenue_by_month(trips, months, policy, columns, value, args.max_cents,
-                                  oblivious_spark=spark if args.oblivious else None)
+        with mpc_job.spark_errors(args.input):  # an executor's failure too: one line naming the input
+            trips, schemas = read_trips(spark, args.input, columns, value)
+            result = revenue_by_month(trips, months, policy, columns, value, args.max_cents,
+                                      oblivious_spark=spark if args.oblivious else None)
     finally:
         spark.stop()
 
@@ -585,58 +504,14 @@ def run(args: argparse.Namespace) -> dict:
         "values": {"revenue_cents": result["revenue_cents"]},
         "stats": result["stats"],
     }
-    write_atomic(args.output, doc)
+    mpc_job.write_output(args.output, doc)
     return doc
-
-
-def oblivious_module():
-    """include/jobs/mpc_oblivious.py: found next to this file, or shipped with --py-files."""
-    try:
-        import mpc_oblivious as oblivious
-    except ImportError:
-        sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-        import mpc_oblivious as oblivious
-    return oblivious
-
-
-def oblivious_builder(builder):
-    """The session settings of ``--oblivious`` (oblivious.SPARK_CONF) on top of spark-submit's."""
-    for key, setting in oblivious_module().SPARK_CONF.items():
-        builder = builder.config(key, setting)
-    return builder
-
-
-def report_error(message: str) -> None:
-    """Print the one error line on stderr: spark-submit's stderr when running under it.
-
-    spark-submit merges the Python driver's stderr into its own *stdout*, so under
-    spark-submit (PYSPARK_GATEWAY_PORT is set) the line goes through the JVM's System.err.
-    """
-    line = f"taxi_revenue: error: {message}"
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
-        try:
-            from pyspark import SparkContext
-
-            SparkContext._ensure_initialized()  # connects to spark-submit's JVM; cheap, no Spark start
-            err = SparkContext._jvm.java.lang.System.err
-            err.println(line)
-            err.flush()
-            return
-        except Exception:  # never lose the message: fall back to our own stderr
-            pass
-    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        doc = run(args)
-    except InputError as e:
-        report_error(str(e))
-        return 2
-    print(stats_line(doc["stats"]), flush=True)
-    print(f"taxi_revenue: wrote {args.output}: {json.dumps(doc['values'])}", flush=True)
-    return 0
+    return mpc_job.main("taxi_revenue", run, args, lambda doc: [
+        stats_line(doc["stats"]), f"taxi_revenue: wrote {args.output}: {json.dumps(doc['values'])}"])
 
 
 if __name__ == "__main__":

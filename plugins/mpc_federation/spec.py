@@ -54,6 +54,24 @@ class Party:
 
 
 @dataclass(frozen=True)
+class SparkSettings:
+    """``aggregation.spark``: what the aggregation job may take from a shared Spark cluster.
+
+    None leaves a setting to the ``spark_default`` connection and the party's spark-defaults.conf.
+    """
+    cores_max: int | None = 2  # spark.cores.max: one party's job never takes the whole cluster
+    executor_cores: int | None = None
+    executor_memory: str | None = None
+    driver_memory: str | None = None
+    num_executors: int | None = None
+    deploy_mode: str | None = None  # client | cluster; None: the connection's deploy-mode (client)
+    conf: dict[str, str] = field(default_factory=dict)
+    python: str | None = None  # spark.pyspark.python: executors (and a cluster-mode driver)
+    driver_python: str | None = None  # spark.pyspark.driver.python
+    archives: str | None = None  # --archives, e.g. a venv-pack archive: "env.tar.gz#environment"
+
+
+@dataclass(frozen=True)
 class FederationSpec:
     computation: str
     description: str
@@ -78,6 +96,8 @@ class FederationSpec:
     aggregation_participants: dict[str, str] = field(default_factory=dict)
     # -- oblivious local stage (see _check_oblivious): padded keyed shuffle, Spark encryption --
     aggregation_oblivious: bool = False
+    # -- Spark resources of the aggregation job (see _check_spark) --
+    aggregation_spark: SparkSettings = field(default_factory=lambda: SparkSettings())
 
     # -- roles -------------------------------------------------------------
     def party(self, party_id: str) -> Party:
@@ -209,7 +229,8 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         job = (path.parent / need(aggregation, "job", str, "aggregation.")).resolve()
         if not job.is_file():
             raise SpecError(src, "aggregation.job", f"no such file: {job}")
-    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS), "aggregation.")
+    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS, "spark"),
+          "aggregation.")
     agg_input = aggregation.get("input", ".")
     if not isinstance(agg_input, str) or agg_input.startswith("/") or ".." in agg_input.split("/"):
         raise SpecError(src, "aggregation.input", "must be a relative path inside the party's data folder")
@@ -330,6 +351,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         aggregation_columns=columns,
         aggregation_participants=participants,
         aggregation_oblivious=_check_oblivious(src, aggregation),
+        aggregation_spark=_check_spark(src, aggregation.get("spark")),
     )
 
 
@@ -460,6 +482,71 @@ def _check_oblivious(src: str, aggregation: dict) -> bool:
     if not isinstance(value, bool):
         raise SpecError(src, "aggregation.oblivious", f"must be true or false, got {value!r}")
     return value
+
+
+# -- Spark resources of the aggregation job (docs/spark.md) -----------------------------------
+_MEMORY = re.compile(r"^[1-9][0-9]{0,6}[kmgtKMGT]?$")
+_SPARK_KEY = re.compile(r"^spark\.[A-Za-z0-9_.\-]+$")
+# Set by the task itself, or secrets: never in the shared spec.
+_RESERVED_CONF = ("spark.authenticate.secret", "spark.master", "spark.submit.deployMode", "spark.app.name")
+
+
+def _check_spark(src: str, given: Any) -> SparkSettings:
+    """Validate ``aggregation.spark`` (every key optional; docs/spark.md lists the defaults).
+
+    ``cores_max`` (default 2; null: no limit), ``executor_cores``, ``num_executors`` (positive
+    integers), ``executor_memory``, ``driver_memory`` (like ``2g`` or ``512m``), ``deploy_mode``
+    (client or cluster), ``conf`` (extra ``spark.*`` settings), ``python``, ``driver_python``
+    (the Python the executors and the driver run) and ``archives`` (shipped and unpacked on every
+    node, for a packed Python environment).
+    """
+    where = "aggregation.spark"
+    if given is None:
+        return SparkSettings()
+    if not isinstance(given, dict):
+        raise SpecError(src, where, "must be a mapping")
+    fields = ("cores_max", "executor_cores", "num_executors", "executor_memory", "driver_memory",
+              "deploy_mode", "conf", "python", "driver_python", "archives")
+    _only(src, given, fields, f"{where}.")
+    values: dict[str, Any] = {}
+    for key in ("cores_max", "executor_cores", "num_executors"):
+        if key in given:
+            value = given[key]
+            if value is not None and (not _is_int(value) or not 1 <= value <= 100_000):
+                raise SpecError(src, f"{where}.{key}", f"must be a positive integer (or null), got {value!r}")
+            values[key] = value
+    for key in ("executor_memory", "driver_memory"):
+        if key in given:
+            value = given[key]
+            if not isinstance(value, str) or not _MEMORY.match(value):
+                raise SpecError(src, f"{where}.{key}", f"must be a size like 2g or 512m, got {value!r}")
+            values[key] = value
+    if "deploy_mode" in given:
+        if given["deploy_mode"] not in ("client", "cluster"):
+            raise SpecError(src, f"{where}.deploy_mode", f"must be client or cluster, got {given['deploy_mode']!r}")
+        values["deploy_mode"] = given["deploy_mode"]
+    for key in ("python", "driver_python", "archives"):
+        if key in given:
+            value = given[key]
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+                raise SpecError(src, f"{where}.{key}", f"must be a path or URI without spaces, got {value!r}")
+            values[key] = value
+    conf = given.get("conf") or {}
+    if not isinstance(conf, dict):
+        raise SpecError(src, f"{where}.conf", "must be a mapping of spark.* settings")
+    checked = {}
+    for key, value in conf.items():
+        if not isinstance(key, str) or not _SPARK_KEY.match(key):
+            raise SpecError(src, f"{where}.conf.{key}", "must be a Spark setting (spark.*)")
+        if key in _RESERVED_CONF:
+            raise SpecError(src, f"{where}.conf.{key}", "is set by the aggregate task (or is a secret), not by the spec")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)) or any(c in str(value) for c in "\n\r"):
+            raise SpecError(src, f"{where}.conf.{key}", f"must be a string or number, got {value!r}")
+        checked[key] = str(value)  # a copy: the raw spec (and so its hash) stays as written
+    values["conf"] = checked
+    return SparkSettings(**values)
 
 
 def _check_key(src: str, where: str, value: Any) -> None:

@@ -1,4 +1,4 @@
-"""The "MPC run" button on MPC tasks: opens the federation's view of the task's run (plugins/mpc_ui_plugin.py)."""
+"""The "MPC run" button on MPC tasks: opens the federation's view of the task's run (plugins/mpc_ui/)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
-UI_PREFIX = "/mpc"  # where plugins/mpc_ui_plugin.py mounts its FastAPI app
+UI_PREFIX = "/mpc"  # where the MPC runs app (plugins/mpc_ui/plugin.py) is mounted: defined here only
 
 
 def run_page_path(dag_id: str, run_id: str) -> str:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -71,9 +73,36 @@ def write_secret_properties(folder: str, secret: str, defaults: str = "") -> str
     return path
 
 
+@contextmanager
+def secret_properties(secret_conn_id: str = SPARK_SECRET_CONN_ID) -> Iterator[str]:
+    """The path of a private properties file (0600, in a 0700 folder) holding the party's
+    spark-defaults.conf and ``spark.authenticate.secret`` from ``secret_conn_id``; removed on exit.
+
+    Reads the connection here, at execution time, and registers the secret with the masker.
+
+    :raises AirflowFailException: the connection is missing, or its password is unfit
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    try:
+        password = BaseHook.get_connection(secret_conn_id).password
+    except Exception as e:  # noqa: BLE001 - AirflowNotFoundException, or a secrets backend error
+        raise AirflowFailException(f"oblivious local stage: cannot read connection {secret_conn_id!r} "
+                                   f"(the Spark authentication secret): {type(e).__name__}") from None
+    secret = check_secret(password, secret_conn_id)
+    mask_secret(secret)
+    folder = tempfile.mkdtemp(prefix="mpc-spark-auth-")  # mode 0700
+    try:
+        yield write_secret_properties(folder, secret, spark_defaults_text())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class ObliviousSparkSubmitOperator(SparkSubmitOperator):
     """SparkSubmitOperator that adds ``spark.authenticate.secret`` from an Airflow connection at
-    execution time (see the module docstring).
+    execution time (see the module docstring). mpc_operators.aggregate.MPCAggregateOperator does
+    the same with ``oblivious=True``.
 
     :param secret_conn_id: connection whose password is the Spark authentication secret
     """
@@ -83,22 +112,11 @@ class ObliviousSparkSubmitOperator(SparkSubmitOperator):
         self.secret_conn_id = secret_conn_id
 
     def execute(self, context: Any) -> None:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.log import mask_secret
-
-        try:
-            password = BaseHook.get_connection(self.secret_conn_id).password
-        except Exception as e:  # AirflowNotFoundException, or a secrets backend error
-            raise AirflowFailException(f"oblivious local stage: cannot read connection {self.secret_conn_id!r} "
-                                       f"(the Spark authentication secret): {type(e).__name__}") from None
-        secret = check_secret(password, self.secret_conn_id)
-        mask_secret(secret)
-        folder = tempfile.mkdtemp(prefix="mpc-spark-auth-")  # mode 0700
-        before, hook_before = self.properties_file, self._hook
-        try:
-            self.properties_file = write_secret_properties(folder, secret, spark_defaults_text())
-            self._hook = None  # the hook is built from the operator's fields: now with the file
-            return super().execute(context)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-            self.properties_file, self._hook = before, hook_before
+        with secret_properties(self.secret_conn_id) as path:
+            before, hook_before = self.properties_file, self._hook
+            try:
+                self.properties_file = path
+                self._hook = None  # the hook is built from the operator's fields: now with the file
+                return super().execute(context)
+            finally:
+                self.properties_file, self._hook = before, hook_before

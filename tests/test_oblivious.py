@@ -5,8 +5,10 @@ fields or command line), and the keyed partitioner. tests/test_oblivious_spark.p
 
 from __future__ import annotations
 
+
 import copy
 import importlib.util
+import json
 import os
 import stat
 from pathlib import Path
@@ -73,15 +75,17 @@ def test_must_be_a_boolean(tmp_path, value):
 
 # -- the aggregate task ------------------------------------------------------------------------------
 def aggregate_task(spec, party: str):
-    from mpc_federation.render import _aggregate_task
+    from mpc_operators.aggregate import aggregate_task as build
+    from mpc_operators.settings import MPCSettings
 
-    return _aggregate_task(spec, party, Path("/data"), "/work/run", None)
+    settings = MPCSettings(party_id=party, spec_dir=Path("/specs"), data_uri="/data", ledger_uri="/ledger",
+                           results_uri="", aggregate_uri="", compute_queue="", allow_test_keys=False)
+    return build(spec, party, settings)
 
 
 @pytest.mark.parametrize("federation,party", [(TAXI, "company_b"), (PAY, None)])
 def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-    from mpc_operators.spark import ObliviousSparkSubmitOperator
+    from mpc_operators.aggregate import BASE_SPARK_CONF, MPCAggregateOperator
 
     raw = raw_of(federation)
     party = party or next(p["id"] for p in raw["parties"] if "input" in p["roles"])
@@ -89,23 +93,23 @@ def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     raw["aggregation"]["oblivious"] = True
     task = aggregate_task(load(tmp_path, raw, "on.yaml"), party)
 
-    assert type(plain_task) is SparkSubmitOperator and "--oblivious" not in plain_task.application_args
-    assert plain_task.conf == {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"}
-    assert isinstance(task, ObliviousSparkSubmitOperator)
+    assert not plain_task.oblivious and "--oblivious" not in plain_task.application_args
+    assert plain_task.conf == {**BASE_SPARK_CONF, "spark.cores.max": "2"}
+    assert isinstance(task, MPCAggregateOperator) and task.oblivious
     assert task.application_args == [*plain_task.application_args, "--oblivious"]
     assert task.conf == {**plain_task.conf, **oblivious.SPARK_CONF}
     assert task.conf["spark.io.encryption.enabled"] == task.conf["spark.network.crypto.enabled"] == "true"
     assert task.conf["spark.authenticate"] == "true"
-    assert task.py_files == str(JOBS / "mpc_oblivious.py")
+    assert task.py_files.split(",") == [str(JOBS / "mpc_job.py"), str(JOBS / "mpc_oblivious.py")]
     assert task.secret_conn_id == "mpc_spark_secret"
     # No secret at parse time: nothing in the task's fields names one.
     assert not any("secret" in key for key in task.conf) and task.properties_file is None
     job = _load(raw["aggregation"]["job"] and Path(raw["aggregation"]["job"]), "job_of_" + federation.stem)
-    assert job.parse_args(task.application_args).oblivious is True  # the job accepts exactly these
+    assert job.parse_args([*task.application_args, "--output", "/tmp/a.json"]).oblivious is True  # accepted as they are
 
 
-def test_render_and_job_module_agree_on_the_spark_settings():
-    from mpc_federation.render import OBLIVIOUS_MODULE, OBLIVIOUS_SPARK_CONF
+def test_the_dag_and_the_job_module_agree_on_the_spark_settings():
+    from mpc_operators.aggregate import OBLIVIOUS_MODULE, OBLIVIOUS_SPARK_CONF
 
     assert OBLIVIOUS_SPARK_CONF == oblivious.SPARK_CONF
     assert OBLIVIOUS_MODULE == JOBS / "mpc_oblivious.py" and OBLIVIOUS_MODULE.is_file()
@@ -117,11 +121,13 @@ class _Conn:
         self.password = password
 
 
-def _operator():
-    from mpc_operators.spark import ObliviousSparkSubmitOperator
+def _operator(monkeypatch):
+    from mpc_operators.aggregate import MPCAggregateOperator
 
-    return ObliviousSparkSubmitOperator(task_id="aggregate", application=str(JOBS / "taxi_revenue.py"),
-                                        conf=dict(oblivious.SPARK_CONF), application_args=["--oblivious"])
+    monkeypatch.setattr(MPCAggregateOperator, "driver_is_remote", lambda self: False)  # client mode
+    return MPCAggregateOperator(task_id="aggregate", application=str(JOBS / "taxi_revenue.py"),
+                                conf=dict(oblivious.SPARK_CONF), application_args=["--oblivious"],
+                                computation="taxi_hhi", party_id="company_a", oblivious=True)
 
 
 def test_secret_reaches_spark_submit_in_a_private_file_at_execution_time(monkeypatch, tmp_path):
@@ -152,11 +158,13 @@ def test_secret_reaches_spark_submit_in_a_private_file_at_execution_time(monkeyp
         seen["path"] = path
         hook = self._get_hook()
         seen["cmd"] = hook._build_spark_submit_command(self.application)
+        output = self.application_args[self.application_args.index("--output") + 1]
+        Path(output).write_text(json.dumps({"format": "mpc-aggregate/1"}))
 
     monkeypatch.setattr(SparkSubmitOperator, "execute", fake_execute)
-    task = _operator()
+    task = _operator(monkeypatch)
     assert asked == []  # nothing read when the task is built (DAG parse time)
-    task.execute({})
+    assert task.execute({}) == {"format": "mpc-aggregate/1"}
     assert asked == ["mpc_spark_secret"] and masked == [SECRET]
     assert seen["mode"] == 0o600 and seen["folder_mode"] == 0o700
     assert seen["text"] == f"spark.executor.memory 2g\nspark.authenticate.secret {SECRET}\n"
@@ -177,7 +185,7 @@ def test_missing_or_unfit_secret_fails_the_task(monkeypatch, password, words):
     monkeypatch.setattr(BaseHook, "get_connection", classmethod(lambda cls, conn_id: _Conn(password)))
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: pytest.fail("spark-submit ran"))
     with pytest.raises(AirflowFailException) as info:
-        _operator().execute({})
+        _operator(monkeypatch).execute({})
     assert words in str(info.value) and "mpc_spark_secret" in str(info.value)
     if password:
         assert password not in str(info.value)
@@ -192,7 +200,7 @@ def test_missing_connection_fails_the_task(monkeypatch):
 
     monkeypatch.setattr(BaseHook, "get_connection", classmethod(missing))
     with pytest.raises(AirflowFailException, match="cannot read connection 'mpc_spark_secret'"):
-        _operator().execute({})
+        _operator(monkeypatch).execute({})
 
 
 # -- the keyed partitioner ------------------------------------------------------------------------------
@@ -221,5 +229,5 @@ def test_dag_file_parses_an_oblivious_federation(tmp_path):
     parsed = parse_dags("company_d", tmp_path, specs)
     assert parsed["errors"] == {} and parsed["heavy"] == []
     dag = parsed["dags"]["taxi_hhi"]
-    assert dag["types"]["aggregate"] == "ObliviousSparkSubmitOperator" and dag["aggregate_args"][-1] == "--oblivious"
+    assert dag["types"]["aggregate"] == "MPCAggregateOperator" and dag["aggregate_args"][-1] == "--oblivious"
     assert dag["serialized"] > 1000 and dag["secret_in_serialized"] is False

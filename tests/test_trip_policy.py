@@ -151,22 +151,23 @@ def test_policy_is_part_of_the_spec_hash(tmp_path):
 
 # -- what the job receives ----------------------------------------------------------------------------
 def aggregate_args(spec, party: str) -> list[str]:
-    from mpc_federation.render import _aggregate_task
+    from mpc_operators.aggregate import aggregate_task
+    from mpc_operators.settings import MPCSettings
 
-    task = _aggregate_task(spec, party, Path("/data"), "/work/run", None)
-    return list(task.application_args)
+    settings = MPCSettings(party_id=party, spec_dir=Path("/specs"), data_uri="/data", ledger_uri="/ledger",
+                           results_uri="", aggregate_uri="", compute_queue="", allow_test_keys=False)
+    return list(aggregate_task(spec, party, settings).application_args)
 
 
 def test_job_receives_policy_and_columns():
     args = aggregate_args(load_spec(TAXI), "company_d")
-    assert args[:8] == ["--input", "/data/trips", "--output", "/work/run/aggregate.json", "--party", "company_d",
-                        "--months", "{{ mpc_months(dag_run) }}"]
-    assert args[8:] == ["--negative-amounts", "count", "--null-amounts", "drop", "--outside-period", "ignore",
+    assert args[:6] == ["--input", "/data/trips", "--party", "company_d", "--months", "{{ mpc_months(dag_run) }}"]
+    assert args[6:] == ["--negative-amounts", "count", "--null-amounts", "drop", "--outside-period", "ignore",
                         "--revenue-column", "fare_amount", "--time-column", "tpep_pickup_datetime"]
     module_spec = importlib.util.spec_from_file_location("taxi_revenue_job2", JOB)
     job = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(job)
-    parsed = job.parse_args(args)  # the job accepts exactly these
+    parsed = job.parse_args([*args, "--output", "/tmp/aggregate.json"])  # the job accepts exactly these
     assert (parsed.negative_amounts, parsed.revenue_column, parsed.participant_column) == ("count", "fare_amount", None)
 
 
@@ -182,4 +183,4 @@ def test_undeclared_policy_adds_no_arguments(tmp_path):
     raw = base_raw()
     del raw["aggregation"]["policy"], raw["aggregation"]["columns"]
     args = aggregate_args(load(tmp_path, raw), "company_a")
-    assert len(args) == 8 and args[-2] == "--months"
+    assert len(args) == 6 and args[-2] == "--months"

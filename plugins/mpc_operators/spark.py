@@ -1,4 +1,4 @@
-"""The aggregate task of an oblivious local stage: SparkSubmitOperator plus the Spark secret.
+"""The Spark secret of an oblivious local stage, for MPCAggregateOperator(oblivious=True).
 
 ``aggregation.oblivious: true`` in a federation spec runs the job with ``--oblivious`` and Spark's
 own encryption of shuffle files and RPC (``spark.io.encryption.enabled``,
@@ -22,9 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 SPARK_SECRET_CONN_ID = "mpc_spark_secret"
@@ -98,25 +96,3 @@ def secret_properties(secret_conn_id: str = SPARK_SECRET_CONN_ID) -> Iterator[st
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-
-class ObliviousSparkSubmitOperator(SparkSubmitOperator):
-    """SparkSubmitOperator that adds ``spark.authenticate.secret`` from an Airflow connection at
-    execution time (see the module docstring). mpc_operators.aggregate.MPCAggregateOperator does
-    the same with ``oblivious=True``.
-
-    :param secret_conn_id: connection whose password is the Spark authentication secret
-    """
-
-    def __init__(self, *, secret_conn_id: str = SPARK_SECRET_CONN_ID, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.secret_conn_id = secret_conn_id
-
-    def execute(self, context: Any) -> None:
-        with secret_properties(self.secret_conn_id) as path:
-            before, hook_before = self.properties_file, self._hook
-            try:
-                self.properties_file = path
-                self._hook = None  # the hook is built from the operator's fields: now with the file
-                return super().execute(context)
-            finally:
-                self.properties_file, self._hook = before, hook_before

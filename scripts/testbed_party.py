@@ -98,6 +98,8 @@ def start_party(party: LocalParty, roles: list[str], host: str, port: int, night
            "--airflow-home", str(home), "--spec-dir", str(party.spec_dir), "--data-dir", str(party.data_dir),
            "--work-dir", str(party.work_dir), "--host", host, "--port", str(port),
            "--coordination-conn-file", str(coordination), "--keys-file", str(keys_conn)]
+    if "compute" in roles:  # the queue of the compute task (standalone runs every queue)
+        cmd += ["--compute-queue", f"mpc-compute-{party.id}"]
     for name, value in settings.items():
         cmd += ["--env", f"{name}={value}"]
     result = subprocess.run(cmd, env=outside_environ(), capture_output=True, text=True, timeout=120)

@@ -30,6 +30,11 @@ os.environ["AIRFLOW__MPC__ALLOW_TEST_KEYS"] = "True"
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "celery: a night on Airflow deployments with Celery workers and a Redis "
+                                       "broker (tests/test_celery_night.py; needs redis-server)")
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto's S3 API server on a free loopback port, for the whole session."""

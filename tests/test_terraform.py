@@ -577,6 +577,7 @@ def test_rendered_user_data_passes_shellcheck(tmp_path):
         "computation": "taxi_hhi", "spec_b64": "Y29tcHV0YXRpb246IHRheGlfaGhpCg==",
         "coordination_conn_b64": "e30=", "keys_parameter": "/mpc-testbed/company_a/keys",
         "aws_region": "us-east-1", "airflow_home": "/opt/mpc/airflow", "ui_port": "8080", "ui_host": "127.0.0.1",
+        "compute_queue": "mpc-compute-company_a",
     }
     assert _template_variables(text) == set(sample)
     rendered = re.sub(r"(?<!\$)\$\{([a-z_0-9]+)\}", lambda m: sample[m.group(1)], text).replace("$${", "${")
@@ -654,7 +655,7 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     result = _bootstrap(
         fake_party, "--skip-setup", "--no-start", "--party-id", "company_a", "--port", "18123",
         "--coordination-conn", COORDINATION, "--keys-from-ssm", "/mpc-testbed/company_a/keys",
-        "--region", "us-east-1", "--env", "EXTRA_SETTING=a=b",
+        "--region", "us-east-1", "--env", "EXTRA_SETTING=a=b", "--compute-queue", "mpc-compute-company_a",
     )
     assert "SECRET" not in result.stdout + result.stderr
     env_file = fake_party["home"] / "party.env"
@@ -679,6 +680,7 @@ def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_part
     assert env["AIRFLOW_CONN_MPC_PARTY_KEYS"] == fake_party["keys_json"]  # quoting survives $, ', `
     assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"]) == {"conn_type": "spark", "host": "local[*]"}
     assert env["EXTRA_SETTING"] == "a=b"
+    assert env["AIRFLOW__MPC__COMPUTE_QUEUE"] == "mpc-compute-company_a"
     assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "False"  # a production party refuses keys marked as test keys
     assert not (fake_party["home"] / "airflow.pid").exists(), "--no-start must not start Airflow"
 
@@ -726,6 +728,7 @@ def test_bootstrap_starts_and_stops_airflow_with_the_party_environment(fake_part
         (["--party-id", "company_a", "--coordination-conn", COORDINATION, "--port", "99999"], "TCP port"),
         (["--party-id", "company_a", "--coordination-conn", "not json"], "JSON object"),
         (["--party-id", "company_a", "--coordination-conn", COORDINATION, "--bogus"], "unknown argument"),
+        (["--party-id", "company_a", "--coordination-conn", COORDINATION, "--compute-queue", "a b"], "--compute-queue"),
     ],
 )
 def test_bootstrap_rejects_bad_input(fake_party, args, message):

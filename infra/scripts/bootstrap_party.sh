@@ -42,6 +42,8 @@ Every option can also be given by the environment variable in brackets (the firs
                               (aws ssm get-parameter --with-decryption)     [MPC_KEYS_SSM_PARAMETER]
   --keys-file FILE            read the party's keys connection from FILE    [MPC_KEYS_FILE]
   --region REGION             AWS region for --keys-from-ssm                [MPC_AWS_REGION]
+  --compute-queue NAME        Airflow queue of the compute task, consumed by the workers at the
+                              party's MPyC endpoint ([mpc] compute_queue)   [AIRFLOW__MPC__COMPUTE_QUEUE] (default: none)
   --env NAME=VALUE            extra variable for party.env (repeatable)
   --skip-setup                do not run scripts/setup.sh                   [MPC_SKIP_SETUP=1]
   --no-start                  only prepare (setup and party.env), do not start Airflow
@@ -94,6 +96,7 @@ coordination_conn_file="${MPC_COORDINATION_CONN_FILE:-}"
 keys_ssm_parameter="${MPC_KEYS_SSM_PARAMETER:-}"
 keys_file="${MPC_KEYS_FILE:-}"
 aws_region="${MPC_AWS_REGION:-}"
+compute_queue="${AIRFLOW__MPC__COMPUTE_QUEUE:-}"
 skip_setup="${MPC_SKIP_SETUP:-0}"
 wait_seconds="${MPC_WAIT_SECONDS:-0}"
 start=1
@@ -118,6 +121,7 @@ while [ $# -gt 0 ]; do
     --keys-from-ssm) keys_ssm_parameter="$(opt_value "$@")"; shift 2 ;;
     --keys-file) keys_file="$(opt_value "$@")"; shift 2 ;;
     --region) aws_region="$(opt_value "$@")"; shift 2 ;;
+    --compute-queue) compute_queue="$(opt_value "$@")"; shift 2 ;;
     --env) extra_env+=("$(opt_value "$@")"); shift 2 ;;
     --skip-setup) skip_setup=1; shift ;;
     --no-start) start=0; shift ;;
@@ -237,6 +241,8 @@ case "$coordination_conn" in
   *) die "the coordination connection must be a JSON object or a connection URI" ;;
 esac
 
+[[ "$compute_queue" =~ ^([A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$ ]] || die "--compute-queue must be a queue name of A-Z, a-z, 0-9, _ . -: $compute_queue"
+
 if [ -n "$keys_ssm_parameter" ] && [ -n "$keys_file" ]; then
   die "give at most one of --keys-from-ssm and --keys-file"
 fi
@@ -307,6 +313,9 @@ trap 'rm -f "$tmp_env"' EXIT
   env_line AIRFLOW__MPC__SPEC_DIR "$spec_dir"
   env_line AIRFLOW__MPC__DATA_URI "$data_dir"
   env_line AIRFLOW__MPC__LEDGER_URI "$ledger_uri"
+  if [ -n "$compute_queue" ]; then
+    env_line AIRFLOW__MPC__COMPUTE_QUEUE "$compute_queue"
+  fi
   env_line AIRFLOW_CONN_MPC_COORDINATION "$coordination_conn"
   if [ -n "$keys_conn" ]; then
     env_line AIRFLOW_CONN_MPC_PARTY_KEYS "$keys_conn"

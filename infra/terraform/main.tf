@@ -95,6 +95,8 @@ module "party" {
   ui_port           = var.airflow_ui_port
   ui_allowed_cidrs  = var.ui_allowed_cidrs
   tunnel_local_port = local.tunnel_local_port[each.key]
+  # The compute task's queue: the workers at the party's MPyC endpoint listen on it.
+  compute_queue = contains(each.value.roles, "compute") ? "mpc-compute-${each.value.id}" : ""
 
   coordination = {
     bucket_name       = module.coordination.bucket_name

@@ -200,6 +200,7 @@ resource "aws_instance" "host" {
     airflow_home          = local.airflow_home
     ui_port               = var.ui_port
     ui_host               = local.ui_listen_host
+    compute_queue         = var.compute_queue
   })
   # A changed spec (new public keys, new peers) rebuilds the host from scratch, so a host always
   # runs the spec that `terraform output federation_spec` shows.

@@ -108,6 +108,17 @@ variable "mpyc_port" {
   }
 }
 
+variable "compute_queue" {
+  type        = string
+  description = "Airflow queue of the party's compute task ([mpc] compute_queue, AIRFLOW__MPC__COMPUTE_QUEUE): the Celery workers at the party's MPyC endpoint listen on it. Empty: the default queue (airflow standalone on the host runs every queue)."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$", var.compute_queue))
+    error_message = "compute_queue must be empty or up to 100 characters of A-Z, a-z, 0-9, '_', '.', '-'."
+  }
+}
+
 variable "ui_port" {
   type        = number
   description = "TCP port of Airflow's API server and UI on the host."

@@ -5,12 +5,13 @@ plaintext HHI over the pooled data, exactly."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import demo
 from conftest import small_parties
-from localnet import metadata, run_dags_test, xcom
+from localnet import VENV_BIN, metadata, run_dags_test, xcom
 
 DATE = "2024-04-01"
 
@@ -22,6 +23,11 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     demo.datagen().generate(data_dir, companies, 9000, 7, "2024-01", "2024-03", defects=True)  # refunds, nulls...
     spec_path, parties = demo.setup_federation(tmp_path, parties_yaml, s3_server, "local[2]", data_dir)
 
+    # The recipient's DAGs in its metadata DB, as its DAG processor would have them: the report DAG
+    # scheduled on the result asset among them.
+    regulator = next(p for p in parties if p.id == "regulator")
+    subprocess.run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env=regulator.env(), check=True,
+                   capture_output=True, timeout=300)
     codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid].read_text()[-3000:] for pid, c in codes.items() if c}
@@ -34,7 +40,6 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     date = datetime(2024, 4, 1, tzinfo=timezone.utc)
     run = run_key(date)
     by_id = {p.id: p for p in parties}
-    regulator = by_id["regulator"]
     result = xcom(regulator, "taxi_hhi", "reveal")  # handed on through XCom ...
     record = regulator.work_dir / "taxi_hhi" / run / "result.json"  # ... with a copy at [mpc] results_uri
     assert json.loads(record.read_text()) == result
@@ -48,6 +53,8 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     [(extra,)] = metadata(regulator, "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
                                      "WHERE a.uri = 'mpc://taxi_hhi/result'")
     assert json.loads(extra) == {"run": run, "attempt": 1, "program": "hhi"}
+    # ... and the recipient's report DAG (dags/mpc_result_reports.py), scheduled on it, is queued.
+    assert metadata(regulator, "SELECT target_dag_id FROM asset_dag_run_queue") == [("taxi_hhi_report",)]
 
     # Nobody else holds a result; the companies' aggregates stayed home (the aggregate task's XCom in
     # their own Airflow, no file on a worker's disk) and never reached the bucket.

@@ -179,6 +179,16 @@ def months_between(start: str, end: str) -> list[str]:
     return out
 
 
+def party_specs(spec_dir: str | Path, party_id: str) -> dict[str, FederationSpec]:
+    """{computation: spec} of every federation spec (``*.yaml``) in ``spec_dir`` that ``party_id`` belongs to."""
+    specs = {}
+    for path in sorted(Path(spec_dir).glob("*.yaml")):
+        spec = load_spec(path)
+        if party_id in {p.id for p in spec.parties}:
+            specs[spec.computation] = spec
+    return specs
+
+
 def load_spec(path: str | Path) -> FederationSpec:
     import yaml  # light, but only needed here
 

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mpc_federation.spec import FederationSpec, load_spec
+from mpc_federation.spec import FederationSpec, load_spec, party_specs
 from mpc_operators.settings import MPCSettings, PartyConfigError
 
 
@@ -31,19 +31,13 @@ def party_dags(settings: MPCSettings | None = None, **dag_kwargs: Any) -> dict[s
     :param dag_kwargs: DAG arguments for every DAG (see :func:`federation_dag`).
     """
     settings = settings or MPCSettings.load()
-    specs = sorted(settings.spec_dir.glob("*.yaml"))
-    if not specs:
+    if not any(settings.spec_dir.glob("*.yaml")):
         raise PartyConfigError(f"no federation specs (*.yaml) in [mpc] spec_dir = {settings.spec_dir}")
-    dags = {}
-    for path in specs:
-        spec = load_spec(path)
-        if settings.party_id in {p.id for p in spec.parties}:
-            dag = federation_dag(spec, settings=settings, **dag_kwargs)
-            dags[dag.dag_id] = dag
-    if not dags:
+    specs = party_specs(settings.spec_dir, settings.party_id)
+    if not specs:
         raise PartyConfigError(f"party {settings.party_id!r} ([mpc] party_id) is not a member of any federation "
                                f"in {settings.spec_dir}")
-    return dags
+    return {spec.computation: federation_dag(spec, settings=settings, **dag_kwargs) for spec in specs.values()}
 
 
 def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = None,

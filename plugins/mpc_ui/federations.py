@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from pathlib import Path
 from typing import Any
 
-from mpc_federation.spec import FederationSpec, load_spec
+from mpc_federation.spec import FederationSpec, party_specs
 
 # A page answers at once: no riding out a bucket outage as the tasks do.
 QUICK_STORE = {"connect_timeout": 3.0, "read_timeout": 10.0, "max_attempts": 1, "outage_seconds": 0.0}
@@ -28,16 +27,6 @@ def coordination_store(spec: FederationSpec, **overrides: Any):
     config = StoreConfig.from_connection(Connection.get_connection_from_secrets(COORDINATION_CONN_ID), spec.bucket)
     fields = {f.name for f in dataclasses.fields(config)}
     return CoordinationStore(dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in fields}))
-
-
-def party_specs(spec_dir: str | Path, party_id: str) -> dict[str, FederationSpec]:
-    """{computation: spec} of every federation in ``spec_dir`` that ``party_id`` belongs to."""
-    specs = {}
-    for path in sorted(Path(spec_dir).glob("*.yaml")):
-        spec = load_spec(path)
-        if party_id in {p.id for p in spec.parties}:
-            specs[spec.computation] = spec
-    return specs
 
 
 class Federations:

@@ -17,7 +17,6 @@ the spec's public keys only: it never loads this party's private keys (``mpc_par
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import threading
@@ -117,19 +116,13 @@ class Federations:
             self._stores, self.cache, self._stamp = {}, {}, stamp
 
     def store(self, spec) -> Any:
-        from airflow.models.connection import Connection
-
         from mpc_federation.party import COORDINATION_CONN_ID
-        from mpc_federation.store import CoordinationStore, StoreConfig
+        from mpc_operators.hooks import CoordinationHook
 
         if spec.bucket not in self._stores:
-            conn = Connection.get_connection_from_secrets(COORDINATION_CONN_ID)
-            config = StoreConfig.from_connection(conn, spec.bucket)
             # A page answers at once: no riding out a bucket outage as the tasks do.
-            quick = {"connect_timeout": 3.0, "read_timeout": 10.0, "max_attempts": 1, "outage_seconds": 0.0}
-            fields = {f.name for f in dataclasses.fields(config)}
-            config = dataclasses.replace(config, **{k: v for k, v in quick.items() if k in fields})
-            self._stores[spec.bucket] = CoordinationStore(config)
+            self._stores[spec.bucket] = CoordinationHook(aws_conn_id=COORDINATION_CONN_ID).store(spec.bucket,
+                                                                                                 quick=True)
         return self._stores[spec.bucket]
 
 

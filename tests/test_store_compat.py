@@ -101,3 +101,17 @@ def test_emulation_residual_race_is_caught_by_the_roster_agreement(servers):
     other = {**base, "roster": ["a", "b"], "seen": ["a", "b"]}
     with pytest.raises(agreement.AgreementError, match="disagree with x on roster"):
         agreement.check([base, other, base], ["x", "y", "z"])
+
+
+def test_a_party_probes_where_its_role_may_write_and_no_reader_looks(federation):
+    """The bucket policy lets a party write ``<prefix>/*/*/*/<party>/*`` only; run listings and the
+    ledger never see the probe."""
+    from mpc_federation.layout import ledger_root
+    from mpc_federation.monitor import _RUN_KEY
+    from mpc_federation.party import probe_key
+
+    spec, _ = federation()
+    key = probe_key(spec, "company_b")
+    segments = key.split("/")
+    assert segments[0] == spec.prefix and segments[4] == "company_b" and len(segments) == 6
+    assert not _RUN_KEY.match(segments[2]) and not key.startswith(ledger_root(spec) + "/")

@@ -36,11 +36,17 @@ def keys_from_connection(conn_id: str):
     return PartyKeys.from_json(conn.password, allow_test_keys=os.environ.get("MPC_ALLOW_TEST_KEYS") == "1")
 
 
-def store_from_connection(conn_id: str, bucket: str):
+def probe_key(spec: FederationSpec, party_id: str) -> str:
+    """Where ``party_id`` probes the bucket's conditional writes: a key its role may write
+    (``<prefix>/*/*/*/<party>/*``), outside every run and the ledger."""
+    return f"{spec.prefix}/{spec.computation}/probe/conditional-writes/{party_id}/probe"
+
+
+def store_from_connection(conn_id: str, bucket: str, *, probe: str | None = None):
     """The ``CoordinationStore`` of ``bucket`` through the ``aws`` connection ``conn_id`` (Airflow only)."""
     from mpc_operators.hooks import CoordinationHook
 
-    return CoordinationHook(aws_conn_id=conn_id).store(bucket)
+    return CoordinationHook(aws_conn_id=conn_id).store(bucket, probe_key=probe)
 
 
 @dataclass
@@ -63,7 +69,7 @@ class PartyRun:
         keys = keys_from_connection(keys_conn_id) if keys_conn_id is not None else None
         if keys is not None and keys.party != party_id:
             raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
-        store = store_from_connection(coordination_conn_id, spec.bucket)
+        store = store_from_connection(coordination_conn_id, spec.bucket, probe=probe_key(spec, party_id))
         return cls(spec, party_id, run_date(context), keys, store)
 
     @cached_property

@@ -41,7 +41,9 @@ QUICK_CLIENT_CONFIG: dict[str, Any] = {
     "retries": {"mode": "standard", "total_max_attempts": 1},
 }
 CONDITIONAL_WRITES = ("required", "emulated")
-# One small object at the bucket root, written at most twice per probe and never deleted.
+# One small object, written at most twice per probe and never deleted. At the bucket's root unless
+# the store is given another key: a party's role may write only its own keys (infra/terraform), so
+# a party's tasks probe at ``party.probe_key(spec, party)``.
 PROBE_KEY = "mpc-probe/conditional-writes"
 
 
@@ -99,6 +101,7 @@ class CoordinationStore:
     :param bucket: the bucket (taken from the ``StoreConfig`` when one is given).
     :param quick_client: the client for ``patient=False`` calls; ``client`` if None.
     :param conditional_writes: ``required`` or ``emulated``.
+    :param probe_key: where the conditional-write probe writes (a key this party may write).
     """
 
     # (endpoint, bucket) pairs whose conditional writes this process has already checked.
@@ -106,7 +109,7 @@ class CoordinationStore:
     _check_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, client: Any, bucket: str | None = None, *, quick_client: Any = None,
-                 conditional_writes: str = "required"):
+                 conditional_writes: str = "required", probe_key: str = PROBE_KEY):
         if isinstance(client, StoreConfig):
             config = client
             client, quick_client = config.client(), config.client(QUICK_CLIENT_CONFIG)
@@ -118,6 +121,7 @@ class CoordinationStore:
                              f"not {conditional_writes!r}")
         self.bucket = bucket
         self.conditional_writes = conditional_writes
+        self.probe_key = probe_key
         self._client = client
         self._quick = quick_client or client
 
@@ -141,14 +145,14 @@ class CoordinationStore:
     def probe_conditional_writes(self, *, patient: bool = True) -> bool:
         """Whether the store refuses to overwrite an object written with ``If-None-Match: *``.
 
-        Writes ``PROBE_KEY`` at most twice: either write refused proves the condition is honoured;
+        Writes ``probe_key`` at most twice: either write refused proves the condition is honoured;
         two accepted writes prove it is ignored. Errors other than a refusal propagate.
         """
         client = self._for(patient)
         body = f"conditional-write probe {secrets.token_hex(8)}\n".encode()
-        if not self._put_if_absent(client, PROBE_KEY, body):
+        if not self._put_if_absent(client, self.probe_key, body):
             return True
-        return not self._put_if_absent(client, PROBE_KEY, body)
+        return not self._put_if_absent(client, self.probe_key, body)
 
     def check_conditional_writes(self, *, patient: bool = True) -> None:
         """Refuse a store that ignores conditional writes unless emulation was opted in to.
@@ -177,7 +181,7 @@ class CoordinationStore:
     def refusal(self) -> str:
         """Why a store that ignores conditional writes is refused, and the ways out."""
         return (f"the coordination store ({self.name}) ignores conditional writes: a second PutObject "
-                f"with If-None-Match: * of {PROBE_KEY!r} overwrote the first instead of failing with 412. "
+                f"with If-None-Match: * of {self.probe_key!r} overwrote the first instead of failing with 412. "
                 f"A run's roster must be written once, so this store is refused. Use a store that honours "
                 f"conditional writes (AWS S3 and most S3 servers do), or opt in to emulation with the "
                 f'connection extra "conditional_writes": "emulated" (see docs/stores.md)')

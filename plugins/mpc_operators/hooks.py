@@ -55,16 +55,19 @@ class CoordinationHook(S3Hook):
 
         return self.get_client_type(config=self.config.merge(Config(**QUICK_CLIENT_CONFIG)))
 
-    def store(self, bucket: str, *, quick: bool = False):
+    def store(self, bucket: str, *, quick: bool = False, probe_key: str | None = None):
         """The ``CoordinationStore`` of ``bucket`` through this connection.
 
         :param quick: every call fails at once instead of riding out an outage (UI pages).
+        :param probe_key: where the conditional-write probe writes; else the connection extra
+            ``probe_key``, else ``store.PROBE_KEY`` at the bucket's root.
         """
-        from mpc_federation.store import CoordinationStore
+        from mpc_federation.store import PROBE_KEY, CoordinationStore
 
         quick_client = self.quick_client()
         return CoordinationStore(quick_client if quick else self.get_conn(), bucket, quick_client=quick_client,
-                                 conditional_writes=self.conditional_writes)
+                                 conditional_writes=self.conditional_writes,
+                                 probe_key=probe_key or self.conn_config.extra_config.get("probe_key") or PROBE_KEY)
 
     def test_connection(self) -> tuple[bool, str]:
         """Reach the bucket and check that it honours conditional writes (or that emulation is on)."""

@@ -115,3 +115,30 @@ def test_a_party_probes_where_its_role_may_write_and_no_reader_looks(federation)
     segments = key.split("/")
     assert segments[0] == spec.prefix and segments[4] == "company_b" and len(segments) == 6
     assert not _RUN_KEY.match(segments[2]) and not key.startswith(ledger_root(spec) + "/")
+
+
+def test_the_leader_reads_back_a_roster_that_is_already_there(federation, s3_server):
+    """fix_roster no longer discards the put-if-absent's answer: a roster key that already holds
+    something else than this leader's roster stops the attempt at once, naming the key, instead of
+    a wait that ends with no explanation."""
+    from test_stages_s3 import aggregate, party_runs
+
+    from mpc_federation import stages
+
+    spec, keys = federation()
+    runs = party_runs(spec, keys, s3_server)
+    for pid in ("company_a", "company_b", "company_c"):
+        stages.share(runs[pid], aggregate(runs[pid], [1, 2, 3]))
+    leader = runs[spec.leader.id]
+    key = leader.channel.roster_key(1)
+    leader.store.put(key, b"written first by someone else")
+    with pytest.raises(stages.StageError) as info:
+        stages.fix_roster(leader, 1, wait_seconds=30)
+    assert key in str(info.value) and "not this leader's roster" in str(info.value)
+    assert leader.store.get(key) == b"written first by someone else"  # and nothing overwrote it
+
+    # The leader's own roster of the attempt, found again by a rerun of the same attempt, is kept.
+    other = runs["company_b"].channel.roster_key(2)
+    assert stages.fix_roster(leader, 2, wait_seconds=30) == (2, ["company_a", "company_b", "company_c"])
+    assert stages.fix_roster(leader, 2, wait_seconds=30) == (2, ["company_a", "company_b", "company_c"])
+    assert leader.store.get(other) is not None

@@ -71,8 +71,6 @@ class CoordinationHook(S3Hook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Reach the bucket and check that it honours conditional writes (or that emulation is on)."""
-        from mpc_federation.store import ConditionalWritesError
-
         bucket = self.bucket or self.conn_config.extra_config.get("bucket")
         if not bucket:
             return False, ("no bucket to test: pass bucket= to CoordinationHook or set the connection "
@@ -87,5 +85,5 @@ class CoordinationHook(S3Hook):
             return True, (f"{store.name}: reachable; conditional writes emulated as the connection asks "
                           f"(the store {'honours' if honoured else 'ignores'} them)")
         if not honoured:
-            return False, str(ConditionalWritesError(store.refusal()))
+            return False, store.refusal()
         return True, f"{store.name}: reachable; conditional writes honoured"

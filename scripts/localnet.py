@@ -50,33 +50,62 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+S3_KINDS = ("moto", "rclone")
+
+
 @dataclass
 class S3Server:
-    """moto's S3 API server on loopback, started and stopped by us."""
+    """A local S3 API server on loopback, started and stopped by us.
+
+    :param kind: ``moto`` (default) or ``rclone`` (``rclone serve s3`` over a folder); the tests'
+        switch is the environment variable ``MPC_TEST_S3``. rclone ignores conditional writes, so its
+        connection opts in to ``conditional_writes: emulated`` (docs/stores.md).
+    """
 
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    kind: str = field(default_factory=lambda: os.environ.get("MPC_TEST_S3") or "moto")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def conditional_writes(self) -> str:
+        return "emulated" if self.kind == "rclone" else "required"
+
+    def _command(self) -> list[str]:
+        if self.kind == "moto":
+            return [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)]
+        if self.kind == "rclone":
+            data = self.root / "rclone-data"
+            data.mkdir(parents=True, exist_ok=True)
+            return [str(VENV_BIN / "rclone"), "serve", "s3", "--config", "", "--auth-key", "testing,testing",
+                    "--addr", f"127.0.0.1:{self.port}", str(data)]
+        raise ValueError(f"unknown S3 server kind {self.kind!r}; expected one of {', '.join(S3_KINDS)}")
+
+    def _answers(self) -> bool:
+        if self.kind == "moto":
+            urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1)
+            return True
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
     def start(self, timeout: float = 30) -> S3Server:
         self.root.mkdir(parents=True, exist_ok=True)
         log = open(self.root / "s3-server.log", "ab")
-        self.proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1)
-                return self
+                if self._answers():
+                    return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"moto_server exited; see {self.root / 's3-server.log'}")
+                    raise RuntimeError(f"the {self.kind} S3 server exited; see {self.root / 's3-server.log'}")
                 time.sleep(0.2)
-        raise RuntimeError(f"moto_server did not answer on {self.url} within {timeout} s")
+        raise RuntimeError(f"the {self.kind} S3 server did not answer on {self.url} within {timeout} s")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -88,15 +117,19 @@ class S3Server:
                 self.proc.wait()
 
     def connection(self) -> dict:
-        """The ``mpc_coordination`` connection (JSON form) for this server."""
-        return {"conn_type": "aws", "login": "testing", "password": "testing",
-                "extra": {"endpoint_url": self.url, "region_name": "us-east-1"}}
+        """The ``mpc_coordination`` connection (JSON form, type ``aws``) for this server."""
+        extra: dict = {"endpoint_url": self.url, "region_name": "us-east-1"}
+        if self.conditional_writes != "required":
+            extra["conditional_writes"] = self.conditional_writes
+        return {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
 
     def store_config(self, bucket: str):
+        """The same store from plain values (tests and benchmarks without Airflow)."""
         from mpc_federation.store import StoreConfig
 
         return StoreConfig(bucket=bucket, endpoint_url=self.url, region_name="us-east-1",
-                           access_key="testing", secret_key="testing")
+                           access_key="testing", secret_key="testing",
+                           conditional_writes=self.conditional_writes)
 
 
 def render_spec(template: Path, out_dir: Path, keys: dict[str, PartyKeys], *,

@@ -37,7 +37,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """moto's S3 API server on a free loopback port, for the whole session."""
+    """A local S3 API server on a free loopback port, for the whole session: moto, or with
+    ``MPC_TEST_S3=rclone`` rclone's (``rclone serve s3``, which needs ``conditional_writes: emulated``)."""
     server = localnet.S3Server(tmp_path_factory.mktemp("s3")).start()
     yield server
     server.stop()

@@ -26,8 +26,9 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     # The recipient's DAGs in its metadata DB, as its DAG processor would have them: the report DAG
     # scheduled on the result asset among them.
     regulator = next(p for p in parties if p.id == "regulator")
-    subprocess.run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env=regulator.env(), check=True,
-                   capture_output=True, timeout=300)
+    for command in (["dags", "reserialize"], ["dags", "unpause", "taxi_hhi_report"]):
+        subprocess.run([str(VENV_BIN / "airflow"), *command], env=regulator.env(), check=True, capture_output=True,
+                       timeout=300)
     codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid].read_text()[-3000:] for pid, c in codes.items() if c}

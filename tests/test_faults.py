@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import dataclasses
 import json
 import os
 import signal
@@ -212,8 +213,7 @@ def test_bucket_unreachable_for_30_seconds_mid_run(federation, s3_server, tmp_pa
 
     spec, keys = fault_federation(federation)
     proxy = TcpProxy(s3_server.port).start()
-    config = StoreConfig(bucket=spec.bucket, endpoint_url=proxy.url, region_name="us-east-1",
-                         access_key="testing", secret_key="testing")
+    config = dataclasses.replace(s3_server.store_config(spec.bucket), endpoint_url=proxy.url)
     runs = runs_for(spec, keys, config)
     for pid in ("company_a", "company_b", "company_c"):
         share(runs[pid])

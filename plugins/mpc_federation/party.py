@@ -37,12 +37,17 @@ def keys_from_connection(conn_id: str):
     return PartyKeys.from_json(conn.password, allow_test_keys=MPCSettings.load(require_party=False).allow_test_keys)
 
 
-def store_config_from_connection(conn_id: str, bucket: str):
-    from airflow.sdk import BaseHook
+def probe_key(spec: FederationSpec, party_id: str) -> str:
+    """Where ``party_id`` probes the bucket's conditional writes: a key its role may write
+    (``<prefix>/*/*/*/<party>/*``), outside every run and the ledger."""
+    return f"{spec.prefix}/{spec.computation}/probe/conditional-writes/{party_id}/probe"
 
-    from mpc_federation.store import StoreConfig
 
-    return StoreConfig.from_connection(BaseHook.get_connection(conn_id), bucket)
+def store_from_connection(conn_id: str, bucket: str, *, probe: str | None = None):
+    """The ``CoordinationStore`` of ``bucket`` through the ``aws`` connection ``conn_id`` (Airflow only)."""
+    from mpc_operators.hooks import CoordinationHook
+
+    return CoordinationHook(aws_conn_id=conn_id).store(bucket, probe_key=probe)
 
 
 @dataclass
@@ -60,14 +65,12 @@ class PartyRun:
                      keys_conn_id: str | None = KEYS_CONN_ID,
                      coordination_conn_id: str = COORDINATION_CONN_ID) -> PartyRun:
         """:param keys_conn_id: None for a task that only reads (verifies with public keys)."""
-        from mpc_federation.store import CoordinationStore
-
         spec = load_spec(spec_path)
         spec.party(party_id)  # fails naming the party if it is not a member
         keys = keys_from_connection(keys_conn_id) if keys_conn_id is not None else None
         if keys is not None and keys.party != party_id:
             raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
-        store = CoordinationStore(store_config_from_connection(coordination_conn_id, spec.bucket))
+        store = store_from_connection(coordination_conn_id, spec.bucket, probe=probe_key(spec, party_id))
         return cls(spec, party_id, run_date(context), keys, store)
 
     @cached_property

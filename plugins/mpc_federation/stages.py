@@ -233,7 +233,9 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
         except (StageError, LedgerError) as exc:
             give_up(channel, attempt, str(exc))
             raise StageError(str(exc)) from None
-        channel.publish(channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True)
+        if not channel.publish(channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt,
+                               only_if_new=True):
+            _check_fixed_roster(channel, attempt, payload)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
         view = channel.verified()
@@ -253,6 +255,29 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
                              + (f"; ignored objects that do not verify: {ignored}" if ignored else ""))
         time.sleep(pause)
         pause = min(pause * 2, 1.0)  # the leader is usually a moment away; don't poll the bucket hard
+
+
+def _check_fixed_roster(channel: RunChannel, attempt: int, payload: dict) -> None:
+    """The roster of ``attempt`` was already there (the put-if-absent said so): read it back.
+
+    It must verify as the leader's own roster of this attempt, else the attempt stops here naming
+    the key. A verified roster that differs from ``payload`` was fixed by an earlier run of this
+    attempt's leader task (a party shared since): it stays, as every follower reads it.
+    """
+    key = channel.roster_key(attempt)
+    try:
+        existing = channel.read(key, "roster", channel.spec.leader.id, attempt=attempt)
+    except IntegrityError as exc:
+        raise StageError(f"the roster key of attempt {attempt} ({key}) already holds an object that is not "
+                         f"this leader's roster ({exc}); a roster is written once, so this attempt stops here"
+                         ) from None
+    if existing is None:
+        raise StageError(f"the coordination store refused to write the roster of attempt {attempt} ({key}) "
+                         f"as already present, but it cannot be read back")
+    if existing != json.loads(json.dumps(payload)):  # as it reads back
+        log.warning("The roster of attempt %s was fixed earlier (%s) and stays: this run of the leader "
+                    "would have taken %s", attempt, ", ".join(existing.get("roster", [])),
+                    ", ".join(payload["roster"]))
 
 
 def _skipped(channel: RunChannel, attempt: int, view) -> bool:

@@ -1,133 +1,242 @@
 """The coordination store: an S3 bucket seen as a few small verbs.
 
-Plain boto3, configured from plain data (an Airflow connection's fields), so the operators,
-the trigger, the UI and the tests all build it the same way.
+``CoordinationStore`` takes a ready boto3 S3 client. In Airflow the client comes from the
+``mpc_coordination`` connection through the Amazon provider (``mpc_operators.hooks``: credentials,
+role assumption, endpoint, TLS verification and botocore's retries, configured once); tests,
+benchmarks and scripts build one from plain values with ``StoreConfig``. This module does not
+import Airflow.
+
+Outages: the store does not loop on its own. A brief outage is ridden out by botocore's retries
+(``DEFAULT_CLIENT_CONFIG``: standard mode, ``total_max_attempts`` 20, about two minutes of
+jittered, capped back-off), set on the client once. Callers that poll anyway (sensor, trigger, UI)
+pass ``patient=False`` and get the quick client, which fails at once.
+
+Conditional writes: a run's roster is fixed once with a put-if-absent (``If-None-Match: *``). A
+store that ignores the condition would let a second writer overwrite it without a word, so the
+first write through a store probes the bucket and refuses a store that ignores it
+(``ConditionalWritesError``), unless the connection opts in to ``conditional_writes: emulated``
+(see docs/stores.md for the residual race and what catches it).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
-from typing import Any
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
+
+# A brief outage must not fail a nightly run: botocore retries connection errors, timeouts,
+# 5xx and throttling with t_i = rand(0, 1) * min(0.05 s * 2**i, 20 s); 19 retries wait about
+# 13 s + 10 x 10 s on average (the stage deadlines still bound the whole wait).
+DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 5, "read_timeout": 20,
+    "retries": {"mode": "standard", "total_max_attempts": 20},
+}
+# For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
+QUICK_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 3, "read_timeout": 10,
+    "retries": {"mode": "standard", "total_max_attempts": 1},
+}
+CONDITIONAL_WRITES = ("required", "emulated")
+# One small object, written at most twice per probe and never deleted. At the bucket's root unless
+# the store is given another key: a party's role may write only its own keys (infra/terraform), so
+# a party's tasks probe at ``party.probe_key(spec, party)``.
+PROBE_KEY = "mpc-probe/conditional-writes"
+
+
+class ConditionalWritesError(RuntimeError):
+    """The store does not honour S3 conditional writes (``If-None-Match: *``)."""
 
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where and how to reach the bucket. Built from the ``mpc_coordination`` connection."""
+    """A store from plain values (tests, benchmarks, scripts); Airflow uses the ``aws`` connection.
+
+    :param client_config: botocore ``Config`` keyword arguments; ``DEFAULT_CLIENT_CONFIG`` if None.
+    :param conditional_writes: ``required`` (default) or ``emulated`` (see the module docstring).
+    """
 
     bucket: str
     endpoint_url: str | None = None
-    region_name: str | None = None
+    region_name: str | None = "us-east-1"
     access_key: str | None = None
     secret_key: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 20.0
-    max_attempts: int = 3
-    # How long an operation keeps retrying while the bucket is unreachable (a brief outage
-    # must not fail a nightly run; the stage deadlines still bound the whole wait).
-    outage_seconds: float = 120.0
+    conditional_writes: str = "required"
+    client_config: dict | None = field(default=None)
 
-    @classmethod
-    def from_connection(cls, conn: Any, bucket: str) -> StoreConfig:
-        """:param conn: an Airflow Connection (login/password = access keys, extra = endpoint/region)."""
-        extra = conn.extra_dejson if conn is not None else {}
-        return cls(
-            bucket=bucket,
-            endpoint_url=extra.get("endpoint_url") or None,
-            region_name=extra.get("region_name") or "us-east-1",
-            access_key=(conn.login if conn is not None else None) or extra.get("aws_access_key_id"),
-            secret_key=(conn.password if conn is not None else None) or extra.get("aws_secret_access_key"),
-        )
-
-
-def _unreachable(exc: Exception) -> bool:
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
-    return isinstance(exc, (BotoConnectionError, HTTPClientError))
-
-
-class CoordinationStore:
-    """Put, get and list objects of one bucket, riding out brief outages."""
-
-    def __init__(self, config: StoreConfig):
+    def client(self, overrides: dict | None = None) -> Any:
+        """A boto3 S3 client for these values; ``overrides`` replace keys of the client config."""
         import boto3
         from botocore.config import Config
 
-        self.config = config
-        self.bucket = config.bucket
-        self._client = boto3.client(
-            "s3",
-            endpoint_url=config.endpoint_url,
-            region_name=config.region_name,
-            aws_access_key_id=config.access_key,
-            aws_secret_access_key=config.secret_key,
-            config=Config(connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
-                          retries={"max_attempts": config.max_attempts, "mode": "standard"}),
-        )
+        kwargs = {**(self.client_config or DEFAULT_CLIENT_CONFIG), **(overrides or {})}
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name,
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+                            config=Config(**kwargs))
 
-    def _call(self, operation, /, patient: bool = True, **kwargs):
-        delay, give_up = 0.5, time.monotonic() + (self.config.outage_seconds if patient else 0)
-        while True:
+    def store(self) -> CoordinationStore:
+        return CoordinationStore(self.client(), self.bucket, quick_client=self.client(QUICK_CLIENT_CONFIG),
+                                 conditional_writes=self.conditional_writes)
+
+
+def _code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code")
+
+
+def store_name(client: Any, bucket: str) -> str:
+    """How a message names a store: its endpoint and the bucket."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None) or "AWS S3"
+    return f"bucket {bucket!r} at {endpoint}"
+
+
+class CoordinationStore:
+    """Put, get and list objects of one bucket.
+
+    :param client: a boto3 S3 client (its retry configuration is the outage tolerance), or a
+        ``StoreConfig`` of plain values, which builds both clients.
+    :param bucket: the bucket (taken from the ``StoreConfig`` when one is given).
+    :param quick_client: the client for ``patient=False`` calls; ``client`` if None.
+    :param conditional_writes: ``required`` or ``emulated``.
+    :param probe_key: where the conditional-write probe writes (a key this party may write).
+    """
+
+    # (endpoint, bucket) pairs whose conditional writes this process has already checked.
+    _checked: ClassVar[set[tuple[str, str]]] = set()
+    _check_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, client: Any, bucket: str | None = None, *, quick_client: Any = None,
+                 conditional_writes: str = "required", probe_key: str = PROBE_KEY):
+        if isinstance(client, StoreConfig):
+            config = client
+            client, quick_client = config.client(), config.client(QUICK_CLIENT_CONFIG)
+            bucket, conditional_writes = config.bucket, config.conditional_writes
+        if not bucket:
+            raise ValueError("CoordinationStore needs a bucket")
+        if conditional_writes not in CONDITIONAL_WRITES:
+            raise ValueError(f"conditional_writes must be one of {', '.join(CONDITIONAL_WRITES)}, "
+                             f"not {conditional_writes!r}")
+        self.bucket = bucket
+        self.conditional_writes = conditional_writes
+        self.probe_key = probe_key
+        self._client = client
+        self._quick = quick_client or client
+
+    @property
+    def name(self) -> str:
+        return store_name(self._client, self.bucket)
+
+    def _for(self, patient: bool) -> Any:
+        return self._client if patient else self._quick
+
+    # -- conditional writes ----------------------------------------------------------------------
+    def _put_if_absent(self, client: Any, key: str, body: bytes) -> bool:
+        try:
+            client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            return True
+        except Exception as exc:
+            if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                return False
+            raise
+
+    def probe_conditional_writes(self, *, patient: bool = True) -> bool:
+        """Whether the store refuses to overwrite an object written with ``If-None-Match: *``.
+
+        Writes ``probe_key`` at most twice: either write refused proves the condition is honoured;
+        two accepted writes prove it is ignored. Errors other than a refusal propagate.
+        """
+        client = self._for(patient)
+        body = f"conditional-write probe {secrets.token_hex(8)}\n".encode()
+        if not self._put_if_absent(client, self.probe_key, body):
+            return True
+        return not self._put_if_absent(client, self.probe_key, body)
+
+    def check_conditional_writes(self, *, patient: bool = True) -> None:
+        """Refuse a store that ignores conditional writes unless emulation was opted in to.
+
+        :raises ConditionalWritesError: naming the store, and the way out.
+        """
+        if self.conditional_writes == "emulated":
+            return
+        where = (getattr(self._client.meta, "endpoint_url", "") or "", self.bucket)
+        with self._check_lock:
+            if where in self._checked:
+                return
             try:
-                return operation(**kwargs)
+                honoured = self.probe_conditional_writes(patient=patient)
             except Exception as exc:
-                if not _unreachable(exc) or time.monotonic() + delay > give_up:
-                    raise
-                log.warning("Coordination bucket unreachable (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                if _code(exc) in ("NotImplemented", "501", "InvalidArgument", "400"):
+                    raise ConditionalWritesError(
+                        f"the coordination store ({self.name}) rejects conditional writes "
+                        f"(PutObject with If-None-Match: *): {exc}") from exc
+                raise
+            if not honoured:
+                raise ConditionalWritesError(self.refusal())
+            self._checked.add(where)
+            log.info("The coordination store (%s) honours conditional writes", self.name)
 
+    def refusal(self) -> str:
+        """Why a store that ignores conditional writes is refused, and the ways out."""
+        return (f"the coordination store ({self.name}) ignores conditional writes: a second PutObject "
+                f"with If-None-Match: * of {self.probe_key!r} overwrote the first instead of failing with 412. "
+                f"A run's roster must be written once, so this store is refused. Use a store that honours "
+                f"conditional writes (AWS S3 and most S3 servers do), or opt in to emulation with the "
+                f'connection extra "conditional_writes": "emulated" (see docs/stores.md)')
+
+    def check_reachable(self) -> None:
+        """HeadBucket with the quick client: raises at once if the bucket cannot be reached."""
+        self._quick.head_bucket(Bucket=self.bucket)
+
+    # -- the verbs -------------------------------------------------------------------------------
     def put(self, key: str, body: bytes) -> None:
-        self._call(self._client.put_object, Bucket=self.bucket, Key=key, Body=body)
+        self.check_conditional_writes()
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
 
     def put_new(self, key: str, body: bytes) -> bool:
-        """Write only if absent (S3 conditional write); False when the key already exists."""
-        from botocore.exceptions import ClientError
+        """Write only if absent (S3 conditional write); False when the key already exists.
 
+        With ``conditional_writes="emulated"``: look first, write, and read back; False when the key
+        existed or another writer's object is there after the write (the residual race between two
+        writers that both looked before either wrote is documented in docs/stores.md).
+        """
+        self.check_conditional_writes()
+        if self.conditional_writes == "emulated":
+            if self.exists(key):
+                return False
+            if not self._put_if_absent(self._client, key, body):
+                return False
+            return self.get(key) == body
+        return self._put_if_absent(self._client, key, body)
+
+    def exists(self, key: str) -> bool:
         try:
-            self._call(self._client.put_object, Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            self._client.head_object(Bucket=self.bucket, Key=key)
             return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return False
             raise
 
     def get(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
         try:
-            return self._call(self._get_body, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise
 
-    def _get_body(self, Key: str) -> bytes:  # noqa: N803 (boto3's spelling)
-        return self._client.get_object(Bucket=self.bucket, Key=Key)["Body"].read()
-
     def list(self, prefix: str, *, patient: bool = True) -> list[str]:
         """Keys under ``prefix``; ``patient=False`` fails at once while the bucket is unreachable."""
-        return self._call(self._list, patient=patient, prefix=prefix)
-
-    def _list(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+        return list(self.list_with_etags(prefix, patient=patient))
 
     def list_with_etags(self, prefix: str, *, patient: bool = True) -> dict[str, str]:
         """{key: ETag and LastModified} under ``prefix``: a reader that remembers what it verified
         fetches only objects that changed."""
-        return self._call(self._list_with_etags, patient=patient, prefix=prefix)
-
-    def _list_with_etags(self, prefix: str) -> dict[str, str]:
         keys: dict[str, str] = {}
-        paginator = self._client.get_paginator("list_objects_v2")
+        paginator = self._for(patient).get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 keys[obj["Key"]] = f"{obj.get('ETag', '')}/{obj.get('LastModified', '')}"
@@ -135,9 +244,9 @@ class CoordinationStore:
 
     def ensure_bucket(self) -> None:
         """Create the bucket if missing (local testbeds; in production Terraform owns it)."""
-        from botocore.exceptions import ClientError
-
         try:
             self._client.head_bucket(Bucket=self.bucket)
-        except ClientError:
+        except Exception as exc:
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
             self._client.create_bucket(Bucket=self.bucket)

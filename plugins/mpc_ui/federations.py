@@ -4,29 +4,17 @@ spec's public keys only."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from typing import Any
 
 from mpc_federation.spec import FederationSpec, party_specs
 
-# A page answers at once: no riding out a bucket outage as the tasks do.
-QUICK_STORE = {"connect_timeout": 3.0, "read_timeout": 10.0, "max_attempts": 1, "outage_seconds": 0.0}
+def coordination_store(spec: FederationSpec):
+    """The coordination bucket of ``spec`` through the ``mpc_coordination`` connection: the one
+    place the UI builds a store. A page answers at once: no riding out a bucket outage as the tasks do."""
+    from mpc_operators.hooks import CoordinationHook
 
-
-def coordination_store(spec: FederationSpec, **overrides: Any):
-    """The coordination bucket of ``spec``, from this Airflow's connection: the one place the UI
-    builds a store (swap in the CoordinationHook here once it lands).
-
-    :param overrides: StoreConfig fields to change (timeouts, retries).
-    """
-    from airflow.models.connection import Connection
-    from mpc_federation.party import COORDINATION_CONN_ID
-    from mpc_federation.store import CoordinationStore, StoreConfig
-
-    config = StoreConfig.from_connection(Connection.get_connection_from_secrets(COORDINATION_CONN_ID), spec.bucket)
-    fields = {f.name for f in dataclasses.fields(config)}
-    return CoordinationStore(dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in fields}))
+    return CoordinationHook().store(spec.bucket, quick=True)
 
 
 class Federations:
@@ -67,7 +55,7 @@ class Federations:
 
     def store(self, spec: FederationSpec) -> Any:
         if spec.bucket not in self._stores:
-            self._stores[spec.bucket] = coordination_store(spec, **QUICK_STORE)
+            self._stores[spec.bucket] = coordination_store(spec)
         return self._stores[spec.bucket]
 
 

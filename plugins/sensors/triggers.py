@@ -44,18 +44,19 @@ class CoordinationTrigger(BaseTrigger):
             "cutoff": self.cutoff, "poll_interval": self.poll_interval})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow.sdk import BaseHook
+        from asgiref.sync import sync_to_async
 
         from mpc_federation.channel import RunReader
         from mpc_federation.layout import readiness
         from mpc_federation.programs import load_program
         from mpc_federation.spec import load_spec
-        from mpc_federation.store import CoordinationStore, StoreConfig
+        from mpc_operators.hooks import CoordinationHook
 
         spec = load_spec(self.spec_path)
         floor = max(load_program(spec.program_file).program.min_input_parties, spec.min_input_parties)
-        conn = await BaseHook.aget_connection(self.coordination_conn_id)
-        store = CoordinationStore(StoreConfig.from_connection(conn, spec.bucket))
+        # As the provider's own async hooks do: the connection lookup off the event loop.
+        hook = CoordinationHook(aws_conn_id=self.coordination_conn_id)
+        store = await sync_to_async(hook.store)(spec.bucket)
         layout = RunReader(spec, self.run_key, store, viewer=self.party_id)
         missing: list[str] = []
         while True:

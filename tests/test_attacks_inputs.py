@@ -357,7 +357,7 @@ def test_threshold_zero_and_too_few_compute_parties_are_refused(federation, s3_s
 
 # -- item 7: test keys refused by a production-style start -----------------------------------------------------
 def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
-    from mpc_federation.party import keys_from_connection
+    from mpc_operators.keys import PartyKeysHook
     from mpc_operators.compute import MPCComputeOperator
     from mpc_operators.share import MPCShareOperator
     from sensors.coordination import MPCCoordinationSensor
@@ -368,7 +368,7 @@ def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
     # A party's Airflow with test keys in its keys connection, and no AIRFLOW__MPC__ALLOW_TEST_KEYS.
     fed.use_connections(monkeypatch, "company_a", allow_test_keys=False)
     with pytest.raises(PermissionError, match="marked as test keys and are refused outside tests"):
-        keys_from_connection("mpc_party_keys")
+        PartyKeysHook("mpc_party_keys").get_keys()
     share = MPCShareOperator(task_id="share", spec_path=str(fed.spec.source), party_id="company_a",
                              aggregate_uri=str(fed.files["company_a"]))
     with pytest.raises(AirflowFailException) as info:  # the first MPC task of an input party

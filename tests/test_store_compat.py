@@ -108,7 +108,7 @@ def test_a_party_probes_where_its_role_may_write_and_no_reader_looks(federation)
     ledger never see the probe."""
     from mpc_federation.layout import ledger_root
     from mpc_federation.monitor import _RUN_KEY
-    from mpc_federation.party import probe_key
+    from mpc_federation.layout import probe_key
 
     spec, _ = federation()
     key = probe_key(spec, "company_b")

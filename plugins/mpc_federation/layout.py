@@ -72,6 +72,12 @@ def parse_ledger_key(spec: FederationSpec, key: str) -> tuple[str, str, int] | N
     return writer, match.group(1), int(match.group(2))
 
 
+def probe_key(spec: FederationSpec, party_id: str) -> str:
+    """Where ``party_id`` probes the bucket's conditional writes: a key its role may write
+    (``<prefix>/*/*/*/<party>/*``), outside every run and the ledger."""
+    return f"{spec.prefix}/{spec.computation}/probe/conditional-writes/{party_id}/probe"
+
+
 def run_key(logical_date: datetime) -> str:
     """The name every party derives for the same nightly run: its logical date in UTC."""
     if logical_date.tzinfo is None:
@@ -208,7 +214,7 @@ def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floo
         missing = [p.id for p in spec.input_parties if p.id not in shared and p.id not in withdrawn]
         if not missing:
             return Readiness(True)
-        if cutoff_passed and len(shared) >= max(floor, spec.min_input_parties):
+        if cutoff_passed and len(shared) >= floor:
             return Readiness(True, missing)
         return Readiness(False, missing)
     if stage == "roster":

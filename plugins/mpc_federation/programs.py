@@ -254,3 +254,9 @@ def check_aggregate(program: SecureProgram, aggregate: Any, dims: dict[str, list
                                    f"range [{spec_input.low}, {spec_input.high}]")
         out[name] = list(vector)
     return out
+
+
+def privacy_floor(program: SecureProgram, spec: Any) -> int:
+    """The fewest input parties a result may be computed over (the privacy floor k): the
+    program's own floor or the federation spec's, whichever is higher."""
+    return max(program.min_input_parties, spec.min_input_parties)

@@ -27,8 +27,10 @@ class StageError(RuntimeError):
 
 
 def floor(run: PartyRun) -> int:
-    """The fewest input parties a result may be computed over (privacy floor k)."""
-    return max(run.program.min_input_parties, run.spec.min_input_parties)
+    """The privacy floor k of this run (``programs.privacy_floor``)."""
+    from mpc_federation.programs import privacy_floor
+
+    return privacy_floor(run.program, run.spec)
 
 
 def _record(channel: RunChannel, stage: str, role: str, payload: dict) -> None:

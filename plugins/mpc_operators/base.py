@@ -8,7 +8,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID
+from mpc_operators.hooks import COORDINATION_CONN_ID
+from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
 
 
@@ -45,11 +46,24 @@ def open_party_run(task: Any, context: Any):
 
 def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn_id: str = KEYS_CONN_ID,
                        coordination_conn_id: str = COORDINATION_CONN_ID):
-    from mpc_federation.party import PartyRun
+    """The PartyRun of ``party_id`` for the run of ``context``: the spec, this party's keys from
+    ``keys_conn_id`` (None: a task that only reads, verifying with public keys) and the bucket
+    through ``coordination_conn_id``."""
+    from mpc_federation.layout import probe_key
+    from mpc_federation.party import PartyRun, run_date
+    from mpc_federation.spec import load_spec
+    from mpc_operators.hooks import CoordinationHook
+    from mpc_operators.keys import PartyKeysHook
 
     with final_errors():
-        return PartyRun.from_airflow(spec_path, party_id, context, keys_conn_id=keys_conn_id,
-                                     coordination_conn_id=coordination_conn_id)
+        spec = load_spec(spec_path)
+        spec.party(party_id)  # fails naming the party if it is not a member
+        keys = PartyKeysHook(keys_conn_id).get_keys() if keys_conn_id is not None else None
+        if keys is not None and keys.party != party_id:
+            raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
+        store = CoordinationHook(aws_conn_id=coordination_conn_id).store(spec.bucket,
+                                                                         probe_key=probe_key(spec, party_id))
+        return PartyRun(spec, party_id, run_date(context), keys, store)
 
 
 @contextmanager

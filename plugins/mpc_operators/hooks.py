@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-from mpc_federation.party import COORDINATION_CONN_ID
+COORDINATION_CONN_ID = "mpc_coordination"
 
 
 class CoordinationHook(S3Hook):

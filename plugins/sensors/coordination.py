@@ -8,7 +8,8 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID
+from mpc_operators.hooks import COORDINATION_CONN_ID
+from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
 
 

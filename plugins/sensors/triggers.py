@@ -48,12 +48,12 @@ class CoordinationTrigger(BaseTrigger):
 
         from mpc_federation.channel import RunReader
         from mpc_federation.layout import readiness
-        from mpc_federation.programs import load_program
+        from mpc_federation.programs import load_program, privacy_floor
         from mpc_federation.spec import load_spec
         from mpc_operators.hooks import CoordinationHook
 
         spec = load_spec(self.spec_path)
-        floor = max(load_program(spec.program_file).program.min_input_parties, spec.min_input_parties)
+        floor = privacy_floor(load_program(spec.program_file).program, spec)
         # As the provider's own async hooks do: the connection lookup off the event loop.
         hook = CoordinationHook(aws_conn_id=self.coordination_conn_id)
         store = await sync_to_async(hook.store)(spec.bucket)

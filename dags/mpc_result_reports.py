@@ -34,7 +34,7 @@ def report_dag(computation: str):
     return dag
 
 
-_settings = MPCSettings.load()
-for _spec in party_specs(_settings.spec_dir, _settings.party_id).values():
+_settings = MPCSettings.load(require_party=False)  # a missing party_id is reported by mpc_federations.py
+for _spec in (party_specs(_settings.spec_dir, _settings.party_id) if _settings.party_id else {}).values():
     if _spec.party(_settings.party_id).has("recipient"):
         globals()[f"{_spec.computation}_report"] = report_dag(_spec.computation)

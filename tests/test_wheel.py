@@ -115,17 +115,21 @@ def test_airflow_finds_the_provider_and_plugin_through_entry_points(installed, t
     env = installed_env(python, tmp_path / "home", tmp_path / "dags", tmp_path / "plugins")
     probe = ("import importlib.util, mpc_operators, mpc_sensors.triggers as t, mpc_ui\n"
              "from mpc_federation.builtins import builtin_path\n"
+             "from mpc_federation.spec import load_spec\n"
+             "from mpc_operators.settings import DEFAULT_SPEC_DIR\n"
              "print(mpc_operators.__file__); print(mpc_ui.__file__); print(builtin_path('program', 'hhi'))\n"
+             "print(load_spec(DEFAULT_SPEC_DIR / 'taxi_hhi.yaml').aggregation_job)\n"
              "trigger = t.CoordinationTrigger(spec_path='s', party_id='p', run='r', stage='inputs',\n"
              "                                coordination_conn_id='c', deadline=1.0, cutoff=1.0)\n"
              "print(trigger.serialize()[0])\n"
              "print(importlib.util.find_spec('sensors'), importlib.util.find_spec('mpc_ui_plugin'))\n")
     out = subprocess.run([str(python), "-c", probe], env=env, cwd=tmp_path, check=True, capture_output=True,
                          text=True).stdout.splitlines()
-    for path in out[:3]:
-        assert Path(path).is_relative_to(purelib), (path, purelib)  # the wheel's copy, not the project's
-    assert out[3] == "mpc_sensors.triggers.CoordinationTrigger"
-    assert out[4] == "None None"
+    for path in out[:4]:  # the wheel's copy, not the project's; the shipped specs find the shipped job
+        assert Path(path).is_relative_to(purelib), (path, purelib)
+    assert out[3].endswith("/jobs/taxi_revenue.py")
+    assert out[4] == "mpc_sensors.triggers.CoordinationTrigger"
+    assert out[5] == "None None"
 
     providers = airflow(python, env, "providers", "list", "-o", "json", cwd=tmp_path)
     assert providers.returncode == 0, providers.stderr[-3000:]

@@ -232,6 +232,43 @@ def test_program_file_missing(tmp_path):
     expect_error(tmp_path, raw, "program.file", "required")
 
 
+def test_builtin_program_and_job_by_name(tmp_path):
+    raw = base_raw()
+    raw["program"]["file"] = "builtin:hhi"
+    raw["aggregation"]["job"] = "builtin:taxi_revenue"
+    spec = load_spec(write(tmp_path, raw))
+    assert spec.program_file == HHI.resolve()  # a cloned project: its include/ folder
+    assert spec.aggregation_job == JOB.resolve()
+    (tmp_path / "by_path").mkdir()
+    assert spec.program_hash == load_spec(write(tmp_path / "by_path", base_raw())).program_hash
+
+
+def test_builtin_resolver_finds_every_kind_and_refuses_unknown_names():
+    from mpc_federation.builtins import builtin_names, builtin_path
+
+    assert builtin_path("federation", "taxi_hhi") == TAXI.resolve()
+    assert {"hhi", "mean", "pay_gap", "sum"} <= set(builtin_names("program"))
+    for name in ("no_such", "../programs/hhi", ".hidden", ""):
+        with pytest.raises(LookupError, match="known: .*hhi"):
+            builtin_path("program", name)
+    with pytest.raises(ValueError, match="unknown kind"):
+        builtin_path("dataset", "hhi")
+
+
+@pytest.mark.parametrize(("edit", "field_path", "words"), [
+    (lambda r: r["program"].update(file="builtin:no_such_program"), "program.file",
+     ("no built-in program 'no_such_program'", "hhi")),
+    (lambda r: r["aggregation"].update(job="builtin:hhi"), "aggregation.job",
+     ("no built-in job 'hhi'", "taxi_revenue")),
+    (lambda r: r["aggregation"].update(job="no_such_job.py"), "aggregation.job",
+     ("no such file", "no_such_job.py", "builtin:<name>")),
+])
+def test_unknown_builtin_or_missing_file(tmp_path, edit, field_path, words):
+    raw = base_raw()
+    edit(raw)
+    expect_error(tmp_path, raw, field_path, *words)
+
+
 @pytest.mark.parametrize("value", ["not base64 at all!", base64.b64encode(b"x" * 31).decode(),
                                    base64.b64encode(b"x" * 33).decode(), 12345])
 def test_bad_key_base64(tmp_path, value):

@@ -230,9 +230,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
 
     program = need(raw, "program", dict, "")
     _only(src, program, ("file", "params"), "program.")
-    program_file = (path.parent / need(program, "file", str, "program.")).resolve()
-    if not program_file.is_file():
-        raise SpecError(src, "program.file", f"no such file: {program_file}")
+    program_file = _spec_file(src, path, "program", need(program, "file", str, "program."), "program.file")
     params = program.get("params", {}) or {}
     if not isinstance(params, dict):
         raise SpecError(src, "program.params", "must be a mapping")
@@ -242,9 +240,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         raise SpecError(src, "aggregation", "must be a mapping")
     job = None
     if "job" in aggregation:
-        job = (path.parent / need(aggregation, "job", str, "aggregation.")).resolve()
-        if not job.is_file():
-            raise SpecError(src, "aggregation.job", f"no such file: {job}")
+        job = _spec_file(src, path, "job", need(aggregation, "job", str, "aggregation."), "aggregation.job")
     _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS, "spark"),
           "aggregation.")
     agg_input = aggregation.get("input", ".")
@@ -369,6 +365,23 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         aggregation_oblivious=_check_oblivious(src, aggregation),
         aggregation_spark=_check_spark(src, aggregation.get("spark")),
     )
+
+
+def _spec_file(src: str, spec_path: Path, kind: str, value: str, where: str) -> Path:
+    """A program or job file of a spec: ``builtin:<name>`` (mpc_federation/builtins.py: shipped with
+    the project or the installed package) or a path relative to the spec file."""
+    from mpc_federation.builtins import PREFIX, builtin_path
+
+    if value.startswith(PREFIX):
+        try:
+            return builtin_path(kind, value[len(PREFIX):].strip())
+        except LookupError as exc:
+            raise SpecError(src, where, str(exc)) from None
+    file = (spec_path.parent / value).resolve()
+    if not file.is_file():
+        raise SpecError(src, where, f"no such file: {file} (a path relative to the spec, or {PREFIX}<name> "
+                                    f"for a built-in {kind})")
+    return file
 
 
 def _only(src: str, mapping: dict, allowed: tuple[str, ...], where: str) -> None:

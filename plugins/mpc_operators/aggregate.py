@@ -35,12 +35,13 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mpc_operators.settings import PROJECT_DIR, MPCSettings, join_uri
+from mpc_federation.builtins import builtin_path
+from mpc_operators.settings import MPCSettings, join_uri
 from mpc_operators.spark import SPARK_SECRET_CONN_ID, secret_properties
 
-JOBS_DIR = PROJECT_DIR / "include" / "jobs"
-JOB_MODULE = JOBS_DIR / "mpc_job.py"
-OBLIVIOUS_MODULE = JOBS_DIR / "mpc_oblivious.py"
+# The shared job modules, shipped with the project (include/jobs) or as the installed package's data.
+JOB_MODULE = builtin_path("job", "mpc_job")
+OBLIVIOUS_MODULE = builtin_path("job", "mpc_oblivious")
 # The Spark settings of an oblivious local stage (the same as include/jobs/mpc_oblivious.py:
 # SPARK_CONF, which the job also sets itself). spark.authenticate.secret is added at execution
 # time from the party's connection mpc_spark_secret: never at parse time.

@@ -58,7 +58,9 @@ def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = 
     from mpc_operators.aggregate import aggregate_task
     from mpc_operators.base import withdraw_on_failure
     from mpc_operators.reveal import result_asset
-    from sensors.coordination import MPCCoordinationSensor
+    from mpc_operators.sensor import coordination_sensor_class
+
+    MPCCoordinationSensor = coordination_sensor_class()  # sensors or mpc_sensors: mpc_operators/sensor.py
 
     spec = spec if isinstance(spec, FederationSpec) else load_spec(spec)
     settings = settings or MPCSettings.load(require_party=party_id is None)

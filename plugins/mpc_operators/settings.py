@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpc_federation.builtins import builtin_dir
+
 SECTION = "mpc"
 # key -> (default as documented, meaning)
 OPTIONS: dict[str, tuple[str, str]] = {
     "party_id": ("", "This party's id in the federation specs (required)."),
-    "spec_dir": ("the project's include/federations", "Folder of federation specs (*.yaml)."),
+    "spec_dir": ("the built-in federations (include/federations)", "Folder of federation specs (*.yaml)."),
     "data_uri": ("$AIRFLOW_HOME/mpc-data", "Root of this party's private input data: a local path or a URI "
                  "(file://, s3a://, hdfs://, ...), passed to Spark unchanged; a spec's aggregation.input is "
                  "relative to it."),
@@ -31,8 +33,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
                       "listen on it; empty: the default queue."),
     "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),
 }
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-DEFAULT_SPEC_DIR = PROJECT_DIR / "include" / "federations"
+# The project's include/federations in a clone, the package data of an installed distribution.
+DEFAULT_SPEC_DIR = builtin_dir("federation")
 
 
 class PartyConfigError(RuntimeError):

@@ -132,7 +132,7 @@ class MPCCoordinationSensor(BaseSensorOperator):
     def execute(self, context: Any) -> None:
         if not self.deferrable:
             return super().execute(context)
-        from sensors.triggers import CoordinationTrigger
+        from .triggers import CoordinationTrigger
 
         run = self._party_run(context)
         if self._check(run, context):

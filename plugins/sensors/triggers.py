@@ -38,7 +38,8 @@ class CoordinationTrigger(BaseTrigger):
         self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("sensors.triggers.CoordinationTrigger", {
+        # This module's own name: sensors.triggers in a cloned project, mpc_sensors.triggers installed.
+        return (f"{__name__}.CoordinationTrigger", {
             "spec_path": self.spec_path, "party_id": self.party_id, "run": self.run_key, "stage": self.stage,
             "coordination_conn_id": self.coordination_conn_id, "deadline": self.deadline,
             "cutoff": self.cutoff, "poll_interval": self.poll_interval})

@@ -54,7 +54,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     [(extra,)] = metadata(regulator, "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
                                      "WHERE a.uri = 'mpc://taxi_hhi/result'")
     assert json.loads(extra) == {"run": run, "attempt": 1, "program": "hhi"}
-    # ... and the recipient's report DAG (dags/mpc_result_reports.py), scheduled on it, is queued.
+    # ... and the recipient's report DAG (mpc_operators.reports), scheduled on it, is queued.
     assert metadata(regulator, "SELECT target_dag_id FROM asset_dag_run_queue") == [("taxi_hhi_report",)]
 
     # Nobody else holds a result; the companies' aggregates stayed home (the aggregate task's XCom in

@@ -24,12 +24,17 @@ from mpc_federation.spec import FederationSpec, load_spec, party_specs
 from mpc_operators.settings import MPCSettings, PartyConfigError
 
 
-def party_dags(settings: MPCSettings | None = None, **dag_kwargs: Any) -> dict[str, Any]:
-    """{dag_id: DAG} for every federation in ``[mpc] spec_dir`` that this party belongs to.
+def party_dags(settings: MPCSettings | None = None, *, reports: bool = True, **dag_kwargs: Any) -> dict[str, Any]:
+    """{dag_id: DAG} for every federation in ``[mpc] spec_dir`` that this party belongs to, and for
+    each one it receives results of, its report DAG scheduled on the result asset
+    (``mpc_operators.reports``).
 
     :param settings: this party's settings (default: ``MPCSettings.load()``).
-    :param dag_kwargs: DAG arguments for every DAG (see :func:`federation_dag`).
+    :param reports: add the report DAGs of a recipient.
+    :param dag_kwargs: DAG arguments for every federation DAG (see :func:`federation_dag`).
     """
+    from mpc_operators.reports import report_dag
+
     settings = settings or MPCSettings.load()
     if not any(settings.spec_dir.glob("*.yaml")):
         raise PartyConfigError(f"no federation specs (*.yaml) in [mpc] spec_dir = {settings.spec_dir}")
@@ -37,7 +42,12 @@ def party_dags(settings: MPCSettings | None = None, **dag_kwargs: Any) -> dict[s
     if not specs:
         raise PartyConfigError(f"party {settings.party_id!r} ([mpc] party_id) is not a member of any federation "
                                f"in {settings.spec_dir}")
-    return {spec.computation: federation_dag(spec, settings=settings, **dag_kwargs) for spec in specs.values()}
+    dags = {spec.computation: federation_dag(spec, settings=settings, **dag_kwargs) for spec in specs.values()}
+    if reports:
+        for spec in specs.values():
+            if spec.party(settings.party_id).has("recipient"):
+                dags[f"{spec.computation}_report"] = report_dag(spec.computation)
+    return dags
 
 
 def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = None,

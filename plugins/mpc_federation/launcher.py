@@ -77,7 +77,7 @@ class MPCJob:
     certificates: list[str] | None = None
     agreement: dict = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
-    withheld: list[list[str]] = field(default_factory=list)
+    withheld: list[list[str | None]] = field(default_factory=list)
 
 
 @dataclass

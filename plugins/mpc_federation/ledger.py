@@ -83,7 +83,8 @@ def period(dims: dict[str, list[str]]) -> tuple[list[str], str]:
 def units(program: Any, dims: dict[str, list[str]]) -> list[tuple[str | None, str, str]]:
     """(dimension, label, unit) of every data unit the program's outputs reveal, in output order."""
     months, span = period(dims)
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str | None, str, str]] = []
+    pairs: list[tuple[str | None, str, str]]
     for output in program.outputs:
         if output.dim is None:
             pairs = [(None, output.name, f"{output.name}@{span}")]
@@ -194,7 +195,7 @@ def write_private(ledger_dir: str | Path, spec: Any, run: str, attempt: int, blo
 
 
 def payload(spec: Any, run: str, attempt: int, writer: str, roster: list[str], dims: dict, released: list[str],
-            withheld: list[list[str]], inputs: dict[str, str]) -> dict:
+            withheld: list[list[str | None]], inputs: dict[str, str]) -> dict:
     months, span = period(dims)
     return {"format": FORMAT, "computation": spec.computation, "run": run, "attempt": attempt, "writer": writer,
             "roster": list(roster), "months": months, "period": span, "units": released, "withheld": withheld,
@@ -234,7 +235,7 @@ class Verdict:
     """What the ledger lets this attempt release."""
 
     fixed: list[str] | None
-    withheld: list[list[str]]
+    withheld: list[list[str | None]]  # [dimension (None: a scalar output), label]
     reasons: dict[str, str]  # unit -> "released in run R attempt n"
     units: list[str]  # every unit of the run
     released: list[str]  # the units not withheld

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 ROLES = ("input", "compute", "recipient")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -390,7 +390,7 @@ def _only(src: str, mapping: dict, allowed: tuple[str, ...], where: str) -> None
             raise SpecError(src, f"{where}{key}", f"unknown field (allowed: {', '.join(allowed)})")
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

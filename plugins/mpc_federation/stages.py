@@ -170,7 +170,7 @@ def _ledger_records(run: PartyRun, ledger_dir) -> list:
     return ledger.all_records(private, ledger.bucket_records(run.spec, run.store, reader_for))
 
 
-def _current_sha(run: PartyRun, known: dict[str, str]):
+def _current_sha(run: PartyRun, known: dict[str, str | None]):
     from mpc_federation import ledger
 
     def sha(key: str) -> str | None:
@@ -291,7 +291,7 @@ def _skipped(channel: RunChannel, attempt: int, view) -> bool:
         record = channel.read(channel.status_key(channel.me.id, "skipped"), "status", channel.me.id)
     except IntegrityError:
         return False
-    return bool(record) and record.get("attempt") == attempt
+    return record is not None and record.get("attempt") == attempt
 
 
 def mpyc_certificates(run: PartyRun) -> list[str]:
@@ -302,7 +302,7 @@ def mpyc_certificates(run: PartyRun) -> list[str]:
                          "(python -m mpc_federation.keys public --keys FILE --compute-index N)")
     if run.keys.tls_key is None:
         raise StageError(f"the private keys of {run.party_id} hold no TLS key for MPyC")
-    return [c.certificate for c in run.spec.compute_parties]
+    return [c.certificate for c in run.spec.compute_parties if c.certificate]
 
 
 def give_up(channel: RunChannel, attempt: int, reason: str, code: str = "protocol") -> None:
@@ -392,7 +392,7 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
     verdict = ledger.verdict(records, program, run.dims, channel.run, attempt, roster, _current_sha(run, dict(consumed)))
     job = MPCJob(
         program=str(spec.program_file), party_index=spec.compute_index(run.party_id),
-        endpoints=[c.endpoint for c in spec.compute_parties], threshold=spec.threshold, roster=roster,
+        endpoints=[str(c.endpoint) for c in spec.compute_parties], threshold=spec.threshold, roster=roster,
         shares=shares, input_lengths=program.input_lengths(run.dims),
         output_lengths=program.output_lengths(run.dims),
         dims=run.dims, params=program.params(spec.program_params),

@@ -26,9 +26,12 @@ def certificate(tls_key_pem: bytes, index: int, party_id: str, days: int = 825) 
     """The self-signed certificate of compute party ``index`` (0-based, spec order)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = serialization.load_pem_private_key(tls_key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the TLS key of a compute party must be an elliptic-curve key (P-256)")
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, mpyc_name(index)),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, party_id)])
     now = datetime.datetime.now(datetime.timezone.utc)

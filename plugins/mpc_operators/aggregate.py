@@ -108,7 +108,7 @@ class MPCAggregateOperator(SparkSubmitOperator):
         return join_uri(root, f"{self.computation}/{self.run_key}/{self.party_id}.json")
 
     # -- execution -------------------------------------------------------------------------------
-    def execute(self, context: Any) -> dict:
+    def execute(self, context: Any) -> dict:  # type: ignore[override]  # the aggregate is the XCom
         if "--output" in (self.application_args or []):
             raise AirflowFailException("application_args must not give --output: the aggregate task chooses it")
         remote = self.driver_is_remote()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,7 +23,7 @@ class MPCBaseOperator(BaseOperator):
     :param keys_conn_id: connection whose password holds this party's private keys.
     """
 
-    template_fields = ("spec_path", "party_id")
+    template_fields: Sequence[str] = ("spec_path", "party_id")
     ui_color = "#e8e0f7"
     operator_extra_links = (MPCRunLink(),)
 
@@ -44,7 +45,7 @@ def open_party_run(task: Any, context: Any):
                               coordination_conn_id=task.coordination_conn_id)
 
 
-def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn_id: str = KEYS_CONN_ID,
+def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn_id: str | None = KEYS_CONN_ID,
                        coordination_conn_id: str = COORDINATION_CONN_ID):
     """The PartyRun of ``party_id`` for the run of ``context``: the spec, this party's keys from
     ``keys_conn_id`` (None: a task that only reads, verifying with public keys) and the bucket

@@ -79,9 +79,9 @@ def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = 
         raise ValueError(f"the DAG id of a federation is its computation {spec.computation!r}, not "
                          f"{dag_kwargs['dag_id']!r}: every party names the run by it")
     me = spec.party(party_id)
-    common = {"spec_path": str(spec.source), "party_id": party_id}
+    common: dict[str, Any] = {"spec_path": str(spec.source), "party_id": party_id}
     withdraw = partial(withdraw_on_failure, str(spec.source), party_id)
-    defaults = {"dag_id": spec.computation,
+    defaults: dict[str, Any] = {"dag_id": spec.computation,
                 "description": spec.description or f"Federated MPC: {spec.computation}",
                 "schedule": spec.schedule,
                 "start_date": datetime(2024, 1, 1, tzinfo=timezone.utc),
@@ -104,7 +104,7 @@ def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = 
                 tasks.append(MPCCoordinationSensor(task_id="confirm_inclusion", stage="roster",
                                                    doc_md=_CONFIRM_INCLUSION_DOC, **common))
         if me.has("compute"):
-            queue = {"queue": settings.compute_queue} if settings.compute_queue else {}
+            queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
             tasks += [MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC,
                                             **common),
                       MPCComputeOperator(task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC,

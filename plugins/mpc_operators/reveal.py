@@ -57,10 +57,13 @@ class MPCRevealOperator(MPCBaseOperator):
         return result
 
     def write_copy(self, result: dict) -> str:
+        """Write ``result`` under ``results_uri``; returns where."""
         from airflow.sdk import ObjectStoragePath
 
         from mpc_operators.settings import result_location
 
+        if not self.results_uri:
+            raise ValueError("no results_uri to write the result record to")
         path = ObjectStoragePath(result_location(self.results_uri, result["computation"], result["run"]),
                                  conn_id=self.results_conn_id)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -29,12 +29,12 @@ SPARK_SECRET_CONN_ID = "mpc_spark_secret"
 MIN_SECRET_CHARS = 16
 
 
-def spark_defaults_text(env: dict[str, str] | None = None) -> str:
+def spark_defaults_text(env: Mapping[str, str] | None = None) -> str:
     """The text of the spark-defaults.conf spark-submit would read without --properties-file."""
-    env = os.environ if env is None else env
-    folders = [env.get("SPARK_CONF_DIR")]
-    if env.get("SPARK_HOME"):
-        folders.append(os.path.join(env["SPARK_HOME"], "conf"))
+    environ: Mapping[str, str] = os.environ if env is None else env
+    folders = [environ.get("SPARK_CONF_DIR")]
+    if environ.get("SPARK_HOME"):
+        folders.append(os.path.join(environ["SPARK_HOME"], "conf"))
     for folder in filter(None, folders):
         path = os.path.join(folder, "spark-defaults.conf")
         if os.path.isfile(path):

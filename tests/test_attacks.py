@@ -8,13 +8,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import compute_all, small_parties
 
 from mpc_federation import stages
@@ -27,7 +26,7 @@ from mpc_federation.store import CoordinationStore
 from mpc_federation.tls import certificate, new_tls_key
 
 HHI = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
-DATE = datetime(2024, 4, 2, 3, tzinfo=timezone.utc)  # yesterday falls in the same period
+DATE = datetime(2024, 4, 2, 3, tzinfo=UTC)  # yesterday falls in the same period
 COMPANIES = ("company_a", "company_b", "company_c")
 REVENUE = {"company_a": [901_000_000_001, 300_000_000_011, 301_000_000_013, 300_000_000_017],
            "company_b": [602_000_000_003, 200_000_000_019, 201_000_000_023, 201_000_000_029],

@@ -16,17 +16,17 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
+import localnet
 import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowFailException
-
-import localnet
 from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties
+
 from mpc_federation import reasons, stages
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys
 from mpc_federation.party import PartyRun
@@ -34,7 +34,7 @@ from mpc_federation.programs import ProgramError
 from mpc_federation.spec import SpecError, canonical_json, load_spec
 from mpc_federation.store import CoordinationStore
 
-DATE = datetime(2024, 4, 2, 3, tzinfo=timezone.utc)
+DATE = datetime(2024, 4, 2, 3, tzinfo=UTC)
 COMPUTES = ("company_a", "company_b", "company_c")
 REVENUE = {"company_a": [904_000_000_001, 301_000_000_011, 302_000_000_013, 301_000_000_017],
            "company_b": [603_000_000_003, 201_000_000_019, 201_000_000_023, 201_000_000_029],
@@ -357,8 +357,8 @@ def test_threshold_zero_and_too_few_compute_parties_are_refused(federation, s3_s
 
 # -- item 7: test keys refused by a production-style start -----------------------------------------------------
 def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
-    from mpc_operators.keys import PartyKeysHook
     from mpc_operators.compute import MPCComputeOperator
+    from mpc_operators.keys import PartyKeysHook
     from mpc_operators.share import MPCShareOperator
     from sensors.coordination import MPCCoordinationSensor
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,9 +29,9 @@ from mpc_federation.store import CoordinationStore
 
 HHI = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
 
-APRIL = datetime(2024, 4, 2, 3, tzinfo=timezone.utc)  # period 2024-01..2024-03
-APRIL_LATER = datetime(2024, 4, 3, 3, tzinfo=timezone.utc)  # the same period, the next night
-MAY = datetime(2024, 5, 2, 3, tzinfo=timezone.utc)  # period 2024-02..2024-04: overlaps April's
+APRIL = datetime(2024, 4, 2, 3, tzinfo=UTC)  # period 2024-01..2024-03
+APRIL_LATER = datetime(2024, 4, 3, 3, tzinfo=UTC)  # the same period, the next night
+MAY = datetime(2024, 5, 2, 3, tzinfo=UTC)  # period 2024-02..2024-04: overlaps April's
 COMPUTES = ("company_a", "company_b", "company_c")
 BASE = {"company_a": 300_000_000_001, "company_b": 200_000_000_003, "company_c": 100_000_000_005,
         "company_d": 60_000_000_007, "company_e": 30_000_000_009}

@@ -5,7 +5,7 @@ server, with a federation spec of its own: nothing under plugins/ knows about it
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from conftest import compute_each, small_parties
@@ -15,7 +15,7 @@ from mpc_federation.party import PartyRun
 from mpc_federation.programs import ProgramError
 from mpc_federation.store import CoordinationStore
 
-DATE = datetime(2024, 6, 2, 3, 0, tzinfo=timezone.utc)
+DATE = datetime(2024, 6, 2, 3, 0, tzinfo=UTC)
 
 PROGRAM = textwrap.dedent('''
     """Trips per region: the total, scaled by a public factor, and the mean per company to 0.01."""

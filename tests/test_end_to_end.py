@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import demo
@@ -38,7 +38,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     from mpc_federation.store import CoordinationStore
 
     spec = load_spec(spec_path)
-    date = datetime(2024, 4, 1, tzinfo=timezone.utc)
+    date = datetime(2024, 4, 1, tzinfo=UTC)
     run = run_key(date)
     by_id = {p.id: p for p in parties}
     result = xcom(regulator, "taxi_hhi", "reveal")  # handed on through XCom ...

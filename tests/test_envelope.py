@@ -7,7 +7,6 @@ import hashlib
 import json
 
 import pytest
-
 from nacl.public import PublicKey, SealedBox
 
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, open_envelope, seal

@@ -9,8 +9,8 @@ Measured times are printed (run with -s) and tabulated in docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
-import functools
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -31,7 +31,7 @@ from mpc_federation.party import PartyRun
 from mpc_federation.store import CoordinationStore, StoreConfig
 from sensors.triggers import CoordinationTrigger
 
-DATE = datetime(2024, 4, 1, 3, tzinfo=timezone.utc)
+DATE = datetime(2024, 4, 1, 3, tzinfo=UTC)
 SLOW_SUM = REPO / "tests" / "programs" / "slow_sum.py"
 VALUES = {"company_a": 110_000_001, "company_b": 220_000_002, "company_c": 330_000_003, "company_d": 440_000_004}
 

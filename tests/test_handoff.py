@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 SPEC = REPO / "include" / "federations" / "taxi_hhi.yaml"

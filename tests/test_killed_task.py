@@ -90,12 +90,12 @@ def test_sweep_keeps_the_folders_of_running_launchers(tmp_path):
 def test_on_kill_stops_the_mpyc_process_group(tmp_path, monkeypatch):
     """What MPCComputeOperator.on_kill calls: every MPyC process of this task process is killed and
     the run fails at once, its folder removed."""
-    from mpc_operators.compute import MPCComputeOperator
+    import localnet
 
     from mpc_federation.launcher import MPCJob, MPCRunError, run_mpc
     from mpc_federation.programs import load_program
     from mpc_federation.sharing import input_payloads
-    import localnet
+    from mpc_operators.compute import MPCComputeOperator
 
     monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
     program = load_program(SLOW).program

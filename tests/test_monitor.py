@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from mpc_federation.channel import RunChannel
 from mpc_federation.store import CoordinationStore
 from mpc_ui.data import list_runs, run_date, run_overview

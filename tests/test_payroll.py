@@ -8,7 +8,7 @@ missing column. Everything else here runs without Spark.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "include" / "jobs" / "payroll_sums.py"
 SPEC = ROOT / "include" / "federations" / "pay_equity.yaml"
 PREFIX = "payroll_sums: error:"
-DIMS = load_spec(SPEC).dimensions(datetime(2024, 4, 1, tzinfo=timezone.utc))
+DIMS = load_spec(SPEC).dimensions(datetime(2024, 4, 1, tzinfo=UTC))
 
 
 payroll = import_file(ROOT / "include" / "datagen" / "payroll.py")

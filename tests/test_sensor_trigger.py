@@ -9,7 +9,7 @@ import importlib
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import localnet
 import pytest
@@ -22,7 +22,7 @@ from mpc_federation.store import CoordinationStore
 from sensors.coordination import MPCCoordinationSensor
 from sensors.triggers import CoordinationTrigger
 
-DATE = datetime(2024, 4, 15, 3, 0, tzinfo=timezone.utc)
+DATE = datetime(2024, 4, 15, 3, 0, tzinfo=UTC)
 RUN = "20240415T030000Z"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -71,11 +71,11 @@ def test_committed_taxi_spec_loads():
 def test_months_of_a_rolling_period():
     spec = load_spec(TAXI)
     assert spec.period == {"months": 3}
-    date = datetime(2024, 4, 15, 3, 0, tzinfo=timezone.utc)
+    date = datetime(2024, 4, 15, 3, 0, tzinfo=UTC)
     assert spec.months(date) == ["2024-01", "2024-02", "2024-03"]
     assert spec.dimensions(date) == {"market": ["all", "2024-01", "2024-02", "2024-03"]}
     # across a year boundary, and on the first day of a month (that month is not yet complete)
-    assert spec.months(datetime(2024, 2, 1, tzinfo=timezone.utc)) == ["2023-11", "2023-12", "2024-01"]
+    assert spec.months(datetime(2024, 2, 1, tzinfo=UTC)) == ["2023-11", "2023-12", "2024-01"]
     assert spec.months(datetime(2024, 1, 31)) == ["2023-10", "2023-11", "2023-12"]
 
 
@@ -84,8 +84,8 @@ def test_months_of_an_explicit_period(tmp_path):
     raw["aggregation"]["period"] = {"start": "2023-11", "end": "2024-02"}
     spec = load_spec(write(tmp_path, raw))
     want = ["2023-11", "2023-12", "2024-01", "2024-02"]
-    assert spec.months(datetime(2024, 4, 15, tzinfo=timezone.utc)) == want
-    assert spec.months(datetime(2030, 1, 1, tzinfo=timezone.utc)) == want  # independent of the run
+    assert spec.months(datetime(2024, 4, 15, tzinfo=UTC)) == want
+    assert spec.months(datetime(2030, 1, 1, tzinfo=UTC)) == want  # independent of the run
     assert spec.dimensions(datetime(2024, 4, 15))["market"] == ["all", *want]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from mpc_federation.programs import ProgramError, load_program
 from mpc_federation.spec import load_spec
 from mpc_federation.store import CoordinationStore
 
-DATE = datetime(2024, 4, 15, 3, 0, tzinfo=timezone.utc)
+DATE = datetime(2024, 4, 15, 3, 0, tzinfo=UTC)
 RUN = "20240415T030000Z"
 
 

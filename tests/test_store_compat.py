@@ -106,9 +106,8 @@ def test_emulation_residual_race_is_caught_by_the_roster_agreement(servers):
 def test_a_party_probes_where_its_role_may_write_and_no_reader_looks(federation):
     """The bucket policy lets a party write ``<prefix>/*/*/*/<party>/*`` only; run listings and the
     ledger never see the probe."""
-    from mpc_federation.layout import ledger_root
+    from mpc_federation.layout import ledger_root, probe_key
     from mpc_federation.monitor import _RUN_KEY
-    from mpc_federation.layout import probe_key
 
     spec, _ = federation()
     key = probe_key(spec, "company_b")

@@ -146,8 +146,16 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
     :raises _SchemaDrift: on column names that differ only by case
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.types import (DateType, DecimalType, DoubleType, FloatType, IntegralType,
-                                   StringType, TimestampNTZType, TimestampType)
+    from pyspark.sql.types import (
+        DateType,
+        DecimalType,
+        DoubleType,
+        FloatType,
+        IntegralType,
+        StringType,
+        TimestampNTZType,
+        TimestampType,
+    )
 
     fields = {f.name: f.dataType for f in df.schema.fields}
     names = list(fields)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mpc_federation.spec import FederationSpec
 
@@ -81,8 +81,8 @@ def probe_key(spec: FederationSpec, party_id: str) -> str:
 def run_key(logical_date: datetime) -> str:
     """The name every party derives for the same nightly run: its logical date in UTC."""
     if logical_date.tzinfo is None:
-        logical_date = logical_date.replace(tzinfo=timezone.utc)
-    return logical_date.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        logical_date = logical_date.replace(tzinfo=UTC)
+    return logical_date.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 class RunLayout:

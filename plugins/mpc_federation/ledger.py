@@ -54,9 +54,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mpc_federation.envelope import IntegrityError
 from mpc_federation.layout import ledger_root, parse_ledger_key

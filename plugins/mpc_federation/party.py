@@ -13,6 +13,7 @@ from typing import Any
 
 from mpc_federation.spec import FederationSpec
 
+
 def run_date(context: Any) -> datetime:
     """The date that names a run: the logical date, or for a run without one, when it was due."""
     logical = context.get("logical_date")

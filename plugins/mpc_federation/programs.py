@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # MPyC's default statistical security parameter: SecInt(l) needs a prime of l + k + 2 bits.
 SEC_PARAM = 30

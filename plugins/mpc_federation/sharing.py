@@ -9,7 +9,6 @@ the same polynomial, then read the integers at their declared precision.
 from __future__ import annotations
 
 
-
 class ReconstructionError(ValueError):
     """Output shares that do not determine one consistent result."""
 

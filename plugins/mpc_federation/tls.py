@@ -34,7 +34,7 @@ def certificate(tls_key_pem: bytes, index: int, party_id: str, days: int = 825) 
         raise ValueError("the TLS key of a compute party must be an elliptic-curve key (P-256)")
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, mpyc_name(index)),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, party_id)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))

@@ -15,7 +15,7 @@ configuration only: no network, no Spark, no MPyC, no cryptography imports.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = 
     defaults: dict[str, Any] = {"dag_id": spec.computation,
                 "description": spec.description or f"Federated MPC: {spec.computation}",
                 "schedule": spec.schedule,
-                "start_date": datetime(2024, 1, 1, tzinfo=timezone.utc),
+                "start_date": datetime(2024, 1, 1, tzinfo=UTC),
                 "catchup": False,
                 "max_active_runs": 1,
                 "tags": ["mpc", spec.computation, *me.roles],

@@ -32,8 +32,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.staticfiles import StaticFiles
-from mpc_federation.layout import run_key
 
+from mpc_federation.layout import run_key
 from mpc_ui import pages, results
 from mpc_ui.chart import trend_chart
 from mpc_ui.federations import FEDERATIONS

@@ -9,6 +9,7 @@ from typing import Any
 
 from mpc_federation.spec import FederationSpec, party_specs
 
+
 def coordination_store(spec: FederationSpec):
     """The coordination bucket of ``spec`` through the ``mpc_coordination`` connection: the one
     place the UI builds a store. A page answers at once: no riding out a bucket outage as the tasks do."""

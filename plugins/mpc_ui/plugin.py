@@ -4,8 +4,8 @@ navigation and as a tab on every DAG run."""
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
-from mpc_operators.links import UI_PREFIX
 
+from mpc_operators.links import UI_PREFIX
 from mpc_ui.app import app
 
 

@@ -236,14 +236,20 @@ def prepare_airflow_homes(parties: list[LocalParty], template_home: Path) -> Non
         party.work_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: float) -> dict[str, int]:
-    """``airflow dags test`` for every party at once; returns each party's exit code."""
+def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: float, *,
+                  airflow: list[str] | None = None, env_of=None) -> dict[str, int]:
+    """``airflow dags test`` for every party at once (log: ``<home>/dags-test-<date>.log``); returns
+    each party's exit code.
+
+    :param airflow: the command that runs Airflow's CLI (default: this project's venv).
+    :param env_of: a party's environment (default: ``LocalParty.env``).
+    """
     procs = {}
     for party in parties:
         log = open(party.home / f"dags-test-{date}.log", "wb")
-        procs[party.id] = (subprocess.Popen([str(VENV_BIN / "airflow"), "dags", "test", dag_id, date],
-                                            env=party.env(), stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True), log)
+        procs[party.id] = (subprocess.Popen([*(airflow or [str(VENV_BIN / "airflow")]), "dags", "test", dag_id, date],
+                                            env=(env_of or LocalParty.env)(party), cwd=party.home, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True), log)
     deadline = time.monotonic() + timeout
     codes = {}
     for pid, (proc, log) in procs.items():

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,7 +23,7 @@ import demo
 import pytest
 import yaml
 from conftest import small_parties
-from localnet import outside_environ, xcom
+from localnet import outside_environ, run_dags_test, xcom
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "plugins", "include")  # what the wheel is built from
@@ -178,25 +177,15 @@ def test_a_night_with_the_installed_provider_and_builtins_by_name(installed, tmp
                                          "from mpc_operators.dag import federation_dag\n\n"
                                          f"dag = federation_dag({str(spec_path)!r}, tags=['mine'])\n")
 
-    procs = {}
-    for party in parties:
+    def env_of(party):
         env = {**party.env(), **installed_env(python, party.airflow_home, dags, plugins),
                "PYSPARK_PYTHON": str(python)}
         env.pop("PYTHONPATH", None)
-        log = open(party.home / "night.log", "wb")
-        procs[party.id] = (subprocess.Popen(NICE + [str(python), "-m", "airflow", "dags", "test", "taxi_hhi", DATE],
-                                            env=env, cwd=party.home, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True), log)
-    deadline = time.monotonic() + 600
-    codes = {}
-    for pid, (proc, log) in procs.items():
-        try:
-            codes[pid] = proc.wait(max(1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            codes[pid] = proc.wait()
-        log.close()
-    logs = {p.id: (p.home / "night.log").read_text(errors="replace") for p in parties}
+        return env
+
+    codes = run_dags_test(parties, "taxi_hhi", DATE, 600, airflow=[*NICE, str(python), "-m", "airflow"],
+                          env_of=env_of)
+    logs = {p.id: (p.home / f"dags-test-{DATE}.log").read_text(errors="replace") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid][-3000:] for pid, c in codes.items() if c}
 
     from mpc_federation.spec import load_spec

@@ -183,8 +183,10 @@ def main() -> None:
         job = json.load(f)
     from mpyc.runtime import mpc  # parses MPyC's options from sys.argv
 
+    from mpc_federation import mpyc_compat
     from mpc_federation.programs import load_program
 
+    mpyc_compat.install_fast_random_split()
     program = load_program(job["program"]).program
     shares = mpc.run(_run(mpc, program, job))
     with open(args.out, "w") as f:

@@ -24,8 +24,10 @@ GRIDS = {
                 (30, 3, 264), (100, 3, 264), (5, 5, 264), (5, 5, 2999)],
 }
 # The targets' points, profiled in a separate (untimed) run.
-TARGETS = {"5 inputs, 3 compute, 1 market": ((5, 3, 1), 2.0),
-           "100 inputs, 3 compute, 1 market": ((100, 3, 1), 10.0),
+TARGETS = {"5 inputs, 3 compute, 2 markets": ((5, 3, 1), 1.0),
+           "100 inputs, 3 compute, 2 markets": ((100, 3, 1), 10.0),
+           "1,000 inputs, 3 compute, 2 markets": ((1000, 3, 1), 10.0),
+           "7 inputs, 7 compute (t = 3), 2 markets": ((7, 7, 1), None),
            "5 inputs, 3 compute, 3,000 markets": ((5, 3, 2999), 30.0)}
 
 

@@ -107,8 +107,10 @@ async def _run(mpc, program, job: dict) -> list[int]:
         await _refuse_on_error(mpc, lambda: check_seats(mpc, job["certificates"], names))
     # Peers that connected on the same ports but for another spec, run, attempt or roster must not
     # compute together: compare what each party is about to do before touching any share.
-    sessions = await mpc.transfer(job["session"])
-    views = await mpc.transfer(job.get("agreement", {}))
+    # One exchange (one round) carries the session, the view and this party's share of the seed.
+    exchanged = await mpc.transfer([job["session"], job.get("agreement", {}), secrets.token_bytes(32)])
+    sessions, views, tokens = ([x[i] if isinstance(x, list) and len(x) == 3 else None for x in exchanged]
+                               for i in range(3))  # anything malformed differs from every session
 
     def same_session():
         if len(set(sessions)) != 1:
@@ -117,8 +119,8 @@ async def _run(mpc, program, job: dict) -> list[int]:
         check_agreement(views, names)
 
     await _refuse_on_error(mpc, same_session)
-    # Coefficients of the input checks: drawn only now, after every input was fixed.
-    seed = hashlib.sha256(b"".join(await mpc.transfer(secrets.token_bytes(32)))).digest()
+    # Coefficients of the input checks: drawn only now, after every input was fixed (in the job).
+    seed = hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()
     await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
     validated = time.monotonic()
 

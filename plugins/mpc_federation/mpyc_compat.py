@@ -68,3 +68,18 @@ def install_fast_random_split() -> None:
     original = thresha.np_random_split
     np_random_split._bulk = True
     thresha.np_random_split = np_random_split
+
+
+def cache_ssl_contexts() -> None:
+    """Build each kind of TLS context once per process. MPyC creates a fresh default context (which
+    loads the system's CA store, ~30 ms) for every connection attempt while its peers are not up
+    yet, retrying every 0.1 s; it then loads the same certificate, key and CA file into it, so
+    handing it the same context again changes nothing but the time. Only for the MPyC process."""
+    import functools
+    import ssl
+
+    if getattr(ssl.create_default_context, "_cached", False):
+        return
+    cached = functools.lru_cache(maxsize=4)(ssl.create_default_context)
+    cached._cached = True
+    ssl.create_default_context = cached

@@ -189,6 +189,7 @@ def main() -> None:
     from mpc_federation.programs import load_program
 
     mpyc_compat.install_fast_random_split()
+    mpyc_compat.cache_ssl_contexts()
     program = load_program(job["program"]).program
     shares = mpc.run(_run(mpc, program, job))
     with open(args.out, "w") as f:

@@ -48,8 +48,8 @@ class CoordinationTrigger(BaseTrigger):
     :param coordination_conn_id: connection to the bucket (resolved in the triggerer).
     :param deadline: epoch seconds; absolute, so a triggerer restart does not extend the wait.
     :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
-    :param poll_interval: seconds between listings while the rendezvous is far.
-    :param fast_poll_interval: seconds between listings while it is near (at most ``poll_interval``).
+    :param poll_interval: seconds from one listing's start to the next while the rendezvous is far.
+    :param fast_poll_interval: the same while it is near (at most ``poll_interval``).
     """
 
     def __init__(self, *, spec_path: str, party_id: str, run: str, stage: str, coordination_conn_id: str,
@@ -91,6 +91,7 @@ class CoordinationTrigger(BaseTrigger):
         started, listings, near = time.time(), 0, False
         try:
             while True:
+                polled = time.time()
                 try:
                     # One impatient listing, bounded by the deadline: this loop is the retry, and an
                     # unreachable bucket must not hold the trigger past its absolute deadline.
@@ -119,7 +120,9 @@ class CoordinationTrigger(BaseTrigger):
                 if time.time() >= self.deadline:
                     yield TriggerEvent({"status": "timeout", "missing": missing})
                     return
-                await asyncio.sleep(max(0.0, min(self._interval(near), self.deadline - time.time())))
+                # Every interval from the start of the last listing: a slow listing is not added on top.
+                pause = self._interval(near) - (time.time() - polled)
+                await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
         finally:
             waited = max(time.time() - started, 1e-3)
             self.log.info("Listed %s %d times in %.1f s (%.0f listings per hour)", layout.root, listings, waited,

@@ -162,6 +162,18 @@ class RunReader(RunLayout):
             view.headers[key], view.payloads[key] = result
         return view
 
+    def verified_control(self, *, patient: bool = True) -> Verified:
+        """``verified`` over the roster, abort and output objects only: three small listings instead
+        of one over every input party's objects (thousands of keys with many input parties). What
+        attempts, rosters and stops are decided from; not who shared."""
+        lister = getattr(self.store, "list_with_etags", None)
+        listing: dict[str, str | None] = {}
+        for prefix in ("roster/", "abort/", "outputs/"):
+            where = f"{self.root}/{prefix}"
+            listing.update(lister(where, patient=patient) if lister
+                           else dict.fromkeys(self.store.list(where, patient=patient)))
+        return self.verified(listing)
+
     def _verify_all(self, wanted: list[tuple[str, Described]], tokens: dict) -> dict:
         """``_verify_cached`` of every wanted key; new or changed objects fetched concurrently
         (a thousand parties' markers on a first listing are a thousand GETs)."""

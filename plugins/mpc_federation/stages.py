@@ -247,7 +247,7 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
         channel.publish(channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
-        view = channel.verified()
+        view = channel.verified_control()  # rosters and aborts: not every input party's objects
         live = channel.live_attempt(view.keys)
         # Follow the live attempt, but never one this party already completed: a re-run waits
         # for the leader's next attempt instead of replaying the last one.
@@ -428,7 +428,7 @@ def reveal(run: PartyRun, results_dir: str | Path | None = None) -> dict:
     spec, program, channel = run.spec, run.program, run.channel
     if not run.me.has("recipient"):
         raise StageError(f"party {run.party_id} is not a recipient of {spec.computation}")
-    attempt = channel.live_attempt(channel.verified().keys)  # signed objects only: junk aborts stop nobody
+    attempt = channel.live_attempt(channel.verified_control().keys)  # signed objects only: junk aborts stop nobody
     if attempt is None:
         raise StageError("no live MPC attempt for this run (no roster, or the newest attempt was given up)")
     roster = channel.read(channel.roster_key(attempt), "roster", spec.leader.id, attempt=attempt)["roster"]

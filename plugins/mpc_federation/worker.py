@@ -71,21 +71,29 @@ def _secure_array(secint, shares: list[int]):
 
 
 async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
-    """Refuse, naming them, if any input party's values are outside their declared ranges."""
+    """Refuse, naming them, if any input party's values are outside their declared ranges (or its
+    shares do not have the lengths the run's dimensions give)."""
     import numpy as np
 
-    checks = []
-    for party in job["roster"]:
-        own = job["shares"][party]
-        total = None
-        for spec_input in program.inputs:
-            c = witnesses.combination(mpc, secint, spec_input, _secure_array(secint, own["values"][spec_input.name]),
-                                      _secure_array(secint, own["witness"][spec_input.name]), seed,
-                                      f"{party}/{spec_input.name}")
-            total = c if total is None else total + c
-        checks.append(total.reshape((1,)) if hasattr(total, "reshape") else mpc.np_fromlist([total]))
-    valid = await mpc.np_is_zero_public(mpc.np_concatenate(checks))
-    bad = [party for party, ok in zip(job["roster"], np.atleast_1d(valid)) if not ok]
+    roster = job["roster"]
+    wrong = [party for party in roster for spec_input in program.inputs
+             if len(job["shares"][party]["values"][spec_input.name]) != job["input_lengths"][spec_input.name]
+             or len(job["shares"][party]["witness"][spec_input.name])
+             != witnesses.layout(spec_input, job["input_lengths"][spec_input.name]).size]
+    if wrong:
+        raise AgreementError(f"the shares of {', '.join(dict.fromkeys(wrong))} do not have the lengths of this run")
+    total = None
+    for spec_input in program.inputs:  # every party at once: one batched inner product per input
+        n = job["input_lengths"][spec_input.name]
+        size = witnesses.layout(spec_input, n).size
+        values = _secure_array(secint, [s for party in roster for s in job["shares"][party]["values"][spec_input.name]])
+        witness = _secure_array(secint, [s for party in roster for s in job["shares"][party]["witness"][spec_input.name]])
+        c = witnesses.combinations(mpc, secint, spec_input, values.reshape((len(roster), n)),
+                                   witness.reshape((len(roster), size)), seed,
+                                   [f"{party}/{spec_input.name}" for party in roster])
+        total = c if total is None else total + c
+    valid = await mpc.np_is_zero_public(total)
+    bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(f"the inputs of {', '.join(bad)} are outside their declared ranges "
                              "(checked inside the MPC; nothing else is revealed)")

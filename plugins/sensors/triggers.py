@@ -12,19 +12,15 @@ FAST_POLL_SECONDS = 0.5  # while the rendezvous is near: at most about half a se
 
 
 def rendezvous_near(layout, stage: str, keys: set[str], *, floor: int) -> bool:
-    """Whether the stage may become ready any moment, so the trigger lists fast:
-
-    - ``inputs`` / ``roster``: at least the privacy floor of input parties, or more than half of
-      them, have shared (the rest of a night's parties are then usually seconds away);
-    - ``result``: a roster exists, so the compute parties are running MPyC (they all finish
-      within a fraction of a second of each other).
-
-    Otherwise the parties are still aggregating (minutes): the trigger lists slowly.
+    """Whether the stage may become ready within seconds, so the trigger lists fast: a roster
+    exists (the compute parties are running MPyC, or about to), or at least the privacy floor of
+    input parties, or more than half of them, have shared (the rest of a night's parties, the
+    roster and for a small computation the outputs are then usually seconds away). Otherwise the
+    parties are still aggregating (minutes): the trigger lists slowly. The same rule for every
+    stage: a recipient's ``result`` is as near as the compute parties' ``inputs``, one MPC later.
 
     :param keys: the verified keys of the run.
     """
-    if stage == "result":
-        return bool(layout.attempts(keys))
     if layout.attempts(keys):
         return True
     shared = len(layout.shared(keys))

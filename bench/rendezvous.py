@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     import localnet
     from mpc_federation import stages
     from mpc_federation.party import COORDINATION_CONN_ID
-    from sensors.triggers import CoordinationTrigger
+    from sensors.triggers import ACTIVE_SECONDS, CoordinationTrigger
 
     with tempfile.TemporaryDirectory(prefix="mpc-rendezvous-") as tmp:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()
@@ -123,8 +123,9 @@ def main(argv=None) -> int:
                 result_wait = asyncio.ensure_future(wait(trigger(recipient, "result")))
                 await asyncio.sleep(1.0)
                 await asyncio.to_thread(stages.share, runs[inputs[0]], aggregates[inputs[0]])
+                await asyncio.sleep(ACTIVE_SECONDS + 2)  # the trigger polls fast for a minute after news
                 t0, c0 = time.time(), counter.snapshot()
-                await asyncio.sleep(args.far)  # far: one input party of five shared
+                await asyncio.sleep(args.far)  # far: one input party of five shared, nothing new for a minute
                 far = _per_hour(c0, counter.snapshot(), time.time() - t0)
                 for p in inputs[1:4]:
                     await asyncio.to_thread(stages.share, runs[p], aggregates[p])

@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 FAST_POLL_SECONDS = 0.5  # while the rendezvous is near: at most about half a second late
+ACTIVE_SECONDS = 60.0  # after the wait starts and after any new object: parties of one night move together
 
 
 def rendezvous_near(layout, stage: str, keys: set[str], *, floor: int) -> bool:
@@ -33,9 +34,11 @@ class CoordinationTrigger(BaseTrigger):
     the triggerer) and remembers each verified object by its ETag, so an unchanged object is not
     fetched again while the trigger runs: a poll is one LIST request, plus one GET per new object.
 
-    It lists every ``poll_interval`` seconds while the rendezvous is far, and every
-    ``fast_poll_interval`` seconds once it is near (``rendezvous_near``), so the last party's
-    object is seen within about that much; the log line at the end gives the requests it made.
+    It lists every ``fast_poll_interval`` seconds while the rendezvous is near (``rendezvous_near``)
+    or something happened lately (the first minute of the wait, and a minute after each new
+    object: the parties of one night run on one schedule), and every ``poll_interval`` seconds
+    otherwise (a straggler still aggregating), so the last party's object is seen within about
+    ``fast_poll_interval``; the log line at the end gives the requests it made.
 
     :param spec_path: the federation spec (read in the triggerer: a local file).
     :param party_id: the waiting party.
@@ -85,6 +88,8 @@ class CoordinationTrigger(BaseTrigger):
         layout = RunReader(spec, self.run_key, store, viewer=self.party_id)
         missing: list[str] = []
         started, listings, near = time.time(), 0, False
+        seen: set[str] = set()
+        active_until = started + ACTIVE_SECONDS  # fast for a while after the wait starts or anything new
         try:
             while True:
                 polled = time.time()
@@ -108,8 +113,12 @@ class CoordinationTrigger(BaseTrigger):
                     if state.ready:
                         yield TriggerEvent({"status": "ready", "left_out": state.missing})
                         return
-                    if missing != state.missing or not near:
-                        near = rendezvous_near(layout, self.stage, view.keys, floor=floor)
+                    if view.keys - seen:
+                        active_until = time.time() + ACTIVE_SECONDS
+                        seen |= view.keys
+                    was = near
+                    near = rendezvous_near(layout, self.stage, view.keys, floor=floor) or time.time() < active_until
+                    if missing != state.missing or near != was:
                         self.log.info("Waiting for %s: %s (polling every %.2g s)", self.stage,
                                       ", ".join(state.missing), self._interval(near))
                     missing = state.missing

@@ -27,7 +27,6 @@ def run(markets: int, inputs: int, computes: int, *, rtt_ms: float = 0.0, profil
     """One run of the HHI program; returns timings, peak RSS and rounds per compute party."""
     import localnet
     import wanproxy
-
     from common import MPCRecorder, WorkerMonitor, hhi_reference
     from mpc_federation import launcher
     from mpc_federation.launcher import MPCJob

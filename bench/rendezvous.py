@@ -83,12 +83,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]
-    from common import log  # puts plugins/ and scripts/ on the path
-    from mpcstages import DATE, make_federation, random_aggregates
-
     import localnet
+    from common import log  # puts plugins/ and scripts/ on the path
     from mpc_federation import stages
     from mpc_federation.party import COORDINATION_CONN_ID
+    from mpcstages import make_federation, random_aggregates
     from sensors.triggers import ACTIVE_SECONDS, CoordinationTrigger
 
     with tempfile.TemporaryDirectory(prefix="mpc-rendezvous-") as tmp:

@@ -104,7 +104,7 @@ def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: in
     store = CoordinationStore(s3.store_config(spec.bucket))
     out = analyse(parties, spec, store, key)
     out.update({"parties": len(parties), "companies": companies, "computes": computes, "trips": trips,
-                "wall_s": wall, "poll_interval_s": 5})
+                "wall_s": wall, "poll_interval_s": {"far": 5, "near": 0.5}})
     return out
 
 
@@ -159,3 +159,37 @@ def analyse(parties, spec, store, run_key: str) -> dict:
         "run_s": {pid: max(v["end"] for v in ti.values() if v["end"])
                   - min(v["start"] for v in ti.values() if v["start"]) for pid, ti in tis.items()},
     }
+
+
+def main(argv=None) -> int:
+    """``python bench/coordination.py [--companies 5] [--computes 3] [--trips 5000] [--json FILE]``"""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--companies", type=int, default=5)
+    parser.add_argument("--computes", type=int, default=3)
+    parser.add_argument("--trips", type=int, default=5000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    import localnet
+
+    with tempfile.TemporaryDirectory(prefix="mpc-coordination-") as tmp:
+        s3 = localnet.S3Server(Path(tmp) / "s3").start()
+        try:
+            out = run_coordination(Path(tmp), s3, companies=args.companies, computes=args.computes,
+                                   trips=args.trips, spark_master="local[*]", timeout=1800)
+        finally:
+            s3.stop()
+    summary = {k: out[k] for k in ("all_mpyc_running_after_s", "all_connected_after_s", "recipient", "compute",
+                                   "task_gap_mean_s", "task_gap_max_s", "wall_s")}
+    print(json.dumps(summary, indent=2, default=str))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -46,10 +46,11 @@ class Federation:
 
 
 def make_federation(root: Path, s3, inputs: int, computes: int, months: int | None = None,
-                    party_list: list[dict] | None = None) -> Federation:
+                    party_list: list[dict] | None = None, program: Path | None = None) -> Federation:
     """A rendered spec (fresh keys, free ports, a prefix of its own) and every party's PartyRun.
 
     :param months: months in the period (markets = months + 1 for 'all'); None keeps the template's.
+    :param program: another program file than the template's (same inputs and outputs).
     """
     import localnet
 
@@ -62,6 +63,8 @@ def make_federation(root: Path, s3, inputs: int, computes: int, months: int | No
     keys = {p["id"]: PartyKeys.generate(p["id"], test_only=True) for p in plist}
     overrides = {"coordination": {"bucket": "mpc-coordination", "prefix": f"bench{uuid.uuid4().hex[:10]}"},
                  "min_input_parties": min(3, inputs)}
+    if program is not None:
+        overrides["program"] = {"file": str(program)}
     if months is not None:
         start, end = months_back("2024-03", months)
         overrides["aggregation"] = {"job": str(TAXI_JOB),

@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", help="JSON file for the results")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", action="append", help="run only the points whose name contains this")
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # MPyC, imported below, parses the command line too
     from common import load_average, log  # puts plugins/ and scripts/ on the path
@@ -32,6 +33,8 @@ def main(argv=None) -> int:
     import localnet
 
     points = {"5 inputs, 3 compute, 4 markets (the nightly HHI)": ((5, 3, 3), None), **TARGETS}
+    if args.only:
+        points = {k: v for k, v in points.items() if any(o in k for o in args.only)}
 
     rows = {}
     with tempfile.TemporaryDirectory(prefix="mpc-targets-") as tmp:

@@ -23,9 +23,11 @@ from mpc_federation.envelope import PartyKeys
 from mpc_federation.launcher import MPCRefused
 from mpc_federation.layout import ledger_root
 from mpc_federation.ledger import NothingToRelease
-from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
+from mpc_federation.party import PartyRun
 from mpc_federation.programs import load_program
 from mpc_federation.store import CoordinationStore
+from mpc_operators.hooks import COORDINATION_CONN_ID
+from mpc_operators.keys import KEYS_CONN_ID
 
 HHI = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
 

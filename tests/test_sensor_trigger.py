@@ -17,8 +17,10 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from conftest import small_parties
 
 from mpc_federation import stages
-from mpc_federation.party import COORDINATION_CONN_ID, KEYS_CONN_ID, PartyRun
+from mpc_federation.party import PartyRun
 from mpc_federation.store import CoordinationStore
+from mpc_operators.hooks import COORDINATION_CONN_ID
+from mpc_operators.keys import KEYS_CONN_ID
 from sensors.coordination import MPCCoordinationSensor
 from sensors.triggers import CoordinationTrigger
 

@@ -22,6 +22,7 @@ from mpc_federation.layout import Described, RunLayout
 from mpc_federation.spec import FederationSpec
 
 log = logging.getLogger(__name__)
+READ_THREADS = 8  # concurrent GETs of input shares (boto3 clients are thread-safe; pool of 10)
 
 # The kinds that decide waiting, rosters and stops; input shares (sealed, large) are not fetched
 # for that, and status records are progress only.
@@ -145,12 +146,12 @@ class RunReader(RunLayout):
             where = f"{self.root}/{prefix}"
             listing = lister(where, patient=patient) if lister else set(self.store.list(where, patient=patient))
         tokens = listing if isinstance(listing, dict) else dict.fromkeys(listing)
+        wanted = [(key, d) for key in sorted(tokens)
+                  for d in [self.describe(key)] if d is not None and d.kind in DECISION_KINDS]
+        outcomes = self._verify_all(wanted, tokens)
         view = Verified()
-        for key in sorted(tokens):
-            described = self.describe(key)
-            if described is None or described.kind not in DECISION_KINDS:
-                continue
-            outcome = self._verify_cached(key, tokens[key], described)
+        for key, _ in wanted:
+            outcome = outcomes[key]
             if outcome is None:
                 continue
             result, error = outcome
@@ -160,6 +161,33 @@ class RunReader(RunLayout):
             view.keys.add(key)
             view.headers[key], view.payloads[key] = result
         return view
+
+    def verified_control(self, *, patient: bool = True) -> Verified:
+        """``verified`` over the roster, abort and output objects only: three small listings instead
+        of one over every input party's objects (thousands of keys with many input parties). What
+        attempts, rosters and stops are decided from; not who shared."""
+        lister = getattr(self.store, "list_with_etags", None)
+        listing: dict[str, str | None] = {}
+        for prefix in ("roster/", "abort/", "outputs/"):
+            where = f"{self.root}/{prefix}"
+            listing.update(lister(where, patient=patient) if lister
+                           else dict.fromkeys(self.store.list(where, patient=patient)))
+        return self.verified(listing)
+
+    def _verify_all(self, wanted: list[tuple[str, Described]], tokens: dict) -> dict:
+        """``_verify_cached`` of every wanted key; new or changed objects fetched concurrently
+        (a thousand parties' markers on a first listing are a thousand GETs)."""
+        def fresh(key: str) -> bool:
+            cached = self._seen.get(key)
+            return cached is None or tokens[key] is None or cached[0] != tokens[key]
+
+        if sum(1 for key, _ in wanted if fresh(key)) <= 1:
+            return {key: self._verify_cached(key, tokens[key], d) for key, d in wanted}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="verify") as pool:
+            results = pool.map(lambda item: self._verify_cached(item[0], tokens[item[0]], item[1]), wanted)
+            return {key: outcome for (key, _), outcome in zip(wanted, results)}
 
     def _verify_cached(self, key: str, token: str | None, d: Described):
         cached = self._seen.get(key)
@@ -193,6 +221,27 @@ class RunChannel(RunReader):
     @property
     def _reader_keys(self) -> PartyKeys | None:
         return self.keys
+
+    def read_inputs(self, parties: list[str], *, threads: int = READ_THREADS):
+        """Fetch and verify the input shares every party in ``parties`` sealed to this party,
+        ``threads`` at a time (GETs and signature checks overlap); in the order of ``parties``.
+
+        :return: ``[(party, key, blob or None if absent, payload or None)]``; raises
+            IntegrityError naming the first party whose object does not verify.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        def fetch(party: str):
+            key = self.input_key(party, self.me.id)
+            blob = self.store.get(key)
+            if blob is None:
+                return party, key, None, None
+            return (party, key, blob, self.open(blob, key, "input-shares", party, to=self.me.id)[1])
+
+        if len(parties) <= 1 or threads <= 1:
+            return [fetch(p) for p in parties]
+        with ThreadPoolExecutor(max_workers=min(threads, len(parties)), thread_name_prefix="read-inputs") as pool:
+            return list(pool.map(fetch, parties))
 
     # -- writing -------------------------------------------------------------
     def _header(self, kind: str, role: str, to: str | None, attempt: int) -> dict[str, Any]:

@@ -240,7 +240,7 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
             _check_fixed_roster(channel, attempt, payload)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
-        view = channel.verified()
+        view = channel.verified_control()  # rosters and aborts: not every input party's objects
         live = channel.live_attempt(view.keys)
         # Follow the live attempt, but never one this party already completed: a re-run waits
         # for the leader's next attempt instead of replaying the last one.
@@ -256,7 +256,7 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
                              + (f"; {aborted}" if aborted else "")
                              + (f"; ignored objects that do not verify: {ignored}" if ignored else ""))
         time.sleep(pause)
-        pause = min(pause * 2, 1.0)  # the leader is usually a moment away; don't poll the bucket hard
+        pause = min(pause * 2, 0.25)  # the leader is a moment away: one cheap LIST (ETag-cached) per pause
 
 
 def _check_fixed_roster(channel: RunChannel, attempt: int, payload: dict) -> None:
@@ -379,12 +379,9 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
             if roster_at is not None and view.headers[channel.input_done_key(p)].get("created_at", roster_at + 1)
             <= roster_at]
     shares, consumed = {}, {}
-    for party in roster:
-        key = channel.input_key(party, run.party_id)
-        blob = channel.store.get(key)
+    for party, key, blob, record in channel.read_inputs(roster):
         if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
-        _, record = channel.open(blob, key, "input-shares", party, to=run.party_id)
         shares[party] = record["shares"]
         consumed[key] = ledger.sha256(blob)
     records = _ledger_records(run, ledger_dir)
@@ -447,7 +444,7 @@ def reveal(run: PartyRun) -> dict:
     spec, program, channel = run.spec, run.program, run.channel
     if not run.me.has("recipient"):
         raise StageError(f"party {run.party_id} is not a recipient of {spec.computation}")
-    attempt = channel.live_attempt(channel.verified().keys)  # signed objects only: junk aborts stop nobody
+    attempt = channel.live_attempt(channel.verified_control().keys)  # signed objects only: junk aborts stop nobody
     if attempt is None:
         raise StageError("no live MPC attempt for this run (no roster, or the newest attempt was given up)")
     roster = channel.read(channel.roster_key(attempt), "roster", spec.leader.id, attempt=attempt)["roster"]

@@ -77,36 +77,51 @@ def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]
 def combination(mpc, secint, spec_input, values, witness, seed: bytes, label: str):
     """The random linear combination of one input's constraints for one party: a secure integer
     that is 0 when the witness is honest. ``values`` and ``witness`` are secure arrays."""
+    both = combinations(mpc, secint, spec_input, values.reshape((1, values.size)),
+                        witness.reshape((1, witness.size)), seed, [label])
+    return both[0]
+
+
+def combinations(mpc, secint, spec_input, values, witness, seed: bytes, labels: list[str]):
+    """``combination`` for many parties at once: ``values`` of shape (parties, n) and ``witness`` of
+    shape (parties, layout size), one label per party (its coefficients are those ``combination``
+    draws for that label). Returns the secure array of the parties' combinations: the quadratic
+    terms of all parties are one batched inner product (one resharing of one value per party)."""
     import numpy as np
 
-    lay = layout(spec_input, values.size)
+    parties, n = values.shape
+    lay = layout(spec_input, n)
     p = secint.field.modulus
-    n, L = lay.n, lay.bits
+    L = lay.bits
     counter = iter(range(16))
     pos = 0
     left, right, linear = [], [], []
     twos = np.array([2**j for j in range(L)], dtype=object)
 
-    def family(count):  # independent pseudorandom coefficients for one family of constraints
-        return np.array(coefficients(seed, f"{label}/{next(counter)}", count, p), dtype=object)
+    def family(count):  # independent pseudorandom coefficients for one family of constraints, per party
+        k = next(counter)
+        return np.array([coefficients(seed, f"{label}/{k}", count, p) for label in labels],
+                        dtype=object).reshape((parties, count))
 
-    ranges = [(values - spec_input.low, "lower")]
+    ranges = [values - spec_input.low]
     if lay.upper:
-        ranges.append((spec_input.high - values, "upper"))
-    for target, _ in ranges:
-        bits = witness[pos:pos + n * L]
+        ranges.append(spec_input.high - values)
+    for target in ranges:
+        bits = witness[:, pos:pos + n * L]
         pos += n * L
         r = family(n * L)
         left.append(bits * r)  # r*b*b - r*b: each bit is 0 or 1
         right.append(bits)
-        linear.append(-(bits * r).sum())
-        recomposed = (bits.reshape((n, L)) * twos).sum(axis=1)
-        linear.append(((recomposed - target) * family(n)).sum())
+        linear.append(-(bits * r).sum(axis=1))
+        recomposed = (bits.reshape((parties, n, L)) * twos).sum(axis=2)
+        linear.append(((recomposed - target) * family(n)).sum(axis=1))
     if lay.nonzero:
-        z, w = witness[pos:pos + n], witness[pos + n:pos + 2 * n]
+        z, w = witness[:, pos:pos + n], witness[:, pos + n:pos + 2 * n]
         r1, r2, r3 = family(n), family(n), family(n)
         left += [z * r1, -(values * r2), values * r3]  # z*z - z, x - x*z, x*w - z
         right += [z, z, w]
-        linear += [-(z * r1).sum(), (values * r2).sum(), -(z * r3).sum()]
-    quadratic = mpc.np_matmul(mpc.np_concatenate(left), mpc.np_concatenate(right))  # one resharing
-    return quadratic + sum(linear[1:], linear[0])
+        linear += [-(z * r1).sum(axis=1), (values * r2).sum(axis=1), -(z * r3).sum(axis=1)]
+    lhs, rhs = mpc.np_concatenate(left, axis=1), mpc.np_concatenate(right, axis=1)
+    k = lhs.shape[1]
+    quadratic = mpc.np_matmul(lhs.reshape((parties, 1, k)), rhs.reshape((parties, k, 1)))  # one resharing
+    return quadratic.reshape((parties,)) + sum(linear[1:], linear[0])

@@ -71,21 +71,29 @@ def _secure_array(secint, shares: list[int]):
 
 
 async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
-    """Refuse, naming them, if any input party's values are outside their declared ranges."""
+    """Refuse, naming them, if any input party's values are outside their declared ranges (or its
+    shares do not have the lengths the run's dimensions give)."""
     import numpy as np
 
-    checks = []
-    for party in job["roster"]:
-        own = job["shares"][party]
-        total = None
-        for spec_input in program.inputs:
-            c = witnesses.combination(mpc, secint, spec_input, _secure_array(secint, own["values"][spec_input.name]),
-                                      _secure_array(secint, own["witness"][spec_input.name]), seed,
-                                      f"{party}/{spec_input.name}")
-            total = c if total is None else total + c
-        checks.append(total.reshape((1,)) if hasattr(total, "reshape") else mpc.np_fromlist([total]))
-    valid = await mpc.np_is_zero_public(mpc.np_concatenate(checks))
-    bad = [party for party, ok in zip(job["roster"], np.atleast_1d(valid)) if not ok]
+    roster = job["roster"]
+    wrong = [party for party in roster for spec_input in program.inputs
+             if len(job["shares"][party]["values"][spec_input.name]) != job["input_lengths"][spec_input.name]
+             or len(job["shares"][party]["witness"][spec_input.name])
+             != witnesses.layout(spec_input, job["input_lengths"][spec_input.name]).size]
+    if wrong:
+        raise AgreementError(f"the shares of {', '.join(dict.fromkeys(wrong))} do not have the lengths of this run")
+    total = None
+    for spec_input in program.inputs:  # every party at once: one batched inner product per input
+        n = job["input_lengths"][spec_input.name]
+        size = witnesses.layout(spec_input, n).size
+        values = _secure_array(secint, [s for party in roster for s in job["shares"][party]["values"][spec_input.name]])
+        witness = _secure_array(secint, [s for party in roster for s in job["shares"][party]["witness"][spec_input.name]])
+        c = witnesses.combinations(mpc, secint, spec_input, values.reshape((len(roster), n)),
+                                   witness.reshape((len(roster), size)), seed,
+                                   [f"{party}/{spec_input.name}" for party in roster])
+        total = c if total is None else total + c
+    valid = await mpc.np_is_zero_public(total)
+    bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(f"the inputs of {', '.join(bad)} are outside their declared ranges "
                              "(checked inside the MPC; nothing else is revealed)")
@@ -107,8 +115,10 @@ async def _run(mpc, program, job: dict) -> list[int]:
         await _refuse_on_error(mpc, lambda: check_seats(mpc, job["certificates"], names))
     # Peers that connected on the same ports but for another spec, run, attempt or roster must not
     # compute together: compare what each party is about to do before touching any share.
-    sessions = await mpc.transfer(job["session"])
-    views = await mpc.transfer(job.get("agreement", {}))
+    # One exchange (one round) carries the session, the view and this party's share of the seed.
+    exchanged = await mpc.transfer([job["session"], job.get("agreement", {}), secrets.token_bytes(32)])
+    sessions, views, tokens = ([x[i] if isinstance(x, list) and len(x) == 3 else None for x in exchanged]
+                               for i in range(3))  # anything malformed differs from every session
 
     def same_session():
         if len(set(sessions)) != 1:
@@ -117,8 +127,8 @@ async def _run(mpc, program, job: dict) -> list[int]:
         check_agreement(views, names)
 
     await _refuse_on_error(mpc, same_session)
-    # Coefficients of the input checks: drawn only now, after every input was fixed.
-    seed = hashlib.sha256(b"".join(await mpc.transfer(secrets.token_bytes(32)))).digest()
+    # Coefficients of the input checks: drawn only now, after every input was fixed (in the job).
+    seed = hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()
     await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
     validated = time.monotonic()
 
@@ -183,8 +193,11 @@ def main() -> None:
         job = json.load(f)
     from mpyc.runtime import mpc  # parses MPyC's options from sys.argv
 
+    from mpc_federation import mpyc_compat
     from mpc_federation.programs import load_program
 
+    mpyc_compat.install_fast_random_split()
+    mpyc_compat.cache_ssl_contexts()
     program = load_program(job["program"]).program
     shares = mpc.run(_run(mpc, program, job))
     with open(args.out, "w") as f:

@@ -43,6 +43,8 @@ class MPCCoordinationSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer.
     :param coordination_conn_id: connection to the coordination bucket.
     :param keys_conn_id: kept for compatibility; not used (verifying needs public keys only).
+    :param fast_poke_interval: seconds between the trigger's listings once the rendezvous is near
+        (``poke_interval``, 5 s by default, applies while it is far; see ``CoordinationTrigger``).
     """
 
     template_fields = ("spec_path", "party_id")
@@ -51,7 +53,7 @@ class MPCCoordinationSensor(BaseSensorOperator):
 
     def __init__(self, *, spec_path: str, party_id: str, stage: str, deferrable: bool = True,
                  coordination_conn_id: str = COORDINATION_CONN_ID, keys_conn_id: str = KEYS_CONN_ID,
-                 **kwargs: Any) -> None:
+                 fast_poke_interval: float = 0.5, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", 5)
         super().__init__(**kwargs)
         self.spec_path = spec_path
@@ -60,6 +62,7 @@ class MPCCoordinationSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.coordination_conn_id = coordination_conn_id
         self.keys_conn_id = keys_conn_id
+        self.fast_poke_interval = fast_poke_interval
         self._started: float | None = None
         self._run = None
 
@@ -141,7 +144,8 @@ class MPCCoordinationSensor(BaseSensorOperator):
         self.defer(
             trigger=CoordinationTrigger(spec_path=self.spec_path, party_id=self.party_id, run=run.reader.run,
                                         stage=self.stage, coordination_conn_id=self.coordination_conn_id,
-                                        deadline=deadline, cutoff=cutoff, poll_interval=self.poke_interval),
+                                        deadline=deadline, cutoff=cutoff, poll_interval=self.poke_interval,
+                                        fast_poll_interval=min(self.fast_poke_interval, self.poke_interval)),
             method_name="execute_complete",
         )
 

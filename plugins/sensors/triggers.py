@@ -8,12 +8,37 @@ from typing import Any, AsyncIterator
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+FAST_POLL_SECONDS = 0.5  # while the rendezvous is near: at most about half a second late
+ACTIVE_SECONDS = 60.0  # after the wait starts and after any new object: parties of one night move together
+
+
+def rendezvous_near(layout, stage: str, keys: set[str], *, floor: int) -> bool:
+    """Whether the stage may become ready within seconds, so the trigger lists fast: a roster
+    exists (the compute parties are running MPyC, or about to), or at least the privacy floor of
+    input parties, or more than half of them, have shared (the rest of a night's parties, the
+    roster and for a small computation the outputs are then usually seconds away). Otherwise the
+    parties are still aggregating (minutes): the trigger lists slowly. The same rule for every
+    stage: a recipient's ``result`` is as near as the compute parties' ``inputs``, one MPC later.
+
+    :param keys: the verified keys of the run.
+    """
+    if layout.attempts(keys):
+        return True
+    shared = len(layout.shared(keys))
+    return shared >= floor or 2 * shared > len(layout.spec.input_parties)
+
 
 class CoordinationTrigger(BaseTrigger):
     """Poll the run's objects and apply the same readiness rule as the sensor's poke, to verified
     objects only: the trigger verifies envelopes with the spec's public keys (no private keys in
     the triggerer) and remembers each verified object by its ETag, so an unchanged object is not
-    fetched again while the trigger runs.
+    fetched again while the trigger runs: a poll is one LIST request, plus one GET per new object.
+
+    It lists every ``fast_poll_interval`` seconds while the rendezvous is near (``rendezvous_near``)
+    or something happened lately (the first minute of the wait, and a minute after each new
+    object: the parties of one night run on one schedule), and every ``poll_interval`` seconds
+    otherwise (a straggler still aggregating), so the last party's object is seen within about
+    ``fast_poll_interval``; the log line at the end gives the requests it made.
 
     :param spec_path: the federation spec (read in the triggerer: a local file).
     :param party_id: the waiting party.
@@ -22,11 +47,13 @@ class CoordinationTrigger(BaseTrigger):
     :param coordination_conn_id: connection to the bucket (resolved in the triggerer).
     :param deadline: epoch seconds; absolute, so a triggerer restart does not extend the wait.
     :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
-    :param poll_interval: seconds between listings.
+    :param poll_interval: seconds from one listing's start to the next while the rendezvous is far.
+    :param fast_poll_interval: the same while it is near (at most ``poll_interval``).
     """
 
     def __init__(self, *, spec_path: str, party_id: str, run: str, stage: str, coordination_conn_id: str,
-                 deadline: float, cutoff: float, poll_interval: float = 5.0) -> None:
+                 deadline: float, cutoff: float, poll_interval: float = 5.0,
+                 fast_poll_interval: float = FAST_POLL_SECONDS) -> None:
         super().__init__()
         self.spec_path = spec_path
         self.party_id = party_id
@@ -36,13 +63,15 @@ class CoordinationTrigger(BaseTrigger):
         self.deadline = deadline
         self.cutoff = cutoff
         self.poll_interval = poll_interval
+        self.fast_poll_interval = fast_poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # This module's own name: sensors.triggers in a cloned project, mpc_sensors.triggers installed.
         return (f"{__name__}.CoordinationTrigger", {
             "spec_path": self.spec_path, "party_id": self.party_id, "run": self.run_key, "stage": self.stage,
             "coordination_conn_id": self.coordination_conn_id, "deadline": self.deadline,
-            "cutoff": self.cutoff, "poll_interval": self.poll_interval})
+            "cutoff": self.cutoff, "poll_interval": self.poll_interval,
+            "fast_poll_interval": self.fast_poll_interval})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asgiref.sync import sync_to_async
@@ -60,29 +89,51 @@ class CoordinationTrigger(BaseTrigger):
         store = await sync_to_async(hook.store)(spec.bucket)
         layout = RunReader(spec, self.run_key, store, viewer=self.party_id)
         missing: list[str] = []
-        while True:
-            try:
-                # One impatient listing, bounded by the deadline: this loop is the retry, and an
-                # unreachable bucket must not hold the trigger past its absolute deadline.
-                view = await asyncio.wait_for(asyncio.to_thread(layout.verified, patient=False),
-                                              timeout=max(1.0, self.deadline - time.time()))
-            except Exception as exc:  # the bucket briefly unreachable is not the end of the run
-                self.log.warning("Listing %s failed: %s", layout.root, exc)
-            else:
-                state = readiness(layout, self.party_id, self.stage, view.keys, floor=floor,
-                                  cutoff_passed=time.time() >= self.cutoff, rosters=view.rosters(layout))
-                if state.skip:
-                    yield TriggerEvent({"status": "skipped", "reason": state.skip})
+        started, listings, near = time.time(), 0, False
+        seen: set[str] = set()
+        active_until = started + ACTIVE_SECONDS  # fast for a while after the wait starts or anything new
+        try:
+            while True:
+                polled = time.time()
+                try:
+                    # One impatient listing, bounded by the deadline: this loop is the retry, and an
+                    # unreachable bucket must not hold the trigger past its absolute deadline.
+                    listings += 1
+                    view = await asyncio.wait_for(asyncio.to_thread(layout.verified, patient=False),
+                                                  timeout=max(1.0, self.deadline - time.time()))
+                except Exception as exc:  # the bucket briefly unreachable is not the end of the run
+                    self.log.warning("Listing %s failed: %s", layout.root, exc)
+                else:
+                    state = readiness(layout, self.party_id, self.stage, view.keys, floor=floor,
+                                      cutoff_passed=time.time() >= self.cutoff, rosters=view.rosters(layout))
+                    if state.skip:
+                        yield TriggerEvent({"status": "skipped", "reason": state.skip})
+                        return
+                    if state.stop:
+                        yield TriggerEvent({"status": "stopped", "reason": state.stop})
+                        return
+                    if state.ready:
+                        yield TriggerEvent({"status": "ready", "left_out": state.missing})
+                        return
+                    if view.keys - seen:
+                        active_until = time.time() + ACTIVE_SECONDS
+                        seen |= view.keys
+                    was = near
+                    near = rendezvous_near(layout, self.stage, view.keys, floor=floor) or time.time() < active_until
+                    if missing != state.missing or near != was:
+                        self.log.info("Waiting for %s: %s (polling every %.2g s)", self.stage,
+                                      ", ".join(state.missing), self._interval(near))
+                    missing = state.missing
+                if time.time() >= self.deadline:
+                    yield TriggerEvent({"status": "timeout", "missing": missing})
                     return
-                if state.stop:
-                    yield TriggerEvent({"status": "stopped", "reason": state.stop})
-                    return
-                if state.ready:
-                    yield TriggerEvent({"status": "ready", "left_out": state.missing})
-                    return
-                missing = state.missing
-                self.log.info("Waiting for %s: %s", self.stage, ", ".join(missing))
-            if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "missing": missing})
-                return
-            await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+                # Every interval from the start of the last listing: a slow listing is not added on top.
+                pause = self._interval(near) - (time.time() - polled)
+                await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
+        finally:
+            waited = max(time.time() - started, 1e-3)
+            self.log.info("Listed %s %d times in %.1f s (%.0f listings per hour)", layout.root, listings, waited,
+                          listings * 3600 / waited)
+
+    def _interval(self, near: bool) -> float:
+        return min(self.fast_poll_interval, self.poll_interval) if near else self.poll_interval

@@ -1,0 +1,68 @@
+"""Section 4b: the Spark local stage split into its fixed start-up cost and its per-row cost, against
+a single-process pyarrow scan of the same files: the taxi job (include/jobs/taxi_revenue.py via
+spark-submit, ``local[*]``) on a 1,000-trip dataset and on ``--trips`` trips of one company.
+
+    .venv/bin/python bench/sparkrows.py --trips 10000000 [--repeat 2] [--json FILE]
+
+per-row (Spark) = (T(N) - T(1,000)) / N; per core = that times the cores Spark used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trips", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "results" / "data")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    from common import TAXI_JOB, datagen, log, spark_submit
+    from localstage import arrow_revenue
+    from table1 import MONTHS
+
+    sizes = {"tiny": 1000, "large": args.trips}
+    out: dict = {"cores": os.cpu_count(), "sizes": sizes}
+    for name, trips in sizes.items():
+        folder = args.cache / f"rows-{trips}"
+        if not (folder / "complete.json").is_file():
+            t0 = time.monotonic()
+            datagen().generate(folder, ["company_a"], trips, 1, MONTHS[0], MONTHS[-1])
+            (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
+            log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
+        trips_dir = folder / "company_a" / "trips"
+        spark = []
+        for r in range(args.repeat):
+            run = spark_submit(TAXI_JOB, ["--input", str(trips_dir), "--output", str(folder / f"agg-{r}.json"),
+                                          "--party", "company_a", "--months", ",".join(MONTHS)], "local[*]")
+            spark.append(run.seconds)
+        arrow_revenue(trips_dir, MONTHS)  # warm-up
+        arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
+        same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
+        out[name] = {"trips": trips, "rows_read": arrow["rows_read"], "spark_s": min(spark), "spark_runs_s": spark,
+                     "arrow_1thread_s": arrow["seconds"], "same_result": same}
+        log(f"{name}: {trips:,} trips: Spark {min(spark):.1f} s, pyarrow (1 thread) {arrow['seconds']:.2f} s")
+    large, tiny = out["large"], out["tiny"]
+    rows = large["rows_read"]
+    out["spark_fixed_s"] = tiny["spark_s"]
+    out["spark_per_row_ns"] = (large["spark_s"] - tiny["spark_s"]) / rows * 1e9
+    out["spark_per_row_core_ns"] = out["spark_per_row_ns"] * out["cores"]
+    out["arrow_per_row_ns"] = large["arrow_1thread_s"] / rows * 1e9
+    out["per_row_core_ratio"] = out["spark_per_row_core_ns"] / out["arrow_per_row_ns"]
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -106,14 +106,13 @@ def test_emulation_residual_race_is_caught_by_the_roster_agreement(servers):
 def test_a_party_probes_where_its_role_may_write_and_no_reader_looks(federation):
     """The bucket policy lets a party write ``<prefix>/*/*/*/<party>/*`` only; run listings and the
     ledger never see the probe."""
-    from mpc_federation.layout import ledger_root, probe_key
-    from mpc_federation.monitor import _RUN_KEY
+    from mpc_federation.layout import ledger_root, probe_key, run_date
 
     spec, _ = federation()
     key = probe_key(spec, "company_b")
     segments = key.split("/")
     assert segments[0] == spec.prefix and segments[4] == "company_b" and len(segments) == 6
-    assert not _RUN_KEY.match(segments[2]) and not key.startswith(ledger_root(spec) + "/")
+    assert run_date(segments[2]) is None and not key.startswith(ledger_root(spec) + "/")
 
 
 def test_the_leader_reads_back_a_roster_that_is_already_there(federation, s3_server):

@@ -85,6 +85,20 @@ def run_key(logical_date: datetime) -> str:
     return logical_date.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def run_date(run: str) -> datetime | None:
+    """The logical date a run key names (``run_key`` backwards), or None if ``run`` is not one."""
+    if not _RUN_KEY.match(run):
+        return None
+    try:
+        date = datetime.fromisoformat(run)  # the ISO 8601 basic format run_key writes
+    except ValueError:
+        return None
+    return date if run_key(date) == run else None
+
+
+_RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
+
+
 class RunLayout:
     """Object keys of one run, and readings of a set of listed keys."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from mpc_federation.spec import FederationSpec
 
 
-def run_date(context: Any) -> datetime:
+def logical_date_of(context: Any) -> datetime:
     """The date that names a run: the logical date, or for a run without one, when it was due."""
     logical = context.get("logical_date")
     return logical if logical is not None else context["dag_run"].run_after

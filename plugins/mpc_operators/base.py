@@ -51,7 +51,7 @@ def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn
     ``keys_conn_id`` (None: a task that only reads, verifying with public keys) and the bucket
     through ``coordination_conn_id``."""
     from mpc_federation.layout import probe_key
-    from mpc_federation.party import PartyRun, run_date
+    from mpc_federation.party import PartyRun, logical_date_of
     from mpc_federation.spec import load_spec
     from mpc_operators.hooks import CoordinationHook
     from mpc_operators.keys import PartyKeysHook
@@ -64,7 +64,7 @@ def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn
             raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
         store = CoordinationHook(aws_conn_id=coordination_conn_id).store(spec.bucket,
                                                                          probe_key=probe_key(spec, party_id))
-        return PartyRun(spec, party_id, run_date(context), keys, store)
+        return PartyRun(spec, party_id, logical_date_of(context), keys, store)
 
 
 @contextmanager

@@ -124,16 +124,16 @@ def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = 
 def run_key_macro(dag_run) -> str:
     """The run key of a DAG run (the ``mpc_run_key`` template macro)."""
     from mpc_federation.layout import run_key
-    from mpc_federation.party import run_date
+    from mpc_federation.party import logical_date_of
 
-    return run_key(run_date({"logical_date": dag_run.logical_date, "dag_run": dag_run}))
+    return run_key(logical_date_of({"logical_date": dag_run.logical_date, "dag_run": dag_run}))
 
 
 def _months_macro(spec: FederationSpec):
     def months(dag_run) -> str:
-        from mpc_federation.party import run_date
+        from mpc_federation.party import logical_date_of
 
-        return ",".join(spec.months(run_date({"logical_date": dag_run.logical_date, "dag_run": dag_run})))
+        return ",".join(spec.months(logical_date_of({"logical_date": dag_run.logical_date, "dag_run": dag_run})))
 
     return months
 

@@ -22,33 +22,20 @@ older attempt are history.
 from __future__ import annotations
 
 import json
-import re
 import time
-from datetime import datetime
 from typing import Any
 
 from mpc_federation.channel import RunReader, Verified
 from mpc_federation.envelope import IntegrityError
-from mpc_federation.layout import run_key
+from mpc_federation.layout import run_date, run_key
 from mpc_federation.spec import FederationSpec
 
 STATES = ("waiting", "shared", "computing", "computed", "revealed")
 QUIET_SECONDS = 300  # an aborted run with no new record for this long is over (no retry coming)
-_RUN_KEY = re.compile(r"^\d{8}T\d{6}Z$")
 _DECIDING = {"input-done", "roster", "abort"}  # fetched and verified; sealed shares are not fetched
 
 __all__ = ["final_state", "list_runs", "run_date", "run_key", "run_overview"]
 
-
-def run_date(run: str) -> datetime | None:
-    """The logical date a run key names (``layout.run_key`` backwards), or None."""
-    if not _RUN_KEY.match(run):
-        return None
-    try:
-        date = datetime.fromisoformat(run)  # the ISO 8601 basic format run_key writes
-    except ValueError:
-        return None
-    return date if run_key(date) == run else None
 
 
 def final_state(roles: tuple[str, ...] | list[str]) -> str:
@@ -235,7 +222,7 @@ def runs_in_bucket(spec: FederationSpec, store: Any) -> dict[str, set[str]]:
     by_run: dict[str, set[str]] = {}
     for key in store.list(root):
         run = key[len(root):].split("/", 1)[0]
-        if _RUN_KEY.match(run):
+        if run_date(run) is not None:
             by_run.setdefault(run, set()).add(key)
     return by_run
 

@@ -196,6 +196,7 @@ class LocalParty:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",  # the sensors wait in the triggerer
             "AIRFLOW__MPC__PARTY_ID": self.id,
             "AIRFLOW__MPC__SPEC_DIR": str(self.spec_dir),
             "AIRFLOW__MPC__DATA_URI": str(self.data_dir),

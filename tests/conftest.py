@@ -26,6 +26,8 @@ import localnet  # noqa: E402
 # allows them explicitly, as the demo's and the testbed's do. A test of the production refusal
 # removes this setting.
 os.environ["AIRFLOW__MPC__ALLOW_TEST_KEYS"] = "True"
+# As on every MPC party (localnet, bootstrap_party.sh): the sensors wait in the triggerer.
+os.environ["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = "True"
 
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
@@ -196,11 +198,12 @@ PARSE = textwrap.dedent("""
 """)
 
 
-def parse_dags(party: str | None, tmp_path, spec_dir=None) -> dict:
+def parse_dags(party: str | None, tmp_path, spec_dir=None, *, deferrable: bool = True) -> dict:
     """The project's DAG folder parsed by Airflow's DagBag in a fresh process, as ``party``, with the
     network blocked: import errors, heavy modules imported, and per DAG what a test checks."""
     env = localnet.outside_environ()
     env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "PYTHONPATH": str(REPO / "plugins")})

@@ -27,6 +27,11 @@ def test_each_role_gets_only_its_tasks(tmp_path):
         assert ("taxi_hhi_report" in parsed["dags"]) == (party == "regulator")
 
 
+def test_sensors_follow_airflows_default_deferrable(tmp_path):
+    parsed = parse_dags("company_d", tmp_path, deferrable=False)
+    assert parsed["errors"] == {} and parsed["dags"]["taxi_hhi"]["deferrable"] == []
+
+
 def test_missing_party_id_is_a_clear_import_error(tmp_path):
     parsed = parse_dags(None, tmp_path)
     assert parsed["dags"] == {}

@@ -301,6 +301,9 @@ def test_sensor_execute_deferrable(fed):
     assert info.value.method_name == "execute_complete"
     trigger = info.value.trigger
     assert isinstance(trigger, CoordinationTrigger)
+    # The deferral times out just after the trigger's deadline: it holds even without a triggerer.
+    assert info.value.timeout is not None
+    assert trigger.deadline - before + 59 <= info.value.timeout.total_seconds() <= trigger.deadline - before + 61
     assert (trigger.spec_path, trigger.party_id, trigger.run_key, trigger.stage) == \
         (str(spec.source), "regulator", RUN, "result")
     assert trigger.coordination_conn_id == COORDINATION_CONN_ID

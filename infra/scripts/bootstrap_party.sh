@@ -304,6 +304,7 @@ trap 'rm -f "$tmp_env"' EXIT
   env_line AIRFLOW__CORE__DAGS_FOLDER "$repo_dir/dags"
   env_line AIRFLOW__CORE__PLUGINS_FOLDER "$repo_dir/plugins"
   env_line AIRFLOW__CORE__LOAD_EXAMPLES False
+  env_line AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE True
   env_line AIRFLOW__API__HOST "$api_host"
   env_line AIRFLOW__API__PORT "$api_port"
   env_line AIRFLOW__CORE__EXECUTION_API_SERVER_URL "http://$local_host:$api_port/execution/"

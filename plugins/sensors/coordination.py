@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -12,6 +14,8 @@ from mpc_operators.hooks import COORDINATION_CONN_ID
 from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
 
+
+DEFERRAL_GRACE_SECONDS = 60.0
 
 class MPCCoordinationSensor(BaseSensorOperator):
     """Wait until every party this run needs has published for ``stage``:
@@ -30,8 +34,11 @@ class MPCCoordinationSensor(BaseSensorOperator):
     badly signed object is ignored with a warning naming it. The sensor reads with the spec's
     public keys only; it never loads this party's private keys.
 
-    Deferrable by default (waits in the triggerer, holding no worker slot); with
-    ``deferrable=False`` it pokes, and ``mode="reschedule"`` frees the slot between pokes.
+    Deferrable as Airflow's ``[operators] default_deferrable`` says (set it to True on an MPC
+    party: the sensor then waits in the triggerer, holding no worker slot); with
+    ``deferrable=False`` it pokes, and ``mode="reschedule"`` frees the slot between pokes. A
+    deferred wait also carries a deferral timeout just after its deadline, so the deadline holds
+    even when no triggerer runs.
     Deadlines are absolute (when this sensor first started waiting, plus the spec's deadline),
     so a triggerer restart does not extend them. At the deadline it fails naming the parties
     that never showed; an abort that makes the stage impossible stops it at once with the
@@ -40,7 +47,7 @@ class MPCCoordinationSensor(BaseSensorOperator):
     :param spec_path: path of the federation spec YAML.
     :param party_id: this party's id.
     :param stage: ``inputs``, ``roster`` or ``result``.
-    :param deferrable: wait in the triggerer.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param coordination_conn_id: connection to the coordination bucket.
     :param keys_conn_id: kept for compatibility; not used (verifying needs public keys only).
     :param fast_poke_interval: seconds between the trigger's listings once the rendezvous is near
@@ -51,7 +58,8 @@ class MPCCoordinationSensor(BaseSensorOperator):
     ui_color = "#f7f0d9"
     operator_extra_links = (MPCRunLink(),)
 
-    def __init__(self, *, spec_path: str, party_id: str, stage: str, deferrable: bool = True,
+    def __init__(self, *, spec_path: str, party_id: str, stage: str,
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
                  coordination_conn_id: str = COORDINATION_CONN_ID, keys_conn_id: str = KEYS_CONN_ID,
                  fast_poke_interval: float = 0.5, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", 5)
@@ -141,7 +149,11 @@ class MPCCoordinationSensor(BaseSensorOperator):
         if self._check(run, context):
             return None
         deadline, cutoff = self._times(run, context)
+        # The trigger ends the wait at the deadline itself, naming who never showed; the deferral's
+        # own timeout (a little later) holds the deadline even when no triggerer runs.
+        timeout = timedelta(seconds=max(1.0, deadline - time.time()) + DEFERRAL_GRACE_SECONDS)
         self.defer(
+            timeout=timeout,
             trigger=CoordinationTrigger(spec_path=self.spec_path, party_id=self.party_id, run=run.reader.run,
                                         stage=self.stage, coordination_conn_id=self.coordination_conn_id,
                                         deadline=deadline, cutoff=cutoff, poll_interval=self.poke_interval,

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, seal
@@ -131,7 +132,7 @@ class RunReader(RunLayout):
         Every decision uses ``verified`` instead."""
         return set(self.store.list(f"{self.root}/{prefix}", patient=patient))
 
-    def verified(self, listing: set[str] | dict[str, str] | None = None, *, prefix: str = "",
+    def verified(self, listing: set[str] | Mapping[str, str | None] | None = None, *, prefix: str = "",
                  patient: bool = True) -> Verified:
         """The run's objects that decide waiting, rosters and stops, verified.
 

@@ -151,7 +151,7 @@ def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
         with os.fdopen(fd, "w") as f:
             json.dump({k: v for k, v in job.__dict__.items() if k != "tls_key"}, f)
         tls = job.tls_key is not None and job.certificates is not None
-        if tls:
+        if job.tls_key is not None and job.certificates is not None:
             write_mpyc_config(work_dir, job.party_index, job.tls_key, job.certificates)
         cmd = [sys.executable, "-m", "mpc_federation.worker", "--job", str(job_file), "--out", str(out_file),
                "-M", str(len(job.endpoints)), "-I", str(job.party_index), "-T", str(job.threshold),
@@ -175,6 +175,7 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
     (Path(cwd) / "worker.pid").write_text(str(proc.pid))
     log: list[str] = []
     connected_at = None
+    assert proc.stdout is not None  # stdout=PIPE
     fd = proc.stdout.fileno()
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)
@@ -221,7 +222,8 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
             _kill_group(proc.pid)
             proc.wait()
         _LIVE.discard(proc.pid)
-        proc.stdout.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _tail(lines: list[str], n: int = 30) -> str:

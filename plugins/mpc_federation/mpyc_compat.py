@@ -66,7 +66,7 @@ def install_fast_random_split() -> None:
         return np.stack(rows)
 
     original = thresha.np_random_split
-    np_random_split._bulk = True
+    np_random_split._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied
     thresha.np_random_split = np_random_split
 
 
@@ -81,5 +81,5 @@ def cache_ssl_contexts() -> None:
     if getattr(ssl.create_default_context, "_cached", False):
         return
     cached = functools.lru_cache(maxsize=4)(ssl.create_default_context)
-    cached._cached = True
-    ssl.create_default_context = cached
+    cached._cached = True  # type: ignore[attr-defined]  # marks the patch as applied
+    ssl.create_default_context = cached  # type: ignore[assignment]  # the same call, cached

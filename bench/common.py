@@ -95,8 +95,9 @@ class LoadLog:
             yield
         finally:
             end = load_average()
-            self.entries.append({"section": name, "load_start": start, "load_end": end,
-                                 "seconds": round(time.monotonic() - t0, 1)})
+            self.entries.append(
+                {"section": name, "load_start": start, "load_end": end, "seconds": round(time.monotonic() - t0, 1)}
+            )
             log(f"{name}: done in {time.monotonic() - t0:.1f} s (load {end[0]:.2f})")
             if self.after_section is not None:
                 self.after_section()
@@ -123,11 +124,23 @@ class SparkRun:
 
 def spark_submit(application: Path, args: list[str], master: str, log_file: Path | None = None) -> SparkRun:
     """spark-submit as the DAG's SparkSubmitOperator does it (same conf), timed from the outside."""
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    cmd = [str(VENV_BIN / "spark-submit"), "--master", master,
-           "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
-           str(application), *args]
+    env = dict(
+        os.environ,
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+    )
+    cmd = [
+        str(VENV_BIN / "spark-submit"),
+        "--master",
+        master,
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        "spark.sql.session.timeZone=UTC",
+        str(application),
+        *args,
+    ]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.monotonic() - t0
@@ -241,8 +254,13 @@ class MPCRecorder:
             t1 = time.monotonic()
             with recorder._lock:
                 recorder.results[job.party_index] = {
-                    "launcher_connect_s": result.connect_seconds, "launcher_total_s": result.total_seconds,
-                    "wall_s": t1 - t0, "launched_at": t0, "finished_at": t1, **parse_worker_log(result.log_tail)}
+                    "launcher_connect_s": result.connect_seconds,
+                    "launcher_total_s": result.total_seconds,
+                    "wall_s": t1 - t0,
+                    "launched_at": t0,
+                    "finished_at": t1,
+                    **parse_worker_log(result.log_tail),
+                }
             return result
 
         def supervise(cmd, *args, **kwargs):

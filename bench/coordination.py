@@ -46,10 +46,16 @@ def task_instances(db: Path, dag_id: str) -> dict[str, dict]:
         cols = {r["name"] for r in conn.execute("PRAGMA table_info(task_instance)")}
         wanted = [c for c in ("task_id", "start_date", "end_date", "queued_dttm", "state", "try_number") if c in cols]
         rows = conn.execute(f"SELECT {', '.join(wanted)} FROM task_instance WHERE dag_id = ?", (dag_id,)).fetchall()
-    return {r["task_id"]: {"start": _ts(r["start_date"]), "end": _ts(r["end_date"]),
-                           "queued": _ts(r["queued_dttm"]) if "queued_dttm" in wanted else None,
-                           "state": r["state"], "tries": r["try_number"] if "try_number" in wanted else None}
-            for r in rows}
+    return {
+        r["task_id"]: {
+            "start": _ts(r["start_date"]),
+            "end": _ts(r["end_date"]),
+            "queued": _ts(r["queued_dttm"]) if "queued_dttm" in wanted else None,
+            "state": r["state"],
+            "tries": r["try_number"] if "try_number" in wanted else None,
+        }
+        for r in rows
+    }
 
 
 def _envelope(blob: bytes) -> tuple[dict, dict | None]:
@@ -65,11 +71,12 @@ def _envelope(blob: bytes) -> tuple[dict, dict | None]:
 
 
 def bucket_records(store, root: str) -> dict[str, tuple[dict, dict | None]]:
-    return {key[len(root) + 1:]: _envelope(store.get(key)) for key in store.list(root + "/")}
+    return {key[len(root) + 1 :]: _envelope(store.get(key)) for key in store.list(root + "/")}
 
 
-def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: int, spark_master: str,
-                     timeout: float) -> dict:
+def run_coordination(
+    work: Path, s3, *, companies: int, computes: int, trips: int, spark_master: str, timeout: float
+) -> dict:
     """One night of a small federation through real Airflow, Spark, S3 server and MPyC."""
     import uuid
 
@@ -103,8 +110,16 @@ def run_coordination(work: Path, s3, *, companies: int, computes: int, trips: in
     key = run_key(datetime.fromisoformat(DATE).replace(tzinfo=UTC))
     store = CoordinationStore(s3.store_config(spec.bucket))
     out = analyse(parties, spec, store, key)
-    out.update({"parties": len(parties), "companies": companies, "computes": computes, "trips": trips,
-                "wall_s": wall, "poll_interval_s": {"far": 5, "near": 0.5}})
+    out.update(
+        {
+            "parties": len(parties),
+            "companies": companies,
+            "computes": computes,
+            "trips": trips,
+            "wall_s": wall,
+            "poll_interval_s": {"far": 5, "near": 0.5},
+        }
+    )
     return out
 
 
@@ -112,8 +127,11 @@ def analyse(parties, spec, store, run_key: str) -> dict:
     root = f"{spec.prefix}/{spec.computation}/{run_key}"
     records = bucket_records(store, root)
     tis = {p.id: task_instances(p.home / "airflow" / "airflow.db", spec.computation) for p in parties}
-    done = {k.split("/")[1]: h["created_at"] for k, (h, _) in records.items()
-            if k.startswith("inputs/") and k.endswith("/done")}
+    done = {
+        k.split("/")[1]: h["created_at"]
+        for k, (h, _) in records.items()
+        if k.startswith("inputs/") and k.endswith("/done")
+    }
     last_pub = max(done.values())
     last_party = max(done, key=done.get)
     compute = {}
@@ -141,8 +159,10 @@ def analyse(parties, spec, store, run_key: str) -> dict:
     return {
         "last_input_party": last_party,
         "last_publication": last_pub,
-        "timeline": {pid: {t: {"start": ti[t]["start"], "end": ti[t]["end"]} for t in ORDER if t in ti}
-                     for pid, ti in tis.items()},
+        "timeline": {
+            pid: {t: {"start": ti[t]["start"], "end": ti[t]["end"]} for t in ORDER if t in ti}
+            for pid, ti in tis.items()
+        },
         "inputs_done_spread_s": max(done.values()) - min(done.values()),
         "compute": compute,
         "all_mpyc_running_after_s": max((c["mpyc_launch_after_s"] or 0) for c in compute.values()),
@@ -154,10 +174,14 @@ def analyse(parties, spec, store, run_key: str) -> dict:
         "task_gaps_s": gaps,
         "task_gap_mean_s": sum(all_gaps) / len(all_gaps) if all_gaps else None,
         "task_gap_max_s": max(all_gaps) if all_gaps else None,
-        "task_durations_s": {pid: {t: (v["end"] - v["start"]) if v["end"] and v["start"] else None
-                                   for t, v in ti.items()} for pid, ti in tis.items()},
-        "run_s": {pid: max(v["end"] for v in ti.values() if v["end"])
-                  - min(v["start"] for v in ti.values() if v["start"]) for pid, ti in tis.items()},
+        "task_durations_s": {
+            pid: {t: (v["end"] - v["start"]) if v["end"] and v["start"] else None for t, v in ti.items()}
+            for pid, ti in tis.items()
+        },
+        "run_s": {
+            pid: max(v["end"] for v in ti.values() if v["end"]) - min(v["start"] for v in ti.values() if v["start"])
+            for pid, ti in tis.items()
+        },
     }
 
 
@@ -177,12 +201,29 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="mpc-coordination-") as tmp:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()
         try:
-            out = run_coordination(Path(tmp), s3, companies=args.companies, computes=args.computes,
-                                   trips=args.trips, spark_master="local[*]", timeout=1800)
+            out = run_coordination(
+                Path(tmp),
+                s3,
+                companies=args.companies,
+                computes=args.computes,
+                trips=args.trips,
+                spark_master="local[*]",
+                timeout=1800,
+            )
         finally:
             s3.stop()
-    summary = {k: out[k] for k in ("all_mpyc_running_after_s", "all_connected_after_s", "recipient", "compute",
-                                   "task_gap_mean_s", "task_gap_max_s", "wall_s")}
+    summary = {
+        k: out[k]
+        for k in (
+            "all_mpyc_running_after_s",
+            "all_connected_after_s",
+            "recipient",
+            "compute",
+            "task_gap_mean_s",
+            "task_gap_max_s",
+            "wall_s",
+        )
+    }
     print(json.dumps(summary, indent=2, default=str))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))

@@ -46,14 +46,22 @@ def arrow_revenue(trips_dir: Path, months: list[str], *, threads: bool = False) 
             sums[k] += cents[mask].sum(dtype=np.int64)
             in_period += int(mask.sum())
     per_month = [int(s) for s in sums]
-    return {"revenue_cents": [sum(per_month), *per_month], "rows_read": rows, "rows_in_period": in_period,
-            "seconds": time.monotonic() - t0}
+    return {
+        "revenue_cents": [sum(per_month), *per_month],
+        "rows_read": rows,
+        "rows_in_period": in_period,
+        "seconds": time.monotonic() - t0,
+    }
 
 
 def write_aggregate(path: Path, party: str, months: list[str], scan: dict) -> dict:
-    doc = {"format": "mpc-aggregate/1", "party": party, "dimensions": {"market": ["all", *months]},
-           "values": {"revenue_cents": scan["revenue_cents"]},
-           "stats": {"rows_read": scan["rows_read"], "rows_in_period": scan["rows_in_period"]}}
+    doc = {
+        "format": "mpc-aggregate/1",
+        "party": party,
+        "dimensions": {"market": ["all", *months]},
+        "values": {"revenue_cents": scan["revenue_cents"]},
+        "stats": {"rows_read": scan["rows_read"], "rows_in_period": scan["rows_in_period"]},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2))
     return doc

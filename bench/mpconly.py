@@ -29,8 +29,9 @@ def sample_trips(data_dir: Path, companies: list[str], total: int, months: list[
         files = sorted((data_dir / company / "trips").glob("part-*.parquet"))
         fares, month_index = [], []
         for path in files:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=max(1, n - len(fares)),
-                                                           columns=["fare_amount", "tpep_pickup_datetime"]):
+            for batch in pq.ParquetFile(path).iter_batches(
+                batch_size=max(1, n - len(fares)), columns=["fare_amount", "tpep_pickup_datetime"]
+            ):
                 fare = np.rint(batch.column("fare_amount").to_numpy(zero_copy_only=False) * 100).astype(np.int64)
                 ts = batch.column("tpep_pickup_datetime").to_numpy(zero_copy_only=False).astype("datetime64[M]")
                 idx = (ts - first).astype(np.int64)
@@ -55,8 +56,15 @@ def plaintext(trips: dict[str, dict], n_months: int) -> list[str | None]:
     return hhi_reference([[r[k] for r in revenue.values()] for k in range(n_months + 1)])
 
 
-def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "secret-month", computes: int = 3,
-                 chunk: int = 0, run_timeout: float = 3600) -> dict:
+def run_mpc_only(
+    trips: dict[str, dict],
+    months: list[str],
+    *,
+    variant: str = "secret-month",
+    computes: int = 3,
+    chunk: int = 0,
+    run_timeout: float = 3600,
+) -> dict:
     """One MPC-only run over the given trips; returns timings, memory, bytes and the check."""
     import localnet
 
@@ -79,15 +87,14 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
         t0 = time.monotonic()
         n = len(data["fare"])
         for start in range(0, n, chunk):
-            fares = data["fare"][start:start + chunk]
-            month = data["month"][start:start + chunk]
+            fares = data["fare"][start : start + chunk]
+            month = data["month"][start : start + chunk]
             pad = chunk - len(fares)
             fares, month = fares + [0] * pad, month + [0] * pad
             if variant == "secret-month":
                 inputs = {"fare_cents": fares, "month": month}
             else:
-                inputs = {"fare_cents": fares,
-                          "month_onehot": [int(m == k) for m in month for k in range(n_months)]}
+                inputs = {"fare_cents": fares, "month_onehot": [int(m == k) for m in month for k in range(n_months)]}
             name = f"{company}#{start // chunk}"
             for i, payload in enumerate(input_payloads(program, inputs, t, computes)):
                 shares[i][name] = payload
@@ -102,11 +109,19 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
     results, errors, wall = {}, {}, {}
 
     def party(i: int) -> None:
-        job = MPCJob(program=str(path), party_index=i, endpoints=endpoints, threshold=t,
-                     roster=roster, shares=shares[i], input_lengths=input_lengths,
-                     output_lengths=program.output_lengths(dims), dims=dims,
-                     params={"companies": companies_of, "months": n_months},
-                     names=[f"compute_{j}" for j in range(computes)])
+        job = MPCJob(
+            program=str(path),
+            party_index=i,
+            endpoints=endpoints,
+            threshold=t,
+            roster=roster,
+            shares=shares[i],
+            input_lengths=input_lengths,
+            output_lengths=program.output_lengths(dims),
+            dims=dims,
+            params={"companies": companies_of, "months": n_months},
+            names=[f"compute_{j}" for j in range(computes)],
+        )
         t0 = time.monotonic()
         try:
             # connect_timeout = run_timeout: the launcher may see the worker's 'connected' line only at
@@ -128,13 +143,22 @@ def run_mpc_only(trips: dict[str, dict], months: list[str], *, variant: str = "s
     logs = {i: parse_worker_log(r.log_tail) for i, r in results.items()}
     trips_total = sum(len(d["fare"]) for d in trips.values())
     critical = max(share_s.values()) + mpc_wall + reveal_s
-    return {"variant": variant, "trips": trips_total, "chunk": chunk, "computes": computes,
-            "share_s": share_s, "mpc_wall_s": mpc_wall, "reveal_s": reveal_s,
-            "critical_s": critical, "machine_s": sum(share_s.values()) + sum(wall.values()) + reveal_s,
-            "peak_rss_mib": monitor.peak_mib(), "bytes_sent": {i: log.get("bytes_sent") for i, log in logs.items()},
-            "worker_mpc_s": {i: log.get("worker_mpc_s") for i, log in logs.items()},
-            "hhi": [None if x is None else str(x) for x in got],
-            "equals_plaintext": got == plaintext(trips, n_months)}
+    return {
+        "variant": variant,
+        "trips": trips_total,
+        "chunk": chunk,
+        "computes": computes,
+        "share_s": share_s,
+        "mpc_wall_s": mpc_wall,
+        "reveal_s": reveal_s,
+        "critical_s": critical,
+        "machine_s": sum(share_s.values()) + sum(wall.values()) + reveal_s,
+        "peak_rss_mib": monitor.peak_mib(),
+        "bytes_sent": {i: log.get("bytes_sent") for i, log in logs.items()},
+        "worker_mpc_s": {i: log.get("worker_mpc_s") for i, log in logs.items()},
+        "hhi": [None if x is None else str(x) for x in got],
+        "equals_plaintext": got == plaintext(trips, n_months),
+    }
 
 
 def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float]:

@@ -22,8 +22,9 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "scripts"), str(Path(__file__)
 HHI = ROOT / "include" / "programs" / "hhi.py"
 
 
-def run(markets: int, inputs: int, computes: int, *, rtt_ms: float = 0.0, profile: Path | None = None,
-        seed: int = 1) -> dict:
+def run(
+    markets: int, inputs: int, computes: int, *, rtt_ms: float = 0.0, profile: Path | None = None, seed: int = 1
+) -> dict:
     """One run of the HHI program; returns timings, peak RSS and rounds per compute party."""
     import localnet
     import wanproxy
@@ -39,8 +40,9 @@ def run(markets: int, inputs: int, computes: int, *, rtt_ms: float = 0.0, profil
     params = program.params(None)
     labels = [f"m{i}" for i in range(markets)]
     dims = {"market": labels}
-    parties = {f"p{i}": {"revenue_cents": [rng.choice([0, rng.randint(1, 10**9)]) for _ in labels]}
-               for i in range(inputs)}
+    parties = {
+        f"p{i}": {"revenue_cents": [rng.choice([0, rng.randint(1, 10**9)]) for _ in labels]} for i in range(inputs)
+    }
     t = (computes - 1) // 2
     t_share = time.monotonic()
     shares: list[dict] = [{} for _ in range(computes)]
@@ -56,10 +58,19 @@ def run(markets: int, inputs: int, computes: int, *, rtt_ms: float = 0.0, profil
     results, errors = {}, {}
 
     def compute_party(i: int) -> None:
-        job = MPCJob(program=str(HHI), party_index=i, endpoints=endpoints[i], threshold=t, roster=list(parties),
-                     shares=shares[i], input_lengths=program.input_lengths(dims),
-                     output_lengths=program.output_lengths(dims), dims=dims, params=params,
-                     names=[f"compute_{j}" for j in range(computes)])
+        job = MPCJob(
+            program=str(HHI),
+            party_index=i,
+            endpoints=endpoints[i],
+            threshold=t,
+            roster=list(parties),
+            shares=shares[i],
+            input_lengths=program.input_lengths(dims),
+            output_lengths=program.output_lengths(dims),
+            dims=dims,
+            params=params,
+            names=[f"compute_{j}" for j in range(computes)],
+        )
         try:
             results[i] = launcher.run_mpc(job, connect_timeout=120, run_timeout=1800)
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -83,17 +94,24 @@ def run(markets: int, inputs: int, computes: int, *, rtt_ms: float = 0.0, profil
     outputs = decode(program, dims, values, params, [])
     expected = hhi_reference([list(c) for c in zip(*(p["revenue_cents"] for p in parties.values()))])
     recs = recorder.results
-    return {"markets": markets, "inputs": inputs, "computes": computes, "threshold": t, "rtt_ms": rtt_ms,
-            "share_s": round(share_s, 3), "mpyc_wall_s": round(wall, 3),
-            "checks_s": max(r.get("worker_checks_s") or 0 for r in recs.values()),
-            "program_s": max(r.get("worker_program_s") or 0 for r in recs.values()),
-            "mpc_s": max(r.get("worker_mpc_s") or 0 for r in recs.values()),
-            # Flights on the busiest link direction: the communication rounds, with a delay well above
-            # the compute time per round (with none, bursts merge and this undercounts).
-            "rounds": max(p.max_flights for p in proxies),
-            "worker_cpu_s": {i: round(c, 2) for i, c in sorted(monitor.cpu_seconds.items())},
-            "peak_rss_mib": monitor.peak_mib(),
-            "equals_plaintext": outputs["hhi"]["exact"] == expected}
+    return {
+        "markets": markets,
+        "inputs": inputs,
+        "computes": computes,
+        "threshold": t,
+        "rtt_ms": rtt_ms,
+        "share_s": round(share_s, 3),
+        "mpyc_wall_s": round(wall, 3),
+        "checks_s": max(r.get("worker_checks_s") or 0 for r in recs.values()),
+        "program_s": max(r.get("worker_program_s") or 0 for r in recs.values()),
+        "mpc_s": max(r.get("worker_mpc_s") or 0 for r in recs.values()),
+        # Flights on the busiest link direction: the communication rounds, with a delay well above
+        # the compute time per round (with none, bursts merge and this undercounts).
+        "rounds": max(p.max_flights for p in proxies),
+        "worker_cpu_s": {i: round(c, 2) for i, c in sorted(monitor.cpu_seconds.items())},
+        "peak_rss_mib": monitor.peak_mib(),
+        "equals_plaintext": outputs["hhi"]["exact"] == expected,
+    }
 
 
 def main(argv=None) -> int:

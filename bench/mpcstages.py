@@ -45,8 +45,15 @@ class Federation:
     runs: dict  # party id -> PartyRun
 
 
-def make_federation(root: Path, s3, inputs: int, computes: int, months: int | None = None,
-                    party_list: list[dict] | None = None, program: Path | None = None) -> Federation:
+def make_federation(
+    root: Path,
+    s3,
+    inputs: int,
+    computes: int,
+    months: int | None = None,
+    party_list: list[dict] | None = None,
+    program: Path | None = None,
+) -> Federation:
     """A rendered spec (fresh keys, free ports, a prefix of its own) and every party's PartyRun.
 
     :param months: months in the period (markets = months + 1 for 'all'); None keeps the template's.
@@ -61,21 +68,25 @@ def make_federation(root: Path, s3, inputs: int, computes: int, months: int | No
 
     plist = party_list or parties_yaml(inputs, computes)
     keys = {p["id"]: PartyKeys.generate(p["id"], test_only=True) for p in plist}
-    overrides = {"coordination": {"bucket": "mpc-coordination", "prefix": f"bench{uuid.uuid4().hex[:10]}"},
-                 "min_input_parties": min(3, inputs)}
+    overrides = {
+        "coordination": {"bucket": "mpc-coordination", "prefix": f"bench{uuid.uuid4().hex[:10]}"},
+        "min_input_parties": min(3, inputs),
+    }
     if program is not None:
         overrides["program"] = {"file": str(program)}
     if months is not None:
         start, end = months_back("2024-03", months)
-        overrides["aggregation"] = {"job": str(TAXI_JOB),
-                                    "input": "trips", "period": {"start": start, "end": end}}
-    path = localnet.render_spec(TAXI_TEMPLATE, root / f"spec-{uuid.uuid4().hex[:8]}", keys, parties=plist,
-                                overrides=overrides)
+        overrides["aggregation"] = {"job": str(TAXI_JOB), "input": "trips", "period": {"start": start, "end": end}}
+    path = localnet.render_spec(
+        TAXI_TEMPLATE, root / f"spec-{uuid.uuid4().hex[:8]}", keys, parties=plist, overrides=overrides
+    )
     spec = load_spec(path)
     store = CoordinationStore(s3.store_config(spec.bucket))
     store.ensure_bucket()
-    runs = {p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3.store_config(spec.bucket)))
-            for p in spec.parties}
+    runs = {
+        p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3.store_config(spec.bucket)))
+        for p in spec.parties
+    }
     return Federation(spec, keys, runs)
 
 
@@ -88,8 +99,12 @@ def random_aggregates(fed: Federation, seed: int = 1) -> dict[str, dict]:
     out = {}
     for p in fed.spec.input_parties:
         values = [rng.randint(0, high) for _ in range(months)]
-        out[p.id] = {"format": "mpc-aggregate/1", "party": p.id, "dimensions": {"market": labels},
-                     "values": {"revenue_cents": [sum(values), *values]}}
+        out[p.id] = {
+            "format": "mpc-aggregate/1",
+            "party": p.id,
+            "dimensions": {"market": labels},
+            "values": {"revenue_cents": [sum(values), *values]},
+        }
     return out
 
 
@@ -127,8 +142,9 @@ def still_missing(run, stage: str) -> list[str]:
     return sorted(set(stages.pending(run.channel, stage, present).values()))  # the older API
 
 
-def run_stages(fed: Federation, aggregates: dict[str, dict], *, profile_dir: Path | None = None,
-               run_timeout: float = 900) -> dict:
+def run_stages(
+    fed: Federation, aggregates: dict[str, dict], *, profile_dir: Path | None = None, run_timeout: float = 900
+) -> dict:
     """Share, rendezvous, compute, reveal; every stage timed per party.
 
     Returns {"share_s": {party: s}, "rendezvous_s": {party: s}, "compute": {party: {...}},
@@ -189,21 +205,31 @@ def run_stages(fed: Federation, aggregates: dict[str, dict], *, profile_dir: Pat
     for i, party in enumerate(spec.compute_parties):
         rec = recorder.results.get(i, {})
         start, end = stage_at[party.id], stage_at[party.id] + stage_s[party.id]
-        compute[party.id] = {"stage_s": stage_s[party.id], "peak_rss_mib": peaks.get(i),
-                             "tls": results[party.id].get("tls"),
-                             "worker_cpu_s": round(monitor.cpu_seconds.get(i, 0.0), 2),
-                             # before MPyC: fixing the roster (followers poll for the leader's), reading and
-                             # decrypting the input shares; after: publishing the output shares and status.
-                             "before_mpyc_s": rec["launched_at"] - start if rec else None,
-                             "after_mpyc_s": end - rec["finished_at"] if rec else None,
-                             "launched_after_first_s": rec["launched_at"] - t_compute if rec else None,
-                             **{k: v for k, v in rec.items() if k not in ("launched_at", "finished_at")}}
+        compute[party.id] = {
+            "stage_s": stage_s[party.id],
+            "peak_rss_mib": peaks.get(i),
+            "tls": results[party.id].get("tls"),
+            "worker_cpu_s": round(monitor.cpu_seconds.get(i, 0.0), 2),
+            # before MPyC: fixing the roster (followers poll for the leader's), reading and
+            # decrypting the input shares; after: publishing the output shares and status.
+            "before_mpyc_s": rec["launched_at"] - start if rec else None,
+            "after_mpyc_s": end - rec["finished_at"] if rec else None,
+            "launched_after_first_s": rec["launched_at"] - t_compute if rec else None,
+            **{k: v for k, v in rec.items() if k not in ("launched_at", "finished_at")},
+        }
     max_share = max(share_s.values())
-    critical = (max_share + max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s)
-    machine = (sum(share_s.values()) + sum(rendezvous_s.values()) + sum(stage_s.values())
-               + result_rendezvous + reveal_s)
-    return {"share_s": share_s, "rendezvous_s": rendezvous_s, "compute": compute, "compute_wall_s": compute_wall,
-            "result_rendezvous_s": result_rendezvous, "reveal_s": reveal_s, "result": result,
-            "mpc_critical_s": critical, "mpc_machine_s": machine,
-            "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
-            "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values())}
+    critical = max_share + max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s
+    machine = sum(share_s.values()) + sum(rendezvous_s.values()) + sum(stage_s.values()) + result_rendezvous + reveal_s
+    return {
+        "share_s": share_s,
+        "rendezvous_s": rendezvous_s,
+        "compute": compute,
+        "compute_wall_s": compute_wall,
+        "result_rendezvous_s": result_rendezvous,
+        "reveal_s": reveal_s,
+        "result": result,
+        "mpc_critical_s": critical,
+        "mpc_machine_s": machine,
+        "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
+        "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values()),
+    }

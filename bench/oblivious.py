@@ -19,6 +19,7 @@ to ``--out`` as JSON and a Markdown table (docs/oblivious.md quotes one run).
     python bench/oblivious.py                       # 10 M trips, one run of each
     python bench/oblivious.py --trips 20000 --runs 1 --out /tmp/obl   # smoke size
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ VENV_BIN = Path(sys.executable).parent
 
 # -- the event log -------------------------------------------------------------------------------
 # Spark 4 rolls and compresses event logs by default; these settings give plain JSON lines.
-EVENT_LOG_CONF = {"spark.eventLog.enabled": "true", "spark.eventLog.compress": "false",
-                  "spark.eventLog.rolling.enabled": "false"}
+EVENT_LOG_CONF = {
+    "spark.eventLog.enabled": "true",
+    "spark.eventLog.compress": "false",
+    "spark.eventLog.rolling.enabled": "false",
+}
 
 
 def read_events(path: Path) -> list[dict]:
@@ -87,8 +91,11 @@ def shuffle_metrics(path: Path, job_group: str | None = None) -> dict:
                 if props.get("spark.jobGroup.id") == job_group:
                     stages.update(e.get("Stage IDs", []))
     out = {"map": [], "reduce": [], "app_seconds": None}
-    times = {e.get("Event"): e.get("Timestamp") for e in events
-             if e.get("Event") in ("SparkListenerApplicationStart", "SparkListenerApplicationEnd")}
+    times = {
+        e.get("Event"): e.get("Timestamp")
+        for e in events
+        if e.get("Event") in ("SparkListenerApplicationStart", "SparkListenerApplicationEnd")
+    }
     if len(times) == 2 and None not in times.values():
         out["app_seconds"] = (times["SparkListenerApplicationEnd"] - times["SparkListenerApplicationStart"]) / 1000
     for e in events:
@@ -100,13 +107,23 @@ def shuffle_metrics(path: Path, job_group: str | None = None) -> dict:
         write = metrics.get("Shuffle Write Metrics") or {}
         read = metrics.get("Shuffle Read Metrics") or {}
         if write.get("Shuffle Records Written", 0) > 0:
-            out["map"].append({"stage": e["Stage ID"], "task": info.get("Index"),
-                               "records": write["Shuffle Records Written"],
-                               "bytes": write.get("Shuffle Bytes Written", 0)})
+            out["map"].append(
+                {
+                    "stage": e["Stage ID"],
+                    "task": info.get("Index"),
+                    "records": write["Shuffle Records Written"],
+                    "bytes": write.get("Shuffle Bytes Written", 0),
+                }
+            )
         if read.get("Remote Blocks Fetched", 0) + read.get("Local Blocks Fetched", 0) > 0:
-            out["reduce"].append({"stage": e["Stage ID"], "partition": info.get("Index"),
-                                  "records": read.get("Total Records Read", 0),
-                                  "bytes": read.get("Remote Bytes Read", 0) + read.get("Local Bytes Read", 0)})
+            out["reduce"].append(
+                {
+                    "stage": e["Stage ID"],
+                    "partition": info.get("Index"),
+                    "records": read.get("Total Records Read", 0),
+                    "bytes": read.get("Remote Bytes Read", 0) + read.get("Local Bytes Read", 0),
+                }
+            )
     return out
 
 
@@ -116,8 +133,14 @@ def spread(values: list[int]) -> dict:
         return {"n": 0}
     lo, hi = min(values), max(values)
     mean = statistics.fmean(values)
-    return {"n": len(values), "min": lo, "max": hi, "max_over_min": (hi / lo) if lo else None,
-            "rel_stdev": (statistics.pstdev(values) / mean) if mean else 0.0, "total": sum(values)}
+    return {
+        "n": len(values),
+        "min": lo,
+        "max": hi,
+        "max_over_min": (hi / lo) if lo else None,
+        "rel_stdev": (statistics.pstdev(values) / mean) if mean else 0.0,
+        "total": sum(values),
+    }
 
 
 # -- the runs ------------------------------------------------------------------------------------
@@ -129,8 +152,16 @@ def generate(folder: Path, trips: int, skewed: bool, rows_per_file: int) -> Path
         sys.path.insert(0, str(DATAGEN.parent))
         import taxi_trips
 
-        taxi_trips.generate(data, ["a"], trips, seed=17, start=MONTHS[0], end=MONTHS[-1],
-                            rows_per_file=rows_per_file, month_weights=SKEW if skewed else None)
+        taxi_trips.generate(
+            data,
+            ["a"],
+            trips,
+            seed=17,
+            start=MONTHS[0],
+            end=MONTHS[-1],
+            rows_per_file=rows_per_file,
+            month_weights=SKEW if skewed else None,
+        )
         marker.write_text(json.dumps({"trips": trips, "skew": SKEW if skewed else None}))
     return data / "a" / "trips"
 
@@ -140,8 +171,13 @@ def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str, sp
     log_dir.mkdir(parents=True, exist_ok=True)
     before = set(log_dir.iterdir())
     job = KEYED_JOB if kind == "keyed" else JOB
-    conf = {**EVENT_LOG_CONF, "spark.eventLog.dir": log_dir.as_uri(), "spark.ui.enabled": "false",
-            "spark.sql.session.timeZone": "UTC", "spark.sql.files.maxPartitionBytes": f"{split_mb}m"}
+    conf = {
+        **EVENT_LOG_CONF,
+        "spark.eventLog.dir": log_dir.as_uri(),
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.files.maxPartitionBytes": f"{split_mb}m",
+    }
     args = ["--input", str(trips_dir), "--output", str(out), "--party", "a", "--months", ",".join(MONTHS)]
     if kind == "oblivious":
         conf.update(load_oblivious().SPARK_CONF)
@@ -151,11 +187,14 @@ def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str, sp
         cmd += ["--conf", f"{key}={value}"]
     if kind == "oblivious":
         cmd += ["--py-files", str(JOB.parent / "mpc_oblivious.py")]
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-               PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     t0 = time.monotonic()
-    proc = subprocess.run([*cmd, str(job), *args], capture_output=True, text=True, env=env, timeout=3600,
-                          check=False)
+    proc = subprocess.run([*cmd, str(job), *args], capture_output=True, text=True, env=env, timeout=3600, check=False)
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -163,13 +202,18 @@ def submit(kind: str, trips_dir: Path, out: Path, log_dir: Path, master: str, sp
     if len(logs) != 1:
         raise RuntimeError(f"expected one new event log in {log_dir}, found {logs}")
     metrics = shuffle_metrics(logs[0])
-    return {"kind": kind, "seconds": seconds, "app_seconds": metrics["app_seconds"],
-            "values": json.loads(out.read_text())["values"],
-            "map": metrics["map"], "reduce": metrics["reduce"],
-            "map_records": spread([m["records"] for m in metrics["map"]]),
-            "map_bytes": spread([m["bytes"] for m in metrics["map"]]),
-            "reduce_records": spread([r["records"] for r in metrics["reduce"]]),
-            "reduce_bytes": spread([r["bytes"] for r in metrics["reduce"]])}
+    return {
+        "kind": kind,
+        "seconds": seconds,
+        "app_seconds": metrics["app_seconds"],
+        "values": json.loads(out.read_text())["values"],
+        "map": metrics["map"],
+        "reduce": metrics["reduce"],
+        "map_records": spread([m["records"] for m in metrics["map"]]),
+        "map_bytes": spread([m["bytes"] for m in metrics["map"]]),
+        "reduce_records": spread([r["records"] for r in metrics["reduce"]]),
+        "reduce_bytes": spread([r["bytes"] for r in metrics["reduce"]]),
+    }
 
 
 def load_oblivious():
@@ -184,9 +228,16 @@ def uptime_load() -> float:
 
 
 def run(trips: int, runs: int, out: Path, data_dir: Path, master: str, rows_per_file: int, split_mb: int = 32) -> dict:
-    results = {"trips": trips, "runs": runs, "master": master, "cpus": os.cpu_count(), "skew": list(SKEW),
-               "split_mb": split_mb,
-               "load_before": uptime_load(), "cases": {}}
+    results = {
+        "trips": trips,
+        "runs": runs,
+        "master": master,
+        "cpus": os.cpu_count(),
+        "skew": list(SKEW),
+        "split_mb": split_mb,
+        "load_before": uptime_load(),
+        "cases": {},
+    }
     for skewed in (True, False):
         trips_dir = generate(data_dir, trips, skewed, rows_per_file)
         name = "skewed" if skewed else "uniform"
@@ -218,19 +269,25 @@ def _row(name: str, kind: str, r: dict) -> str:
         return f"{s['min']:,}..{s['max']:,} (max/min {ratio})"
 
     app = f"{r['app_seconds']:.1f}" if r.get("app_seconds") else "-"
-    return (f"| {name} | {kind} | {r['seconds']:.1f} | {app} | {r['map_records']['n']} | {fmt(r['map_records'])} | "
-            f"{fmt(r['map_bytes'])} | {r['reduce_records'].get('n', 0)} | {fmt(r['reduce_records'])} | "
-            f"{fmt(r['reduce_bytes'])} |")
+    return (
+        f"| {name} | {kind} | {r['seconds']:.1f} | {app} | {r['map_records']['n']} | {fmt(r['map_records'])} | "
+        f"{fmt(r['map_bytes'])} | {r['reduce_records'].get('n', 0)} | {fmt(r['reduce_records'])} | "
+        f"{fmt(r['reduce_bytes'])} |"
+    )
 
 
 def report(results: dict) -> str:
-    header = (f"{results['trips']:,} trips, one company, 3 months; skewed = month weights "
-              f"{'/'.join(map(str, results['skew']))}; spark-submit --master {results['master']}, "
-              f"{results['cpus']} CPUs; input splits of at most {results['split_mb']} MB; best of {results['runs']} "
-              f"run(s); 1-minute load average {results['load_before']:.2f} before, {results['load_after']:.2f} after.")
-    columns = ("| data | job | spark-submit s | Spark app s | map tasks | records written per map task "
-               "| bytes written per map task | reduce partitions | records read per reduce partition "
-               "| bytes read per reduce partition |")
+    header = (
+        f"{results['trips']:,} trips, one company, 3 months; skewed = month weights "
+        f"{'/'.join(map(str, results['skew']))}; spark-submit --master {results['master']}, "
+        f"{results['cpus']} CPUs; input splits of at most {results['split_mb']} MB; best of {results['runs']} "
+        f"run(s); 1-minute load average {results['load_before']:.2f} before, {results['load_after']:.2f} after."
+    )
+    columns = (
+        "| data | job | spark-submit s | Spark app s | map tasks | records written per map task "
+        "| bytes written per map task | reduce partitions | records read per reduce partition "
+        "| bytes read per reduce partition |"
+    )
     lines = [header, "", columns, "|---|---|---|---|---|---|---|---|---|---|"]
     for name, case in results["cases"].items():
         for kind in ("plain", "oblivious", "keyed"):
@@ -240,9 +297,11 @@ def report(results: dict) -> str:
         sb = case["overhead_shuffle_bytes"]
         app = f" (Spark application {case['overhead_app_time']:.2f}x)" if case.get("overhead_app_time") else ""
         written = case["oblivious"]["map_bytes"]["total"], case["plain"]["map_bytes"].get("total", 0)
-        lines.append(f"- {name}: oblivious / plain wall time = {case['overhead_time']:.2f}x{app}; shuffle bytes "
-                     f"written {written[0]:,} vs {written[1]:,}"
-                     f"{f' ({sb:.1f}x)' if sb else ''}; results identical: {case['identical']}")
+        lines.append(
+            f"- {name}: oblivious / plain wall time = {case['overhead_time']:.2f}x{app}; shuffle bytes "
+            f"written {written[0]:,} vs {written[1]:,}"
+            f"{f' ({sb:.1f}x)' if sb else ''}; results identical: {case['identical']}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -253,10 +312,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: a temporary one)")
     parser.add_argument("--data-cache", type=Path, default=None, help="generated trips, kept between runs")
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--split-mb", type=int, default=32,
-                        help="spark.sql.files.maxPartitionBytes in MB: input split = map task size")
-    parser.add_argument("--rows-per-file", type=int, default=None,
-                        help="rows per Parquet file = rows per map task (default: trips/8, at most 1 M)")
+    parser.add_argument(
+        "--split-mb", type=int, default=32, help="spark.sql.files.maxPartitionBytes in MB: input split = map task size"
+    )
+    parser.add_argument(
+        "--rows-per-file",
+        type=int,
+        default=None,
+        help="rows per Parquet file = rows per map task (default: trips/8, at most 1 M)",
+    )
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-oblivious-"))
     out.mkdir(parents=True, exist_ok=True)

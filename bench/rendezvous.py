@@ -105,9 +105,15 @@ def main(argv=None) -> int:
 
             def trigger(party: str, stage: str) -> CoordinationTrigger:
                 now = time.time()
-                return CoordinationTrigger(spec_path=str(spec.source), party_id=party, run=run_key, stage=stage,
-                                           coordination_conn_id=COORDINATION_CONN_ID, deadline=now + 600,
-                                           cutoff=now + 600)
+                return CoordinationTrigger(
+                    spec_path=str(spec.source),
+                    party_id=party,
+                    run=run_key,
+                    stage=stage,
+                    coordination_conn_id=COORDINATION_CONN_ID,
+                    deadline=now + 600,
+                    cutoff=now + 600,
+                )
 
             async def wait(t: CoordinationTrigger) -> tuple[dict, float]:
                 async for event in t.run():
@@ -148,11 +154,15 @@ def main(argv=None) -> int:
                 view = ch.verified()
                 attempt = ch.live_attempt(view.keys)
                 last_output = max(view.headers[ch.output_key(attempt, c, recipient)]["created_at"] for c in computes)
-                return {"inputs_event": {p: e for p, (e, _) in ready.items()},
-                        "input_latency_s": input_latency, "result_event": event,
-                        "result_latency_s": round(at - last_output, 3),
-                        "requests_per_hour_far": far, "requests_per_hour_near": near,
-                        "requests_per_hour_result_wait": during.get(recipient)}
+                return {
+                    "inputs_event": {p: e for p, (e, _) in ready.items()},
+                    "input_latency_s": input_latency,
+                    "result_event": event,
+                    "result_latency_s": round(at - last_output, 3),
+                    "requests_per_hour_far": far,
+                    "requests_per_hour_near": near,
+                    "requests_per_hour_result_wait": during.get(recipient),
+                }
 
             with RequestCounter() as counter:
                 out = asyncio.run(scenario(counter))

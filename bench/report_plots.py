@@ -6,8 +6,14 @@ from pathlib import Path
 
 from report import mpc_targets
 
-TASK_COLORS = {"aggregate": "#1b9e77", "share": "#d95f02", "wait_for_inputs": "#cccccc", "compute": "#7570b3",
-               "wait_for_result": "#e6e6e6", "reveal": "#e7298a"}
+TASK_COLORS = {
+    "aggregate": "#1b9e77",
+    "share": "#d95f02",
+    "wait_for_inputs": "#cccccc",
+    "compute": "#7570b3",
+    "wait_for_result": "#e6e6e6",
+    "reveal": "#e7298a",
+}
 
 
 def make_plots(results: dict, folder: Path) -> dict[str, str]:
@@ -116,11 +122,20 @@ def _scaling_resources(plt, sc: list):
                 ax.plot([q[0] for q in pts], [q[i + 1] for q in pts], **style)
 
     for inputs, computes in _series(sc):
-        plot([p for p in sc if (p["inputs"], p["computes"]) == (inputs, computes)], "markets", marker="o",
-             label=f"{inputs} in, {computes} c")
+        plot(
+            [p for p in sc if (p["inputs"], p["computes"]) == (inputs, computes)],
+            "markets",
+            marker="o",
+            label=f"{inputs} in, {computes} c",
+        )
     for computes, marker in ((3, "^"), (5, "v")):
-        plot([p for p in sc if p["computes"] == computes and p["markets"] == 2], "inputs", marker=marker, ls="--",
-             label=f"x = input parties, {computes} c, 2 markets")
+        plot(
+            [p for p in sc if p["computes"] == computes and p["markets"] == 2],
+            "inputs",
+            marker=marker,
+            ls="--",
+            label=f"x = input parties, {computes} c, 2 markets",
+        )
     for ax, title, unit in zip(axes, ("peak RSS per MPyC process", "bytes sent per compute party"), ("MiB", "bytes")):
         ax.set_xscale("log")
         ax.set_xlabel("markets (solid) or input parties (dashed), log scale")
@@ -139,8 +154,15 @@ def _coordination(plt, co: dict):
     for row, tasks in enumerate(timeline.values()):
         for task, v in tasks.items():
             if v["start"] and v["end"]:
-                ax.barh(row, v["end"] - v["start"], left=v["start"] - t0, color=TASK_COLORS.get(task, "#999999"),
-                        edgecolor="black", lw=0.3, label=task)
+                ax.barh(
+                    row,
+                    v["end"] - v["start"],
+                    left=v["start"] - t0,
+                    color=TASK_COLORS.get(task, "#999999"),
+                    edgecolor="black",
+                    lw=0.3,
+                    label=task,
+                )
     if co.get("last_publication"):
         ax.axvline(co["last_publication"] - t0, color="black", ls="--", lw=1)
     handles, labels = ax.get_legend_handles_labels()
@@ -157,12 +179,20 @@ def _local(plt, lo: dict):
     fig, ax = plt.subplots(figsize=(8, 4))
     parties = list(lo["parties"])
     width = 0.2
-    for k, (key, label) in enumerate((("local_stage_s", "local stage (Table 1)"),
-                                      ("arrow_1thread_s", "pyarrow, 1 thread"),
-                                      ("arrow_threads_s", "pyarrow, threads"),
-                                      ("read_s", "read the files"))):
-        ax.bar([i + (k - 1.5) * width for i in range(len(parties))], [lo["parties"][p][key] for p in parties],
-               width, label=label)
+    for k, (key, label) in enumerate(
+        (
+            ("local_stage_s", "local stage (Table 1)"),
+            ("arrow_1thread_s", "pyarrow, 1 thread"),
+            ("arrow_threads_s", "pyarrow, threads"),
+            ("read_s", "read the files"),
+        )
+    ):
+        ax.bar(
+            [i + (k - 1.5) * width for i in range(len(parties))],
+            [lo["parties"][p][key] for p in parties],
+            width,
+            label=label,
+        )
     if lo.get("spark_fixed_s"):
         _target_line(ax, -0.4, lo["spark_fixed_s"], "Spark on 1,000 trips", ":")
     ax.set_xticks(range(len(parties)), [f"{p}\n{lo['parties'][p]['rows']:,} rows" for p in parties], fontsize=8)

@@ -59,8 +59,10 @@ def markets_plot(results: Path, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = sorted((p for p in (_load(f) for f in results.glob("prog-m*.json")) if p and not p["rtt_ms"]
-                     and p["computes"] == 3), key=lambda p: p["markets"])
+    points = sorted(
+        (p for p in (_load(f) for f in results.glob("prog-m*.json")) if p and not p["rtt_ms"] and p["computes"] == 3),
+        key=lambda p: p["markets"],
+    )
     if not points:
         return None
     m = [p["markets"] for p in points]

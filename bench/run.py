@@ -25,14 +25,36 @@ from common import REPO, LoadLog, load_average, log, machine_info, wait_for_quie
 
 SCALES = {
     # The smoke run (tests/test_bench_smoke.py): seconds, not minutes. No Spark, no Airflow.
-    "tiny": {"companies": 3, "computes": 3, "trips": 30_000, "engine": "arrow",
-             "mpc_only": {"secret-month": [150, 300]}, "grid": "tiny", "coordination": None, "repeat": 1},
-    "small": {"companies": 5, "computes": 3, "trips": 1_000_000, "engine": "spark",
-              "mpc_only": {"secret-month": [250, 500, 1000], "onehot": [1000, 2000, 4000]},
-              "grid": "small", "coordination": {"companies": 3, "computes": 3, "trips": 3000}, "repeat": 1},
-    "default": {"companies": 5, "computes": 3, "trips": 10_000_000, "engine": "spark",
-                "mpc_only": {"secret-month": [500, 1000, 2000], "onehot": [10_000, 20_000, 40_000]},
-                "grid": "default", "coordination": {"companies": 5, "computes": 3, "trips": 5000}, "repeat": 3},
+    "tiny": {
+        "companies": 3,
+        "computes": 3,
+        "trips": 30_000,
+        "engine": "arrow",
+        "mpc_only": {"secret-month": [150, 300]},
+        "grid": "tiny",
+        "coordination": None,
+        "repeat": 1,
+    },
+    "small": {
+        "companies": 5,
+        "computes": 3,
+        "trips": 1_000_000,
+        "engine": "spark",
+        "mpc_only": {"secret-month": [250, 500, 1000], "onehot": [1000, 2000, 4000]},
+        "grid": "small",
+        "coordination": {"companies": 3, "computes": 3, "trips": 3000},
+        "repeat": 1,
+    },
+    "default": {
+        "companies": 5,
+        "computes": 3,
+        "trips": 10_000_000,
+        "engine": "spark",
+        "mpc_only": {"secret-month": [500, 1000, 2000], "onehot": [10_000, 20_000, 40_000]},
+        "grid": "default",
+        "coordination": {"companies": 5, "computes": 3, "trips": 5000},
+        "repeat": 3,
+    },
 }
 SECTIONS = ("table1", "scaling", "coordination", "local")
 
@@ -43,16 +65,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--trips", type=int, help="trips over all companies (Table 1); default by scale")
     parser.add_argument("--companies", type=int, help="companies (Table 1); default by scale")
-    parser.add_argument("--engine", choices=["spark", "arrow"],
-                        help="local stage and baseline: spark-submit (default) or a pyarrow scan (tiny)")
+    parser.add_argument(
+        "--engine",
+        choices=["spark", "arrow"],
+        help="local stage and baseline: spark-submit (default) or a pyarrow scan (tiny)",
+    )
     parser.add_argument("--master", default="local[*]", help="Spark master for the baseline and every party")
     parser.add_argument("--repeat", type=int, help="repetitions of every timed run (the median is reported)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", help="results folder (default bench/results/<timestamp>)")
-    parser.add_argument("--data-cache", default=str(REPO / "bench" / "results" / "data"),
-                        help="generated trips are kept here between runs")
-    parser.add_argument("--quiet-load", type=float, default=0.0,
-                        help="before every section wait until the 1-minute load is below this (0: never wait)")
+    parser.add_argument(
+        "--data-cache",
+        default=str(REPO / "bench" / "results" / "data"),
+        help="generated trips are kept here between runs",
+    )
+    parser.add_argument(
+        "--quiet-load",
+        type=float,
+        default=0.0,
+        help="before every section wait until the 1-minute load is below this (0: never wait)",
+    )
     parser.add_argument("--quiet-wait", type=float, default=600, help="longest wait for a quiet machine, s")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled runs of the target points")
     parser.add_argument("--publish", action="store_true", help="copy report and plots to docs/")
@@ -76,21 +108,31 @@ def main(argv=None) -> int:
     out_dir = Path(args.out) if args.out else REPO / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
-    log(f"scale {args.scale}: {companies_n} companies, {trips:,} trips, engine {engine}, master {args.master}; "
-        f"results in {out_dir}")
+    log(
+        f"scale {args.scale}: {companies_n} companies, {trips:,} trips, engine {engine}, master {args.master}; "
+        f"results in {out_dir}"
+    )
 
     import localnet
     from table1 import companies_for, ensure_data, run_local_stage, run_table1
 
     loads = LoadLog()
-    results: dict = {"scale": args.scale, "engine": engine, "master": args.master, "sections": sections,
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(),
-                     "load_at_start": load_average(), "command": command}
+    results: dict = {
+        "scale": args.scale,
+        "engine": engine,
+        "master": args.master,
+        "sections": sections,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_info(),
+        "load_at_start": load_average(),
+        "command": command,
+    }
 
     def quiet(max_wait: float | None = None):
         if args.quiet_load > 0:
             results.setdefault("quiet_waits", []).append(
-                wait_for_quiet(args.quiet_load, args.quiet_wait if max_wait is None else max_wait))
+                wait_for_quiet(args.quiet_load, args.quiet_wait if max_wait is None else max_wait)
+            )
 
     companies = companies_for(companies_n)
     s3 = localnet.S3Server(work / "s3").start()
@@ -111,9 +153,18 @@ def main(argv=None) -> int:
             quiet()
             with loads.section("1. Table 1"):
                 results["table1"] = run_table1(
-                    work / "table1", s3, data_dir=data_dir, companies=companies, computes=scale["computes"],
-                    engine=engine, master=args.master, repeat=repeat, mpc_only=scale["mpc_only"],
-                    total_trips=trips, quiet=lambda: quiet(min(args.quiet_wait, 45)))
+                    work / "table1",
+                    s3,
+                    data_dir=data_dir,
+                    companies=companies,
+                    computes=scale["computes"],
+                    engine=engine,
+                    master=args.master,
+                    repeat=repeat,
+                    mpc_only=scale["mpc_only"],
+                    total_trips=trips,
+                    quiet=lambda: quiet(min(args.quiet_wait, 45)),
+                )
         if "scaling" in sections:
             from scaling import GRIDS, TARGETS, profile_targets, run_scaling
 
@@ -134,13 +185,21 @@ def main(argv=None) -> int:
                 quiet()
                 with loads.section("3. Coordination latency"):
                     results["coordination"] = run_coordination(
-                        work / "coordination", s3, spark_master=args.master, timeout=1800, **scale["coordination"])
+                        work / "coordination", s3, spark_master=args.master, timeout=1800, **scale["coordination"]
+                    )
         if "local" in sections and "table1" in results:
             quiet()
             with loads.section("4. Local stage"):
-                results["local"] = run_local_stage(work / "local", data_dir=data_dir, companies=companies,
-                                                   table1=results["table1"], master=args.master, engine=engine,
-                                                   repeat=repeat, quiet=lambda: quiet(min(args.quiet_wait, 45)))
+                results["local"] = run_local_stage(
+                    work / "local",
+                    data_dir=data_dir,
+                    companies=companies,
+                    table1=results["table1"],
+                    master=args.master,
+                    engine=engine,
+                    repeat=repeat,
+                    quiet=lambda: quiet(min(args.quiet_wait, 45)),
+                )
     except BaseException as exc:
         results["failed"] = f"{type(exc).__name__}: {exc}"
         raise

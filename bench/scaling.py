@@ -17,23 +17,39 @@ WIDE_HHI = Path(__file__).resolve().parent / "programs" / "hhi_wide.py"
 # (input parties, compute parties, months in the period); markets = months + 1.
 GRIDS = {
     "tiny": [(5, 3, 1), (5, 3, 12)],
-    "small": [(3, 3, 1), (5, 3, 1), (10, 3, 1), (30, 3, 1), (5, 5, 1), (10, 5, 1),
-              (5, 3, 12), (5, 3, 264)],
-    "default": [(3, 3, 1), (5, 3, 1), (10, 3, 1), (30, 3, 1), (100, 3, 1),
-                (5, 5, 1), (10, 5, 1), (30, 5, 1), (100, 5, 1),
-                (5, 3, 12), (5, 3, 264), (5, 3, 2999),
-                (30, 3, 264), (100, 3, 264), (5, 5, 264), (5, 5, 2999)],
+    "small": [(3, 3, 1), (5, 3, 1), (10, 3, 1), (30, 3, 1), (5, 5, 1), (10, 5, 1), (5, 3, 12), (5, 3, 264)],
+    "default": [
+        (3, 3, 1),
+        (5, 3, 1),
+        (10, 3, 1),
+        (30, 3, 1),
+        (100, 3, 1),
+        (5, 5, 1),
+        (10, 5, 1),
+        (30, 5, 1),
+        (100, 5, 1),
+        (5, 3, 12),
+        (5, 3, 264),
+        (5, 3, 2999),
+        (30, 3, 264),
+        (100, 3, 264),
+        (5, 5, 264),
+        (5, 5, 2999),
+    ],
 }
 # The targets' points, profiled in a separate (untimed) run.
-TARGETS = {"5 inputs, 3 compute, 2 markets": ((5, 3, 1), 1.0),
-           "100 inputs, 3 compute, 2 markets": ((100, 3, 1), 10.0),
-           "1,000 inputs, 3 compute, 2 markets": ((1000, 3, 1), 10.0),
-           "7 inputs, 7 compute (t = 3), 2 markets": ((7, 7, 1), None),
-           "5 inputs, 3 compute, 3,000 markets": ((5, 3, 2999), 30.0)}
+TARGETS = {
+    "5 inputs, 3 compute, 2 markets": ((5, 3, 1), 1.0),
+    "100 inputs, 3 compute, 2 markets": ((100, 3, 1), 10.0),
+    "1,000 inputs, 3 compute, 2 markets": ((1000, 3, 1), 10.0),
+    "7 inputs, 7 compute (t = 3), 2 markets": ((7, 7, 1), None),
+    "5 inputs, 3 compute, 3,000 markets": ((5, 3, 2999), 30.0),
+}
 
 
-def run_point(work: Path, s3, inputs: int, computes: int, months: int, *, repeat: int = 1,
-              profile_dir: Path | None = None) -> dict:
+def run_point(
+    work: Path, s3, inputs: int, computes: int, months: int, *, repeat: int = 1, profile_dir: Path | None = None
+) -> dict:
     runs = []
     # The HHI program takes at most 100 firms; beyond, its copy with the division sized for 1,000.
     program = WIDE_HHI if inputs > 100 else None
@@ -47,11 +63,14 @@ def run_point(work: Path, s3, inputs: int, computes: int, months: int, *, repeat
     best = sorted(runs, key=lambda x: x["mpc_critical_s"])[len(runs) // 2]  # the median run
     compute = best["compute"]
     return {
-        "inputs": inputs, "computes": computes, "markets": months + 1,
+        "inputs": inputs,
+        "computes": computes,
+        "markets": months + 1,
         "mpc_s": statistics.median(r["mpc_critical_s"] for r in runs),
         "mpc_runs_s": [r["mpc_critical_s"] for r in runs],
         "machine_s": best["mpc_machine_s"],
-        "share_max_s": max(best["share_s"].values()), "share_sum_s": sum(best["share_s"].values()),
+        "share_max_s": max(best["share_s"].values()),
+        "share_sum_s": sum(best["share_s"].values()),
         "compute_wall_s": best["compute_wall_s"],
         "compute_stage_s": {p: c["stage_s"] for p, c in compute.items()},
         "mpyc_process_s": max(c.get("launcher_total_s", 0) for c in compute.values()),
@@ -81,9 +100,11 @@ def run_scaling(work: Path, s3, grid: list[tuple[int, int, int]], *, repeat: int
     for inputs, computes, months in grid:
         point = run_point(work, s3, inputs, computes, months, repeat=repeat)
         points.append(point)
-        log(f"(2) {inputs} inputs, {computes} compute, {months + 1} markets: {point['mpc_s']:.2f} s, "
+        log(
+            f"(2) {inputs} inputs, {computes} compute, {months + 1} markets: {point['mpc_s']:.2f} s, "
             f"peak RSS {point['peak_rss_max_mib']} MiB, {point['bytes_sent_max']:,} bytes sent"
-            f"{'' if point['equals_plaintext'] else '  MISMATCH'}")
+            f"{'' if point['equals_plaintext'] else '  MISMATCH'}"
+        )
     return points
 
 
@@ -99,11 +120,13 @@ def profile_targets(work: Path, s3, grid_points: list[dict], names: list[str]) -
         run_point(work, s3, inputs, computes, months, profile_dir=folder)
         leader = "company_a" if inputs <= 26 else f"company_{0:0{len(str(inputs - 1))}d}"
         follower = "company_b" if inputs <= 26 else f"company_{1:0{len(str(inputs - 1))}d}"
-        out[name] = {"folder": str(folder),
-                     "worker": profile_summary(folder / "worker-0.prof", 14),
-                     "compute_leader": profile_summary(folder / f"compute-{leader}.prof", 14),
-                     "compute_follower": profile_summary(folder / f"compute-{follower}.prof", 10),
-                     "share": profile_summary(folder / "share-all-parties.prof", 10),
-                     "reveal": profile_summary(folder / "reveal.prof", 10)}
+        out[name] = {
+            "folder": str(folder),
+            "worker": profile_summary(folder / "worker-0.prof", 14),
+            "compute_leader": profile_summary(folder / f"compute-{leader}.prof", 14),
+            "compute_follower": profile_summary(folder / f"compute-{follower}.prof", 10),
+            "share": profile_summary(folder / "share-all-parties.prof", 10),
+            "reveal": profile_summary(folder / "reveal.prof", 10),
+        }
         log(f"(2) profiled {name} in {folder}")
     return out

@@ -42,14 +42,32 @@ def main(argv=None) -> int:
         trips_dir = folder / "company_a" / "trips"
         spark = []
         for r in range(args.repeat):
-            run = spark_submit(TAXI_JOB, ["--input", str(trips_dir), "--output", str(folder / f"agg-{r}.json"),
-                                          "--party", "company_a", "--months", ",".join(MONTHS)], "local[*]")
+            run = spark_submit(
+                TAXI_JOB,
+                [
+                    "--input",
+                    str(trips_dir),
+                    "--output",
+                    str(folder / f"agg-{r}.json"),
+                    "--party",
+                    "company_a",
+                    "--months",
+                    ",".join(MONTHS),
+                ],
+                "local[*]",
+            )
             spark.append(run.seconds)
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
         same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
-        out[name] = {"trips": trips, "rows_read": arrow["rows_read"], "spark_s": min(spark), "spark_runs_s": spark,
-                     "arrow_1thread_s": arrow["seconds"], "same_result": same}
+        out[name] = {
+            "trips": trips,
+            "rows_read": arrow["rows_read"],
+            "spark_s": min(spark),
+            "spark_runs_s": spark,
+            "arrow_1thread_s": arrow["seconds"],
+            "same_result": same,
+        }
         log(f"{name}: {trips:,} trips: Spark {min(spark):.1f} s, pyarrow (1 thread) {arrow['seconds']:.2f} s")
     large, tiny = out["large"], out["tiny"]
     rows = large["rows_read"]

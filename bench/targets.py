@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", help="JSON file for the results")
@@ -44,16 +43,22 @@ def main(argv=None) -> int:
                 point = run_point(Path(tmp), s3, inputs, computes, months, repeat=args.repeat)
                 point.update(name=name, target_s=target, load=load_average()[0])
                 rows[name] = point
-                log(f"{name}: {point['mpc_s']:.2f} s (checks {point['mpyc_checks_s']:.2f} s, program "
-                    f"{point['mpyc_program_s']:.2f} s), equals plaintext: {point['equals_plaintext']}")
+                log(
+                    f"{name}: {point['mpc_s']:.2f} s (checks {point['mpyc_checks_s']:.2f} s, program "
+                    f"{point['mpyc_program_s']:.2f} s), equals plaintext: {point['equals_plaintext']}"
+                )
         finally:
             s3.stop()
-    print("| point | MPC stages, s | target, s | input checks in MPyC, s | program in MPyC, s | peak RSS, MiB "
-          "| equals plaintext |")
+    print(
+        "| point | MPC stages, s | target, s | input checks in MPyC, s | program in MPyC, s | peak RSS, MiB "
+        "| equals plaintext |"
+    )
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, p in rows.items():
-        print(f"| {name} | {p['mpc_s']:.2f} | {p['target_s'] or '-'} | {p['mpyc_checks_s']:.2f} | "
-              f"{p['mpyc_program_s']:.2f} | {p['peak_rss_max_mib']} | {p['equals_plaintext']} |")
+        print(
+            f"| {name} | {p['mpc_s']:.2f} | {p['target_s'] or '-'} | {p['mpyc_checks_s']:.2f} | "
+            f"{p['mpyc_program_s']:.2f} | {p['peak_rss_max_mib']} | {p['equals_plaintext']} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
     return 0 if all(p["equals_plaintext"] for p in rows.values()) else 1

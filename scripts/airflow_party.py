@@ -70,9 +70,26 @@ class Redis:
             raise RuntimeError("redis-server is not installed (scripts/setup_system.sh installs it)")
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "redis.log", "ab") as log:
-            self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                          "--appendonly", "no", "--dir", str(self.root), "--databases", "32"],
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.root),
+                    "--databases",
+                    "32",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -143,8 +160,9 @@ class PartyDeployment:
         default = "default"
         queues = [[self.compute_queue]] if self.compute_queue else []
         queues += [[default]] * (self.workers - len(queues))
-        self.worker_list = [Worker(f"{self.party.id}-w{i}", q, self.party.home / "workers" / f"w{i}")
-                            for i, q in enumerate(queues)]
+        self.worker_list = [
+            Worker(f"{self.party.id}-w{i}", q, self.party.home / "workers" / f"w{i}") for i, q in enumerate(queues)
+        ]
 
     # -- environments -------------------------------------------------------------------------------------
     @property
@@ -159,42 +177,46 @@ class PartyDeployment:
         """The control plane's environment: the party's (localnet), on Celery, with its ``[mpc]`` settings."""
         env = self.party.env()
         env.update(LEAN_SETTINGS)
-        env.update({
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": self.redis.url(self.redis_db),
-            "AIRFLOW__CELERY__RESULT_BACKEND": self.redis.url(self.redis_db),
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # runs start only when triggered
-            "AIRFLOW__MPC__PARTY_ID": self.party.id,
-            "AIRFLOW__MPC__SPEC_DIR": str(self.party.spec_dir),
-            "AIRFLOW__MPC__DATA_URI": str(self.party.data_dir),
-            "AIRFLOW__MPC__COMPUTE_QUEUE": self.compute_queue,
-            "AIRFLOW__MPC__RESULTS_URI": "",  # the result is the reveal task's XCom only
-            "AIRFLOW__MPC__AGGREGATE_URI": "",  # the aggregate is the aggregate task's XCom
-            "AIRFLOW__MPC__ALLOW_TEST_KEYS": str(self.party.allow_test_keys),
-        })
+        env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CELERY__BROKER_URL": self.redis.url(self.redis_db),
+                "AIRFLOW__CELERY__RESULT_BACKEND": self.redis.url(self.redis_db),
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # runs start only when triggered
+                "AIRFLOW__MPC__PARTY_ID": self.party.id,
+                "AIRFLOW__MPC__SPEC_DIR": str(self.party.spec_dir),
+                "AIRFLOW__MPC__DATA_URI": str(self.party.data_dir),
+                "AIRFLOW__MPC__COMPUTE_QUEUE": self.compute_queue,
+                "AIRFLOW__MPC__RESULTS_URI": "",  # the result is the reveal task's XCom only
+                "AIRFLOW__MPC__AGGREGATE_URI": "",  # the aggregate is the aggregate task's XCom
+                "AIRFLOW__MPC__ALLOW_TEST_KEYS": str(self.party.allow_test_keys),
+            }
+        )
         return env
 
     def worker_env(self, worker: Worker) -> dict[str, str]:
         """A worker's environment: the control plane's settings, with everything local in its folder."""
         env = self.env()
         tmp = worker.folder / "tmp"
-        env.update({
-            "AIRFLOW_HOME": str(worker.airflow_home),
-            "HOME": str(worker.folder),
-            "TMPDIR": str(tmp),
-            "SPARK_LOCAL_DIRS": str(tmp),
-            "AIRFLOW__MPC__LEDGER_URI": str(worker.folder / "ledger"),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
-            HOSTNAME_VARIABLE: worker.name,
-            "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "scripts")]),
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(worker.airflow_home),
+                "HOME": str(worker.folder),
+                "TMPDIR": str(tmp),
+                "SPARK_LOCAL_DIRS": str(tmp),
+                "AIRFLOW__MPC__LEDGER_URI": str(worker.folder / "ledger"),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+                HOSTNAME_VARIABLE: worker.name,
+                "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "scripts")]),
+            }
+        )
         for key in ("AIRFLOW__API_AUTH__JWT_SECRET",):  # a worker holds no secret of the control plane
             env.pop(key)
         return env
@@ -202,8 +224,14 @@ class PartyDeployment:
     # -- processes ----------------------------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
         with open(log, "ab") as out:
-            self.procs[name] = subprocess.Popen([str(VENV_BIN / "airflow"), *args], env=env, cwd=cwd, stdout=out,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [str(VENV_BIN / "airflow"), *args],
+                env=env,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def start(self) -> PartyDeployment:
         """Start the control plane and the workers (the metadata database must be migrated:
@@ -214,10 +242,25 @@ class PartyDeployment:
         for worker in self.worker_list:
             for sub in ("airflow", "tmp", "work"):
                 (worker.folder / sub).mkdir(parents=True, exist_ok=True)
-            self._spawn(worker.name, ["celery", "worker", "--celery-hostname", worker.name,
-                                      "--queues", ",".join(worker.queues), "--concurrency", "1",
-                                      "--skip-serve-logs", "--without-gossip", "--without-mingle"],
-                        self.worker_env(worker), worker.folder, worker.log)
+            self._spawn(
+                worker.name,
+                [
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    worker.name,
+                    "--queues",
+                    ",".join(worker.queues),
+                    "--concurrency",
+                    "1",
+                    "--skip-serve-logs",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                self.worker_env(worker),
+                worker.folder,
+                worker.log,
+            )
         return self
 
     def check_alive(self) -> None:
@@ -231,8 +274,12 @@ class PartyDeployment:
 
     def entry(self) -> dict:
         """The party as testbed's REST helpers (PartyAPI, wait_ready, wait_runs) know it."""
-        return {"id": self.party.id, "url": self.url, "airflow_home": str(self.airflow_home),
-                "pid": self.procs["api-server"].pid if "api-server" in self.procs else None}
+        return {
+            "id": self.party.id,
+            "url": self.url,
+            "airflow_home": str(self.airflow_home),
+            "pid": self.procs["api-server"].pid if "api-server" in self.procs else None,
+        }
 
     def api(self) -> PartyAPI:
         return PartyAPI(self.entry())

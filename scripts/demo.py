@@ -39,8 +39,14 @@ def datagen():
     return import_file(REPO / "include" / "datagen" / "taxi_trips.py")
 
 
-def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str], params: dict | None = None,
-                  policy: dict | None = None, licences: dict[str, str] | None = None) -> dict[str, Decimal | None]:
+def plaintext_hhi(
+    data_dir: Path,
+    companies: list[str],
+    months: list[str],
+    params: dict | None = None,
+    policy: dict | None = None,
+    licences: dict[str, str] | None = None,
+) -> dict[str, Decimal | None]:
     """The insecure reference: the HHI over the pooled data, from the Parquet files directly, under
     the spec's data policy, rounded as the program declares (its own plaintext reference).
 
@@ -49,8 +55,9 @@ def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str], param
     """
     gen = datagen()
     if licences:
-        revenue = {c: gen.hvfhv_revenue_cents_by_month(data_dir / "hvfhv", licences[c], months, policy)
-                   for c in companies}
+        revenue = {
+            c: gen.hvfhv_revenue_cents_by_month(data_dir / "hvfhv", licences[c], months, policy) for c in companies
+        }
     else:
         revenue = {c: gen.revenue_cents_by_month(data_dir, c, months, policy) for c in companies}
     markets = ["all", *months]
@@ -59,14 +66,22 @@ def plaintext_hhi(data_dir: Path, companies: list[str], months: list[str], param
     return dict(zip(markets, hhi["hhi"]))
 
 
-def setup_federation(root: Path, parties_yaml: list[dict] | None, s3: S3Server, spark_master: str,
-                     data_dir: Path, template: Path = TEMPLATE) -> tuple[Path, list[LocalParty]]:
+def setup_federation(
+    root: Path,
+    parties_yaml: list[dict] | None,
+    s3: S3Server,
+    spark_master: str,
+    data_dir: Path,
+    template: Path = TEMPLATE,
+) -> tuple[Path, list[LocalParty]]:
     raw = yaml.safe_load(template.read_text())
     ids = [p["id"] for p in (parties_yaml or raw["parties"])]
     keys = {pid: PartyKeys.generate(pid, test_only=True) for pid in ids}  # refused unless [mpc] allow_test_keys
     spec_path = render_spec(template, root / "federation", keys, parties=parties_yaml)
-    parties = [LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, spark_master)
-               for pid in ids]
+    parties = [
+        LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, spark_master)
+        for pid in ids
+    ]
     prepare_airflow_homes(parties, root / "airflow-template")
     spec = load_spec(spec_path)
     CoordinationStore(s3.store_config(spec.bucket)).ensure_bucket()
@@ -86,8 +101,12 @@ class Night:
 
     def others_with_results(self) -> list[str]:
         """Non-recipients holding a result record: must be none."""
-        return [p.id for p in self.parties if not self.spec.party(p.id).has("recipient")
-                and (p.work_dir / self.spec.computation / self.run / "result.json").exists()]
+        return [
+            p.id
+            for p in self.parties
+            if not self.spec.party(p.id).has("recipient")
+            and (p.work_dir / self.spec.computation / self.run / "result.json").exists()
+        ]
 
 
 def run_night(root: Path, template: Path, data_dir: Path, args: argparse.Namespace) -> Night:
@@ -97,8 +116,11 @@ def run_night(root: Path, template: Path, data_dir: Path, args: argparse.Namespa
     try:
         spec_path, parties = setup_federation(root, None, s3, args.spark_master, data_dir, template=template)
         spec = load_spec(spec_path)
-        print(f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
-              f"{', '.join(p.id for p in parties)}", flush=True)
+        print(
+            f"Running the nightly DAG '{spec.computation}' for {args.date} in {len(parties)} Airflows at once: "
+            f"{', '.join(p.id for p in parties)}",
+            flush=True,
+        )
         t1 = time.monotonic()
         codes = run_dags_test(parties, spec.computation, args.date, args.timeout)
         print(f"All parties finished in {time.monotonic() - t1:.1f} s (exit codes {codes})")
@@ -118,13 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(REPO / ".demo"), help="working folder (data, homes, logs)")
     parser.add_argument("--trips", type=int, default=200_000, help="trips over all companies")
-    parser.add_argument("--date", default="2024-04-01",
-                        help="the run's logical date; the period is the 3 months before")
+    parser.add_argument(
+        "--date", default="2024-04-01", help="the run's logical date; the period is the 3 months before"
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds for all parties' runs")
-    parser.add_argument("--federation", choices=["taxi_hhi", "rideshare_hhi", "pay_equity"], default="taxi_hhi",
-                        help="which federation to run (default: the taxi HHI)")
+    parser.add_argument(
+        "--federation",
+        choices=["taxi_hhi", "rideshare_hhi", "pay_equity"],
+        default="taxi_hhi",
+        help="which federation to run (default: the taxi HHI)",
+    )
     parser.add_argument("--employees", type=int, default=2000, help="pay_equity: employees over all companies")
     args = parser.parse_args(argv)
     if args.federation == "pay_equity":
@@ -152,10 +179,14 @@ def main_rideshare(args: argparse.Namespace) -> int:
     licences = raw["aggregation"]["participants"]
     data_dir = root / "data"
     t0 = time.monotonic()
-    print(f"Generating {args.trips:,} high-volume for-hire trips of licensees {', '.join(licences.values())} "
-          f"in {data_dir / 'hvfhv'} ...", flush=True)
-    datagen().generate_hvfhv(data_dir / "hvfhv", args.trips, args.seed, "2024-01", "2024-03",
-                             licences=list(licences.values()), defects=True)
+    print(
+        f"Generating {args.trips:,} high-volume for-hire trips of licensees {', '.join(licences.values())} "
+        f"in {data_dir / 'hvfhv'} ...",
+        flush=True,
+    )
+    datagen().generate_hvfhv(
+        data_dir / "hvfhv", args.trips, args.seed, "2024-01", "2024-03", licences=list(licences.values()), defects=True
+    )
     for party in licences:  # every licensee's own copy of records in this schema
         (data_dir / party).mkdir(parents=True, exist_ok=True)
         link = data_dir / party / "hvfhv"
@@ -164,8 +195,15 @@ def main_rideshare(args: argparse.Namespace) -> int:
     return report_hhi(root, RIDESHARE_TEMPLATE, data_dir, args, list(licences), t0, licences)
 
 
-def report_hhi(root: Path, template: Path, data_dir: Path, args: argparse.Namespace, companies: list[str],
-               t0: float, licences: dict[str, str] | None = None) -> int:
+def report_hhi(
+    root: Path,
+    template: Path,
+    data_dir: Path,
+    args: argparse.Namespace,
+    companies: list[str],
+    t0: float,
+    licences: dict[str, str] | None = None,
+) -> int:
     """Run one night of an HHI federation and print the revealed HHI next to the plaintext one."""
     night = run_night(root, template, data_dir, args)
     if night.result is None:
@@ -173,16 +211,20 @@ def report_hhi(root: Path, template: Path, data_dir: Path, args: argparse.Namesp
     spec, result, recipient, date = night.spec, night.result, night.recipient, night.date
     hhi = result["outputs"]["hhi"]
     expected = plaintext_hhi(data_dir, companies, spec.months(date), spec.program_params, spec.data_policy, licences)
-    print(f"\nHHI revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the pooled data,"
-          f" both rounded to {hhi['decimals']} decimals:")
+    print(
+        f"\nHHI revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the pooled data,"
+        f" both rounded to {hhi['decimals']} decimals:"
+    )
     print(f"{'market':<8} {'secure (MPC)':>14} {'plaintext':>14}")
     ok = True
     for label, exact in zip(hhi["labels"], hhi["exact"]):
         secure = Decimal(exact) if exact is not None else None
         plain = expected[label]
         ok &= secure == plain
-        print(f"{label:<8} {str(secure or 'suppressed'):>14} {str(plain or 'suppressed'):>14}"
-              f"{'' if secure == plain else '  MISMATCH'}")
+        print(
+            f"{label:<8} {str(secure or 'suppressed'):>14} {str(plain or 'suppressed'):>14}"
+            f"{'' if secure == plain else '  MISMATCH'}"
+        )
     return verdict(night, ok, "HHI", t0)
 
 
@@ -192,8 +234,10 @@ def verdict(night, ok: bool, what: str, t0: float) -> int:
     if night.others_with_results():
         print(f"FAILED: non-recipients hold a result: {night.others_with_results()}")
         ok = False
-    print(f"\n{'OK' if ok else 'FAILED'}: secure {what} {'equals' if ok else 'differs from'} the plaintext {what} "
-          f"(total {time.monotonic() - t0:.1f} s)")
+    print(
+        f"\n{'OK' if ok else 'FAILED'}: secure {what} {'equals' if ok else 'differs from'} the plaintext {what} "
+        f"(total {time.monotonic() - t0:.1f} s)"
+    )
     return 0 if ok else 1
 
 
@@ -210,15 +254,23 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     data_dir = root / "data"
     t0 = time.monotonic()
     payroll = import_file(REPO / "include" / "datagen" / "payroll.py")
-    print(f"Generating payrolls of {args.employees:,} employees for {len(companies)} companies in {data_dir} ...",
-          flush=True)
+    print(
+        f"Generating payrolls of {args.employees:,} employees for {len(companies)} companies in {data_dir} ...",
+        flush=True,
+    )
     payroll.generate(data_dir, companies, args.employees, args.seed)
 
     night = run_night(root, PAY_EQUITY_TEMPLATE, data_dir, args)
     if night.result is None:
         return 1
-    spec, parties, result, recipient, date, run = (night.spec, night.parties, night.result, night.recipient,
-                                                   night.date, night.run)
+    spec, parties, result, recipient, date, run = (
+        night.spec,
+        night.parties,
+        night.result,
+        night.recipient,
+        night.date,
+        night.run,
+    )
     levels = spec.dimensions(date)["level"]
     ok = True
 
@@ -226,25 +278,32 @@ def main_pay_equity(args: argparse.Namespace) -> int:
     by_id = {p.id: p for p in parties}
     sums = {c: payroll.payroll_sums(data_dir, c, levels[1:]) for c in companies}
     print("\nSalary sums per company (Spark, kept at each company) vs plaintext, in cents:")
-    print(f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}"
-          "  count m/f")
+    print(
+        f"{'company':<10} {'men: sum (Spark)':>18} {'plaintext':>16} {'women: sum (Spark)':>18} {'plaintext':>16}"
+        "  count m/f"
+    )
     for c in companies:
         aggregate = json.loads((by_id[c].work_dir / spec.computation / run / "aggregate.json").read_text())
         same = aggregate["values"] == sums[c] and aggregate["dimensions"]["level"] == levels
         ok &= same
         v = aggregate["values"]
-        print(f"{c:<10} {v['salary_sum_men'][0]:>18} {sums[c]['salary_sum_men'][0]:>16} "
-              f"{v['salary_sum_women'][0]:>18} {sums[c]['salary_sum_women'][0]:>16}  "
-              f"{v['count_men'][0]}/{v['count_women'][0]}{'' if same else '  MISMATCH'}")
+        print(
+            f"{c:<10} {v['salary_sum_men'][0]:>18} {sums[c]['salary_sum_men'][0]:>16} "
+            f"{v['salary_sum_women'][0]:>18} {sums[c]['salary_sum_women'][0]:>16}  "
+            f"{v['count_men'][0]}/{v['count_women'][0]}{'' if same else '  MISMATCH'}"
+        )
 
     program = load_program(spec.program_file).module
     params = program.settings(spec.program_params)
     expected = program.plaintext([sums[c] for c in result["roster"]], spec.program_params)
     out = result["outputs"]
-    print(f"\nPay gap revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the "
-          f"pooled payrolls; mean salary of men minus women, in dollars:")
-    print(f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}"
-          "  gap in cents")
+    print(
+        f"\nPay gap revealed to {recipient.id} (roster: {', '.join(result['roster'])}) vs plaintext over the "
+        f"pooled payrolls; mean salary of men minus women, in dollars:"
+    )
+    print(
+        f"{'level':<6} {'secure (MPC)':>13} {'plaintext':>13} {'women/men (MPC)':>16} {'plaintext':>10}  gap in cents"
+    )
     for j, label in enumerate(out["suppressed"]["labels"]):
         gap = out["mean_gap_cents"]["exact"][j]
         ratio = out["women_to_men_ratio"]["exact"][j]
@@ -252,18 +311,23 @@ def main_pay_equity(args: argparse.Namespace) -> int:
         secure_ratio = None if ratio is None else Decimal(ratio)
         suppressed = int(out["suppressed"]["exact"][j])
         plain_gap, plain_ratio = expected["mean_gap_cents"][j], expected["women_to_men_ratio"][j]
-        same = (secure_gap == plain_gap and secure_ratio == plain_ratio
-                and suppressed == expected["suppressed"][j])
+        same = secure_gap == plain_gap and secure_ratio == plain_ratio and suppressed == expected["suppressed"][j]
         ok &= same
         if suppressed:
-            note = (f"suppressed (fewer than k={params['k']} companies or n={params['n']} employees "
-                    f"of a gender; plaintext {'agrees' if expected['suppressed'][j] else 'DISAGREES'})")
-            print(f"{label:<6} {'suppressed':>13} {dollars(plain_gap) if plain_gap is not None else 'suppressed':>13} "
-                  f"{'-':>16} {'-':>10}  {note}{'' if same else '  MISMATCH'}")
+            note = (
+                f"suppressed (fewer than k={params['k']} companies or n={params['n']} employees "
+                f"of a gender; plaintext {'agrees' if expected['suppressed'][j] else 'DISAGREES'})"
+            )
+            print(
+                f"{label:<6} {'suppressed':>13} {dollars(plain_gap) if plain_gap is not None else 'suppressed':>13} "
+                f"{'-':>16} {'-':>10}  {note}{'' if same else '  MISMATCH'}"
+            )
             continue
-        print(f"{label:<6} {dollars(secure_gap):>13} {dollars(plain_gap):>13} "
-              f"{'-' if secure_ratio is None else str(secure_ratio):>16} "
-              f"{'-' if plain_ratio is None else str(plain_ratio):>10}  {gap}{'' if same else '  MISMATCH'}")
+        print(
+            f"{label:<6} {dollars(secure_gap):>13} {dollars(plain_gap):>13} "
+            f"{'-' if secure_ratio is None else str(secure_ratio):>16} "
+            f"{'-' if plain_ratio is None else str(plain_ratio):>10}  {gap}{'' if same else '  MISMATCH'}"
+        )
     return verdict(night, ok, "pay gap", t0)
 
 

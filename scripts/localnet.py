@@ -81,8 +81,18 @@ class S3Server:
         if self.kind == "rclone":
             data = self.root / "rclone-data"
             data.mkdir(parents=True, exist_ok=True)
-            return [str(VENV_BIN / "rclone"), "serve", "s3", "--config", "", "--auth-key", "testing,testing",
-                    "--addr", f"127.0.0.1:{self.port}", str(data)]
+            return [
+                str(VENV_BIN / "rclone"),
+                "serve",
+                "s3",
+                "--config",
+                "",
+                "--auth-key",
+                "testing,testing",
+                "--addr",
+                f"127.0.0.1:{self.port}",
+                str(data),
+            ]
         raise ValueError(f"unknown S3 server kind {self.kind!r}; expected one of {', '.join(S3_KINDS)}")
 
     def _answers(self) -> bool:
@@ -101,9 +111,9 @@ class S3Server:
             try:
                 if self._answers():
                     return self
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"the {self.kind} S3 server exited; see {self.root / 's3-server.log'}")
+                    raise RuntimeError(f"the {self.kind} S3 server exited; see {self.root / 's3-server.log'}") from exc
                 time.sleep(0.2)
         raise RuntimeError(f"the {self.kind} S3 server did not answer on {self.url} within {timeout} s")
 
@@ -127,13 +137,24 @@ class S3Server:
         """The same store from plain values (tests and benchmarks without Airflow)."""
         from mpc_federation.store import StoreConfig
 
-        return StoreConfig(bucket=bucket, endpoint_url=self.url, region_name="us-east-1",
-                           access_key="testing", secret_key="testing",
-                           conditional_writes=self.conditional_writes)
+        return StoreConfig(
+            bucket=bucket,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            access_key="testing",
+            secret_key="testing",
+            conditional_writes=self.conditional_writes,
+        )
 
 
-def render_spec(template: Path, out_dir: Path, keys: dict[str, PartyKeys], *,
-                parties: list[dict] | None = None, overrides: dict | None = None) -> Path:
+def render_spec(
+    template: Path,
+    out_dir: Path,
+    keys: dict[str, PartyKeys],
+    *,
+    parties: list[dict] | None = None,
+    overrides: dict | None = None,
+) -> Path:
     """Copy a spec with absolute file paths, free MPyC ports and every party's public keys."""
     raw = yaml.safe_load(template.read_text())
     raw["program"]["file"] = str((template.parent / raw["program"]["file"]).resolve())
@@ -227,8 +248,13 @@ def prepare_airflow_homes(parties: list[LocalParty], template_home: Path) -> Non
     if not template_db.exists():
         template_home.mkdir(parents=True, exist_ok=True)
         env = {**parties[0].env(), "AIRFLOW_HOME": str(template_home)}
-        subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [str(VENV_BIN / "airflow"), "db", "migrate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
     for party in parties:
         home = party.airflow_home
         home.mkdir(parents=True, exist_ok=True)
@@ -237,8 +263,9 @@ def prepare_airflow_homes(parties: list[LocalParty], template_home: Path) -> Non
         party.work_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: float, *,
-                  airflow: list[str] | None = None, env_of=None) -> dict[str, int]:
+def run_dags_test(
+    parties: list[LocalParty], dag_id: str, date: str, timeout: float, *, airflow: list[str] | None = None, env_of=None
+) -> dict[str, int]:
     """``airflow dags test`` for every party at once (log: ``<home>/dags-test-<date>.log``); returns
     each party's exit code.
 
@@ -248,9 +275,17 @@ def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: fl
     procs = {}
     for party in parties:
         log = open(party.home / f"dags-test-{date}.log", "wb")
-        procs[party.id] = (subprocess.Popen([*(airflow or [str(VENV_BIN / "airflow")]), "dags", "test", dag_id, date],
-                                            env=(env_of or LocalParty.env)(party), cwd=party.home, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True), log)
+        procs[party.id] = (
+            subprocess.Popen(
+                [*(airflow or [str(VENV_BIN / "airflow")]), "dags", "test", dag_id, date],
+                env=(env_of or LocalParty.env)(party),
+                cwd=party.home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ),
+            log,
+        )
     deadline = time.monotonic() + timeout
     codes = {}
     for pid, (proc, log) in procs.items():
@@ -261,7 +296,6 @@ def run_dags_test(parties: list[LocalParty], dag_id: str, date: str, timeout: fl
             codes[pid] = proc.wait()
         log.close()
     return codes
-
 
 
 def metadata(party: LocalParty, sql: str, *args) -> list[tuple]:
@@ -277,9 +311,15 @@ def metadata(party: LocalParty, sql: str, *args) -> list[tuple]:
 
 def xcom(party: LocalParty, dag_id: str, task_id: str):
     """The newest ``return_value`` XCom of a task in the party's Airflow (what the task handed on)."""
-    rows = metadata(party, "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "
-                           "ORDER BY timestamp DESC LIMIT 1", dag_id, task_id)
+    rows = metadata(
+        party,
+        "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "
+        "ORDER BY timestamp DESC LIMIT 1",
+        dag_id,
+        task_id,
+    )
     return json.loads(rows[0][0]) if rows else None
+
 
 class TcpProxy:
     """A loopback TCP forwarder that can make its target unreachable for a while (fault injection)."""

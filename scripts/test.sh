@@ -6,7 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 bash "$root/scripts/setup_system.sh"
 cd "$root"
-# Lint and types (settings in pyproject.toml): any finding fails the run before the tests.
+# Lint, format and types (settings in pyproject.toml): any finding fails the run before the tests.
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy plugins
 exec .venv/bin/python -m pytest tests -ra "$@"

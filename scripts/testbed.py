@@ -50,11 +50,16 @@ def start(args) -> int:
     root = Path(args.root).resolve()
     if (root / STATE_FILE).is_file():
         state = json.loads((root / STATE_FILE).read_text())
-        running = [p["id"] for p in state.get("parties", [])
-                   if (pid := read_pid(Path(p["airflow_home"]) / "airflow.pid")) and alive(pid)]
+        running = [
+            p["id"]
+            for p in state.get("parties", [])
+            if (pid := read_pid(Path(p["airflow_home"]) / "airflow.pid")) and alive(pid)
+        ]
         if running or (state.get("s3", {}).get("pid") and alive(state["s3"]["pid"])):
-            say(f"testbed: already running at {root} ({', '.join(running) or 'S3 server'}); stop it first: "
-                f"scripts/testbed.sh stop --root {root}")
+            say(
+                f"testbed: already running at {root} ({', '.join(running) or 'S3 server'}); stop it first: "
+                f"scripts/testbed.sh stop --root {root}"
+            )
             return 1
     if args.fresh and root.exists():
         shutil.rmtree(root)
@@ -71,8 +76,12 @@ def start(args) -> int:
 
     hosts = {pid: loopback_host(i, args.same_host) for i, pid in enumerate(ids)}
     ports = {pid: args.base_port + i for i, pid in enumerate(ids)}
-    busy = [f"{hosts[p]}:{ports[p] + d}" for p in ids for d in (0, 1000, 2000)
-            if not port_bindable(hosts[p], ports[p] + d) or port_in_use(hosts[p], ports[p] + d)]
+    busy = [
+        f"{hosts[p]}:{ports[p] + d}"
+        for p in ids
+        for d in (0, 1000, 2000)
+        if not port_bindable(hosts[p], ports[p] + d) or port_in_use(hosts[p], ports[p] + d)
+    ]
     if busy:
         say(f"testbed: ports in use: {', '.join(busy)} (choose another --base-port)")
         return 1
@@ -89,13 +98,14 @@ def start(args) -> int:
         spec_path = render_spec(template, root / "federation", keys)
         spec = load_spec(spec_path)
         CoordinationStore(s3.store_config(spec.bucket)).ensure_bucket()
-        parties = [LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3,
-                              args.spark_master) for pid in ids]
+        parties = [
+            LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, args.spark_master)
+            for pid in ids
+        ]
         say(f"Preparing {len(parties)} Airflow homes ...")
         prepare_airflow_homes(parties, root / "airflow-template")
         for party in parties:
-            entry = start_party(party, list(spec.party(party.id).roles), hosts[party.id], ports[party.id],
-                                args.nightly)
+            entry = start_party(party, list(spec.party(party.id).roles), hosts[party.id], ports[party.id], args.nightly)
             state["parties"].append(entry)
             save_state(root, state)
         state["computation"] = spec.computation
@@ -108,8 +118,10 @@ def start(args) -> int:
         return 1
     state["ready_at"] = time.time()
     save_state(root, state)
-    say(f"\nTestbed of {len(parties)} parties ready in {time.monotonic() - t0:.0f} s "
-        f"(federation {spec.computation}, spec {spec_path}):")
+    say(
+        f"\nTestbed of {len(parties)} parties ready in {time.monotonic() - t0:.0f} s "
+        f"(federation {spec.computation}, spec {spec_path}):"
+    )
     print_logins(state)
     say(f"\nNext: scripts/testbed.sh trigger --date 2024-04-01 --root {root}   ·   status   ·   stop")
     return 0
@@ -133,8 +145,10 @@ def trigger(args) -> int:
             say(f"  {p['id']:<12} triggered {dag_id} run {body['dag_run_id']} (logical date {logical})")
         elif status == 409:
             failed = True
-            say(f"  {p['id']:<12} already has a run with logical date {logical} (a date runs once per party: "
-                f"choose another --date, or start a new testbed with --fresh)")
+            say(
+                f"  {p['id']:<12} already has a run with logical date {logical} (a date runs once per party: "
+                f"choose another --date, or start a new testbed with --fresh)"
+            )
         else:
             failed = True
             say(f"  {p['id']:<12} trigger failed ({status}): {body}")
@@ -190,14 +204,18 @@ def status(args) -> int:
             code, body = api.call("GET", f"/dags/{dag_id}/dagRuns?order_by=-logical_date&limit=3")
             if code == 200:
                 runs = ", ".join(f"{(r.get('logical_date') or '')[:10]}={r['state']}" for r in body["dag_runs"])
-        say(f"{p['id']:<12} {'up' if up else 'down':<9} {mem['processes']:>5} {mem['rss_kib'] / 1024:>8.0f} "
-            f"{mem['pss_kib'] / 1024:>8.0f}  {p['url']:<26} {runs}")
+        say(
+            f"{p['id']:<12} {'up' if up else 'down':<9} {mem['processes']:>5} {mem['rss_kib'] / 1024:>8.0f} "
+            f"{mem['pss_kib'] / 1024:>8.0f}  {p['url']:<26} {runs}"
+        )
     if s3_alive:
         mem = memory_of({s3["pid"]})
         for k in total:
             total[k] += mem[k]
-    say(f"{'all':<12} {'':<9} {total['processes']:>5} {total['rss_kib'] / 1024:>8.0f} {total['pss_kib'] / 1024:>8.0f}"
-        "  (with the S3 server; PSS counts shared pages once)")
+    say(
+        f"{'all':<12} {'':<9} {total['processes']:>5} {total['rss_kib'] / 1024:>8.0f} {total['pss_kib'] / 1024:>8.0f}"
+        "  (with the S3 server; PSS counts shared pages once)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"total": total}, indent=2))
     say("")
@@ -218,8 +236,10 @@ def federation_status(state: dict) -> None:
     runs = list_runs(spec, store, recipient["id"], limit=5)
     for r in runs:
         roster = r["roster"]
-        say(f"\nrun {r['run']}: {r['status']}"
-            + (f", roster {', '.join(roster['parties'])} (attempt {roster['attempt']})" if roster else ""))
+        say(
+            f"\nrun {r['run']}: {r['status']}"
+            + (f", roster {', '.join(roster['parties'])} (attempt {roster['attempt']})" if roster else "")
+        )
         for p in r["parties"]:
             extra = f"  {p['abort_reason']}" if p["abort_reason"] else ""
             say(f"  {p['id']:<12} {p['state']}{extra}")
@@ -237,8 +257,10 @@ def stop_all(root: Path, quiet: bool = False) -> int:
     parties = state.get("parties", [])
     # Everything each party runs, found before stopping: task processes (Spark, MPyC) live in
     # process groups of their own and would outlive the standalone's group.
-    tracked = {p["id"]: party_processes(Path(p["airflow_home"]), read_pid(Path(p["airflow_home"]) / "airflow.pid"))
-               for p in parties}
+    tracked = {
+        p["id"]: party_processes(Path(p["airflow_home"]), read_pid(Path(p["airflow_home"]) / "airflow.pid"))
+        for p in parties
+    }
     results: dict[str, str] = {}
 
     def stop_one(entry: dict) -> None:
@@ -310,10 +332,12 @@ def main(argv: list[str] | None = None) -> int:
 
     p = common(sub.add_parser("start", help="start every party's Airflow and the S3 server"))
     p.add_argument("--spec", default=str(DEFAULT_SPEC), help="federation spec template")
-    p.add_argument("--base-port", type=int, default=28080,
-                   help="party i's UI is on base+i; its log servers on +1000 and +2000")
-    p.add_argument("--same-host", action="store_true",
-                   help="every party on 127.0.0.1 (log in to each in its own browser profile)")
+    p.add_argument(
+        "--base-port", type=int, default=28080, help="party i's UI is on base+i; its log servers on +1000 and +2000"
+    )
+    p.add_argument(
+        "--same-host", action="store_true", help="every party on 127.0.0.1 (log in to each in its own browser profile)"
+    )
     p.add_argument("--trips", type=int, default=100_000, help="taxi trips over all companies")
     p.add_argument("--employees", type=int, default=2000, help="payroll: employees over all companies")
     p.add_argument("--months", default="2024-01:2024-03", help="months of generated trips (first:last)")
@@ -321,9 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spark-master", default="local[1]", help="each party's Spark master")
     p.add_argument("--timeout", type=float, default=600, help="seconds for all parties to be ready")
     p.add_argument("--fresh", action="store_true", help="delete the testbed folder first (new keys, data, homes)")
-    p.add_argument("--nightly", action="store_true",
-                   help="also run the spec's schedule (unpausing then runs the latest missed night at once); "
-                        "by default runs start only by `trigger`")
+    p.add_argument(
+        "--nightly",
+        action="store_true",
+        help="also run the spec's schedule (unpausing then runs the latest missed night at once); "
+        "by default runs start only by `trigger`",
+    )
     p.set_defaults(func=start)
 
     p = common(sub.add_parser("trigger", help="trigger a run with the same logical date on every party"))

@@ -10,8 +10,9 @@ import httpx
 USER = "admin"
 
 
-def http(method: str, url: str, *, token: str | None = None, body: dict | None = None,
-         timeout: float = 30) -> tuple[int, dict | str]:
+def http(
+    method: str, url: str, *, token: str | None = None, body: dict | None = None, timeout: float = 30
+) -> tuple[int, dict | str]:
     """One request; returns (status, the JSON body, or the text if it is not JSON).
 
     :param token: a bearer token (see :meth:`PartyAPI.token`).

@@ -60,14 +60,18 @@ def generate_data(raw_spec: dict, data_dir: Path, companies: list[str], args) ->
         say(f"Generating {args.trips:,} taxi trips ({args.months}) for {', '.join(companies)} ...")
         first, last = args.months.split(":")
         import_file(REPO / "include" / "datagen" / "taxi_trips.py").generate(
-            data_dir, companies, args.trips, args.seed, first, last)
+            data_dir, companies, args.trips, args.seed, first, last
+        )
     elif kind == "payroll":
         say(f"Generating {args.employees:,} employees' payroll for {', '.join(companies)} ...")
         import_file(REPO / "include" / "datagen" / "payroll.py").generate(
-            data_dir, companies, args.employees, args.seed)
+            data_dir, companies, args.employees, args.seed
+        )
     else:
-        say(f"testbed: no data generator for aggregation input {kind!r}: "
-            f"put each party's data under {data_dir}/<party>/")
+        say(
+            f"testbed: no data generator for aggregation input {kind!r}: "
+            f"put each party's data under {data_dir}/<party>/"
+        )
 
 
 def _write_secret(path: Path, text: str) -> Path:
@@ -88,16 +92,40 @@ def start_party(party: LocalParty, roles: list[str], host: str, port: int, night
     connections = party.connections()  # to files: a command line is visible to every user
     coordination = _write_secret(secrets / "coordination.json", connections["AIRFLOW_CONN_MPC_COORDINATION"])
     keys_conn = _write_secret(secrets / "keys-connection.json", connections["AIRFLOW_CONN_MPC_PARTY_KEYS"])
-    settings = {**party.settings(), **LEAN_SETTINGS,
-                # Without --nightly the scheduler creates no scheduled runs: an unpaused DAG whose
-                # night has passed would otherwise start it at once on every party.
-                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(bool(nightly)),
-                "AIRFLOW__API__BASE_URL": f"http://{host}:{port}"}
+    settings = {
+        **party.settings(),
+        **LEAN_SETTINGS,
+        # Without --nightly the scheduler creates no scheduled runs: an unpaused DAG whose
+        # night has passed would otherwise start it at once on every party.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(bool(nightly)),
+        "AIRFLOW__API__BASE_URL": f"http://{host}:{port}",
+    }
     del settings["AIRFLOW_HOME"]  # the script's --airflow-home
-    cmd = ["bash", str(BOOTSTRAP), "--skip-setup", "--party-id", party.id, "--repo-dir", str(REPO),
-           "--airflow-home", str(home), "--spec-dir", str(party.spec_dir), "--data-dir", str(party.data_dir),
-           "--work-dir", str(party.work_dir), "--host", host, "--port", str(port),
-           "--coordination-conn-file", str(coordination), "--keys-file", str(keys_conn)]
+    cmd = [
+        "bash",
+        str(BOOTSTRAP),
+        "--skip-setup",
+        "--party-id",
+        party.id,
+        "--repo-dir",
+        str(REPO),
+        "--airflow-home",
+        str(home),
+        "--spec-dir",
+        str(party.spec_dir),
+        "--data-dir",
+        str(party.data_dir),
+        "--work-dir",
+        str(party.work_dir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--coordination-conn-file",
+        str(coordination),
+        "--keys-file",
+        str(keys_conn),
+    ]
     if "compute" in roles:  # the queue of the compute task (standalone runs every queue)
         cmd += ["--compute-queue", f"mpc-compute-{party.id}"]
     for name, value in settings.items():
@@ -107,16 +135,29 @@ def start_party(party: LocalParty, roles: list[str], host: str, port: int, night
         raise RuntimeError(f"bootstrap of {party.id} failed:\n{result.stdout}{result.stderr}")
     pid = read_pid(home / "airflow.pid")
     say(f"  {party.id:<12} airflow standalone pid {pid} on http://{host}:{port}")
-    return {"id": party.id, "roles": roles, "host": host, "port": port,
-            "url": f"http://{host}:{port}", "airflow_home": str(home), "home": str(party.home.resolve()),
-            "work_dir": str(party.work_dir.resolve()), "pid": pid,
-            "ports": [port, port + 1000, port + 2000]}
+    return {
+        "id": party.id,
+        "roles": roles,
+        "host": host,
+        "port": port,
+        "url": f"http://{host}:{port}",
+        "airflow_home": str(home),
+        "home": str(party.home.resolve()),
+        "work_dir": str(party.work_dir.resolve()),
+        "pid": pid,
+        "ports": [port, port + 1000, port + 2000],
+    }
 
 
 def stop_party(entry: dict) -> subprocess.CompletedProcess:
     """Stop one party's Airflow through the bootstrap script."""
-    return subprocess.run(["bash", str(BOOTSTRAP), "--stop", "--airflow-home", entry["airflow_home"]],
-                          env=outside_environ(), capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        ["bash", str(BOOTSTRAP), "--stop", "--airflow-home", entry["airflow_home"]],
+        env=outside_environ(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def _ready(api: PartyAPI, dag_id: str) -> bool:

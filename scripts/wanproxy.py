@@ -86,8 +86,9 @@ class DelayProxy:
             return
         self._count += 1
         n = self._count
-        await asyncio.gather(self._pipe(reader, up_writer, f"{n}/up"), self._pipe(up_reader, writer, f"{n}/down"),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, up_writer, f"{n}/up"), self._pipe(up_reader, writer, f"{n}/down"), return_exceptions=True
+        )
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, name: str) -> None:
         queue: asyncio.Queue = asyncio.Queue()
@@ -129,6 +130,7 @@ def delayed_mesh(ports: list[int], one_way: float) -> tuple[list[list[str]], lis
     :return: (endpoints per party, the started proxies).
     """
     proxies = [DelayProxy(port, one_way).start() for port in ports]
-    endpoints = [[f"127.0.0.1:{ports[j] if j == i else proxies[j].port}" for j in range(len(ports))]
-                 for i in range(len(ports))]
+    endpoints = [
+        [f"127.0.0.1:{ports[j] if j == i else proxies[j].port}" for j in range(len(ports))] for i in range(len(ports))
+    ]
     return endpoints, proxies

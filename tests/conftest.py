@@ -33,8 +33,11 @@ TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "celery: a night on Airflow deployments with Celery workers and a Redis "
-                                       "broker (tests/test_celery_night.py; needs redis-server)")
+    config.addinivalue_line(
+        "markers",
+        "celery: a night on Airflow deployments with Celery workers and a Redis "
+        "broker (tests/test_celery_night.py; needs redis-server)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +113,12 @@ def load_raw(folder: Path, raw: dict, name: str = "spec.yaml"):
 
 def spark_submit(job: Path, args: list[str], cwd: Path, master: str = "local[2]") -> subprocess.Popen:
     """``spark-submit --master <master> <job> <args>`` with the project's Python, started (see :func:`finish`)."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYSPARK_PYTHON=str(BIN / "python"), PYSPARK_DRIVER_PYTHON=str(BIN / "python"))
+    env = dict(
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYSPARK_PYTHON=str(BIN / "python"),
+        PYSPARK_DRIVER_PYTHON=str(BIN / "python"),
+    )
     cmd = [str(BIN / "spark-submit"), "--master", master, str(job), *args]
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -129,7 +136,8 @@ def write_trips(folder: Path, fares, months=("2024-01", "2024-02")) -> Path:
 
     folder.mkdir(parents=True)
     pickup = pa.array([f"{months[i % len(months)]}-1{i % 10} 08:00:00" for i in range(len(fares))]).cast(
-        pa.timestamp("us"))
+        pa.timestamp("us")
+    )
     pq.write_table(pa.table({"tpep_pickup_datetime": pickup, "fare_amount": fares}), folder / "part-00000.parquet")
     return folder
 
@@ -150,12 +158,18 @@ def federation(tmp_path, s3_server):
     from mpc_federation.spec import load_spec
     from mpc_federation.store import CoordinationStore
 
-    def make(parties: list[dict] | None = None, template: Path = TAXI_TEMPLATE, overrides: dict | None = None,
-             name: str = "federation"):
+    def make(
+        parties: list[dict] | None = None,
+        template: Path = TAXI_TEMPLATE,
+        overrides: dict | None = None,
+        name: str = "federation",
+    ):
         parties = parties if parties is not None else small_parties()
         # A prefix of its own per test, so runs of the same date never meet across tests.
-        overrides = {"coordination": {"bucket": "mpc-coordination", "prefix": f"t{uuid.uuid4().hex[:12]}"},
-                     **(overrides or {})}
+        overrides = {
+            "coordination": {"bucket": "mpc-coordination", "prefix": f"t{uuid.uuid4().hex[:12]}"},
+            **(overrides or {}),
+        }
         keys = {p["id"]: localnet.test_keys(p["id"]) for p in parties}
         path = localnet.render_spec(template, tmp_path / name, keys, parties=parties, overrides=overrides)
         spec = load_spec(path)
@@ -202,16 +216,22 @@ def parse_dags(party: str | None, tmp_path, spec_dir=None, *, deferrable: bool =
     """The project's DAG folder parsed by Airflow's DagBag in a fresh process, as ``party``, with the
     network blocked: import errors, heavy modules imported, and per DAG what a test checks."""
     env = localnet.outside_environ()
-    env.update({"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "PYTHONPATH": str(REPO / "plugins")})
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "PYTHONPATH": str(REPO / "plugins"),
+        }
+    )
     if party is not None:
         env["AIRFLOW__MPC__PARTY_ID"] = party
     if spec_dir is not None:
         env["AIRFLOW__MPC__SPEC_DIR"] = str(spec_dir)
-    out = subprocess.run([sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True,
-                         text=True, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True, text=True, timeout=180
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -14,9 +14,17 @@ from mpc_federation.programs import load_program
 from mpc_federation.sharing import decode, input_payloads, recombine
 
 
-def run_program(path: Path, dims: dict[str, list[str]], parties: dict[str, dict[str, list[int]]],
-                params: dict | None = None, m: int = 3, t: int = 1, payloads: dict | None = None,
-                withheld: list | None = None, timeout: float = 300) -> dict:
+def run_program(
+    path: Path,
+    dims: dict[str, list[str]],
+    parties: dict[str, dict[str, list[int]]],
+    params: dict | None = None,
+    m: int = 3,
+    t: int = 1,
+    payloads: dict | None = None,
+    withheld: list | None = None,
+    timeout: float = 300,
+) -> dict:
     """Share every party's input vectors, run the program on m MPyC processes, recombine and decode.
 
     :param parties: {input party: {input name: vector}}, in roster order.
@@ -35,10 +43,20 @@ def run_program(path: Path, dims: dict[str, list[str]], parties: dict[str, dict[
     results, errors = {}, {}
 
     def compute_party(i: int) -> None:
-        job = MPCJob(program=str(path), party_index=i, endpoints=endpoints, threshold=t, roster=list(parties),
-                     shares=shares[i], input_lengths=program.input_lengths(dims),
-                     output_lengths=program.output_lengths(dims), dims=dims, params=checked,
-                     names=[f"compute_{j}" for j in range(m)], withheld=withheld or [])
+        job = MPCJob(
+            program=str(path),
+            party_index=i,
+            endpoints=endpoints,
+            threshold=t,
+            roster=list(parties),
+            shares=shares[i],
+            input_lengths=program.input_lengths(dims),
+            output_lengths=program.output_lengths(dims),
+            dims=dims,
+            params=checked,
+            names=[f"compute_{j}" for j in range(m)],
+            withheld=withheld or [],
+        )
         try:
             results[i] = run_mpc(job, connect_timeout=60, run_timeout=timeout)
         except Exception as exc:  # reported below with every party's error

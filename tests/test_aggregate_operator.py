@@ -7,6 +7,7 @@ checks, the cluster-mode error without ``[mpc] aggregate_uri``. With the real sp
 and through object storage as a cluster-mode driver writes it. tests/test_spark_cluster.py runs it
 against a Spark standalone cluster.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,9 +59,16 @@ def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
 
 
 def settings(data_uri: str = "/data", aggregate_uri: str = "") -> MPCSettings:
-    return MPCSettings(party_id="company_b", spec_dir=REPO / "include" / "federations", data_uri=data_uri,
-                       ledger_uri="/ledger", results_uri="", aggregate_uri=aggregate_uri, compute_queue="",
-                       allow_test_keys=False)
+    return MPCSettings(
+        party_id="company_b",
+        spec_dir=REPO / "include" / "federations",
+        data_uri=data_uri,
+        ledger_uri="/ledger",
+        results_uri="",
+        aggregate_uri=aggregate_uri,
+        compute_queue="",
+        allow_test_keys=False,
+    )
 
 
 def spark_connection(monkeypatch, host: str = "local[2]", **extra) -> None:
@@ -76,14 +84,17 @@ def conf_of(cmd: list[str]) -> dict[str, str]:
 
 
 # -- the task's arguments ----------------------------------------------------------------------------
-@pytest.mark.parametrize("data_uri, name, expected", [
-    ("/srv/mpc-data", "trips", "/srv/mpc-data/trips"),
-    ("/srv/mpc-data/", "./trips/2024", "/srv/mpc-data/trips/2024"),
-    ("file:///srv/mpc-data", "trips", "file:///srv/mpc-data/trips"),
-    ("s3a://party-bucket/raw", "trips", "s3a://party-bucket/raw/trips"),
-    ("hdfs://nn:8020/user/mpc", "trips", "hdfs://nn:8020/user/mpc/trips"),
-    ("s3a://party-bucket/raw", ".", "s3a://party-bucket/raw"),
-])
+@pytest.mark.parametrize(
+    "data_uri, name, expected",
+    [
+        ("/srv/mpc-data", "trips", "/srv/mpc-data/trips"),
+        ("/srv/mpc-data/", "./trips/2024", "/srv/mpc-data/trips/2024"),
+        ("file:///srv/mpc-data", "trips", "file:///srv/mpc-data/trips"),
+        ("s3a://party-bucket/raw", "trips", "s3a://party-bucket/raw/trips"),
+        ("hdfs://nn:8020/user/mpc", "trips", "hdfs://nn:8020/user/mpc/trips"),
+        ("s3a://party-bucket/raw", ".", "s3a://party-bucket/raw"),
+    ],
+)
 def test_input_uri_is_joined_without_pathlib(data_uri, name, expected):
     from mpc_operators.aggregate import input_uri
 
@@ -102,9 +113,23 @@ def test_aggregate_task_passes_the_input_uri_unchanged(tmp_path, monkeypatch, da
     assert task.task_id == "aggregate" and task.computation == "taxi_hhi" and task.party_id == "company_b"
     assert task.application == str(JOBS / "taxi_revenue.py") and task.py_files == str(JOB_MODULE)
     assert task.application_args == [
-        "--input", f"{data_uri}/trips", "--party", "company_b", "--months", "{{ mpc_months(dag_run) }}",
-        "--negative-amounts", "drop", "--null-amounts", "drop", "--outside-period", "ignore",
-        "--revenue-column", "fare_amount", "--time-column", "tpep_pickup_datetime"]
+        "--input",
+        f"{data_uri}/trips",
+        "--party",
+        "company_b",
+        "--months",
+        "{{ mpc_months(dag_run) }}",
+        "--negative-amounts",
+        "drop",
+        "--null-amounts",
+        "drop",
+        "--outside-period",
+        "ignore",
+        "--revenue-column",
+        "fare_amount",
+        "--time-column",
+        "tpep_pickup_datetime",
+    ]
     assert task.run_key == "{{ mpc_run_key(dag_run) }}" and not task.oblivious
     cmd = command(task)
     assert cmd[cmd.index("--input") + 1] == f"{data_uri}/trips"  # what spark-submit gets, unchanged
@@ -121,8 +146,15 @@ def test_default_spark_settings(tmp_path, monkeypatch):
     task = aggregate_task(load(tmp_path, raw_of(TAXI)), "company_a", settings(), on_failure=None)
     cmd = command(task)
     assert conf_of(cmd) == {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC", "spark.cores.max": "2"}
-    for flag in ("--executor-memory", "--executor-cores", "--driver-memory", "--num-executors", "--archives",
-                 "--deploy-mode", "--queue"):
+    for flag in (
+        "--executor-memory",
+        "--executor-cores",
+        "--driver-memory",
+        "--num-executors",
+        "--archives",
+        "--deploy-mode",
+        "--queue",
+    ):
         assert flag not in cmd
     assert cmd[:3] == ["spark-submit", "--master", "local[2]"]
 
@@ -133,22 +165,42 @@ def test_spec_spark_settings_reach_spark_submit(tmp_path, monkeypatch):
     spark_connection(monkeypatch, host="yarn")
     raw = raw_of(PAY)
     raw["aggregation"]["spark"] = {
-        "cores_max": 6, "executor_cores": 2, "executor_memory": "3g", "driver_memory": "1g", "num_executors": 3,
-        "deploy_mode": "cluster", "python": "./environment/bin/python", "driver_python": "python3",
+        "cores_max": 6,
+        "executor_cores": 2,
+        "executor_memory": "3g",
+        "driver_memory": "1g",
+        "num_executors": 3,
+        "deploy_mode": "cluster",
+        "python": "./environment/bin/python",
+        "driver_python": "python3",
         "archives": "s3a://tools/mpc-env.tar.gz#environment",
-        "conf": {"spark.executor.memoryOverhead": "512m", "spark.dynamicAllocation.enabled": False,
-                 "spark.sql.shuffle.partitions": 8}}
+        "conf": {
+            "spark.executor.memoryOverhead": "512m",
+            "spark.dynamicAllocation.enabled": False,
+            "spark.sql.shuffle.partitions": 8,
+        },
+    }
     spec = load(tmp_path, raw)
     party = next(p.id for p in spec.input_parties)
     cmd = command(aggregate_task(spec, party, settings(), on_failure=None))
     assert conf_of(cmd) == {
-        "spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC", "spark.cores.max": "6",
-        "spark.pyspark.python": "./environment/bin/python", "spark.pyspark.driver.python": "python3",
-        "spark.executor.memoryOverhead": "512m", "spark.dynamicAllocation.enabled": "false",
-        "spark.sql.shuffle.partitions": "8"}
-    for flag, value in [("--executor-cores", "2"), ("--executor-memory", "3g"), ("--driver-memory", "1g"),
-                        ("--num-executors", "3"), ("--deploy-mode", "cluster"),
-                        ("--archives", "s3a://tools/mpc-env.tar.gz#environment")]:
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.cores.max": "6",
+        "spark.pyspark.python": "./environment/bin/python",
+        "spark.pyspark.driver.python": "python3",
+        "spark.executor.memoryOverhead": "512m",
+        "spark.dynamicAllocation.enabled": "false",
+        "spark.sql.shuffle.partitions": "8",
+    }
+    for flag, value in [
+        ("--executor-cores", "2"),
+        ("--executor-memory", "3g"),
+        ("--driver-memory", "1g"),
+        ("--num-executors", "3"),
+        ("--deploy-mode", "cluster"),
+        ("--archives", "s3a://tools/mpc-env.tar.gz#environment"),
+    ]:
         assert cmd[cmd.index(flag) + 1] == value
     assert raw_of(PAY) != raw and spec.raw["aggregation"]["spark"]["conf"]["spark.dynamicAllocation.enabled"] is False
 
@@ -168,8 +220,9 @@ def test_the_connections_own_settings_are_honoured(tmp_path, monkeypatch):
     deploy_mode, when given, wins (as any SparkSubmitOperator argument does)."""
     from mpc_operators.aggregate import aggregate_task
 
-    spark_connection(monkeypatch, host="yarn", **{"deploy-mode": "cluster", "spark-binary": "spark3-submit",
-                                                  "queue": "mpc"})
+    spark_connection(
+        monkeypatch, host="yarn", **{"deploy-mode": "cluster", "spark-binary": "spark3-submit", "queue": "mpc"}
+    )
     raw = raw_of(TAXI)
     task = aggregate_task(load(tmp_path, raw, "a.yaml"), "company_a", settings(), on_failure=None)
     cmd = command(task)
@@ -180,23 +233,29 @@ def test_the_connections_own_settings_are_honoured(tmp_path, monkeypatch):
     assert command(task)[command(task).index("--deploy-mode") + 1] == "client" and not task.driver_is_remote()
 
 
-@pytest.mark.parametrize("spark, field, words", [
-    ("two", "aggregation.spark", "must be a mapping"),
-    ({"cores": 2}, "aggregation.spark.cores", "unknown field"),
-    ({"cores_max": 0}, "aggregation.spark.cores_max", "positive integer"),
-    ({"cores_max": "2"}, "aggregation.spark.cores_max", "positive integer"),
-    ({"executor_cores": True}, "aggregation.spark.executor_cores", "positive integer"),
-    ({"executor_memory": "2 GB"}, "aggregation.spark.executor_memory", "like 2g"),
-    ({"driver_memory": 2}, "aggregation.spark.driver_memory", "like 2g"),
-    ({"deploy_mode": "yarn"}, "aggregation.spark.deploy_mode", "client or cluster"),
-    ({"conf": ["spark.x"]}, "aggregation.spark.conf", "must be a mapping"),
-    ({"conf": {"executor.memory": "1g"}}, "aggregation.spark.conf.executor.memory", "spark.*"),
-    ({"conf": {"spark.authenticate.secret": "x" * 20}}, "aggregation.spark.conf.spark.authenticate.secret",
-     "not by the spec"),
-    ({"conf": {"spark.master": "local"}}, "aggregation.spark.conf.spark.master", "not by the spec"),
-    ({"conf": {"spark.x": {"a": 1}}}, "aggregation.spark.conf.spark.x", "string or number"),
-    ({"python": "my python"}, "aggregation.spark.python", "without spaces"),
-])
+@pytest.mark.parametrize(
+    "spark, field, words",
+    [
+        ("two", "aggregation.spark", "must be a mapping"),
+        ({"cores": 2}, "aggregation.spark.cores", "unknown field"),
+        ({"cores_max": 0}, "aggregation.spark.cores_max", "positive integer"),
+        ({"cores_max": "2"}, "aggregation.spark.cores_max", "positive integer"),
+        ({"executor_cores": True}, "aggregation.spark.executor_cores", "positive integer"),
+        ({"executor_memory": "2 GB"}, "aggregation.spark.executor_memory", "like 2g"),
+        ({"driver_memory": 2}, "aggregation.spark.driver_memory", "like 2g"),
+        ({"deploy_mode": "yarn"}, "aggregation.spark.deploy_mode", "client or cluster"),
+        ({"conf": ["spark.x"]}, "aggregation.spark.conf", "must be a mapping"),
+        ({"conf": {"executor.memory": "1g"}}, "aggregation.spark.conf.executor.memory", "spark.*"),
+        (
+            {"conf": {"spark.authenticate.secret": "x" * 20}},
+            "aggregation.spark.conf.spark.authenticate.secret",
+            "not by the spec",
+        ),
+        ({"conf": {"spark.master": "local"}}, "aggregation.spark.conf.spark.master", "not by the spec"),
+        ({"conf": {"spark.x": {"a": 1}}}, "aggregation.spark.conf.spark.x", "string or number"),
+        ({"python": "my python"}, "aggregation.spark.python", "without spaces"),
+    ],
+)
 def test_spark_settings_are_checked(tmp_path, spark, field, words):
     raw = raw_of(TAXI)
     raw["aggregation"]["spark"] = spark
@@ -244,8 +303,12 @@ def test_a_dag_with_the_task(tmp_path, monkeypatch):
     from mpc_operators.aggregate import aggregate_task
 
     spec = load(tmp_path, raw_of(TAXI))
-    with DAG("taxi_hhi", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC),
-             user_defined_macros={"mpc_run_key": lambda run: "20240401", "mpc_months": lambda run: "2024-01,2024-02"}):
+    with DAG(
+        "taxi_hhi",
+        schedule=None,
+        start_date=datetime(2024, 1, 1, tzinfo=UTC),
+        user_defined_macros={"mpc_run_key": lambda run: "20240401", "mpc_months": lambda run: "2024-01,2024-02"},
+    ):
         task = aggregate_task(spec, "company_c", settings("s3a://b/raw"), on_failure=None)
     jinja = task.dag.get_template_env()
     rendered = [jinja.from_string(arg).render(dag_run=None) for arg in task.application_args]
@@ -268,8 +331,14 @@ def test_cluster_mode_needs_aggregate_uri(monkeypatch):
     spark_connection(monkeypatch, host="yarn", **{"deploy-mode": "cluster"})
     monkeypatch.delenv("AIRFLOW__MPC__AGGREGATE_URI", raising=False)
     _no_spark_submit(monkeypatch)
-    task = MPCAggregateOperator(task_id="aggregate", application=str(JOBS / "taxi_revenue.py"), computation="c",
-                                party_id="p", run_key="r", application_args=["--input", "s3a://b/x"])
+    task = MPCAggregateOperator(
+        task_id="aggregate",
+        application=str(JOBS / "taxi_revenue.py"),
+        computation="c",
+        party_id="p",
+        run_key="r",
+        application_args=["--input", "s3a://b/x"],
+    )
     with pytest.raises(AirflowFailException, match=r"cluster deploy mode .* needs \[mpc\] aggregate_uri"):
         task.execute({})
 
@@ -278,8 +347,9 @@ def test_cluster_mode_output_location(monkeypatch):
     from mpc_operators.aggregate import MPCAggregateOperator
 
     monkeypatch.setenv("AIRFLOW__MPC__AGGREGATE_URI", "s3://party-private/aggregates/")
-    task = MPCAggregateOperator(task_id="aggregate", application="job.py", computation="taxi_hhi",
-                                party_id="company_a", run_key="20240401")
+    task = MPCAggregateOperator(
+        task_id="aggregate", application="job.py", computation="taxi_hhi", party_id="company_a", run_key="20240401"
+    )
     assert task.remote_output() == "s3://party-private/aggregates/taxi_hhi/20240401/company_a.json"
 
 
@@ -289,8 +359,14 @@ def test_the_task_chooses_the_output(monkeypatch):
     from mpc_operators.aggregate import MPCAggregateOperator
 
     _no_spark_submit(monkeypatch)
-    task = MPCAggregateOperator(task_id="aggregate", application="job.py", computation="c", party_id="p",
-                                run_key="r", application_args=["--output", "/tmp/x.json"])
+    task = MPCAggregateOperator(
+        task_id="aggregate",
+        application="job.py",
+        computation="c",
+        party_id="p",
+        run_key="r",
+        application_args=["--output", "/tmp/x.json"],
+    )
     with pytest.raises(AirflowFailException, match="must not give --output"):
         task.execute({})
 
@@ -322,8 +398,15 @@ def test_oblivious_secret_in_a_private_file(monkeypatch, tmp_path):
     monkeypatch.setattr(BaseHook, "get_connection", classmethod(get_connection))
     monkeypatch.setattr("airflow.sdk.log.mask_secret", lambda value, *a, **k: None)
     monkeypatch.setattr(SparkSubmitOperator, "execute", fake_execute)
-    task = MPCAggregateOperator(task_id="aggregate", application="job.py", computation="c", party_id="p",
-                                run_key="r", oblivious=True, application_args=["--oblivious"])
+    task = MPCAggregateOperator(
+        task_id="aggregate",
+        application="job.py",
+        computation="c",
+        party_id="p",
+        run_key="r",
+        oblivious=True,
+        application_args=["--oblivious"],
+    )
     assert task.execute({}) == {"format": "x", "values": {}}
     assert seen["mode"] == 0o600 and seen["folder_mode"] == 0o700
     assert seen["text"] == f"spark.authenticate.secret {SECRET}\n"
@@ -353,10 +436,17 @@ def spark_env(monkeypatch):
 def taxi_operator(cls, input_uri: str, **kwargs):
     from mpc_operators.aggregate import BASE_SPARK_CONF, JOB_MODULE
 
-    return cls(task_id="aggregate", application=str(JOBS / "taxi_revenue.py"), computation="taxi_hhi",
-               party_id="company_a", run_key="20240401", py_files=str(JOB_MODULE), conf=dict(BASE_SPARK_CONF),
-               application_args=["--input", input_uri, "--party", "company_a", "--months", ",".join(MONTHS)],
-               **kwargs)
+    return cls(
+        task_id="aggregate",
+        application=str(JOBS / "taxi_revenue.py"),
+        computation="taxi_hhi",
+        party_id="company_a",
+        run_key="20240401",
+        py_files=str(JOB_MODULE),
+        conf=dict(BASE_SPARK_CONF),
+        application_args=["--input", input_uri, "--party", "company_a", "--months", ",".join(MONTHS)],
+        **kwargs,
+    )
 
 
 def test_cluster_mode_aggregate_through_object_storage(trips, spark_env, tmp_path):

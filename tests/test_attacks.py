@@ -28,9 +28,11 @@ from mpc_federation.tls import certificate, new_tls_key
 HHI = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
 DATE = datetime(2024, 4, 2, 3, tzinfo=UTC)  # yesterday falls in the same period
 COMPANIES = ("company_a", "company_b", "company_c")
-REVENUE = {"company_a": [901_000_000_001, 300_000_000_011, 301_000_000_013, 300_000_000_017],
-           "company_b": [602_000_000_003, 200_000_000_019, 201_000_000_023, 201_000_000_029],
-           "company_c": [303_000_000_005, 101_000_000_031, 101_000_000_037, 101_000_000_041]}
+REVENUE = {
+    "company_a": [901_000_000_001, 300_000_000_011, 301_000_000_013, 300_000_000_017],
+    "company_b": [602_000_000_003, 200_000_000_019, 201_000_000_023, 201_000_000_029],
+    "company_c": [303_000_000_005, 101_000_000_031, 101_000_000_037, 101_000_000_041],
+}
 
 
 class Federation:
@@ -46,9 +48,16 @@ class Federation:
         for pid in COMPANIES:
             path = tmp_path / pid / "aggregate.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(
-                {"format": "mpc-aggregate/1", "party": pid, "dimensions": {"market": self.labels},
-                 "values": {"revenue_cents": REVENUE[pid]}}))
+            path.write_text(
+                json.dumps(
+                    {
+                        "format": "mpc-aggregate/1",
+                        "party": pid,
+                        "dimensions": {"market": self.labels},
+                        "values": {"revenue_cents": REVENUE[pid]},
+                    }
+                )
+            )
             self.files[pid] = path
         self.local_before = {pid: hashlib.sha256(p.read_bytes()).hexdigest() for pid, p in self.files.items()}
 
@@ -131,8 +140,15 @@ def test_object_signed_by_a_key_not_in_the_spec(fed):
     header = json.loads(original)["header"]
     forged = {"shares": {"revenue_cents": [1, 2, 3, 4]}}
     mallory = PartyKeys.generate("company_b", test_only=True)  # claims to be company_b
-    fed.store.put(key, seal({k: v for k, v in header.items() if k not in ("encrypted", "payload_sha256")},
-                            json.dumps(forged).encode(), mallory, fed.spec.party("company_a").box_key))
+    fed.store.put(
+        key,
+        seal(
+            {k: v for k, v in header.items() if k not in ("encrypted", "payload_sha256")},
+            json.dumps(forged).encode(),
+            mallory,
+            fed.spec.party("company_a").box_key,
+        ),
+    )
     out = fed.compute_all(1)
     assert_all_failed(out, "company_a", "signature does not verify against that party's key in the spec")
     fed.expect_nothing_revealed()
@@ -171,13 +187,24 @@ def test_a_party_writing_under_another_partys_name(fed):
     original = fed.store.get(key)
     header = {k: v for k, v in json.loads(original)["header"].items() if k not in ("encrypted", "payload_sha256")}
     # company_c, a member, writes at company_b's place: once in its own name, once claiming to be company_b.
-    as_itself = seal({**header, "party": "company_c"}, b'{"shares": {"revenue_cents": [0, 0, 0, 0]}}',
-                     fed.keys["company_c"], fed.spec.party("company_a").box_key)
+    as_itself = seal(
+        {**header, "party": "company_c"},
+        b'{"shares": {"revenue_cents": [0, 0, 0, 0]}}',
+        fed.keys["company_c"],
+        fed.spec.party("company_a").box_key,
+    )
     fed.store.put(key, as_itself)
     out = fed.compute_all(1)
     assert_all_failed(out, "company_a", "party is 'company_c', expected 'company_b'")
-    fed.store.put(key, seal(header, b'{"shares": {"revenue_cents": [0, 0, 0, 0]}}', fed.keys["company_c"],
-                            fed.spec.party("company_a").box_key))
+    fed.store.put(
+        key,
+        seal(
+            header,
+            b'{"shares": {"revenue_cents": [0, 0, 0, 0]}}',
+            fed.keys["company_c"],
+            fed.spec.party("company_a").box_key,
+        ),
+    )
     out = fed.compute_all(2)
     assert_all_failed(out, "company_a", "signature does not verify")
     fed.expect_nothing_revealed()
@@ -199,13 +226,23 @@ def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, resul
     dims = spec.dimensions(DATE)
     program = fed.runs["company_c"].program
     roster = list(COMPANIES)
-    job = MPCJob(program=str(spec.program_file), party_index=seat,
-                 endpoints=[c.endpoint for c in spec.compute_parties], threshold=1, roster=roster,
-                 shares={}, input_lengths=program.input_lengths(dims), output_lengths=program.output_lengths(dims),
-                 dims=dims, params=program.params(spec.program_params), names=list(COMPANIES),
-                 session=f"{spec.spec_hash}/{spec.program_hash}/{fed.runs['company_a'].channel.run}/attempt-1/"
-                         f"{','.join(roster)}",
-                 tls_key=tls_key, certificates=certs)
+    job = MPCJob(
+        program=str(spec.program_file),
+        party_index=seat,
+        endpoints=[c.endpoint for c in spec.compute_parties],
+        threshold=1,
+        roster=roster,
+        shares={},
+        input_lengths=program.input_lengths(dims),
+        output_lengths=program.output_lengths(dims),
+        dims=dims,
+        params=program.params(spec.program_params),
+        names=list(COMPANIES),
+        session=f"{spec.spec_hash}/{spec.program_hash}/{fed.runs['company_a'].channel.run}/attempt-1/"
+        f"{','.join(roster)}",
+        tls_key=tls_key,
+        certificates=certs,
+    )
     try:
         results["impostor"] = run_mpc(job, connect_timeout=8, run_timeout=30)
     except Exception as exc:  # noqa: BLE001
@@ -245,8 +282,10 @@ def test_spec_edited_on_one_party_only(fed):
     # company_b's objects do not verify for the others (and theirs not for company_b), so they count
     # for no decision: the leader sees two parties shared, below the floor, and says why.
     view = fed.runs["company_a"].channel.verified()
-    assert "company_b runs a different federation spec than company_a" in \
-        view.invalid[f"{view_root(fed)}/inputs/company_b/done"]
+    assert (
+        "company_b runs a different federation spec than company_a"
+        in view.invalid[f"{view_root(fed)}/inputs/company_b/done"]
+    )
     out = fed.compute_all(1, edited)
     assert isinstance(out["company_a"], stages.StageError)
     assert "only 2 input parties shared (company_a, company_c)" in str(out["company_a"])
@@ -273,8 +312,9 @@ def test_a_member_cannot_take_another_seat_with_its_own_certificate(fed, directi
         # company_a also sits in company_c's seat 2: company_b connects to it and checks its name.
         seat, thief, honest = 2, "company_a", ("company_a", "company_b")
     results: dict = {}
-    alongside = [lambda: impostor_worker(fed, fed.keys[thief].tls_key, fed.spec.party(thief).certificate,
-                                         results, seat)]
+    alongside = [
+        lambda: impostor_worker(fed, fed.keys[thief].tls_key, fed.spec.party(thief).certificate, results, seat)
+    ]
     if seat == 0:  # company_a is away; its roster for attempt 1 is fixed (it would be, by its task)
         alongside.append(lambda: stages.fix_roster(fed.runs["company_a"], 1, 30))
     out = fed.compute_all(1, parties=honest, alongside=alongside)
@@ -286,8 +326,10 @@ def test_a_member_cannot_take_another_seat_with_its_own_certificate(fed, directi
             assert isinstance(out[pid], MPCRefused), out[pid]
             assert f"seat of company_a presented the TLS certificate of {thief}" in out[pid].reason
     else:
-        assert any("did not all connect" in str(out[pid]) or "seat of company_c" in str(out[pid])
-                   or "gave up" in str(out[pid]) for pid in honest), out
+        assert any(
+            "did not all connect" in str(out[pid]) or "seat of company_c" in str(out[pid]) or "gave up" in str(out[pid])
+            for pid in honest
+        ), out
     fed.expect_nothing_revealed()
     fed.expect_local_data_untouched()
     fed.expect_success(2)

@@ -36,11 +36,13 @@ from mpc_federation.store import CoordinationStore
 
 DATE = datetime(2024, 4, 2, 3, tzinfo=UTC)
 COMPUTES = ("company_a", "company_b", "company_c")
-REVENUE = {"company_a": [904_000_000_001, 301_000_000_011, 302_000_000_013, 301_000_000_017],
-           "company_b": [603_000_000_003, 201_000_000_019, 201_000_000_023, 201_000_000_029],
-           "company_c": [306_000_000_005, 102_000_000_031, 102_000_000_037, 102_000_000_041],
-           "company_d": [150_000_000_043, 50_000_000_047, 50_000_000_053, 50_000_000_059],
-           "company_e": [120_000_000_061, 40_000_000_067, 40_000_000_071, 40_000_000_073]}
+REVENUE = {
+    "company_a": [904_000_000_001, 301_000_000_011, 302_000_000_013, 301_000_000_017],
+    "company_b": [603_000_000_003, 201_000_000_019, 201_000_000_023, 201_000_000_029],
+    "company_c": [306_000_000_005, 102_000_000_031, 102_000_000_037, 102_000_000_041],
+    "company_d": [150_000_000_043, 50_000_000_047, 50_000_000_053, 50_000_000_059],
+    "company_e": [120_000_000_061, 40_000_000_067, 40_000_000_071, 40_000_000_073],
+}
 OUT_OF_RANGE = 1_000_000_000_128  # above the HHI program's 10**12 cents per firm and market (see below)
 ALL_INPUTS = ("company_a", "company_b", "company_c", "company_d", "company_e")
 
@@ -50,15 +52,18 @@ class Federation:
 
     def __init__(self, federation, s3_server, tmp_path: Path, inputs: int = 5):
         # Every input party is needed (min_input_parties = inputs): a withdrawal stops the run.
-        self.spec, self.keys = federation(small_parties(inputs=inputs), overrides={
-            "deadlines": {"connect": 8, "mpc": 60}, "min_input_parties": inputs})
+        self.spec, self.keys = federation(
+            small_parties(inputs=inputs),
+            overrides={"deadlines": {"connect": 8, "mpc": 60}, "min_input_parties": inputs},
+        )
         self.s3 = s3_server
         self.config = s3_server.store_config(self.spec.bucket)
         self.store = CoordinationStore(self.config)
         self.tmp = tmp_path
         self.companies = ALL_INPUTS[:inputs]
-        self.runs = {pid: PartyRun(self.spec, pid, DATE, self.keys[pid], CoordinationStore(self.config))
-                     for pid in self.keys}
+        self.runs = {
+            pid: PartyRun(self.spec, pid, DATE, self.keys[pid], CoordinationStore(self.config)) for pid in self.keys
+        }
         self.files = {pid: self.write_aggregate(pid, REVENUE[pid]) for pid in self.companies}
         self.local_before = self.local_state()
 
@@ -69,8 +74,16 @@ class Federation:
     def write_aggregate(self, pid: str, values: list[int]) -> Path:
         path = self.tmp / pid / "aggregate.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"format": "mpc-aggregate/1", "party": pid, "dimensions": {"market": self.labels},
-                                    "values": {"revenue_cents": values}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "format": "mpc-aggregate/1",
+                    "party": pid,
+                    "dimensions": {"market": self.labels},
+                    "values": {"revenue_cents": values},
+                }
+            )
+        )
         return path
 
     def local_state(self) -> dict[str, str]:
@@ -97,8 +110,9 @@ class Federation:
     def use_connections(self, monkeypatch, party: str, *, allow_test_keys: bool = True) -> None:
         """This party's Airflow connections, as its Airflow has them (AIRFLOW_CONN_* variables)."""
         monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(self.s3.connection()))
-        monkeypatch.setenv("AIRFLOW_CONN_MPC_PARTY_KEYS",
-                           json.dumps({"conn_type": "generic", "password": self.keys[party].to_json()}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MPC_PARTY_KEYS", json.dumps({"conn_type": "generic", "password": self.keys[party].to_json()})
+        )
         if allow_test_keys:
             monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "1")
         else:
@@ -235,15 +249,21 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
 
     # company_d's share task fails, as under Airflow: the operator, then its on_failure_callback.
     fed.use_connections(monkeypatch, "company_d")
-    task = MPCShareOperator(task_id="share", spec_path=str(fed.spec.source), party_id="company_d",
-                            aggregate_uri=str(fed.files["company_d"]))
+    task = MPCShareOperator(
+        task_id="share", spec_path=str(fed.spec.source), party_id="company_d", aggregate_uri=str(fed.files["company_d"])
+    )
     with pytest.raises(AirflowFailException) as info:
         task.execute(airflow_context())
     assert f"{value} is outside the declared range" in str(info.value)  # clear, and local only
     with caplog.at_level(logging.INFO):
-        withdraw_on_failure(str(fed.spec.source), "company_d",
-                            airflow_context(exception=info.value, task_instance=SimpleNamespace(
-                                task_id="share", log=logging.getLogger("test.share"))))
+        withdraw_on_failure(
+            str(fed.spec.source),
+            "company_d",
+            airflow_context(
+                exception=info.value,
+                task_instance=SimpleNamespace(task_id="share", log=logging.getLogger("test.share")),
+            ),
+        )
     assert str(value) in caplog.text and "input-check-failed" in caplog.text  # the full error stays here
     channel = fed.runs["company_a"].channel
     record = channel.read(channel.withdrawal_key("company_d"), "abort", "company_d")
@@ -254,8 +274,9 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
     # Every compute party's sensor sees the withdrawal, verified, with its code, and stops waiting.
     for pid in COMPUTES:
         fed.use_connections(monkeypatch, pid)
-        sensor = MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", spec_path=str(fed.spec.source),
-                                       party_id=pid, deferrable=False)
+        sensor = MPCCoordinationSensor(
+            task_id="wait_for_inputs", stage="inputs", spec_path=str(fed.spec.source), party_id=pid, deferrable=False
+        )
         with pytest.raises(AirflowFailException) as stopped:
             sensor.poke(airflow_context())
         assert "company_d (inputs): share failed: input-check-failed" in str(stopped.value), pid
@@ -275,8 +296,9 @@ def test_an_out_of_range_aggregate_never_reaches_the_bucket(four, monkeypatch, c
     def data_check_fails(run, attempt, *args, **kwargs):
         if run.party_id == "company_a":
             try:
-                raise ProgramError(f"aggregate of company_d: input 'revenue_cents' at 2024-02: {value} "
-                                   "is outside the declared range")
+                raise ProgramError(
+                    f"aggregate of company_d: input 'revenue_cents' at 2024-02: {value} is outside the declared range"
+                )
             except ProgramError as exc:
                 raise stages.StageError(f"cannot go on: {exc}") from exc
         return original(run, attempt, *args, **kwargs)
@@ -368,14 +390,20 @@ def test_test_keys_are_refused_by_a_production_style_start(four, monkeypatch):
     fed.use_connections(monkeypatch, "company_a", allow_test_keys=False)
     with pytest.raises(PermissionError, match="marked as test keys and are refused outside tests"):
         PartyKeysHook("mpc_party_keys").get_keys()
-    share = MPCShareOperator(task_id="share", spec_path=str(fed.spec.source), party_id="company_a",
-                             aggregate_uri=str(fed.files["company_a"]))
+    share = MPCShareOperator(
+        task_id="share", spec_path=str(fed.spec.source), party_id="company_a", aggregate_uri=str(fed.files["company_a"])
+    )
     with pytest.raises(AirflowFailException) as info:  # the first MPC task of an input party
         share.execute(airflow_context())
     assert "PermissionError: the keys of party 'company_a' are marked as test keys" in str(info.value)
     # A compute party's sensor reads with public keys only; its compute task is the first to load keys.
-    sensor = MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", spec_path=str(fed.spec.source),
-                                   party_id="company_a", deferrable=False)
+    sensor = MPCCoordinationSensor(
+        task_id="wait_for_inputs",
+        stage="inputs",
+        spec_path=str(fed.spec.source),
+        party_id="company_a",
+        deferrable=False,
+    )
     assert sensor.poke(airflow_context()) is False  # waiting: it needs no private key to read
     compute = MPCComputeOperator(task_id="compute", spec_path=str(fed.spec.source), party_id="company_a")
     with pytest.raises(AirflowFailException, match="marked as test keys"):
@@ -398,20 +426,35 @@ def test_production_keys_start_without_allowing_test_keys(federation, s3_server,
     parties = small_parties()
     keys = {p["id"]: localnet.test_keys(p["id"]) for p in parties}
     keys["company_a"] = PartyKeys.generate("company_a")  # as `python -m mpc_federation.keys generate` makes them
-    path = localnet.render_spec(TAXI_TEMPLATE, tmp_path / "production", keys, parties=parties, overrides={
-        "coordination": {"bucket": "mpc-coordination", "prefix": f"p{os.getpid()}{time.time_ns()}"}})
+    path = localnet.render_spec(
+        TAXI_TEMPLATE,
+        tmp_path / "production",
+        keys,
+        parties=parties,
+        overrides={"coordination": {"bucket": "mpc-coordination", "prefix": f"p{os.getpid()}{time.time_ns()}"}},
+    )
     spec = load_spec(path)
     CoordinationStore(s3_server.store_config(spec.bucket)).ensure_bucket()
     monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(s3_server.connection()))
-    monkeypatch.setenv("AIRFLOW_CONN_MPC_PARTY_KEYS",
-                       json.dumps({"conn_type": "generic", "password": keys["company_a"].to_json()}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MPC_PARTY_KEYS", json.dumps({"conn_type": "generic", "password": keys["company_a"].to_json()})
+    )
     monkeypatch.delenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", raising=False)
     labels = spec.dimensions(DATE)["market"]
     aggregate = tmp_path / "aggregate.json"
-    aggregate.write_text(json.dumps({"format": "mpc-aggregate/1", "party": "company_a",
-                                     "dimensions": {"market": labels}, "values": {"revenue_cents": REVENUE["company_a"]}}))
-    share = MPCShareOperator(task_id="share", spec_path=str(spec.source), party_id="company_a",
-                             aggregate_uri=str(aggregate))
+    aggregate.write_text(
+        json.dumps(
+            {
+                "format": "mpc-aggregate/1",
+                "party": "company_a",
+                "dimensions": {"market": labels},
+                "values": {"revenue_cents": REVENUE["company_a"]},
+            }
+        )
+    )
+    share = MPCShareOperator(
+        task_id="share", spec_path=str(spec.source), party_id="company_a", aggregate_uri=str(aggregate)
+    )
     assert share.execute(airflow_context())["status"] == "shared"
 
 
@@ -419,9 +462,24 @@ def test_the_keys_command_makes_production_keys(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__MPC__ALLOW_TEST_KEYS"}
     env["PYTHONPATH"] = str(REPO / "plugins")
     out = tmp_path / "company_a.keys.json"
-    result = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "generate", "--party", "company_a",
-                             "--out", str(out), "--compute-index", "0"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mpc_federation.keys",
+            "generate",
+            "--party",
+            "company_a",
+            "--out",
+            str(out),
+            "--compute-index",
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     text = out.read_text()
@@ -433,11 +491,21 @@ def test_the_keys_command_makes_production_keys(tmp_path):
     # `keys public` of a test-key file: refused unless test keys are allowed.
     test_file = tmp_path / "test.keys.json"
     test_file.write_text(localnet.test_keys("company_b").to_json())
-    refused = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file)],
-                             env=env, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode != 0 and "marked as test keys" in refused.stderr
-    allowed = subprocess.run([sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file),
-                              "--allow-test-keys"], env=env, capture_output=True, text=True, timeout=60)
+    allowed = subprocess.run(
+        [sys.executable, "-m", "mpc_federation.keys", "public", "--keys", str(test_file), "--allow-test-keys"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert allowed.returncode == 0, allowed.stderr
 
 
@@ -448,12 +516,16 @@ def test_local_federations_mark_their_keys_and_allow_them_explicitly(tmp_path, s
     env = party.env()
     assert env["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "True"
     assert json.loads(json.loads(env["AIRFLOW_CONN_MPC_PARTY_KEYS"])["password"])["note"] == TEST_KEY_MARK
-    production_style = localnet.LocalParty("company_a", tmp_path, tmp_path, tmp_path, keys, s3_server,
-                                           allow_test_keys=False)
+    production_style = localnet.LocalParty(
+        "company_a", tmp_path, tmp_path, tmp_path, keys, s3_server, allow_test_keys=False
+    )
     assert production_style.env()["AIRFLOW__MPC__ALLOW_TEST_KEYS"] == "False"
     # Every key the demo, the testbed, the benchmarks and the test fixtures make is a marked test key.
-    sources = [*sorted((REPO / "scripts").glob("*.py")), REPO / "tests" / "conftest.py",
-               *sorted((REPO / "bench").glob("*.py"))]
+    sources = [
+        *sorted((REPO / "scripts").glob("*.py")),
+        REPO / "tests" / "conftest.py",
+        *sorted((REPO / "bench").glob("*.py")),
+    ]
     for source in sources:
         for call in re.findall(r"PartyKeys\.generate\([^)]*\)", source.read_text()):
             assert "test_only=True" in call, f"{source.name}: {call}"

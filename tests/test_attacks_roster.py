@@ -35,8 +35,13 @@ APRIL = datetime(2024, 4, 2, 3, tzinfo=UTC)  # period 2024-01..2024-03
 APRIL_LATER = datetime(2024, 4, 3, 3, tzinfo=UTC)  # the same period, the next night
 MAY = datetime(2024, 5, 2, 3, tzinfo=UTC)  # period 2024-02..2024-04: overlaps April's
 COMPUTES = ("company_a", "company_b", "company_c")
-BASE = {"company_a": 300_000_000_001, "company_b": 200_000_000_003, "company_c": 100_000_000_005,
-        "company_d": 60_000_000_007, "company_e": 30_000_000_009}
+BASE = {
+    "company_a": 300_000_000_001,
+    "company_b": 200_000_000_003,
+    "company_c": 100_000_000_005,
+    "company_d": 60_000_000_007,
+    "company_e": 30_000_000_009,
+}
 
 
 def revenue(party: str, month: str) -> int:
@@ -81,8 +86,7 @@ class Federation:
     """Five companies (a, b, c also compute) and a regulator; aggregates and ledgers as local files."""
 
     def __init__(self, federation, s3_server, tmp_path: Path):
-        self.spec, self.keys = federation(small_parties(inputs=5),
-                                          overrides={"deadlines": {"connect": 8, "mpc": 60}})
+        self.spec, self.keys = federation(small_parties(inputs=5), overrides={"deadlines": {"connect": 8, "mpc": 60}})
         self.config = s3_server.store_config(self.spec.bucket)
         self.store = CoordinationStore(self.config)
         self.tmp = tmp_path
@@ -100,20 +104,32 @@ class Federation:
         values = vector(pid, labels)
         path = self.tmp / pid / date.strftime("%Y%m%d") / "aggregate.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"format": "mpc-aggregate/1", "party": pid, "dimensions": {"market": labels},
-                                    "values": {"revenue_cents": values}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "format": "mpc-aggregate/1",
+                    "party": pid,
+                    "dimensions": {"market": labels},
+                    "values": {"revenue_cents": values},
+                }
+            )
+        )
         self.files[(pid, date)] = path
         return stages.share(self.run(pid, date), json.loads(Path(path).read_text()))
 
     def local_state(self) -> dict:
         return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in self.files.values()}
 
-    def compute_all(self, date: datetime, attempt: int, runs: dict | None = None,
-                    ledgers: dict | None = None) -> dict:
+    def compute_all(self, date: datetime, attempt: int, runs: dict | None = None, ledgers: dict | None = None) -> dict:
         runs = runs or {pid: self.run(pid, date) for pid in COMPUTES}
         ledgers = self.ledgers if ledgers is None else ledgers
-        return in_threads({pid: functools.partial(stages.compute, runs[pid], attempt=attempt,
-                                                  ledger_dir=ledgers[pid]) for pid in COMPUTES}, timeout=120)
+        return in_threads(
+            {
+                pid: functools.partial(stages.compute, runs[pid], attempt=attempt, ledger_dir=ledgers[pid])
+                for pid in COMPUTES
+            },
+            timeout=120,
+        )
 
     def reveal(self, date: datetime) -> dict:
         return stages.reveal(self.run("regulator", date))
@@ -122,8 +138,9 @@ class Federation:
         with pytest.raises(stages.StageError, match="no live MPC attempt"):
             stages.reveal(self.run("regulator", date))
 
-    def expect_result(self, result: dict, date: datetime, roster: list[str], attempt: int,
-                      withheld: list[list[str]] | None = None) -> None:
+    def expect_result(
+        self, result: dict, date: datetime, roster: list[str], attempt: int, withheld: list[list[str]] | None = None
+    ) -> None:
         assert result["attempt"] == attempt and result["roster"] == roster
         assert result["withheld"] == (withheld or [])
         labels = self.labels(date)
@@ -134,8 +151,9 @@ class Federation:
         assert None not in [x for label, x in zip(labels, expected) if label not in hidden]
 
     def roster_record(self, date: datetime, attempt: int) -> dict:
-        return self.run("regulator", date).channel.read(self.run("regulator", date).channel.roster_key(attempt),
-                                                        "roster", "company_a", attempt=attempt)
+        return self.run("regulator", date).channel.read(
+            self.run("regulator", date).channel.roster_key(attempt), "roster", "company_a", attempt=attempt
+        )
 
 
 @pytest.fixture
@@ -154,8 +172,14 @@ def confirm_inclusion(fed: Federation, pid: str, date: datetime):
     """The input party's confirm_inclusion task (the real sensor, one poke): True, or what it raised."""
     from sensors.coordination import MPCCoordinationSensor
 
-    task = MPCCoordinationSensor(task_id="confirm_inclusion", spec_path=str(fed.spec.source), party_id=pid,
-                                 stage="roster", deferrable=False, poke_interval=0.2)
+    task = MPCCoordinationSensor(
+        task_id="confirm_inclusion",
+        spec_path=str(fed.spec.source),
+        party_id=pid,
+        stage="roster",
+        deferrable=False,
+        poke_interval=0.2,
+    )
     try:
         return task.poke({"logical_date": date})
     except (AirflowFailException, AirflowSkipException) as exc:
@@ -185,8 +209,9 @@ def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     four = ["company_a", "company_b", "company_c", "company_d"]
     fed.expect_result(first, APRIL, four, 1)
     # Every compute party has its record in the bucket and a private copy.
-    assert sorted(fed.store.list(ledger_root(fed.spec) + "/")) == \
-        [f"{ledger_root(fed.spec)}/{p}/{run_name}-attempt-1" for p in COMPUTES]
+    assert sorted(fed.store.list(ledger_root(fed.spec) + "/")) == [
+        f"{ledger_root(fed.spec)}/{p}/{run_name}-attempt-1" for p in COMPUTES
+    ]
     for pid in COMPUTES:
         assert (fed.ledgers[pid] / "taxi_hhi" / f"{run_name}-attempt-1").is_file()
 
@@ -194,11 +219,14 @@ def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     fed.share("company_e", APRIL)
     local = fed.local_state()
     out = fed.compute_all(APRIL, 2)
-    assert all(isinstance(out[p], dict) and out[p]["roster"] == four and out[p]["withheld"] == []
-               for p in COMPUTES), out
+    assert all(isinstance(out[p], dict) and out[p]["roster"] == four and out[p]["withheld"] == [] for p in COMPUTES), (
+        out
+    )
     record = fed.roster_record(APRIL, 2)
-    reason = ("the disclosure ledger fixed the roster of 2024-01..2024-03 to [company_a, company_b, company_c, "
-              f"company_d] (released in run {run_name} attempt 1)")
+    reason = (
+        "the disclosure ledger fixed the roster of 2024-01..2024-03 to [company_a, company_b, company_c, "
+        f"company_d] (released in run {run_name} attempt 1)"
+    )
     assert record["roster"] == four and record["left_out"] == {"company_e": reason}
     second = fed.reveal(APRIL)
     fed.expect_result(second, APRIL, four, 2)
@@ -214,8 +242,9 @@ def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     runs["company_a"] = fed.run("company_a", APRIL, store=leader_store)
     out = fed.compute_all(APRIL, 3, runs, ledgers={**fed.ledgers, "company_a": fed.tmp / "lost"})
     assert_refused(out, "refused by the compute parties", "disagree on the disclosure ledger", kind=MPCRefused)
-    assert "refused by the compute parties: compute parties disagree on the disclosure ledger" in \
-        explain(fed, APRIL)  # every party's reason in the bucket
+    assert "refused by the compute parties: compute parties disagree on the disclosure ledger" in explain(
+        fed, APRIL
+    )  # every party's reason in the bucket
     fed.expect_nothing_revealed(APRIL)
     assert fed.local_state() == local
 
@@ -247,8 +276,13 @@ def test_a_later_night_over_the_same_period_releases_nothing_new(fed, airflow_co
     from sensors.coordination import MPCCoordinationSensor
 
     with pytest.raises(AirflowSkipException, match="nothing to release"):
-        MPCCoordinationSensor(task_id="wait_for_result", spec_path=str(fed.spec.source), party_id="regulator",
-                              stage="result", deferrable=False).poke({"logical_date": APRIL_LATER})
+        MPCCoordinationSensor(
+            task_id="wait_for_result",
+            spec_path=str(fed.spec.source),
+            party_id="regulator",
+            stage="result",
+            deferrable=False,
+        ).poke({"logical_date": APRIL_LATER})
     assert isinstance(confirm_inclusion(fed, "company_d", APRIL_LATER), AirflowSkipException)
     assert not any(fed.store.list(f"{fed.run('regulator', APRIL_LATER).channel.root}/outputs/"))
     assert fed.local_state() == local
@@ -268,8 +302,10 @@ def test_overlapping_period_keeps_the_released_roster_and_withholds_released_mon
     local = fed.local_state()
     out = fed.compute_all(MAY, 1)
     assert_refused(out)
-    assert "month 2024-02 was released over [company_a, company_b, company_c] in run 20240402T030000Z " \
-           "attempt 1; company_c has not shared in this run" in str(out["company_a"])
+    assert (
+        "month 2024-02 was released over [company_a, company_b, company_c] in run 20240402T030000Z "
+        "attempt 1; company_c has not shared in this run" in str(out["company_a"])
+    )
     for pid in ("company_b", "company_c"):
         assert "company_c has not shared" in str(out[pid]), out[pid]
     fed.expect_nothing_revealed(MAY)
@@ -280,8 +316,10 @@ def test_overlapping_period_keeps_the_released_roster_and_withholds_released_mon
     fed.share("company_c", MAY)
     out = fed.compute_all(MAY, 2)
     withheld = [["market", "2024-02"], ["market", "2024-03"]]
-    assert all(isinstance(out[p], dict) and out[p]["roster"] == list(COMPUTES) and out[p]["withheld"] == withheld
-               for p in COMPUTES), out
+    assert all(
+        isinstance(out[p], dict) and out[p]["roster"] == list(COMPUTES) and out[p]["withheld"] == withheld
+        for p in COMPUTES
+    ), out
     result = fed.reveal(MAY)
     fed.expect_result(result, MAY, list(COMPUTES), 2, withheld)
     assert fed.labels(MAY) == ["all", "2024-02", "2024-03", "2024-04"]
@@ -291,8 +329,9 @@ def test_overlapping_period_keeps_the_released_roster_and_withholds_released_mon
     entry = fed.run("regulator", MAY).channel.read(key, "ledger", "company_b", attempt=2)  # signed over May's run
     assert entry["units"] == ["all@2024-02..2024-04", "2024-04"] and entry["withheld"] == withheld
     assert entry["roster"] == list(COMPUTES) and entry["months"] == ["2024-02", "2024-03", "2024-04"]
-    assert sorted(entry["inputs"]) == sorted(fed.run("company_b", MAY).channel.input_key(p, "company_b")
-                                             for p in COMPUTES)
+    assert sorted(entry["inputs"]) == sorted(
+        fed.run("company_b", MAY).channel.input_key(p, "company_b") for p in COMPUTES
+    )
 
 
 # -- 4. junk coordination objects ---------------------------------------------------------------------------
@@ -313,8 +352,11 @@ def test_junk_unsigned_objects_neither_start_nor_stop_anyone(fed, airflow_conn):
         state = stages.wait_state(fed.run(pid, APRIL), "inputs", cutoff_passed=False)
         assert not state.ready and state.stop is None and state.missing == ["company_e"], (pid, state)
     view = run.reader.verified()
-    assert set(view.invalid) == {f"{root}/abort/company_e/inputs", f"{root}/inputs/company_e/done",
-                                 f"{root}/abort/company_c/attempt-1"}
+    assert set(view.invalid) == {
+        f"{root}/abort/company_e/inputs",
+        f"{root}/inputs/company_e/done",
+        f"{root}/abort/company_c/attempt-1",
+    }
     assert "signature does not verify" in view.invalid[f"{root}/inputs/company_e/done"]
     # The deferrable trigger applies the same rule to verified objects.
     import asyncio
@@ -322,9 +364,16 @@ def test_junk_unsigned_objects_neither_start_nor_stop_anyone(fed, airflow_conn):
 
     from sensors.triggers import CoordinationTrigger
 
-    trigger = CoordinationTrigger(spec_path=str(fed.spec.source), party_id="company_b", run=run.channel.run,
-                                  stage="inputs", coordination_conn_id=COORDINATION_CONN_ID,
-                                  deadline=time.time() + 1.5, cutoff=time.time() + 60, poll_interval=0.2)
+    trigger = CoordinationTrigger(
+        spec_path=str(fed.spec.source),
+        party_id="company_b",
+        run=run.channel.run,
+        stage="inputs",
+        coordination_conn_id=COORDINATION_CONN_ID,
+        deadline=time.time() + 1.5,
+        cutoff=time.time() + 60,
+        poll_interval=0.2,
+    )
 
     async def first():
         async for event in trigger.run():
@@ -352,8 +401,12 @@ def test_done_marker_hidden_from_the_leader_is_refused_inside_the_mpc(fed, airfl
     runs = {pid: fed.run(pid, APRIL) for pid in COMPUTES}
     runs["company_a"] = fed.run("company_a", APRIL, store=HidingStore(fed.store, lambda k: k == done_d))
     out = fed.compute_all(APRIL, 1, runs)
-    assert_refused(out, "refused by the compute parties: roster [company_a, company_b, company_c] of attempt 1 "
-                        "leaves out company_d, whose shares company_b saw before the roster was fixed", kind=MPCRefused)
+    assert_refused(
+        out,
+        "refused by the compute parties: roster [company_a, company_b, company_c] of attempt 1 "
+        "leaves out company_d, whose shares company_b saw before the roster was fixed",
+        kind=MPCRefused,
+    )
     fed.expect_nothing_revealed(APRIL)
     assert fed.store.list(ledger_root(fed.spec) + "/") == []  # nothing released, nothing on record
     failed = confirm_inclusion(fed, "company_d", APRIL)
@@ -378,8 +431,10 @@ def test_done_marker_hidden_from_everyone_fails_the_left_out_party_loudly(fed, a
     assert all(isinstance(out[p], dict) and out[p]["roster"] == list(COMPUTES) for p in COMPUTES), out
     failed = confirm_inclusion(fed, "company_d", APRIL)
     assert isinstance(failed, AirflowFailException), failed
-    assert ("company_d shared for run 20240402T030000Z before the roster was fixed, but the roster "
-            "[company_a, company_b, company_c] of attempt 1 (run 20240402T030000Z) leaves it out") in str(failed)
+    assert (
+        "company_d shared for run 20240402T030000Z before the roster was fixed, but the roster "
+        "[company_a, company_b, company_c] of attempt 1 (run 20240402T030000Z) leaves it out"
+    ) in str(failed)
     assert fed.local_state() == local
     # The period is now released over [a, b, c] (hiding is a denial of service for company_d, not a
     # disclosure): a retry keeps that roster, and company_d's task says why it is left out.
@@ -447,8 +502,14 @@ def test_ui_overview_without_private_keys(fed, airflow_conn, monkeypatch, tmp_pa
     data = ui_data.run_overview(fed.spec, FEDERATIONS.store(fed.spec), FEDERATIONS.party_id, "20240402T030000Z")
     assert data["me"] == "regulator" and data["status"] == "finished"
     states = {p["id"]: p["state"] for p in data["parties"]}
-    assert states == {"company_a": "computed", "company_b": "computed", "company_c": "computed",
-                      "company_d": "waiting", "company_e": "shared", "regulator": "revealed"}
+    assert states == {
+        "company_a": "computed",
+        "company_b": "computed",
+        "company_c": "computed",
+        "company_d": "waiting",
+        "company_e": "shared",
+        "regulator": "revealed",
+    }
     assert data["roster"]["parties"] == list(COMPUTES) and data["roster"]["attempt"] == 2
     reason = data["roster"]["left_out"]["company_e"]
     assert reason.startswith("the disclosure ledger fixed the roster of 2024-01..2024-03 to [company_a, company_b")
@@ -467,20 +528,34 @@ def test_units_keys_and_agreement_rules(fed):
 
     dims = fed.spec.dimensions(APRIL)
     program = fed.run("company_a", APRIL).program
-    assert ledger.units(program, dims) == [("market", "all", "all@2024-01..2024-03"), ("market", "2024-01", "2024-01"),
-                                           ("market", "2024-02", "2024-02"), ("market", "2024-03", "2024-03")]
+    assert ledger.units(program, dims) == [
+        ("market", "all", "all@2024-01..2024-03"),
+        ("market", "2024-01", "2024-01"),
+        ("market", "2024-02", "2024-02"),
+        ("market", "2024-03", "2024-03"),
+    ]
     pay_gap = load_program(Path(fed.spec.program_file).parent / "pay_gap.py").program
     assert ledger.units(pay_gap, {"market": ["all", "2024-03"], "level": ["all", "L1"]}) == [
-        ("level", "all", "level=all@2024-03..2024-03"), ("level", "L1", "level=L1@2024-03..2024-03")]
+        ("level", "all", "level=all@2024-03..2024-03"),
+        ("level", "L1", "level=L1@2024-03..2024-03"),
+    ]
     key = ledger_key(fed.spec, "company_b", "20240402T030000Z", 2)
     assert key.split("/")[4] == "company_b"  # the writer is the fifth segment, as the bucket policy needs
     assert parse_ledger_key(fed.spec, key) == ("company_b", "20240402T030000Z", 2)
 
-    base = {"attempt": 1, "roster": ["a", "b", "c"], "roster_at": 5.0, "seen": ["a", "b", "c"],
-            "ledger": {"fixed_roster": None, "withheld": []}}
+    base = {
+        "attempt": 1,
+        "roster": ["a", "b", "c"],
+        "roster_at": 5.0,
+        "seen": ["a", "b", "c"],
+        "ledger": {"fixed_roster": None, "withheld": []},
+    }
     agreement.check([base, base, base], ["x", "y", "z"])
-    with pytest.raises(agreement.AgreementError, match=r"roster \[a, b, c\] of attempt 1 leaves out d, whose "
-                                                       r"shares y saw before the roster was fixed"):
+    with pytest.raises(
+        agreement.AgreementError,
+        match=r"roster \[a, b, c\] of attempt 1 leaves out d, whose "
+        r"shares y saw before the roster was fixed",
+    ):
         agreement.check([base, {**base, "seen": ["a", "b", "c", "d"]}, base], ["x", "y", "z"])
     fixed = {**base, "ledger": {"fixed_roster": ["a", "b", "c"], "withheld": []}}
     agreement.check([fixed, {**fixed, "seen": ["a", "b", "c", "d"]}, fixed], ["x", "y", "z"])  # the ledger fixed it

@@ -19,9 +19,21 @@ from report import SECTION_TITLES  # noqa: E402
 def test_bench_smoke_tiny(tmp_path):
     out = tmp_path / "results"
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--scale", "tiny", "--out", str(out),
-                           "--data-cache", str(tmp_path / "data")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "run.py"),
+            "--scale",
+            "tiny",
+            "--out",
+            str(out),
+            "--data-cache",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

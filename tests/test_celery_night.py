@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.celery,
-              pytest.mark.skipif(shutil.which("redis-server") is None,
-                                 reason="redis-server (the Celery broker) is not installed: scripts/setup_system.sh")]
+pytestmark = [
+    pytest.mark.celery,
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None,
+        reason="redis-server (the Celery broker) is not installed: scripts/setup_system.sh",
+    ),
+]
 
 DATE = "2024-04-01"
 LOGICAL = "2024-04-01T00:00:00Z"
@@ -63,8 +67,9 @@ def task_instances(api, run_id: str) -> dict[str, dict]:
 
 
 def xcom(api, run_id: str, task_id: str):
-    status, body = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-                                   f"return_value?deserialize=true")
+    status, body = api.call(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
+    )
     assert status == 200, f"{task_id} XCom: {status} {body}"
     return body["value"]
 
@@ -94,13 +99,16 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
     companies = [p.id for p in spec.parties]
     data_dir = tmp_path / "data"
     demo.datagen().generate(data_dir, companies, 6000, 11, "2024-01", "2024-03", defects=True)
-    parties = [LocalParty(pid, tmp_path / "parties" / pid, spec.source.parent, data_dir / pid, keys[pid], s3_server)
-               for pid in companies]
+    parties = [
+        LocalParty(pid, tmp_path / "parties" / pid, spec.source.parent, data_dir / pid, keys[pid], s3_server)
+        for pid in companies
+    ]
     prepare_airflow_homes(parties, tmp_path / "airflow-template")
 
     redis = Redis(tmp_path / "redis").start()
-    deployments = [PartyDeployment(p, redis, redis_db=i + 1, compute_queue=f"mpc-compute-{p.id}")
-                   for i, p in enumerate(parties)]
+    deployments = [
+        PartyDeployment(p, redis, redis_db=i + 1, compute_queue=f"mpc-compute-{p.id}") for i, p in enumerate(parties)
+    ]
     left: dict[str, set[int]] = {}
     try:
         for d in deployments:
@@ -130,12 +138,15 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
             status, body = api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": LOGICAL})
             assert status in (200, 201), f"{pid}: trigger failed ({status}): {body}"
             runs[pid] = body["dag_run_id"]
-        wait_for(deployments, lambda: all(run_state(apis[p], r) in ("success", "failed") for p, r in runs.items()),
-                 "every party's run finished", 600)
+        wait_for(
+            deployments,
+            lambda: all(run_state(apis[p], r) in ("success", "failed") for p, r in runs.items()),
+            "every party's run finished",
+            600,
+        )
         states = {p: run_state(apis[p], r) for p, r in runs.items()}
         tis = {p: task_instances(apis[p], r) for p, r in runs.items()}
-        assert states == {p: "success" for p in runs}, {p: {t: ti["state"] for t, ti in tis[p].items()}
-                                                        for p in runs}
+        assert states == {p: "success" for p in runs}, {p: {t: ti["state"] for t, ti in tis[p].items()} for p in runs}
 
         # The recipient's result, from the reveal task's XCom, equals the plaintext HHI over the pooled data.
         result = xcom(apis[RECIPIENT], runs[RECIPIENT], "reveal")
@@ -159,8 +170,10 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
                     assert ran[task]["hostname"] == local_worker.name, (task, ran[task])
             # Each worker's own log folder holds the logs of its tasks only.
             for worker, tasks in ((compute_worker, {"compute"}), (local_worker, set(ran) - {"compute"})):
-                logged = {p.parent.name.removeprefix("task_id=")
-                          for p in (worker.airflow_home / "logs").rglob("attempt=*.log")}
+                logged = {
+                    p.parent.name.removeprefix("task_id=")
+                    for p in (worker.airflow_home / "logs").rglob("attempt=*.log")
+                }
                 assert logged == tasks, (worker.name, logged)
                 # A worker has no metadata database: none is configured for it (it talks to the API
                 # server's execution API only); at most Airflow left an empty SQLite file at its default path.
@@ -168,8 +181,11 @@ def test_night_through_celery_workers(tmp_path, s3_server, federation):
             # The aggregate went from `aggregate` to `share` as XCom, not as a file on a worker.
             assert xcom(apis[pid], runs[pid], "aggregate")["values"]["revenue_cents"]
             for worker in d.worker_list:
-                leftovers = [p for p in private_files(worker.folder)
-                             if "aggregate" in p.name or "result" in p.name or b"revenue_cents" in p.read_bytes()]
+                leftovers = [
+                    p
+                    for p in private_files(worker.folder)
+                    if "aggregate" in p.name or "result" in p.name or b"revenue_cents" in p.read_bytes()
+                ]
                 assert not leftovers, (worker.name, leftovers)
     finally:
         for d in deployments:

@@ -37,9 +37,14 @@ def connect(monkeypatch, conn_id: str, connection: dict) -> CoordinationHook:
 def test_role_arn_through_sts_of_the_local_server(moto, monkeypatch):
     """The connection's keys only assume the role; the bucket is used with the role's credentials."""
     connection = moto.connection()
-    connection["extra"].update({"role_arn": ROLE, "assume_role_method": "assume_role",
-                                "assume_role_kwargs": {"RoleSessionName": "mpc-test"},
-                                "service_config": {"sts": {"endpoint_url": moto.url}}})
+    connection["extra"].update(
+        {
+            "role_arn": ROLE,
+            "assume_role_method": "assume_role",
+            "assume_role_kwargs": {"RoleSessionName": "mpc-test"},
+            "service_config": {"sts": {"endpoint_url": moto.url}},
+        }
+    )
     hook = connect(monkeypatch, "mpc_role", connection)
     store = hook.store("role-bucket")
     store.ensure_bucket()
@@ -73,8 +78,9 @@ def test_connection_test_checks_conditional_writes(moto, rclone, monkeypatch):
 
         CoordinationStore(localnet_store).ensure_bucket()
 
-    ok, message = connect(monkeypatch, "mpc_moto", {**moto.connection(), "extra": {
-        **moto.connection()["extra"], "bucket": "tested"}}).test_connection()
+    ok, message = connect(
+        monkeypatch, "mpc_moto", {**moto.connection(), "extra": {**moto.connection()["extra"], "bucket": "tested"}}
+    ).test_connection()
     assert ok and "conditional writes honoured" in message and moto.url in message
 
     required = rclone.connection()
@@ -94,8 +100,15 @@ def test_connection_test_checks_conditional_writes(moto, rclone, monkeypatch):
 
 
 def test_unreachable_bucket_fails_the_connection_test_at_once(monkeypatch):
-    dead = {"conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"endpoint_url": f"http://127.0.0.1:{localnet.free_port()}", "region_name": "us-east-1",
-                      "bucket": "tested"}}
+    dead = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {
+            "endpoint_url": f"http://127.0.0.1:{localnet.free_port()}",
+            "region_name": "us-east-1",
+            "bucket": "tested",
+        },
+    }
     ok, message = connect(monkeypatch, "mpc_dead", dead).test_connection()
     assert not ok and "EndpointConnectionError" in message and "'tested'" in message

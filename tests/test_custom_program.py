@@ -42,7 +42,7 @@ PROGRAM = textwrap.dedent('''
     )
 ''')
 
-TEMPLATE = textwrap.dedent('''
+TEMPLATE = textwrap.dedent("""
     computation: regional_trips
     description: Trips per region across companies (a program that lives outside the project)
     schedule: "0 4 * * *"
@@ -55,7 +55,7 @@ TEMPLATE = textwrap.dedent('''
     min_input_parties: 3
     coordination: {bucket: mpc-coordination, prefix: federations}
     parties: []
-''')
+""")
 
 
 def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, federation, s3_server):
@@ -69,24 +69,32 @@ def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, fed
     spec, keys = federation(parties=small_parties(inputs=3, computes=3), template=template)
     assert spec.program_file == program_file.resolve()
     assert spec.dimensions(DATE)["region"] == ["north", "south", "east"]
-    runs = {p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
-            for p in spec.parties}
+    runs = {
+        p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
+        for p in spec.parties
+    }
     companies = [p.id for p in spec.input_parties]
     assert runs["regulator"].program.name == "regional_trips"
 
     trips = {"company_a": [100, 0, 7], "company_b": [250, 3, 7], "company_c": [1, 10**6, 8]}
 
     def aggregate(party: str, values: dict) -> dict:
-        return {"format": "mpc-aggregate/1", "party": party,
-                "dimensions": {"region": ["north", "south", "east"]}, "values": values}
+        return {
+            "format": "mpc-aggregate/1",
+            "party": party,
+            "dimensions": {"region": ["north", "south", "east"]},
+            "values": values,
+        }
 
     # Bad input first: an aggregate that does not match the declared inputs uploads nothing.
     root = runs["company_a"].channel.root
     with pytest.raises(ProgramError, match=r"values \['revenue_cents'\] are not inputs of program regional_trips"):
         stages.share(runs["company_a"], aggregate("company_a", {"trips": [1, 2, 3], "revenue_cents": [4, 5, 6]}))
     with pytest.raises(ProgramError, match="region labels"):
-        stages.share(runs["company_a"], {**aggregate("company_a", {"trips": [1, 2, 3]}),
-                                         "dimensions": {"region": ["north", "south", "west"]}})
+        stages.share(
+            runs["company_a"],
+            {**aggregate("company_a", {"trips": [1, 2, 3]}), "dimensions": {"region": ["north", "south", "west"]}},
+        )
     with pytest.raises(ProgramError, match=r"input 'trips' at south: 1048576 is outside the declared range"):
         stages.share(runs["company_a"], aggregate("company_a", {"trips": [1, 2**20, 3]}))
     assert runs["company_a"].store.list(f"{root}/") == []
@@ -101,7 +109,11 @@ def test_a_program_from_a_temporary_folder_runs_through_the_stages(tmp_path, fed
     assert result["program_hash"] == spec.program_hash
     totals = [sum(column) for column in zip(*trips.values())]
     assert result["outputs"]["total"] == {
-        "decimals": 0, "labels": ["north", "south", "east"], "withheld": [],
-        "exact": [str(2 * t) for t in totals], "value": [float(2 * t) for t in totals]}
+        "decimals": 0,
+        "labels": ["north", "south", "east"],
+        "withheld": [],
+        "exact": [str(2 * t) for t in totals],
+        "value": [float(2 * t) for t in totals],
+    }
     means = result["outputs"]["mean_per_company"]
     assert means["exact"] == ["117.00", "333334.33", "7.33"]  # 351/3, 1000003/3, 22/3 to the hundredth

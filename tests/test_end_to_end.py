@@ -27,8 +27,9 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     # scheduled on the result asset among them.
     regulator = next(p for p in parties if p.id == "regulator")
     for command in (["dags", "reserialize"], ["dags", "unpause", "taxi_hhi_report"]):
-        subprocess.run([str(VENV_BIN / "airflow"), *command], env=regulator.env(), check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            [str(VENV_BIN / "airflow"), *command], env=regulator.env(), check=True, capture_output=True, timeout=300
+        )
     codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid].read_text()[-3000:] for pid, c in codes.items() if c}
@@ -51,8 +52,10 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]
     assert "reveal" in logs["regulator"].read_text()
     # The result is an asset event a downstream DAG can be scheduled on, naming the run.
-    [(extra,)] = metadata(regulator, "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-                                     "WHERE a.uri = 'mpc://taxi_hhi/result'")
+    [(extra,)] = metadata(
+        regulator,
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = 'mpc://taxi_hhi/result'",
+    )
     assert json.loads(extra) == {"run": run, "attempt": 1, "program": "hhi"}
     # ... and the recipient's report DAG (mpc_operators.reports), scheduled on it, is queued.
     assert metadata(regulator, "SELECT target_dag_id FROM asset_dag_run_queue") == [("taxi_hhi_report",)]

@@ -12,9 +12,17 @@ from nacl.public import PublicKey, SealedBox
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, open_envelope, seal
 from mpc_federation.spec import canonical_json
 
-HEADER = {"computation": "taxi_hhi", "run": "20240415T030000Z", "attempt": 1, "party": "company_a",
-          "role": "input", "kind": "input-shares", "to": "company_b", "spec_hash": "s" * 64,
-          "program_hash": "p" * 64}
+HEADER = {
+    "computation": "taxi_hhi",
+    "run": "20240415T030000Z",
+    "attempt": 1,
+    "party": "company_a",
+    "role": "input",
+    "kind": "input-shares",
+    "to": "company_b",
+    "spec_hash": "s" * 64,
+    "program_hash": "p" * 64,
+}
 NAME = "federations/taxi_hhi/20240415T030000Z/inputs/company_a/to-company_b"
 PAYLOAD = json.dumps({"shares": {"revenue_cents": [123456789012, 987654321098]}}).encode()
 
@@ -55,8 +63,9 @@ def test_encrypted_roundtrip(keys):
     doc = json.loads(blob)
     assert doc["format"] == "mpc-envelope/2" and doc["header"]["encrypted"] is True
     assert b"123456789012" not in blob and b"123456789012" not in base64.b64decode(doc["payload"])
-    header, payload = open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
-                                    keys=keys["company_b"])
+    header, payload = open_envelope(
+        blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
+    )
     assert payload == PAYLOAD
     assert header["to"] == "company_b"
     # Sealing is randomised: the same payload never gives the same object twice.
@@ -69,8 +78,7 @@ def test_tampered_payload_byte(keys, encrypted, index):
     recipient = box_key(keys["company_b"]) if encrypted else None
     blob = tamper_payload(seal(HEADER, PAYLOAD, keys["company_a"], recipient), index)
     with pytest.raises(IntegrityError) as info:
-        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_b"])
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"])
     msg = str(info.value)
     assert NAME in msg and "company_a" in msg and "digest" in msg
 
@@ -79,16 +87,20 @@ def test_tampered_header_breaks_signature(keys):
     doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
     doc["header"]["attempt"] = 2
     with pytest.raises(IntegrityError, match="signature does not verify"):
-        open_envelope(json.dumps(doc).encode(), name=NAME, expected={**HEADER, "attempt": 2},
-                      signer_key=sign_key(keys["company_a"]), keys=keys["company_b"])
+        open_envelope(
+            json.dumps(doc).encode(),
+            name=NAME,
+            expected={**HEADER, "attempt": 2},
+            signer_key=sign_key(keys["company_a"]),
+            keys=keys["company_b"],
+        )
 
 
 def test_signed_by_a_key_not_in_the_spec(keys):
     intruder = PartyKeys.generate("company_a", test_only=True)  # claims to be company_a
     blob = seal(HEADER, PAYLOAD, intruder, box_key(keys["company_b"]))
     with pytest.raises(IntegrityError) as info:
-        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_b"])
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"])
     msg = str(info.value)
     assert NAME in msg and "company_a" in msg and "signature does not verify" in msg
     # and a party with no key in the spec at all
@@ -96,15 +108,26 @@ def test_signed_by_a_key_not_in_the_spec(keys):
         open_envelope(blob, name=NAME, expected=HEADER, signer_key=None, keys=keys["company_b"])
 
 
-@pytest.mark.parametrize("field, wrong", [("run", "20240416T030000Z"), ("computation", "other_hhi"),
-                                          ("attempt", 2), ("spec_hash", "x" * 64), ("program_hash", "y" * 64),
-                                          ("kind", "roster"), ("party", "company_c"), ("to", "company_c")])
+@pytest.mark.parametrize(
+    "field, wrong",
+    [
+        ("run", "20240416T030000Z"),
+        ("computation", "other_hhi"),
+        ("attempt", 2),
+        ("spec_hash", "x" * 64),
+        ("program_hash", "y" * 64),
+        ("kind", "roster"),
+        ("party", "company_c"),
+        ("to", "company_c"),
+    ],
+)
 def test_header_mismatch_names_the_field(keys, field, wrong):
     blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
     expected = {**HEADER, field: wrong}
     with pytest.raises(IntegrityError) as info:
-        open_envelope(blob, name=NAME, expected=expected, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_b"])
+        open_envelope(
+            blob, name=NAME, expected=expected, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
+        )
     msg = str(info.value)
     assert NAME in msg and f"{field} is {HEADER[field]!r}, expected {wrong!r}" in msg
 
@@ -112,8 +135,7 @@ def test_header_mismatch_names_the_field(keys, field, wrong):
 def test_encrypted_to_someone_else(keys):
     blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
     with pytest.raises(IntegrityError) as info:
-        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_c"])
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_c"])
     assert "cannot be decrypted" in str(info.value) and "company_c" in str(info.value)
     with pytest.raises(IntegrityError, match="not readable here"):
         open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=None)
@@ -134,22 +156,30 @@ def test_sealed_content_is_bound_to_its_sender(keys):
     copied = resign(blob, keys["company_c"], party="company_c")
     expected = {**HEADER, "party": "company_c"}
     with pytest.raises(IntegrityError) as info:
-        open_envelope(copied, name=NAME, expected=expected, signer_key=sign_key(keys["company_c"]),
-                      keys=keys["company_b"])
+        open_envelope(
+            copied, name=NAME, expected=expected, signer_key=sign_key(keys["company_c"]), keys=keys["company_b"]
+        )
     msg = str(info.value)
     assert NAME in msg and "signed by party 'company_c'" in msg and "written by party 'company_a'" in msg
     assert "re-signed company_a's ciphertext" in msg
 
 
-@pytest.mark.parametrize("field, other", [("run", "20240416T030000Z"), ("computation", "other_hhi"),
-                                          ("attempt", 2), ("kind", "output-shares")])
+@pytest.mark.parametrize(
+    "field, other",
+    [("run", "20240416T030000Z"), ("computation", "other_hhi"), ("attempt", 2), ("kind", "output-shares")],
+)
 def test_sealed_content_is_bound_to_its_run_and_kind(keys, field, other):
     """The sender itself re-signs its ciphertext for another run, computation, attempt or kind."""
     blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
     moved = resign(blob, keys["company_a"], **{field: other})
     with pytest.raises(IntegrityError) as info:
-        open_envelope(moved, name=NAME, expected={**HEADER, field: other}, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_b"])
+        open_envelope(
+            moved,
+            name=NAME,
+            expected={**HEADER, field: other},
+            signer_key=sign_key(keys["company_a"]),
+            keys=keys["company_b"],
+        )
     msg = str(info.value)
     assert NAME in msg and f"{field} is {HEADER[field]!r} inside, {other!r} in the signed header" in msg
 
@@ -160,23 +190,38 @@ def test_sealed_content_without_a_binding_is_refused(keys):
     bare = SealedBox(PublicKey(base64.b64decode(box_key(keys["company_b"])))).encrypt(PAYLOAD)
 
     header = {**doc["header"], "payload_sha256": hashlib.sha256(bare).hexdigest()}
-    doc.update(header=header, payload=base64.b64encode(bare).decode(),
-               signature=base64.b64encode(keys["company_a"].signing.sign(canonical_json(header)).signature).decode())
+    doc.update(
+        header=header,
+        payload=base64.b64encode(bare).decode(),
+        signature=base64.b64encode(keys["company_a"].signing.sign(canonical_json(header)).signature).decode(),
+    )
     with pytest.raises(IntegrityError, match="carries no valid binding"):
-        open_envelope(canonical_json(doc), name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_b"])
+        open_envelope(
+            canonical_json(doc),
+            name=NAME,
+            expected=HEADER,
+            signer_key=sign_key(keys["company_a"]),
+            keys=keys["company_b"],
+        )
 
 
 def test_format_1_is_refused_by_name(keys):
     doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
     doc["format"] = "mpc-envelope/1"
     with pytest.raises(IntegrityError, match="format 'mpc-envelope/1' is not 'mpc-envelope/2'"):
-        open_envelope(canonical_json(doc), name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]),
-                      keys=keys["company_b"])
+        open_envelope(
+            canonical_json(doc),
+            name=NAME,
+            expected=HEADER,
+            signer_key=sign_key(keys["company_a"]),
+            keys=keys["company_b"],
+        )
 
 
-@pytest.mark.parametrize("blob", [b"not json", b"{}", json.dumps({"format": "other/1", "header": {},
-                                                                   "payload": "", "signature": ""}).encode()])
+@pytest.mark.parametrize(
+    "blob",
+    [b"not json", b"{}", json.dumps({"format": "other/1", "header": {}, "payload": "", "signature": ""}).encode()],
+)
 def test_malformed_envelope(keys, blob):
     with pytest.raises(IntegrityError) as info:
         open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]))
@@ -194,8 +239,10 @@ def test_party_keys_json_roundtrip(keys):
     assert getattr(back, "tls_key", None) == getattr(original, "tls_key", None)  # the MPyC TLS key, if any
     # keys restored from JSON open what the originals sealed, and vice versa
     blob = seal(HEADER, PAYLOAD, back, box_key(keys["company_b"]))
-    assert open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(original),
-                         keys=keys["company_b"])[1] == PAYLOAD
+    assert (
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(original), keys=keys["company_b"])[1]
+        == PAYLOAD
+    )
     public = original.public_entry()
     assert set(public) == {"sign", "box"}
     assert all(len(base64.b64decode(v)) == 32 for v in public.values())
@@ -216,8 +263,14 @@ def test_test_keys_refused_unless_allowed():
 
 def test_repr_never_shows_private_keys(keys):
     k = keys["company_a"]
-    secrets = [base64.b64encode(bytes(k.signing)).decode(), base64.b64encode(bytes(k.box)).decode(),
-               bytes(k.signing).hex(), bytes(k.box).hex(), repr(bytes(k.signing)), repr(bytes(k.box))]
+    secrets = [
+        base64.b64encode(bytes(k.signing)).decode(),
+        base64.b64encode(bytes(k.box)).decode(),
+        bytes(k.signing).hex(),
+        bytes(k.box).hex(),
+        repr(bytes(k.signing)),
+        repr(bytes(k.box)),
+    ]
     tls_key = getattr(k, "tls_key", None)
     if tls_key:  # the PEM body of the MPyC TLS key
         secrets += [line for line in tls_key.decode().splitlines() if line and not line.startswith("-----")]

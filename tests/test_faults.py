@@ -36,10 +36,11 @@ VALUES = {"company_a": 110_000_001, "company_b": 220_000_002, "company_c": 330_0
 
 
 def fault_federation(federation, *, inputs=3, delay=0.0, deadlines=None, min_inputs=None):
-    overrides = {"program": {"file": str(SLOW_SUM), "params": {"delay": delay}},
-                 "deadlines": {"cutoff": 60, "inputs": 60, "connect": 60, "mpc": 60, "result": 60,
-                               **(deadlines or {})},
-                 "min_input_parties": min_inputs or 3}
+    overrides = {
+        "program": {"file": str(SLOW_SUM), "params": {"delay": delay}},
+        "deadlines": {"cutoff": 60, "inputs": 60, "connect": 60, "mpc": 60, "result": 60, **(deadlines or {})},
+        "min_input_parties": min_inputs or 3,
+    }
     return federation(small_parties(inputs=inputs, computes=3), overrides=overrides)
 
 
@@ -48,8 +49,12 @@ def runs_for(spec, keys, config: StoreConfig) -> dict[str, PartyRun]:
 
 
 def share(run: PartyRun) -> dict:
-    aggregate = {"format": "mpc-aggregate/1", "party": run.party_id, "dimensions": {},
-                 "values": {"value": VALUES[run.party_id]}}
+    aggregate = {
+        "format": "mpc-aggregate/1",
+        "party": run.party_id,
+        "dimensions": {},
+        "values": {"value": VALUES[run.party_id]},
+    }
     return stages.share(run, aggregate)
 
 
@@ -81,9 +86,16 @@ async def first_event(trigger: CoordinationTrigger, timeout: float):
 
 def trigger_for(spec, party: str, stage: str, *, deadline_in: float, cutoff_in: float, poll: float = 0.5):
     now = time.time()
-    return CoordinationTrigger(spec_path=str(spec.source), party_id=party, run="20240401T030000Z", stage=stage,
-                               coordination_conn_id="mpc_coordination", deadline=now + deadline_in,
-                               cutoff=now + cutoff_in, poll_interval=poll)
+    return CoordinationTrigger(
+        spec_path=str(spec.source),
+        party_id=party,
+        run="20240401T030000Z",
+        stage=stage,
+        coordination_conn_id="mpc_coordination",
+        deadline=now + deadline_in,
+        cutoff=now + cutoff_in,
+        poll_interval=poll,
+    )
 
 
 @pytest.fixture
@@ -104,8 +116,11 @@ def test_compute_party_killed_mid_mpc_stops_the_others_and_a_retry_succeeds(fede
         while time.monotonic() < deadline:
             for proc in psutil.process_iter(["cmdline"]):
                 cmd = proc.info["cmdline"] or []
-                if "mpc_federation.worker" in cmd and cmd[cmd.index("-I") + 1] == "2" and \
-                        spec.compute_parties[2].endpoint.rsplit(":", 1)[1] in " ".join(cmd):
+                if (
+                    "mpc_federation.worker" in cmd
+                    and cmd[cmd.index("-I") + 1] == "2"
+                    and spec.compute_parties[2].endpoint.rsplit(":", 1)[1] in " ".join(cmd)
+                ):
                     time.sleep(1.5)  # connected and inside the program's pause
                     killed_at["t"] = time.monotonic()
                     proc.send_signal(signal.SIGKILL)
@@ -147,15 +162,17 @@ def test_straggler_left_out_after_cutoff_when_the_floor_holds(federation, s3_ser
     assert leader == {"status": "ready", "left_out": ["company_d"]} and 1.5 < waited < 6
 
     out = compute_all(runs, attempt=1)
-    assert all(out[p]["roster"] == ["company_a", "company_b", "company_c"] for p in ("company_a", "company_b",
-                                                                                      "company_c")), out
+    assert all(
+        out[p]["roster"] == ["company_a", "company_b", "company_c"] for p in ("company_a", "company_b", "company_c")
+    ), out
     result = stages.reveal(runs["regulator"])
     assert result["roster"] == ["company_a", "company_b", "company_c"]
     assert total_of(result) == VALUES["company_a"] + VALUES["company_b"] + VALUES["company_c"]
 
 
-def test_stragglers_below_the_floor_time_out_naming_them_and_nothing_is_revealed(federation, s3_server,
-                                                                                  coordination_conn):
+def test_stragglers_below_the_floor_time_out_naming_them_and_nothing_is_revealed(
+    federation, s3_server, coordination_conn
+):
     spec, keys = fault_federation(federation, inputs=4, deadlines={"cutoff": 1, "inputs": 4})
     runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
     for pid in ("company_a", "company_b"):
@@ -174,12 +191,10 @@ def test_stragglers_below_the_floor_time_out_naming_them_and_nothing_is_revealed
     share(runs["company_c"])  # the straggler arrives; every party retries
     out = compute_all(runs, attempt=2)
     assert out["company_a"]["roster"] == ["company_a", "company_b", "company_c"], out
-    assert total_of(stages.reveal(runs["regulator"])) == sum(VALUES[p] for p in ("company_a", "company_b",
-                                                                                  "company_c"))
+    assert total_of(stages.reveal(runs["regulator"])) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))
 
 
-def test_withdrawal_stops_the_waiting_parties_at_once_and_a_retry_succeeds(federation, s3_server,
-                                                                            coordination_conn):
+def test_withdrawal_stops_the_waiting_parties_at_once_and_a_retry_succeeds(federation, s3_server, coordination_conn):
     spec, keys = fault_federation(federation)
     runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))
     share(runs["company_a"])
@@ -195,16 +210,16 @@ def test_withdrawal_stops_the_waiting_parties_at_once_and_a_retry_succeeds(feder
     waited = time.monotonic() - t0
     print(f"\n[fault] abort published by an input party: waiting party stopped after {waited:.1f} s")
     assert event["status"] == "stopped" and "company_c" in event["reason"] and waited < 3
-    verified = stages.wait_state(runs["company_b"], "inputs", runs["company_b"].channel.present(),
-                                 cutoff_passed=False)
+    verified = stages.wait_state(runs["company_b"], "inputs", runs["company_b"].channel.present(), cutoff_passed=False)
     assert "aggregate failed: aggregation-failed" in verified.stop  # the code, verified against company_c's key
 
     share(runs["company_c"])  # fixed at company_c; its shares supersede its withdrawal
     ready = asyncio.run(first_event(trigger_for(spec, "company_b", "inputs", deadline_in=60, cutoff_in=60), 30))
     assert ready["status"] == "ready"
     out = compute_all(runs, attempt=1)
-    assert total_of(stages.reveal(runs["regulator"])) == sum(VALUES[p] for p in ("company_a", "company_b",
-                                                                                  "company_c")), out
+    assert total_of(stages.reveal(runs["regulator"])) == sum(
+        VALUES[p] for p in ("company_a", "company_b", "company_c")
+    ), out
 
 
 def test_bucket_unreachable_for_30_seconds_mid_run(federation, s3_server, tmp_path):
@@ -245,7 +260,8 @@ from mpc_federation.store import CoordinationStore, StoreConfig
 import time
 args = json.loads(sys.argv[2])
 spec = load_spec(args["spec"])
-run = PartyRun(spec, args["party"], datetime(2024, 4, 1, 3, tzinfo=timezone.utc), PartyKeys.from_json(args["keys"], allow_test_keys=True),
+keys = PartyKeys.from_json(args["keys"], allow_test_keys=True)
+run = PartyRun(spec, args["party"], datetime(2024, 4, 1, 3, tzinfo=timezone.utc), keys,
                CoordinationStore(StoreConfig(**args["store"])))
 print(json.dumps({"skew": round(time.time() - args["now"]), "result": stages.compute(run, attempt=1)}))
 """
@@ -258,15 +274,27 @@ def test_a_party_whose_clock_is_five_minutes_off(federation, s3_server, tmp_path
     for pid in ("company_a", "company_b", "company_c"):
         share(runs[pid])
     env = {**os.environ, "FAKE_CLOCK_OFFSET": "300", "PYTHONPATH": str(REPO / "tests" / "clock")}
-    args = {"spec": str(spec.source), "party": "company_c", "keys": keys["company_c"].to_json(),
-            "store": config.__dict__, "now": time.time()}
-    skewed = subprocess.Popen([sys.executable, "-c", CLOCK_SKEWED_COMPUTE, str(REPO / "plugins"), json.dumps(args)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = {
+        "spec": str(spec.source),
+        "party": "company_c",
+        "keys": keys["company_c"].to_json(),
+        "store": config.__dict__,
+        "now": time.time(),
+    }
+    skewed = subprocess.Popen(
+        [sys.executable, "-c", CLOCK_SKEWED_COMPUTE, str(REPO / "plugins"), json.dumps(args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     others = {pid: runs[pid] for pid in ("company_a", "company_b", "regulator")}
     t0 = time.monotonic()
     out: dict = {}
-    threads = [threading.Thread(target=lambda p=p: out.update({p: stages.compute(others[p], attempt=1)}))
-               for p in ("company_a", "company_b")]
+    threads = [
+        threading.Thread(target=lambda p=p: out.update({p: stages.compute(others[p], attempt=1)}))
+        for p in ("company_a", "company_b")
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -337,11 +365,14 @@ def test_a_failing_input_task_publishes_its_withdrawal(federation, s3_server, mo
 
     spec, keys = fault_federation(federation)
     monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(s3_server.connection()))
-    monkeypatch.setenv("AIRFLOW_CONN_MPC_PARTY_KEYS",
-                       json.dumps({"conn_type": "generic", "password": keys["company_c"].to_json()}))
-    context = {"exception": RuntimeError("taxi_revenue: error: 3 trips with negative fare_amount\nmore"),
-               "task_instance": SimpleNamespace(task_id="aggregate", log=logging.getLogger("test")),
-               "logical_date": DATE}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MPC_PARTY_KEYS", json.dumps({"conn_type": "generic", "password": keys["company_c"].to_json()})
+    )
+    context = {
+        "exception": RuntimeError("taxi_revenue: error: 3 trips with negative fare_amount\nmore"),
+        "task_instance": SimpleNamespace(task_id="aggregate", log=logging.getLogger("test")),
+        "logical_date": DATE,
+    }
     withdraw_on_failure(str(spec.source), "company_c", context)
     run = runs_for(spec, keys, s3_server.store_config(spec.bucket))["company_a"]
     present = run.channel.present()
@@ -368,10 +399,19 @@ def test_a_long_silent_mpc_is_not_mistaken_for_a_failed_connection(tmp_path):
     out: dict = {}
 
     def go(i):
-        job = MPCJob(program=str(SLOW_SUM), party_index=i, endpoints=endpoints, threshold=1,
-                     roster=["p0", "p1", "p2"], shares={f"p{j}": rows[j][i] for j in range(3)},
-                     input_lengths={"value": 1}, output_lengths={"total": 1}, dims={}, params={"delay": 4},
-                     names=["p0", "p1", "p2"])
+        job = MPCJob(
+            program=str(SLOW_SUM),
+            party_index=i,
+            endpoints=endpoints,
+            threshold=1,
+            roster=["p0", "p1", "p2"],
+            shares={f"p{j}": rows[j][i] for j in range(3)},
+            input_lengths={"value": 1},
+            output_lengths={"total": 1},
+            dims={},
+            params={"delay": 4},
+            names=["p0", "p1", "p2"],
+        )
         try:
             out[i] = run_mpc(job, connect_timeout=3, run_timeout=60)
         except Exception as exc:  # noqa: BLE001

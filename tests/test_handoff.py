@@ -16,9 +16,16 @@ SPEC = REPO / "include" / "federations" / "taxi_hhi.yaml"
 def settings(tmp_path, **changes):
     from mpc_operators.settings import MPCSettings
 
-    values = {"party_id": "company_a", "spec_dir": SPEC.parent, "data_uri": "s3a://trips-bucket/yellow",
-              "ledger_uri": str(tmp_path / "ledger"), "results_uri": "", "aggregate_uri": "",
-              "compute_queue": "", "allow_test_keys": True}
+    values = {
+        "party_id": "company_a",
+        "spec_dir": SPEC.parent,
+        "data_uri": "s3a://trips-bucket/yellow",
+        "ledger_uri": str(tmp_path / "ledger"),
+        "results_uri": "",
+        "aggregate_uri": "",
+        "compute_queue": "",
+        "allow_test_keys": True,
+    }
     return MPCSettings(**{**values, **changes})
 
 
@@ -35,9 +42,14 @@ def test_the_dag_takes_the_users_arguments_and_the_partys_settings(tmp_path):
     from mpc_operators.dag import federation_dag
     from mpc_operators.reveal import result_asset
 
-    dag = federation_dag(SPEC, settings=settings(tmp_path, compute_queue="mpc-compute-company_a"),
-                         schedule="@weekly", tags=["nightly"], default_args={"retries": 5},
-                         max_active_runs=2)
+    dag = federation_dag(
+        SPEC,
+        settings=settings(tmp_path, compute_queue="mpc-compute-company_a"),
+        schedule="@weekly",
+        tags=["nightly"],
+        default_args={"retries": 5},
+        max_active_runs=2,
+    )
     assert dag.dag_id == "taxi_hhi" and dag.tags == {"nightly"} and dag.max_active_runs == 2
     tasks = dag.task_dict
     assert list(tasks) == ["aggregate", "share", "wait_for_inputs", "compute"]
@@ -78,8 +90,9 @@ def test_share_takes_the_aggregate_from_xcom_or_a_uri(tmp_path):
     path = tmp_path / "elsewhere" / "aggregate.json"
     path.parent.mkdir()
     path.write_text(json.dumps(aggregate))
-    from_uri = MPCShareOperator(task_id="share", spec_path=str(SPEC), party_id="company_a",
-                                aggregate_uri=f"file://{path}")
+    from_uri = MPCShareOperator(
+        task_id="share", spec_path=str(SPEC), party_id="company_a", aggregate_uri=f"file://{path}"
+    )
     assert from_uri.aggregate({"ti": FakeTI(None)}) == aggregate
     path.write_text("{not json")
     with pytest.raises(StageError, match="is not valid JSON"):
@@ -93,8 +106,9 @@ def test_reveal_keeps_a_copy_at_the_results_uri(tmp_path):
     from mpc_operators.reveal import MPCRevealOperator
 
     result = {"computation": "taxi_hhi", "run": "20240401T000000Z", "attempt": 1, "outputs": {}}
-    reveal = MPCRevealOperator(task_id="reveal", spec_path=str(SPEC), party_id="regulator",
-                               results_uri=f"file://{tmp_path}/results")
+    reveal = MPCRevealOperator(
+        task_id="reveal", spec_path=str(SPEC), party_id="regulator", results_uri=f"file://{tmp_path}/results"
+    )
     written = reveal.write_copy(result)
     record = Path(tmp_path / "results" / "taxi_hhi" / "20240401T000000Z" / "result.json")
     assert written.endswith("taxi_hhi/20240401T000000Z/result.json")

@@ -39,8 +39,9 @@ def rounded_hhi(revenues: list[int], decimals: int = 2, k: int = 3) -> Decimal |
 
 
 def run_hhi(markets: list[str], revenues: dict[str, list[int]], m: int = 3, t: int = 1, **kwargs) -> dict:
-    return run_program(HHI_PATH, {"market": markets}, {p: {"revenue_cents": v} for p, v in revenues.items()},
-                       m=m, t=t, **kwargs)
+    return run_program(
+        HHI_PATH, {"market": markets}, {p: {"revenue_cents": v} for p, v in revenues.items()}, m=m, t=t, **kwargs
+    )
 
 
 def revealed(result: dict) -> list[Decimal | None]:
@@ -87,8 +88,10 @@ def test_extremes_boundaries_and_random_markets():
         "near_equal": [MAX_REVENUE - j for j in range(100)],
         "one_cent_each": [1] * 100,
         **{f"tie_{i}": tie + [0] * 97 for i, tie in enumerate(ties)},
-        **{f"random_{i}": [rng.choice([0, rng.randint(1, 2 ** rng.randint(1, 40) - 1)]) for _ in range(100)]
-           for i in range(6)},
+        **{
+            f"random_{i}": [rng.choice([0, rng.randint(1, 2 ** rng.randint(1, 40) - 1)]) for _ in range(100)]
+            for i in range(6)
+        },
     }
     labels = list(columns)
     revenues = {f"firm_{j}": [columns[label][j] for label in labels] for j in range(100)}
@@ -166,18 +169,31 @@ def test_an_input_outside_its_range_is_refused(lie):
     program = load_program(PROGRAMS / "pay_gap.py").program
     levels = {"level": ["all", "L1"]}
     honest = {  # L1 has women in company_a only: suppressed
-        "company_a": {"salary_sum_men": [900, 500], "salary_sum_women": [800, 123456789], "count_men": [9, 5],
-                      "count_women": [8, 2]},
-        "company_b": {"salary_sum_men": [700, 0], "salary_sum_women": [600, 0], "count_men": [7, 0],
-                      "count_women": [6, 0]},
-        "company_c": {"salary_sum_men": [500, 0], "salary_sum_women": [400, 0], "count_men": [5, 0],
-                      "count_women": [4, 0]},
+        "company_a": {
+            "salary_sum_men": [900, 500],
+            "salary_sum_women": [800, 123456789],
+            "count_men": [9, 5],
+            "count_women": [8, 2],
+        },
+        "company_b": {
+            "salary_sum_men": [700, 0],
+            "salary_sum_women": [600, 0],
+            "count_men": [7, 0],
+            "count_women": [6, 0],
+        },
+        "company_c": {
+            "salary_sum_men": [500, 0],
+            "salary_sum_women": [400, 0],
+            "count_men": [5, 0],
+            "count_women": [4, 0],
+        },
     }
     if lie == "count_women_2_to_40":
         payloads = {"company_c": forged(program, honest["company_c"], {"count_women": [4, 2**40]})}
     else:  # z = 1 ("has women") with count 0: the witness of a count of 1, the value of 0
-        payloads = {"company_b": forged(program, {**honest["company_b"], "count_women": [6, 1]},
-                                        {"count_women": [6, 0]})}
+        payloads = {
+            "company_b": forged(program, {**honest["company_b"], "count_women": [6, 1]}, {"count_women": [6, 0]})
+        }
     cheater = next(iter(payloads))
     endpoints_errors = refusals(PROGRAMS / "pay_gap.py", levels, honest, payloads)
     assert all(cheater in e.reason and "outside their declared ranges" in e.reason for e in endpoints_errors)
@@ -204,9 +220,19 @@ def one_party_job(program_path: Path, endpoints: list[str] | None = None) -> MPC
     program = load_program(program_path).program
     name = program.inputs[0].name
     shares = {"p": input_payloads(program, {name: [1]}, 0, 1)[0]}
-    return MPCJob(program=str(program_path), party_index=0, endpoints=endpoints, threshold=0, roster=["p"],
-                  shares=shares, input_lengths={name: 1}, output_lengths={o.name: 1 for o in program.outputs},
-                  dims={}, params=program.params(None), names=["p"])
+    return MPCJob(
+        program=str(program_path),
+        party_index=0,
+        endpoints=endpoints,
+        threshold=0,
+        roster=["p"],
+        shares=shares,
+        input_lengths={name: 1},
+        output_lengths={o.name: 1 for o in program.outputs},
+        dims={},
+        params=program.params(None),
+        names=["p"],
+    )
 
 
 def write_program(tmp_path: Path, compute_body: str) -> Path:
@@ -217,7 +243,8 @@ def write_program(tmp_path: Path, compute_body: str) -> Path:
         "def compute(mpc, secint, inputs, params):\n"
         f"    {compute_body}\n"
         "    return {'y': inputs['x'].sum(axis=0)}\n"
-        "PROGRAM = SecureProgram(name='t', inputs=(Input('x', 0, 9),), outputs=(Output('y'),), compute=compute)\n")
+        "PROGRAM = SecureProgram(name='t', inputs=(Input('x', 0, 9),), outputs=(Output('y'),), compute=compute)\n"
+    )
     return path
 
 

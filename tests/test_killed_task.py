@@ -56,8 +56,13 @@ def wait_for(condition, timeout: float = 30) -> bool:
 def test_a_sigkilled_task_leaves_no_mpyc_process_and_its_secrets_are_swept(tmp_path):
     root = tmp_path / f"mpc-federation-{os.getuid()}"
     key = PartyKeys.generate("p", test_only=True).tls_key
-    script = TASK.format(plugins=str(REPO / "plugins"), tests=str(REPO / "tests"), scripts=str(REPO / "scripts"),
-                         program=str(SLOW), key=key.hex())
+    script = TASK.format(
+        plugins=str(REPO / "plugins"),
+        tests=str(REPO / "tests"),
+        scripts=str(REPO / "scripts"),
+        program=str(SLOW),
+        key=key.hex(),
+    )
     task = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         assert wait_for(lambda: any((f / "worker.pid").exists() for f in folders(root))), "no MPyC process started"
@@ -67,8 +72,9 @@ def test_a_sigkilled_task_leaves_no_mpyc_process_and_its_secrets_are_swept(tmp_p
         assert "mpc_federation.worker" in " ".join(psutil.Process(worker).cmdline())
         task.send_signal(signal.SIGKILL)
         task.wait(10)
-        assert wait_for(lambda: not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie", 10), \
+        assert wait_for(lambda: not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie", 10), (
             "the MPyC process outlived the killed task"
+        )
         assert (folder / ".config" / "party_0.key").exists()  # SIGKILL: nothing could clean up yet
         assert launcher.sweep_leftovers(root) == [folder]  # the next start removes it
         assert folders(root) == []
@@ -99,10 +105,19 @@ def test_on_kill_stops_the_mpyc_process_group(tmp_path, monkeypatch):
 
     monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
     program = load_program(SLOW).program
-    job = MPCJob(program=str(SLOW), party_index=0, endpoints=[f"127.0.0.1:{localnet.free_port()}"], threshold=0,
-                 roster=["p"], shares={"p": input_payloads(program, {"value": [5]}, 0, 1)[0]},
-                 input_lengths={"value": 1}, output_lengths={"total": 1}, dims={}, params={"delay": 120},
-                 names=["p"])
+    job = MPCJob(
+        program=str(SLOW),
+        party_index=0,
+        endpoints=[f"127.0.0.1:{localnet.free_port()}"],
+        threshold=0,
+        roster=["p"],
+        shares={"p": input_payloads(program, {"value": [5]}, 0, 1)[0]},
+        input_lengths={"value": 1},
+        output_lengths={"total": 1},
+        dims={},
+        params={"delay": 120},
+        names=["p"],
+    )
     outcome: dict = {}
 
     def run():

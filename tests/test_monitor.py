@@ -32,13 +32,18 @@ def states(overview: dict) -> dict[str, str]:
 
 
 def share(channel: RunChannel) -> None:
-    channel.publish(channel.input_done_key(channel.me.id), "input-done", "input",
-                    {"inputs": ["revenue_cents"], "seconds": 0.5})
+    channel.publish(
+        channel.input_done_key(channel.me.id), "input-done", "input", {"inputs": ["revenue_cents"], "seconds": 0.5}
+    )
 
 
 def status(channel: RunChannel, stage: str, role: str, attempt: int = 1, **payload) -> None:
-    channel.publish(channel.status_key(channel.me.id, stage), "status", role,
-                    {"stage": stage, "party": channel.me.id, "attempt": attempt, "at": time.time(), **payload})
+    channel.publish(
+        channel.status_key(channel.me.id, stage),
+        "status",
+        role,
+        {"stage": stage, "party": channel.me.id, "attempt": attempt, "at": time.time(), **payload},
+    )
 
 
 def roster(channel: RunChannel, parties: list[str], attempt: int = 1) -> None:
@@ -57,11 +62,20 @@ def test_a_run_from_nothing_to_revealed(fed, monkeypatch):
         share(channel(company))
     roster(channel("company_a"), companies)
     status(channel("company_a"), "computing", "compute", roster=companies)
-    status(channel("company_b"), "computed", "compute", roster=companies,
-           seconds={"connect": 0.4, "mpc": 1.25, "stage": 2.0})
+    status(
+        channel("company_b"),
+        "computed",
+        "compute",
+        roster=companies,
+        seconds={"connect": 0.4, "mpc": 1.25, "stage": 2.0},
+    )
     view = run_overview(spec, store, "regulator", RUN)
-    assert states(view) == {"company_a": "computing", "company_b": "computed", "company_c": "shared",
-                            "regulator": "waiting"}
+    assert states(view) == {
+        "company_a": "computing",
+        "company_b": "computed",
+        "company_c": "shared",
+        "regulator": "waiting",
+    }
     assert view["status"] == "running" and not view["finished"]
     assert view["roster"]["parties"] == companies and view["roster"]["attempt"] == 1
     b = next(p for p in view["parties"] if p["id"] == "company_b")
@@ -72,8 +86,13 @@ def test_a_run_from_nothing_to_revealed(fed, monkeypatch):
     for company in ("company_a", "company_c"):
         status(channel(company), "computed", "compute", roster=companies, seconds={"mpc": 1.0})
     status(channel("regulator"), "revealed", "recipient", roster=companies)
-    record = {"computation": spec.computation, "run": RUN, "roster": companies, "compute_parties": companies,
-              "outputs": {"hhi": {"decimals": 2, "labels": ["all"], "exact": ["3333.33"], "value": [3333.33]}}}
+    record = {
+        "computation": spec.computation,
+        "run": RUN,
+        "roster": companies,
+        "compute_parties": companies,
+        "outputs": {"hhi": {"decimals": 2, "labels": ["all"], "exact": ["3333.33"], "value": [3333.33]}},
+    }
     view = run_overview(spec, store, "regulator", RUN, result=record)
     assert view["status"] == "finished" and view["finished"]
     assert all(p["done"] for p in view["parties"])
@@ -119,16 +138,22 @@ def test_a_given_up_attempt_aborts_the_run_until_a_new_attempt(fed):
     roster(channel("company_a"), companies, attempt=1)
     status(channel("company_a"), "computing", "compute", attempt=1)
     b = channel("company_b")
-    b.publish(b.attempt_abort_key("company_b", 1), "abort", "compute", {"reason": "MPyC process exited with code 1"},
-              attempt=1)
+    b.publish(
+        b.attempt_abort_key("company_b", 1),
+        "abort",
+        "compute",
+        {"reason": "MPyC process exited with code 1"},
+        attempt=1,
+    )
     view = run_overview(spec, store, "regulator", RUN)
     assert view["status"] == "aborted" and not view["finished"]  # a retry may still come
     by_id = {p["id"]: p for p in view["parties"]}
     assert by_id["company_b"]["state"] == "aborted"
     assert by_id["company_b"]["abort_reason"] == "MPyC process exited with code 1"
     assert by_id["company_b"]["abort_scope"] == "attempt 1"
-    assert view["aborts"] == [{"party": "company_b", "reason": "MPyC process exited with code 1",
-                               "scope": "attempt", "attempt": 1}]
+    assert view["aborts"] == [
+        {"party": "company_b", "reason": "MPyC process exited with code 1", "scope": "attempt", "attempt": 1}
+    ]
     # Long quiet after an abort: the run is over and the page stops refreshing.
     assert run_overview(spec, store, "regulator", RUN, now=time.time() + 3600)["finished"]
 

@@ -66,8 +66,16 @@ def aggregate_task(spec, party: str):
     from mpc_operators.aggregate import aggregate_task as build
     from mpc_operators.settings import MPCSettings
 
-    settings = MPCSettings(party_id=party, spec_dir=Path("/specs"), data_uri="/data", ledger_uri="/ledger",
-                           results_uri="", aggregate_uri="", compute_queue="", allow_test_keys=False)
+    settings = MPCSettings(
+        party_id=party,
+        spec_dir=Path("/specs"),
+        data_uri="/data",
+        ledger_uri="/ledger",
+        results_uri="",
+        aggregate_uri="",
+        compute_queue="",
+        allow_test_keys=False,
+    )
     return build(spec, party, settings)
 
 
@@ -113,9 +121,15 @@ def _operator(monkeypatch):
     from mpc_operators.aggregate import MPCAggregateOperator
 
     monkeypatch.setattr(MPCAggregateOperator, "driver_is_remote", lambda self: False)  # client mode
-    return MPCAggregateOperator(task_id="aggregate", application=str(JOBS / "taxi_revenue.py"),
-                                conf=dict(oblivious.SPARK_CONF), application_args=["--oblivious"],
-                                computation="taxi_hhi", party_id="company_a", oblivious=True)
+    return MPCAggregateOperator(
+        task_id="aggregate",
+        application=str(JOBS / "taxi_revenue.py"),
+        conf=dict(oblivious.SPARK_CONF),
+        application_args=["--oblivious"],
+        computation="taxi_hhi",
+        party_id="company_a",
+        oblivious=True,
+    )
 
 
 def test_secret_reaches_spark_submit_in_a_private_file_at_execution_time(monkeypatch, tmp_path):
@@ -163,8 +177,15 @@ def test_secret_reaches_spark_submit_in_a_private_file_at_execution_time(monkeyp
     assert task.properties_file is None
 
 
-@pytest.mark.parametrize("password,words", [(None, "has no password"), ("", "has no password"),
-                                            ("short", "at least 16"), ("with a space 0123456789", "without spaces")])
+@pytest.mark.parametrize(
+    "password,words",
+    [
+        (None, "has no password"),
+        ("", "has no password"),
+        ("short", "at least 16"),
+        ("with a space 0123456789", "without spaces"),
+    ],
+)
 def test_missing_or_unfit_secret_fails_the_task(monkeypatch, password, words):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
     from airflow.sdk import BaseHook

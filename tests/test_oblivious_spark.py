@@ -12,6 +12,7 @@ Spark settings and the event log on).
 tests/test_oblivious.py covers the spec, the Airflow task and the secret; the spark-submit run of
 both jobs with --oblivious is at the end of this file.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,10 +48,20 @@ oblivious = job.oblivious_module()
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("obl")
     n = 12_000
-    taxi.generate(root / "skewed", ["a"], n, seed=5, start=MONTHS[0], end=MONTHS[-1], rows_per_file=n // FILES,
-                  defects=True, month_weights=(100, 1, 1))
-    taxi.generate(root / "uniform", ["a"], n, seed=6, start=MONTHS[0], end=MONTHS[-1], rows_per_file=n // FILES,
-                  defects=True)
+    taxi.generate(
+        root / "skewed",
+        ["a"],
+        n,
+        seed=5,
+        start=MONTHS[0],
+        end=MONTHS[-1],
+        rows_per_file=n // FILES,
+        defects=True,
+        month_weights=(100, 1, 1),
+    )
+    taxi.generate(
+        root / "uniform", ["a"], n, seed=6, start=MONTHS[0], end=MONTHS[-1], rows_per_file=n // FILES, defects=True
+    )
     return {"root": root, "skewed": root / "skewed" / "a" / "trips", "uniform": root / "uniform" / "a" / "trips"}
 
 
@@ -61,12 +72,15 @@ def spark(tmp_path_factory):
     logging.getLogger("py4j").setLevel(logging.WARNING)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     log_dir = tmp_path_factory.mktemp("eventlog")
-    builder = (SparkSession.builder.master("local[2]").appName("oblivious_tests")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.files.openCostInBytes", str(1 << 30))  # one map task per file
-               .config("spark.eventLog.dir", log_dir.as_uri()))
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("oblivious_tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.files.openCostInBytes", str(1 << 30))  # one map task per file
+        .config("spark.eventLog.dir", log_dir.as_uri())
+    )
     for key, value in bench.EVENT_LOG_CONF.items():
         builder = builder.config(key, value)
     for key, value in oblivious.SPARK_CONF.items():
@@ -90,8 +104,11 @@ def both(spark, path, months=MONTHS, policy=None, max_cents=job.DEFAULT_MAX_CENT
     for mode in (None, spark):
         try:
             trips, _ = job.read_trips(spark, str(path), COLUMNS, None)
-            out.append(job.revenue_by_month(trips, months, {**DEFAULT_POLICY, **(policy or {})}, COLUMNS, None,
-                                            max_cents, oblivious_spark=mode))
+            out.append(
+                job.revenue_by_month(
+                    trips, months, {**DEFAULT_POLICY, **(policy or {})}, COLUMNS, None, max_cents, oblivious_spark=mode
+                )
+            )
         except job.InputError as e:
             out.append(f"InputError: {e}")
     return out
@@ -102,16 +119,19 @@ def both(spark, path, months=MONTHS, policy=None, max_cents=job.DEFAULT_MAX_CENT
 def test_identical_to_plain_to_the_cent(spark, data, shape):
     plain, obl = both(spark, data[shape])
     assert obl == plain  # revenue per market and every count of the local stats
-    assert plain["revenue_cents"][1:] == [taxi.revenue_cents_by_month(data["root"] / shape, "a", MONTHS)[m]
-                                          for m in MONTHS]
+    assert plain["revenue_cents"][1:] == [
+        taxi.revenue_cents_by_month(data["root"] / shape, "a", MONTHS)[m] for m in MONTHS
+    ]
     if shape == "skewed":
         in_month = plain["stats"]["rows_in_period"]
         assert plain["revenue_cents"][1] > 50 * plain["revenue_cents"][2]  # the skew is really there
         assert in_month > 11_000
 
 
-@pytest.mark.parametrize("policy", [{"negative_amounts": "drop"}, {"negative_amounts": "fail"},
-                                    {"null_amounts": "fail"}, {"outside_period": "fail"}])
+@pytest.mark.parametrize(
+    "policy",
+    [{"negative_amounts": "drop"}, {"negative_amounts": "fail"}, {"null_amounts": "fail"}, {"outside_period": "fail"}],
+)
 def test_identical_under_each_policy(spark, data, policy):
     plain, obl = both(spark, data["skewed"], policy=policy)
     assert obl == plain
@@ -120,27 +140,34 @@ def test_identical_under_each_policy(spark, data, policy):
 
 
 def test_identical_for_one_licensee_of_a_shared_dataset(spark, tmp_path):
-    taxi.generate_hvfhv(tmp_path / "fhv", 6000, seed=3, start="2024-01", end="2024-02", rows_per_file=2000,
-                        defects=True)
+    taxi.generate_hvfhv(
+        tmp_path / "fhv", 6000, seed=3, start="2024-01", end="2024-02", rows_per_file=2000, defects=True
+    )
     columns = {"revenue": "base_passenger_fare", "time": "pickup_datetime", "participant": "hvfhs_license_num"}
     out = []
     for mode in (None, spark):
         trips, _ = job.read_trips(spark, str(tmp_path / "fhv"), columns, "HV0005")
-        out.append(job.revenue_by_month(trips, ["2024-01", "2024-02"], DEFAULT_POLICY, columns, "HV0005",
-                                        oblivious_spark=mode))
+        out.append(
+            job.revenue_by_month(trips, ["2024-01", "2024-02"], DEFAULT_POLICY, columns, "HV0005", oblivious_spark=mode)
+        )
     assert out[1] == out[0]
     assert out[0]["stats"]["rows_other_participants"] > 0 and out[0]["revenue_cents"][0] > 0
 
 
 def test_bad_inputs_stop_with_the_same_error(spark, tmp_path):
     """The job tests' bad inputs (tests/test_taxi_revenue_job.py) that reach the aggregation."""
-    cases = {"nulls": (write_trips(tmp_path / "nulls", pa.array([None, None, None], pa.float64())), {}),
-             "refunds": (write_trips(tmp_path / "refunds", pa.array([12.5, 7.0, -12.5, -9.0])), {}),
-             "big": (write_trips(tmp_path / "big", pa.array([600.0, 400.01, 1.0])), {"max_cents": 100_000}),
-             "text": (write_trips(tmp_path / "text", pa.array(["1.5", "abc", "2"])),
-                      {"policy": {"null_amounts": "fail"}})}
-    expected = {"nulls": "has no usable amount", "refunds": "market 2024-02: net revenue is negative (-200 cents)",
-                "big": "market all: net revenue 100101 cents is above", "text": "e.g. 'abc'"}
+    cases = {
+        "nulls": (write_trips(tmp_path / "nulls", pa.array([None, None, None], pa.float64())), {}),
+        "refunds": (write_trips(tmp_path / "refunds", pa.array([12.5, 7.0, -12.5, -9.0])), {}),
+        "big": (write_trips(tmp_path / "big", pa.array([600.0, 400.01, 1.0])), {"max_cents": 100_000}),
+        "text": (write_trips(tmp_path / "text", pa.array(["1.5", "abc", "2"])), {"policy": {"null_amounts": "fail"}}),
+    }
+    expected = {
+        "nulls": "has no usable amount",
+        "refunds": "market 2024-02: net revenue is negative (-200 cents)",
+        "big": "market all: net revenue 100101 cents is above",
+        "text": "e.g. 'abc'",
+    }
     for name, (path, kwargs) in cases.items():
         plain, obl = both(spark, path, months=["2024-01", "2024-02"], **kwargs)
         assert obl == plain, name
@@ -154,8 +181,12 @@ def test_payroll_identical(spark, tmp_path):
     plain = pay.sums_by_gender_and_level(df, levels, pay.DEFAULT_MAX_SALARY_CENTS)
     assert pay.oblivious_sums_by_gender_and_level(spark, df, levels, pay.DEFAULT_MAX_SALARY_CENTS) == plain
     # bad payrolls: a duplicate id (found by the padded distinct count), an unknown gender
-    rows = {"employee_id": ["e1", "e2", "e2", "e4"], "gender": ["M", "F", "F", "X"], "level": ["L1", "L2", "L2", "L1"],
-            "salary_cents": [5_000_000, 6_000_000, 6_000_000, 7_000_000]}
+    rows = {
+        "employee_id": ["e1", "e2", "e2", "e4"],
+        "gender": ["M", "F", "F", "X"],
+        "level": ["L1", "L2", "L2", "L1"],
+        "salary_cents": [5_000_000, 6_000_000, 6_000_000, 7_000_000],
+    }
     for name, edit in {"dup": lambda r: r.update(gender=["M", "F", "F", "M"]), "both": lambda r: None}.items():
         table = {k: list(v) for k, v in rows.items()}
         edit(table)
@@ -183,6 +214,7 @@ def _rows(spark, path):
 
 def _per_map_task_and_reducer(frame, reducer_of_row) -> dict[int, Counter]:
     """{map partition: Counter(reducer -> records)} of the records a map stage hands to the shuffle."""
+
     def count(index, rows):
         yield index, Counter(reducer_of_row(row) for row in rows)
 
@@ -254,8 +286,15 @@ def test_both_jobs_run_oblivious_through_spark_submit(data, tmp_path):
     procs = {}
     for name, (script, source, months) in runs.items():
         out = tmp_path / f"{name}.json"
-        procs[name] = (out, spark_submit(script, ["--input", str(source), "--output", str(out), "--party", "a",
-                                                  "--months", months, "--oblivious"], tmp_path, master="local[1]"))
+        procs[name] = (
+            out,
+            spark_submit(
+                script,
+                ["--input", str(source), "--output", str(out), "--party", "a", "--months", months, "--oblivious"],
+                tmp_path,
+                master="local[1]",
+            ),
+        )
     docs = {}
     for name, (out, proc) in procs.items():
         done = finish(proc)

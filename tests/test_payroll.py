@@ -5,6 +5,7 @@ plaintext sums and against the pay-gap program's declared inputs; and the pay_eq
 Three spark-submit runs (~10-15 s each): one good, one with every kind of bad row, one with a
 missing column. Everything else here runs without Spark.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ PAY_GAP = load_program(ROOT / "include" / "programs" / "pay_gap.py").program
 
 
 # --- the generator --------------------------------------------------------------------------------
+
 
 def test_generator_is_deterministic_and_well_formed(tmp_path):
     companies = ["company_a", "company_b", "company_c"]
@@ -68,6 +70,7 @@ def test_generator_maximum_is_the_programs():
 
 # --- the Spark job on good data --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("payroll")
@@ -75,8 +78,22 @@ def good_run(tmp_path_factory):
     out = root / "out" / "aggregate.json"
     out.parent.mkdir()
     out.write_text("an older result, to be replaced\n")
-    done = finish(spark_submit(JOB, ["--input", str(root / "data" / "company_b" / "payroll"), "--output", str(out),
-                                     "--party", "company_b", "--months", "2024-03"], cwd=root))
+    done = finish(
+        spark_submit(
+            JOB,
+            [
+                "--input",
+                str(root / "data" / "company_b" / "payroll"),
+                "--output",
+                str(out),
+                "--party",
+                "company_b",
+                "--months",
+                "2024-03",
+            ],
+            cwd=root,
+        )
+    )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
     return {"root": root, "out": out, "done": done, "doc": json.loads(out.read_text())}
 
@@ -87,9 +104,13 @@ def test_sums_equal_the_plaintext_to_the_cent(good_run):
     assert doc["values"] == reference
     assert list(doc["values"]) == ["salary_sum_men", "salary_sum_women", "count_men", "count_women"]
     assert all(type(v) is int for vector in doc["values"].values() for v in vector)
-    assert doc == {"format": "mpc-aggregate/1", "party": "company_b",
-                   "dimensions": {"level": ["all", "L1", "L2", "L3", "L4"]},
-                   "values": reference, "stats": {"rows_read": 500}}
+    assert doc == {
+        "format": "mpc-aggregate/1",
+        "party": "company_b",
+        "dimensions": {"level": ["all", "L1", "L2", "L3", "L4"]},
+        "values": reference,
+        "stats": {"rows_read": 500},
+    }
     assert sorted(p.name for p in good_run["out"].parent.iterdir()) == ["aggregate.json"]
     assert good_run["done"].stdout.count("payroll_sums: wrote") == 1
 
@@ -99,8 +120,11 @@ def test_output_fits_the_pay_gap_program_and_nothing_else(good_run):
     assert check_aggregate(PAY_GAP, doc, DIMS, "company_b") == doc["values"]
     # Declared inputs that do not match what the job produced: a clear error before any sharing.
     hhi = load_program(ROOT / "include" / "programs" / "hhi.py").program
-    with pytest.raises(ProgramError, match=r"values \['count_men', 'count_women', 'salary_sum_men', "
-                                           r"'salary_sum_women'\] are not inputs of program hhi"):
+    with pytest.raises(
+        ProgramError,
+        match=r"values \['count_men', 'count_women', 'salary_sum_men', "
+        r"'salary_sum_women'\] are not inputs of program hhi",
+    ):
         check_aggregate(hhi, doc, DIMS, "company_b")
     other_levels = {**DIMS, "level": ["all", "junior", "senior"]}
     with pytest.raises(ProgramError, match=r"level labels \['all', 'L1', 'L2', 'L3', 'L4'\] do not match"):
@@ -118,14 +142,20 @@ def test_output_fits_the_pay_gap_program_and_nothing_else(good_run):
 
 # --- the Spark job on bad data -----------------------------------------------------------------------
 
+
 def run_bad(tmp_path: Path, input_path: Path) -> str:
     """Run the job on bad input over an existing output; return its one error line."""
     output = tmp_path / "out" / "aggregate.json"
     output.parent.mkdir()
     before = '{"format": "mpc-aggregate/1", "previous": true}\n'
     output.write_text(before)
-    done = finish(spark_submit(JOB, ["--input", str(input_path), "--output", str(output), "--party", "company_a",
-                                     "--months", "2024-03"], cwd=tmp_path))
+    done = finish(
+        spark_submit(
+            JOB,
+            ["--input", str(input_path), "--output", str(output), "--party", "company_a", "--months", "2024-03"],
+            cwd=tmp_path,
+        )
+    )
     assert done.returncode == 2, f"{done.stdout}\n{done.stderr[-3000:]}"
     errors = [line for line in done.stderr.splitlines() if line.startswith(PREFIX)]
     assert len(errors) == 1, done.stderr[-3000:]
@@ -138,55 +168,79 @@ def run_bad(tmp_path: Path, input_path: Path) -> str:
 def write_payroll(folder: Path, rows: list[tuple], names=("employee_id", "gender", "level", "salary_cents")) -> Path:
     folder.mkdir(parents=True)
     columns = list(zip(*rows))
-    types = {"employee_id": pa.string(), "gender": pa.string(), "level": pa.string(), "salary_cents": pa.int64(),
-             "salary": pa.int64()}
-    pq.write_table(pa.table({n: pa.array(c, type=types[n]) for n, c in zip(names, columns)}),
-                   folder / "part-00000.parquet")
+    types = {
+        "employee_id": pa.string(),
+        "gender": pa.string(),
+        "level": pa.string(),
+        "salary_cents": pa.int64(),
+        "salary": pa.int64(),
+    }
+    pq.write_table(
+        pa.table({n: pa.array(c, type=types[n]) for n, c in zip(names, columns)}), folder / "part-00000.parquet"
+    )
     return folder
 
 
 def test_every_bad_row_is_reported(tmp_path):
-    data = write_payroll(tmp_path / "bad", [
-        ("e1", "M", "L1", 5_000_000),
-        ("e2", "X", "L1", 5_000_000),  # unknown gender
-        ("e3", "F", "L9", 5_000_000),  # unknown level
-        ("e4", "F", "L2", -120),  # negative salary
-        ("e5", "M", "L3", 10**9 + 1),  # above the declared maximum
-        ("e6", "M", "L3", 2 * 10**9),  # above too
-        ("e6", None, "L4", 9_000_000),  # duplicate id, missing gender
-        ("e8", "F", "L2", None),  # missing salary
-    ])
+    data = write_payroll(
+        tmp_path / "bad",
+        [
+            ("e1", "M", "L1", 5_000_000),
+            ("e2", "X", "L1", 5_000_000),  # unknown gender
+            ("e3", "F", "L9", 5_000_000),  # unknown level
+            ("e4", "F", "L2", -120),  # negative salary
+            ("e5", "M", "L3", 10**9 + 1),  # above the declared maximum
+            ("e6", "M", "L3", 2 * 10**9),  # above too
+            ("e6", None, "L4", 9_000_000),  # duplicate id, missing gender
+            ("e8", "F", "L2", None),  # missing salary
+        ],
+    )
     line = run_bad(tmp_path, data)
-    assert line == (f"{PREFIX} column 'gender' has 1 null values out of 8 rows; "
-                    f"column 'salary_cents' has 1 null values out of 8 rows; "
-                    f"column 'gender' has 1 values other than 'M' or 'F', e.g. 'X'; "
-                    f"column 'level' has 1 values not among the levels L1,L2,L3,L4, e.g. 'L9'; "
-                    f"column 'salary_cents' has 1 negative values, e.g. -120; "
-                    f"column 'salary_cents' has 2 values above the maximum 1000000000, e.g. 2000000000; "
-                    f"column 'employee_id' has 1 duplicate ids")
+    assert line == (
+        f"{PREFIX} column 'gender' has 1 null values out of 8 rows; "
+        f"column 'salary_cents' has 1 null values out of 8 rows; "
+        f"column 'gender' has 1 values other than 'M' or 'F', e.g. 'X'; "
+        f"column 'level' has 1 values not among the levels L1,L2,L3,L4, e.g. 'L9'; "
+        f"column 'salary_cents' has 1 negative values, e.g. -120; "
+        f"column 'salary_cents' has 2 values above the maximum 1000000000, e.g. 2000000000; "
+        f"column 'employee_id' has 1 duplicate ids"
+    )
 
 
 def test_missing_column(tmp_path):
-    data = write_payroll(tmp_path / "nosalary", [("e1", "M", "L1", 5)],
-                         names=("employee_id", "gender", "level", "salary"))
+    data = write_payroll(
+        tmp_path / "nosalary", [("e1", "M", "L1", 5)], names=("employee_id", "gender", "level", "salary")
+    )
     line = run_bad(tmp_path, data)
     assert line == f"{PREFIX} column 'salary_cents' missing; columns are: employee_id, gender, level, salary"
 
 
 # --- without Spark -------------------------------------------------------------------------------------
 
+
 def test_missing_input_fails_before_spark(tmp_path, capsys):
     output = tmp_path / "aggregate.json"
-    code = job.main(["--input", str(tmp_path / "nowhere"), "--output", str(output), "--party", "company_a",
-                     "--months", "2024-03"])
+    code = job.main(
+        ["--input", str(tmp_path / "nowhere"), "--output", str(output), "--party", "company_a", "--months", "2024-03"]
+    )
     assert code == 2 and not output.exists()
     assert capsys.readouterr().err == f"{PREFIX} input path does not exist: {tmp_path / 'nowhere'}\n"
 
 
 def counters(**changes) -> dict:
-    row = {"rows_read": 10, "distinct_ids": 10, "unknown_gender": 0, "unknown_gender_example": None,
-           "unknown_level": 0, "unknown_level_example": None, "negative": 0, "negative_example": None,
-           "above_max": 0, "above_max_example": None, **{f"null_{c}": 0 for c in job.COLUMNS}}
+    row = {
+        "rows_read": 10,
+        "distinct_ids": 10,
+        "unknown_gender": 0,
+        "unknown_gender_example": None,
+        "unknown_level": 0,
+        "unknown_level_example": None,
+        "negative": 0,
+        "negative_example": None,
+        "above_max": 0,
+        "above_max_example": None,
+        **{f"null_{c}": 0 for c in job.COLUMNS},
+    }
     row.update(changes)
     return row
 
@@ -196,17 +250,22 @@ def test_problems():
     assert job.problems(counters(), levels, 100) == []
     assert job.problems(counters(rows_read=0, distinct_ids=0), levels, 100) == ["input has zero rows"]
     assert job.problems(counters(null_employee_id=2, distinct_ids=8), levels, 100) == [
-        "column 'employee_id' has 2 null values out of 10 rows"]
+        "column 'employee_id' has 2 null values out of 10 rows"
+    ]
     assert job.problems(counters(above_max=1, above_max_example=101), levels, 100) == [
-        "column 'salary_cents' has 1 values above the maximum 100, e.g. 101"]
+        "column 'salary_cents' has 1 values above the maximum 100, e.g. 101"
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "--levels is empty"),
-    ("L1,all", "bad label 'all'"),
-    ("L1,L 2", "bad label 'L 2'"),
-    ("L1,L1", "lists L1 more than once"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "--levels is empty"),
+        ("L1,all", "bad label 'all'"),
+        ("L1,L 2", "bad label 'L 2'"),
+        ("L1,L1", "lists L1 more than once"),
+    ],
+)
 def test_bad_levels(text, message):
     with pytest.raises(job.InputError, match=message):
         job.parse_levels(text)
@@ -219,6 +278,7 @@ def test_months_are_checked_but_not_needed():
 
 
 # --- the DAG from the same factory ------------------------------------------------------------------------
+
 
 def test_pay_equity_dag_from_the_same_factory(tmp_path):
     from conftest import parse_dags

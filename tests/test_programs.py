@@ -21,8 +21,12 @@ def hhi():
 
 
 def good() -> dict:
-    return {"format": "mpc-aggregate/1", "party": "company_a", "dimensions": {"market": list(DIMS["market"])},
-            "values": {"revenue_cents": [600, 100, 200, 300]}}
+    return {
+        "format": "mpc-aggregate/1",
+        "party": "company_a",
+        "dimensions": {"market": list(DIMS["market"])},
+        "values": {"revenue_cents": [600, 100, 200, 300]},
+    }
 
 
 def test_load_hhi():
@@ -32,9 +36,12 @@ def test_load_hhi():
     assert loaded.path == HHI_PATH.resolve()
     assert program.name == "hhi"
     assert [(i.name, i.low, i.high, i.dim, i.nonzero) for i in program.inputs] == [
-        ("revenue_cents", 0, 2**40 - 1, "market", True)]
+        ("revenue_cents", 0, 2**40 - 1, "market", True)
+    ]
     assert [(o.name, o.dim, o.decimals, o.suppressed_by) for o in program.outputs] == [
-        ("hhi", "market", "decimals", "suppressed"), ("suppressed", "market", 0, None)]
+        ("hhi", "market", "decimals", "suppressed"),
+        ("suppressed", "market", 0, None),
+    ]
     assert program.params(None) == {"k": 3, "decimals": 2}
     assert program.decimals(program.outputs[0], program.params({"decimals": 3})) == 3
     assert program.bit_length == 124 and program.min_input_parties == 3
@@ -56,25 +63,32 @@ def bad(edit):
     return aggregate
 
 
-@pytest.mark.parametrize("aggregate, words", [
-    (bad(lambda a: a.update(format="mpc-aggregate/2")), ["company_a", "mpc-aggregate/1"]),
-    ([1, 2, 3], ["mpc-aggregate/1"]),
-    (bad(lambda a: a.update(party="company_b")), ["written for party 'company_b'"]),
-    (bad(lambda a: a.pop("values")), ["'values'"]),
-    (bad(lambda a: a["values"].pop("revenue_cents")), ["missing input 'revenue_cents'", "hhi"]),
-    (bad(lambda a: a["values"].update(trips=[1, 2, 3, 4])), ["['trips']", "not inputs of program hhi"]),
-    (bad(lambda a: a["dimensions"].update(market=["all", "2024-02", "2024-03", "2024-04"])),
-     ["market labels", "2024-04"]),
-    (bad(lambda a: a.pop("dimensions")), ["market labels None"]),
-    (bad(lambda a: a["values"].update(revenue_cents=[1, 2, 3])), ["has 3 values, expected 4"]),
-    (bad(lambda a: a["values"].update(revenue_cents=5)), ["must be a list over market"]),
-    (bad(lambda a: a["values"].update(revenue_cents=[1, 2.5, 3, 4])), ["at 2024-01", "2.5 is not an integer"]),
-    (bad(lambda a: a["values"].update(revenue_cents=[1, 2, "3", 4])), ["at 2024-02", "'3' is not an integer"]),
-    (bad(lambda a: a["values"].update(revenue_cents=[1, 2, 3, True])), ["at 2024-03", "not an integer"]),
-    (bad(lambda a: a["values"].update(revenue_cents=[1, -1, 3, 4])), ["at 2024-01", "-1", "outside", "[0, "]),
-    (bad(lambda a: a["values"].update(revenue_cents=[2**40, 0, 0, 0])),
-     ["at all", str(2**40), "outside", str(2**40 - 1)]),
-])
+@pytest.mark.parametrize(
+    "aggregate, words",
+    [
+        (bad(lambda a: a.update(format="mpc-aggregate/2")), ["company_a", "mpc-aggregate/1"]),
+        ([1, 2, 3], ["mpc-aggregate/1"]),
+        (bad(lambda a: a.update(party="company_b")), ["written for party 'company_b'"]),
+        (bad(lambda a: a.pop("values")), ["'values'"]),
+        (bad(lambda a: a["values"].pop("revenue_cents")), ["missing input 'revenue_cents'", "hhi"]),
+        (bad(lambda a: a["values"].update(trips=[1, 2, 3, 4])), ["['trips']", "not inputs of program hhi"]),
+        (
+            bad(lambda a: a["dimensions"].update(market=["all", "2024-02", "2024-03", "2024-04"])),
+            ["market labels", "2024-04"],
+        ),
+        (bad(lambda a: a.pop("dimensions")), ["market labels None"]),
+        (bad(lambda a: a["values"].update(revenue_cents=[1, 2, 3])), ["has 3 values, expected 4"]),
+        (bad(lambda a: a["values"].update(revenue_cents=5)), ["must be a list over market"]),
+        (bad(lambda a: a["values"].update(revenue_cents=[1, 2.5, 3, 4])), ["at 2024-01", "2.5 is not an integer"]),
+        (bad(lambda a: a["values"].update(revenue_cents=[1, 2, "3", 4])), ["at 2024-02", "'3' is not an integer"]),
+        (bad(lambda a: a["values"].update(revenue_cents=[1, 2, 3, True])), ["at 2024-03", "not an integer"]),
+        (bad(lambda a: a["values"].update(revenue_cents=[1, -1, 3, 4])), ["at 2024-01", "-1", "outside", "[0, "]),
+        (
+            bad(lambda a: a["values"].update(revenue_cents=[2**40, 0, 0, 0])),
+            ["at all", str(2**40), "outside", str(2**40 - 1)],
+        ),
+    ],
+)
 def test_bad_aggregate(hhi, aggregate, words):
     with pytest.raises(ProgramError) as info:
         check_aggregate(hhi, aggregate, DIMS, "company_a")
@@ -86,8 +100,7 @@ def test_bad_aggregate(hhi, aggregate, words):
 
 def write_program(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / f"{name}.py"
-    path.write_text("from mpc_federation.programs import Input, Output, SecureProgram\n"
-                    + textwrap.dedent(body))
+    path.write_text("from mpc_federation.programs import Input, Output, SecureProgram\n" + textwrap.dedent(body))
     return path
 
 
@@ -109,10 +122,14 @@ def test_module_that_fails_to_import(tmp_path):
 
 
 def test_scalar_input_program(tmp_path):
-    path = write_program(tmp_path, "scalar", """
+    path = write_program(
+        tmp_path,
+        "scalar",
+        """
         PROGRAM = SecureProgram(name="count", inputs=(Input("n", 0, 9),), outputs=(Output("total"),),
                                 compute=lambda mpc, secint, inputs, params: {"total": inputs["n"].sum(axis=0)})
-    """)
+    """,
+    )
     program = load_program(path).program
     aggregate = {"format": "mpc-aggregate/1", "party": "p", "values": {"n": 4}}
     assert check_aggregate(program, aggregate, DIMS, "p") == {"n": [4]}
@@ -121,17 +138,20 @@ def test_scalar_input_program(tmp_path):
         check_aggregate(program, {**aggregate, "values": {"n": 10}}, DIMS, "p")
 
 
-@pytest.mark.parametrize("declaration, words", [
-    ('inputs=(Input("x", 0, 9),), outputs=(Output("x"),)', ["names must be distinct"]),
-    ('inputs=(Input("x", 0, 9), Input("x", 0, 9)), outputs=(Output("y"),)', ["names must be distinct"]),
-    ('inputs=(Input("x", 9, 0),), outputs=(Output("y"),)', ["input x", "low 9 > high 0"]),
-    ('inputs=(Input("x", 0, 2**64),), outputs=(Output("y"),)', ["input x", "SecInt(64)"]),
-    ('inputs=(Input("x", -2**70, 0),), outputs=(Output("y"),), bit_length=64', ["SecInt(64)"]),
-    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", decimals=13),)', ["output y", "decimals", "0 to 12"]),
-    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", decimals="places"),)', ["output y", "names no parameter"]),
-    ('inputs=(Input("x", 0, 9),), outputs=(Output("y", suppressed_by="z"),)', ["output y", "suppressed_by"]),
-    ('inputs=(Input("x", 0, 9),), outputs=(Output("y"),), min_input_parties=0', ["min_input_parties"]),
-])
+@pytest.mark.parametrize(
+    "declaration, words",
+    [
+        ('inputs=(Input("x", 0, 9),), outputs=(Output("x"),)', ["names must be distinct"]),
+        ('inputs=(Input("x", 0, 9), Input("x", 0, 9)), outputs=(Output("y"),)', ["names must be distinct"]),
+        ('inputs=(Input("x", 9, 0),), outputs=(Output("y"),)', ["input x", "low 9 > high 0"]),
+        ('inputs=(Input("x", 0, 2**64),), outputs=(Output("y"),)', ["input x", "SecInt(64)"]),
+        ('inputs=(Input("x", -2**70, 0),), outputs=(Output("y"),), bit_length=64', ["SecInt(64)"]),
+        ('inputs=(Input("x", 0, 9),), outputs=(Output("y", decimals=13),)', ["output y", "decimals", "0 to 12"]),
+        ('inputs=(Input("x", 0, 9),), outputs=(Output("y", decimals="places"),)', ["output y", "names no parameter"]),
+        ('inputs=(Input("x", 0, 9),), outputs=(Output("y", suppressed_by="z"),)', ["output y", "suppressed_by"]),
+        ('inputs=(Input("x", 0, 9),), outputs=(Output("y"),), min_input_parties=0', ["min_input_parties"]),
+    ],
+)
 def test_declaration_errors(tmp_path, declaration, words):
     name = f"decl_{abs(hash(declaration))}"
     path = write_program(tmp_path, name, f"PROGRAM = SecureProgram(name='d', compute=None, {declaration})\n")

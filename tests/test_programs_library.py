@@ -27,16 +27,20 @@ def load(name: str):
 
 def as_python(decoded: dict) -> dict:
     """Decoded outputs as Decimals (declared decimals > 0) or ints, None kept."""
-    return {name: [None if x is None else (Decimal(x) if out["decimals"] else int(x)) for x in out["exact"]]
-            for name, out in decoded.items()}
+    return {
+        name: [None if x is None else (Decimal(x) if out["decimals"] else int(x)) for x in out["exact"]]
+        for name, out in decoded.items()
+    }
 
 
 def by_party(cells: dict[str, list[tuple]], names: tuple[str, ...]) -> dict[str, dict[str, list[int]]]:
     """{cell: [per party (v1, v2, ...)]} -> {party: {name: [value per cell]}}."""
     labels = list(cells)
     n_parties = len(cells[labels[0]])
-    return {f"company_{chr(ord('a') + i)}": {name: [cells[label][i][k] for label in labels]
-                                             for k, name in enumerate(names)} for i in range(n_parties)}
+    return {
+        f"company_{chr(ord('a') + i)}": {name: [cells[label][i][k] for label in labels] for k, name in enumerate(names)}
+        for i in range(n_parties)
+    }
 
 
 # -- sum ------------------------------------------------------------------------------------------------
@@ -84,9 +88,14 @@ def test_mean_known_answers():
         "suppressed": [0, 0, 0, 0, 0, 1, 1, 0],
     }
     assert got == module.plaintext(list(parties.values()))
-    cents = as_python(run_program(PROGRAMS / "mean.py", {"market": ["fraction"]},
-                                  by_party({"fraction": cells["fraction"]}, ("value_sum", "count")),
-                                  params={"decimals": 2}))
+    cents = as_python(
+        run_program(
+            PROGRAMS / "mean.py",
+            {"market": ["fraction"]},
+            by_party({"fraction": cells["fraction"]}, ("value_sum", "count")),
+            params={"decimals": 2},
+        )
+    )
     assert cents["mean"] == [Decimal("4.71")]  # 33/7 = 4.714...
 
 
@@ -100,15 +109,22 @@ def test_hhi_single_known_answer():
     decoded = run_program(PROGRAMS / "hhi_single.py", {}, parties)
     assert decoded["hhi"]["labels"] == ["hhi"]
     assert decoded["hhi"]["exact"] == ["2444.44"]  # 2444.444... to the hundredth
-    assert as_python(decoded) == module.plaintext(list(parties.values())) == {
-        "hhi": [Decimal("2444.44")], "suppressed": [0]}
+    assert (
+        as_python(decoded)
+        == module.plaintext(list(parties.values()))
+        == {"hhi": [Decimal("2444.44")], "suppressed": [0]}
+    )
 
 
 def test_hhi_single_refuses_a_vector():
     """The taxi job writes revenue per market; the one-market program names the mismatch."""
     program, _ = load("hhi_single")
-    aggregate = {"format": "mpc-aggregate/1", "party": "company_a", "dimensions": {"market": ["all", "2024-01"]},
-                 "values": {"revenue_cents": [300, 300]}}
+    aggregate = {
+        "format": "mpc-aggregate/1",
+        "party": "company_a",
+        "dimensions": {"market": ["all", "2024-01"]},
+        "values": {"revenue_cents": [300, 300]},
+    }
     with pytest.raises(ProgramError, match=r"input 'revenue_cents' at revenue_cents: \[300, 300\] is not an integer"):
         check_aggregate(program, aggregate, {"market": ["all", "2024-01"]}, "company_a")
     aggregate["values"]["revenue_cents"] = 300
@@ -130,8 +146,7 @@ def pay_gap_cells(module) -> dict[str, list[tuple]]:
         "women_in_two_companies": [(500, 300, 5, 3), (500, 300, 5, 3), (500, 0, 5, 0)],  # k = 3 not met
         "nobody": [(0, 0, 0, 0)] * 3,
         "men_unpaid": [(0, 100, 2, 2), (0, 100, 2, 2), (0, 100, 2, 2)],  # gap -50, ratio undefined
-        "at_max": [(top_sum, top_count, top_count, top_count), (top_sum, 0, top_count, 1),
-                   (1, top_sum, 1, top_count)],
+        "at_max": [(top_sum, top_count, top_count, top_count), (top_sum, 0, top_count, 1), (1, top_sum, 1, top_count)],
     }
 
 
@@ -147,8 +162,17 @@ def test_pay_gap_known_answers():
     sw, cw = top_count + top_sum, 2 * top_count + 1
     assert got == {
         "mean_gap_cents": [10, 17, -10, 0, None, None, None, -50, plain_round_div(sm * cw - sw * cm, cm * cw)],
-        "women_to_men_ratio": [Decimal("0.9000"), Decimal("0.8336"), Decimal("1.1000"), Decimal("1.0000"), None,
-                               None, None, None, Decimal(plain_round_div(10**4 * sw * cm, sm * cw)).scaleb(-4)],
+        "women_to_men_ratio": [
+            Decimal("0.9000"),
+            Decimal("0.8336"),
+            Decimal("1.1000"),
+            Decimal("1.0000"),
+            None,
+            None,
+            None,
+            None,
+            Decimal(plain_round_div(10**4 * sw * cm, sm * cw)).scaleb(-4),
+        ],
         "ratio_suppressed": [0, 0, 0, 0, 1, 1, 1, 1, 0],
         "suppressed": [0, 0, 0, 0, 1, 1, 1, 0, 0],
     }
@@ -173,12 +197,15 @@ def test_pay_gap_params_from_the_spec():
     assert got == module.plaintext(list(parties.values()), params)
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"k": 0}, "params.k must be an integer from 1 to 100, got 0"),
-    ({"n": "5"}, "params.n must be an integer from 1 to 1000000, got '5'"),
-    ({"k": True}, "params.k must be"),
-    ({"min_group": 5}, "unknown params ['min_group']"),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"k": 0}, "params.k must be an integer from 1 to 100, got 0"),
+        ({"n": "5"}, "params.n must be an integer from 1 to 1000000, got '5'"),
+        ({"k": True}, "params.k must be"),
+        ({"min_group": 5}, "unknown params ['min_group']"),
+    ],
+)
 def test_pay_gap_bad_params(params, words):
     _, module = load("pay_gap")
     with pytest.raises(ValueError) as info:
@@ -192,7 +219,8 @@ def test_field_holds_every_intermediate_value(name):
     """Each program's SecInt is large enough for its divisions and its inputs' ranges."""
     program, module = load(name)
     for size in [getattr(module, a) for a in ("GAP", "RATIO") if hasattr(module, a)] + (
-            [module.division(d) for d in range(0, 5)] if hasattr(module, "division") else []):
+        [module.division(d) for d in range(0, 5)] if hasattr(module, "division") else []
+    ):
         assert size.secint_bits <= program.bit_length, (name, size)
     for i in program.inputs:
         assert max(abs(i.low), abs(i.high)).bit_length() < program.bit_length

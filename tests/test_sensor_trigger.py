@@ -38,17 +38,30 @@ def fed(federation, s3_server, monkeypatch):
     monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "1")  # the fixtures' keys are marked test keys
 
     def make(inputs: int = 3, cutoff: int = 2, inputs_deadline: int = 2, result_deadline: int = 2):
-        spec, keys = federation(parties=small_parties(inputs=inputs), overrides={
-            "min_input_parties": 3,
-            "deadlines": {"cutoff": cutoff, "inputs": inputs_deadline, "connect": 300, "mpc": 900,
-                          "result": result_deadline}})
+        spec, keys = federation(
+            parties=small_parties(inputs=inputs),
+            overrides={
+                "min_input_parties": 3,
+                "deadlines": {
+                    "cutoff": cutoff,
+                    "inputs": inputs_deadline,
+                    "connect": 300,
+                    "mpc": 900,
+                    "result": result_deadline,
+                },
+            },
+        )
 
         def as_party(party_id: str) -> None:
-            monkeypatch.setenv(f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}",
-                               json.dumps({"conn_type": "generic", "password": keys[party_id].to_json()}))
+            monkeypatch.setenv(
+                f"AIRFLOW_CONN_{KEYS_CONN_ID.upper()}",
+                json.dumps({"conn_type": "generic", "password": keys[party_id].to_json()}),
+            )
 
-        runs = {p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
-                for p in spec.parties}
+        runs = {
+            p.id: PartyRun(spec, p.id, DATE, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
+            for p in spec.parties
+        }
         return spec, runs, as_party
 
     return make
@@ -56,8 +69,15 @@ def fed(federation, s3_server, monkeypatch):
 
 def share(run: PartyRun) -> None:
     dims = run.spec.dimensions(run.logical_date)
-    stages.share(run, {"format": "mpc-aggregate/1", "party": run.party_id, "dimensions": dims,
-                       "values": {"revenue_cents": [6, 1, 2, 3]}})
+    stages.share(
+        run,
+        {
+            "format": "mpc-aggregate/1",
+            "party": run.party_id,
+            "dimensions": dims,
+            "values": {"revenue_cents": [6, 1, 2, 3]},
+        },
+    )
 
 
 def later(delay: float, fn, *args) -> threading.Thread:
@@ -70,12 +90,26 @@ def later(delay: float, fn, *args) -> threading.Thread:
     return th
 
 
-def trigger_for(spec, party: str, stage: str, *, deadline_in: float = 20, cutoff_in: float | None = None,
-                conn_id: str = COORDINATION_CONN_ID) -> CoordinationTrigger:
+def trigger_for(
+    spec,
+    party: str,
+    stage: str,
+    *,
+    deadline_in: float = 20,
+    cutoff_in: float | None = None,
+    conn_id: str = COORDINATION_CONN_ID,
+) -> CoordinationTrigger:
     now = time.time()
-    return CoordinationTrigger(spec_path=str(spec.source), party_id=party, run=RUN, stage=stage,
-                               coordination_conn_id=conn_id, deadline=now + deadline_in,
-                               cutoff=now + (deadline_in if cutoff_in is None else cutoff_in), poll_interval=0.2)
+    return CoordinationTrigger(
+        spec_path=str(spec.source),
+        party_id=party,
+        run=RUN,
+        stage=stage,
+        coordination_conn_id=conn_id,
+        deadline=now + deadline_in,
+        cutoff=now + (deadline_in if cutoff_in is None else cutoff_in),
+        poll_interval=0.2,
+    )
 
 
 def first_event(trigger: CoordinationTrigger, timeout: float = 30) -> dict:
@@ -88,8 +122,14 @@ def first_event(trigger: CoordinationTrigger, timeout: float = 30) -> dict:
 
 
 def sensor(spec, party_id: str, stage: str, **kwargs) -> MPCCoordinationSensor:
-    return MPCCoordinationSensor(task_id=f"wait_for_{stage}", spec_path=str(spec.source), party_id=party_id,
-                                 stage=stage, poke_interval=0.2, **kwargs)
+    return MPCCoordinationSensor(
+        task_id=f"wait_for_{stage}",
+        spec_path=str(spec.source),
+        party_id=party_id,
+        stage=stage,
+        poke_interval=0.2,
+        **kwargs,
+    )
 
 
 CONTEXT = {"logical_date": DATE}
@@ -97,9 +137,16 @@ CONTEXT = {"logical_date": DATE}
 
 # -- the trigger -------------------------------------------------------------------------------------
 def test_trigger_serializes_to_plain_data():
-    trigger = CoordinationTrigger(spec_path="/specs/taxi_hhi.yaml", party_id="company_b", run=RUN, stage="inputs",
-                                  coordination_conn_id="conn", deadline=1712000000.5, cutoff=1711999000.0,
-                                  poll_interval=2.0)
+    trigger = CoordinationTrigger(
+        spec_path="/specs/taxi_hhi.yaml",
+        party_id="company_b",
+        run=RUN,
+        stage="inputs",
+        coordination_conn_id="conn",
+        deadline=1712000000.5,
+        cutoff=1711999000.0,
+        poll_interval=2.0,
+    )
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")
     cls = getattr(importlib.import_module(module), name)  # as the triggerer resolves it
@@ -107,17 +154,34 @@ def test_trigger_serializes_to_plain_data():
     assert json.loads(json.dumps(kwargs)) == kwargs  # plain JSON data only
     again = cls(**kwargs)
     assert again.serialize() == (classpath, kwargs)
-    assert kwargs.items() >= {"spec_path": "/specs/taxi_hhi.yaml", "party_id": "company_b", "run": RUN,
-                              "stage": "inputs", "coordination_conn_id": "conn", "deadline": 1712000000.5,
-                              "cutoff": 1711999000.0, "poll_interval": 2.0}.items()
+    assert (
+        kwargs.items()
+        >= {
+            "spec_path": "/specs/taxi_hhi.yaml",
+            "party_id": "company_b",
+            "run": RUN,
+            "stage": "inputs",
+            "coordination_conn_id": "conn",
+            "deadline": 1712000000.5,
+            "cutoff": 1711999000.0,
+            "poll_interval": 2.0,
+        }.items()
+    )
 
 
 def test_trigger_survives_airflow_trigger_row():
     """What the scheduler stores for a deferred task and the triggerer rebuilds the trigger from."""
     from airflow.models.trigger import Trigger
 
-    trigger = CoordinationTrigger(spec_path="/s.yaml", party_id="regulator", run=RUN, stage="result",
-                                  coordination_conn_id="conn", deadline=1712000000.5, cutoff=1712000000.5)
+    trigger = CoordinationTrigger(
+        spec_path="/s.yaml",
+        party_id="regulator",
+        run=RUN,
+        stage="result",
+        coordination_conn_id="conn",
+        deadline=1712000000.5,
+        cutoff=1712000000.5,
+    )
     row = Trigger.from_object(trigger)
     assert row.classpath == "sensors.triggers.CoordinationTrigger"
     assert CoordinationTrigger(**row.kwargs).serialize() == trigger.serialize()
@@ -215,8 +279,12 @@ def test_trigger_keeps_its_deadline_while_the_bucket_is_unreachable(fed, monkeyp
     which polls again anyway, lists with the store's quick client and must not wait inside one listing.
     """
     spec, _, _ = fed()
-    dead = {"conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"endpoint_url": f"http://127.0.0.1:{localnet.free_port()}", "region_name": "us-east-1"}}
+    dead = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": f"http://127.0.0.1:{localnet.free_port()}", "region_name": "us-east-1"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_MPC_UNREACHABLE", json.dumps(dead))
     start = time.monotonic()
     event = first_event(trigger_for(spec, "company_a", "inputs", deadline_in=1.0, conn_id="mpc_unreachable"))
@@ -304,8 +372,12 @@ def test_sensor_execute_deferrable(fed):
     # The deferral times out just after the trigger's deadline: it holds even without a triggerer.
     assert info.value.timeout is not None
     assert trigger.deadline - before + 59 <= info.value.timeout.total_seconds() <= trigger.deadline - before + 61
-    assert (trigger.spec_path, trigger.party_id, trigger.run_key, trigger.stage) == \
-        (str(spec.source), "regulator", RUN, "result")
+    assert (trigger.spec_path, trigger.party_id, trigger.run_key, trigger.stage) == (
+        str(spec.source),
+        "regulator",
+        RUN,
+        "result",
+    )
     assert trigger.coordination_conn_id == COORDINATION_CONN_ID
     assert before + 2 <= trigger.deadline <= time.time() + 2  # the spec's result deadline
     assert trigger.poll_interval == 0.2

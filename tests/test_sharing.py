@@ -30,8 +30,14 @@ def test_hhi_field_is_large_enough():
 @pytest.mark.parametrize("t, m", [(1, 3), (2, 5)])
 def test_split_recombine_any_subset(t, m):
     rng = random.Random(1000 + m)
-    values = [0, 1, MAX_REVENUE, P - 1, *(rng.randrange(P) for _ in range(8)),
-              *(rng.randint(0, MAX_REVENUE) for _ in range(8))]
+    values = [
+        0,
+        1,
+        MAX_REVENUE,
+        P - 1,
+        *(rng.randrange(P) for _ in range(8)),
+        *(rng.randint(0, MAX_REVENUE) for _ in range(8)),
+    ]
     rows = split(HHI.field, values, t, m)
     assert len(rows) == m and all(len(r) == len(values) for r in rows)
     assert all(0 <= s < P for r in rows for s in r)
@@ -95,10 +101,17 @@ def test_to_signed():
 
 def toy_program() -> SecureProgram:
     return SecureProgram(
-        name="toy", inputs=(Input("x", 0, 100, dim="market"),),
-        outputs=(Output("count"), Output("share", dim="market", decimals=2, suppressed_by="hidden"),
-                 Output("hidden", dim="market"), Output("delta", dim="market")),
-        compute=lambda *a: None, bit_length=64)
+        name="toy",
+        inputs=(Input("x", 0, 100, dim="market"),),
+        outputs=(
+            Output("count"),
+            Output("share", dim="market", decimals=2, suppressed_by="hidden"),
+            Output("hidden", dim="market"),
+            Output("delta", dim="market"),
+        ),
+        compute=lambda *a: None,
+        bit_length=64,
+    )
 
 
 def test_decode_at_declared_precision_with_suppression_and_withheld_cells():
@@ -143,7 +156,7 @@ def test_input_payloads_hold_values_and_witnesses():
     both = {i: payloads[i]["values"]["revenue_cents"] + payloads[i]["witness"]["revenue_cents"] for i in (0, 1)}
     plain = recombine(HHI.field, both, 1)
     assert plain[:3] == [5, 0, 2**40 - 1]
-    bits = plain[3:3 + 3 * 40]
+    bits = plain[3 : 3 + 3 * 40]
     assert bits[:40] == [1, 0, 1] + [0] * 37 and bits[40:80] == [0] * 40 and bits[80:] == [1] * 40
     assert plain[123:126] == [1, 0, 1]  # nonzero indicators, then the inverses
     assert plain[126] * 5 % P == 1 and plain[127] == 0 and plain[128] * (2**40 - 1) % P == 1

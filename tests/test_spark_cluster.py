@@ -11,6 +11,7 @@ can) files the driver sees but the executors do not, as when the driver's host h
 the cluster's nodes lack: the workers run with an empty tmpfs over that folder. The cluster is
 stopped in a finalizer.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,7 +32,7 @@ JOBS = REPO / "include" / "jobs"
 BIN = REPO / ".venv" / "bin"
 MONTHS = ["2024-01", "2024-02", "2024-03"]
 sys.path.insert(0, str(REPO / "scripts"))
-from localnet import free_ports
+from localnet import free_ports  # noqa: E402 - scripts/ is on sys.path from here on
 
 
 def _load(path: Path, name: str):
@@ -82,46 +83,102 @@ def cluster(tmp_path_factory, request):
     home = _spark_home()
     master_port, master_ui, *worker_uis = free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
-    env.update(SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", SPARK_LOG_DIR=str(root / "logs"),
-               SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false")
+    env.update(
+        SPARK_HOME=str(home),
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYSPARK_PYTHON=sys.executable,
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        SPARK_LOG_DIR=str(root / "logs"),
+        SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
+    )
     spark_class = str(home / "bin" / "spark-class")
     procs: list[subprocess.Popen] = []
     request.addfinalizer(lambda: _stop(procs))
     # A folder the workers (so their executors) see empty: a tmpfs over it in their own mount namespace.
     hidden = root / "driver-only"
     hidden.mkdir()
-    hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'mount -t tmpfs mpc-test "$0" && exec "$@"', str(hidden)]
-    can_hide = shutil.which("unshare") is not None and subprocess.run(
-        [*hide, "true"], check=False, capture_output=True).returncode == 0
+    hide = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs mpc-test "$0" && exec "$@"',
+        str(hidden),
+    ]
+    can_hide = (
+        shutil.which("unshare") is not None
+        and subprocess.run([*hide, "true"], check=False, capture_output=True).returncode == 0
+    )
     hide = hide if can_hide else []
 
     def start(name: str, args: list[str], extra_env: dict[str, str], wrap=()) -> tuple[subprocess.Popen, Path]:
         log = root / f"{name}.log"
         with open(log, "w") as out:
-            proc = subprocess.Popen([*wrap, "nice", "-n", "10", spark_class, *args], env={**env, **extra_env}, cwd=root,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [*wrap, "nice", "-n", "10", spark_class, *args],
+                env={**env, **extra_env},
+                cwd=root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         procs.append(proc)
         return proc, log
 
     master = f"spark://127.0.0.1:{master_port}"
-    proc, log = start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                 "--port", str(master_port), "--webui-port", str(master_ui)], {})
+    proc, log = start(
+        "master",
+        [
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(master_port),
+            "--webui-port",
+            str(master_ui),
+        ],
+        {},
+    )
     _wait_for(log, "I have been elected leader", proc)
     workers = []
     for i, ui in enumerate(worker_uis, 1):
         work, local = root / f"worker{i}" / "work", root / f"worker{i}" / "local"
         work.mkdir(parents=True)
         local.mkdir()
-        workers.append((work, *start(f"worker{i}", [
-            "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2", "--memory", "2g",
-            "--webui-port", str(ui), "--work-dir", str(work), master],
-            {"SPARK_WORKER_DIR": str(work), "SPARK_LOCAL_DIRS": str(local)}, hide)))
+        workers.append(
+            (
+                work,
+                *start(
+                    f"worker{i}",
+                    [
+                        "org.apache.spark.deploy.worker.Worker",
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        "2",
+                        "--memory",
+                        "2g",
+                        "--webui-port",
+                        str(ui),
+                        "--work-dir",
+                        str(work),
+                        master,
+                    ],
+                    {"SPARK_WORKER_DIR": str(work), "SPARK_LOCAL_DIRS": str(local)},
+                    hide,
+                ),
+            )
+        )
     for _, proc, log in workers:
         _wait_for(log, "Successfully registered with master", proc)
-    return {"master": master, "root": root, "work_dirs": [w for w, _, _ in workers],
-            "hidden": hidden if can_hide else None}
+    return {
+        "master": master,
+        "root": root,
+        "work_dirs": [w for w, _, _ in workers],
+        "hidden": hidden if can_hide else None,
+    }
 
 
 def _operator(conn_id: str, input_uri: str, **spark):
@@ -129,10 +186,17 @@ def _operator(conn_id: str, input_uri: str, **spark):
     from mpc_operators.aggregate import JOB_MODULE, MPCAggregateOperator, spark_arguments
 
     return MPCAggregateOperator(
-        task_id="aggregate", application=str(JOBS / "taxi_revenue.py"), conn_id=conn_id, name="taxi_hhi-company_a",
-        computation="taxi_hhi", party_id="company_a", run_key="20240401", py_files=str(JOB_MODULE),
+        task_id="aggregate",
+        application=str(JOBS / "taxi_revenue.py"),
+        conn_id=conn_id,
+        name="taxi_hhi-company_a",
+        computation="taxi_hhi",
+        party_id="company_a",
+        run_key="20240401",
+        py_files=str(JOB_MODULE),
         application_args=["--input", input_uri, "--party", "company_a", "--months", ",".join(MONTHS)],
-        **spark_arguments(SparkSettings(executor_cores=1, executor_memory="512m", **spark)))
+        **spark_arguments(SparkSettings(executor_cores=1, executor_memory="512m", **spark)),
+    )
 
 
 def _run(task):
@@ -159,14 +223,17 @@ def test_cluster_aggregate_equals_local(cluster, tmp_path, monkeypatch):
         (bad / part.name).write_bytes(part.read_bytes())
     (bad / "part-99999.parquet").write_text("not parquet at all\n")
 
-    tasks = {"cluster": _operator("spark_cluster", trips.as_uri()),
-             "local": _operator("spark_local", trips.as_uri()),
-             "bad": _operator("spark_cluster", bad.as_uri(), cores_max=1, conf={"spark.task.maxFailures": "2"})}
+    tasks = {
+        "cluster": _operator("spark_cluster", trips.as_uri()),
+        "local": _operator("spark_local", trips.as_uri()),
+        "bad": _operator("spark_cluster", bad.as_uri(), cores_max=1, conf={"spark.task.maxFailures": "2"}),
+    }
     if cluster["hidden"] is not None:  # files only the driver sees
         driver_only = cluster["hidden"] / "trips"
         shutil.copytree(trips, driver_only)
-        tasks["unseen"] = _operator("spark_cluster", driver_only.as_uri(), cores_max=1,
-                                    conf={"spark.task.maxFailures": "2"})
+        tasks["unseen"] = _operator(
+            "spark_cluster", driver_only.as_uri(), cores_max=1, conf={"spark.task.maxFailures": "2"}
+        )
     with ThreadPoolExecutor(len(tasks)) as pool:
         done = dict(zip(tasks, pool.map(_run, tasks.values())))
 

@@ -47,8 +47,14 @@ def test_committed_taxi_spec_loads():
     assert spec.program_file == HHI.resolve()
     assert spec.aggregation_job == JOB.resolve()
     assert spec.aggregation_input == "trips"
-    assert [p.id for p in spec.parties] == ["company_a", "company_b", "company_c", "company_d", "company_e",
-                                            "regulator"]
+    assert [p.id for p in spec.parties] == [
+        "company_a",
+        "company_b",
+        "company_c",
+        "company_d",
+        "company_e",
+        "regulator",
+    ]
     assert [p.id for p in spec.input_parties] == ["company_a", "company_b", "company_c", "company_d", "company_e"]
     assert [p.id for p in spec.compute_parties] == ["company_a", "company_b", "company_c"]
     assert [p.id for p in spec.recipients] == ["regulator"]
@@ -101,10 +107,12 @@ def test_spec_hash_is_stable_and_changes_on_edit(tmp_path):
     two = load_spec(write(tmp_path, reordered, "two.yaml"))
     assert one.spec_hash == two.spec_hash
 
-    for edit in (lambda r: r.update(min_input_parties=4),
-                 lambda r: r.update(description=r["description"] + "."),
-                 lambda r: r["parties"][3].update(roles=["input", "recipient"]),
-                 lambda r: r["coordination"].update(prefix="elsewhere")):
+    for edit in (
+        lambda r: r.update(min_input_parties=4),
+        lambda r: r.update(description=r["description"] + "."),
+        lambda r: r["parties"][3].update(roles=["input", "recipient"]),
+        lambda r: r["coordination"].update(prefix="elsewhere"),
+    ):
         edited = copy.deepcopy(raw)
         edit(edited)
         assert load_spec(write(tmp_path, edited, "edited.yaml")).spec_hash != one.spec_hash
@@ -198,8 +206,9 @@ def test_default_threshold_is_the_largest_honest_majority_one(tmp_path, computes
     raw = base_raw()
     raw.pop("threshold")
     base = raw["parties"][0]
-    extra = [{"id": f"compute_{i}", "roles": ["compute"], "endpoint": f"127.0.0.1:{12000 + i}"}
-             for i in range(computes - 3)]
+    extra = [
+        {"id": f"compute_{i}", "roles": ["compute"], "endpoint": f"127.0.0.1:{12000 + i}"} for i in range(computes - 3)
+    ]
     raw["parties"] = raw["parties"] + extra
     spec = load_spec(write(tmp_path, raw))
     assert len(spec.compute_parties) == computes and spec.threshold == expected
@@ -255,22 +264,35 @@ def test_builtin_resolver_finds_every_kind_and_refuses_unknown_names():
         builtin_path("dataset", "hhi")
 
 
-@pytest.mark.parametrize(("edit", "field_path", "words"), [
-    (lambda r: r["program"].update(file="builtin:no_such_program"), "program.file",
-     ("no built-in program 'no_such_program'", "hhi")),
-    (lambda r: r["aggregation"].update(job="builtin:hhi"), "aggregation.job",
-     ("no built-in job 'hhi'", "taxi_revenue")),
-    (lambda r: r["aggregation"].update(job="no_such_job.py"), "aggregation.job",
-     ("no such file", "no_such_job.py", "builtin:<name>")),
-])
+@pytest.mark.parametrize(
+    ("edit", "field_path", "words"),
+    [
+        (
+            lambda r: r["program"].update(file="builtin:no_such_program"),
+            "program.file",
+            ("no built-in program 'no_such_program'", "hhi"),
+        ),
+        (
+            lambda r: r["aggregation"].update(job="builtin:hhi"),
+            "aggregation.job",
+            ("no built-in job 'hhi'", "taxi_revenue"),
+        ),
+        (
+            lambda r: r["aggregation"].update(job="no_such_job.py"),
+            "aggregation.job",
+            ("no such file", "no_such_job.py", "builtin:<name>"),
+        ),
+    ],
+)
 def test_unknown_builtin_or_missing_file(tmp_path, edit, field_path, words):
     raw = base_raw()
     edit(raw)
     expect_error(tmp_path, raw, field_path, *words)
 
 
-@pytest.mark.parametrize("value", ["not base64 at all!", base64.b64encode(b"x" * 31).decode(),
-                                   base64.b64encode(b"x" * 33).decode(), 12345])
+@pytest.mark.parametrize(
+    "value", ["not base64 at all!", base64.b64encode(b"x" * 31).decode(), base64.b64encode(b"x" * 33).decode(), 12345]
+)
 def test_bad_key_base64(tmp_path, value):
     raw = base_raw()
     raw["parties"][2]["keys"] = {"sign": base64.b64encode(b"k" * 32).decode(), "box": value}
@@ -288,22 +310,25 @@ def test_good_keys_are_kept(tmp_path):
     assert party.box_key == keys.public_entry()["box"]
 
 
-@pytest.mark.parametrize("edit, field_path", [
-    (lambda r: r.update(computation="Taxi-HHI"), "computation"),
-    (lambda r: r.update(schedule="every night"), "schedule"),
-    (lambda r: r["aggregation"].update(period={"months": 0}), "aggregation.period.months"),
-    (lambda r: r["aggregation"].update(period={"start": "2024-13", "end": "2024-12"}), "aggregation.period.start"),
-    (lambda r: r["aggregation"].update(period={"start": "2024-05", "end": "2024-01"}), "aggregation.period"),
-    (lambda r: r["aggregation"].update(input="../other"), "aggregation.input"),
-    (lambda r: r["aggregation"].update(jobs="x"), "aggregation.jobs"),
-    (lambda r: r.update(min_input_parties=6), "min_input_parties"),
-    (lambda r: r.update(deadlines={"inputs": 0}), "deadlines.inputs"),
-    (lambda r: r.update(deadlines={"lunch": 10}), "deadlines.lunch"),
-    (lambda r: r["coordination"].update(prefix="/abs"), "coordination.prefix"),
-    (lambda r: r.update(parties=[p for p in r["parties"] if p["id"] != "regulator"]), "parties"),
-    (lambda r: r["parties"][1].update(endpoint="127.0.0.1:11365"), "parties"),
-    (lambda r: r["parties"][0].update(id="Company A"), "parties[0].id"),
-])
+@pytest.mark.parametrize(
+    "edit, field_path",
+    [
+        (lambda r: r.update(computation="Taxi-HHI"), "computation"),
+        (lambda r: r.update(schedule="every night"), "schedule"),
+        (lambda r: r["aggregation"].update(period={"months": 0}), "aggregation.period.months"),
+        (lambda r: r["aggregation"].update(period={"start": "2024-13", "end": "2024-12"}), "aggregation.period.start"),
+        (lambda r: r["aggregation"].update(period={"start": "2024-05", "end": "2024-01"}), "aggregation.period"),
+        (lambda r: r["aggregation"].update(input="../other"), "aggregation.input"),
+        (lambda r: r["aggregation"].update(jobs="x"), "aggregation.jobs"),
+        (lambda r: r.update(min_input_parties=6), "min_input_parties"),
+        (lambda r: r.update(deadlines={"inputs": 0}), "deadlines.inputs"),
+        (lambda r: r.update(deadlines={"lunch": 10}), "deadlines.lunch"),
+        (lambda r: r["coordination"].update(prefix="/abs"), "coordination.prefix"),
+        (lambda r: r.update(parties=[p for p in r["parties"] if p["id"] != "regulator"]), "parties"),
+        (lambda r: r["parties"][1].update(endpoint="127.0.0.1:11365"), "parties"),
+        (lambda r: r["parties"][0].update(id="Company A"), "parties[0].id"),
+    ],
+)
 def test_other_bad_fields(tmp_path, edit, field_path):
     raw = base_raw()
     edit(raw)
@@ -311,14 +336,17 @@ def test_other_bad_fields(tmp_path, edit, field_path):
 
 
 # -- fields below the top level are validated as strictly as the top level -------------------------------
-@pytest.mark.parametrize("edit, field_path", [
-    # a misspelt "keys": the party would silently have no keys and every object it signs is refused later
-    (lambda r: r["parties"][3].update(key={"sign": base64.b64encode(b"k" * 32).decode()}), "parties[3].key"),
-    # a misspelt "prefix": two federations would silently share the default prefix
-    (lambda r: r["coordination"].update(prefx="other"), "coordination.prefx"),
-    # a misspelt "params": the program would silently run with its defaults
-    (lambda r: r["program"].update(parms={"x": 1}), "program.parms"),
-])
+@pytest.mark.parametrize(
+    "edit, field_path",
+    [
+        # a misspelt "keys": the party would silently have no keys and every object it signs is refused later
+        (lambda r: r["parties"][3].update(key={"sign": base64.b64encode(b"k" * 32).decode()}), "parties[3].key"),
+        # a misspelt "prefix": two federations would silently share the default prefix
+        (lambda r: r["coordination"].update(prefx="other"), "coordination.prefx"),
+        # a misspelt "params": the program would silently run with its defaults
+        (lambda r: r["program"].update(parms={"x": 1}), "program.parms"),
+    ],
+)
 def test_unknown_nested_field(tmp_path, edit, field_path):
     raw = base_raw()
     edit(raw)
@@ -332,11 +360,14 @@ def test_endpoint_port_out_of_range(tmp_path, endpoint):
     expect_error(tmp_path, raw, "parties[1].endpoint")
 
 
-@pytest.mark.parametrize("edit, field_path", [
-    (lambda r: r.update(min_input_parties=True), "min_input_parties"),
-    (lambda r: r.update(deadlines={"inputs": True}), "deadlines.inputs"),
-    (lambda r: r["aggregation"].update(period={"months": True}), "aggregation.period.months"),
-])
+@pytest.mark.parametrize(
+    "edit, field_path",
+    [
+        (lambda r: r.update(min_input_parties=True), "min_input_parties"),
+        (lambda r: r.update(deadlines={"inputs": True}), "deadlines.inputs"),
+        (lambda r: r["aggregation"].update(period={"months": True}), "aggregation.period.months"),
+    ],
+)
 def test_booleans_are_not_integers(tmp_path, edit, field_path):
     """``threshold: true`` is refused (see above); the other integer fields must refuse it too."""
     raw = base_raw()
@@ -349,20 +380,25 @@ def test_declared_dimensions(tmp_path):
     raw = base_raw()
     raw["dimensions"] = {"zone": ["manhattan", "brooklyn", 3]}
     spec = load_spec(write(tmp_path, raw))
-    assert spec.dimensions(datetime(2024, 4, 15)) == {"market": ["all", "2024-01", "2024-02", "2024-03"],
-                                                      "zone": ["manhattan", "brooklyn", "3"]}
+    assert spec.dimensions(datetime(2024, 4, 15)) == {
+        "market": ["all", "2024-01", "2024-02", "2024-03"],
+        "zone": ["manhattan", "brooklyn", "3"],
+    }
     assert load_spec(TAXI).dimensions(datetime(2024, 4, 15)).keys() == {"market"}
 
 
-@pytest.mark.parametrize("dimensions, field_path", [
-    (["zone"], "dimensions"),
-    ({"market": ["a"]}, "dimensions.market"),
-    ({"Zone": ["a"]}, "dimensions.Zone"),
-    ({"zone": []}, "dimensions.zone"),
-    ({"zone": "abc"}, "dimensions.zone"),
-    ({"zone": ["a", "b", "a"]}, "dimensions.zone"),
-    ({"zone": [1, "1"]}, "dimensions.zone"),
-])
+@pytest.mark.parametrize(
+    "dimensions, field_path",
+    [
+        (["zone"], "dimensions"),
+        ({"market": ["a"]}, "dimensions.market"),
+        ({"Zone": ["a"]}, "dimensions.Zone"),
+        ({"zone": []}, "dimensions.zone"),
+        ({"zone": "abc"}, "dimensions.zone"),
+        ({"zone": ["a", "b", "a"]}, "dimensions.zone"),
+        ({"zone": [1, "1"]}, "dimensions.zone"),
+    ],
+)
 def test_bad_dimensions(tmp_path, dimensions, field_path):
     raw = base_raw()
     raw["dimensions"] = dimensions

@@ -28,15 +28,20 @@ RUN = "20240415T030000Z"
 
 
 def party_runs(spec, keys, s3_server, date=DATE) -> dict[str, PartyRun]:
-    return {p.id: PartyRun(spec, p.id, date, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
-            for p in spec.parties}
+    return {
+        p.id: PartyRun(spec, p.id, date, keys[p.id], CoordinationStore(s3_server.store_config(spec.bucket)))
+        for p in spec.parties
+    }
 
 
 def aggregate(run: PartyRun, months: list[int]) -> dict:
     """An aggregate as the Spark job writes it: 'all' is the sum of the months."""
-    return {"format": "mpc-aggregate/1", "party": run.party_id,
-            "dimensions": {"market": run.spec.dimensions(run.logical_date)["market"]},
-            "values": {"revenue_cents": [sum(months), *months]}}
+    return {
+        "format": "mpc-aggregate/1",
+        "party": run.party_id,
+        "dimensions": {"market": run.spec.dimensions(run.logical_date)["market"]},
+        "values": {"revenue_cents": [sum(months), *months]},
+    }
 
 
 HHI_REFERENCE = load_program(Path(__file__).resolve().parents[1] / "include" / "programs" / "hhi.py").module
@@ -97,13 +102,15 @@ def test_full_protocol(federation, s3_server, tmp_path):
     assert snapshot(store, f"{root}/inputs/company_a/") == before
 
     # Each compute party can open exactly its own input shares.
-    record = runs["company_b"].channel.read(leader.input_key("company_a", "company_b"), "input-shares",
-                                            "company_a", to="company_b")
+    record = runs["company_b"].channel.read(
+        leader.input_key("company_a", "company_b"), "input-shares", "company_a", to="company_b"
+    )
     assert len(record["shares"]["values"]["revenue_cents"]) == 4
     assert len(record["shares"]["witness"]["revenue_cents"]) == 4 * (40 + 2)  # range bits, nonzero, inverse
     with pytest.raises(IntegrityError):
-        runs["company_c"].channel.read(leader.input_key("company_a", "company_b"), "input-shares",
-                                       "company_a", to="company_b")
+        runs["company_c"].channel.read(
+            leader.input_key("company_a", "company_b"), "input-shares", "company_a", to="company_b"
+        )
 
     # -- compute ----------------------------------------------------------------------------------------
     assert waiting_for(runs["regulator"], "result").missing == ["company_a"]
@@ -140,12 +147,15 @@ def test_full_protocol(federation, s3_server, tmp_path):
     # -- every object is accounted for, and none shows an aggregate value ----------------------------
     objects = snapshot(store, f"{root}/")
     data_keys = {k for k in objects if not k.startswith(f"{root}/status/")}
-    assert data_keys == ({leader.input_key(c, d) for c in companies for d in companies}
-                         | {leader.input_done_key(c) for c in companies}
-                         | {leader.roster_key(1)}
-                         | {leader.output_key(1, c, "regulator") for c in companies})
-    assert {f"{root}/status/{c}/computed" for c in companies} | {f"{root}/status/regulator/revealed"} \
-        <= set(objects) - data_keys
+    assert data_keys == (
+        {leader.input_key(c, d) for c in companies for d in companies}
+        | {leader.input_done_key(c) for c in companies}
+        | {leader.roster_key(1)}
+        | {leader.output_key(1, c, "regulator") for c in companies}
+    )
+    assert {f"{root}/status/{c}/computed" for c in companies} | {f"{root}/status/regulator/revealed"} <= set(
+        objects
+    ) - data_keys
     blobs = []
     for key, blob in objects.items():
         doc = json.loads(blob)
@@ -194,8 +204,7 @@ def test_privacy_floor_aborts(federation, s3_server):
     assert channel.attempt_abort_key("company_a", 1) in present
     assert channel.attempts(present) == []  # no roster: nothing goes on
     assert channel.attempt_aborts(present, 1) == ["company_a"]
-    record = runs["regulator"].channel.read(channel.attempt_abort_key("company_a", 1), "abort", "company_a",
-                                            attempt=1)
+    record = runs["regulator"].channel.read(channel.attempt_abort_key("company_a", 1), "abort", "company_a", attempt=1)
     assert record["reason"] == reason
     explained = stages.explain_aborts(runs["regulator"].channel, present)
     assert "company_a (attempt-1)" in explained and reason in explained

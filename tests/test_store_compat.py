@@ -14,16 +14,20 @@ from mpc_federation.store import PROBE_KEY, ConditionalWritesError, Coordination
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    started = {kind: localnet.S3Server(tmp_path_factory.mktemp(kind), kind=kind).start()
-               for kind in ("moto", "rclone")}
+    started = {kind: localnet.S3Server(tmp_path_factory.mktemp(kind), kind=kind).start() for kind in ("moto", "rclone")}
     yield started
     for server in started.values():
         server.stop()
 
 
 def store_at(server, bucket: str, conditional_writes: str) -> CoordinationStore:
-    config = StoreConfig(bucket=bucket, endpoint_url=server.url, access_key="testing", secret_key="testing",
-                         conditional_writes=conditional_writes)
+    config = StoreConfig(
+        bucket=bucket,
+        endpoint_url=server.url,
+        access_key="testing",
+        secret_key="testing",
+        conditional_writes=conditional_writes,
+    )
     store = CoordinationStore(config)
     store.ensure_bucket()
     return store
@@ -86,8 +90,10 @@ def test_emulation_residual_race_is_caught_by_the_roster_agreement(servers):
 
     store.exists = exists_then_wait
     told: dict[str, bool] = {}
-    writers = [threading.Thread(target=lambda b=body: told.__setitem__(b.decode(), store.put_new("r", b)))
-               for body in (b"leader-task-1", b"leader-task-2")]
+    writers = [
+        threading.Thread(target=lambda b=body: told.__setitem__(b.decode(), store.put_new("r", b)))
+        for body in (b"leader-task-1", b"leader-task-2")
+    ]
     for w in writers:
         w.start()
     for w in writers:
@@ -96,8 +102,13 @@ def test_emulation_residual_race_is_caught_by_the_roster_agreement(servers):
     # At least the writer whose object stayed was told True; a party that read the other roster
     # before it was overwritten disagrees with the rest, and the agreement check refuses the run.
     assert told[store.get("r").decode()] is True
-    base = {"attempt": 1, "roster": ["a", "b", "c"], "roster_at": 5.0, "seen": ["a", "b", "c"],
-            "ledger": {"fixed_roster": None, "withheld": []}}
+    base = {
+        "attempt": 1,
+        "roster": ["a", "b", "c"],
+        "roster_at": 5.0,
+        "seen": ["a", "b", "c"],
+        "ledger": {"fixed_roster": None, "withheld": []},
+    }
     other = {**base, "roster": ["a", "b"], "seen": ["a", "b"]}
     with pytest.raises(agreement.AgreementError, match="disagree with x on roster"):
         agreement.check([base, other, base], ["x", "y", "z"])

@@ -1,4 +1,5 @@
 """Tests of the synthetic taxi trip generator and its plaintext revenue reference."""
+
 from __future__ import annotations
 
 import subprocess
@@ -20,8 +21,17 @@ SCRIPT = ROOT / "include" / "datagen" / "taxi_trips.py"
 
 taxi = import_file(SCRIPT)
 
-MONEY = ["fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "improvement_surcharge",
-         "total_amount", "congestion_surcharge", "airport_fee"]
+MONEY = [
+    "fare_amount",
+    "extra",
+    "mta_tax",
+    "tip_amount",
+    "tolls_amount",
+    "improvement_surcharge",
+    "total_amount",
+    "congestion_surcharge",
+    "airport_fee",
+]
 
 
 def read(root: Path, company: str) -> pa.Table:
@@ -121,7 +131,9 @@ def test_deterministic_by_seed(tmp_path):
         fare = read(tmp_path / "one", company).column("fare_amount")
         assert not fare.equals(read(tmp_path / "other", company).column("fare_amount"))
     # Each company has its own stream.
-    assert not read(tmp_path / "one", "a").column("fare_amount").equals(read(tmp_path / "one", "b").column("fare_amount"))
+    assert (
+        not read(tmp_path / "one", "a").column("fare_amount").equals(read(tmp_path / "one", "b").column("fare_amount"))
+    )
 
 
 def test_rerun_replaces_stale_parts(tmp_path):
@@ -150,12 +162,31 @@ def test_revenue_reference_matches_a_plain_computation(small):
 
 
 def test_cli(tmp_path):
-    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--companies", "a,b,c,d,e",
-           "--trips", "1000", "--seed", "3", "--start", "2024-01", "--end", "2024-03"]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--out",
+        str(tmp_path),
+        "--companies",
+        "a,b,c,d,e",
+        "--trips",
+        "1000",
+        "--seed",
+        "3",
+        "--start",
+        "2024-01",
+        "--end",
+        "2024-03",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [line.split("\t")[:2] for line in done.stdout.splitlines()] == [
-        ["a", "500"], ["b", "200"], ["c", "100"], ["d", "100"], ["e", "100"]]
+        ["a", "500"],
+        ["b", "200"],
+        ["c", "100"],
+        ["d", "100"],
+        ["e", "100"],
+    ]
     taxi.generate(tmp_path / "again", "a,b,c,d,e", 1000, seed=3, start="2024-01", end="2024-03")
     assert read(tmp_path, "a").equals(read(tmp_path / "again", "a"))  # CLI == function
 
@@ -164,11 +195,12 @@ def test_cli(tmp_path):
     assert bad.stderr.strip() == "taxi_trips: error: split has 2 percentages but there are 5 companies (a,b,c,d,e)"
 
 
-
 # --- realistic data: defects at stated rates ---------------------------------------------------
 
-def net_cents(table: pa.Table, months, amount="fare_amount", time="tpep_pickup_datetime", drop_negatives=False,
-              participant=None) -> dict[str, int]:
+
+def net_cents(
+    table: pa.Table, months, amount="fare_amount", time="tpep_pickup_datetime", drop_negatives=False, participant=None
+) -> dict[str, int]:
     """Independent reference: Python Decimals row by row (null dropped, outside ignored)."""
     out = dict.fromkeys(months, 0)
     who = table.column(participant[0]).to_pylist() if participant else [None] * table.num_rows
@@ -201,8 +233,11 @@ def test_defects_at_stated_rates(dirty):
     fare = table.column("fare_amount")
     negatives = sum(1 for x in fare.to_pylist() if x is not None and x < 0)
     pickups = table.column("tpep_pickup_datetime").to_numpy()
-    for got, rate in ((negatives, taxi.DEFECTS["refunds"]), (fare.null_count, taxi.DEFECTS["null_fares"]),
-                      (int(outside(pickups).sum()), taxi.DEFECTS["outside_period"])):
+    for got, rate in (
+        (negatives, taxi.DEFECTS["refunds"]),
+        (fare.null_count, taxi.DEFECTS["null_fares"]),
+        (int(outside(pickups).sum()), taxi.DEFECTS["outside_period"]),
+    ):
         assert abs(got - rate * n) <= 5 * np.sqrt(rate * n) + 2, (got, rate * n)
         assert got > 0
 
@@ -261,12 +296,15 @@ def test_reference_applies_the_policy(dirty, policy, drop):
     assert taxi.revenue_cents_by_month(out, "a", months, policy) == net_cents(table, months, drop_negatives=drop)
 
 
-@pytest.mark.parametrize("policy, message", [
-    ({"negative_amounts": "fail"}, "negative amounts"),
-    ({"null_amounts": "fail"}, "null amounts"),
-    ({"outside_period": "fail"}, "outside the period"),
-    ({"negative_amounts": "sometimes"}, "bad policy negative_amounts"),
-])
+@pytest.mark.parametrize(
+    "policy, message",
+    [
+        ({"negative_amounts": "fail"}, "negative amounts"),
+        ({"null_amounts": "fail"}, "null amounts"),
+        ({"outside_period": "fail"}, "outside the period"),
+        ({"negative_amounts": "sometimes"}, "bad policy negative_amounts"),
+    ],
+)
 def test_reference_policy_failures(dirty, policy, message):
     with pytest.raises(ValueError, match=message):
         taxi.revenue_cents_by_month(dirty[0], "a", ["2024-01", "2024-02", "2024-03"], policy)
@@ -274,11 +312,11 @@ def test_reference_policy_failures(dirty, policy, message):
 
 # --- the second schema: high-volume for-hire records ---------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def hvfhv(tmp_path_factory):
     out = tmp_path_factory.mktemp("hvfhv") / "fhvhv"
-    counts = taxi.generate_hvfhv(out, 12000, seed=2, start="2024-01", end="2024-02", rows_per_file=5000,
-                                 defects=True)
+    counts = taxi.generate_hvfhv(out, 12000, seed=2, start="2024-01", end="2024-02", rows_per_file=5000, defects=True)
     return out, counts, pa.concat_tables(pq.read_table(f) for f in sorted(out.glob("part-*.parquet")))
 
 
@@ -302,16 +340,36 @@ def test_hvfhv_reference_per_licensee(hvfhv):
     months = ["2024-01", "2024-02"]
     for licence in counts:
         got = taxi.hvfhv_revenue_cents_by_month(out, licence, months)
-        assert got == net_cents(table, months, "base_passenger_fare", "pickup_datetime",
-                                participant=("hvfhs_license_num", licence))
+        assert got == net_cents(
+            table, months, "base_passenger_fare", "pickup_datetime", participant=("hvfhs_license_num", licence)
+        )
         assert got["all"] > 0
 
 
 def test_hvfhv_deterministic_and_cli(tmp_path):
-    taxi.generate_hvfhv(tmp_path / "fn", 2000, seed=9, start="2024-03", end="2024-03", licences="HV0003,HV0005",
-                        split=[60, 40])
-    cmd = [sys.executable, str(SCRIPT), "--schema", "hvfhv", "--out", str(tmp_path / "cli"), "--trips", "2000",
-           "--seed", "9", "--start", "2024-03", "--end", "2024-03", "--licences", "HV0003,HV0005", "--split", "60,40"]
+    taxi.generate_hvfhv(
+        tmp_path / "fn", 2000, seed=9, start="2024-03", end="2024-03", licences="HV0003,HV0005", split=[60, 40]
+    )
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--schema",
+        "hvfhv",
+        "--out",
+        str(tmp_path / "cli"),
+        "--trips",
+        "2000",
+        "--seed",
+        "9",
+        "--start",
+        "2024-03",
+        "--end",
+        "2024-03",
+        "--licences",
+        "HV0003,HV0005",
+        "--split",
+        "60,40",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["HV0003", "HV0005"]
@@ -321,8 +379,23 @@ def test_hvfhv_deterministic_and_cli(tmp_path):
 
 
 def test_cli_defects(tmp_path):
-    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "cli"), "--companies", "a", "--trips", "3000",
-           "--seed", "3", "--start", "2024-01", "--end", "2024-02", "--defects"]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--out",
+        str(tmp_path / "cli"),
+        "--companies",
+        "a",
+        "--trips",
+        "3000",
+        "--seed",
+        "3",
+        "--start",
+        "2024-01",
+        "--end",
+        "2024-02",
+        "--defects",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     taxi.generate(tmp_path / "fn", ["a"], 3000, seed=3, start="2024-01", end="2024-02", defects=True)

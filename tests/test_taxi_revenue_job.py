@@ -6,6 +6,7 @@ module fixture, and so do the inputs that must stop the night. The many smaller 
 data policy and the schema tolerance run the job's own functions in one local[2] Spark session
 (tests/test_trip_policy_spark.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ taxi = import_file(ROOT / "include" / "datagen" / "taxi_trips.py")
 job = import_file(JOB)  # imports pyspark lazily, so this is cheap
 
 
-def net_cents(table: pa.Table, months, amount="fare_amount", time="tpep_pickup_datetime",
-              participant=None) -> list[int]:
+def net_cents(
+    table: pa.Table, months, amount="fare_amount", time="tpep_pickup_datetime", participant=None
+) -> list[int]:
     """Independent reference, row by row with Decimals: negatives count, nulls and other months are left out."""
     per = dict.fromkeys(months, 0)
     who = table.column(participant[0]).to_pylist() if participant else [None] * table.num_rows
@@ -51,28 +53,63 @@ def runs(tmp_path_factory):
     """3 companies x 1000 trips with every defect, and an HVFHV dataset of three licensees: the job
     for companies a and c and for licensee HV0005, concurrently."""
     root = tmp_path_factory.mktemp("taxi")
-    taxi.generate(root / "data", ["a", "b", "c"], 3000, seed=42, start="2024-01", end="2024-03", rows_per_file=350,
-                  defects=True)
-    taxi.generate_hvfhv(root / "data" / "fhvhv", 3000, seed=42, start="2024-01", end="2024-02", rows_per_file=1100,
-                        defects=True)
+    taxi.generate(
+        root / "data", ["a", "b", "c"], 3000, seed=42, start="2024-01", end="2024-03", rows_per_file=350, defects=True
+    )
+    taxi.generate_hvfhv(
+        root / "data" / "fhvhv", 3000, seed=42, start="2024-01", end="2024-02", rows_per_file=1100, defects=True
+    )
     out = root / "out"
     out.mkdir()
     (out / "a.json").write_text("an older result, to be replaced\n")
-    plans = {"a": ("company_a", MONTHS_A, []), "c": ("company_c", MONTHS_C, []),
-             "h": ("company_h", MONTHS_H, ["--revenue-column", "base_passenger_fare", "--time-column",
-                                           "Pickup_Datetime", "--participant-column", "hvfhs_license_num",
-                                           "--participant-value", "HV0005"])}
+    plans = {
+        "a": ("company_a", MONTHS_A, []),
+        "c": ("company_c", MONTHS_C, []),
+        "h": (
+            "company_h",
+            MONTHS_H,
+            [
+                "--revenue-column",
+                "base_passenger_fare",
+                "--time-column",
+                "Pickup_Datetime",
+                "--participant-column",
+                "hvfhs_license_num",
+                "--participant-value",
+                "HV0005",
+            ],
+        ),
+    }
     inputs = {"a": root / "data" / "a" / "trips", "c": root / "data" / "c" / "trips", "h": root / "data" / "fhvhv"}
-    procs = {c: spark_submit(JOB, ["--input", str(inputs[c]), "--output", str(out / f"{c}.json"),
-                              "--party", party, "--months", ",".join(months), *extra], cwd=root)
-             for c, (party, months, extra) in plans.items()}
+    procs = {
+        c: spark_submit(
+            JOB,
+            [
+                "--input",
+                str(inputs[c]),
+                "--output",
+                str(out / f"{c}.json"),
+                "--party",
+                party,
+                "--months",
+                ",".join(months),
+                *extra,
+            ],
+            cwd=root,
+        )
+        for c, (party, months, extra) in plans.items()
+    }
     done = {c: finish(p) for c, p in procs.items()}
     for c, d in done.items():
         assert d.returncode == 0, f"job for {c} failed:\n{d.stdout}\n{d.stderr[-3000:]}"
-    return {"root": root, "out": out, "done": done,
-            "docs": {c: json.loads((out / f"{c}.json").read_text()) for c in plans},
-            "tables": {c: pq.read_table(inputs[c]) for c in plans},
-            "months": {c: months for c, (_, months, _) in plans.items()}}
+    return {
+        "root": root,
+        "out": out,
+        "done": done,
+        "docs": {c: json.loads((out / f"{c}.json").read_text()) for c in plans},
+        "tables": {c: pq.read_table(inputs[c]) for c in plans},
+        "months": {c: months for c, (_, months, _) in plans.items()},
+    }
 
 
 @pytest.mark.parametrize("company", ["a", "c"])
@@ -135,6 +172,7 @@ def test_output_replaced_atomically(runs):
 
 # --- bad input: the night stops with one line, exit code 2, and no output -------------------------
 
+
 def _bad_inputs(root: Path) -> dict[str, tuple[Path, list[str]]]:
     """Inputs that must stop the night, with extra arguments."""
     nulls = write_trips(root / "nulls", pa.array([None, None, None], pa.float64()))
@@ -144,8 +182,13 @@ def _bad_inputs(root: Path) -> dict[str, tuple[Path, list[str]]]:
     pickup = pa.array(["2024-01-10 08:00:00"]).cast(pa.timestamp("us"))
     pq.write_table(pa.table({"tpep_pickup_datetime": pickup, "total_amount": [3.5]}), missing / "part-00000.parquet")
     big = write_trips(root / "big", pa.array([600.0, 400.01, 1.0]))
-    return {"nulls": (nulls, []), "refunds": (refunds, []), "missing": (missing, []),
-            "big": (big, ["--max-cents", "100000"]), "no_input": (root / "no-such-dir", [])}
+    return {
+        "nulls": (nulls, []),
+        "refunds": (refunds, []),
+        "missing": (missing, []),
+        "big": (big, ["--max-cents", "100000"]),
+        "no_input": (root / "no-such-dir", []),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +202,14 @@ def bad_runs(tmp_path_factory):
         output.parent.mkdir()
         if i % 2 == 0:
             output.write_text(before)
-        procs[name] = (output, spark_submit(JOB, ["--input", str(data), "--output", str(output), "--party", "1",
-                                             "--months", "2024-01,2024-02", *extra], cwd=root))
+        procs[name] = (
+            output,
+            spark_submit(
+                JOB,
+                ["--input", str(data), "--output", str(output), "--party", "1", "--months", "2024-01,2024-02", *extra],
+                cwd=root,
+            ),
+        )
     return {name: (output, finish(proc), before) for name, (output, proc) in procs.items()}
 
 
@@ -177,23 +226,29 @@ def error_line(bad_runs, name: str) -> str:
 
 
 def test_every_amount_null(bad_runs):
-    assert error_line(bad_runs, "nulls") == (f"{PREFIX} revenue column 'fare_amount' has no usable amount: all 3 rows "
-                                             f"in the period are null (3) or not numbers (0)")
+    assert error_line(bad_runs, "nulls") == (
+        f"{PREFIX} revenue column 'fare_amount' has no usable amount: all 3 rows "
+        f"in the period are null (3) or not numbers (0)"
+    )
 
 
 def test_a_market_with_negative_net_revenue(bad_runs):
-    assert error_line(bad_runs, "refunds") == (f"{PREFIX} market 2024-02: net revenue is negative (-200 cents): "
-                                               f"refunds exceed fares, nothing is shared")
+    assert error_line(bad_runs, "refunds") == (
+        f"{PREFIX} market 2024-02: net revenue is negative (-200 cents): refunds exceed fares, nothing is shared"
+    )
 
 
 def test_missing_column(bad_runs):
-    assert error_line(bad_runs, "missing") == (f"{PREFIX} revenue column 'fare_amount' is missing; columns are: "
-                                               f"tpep_pickup_datetime, total_amount")
+    assert error_line(bad_runs, "missing") == (
+        f"{PREFIX} revenue column 'fare_amount' is missing; columns are: tpep_pickup_datetime, total_amount"
+    )
 
 
 def test_above_the_programs_bound(bad_runs):
-    assert error_line(bad_runs, "big") == (f"{PREFIX} market all: net revenue 100101 cents is above the program's "
-                                           f"bound of 100000 cents (--max-cents), nothing is shared")
+    assert error_line(bad_runs, "big") == (
+        f"{PREFIX} market all: net revenue 100101 cents is above the program's "
+        f"bound of 100000 cents (--max-cents), nothing is shared"
+    )
 
 
 def test_missing_input(bad_runs):
@@ -203,13 +258,17 @@ def test_missing_input(bad_runs):
 
 # --- argument checks, without Spark -------------------------------------------------
 
-@pytest.mark.parametrize("text, message", [
-    ("", "--months is empty"),
-    (" , ", "--months is empty"),
-    ("2024-1", "malformed month '2024-1'"),
-    ("2024-01,2024-13", "malformed month '2024-13'"),
-    ("2024-01,2024-01", "lists 2024-01 more than once"),
-])
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "--months is empty"),
+        (" , ", "--months is empty"),
+        ("2024-1", "malformed month '2024-1'"),
+        ("2024-01,2024-13", "malformed month '2024-13'"),
+        ("2024-01,2024-01", "lists 2024-01 more than once"),
+    ],
+)
 def test_bad_months(text, message):
     with pytest.raises(job.InputError, match=message):
         job.parse_months(text)
@@ -222,13 +281,16 @@ def test_months_and_party_parsing():
         job.parse_party(" ")
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--participant-column", "hvfhs_license_num"], "must be given together"),
-    (["--participant-value", "HV0003"], "must be given together"),
-    (["--participant-column", "x", "--participant-value", " "], "--participant-value is empty"),
-    (["--max-cents", "-1"], "--max-cents must be >= 0"),
-    (["--time-column", "FARE_AMOUNT"], "columns must differ"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--participant-column", "hvfhs_license_num"], "must be given together"),
+        (["--participant-value", "HV0003"], "must be given together"),
+        (["--participant-column", "x", "--participant-value", " "], "--participant-value is empty"),
+        (["--max-cents", "-1"], "--max-cents must be >= 0"),
+        (["--time-column", "FARE_AMOUNT"], "columns must differ"),
+    ],
+)
 def test_bad_options(extra, message):
     args = job.parse_args(["--input", "i", "--output", "o", "--party", "p", "--months", "2024-01", *extra])
     with pytest.raises(job.InputError, match=message):
@@ -237,8 +299,9 @@ def test_bad_options(extra, message):
 
 def test_policy_choices_are_checked_by_argparse(capsys):
     with pytest.raises(SystemExit):
-        job.parse_args(["--input", "i", "--output", "o", "--party", "p", "--months", "2024-01",
-                        "--negative-amounts", "ignore"])
+        job.parse_args(
+            ["--input", "i", "--output", "o", "--party", "p", "--months", "2024-01", "--negative-amounts", "ignore"]
+        )
     assert "invalid choice: 'ignore'" in capsys.readouterr().err
 
 

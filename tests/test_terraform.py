@@ -177,15 +177,33 @@ def test_every_variable_has_type_and_description(mods, name):
 
 KEY_VALIDATED = {
     "root": [
-        "region", "name_prefix", "parties", "threshold", "default_instance_type", "vpc_cidr",
-        "mpyc_port", "airflow_ui_port", "ui_allowed_cidrs", "project_source", "federation_prefix",
-        "computation", "party_public_keys", "run_expiration_days", "kms_deletion_window_days",
+        "region",
+        "name_prefix",
+        "parties",
+        "threshold",
+        "default_instance_type",
+        "vpc_cidr",
+        "mpyc_port",
+        "airflow_ui_port",
+        "ui_allowed_cidrs",
+        "project_source",
+        "federation_prefix",
+        "computation",
+        "party_public_keys",
+        "run_expiration_days",
+        "kms_deletion_window_days",
         "availability_zone",
     ],
     "coordination": ["name_prefix", "federation_prefix", "external_parties", "run_expiration_days"],
     "party": [
-        "party", "peer_cidrs", "private_ip", "ui_allowed_cidrs", "keys_parameter_name",
-        "project_source", "mpyc_port", "ami_id",
+        "party",
+        "peer_cidrs",
+        "private_ip",
+        "ui_allowed_cidrs",
+        "keys_parameter_name",
+        "project_source",
+        "mpyc_port",
+        "ami_id",
     ],
 }
 
@@ -282,7 +300,9 @@ def test_peers_are_the_other_compute_parties_only(mods):
     # ... each as a single address ...
     assert local["compute_cidrs"] == '${{forid,epinlocal.compute_endpoints:id=>"${split(":",ep)[0]}/32"}}'
     # ... and never the party itself.
-    assert local["peer_cidrs"] == "${{forpinlocal.hosted_parties:p.id=>[forid,cidrinlocal.compute_cidrs:cidrifid!=p.id]}}"
+    assert (
+        local["peer_cidrs"] == "${{forpinlocal.hosted_parties:p.id=>[forid,cidrinlocal.compute_cidrs:cidrifid!=p.id]}}"
+    )
     # Fixed private addresses per party index: no dependency cycle between hosts and rules.
     assert "cidrhost(local.private_subnet_cidr,var.host_number_offset+i)" in local["host_ip"]
 
@@ -389,7 +409,11 @@ def _statements(module: Module, document: str) -> dict[str, dict]:
 def test_party_writes_only_its_own_prefix(mods):
     party = mods["party"]
     statements = _statements(party, "party")
-    writes = {sid: s for sid, s in statements.items() if any(a != "s3:GetObject" and a.startswith("s3:") and a != "s3:ListBucket" for a in s["actions"])}
+    writes = {
+        sid: s
+        for sid, s in statements.items()
+        if any(a != "s3:GetObject" and a.startswith("s3:") and a != "s3:ListBucket" for a in s["actions"])
+    }
     assert list(writes) == ["WriteOwnPrefixOnly"]
     write = writes["WriteOwnPrefixOnly"]
     assert write["actions"] == ["s3:PutObject"]
@@ -493,7 +517,10 @@ def test_lifecycle_expires_old_runs(mods):
     assert runs["status"] == "Enabled"
     assert _one_block(runs, "filter")["prefix"] == "${var.federation_prefix}/"
     assert _one_block(runs, "expiration")["days"] == "${var.run_expiration_days}"
-    assert _one_block(runs, "noncurrent_version_expiration")["noncurrent_days"] == "${var.noncurrent_version_expiration_days}"
+    assert (
+        _one_block(runs, "noncurrent_version_expiration")["noncurrent_days"]
+        == "${var.noncurrent_version_expiration_days}"
+    )
     for rule in rules.values():
         assert _one_block(rule, "abort_incomplete_multipart_upload")["days_after_initiation"] == 1
     assert mods["root"].variables["run_expiration_days"]["default"] == 90
@@ -509,7 +536,10 @@ def test_outputs_give_ui_access_and_the_deployed_federation_spec(mods):
     assert root.locals["federation_spec_yaml"] == "${yamlencode(local.federation_spec)}"
     spec = root.locals["federation_spec"]
     assert set(spec) == {"computation", "schedule", "program", "aggregation", "threshold", "coordination", "parties"}
-    assert spec["coordination"] == {"bucket": "${module.coordination.bucket_name}", "prefix": "${var.federation_prefix}"}
+    assert spec["coordination"] == {
+        "bucket": "${module.coordination.bucket_name}",
+        "prefix": "${var.federation_prefix}",
+    }
     parties = _compact(spec["parties"])
     assert "endpoint=lookup(local.compute_endpoints,p.id,null)" in parties
     assert "keys=lookup(var.party_public_keys,p.id,null)" in parties
@@ -529,7 +559,9 @@ def test_outputs_give_ui_access_and_the_deployed_federation_spec(mods):
 
 def _template_call(mods) -> tuple[str, set[str]]:
     user_data = mods["party"].of_type("aws_instance")["host"]["user_data"]
-    match = re.fullmatch(r'\$\{templatefile\("\$\{path\.module\}/(templates/[^"]+)", \{(.*)\}\)\}', user_data, flags=re.S)
+    match = re.fullmatch(
+        r'\$\{templatefile\("\$\{path\.module\}/(templates/[^"]+)", \{(.*)\}\)\}', user_data, flags=re.S
+    )
     assert match, user_data
     keys = set(re.findall(r"(?:^|, )([a-z_0-9]+) = ", match.group(2)))
     return match.group(1), keys
@@ -549,7 +581,7 @@ def test_user_data_runs_the_shared_bootstrap_script(mods):
     assert re.search(r"^ExecStart=\$repo/infra/scripts/bootstrap_party\.sh$", text, flags=re.M)
     assert _template_variables(text) == passed, "templatefile() arguments and template variables differ"
     # The project comes from var.project_source; no key material passes through user data.
-    assert "git -C \"$repo\" fetch" in text and "${project_ref}" in text
+    assert 'git -C "$repo" fetch' in text and "${project_ref}" in text
     assert "keys_parameter" in passed and not passed & {"keys", "private_keys", "party_keys"}
     assert "MPC_KEYS_SSM_PARAMETER=${keys_parameter}" in text
     for package in ("python3.11", "java-17-amazon-corretto-headless", "git"):
@@ -573,10 +605,17 @@ def test_scripts_pass_shellcheck(script):
 def test_rendered_user_data_passes_shellcheck(tmp_path):
     text = USER_DATA.read_text()
     sample = {
-        "party_id": "company_a", "project_url": "https://git.example.org/mpc.git", "project_ref": "main",
-        "computation": "taxi_hhi", "spec_b64": "Y29tcHV0YXRpb246IHRheGlfaGhpCg==",
-        "coordination_conn_b64": "e30=", "keys_parameter": "/mpc-testbed/company_a/keys",
-        "aws_region": "us-east-1", "airflow_home": "/opt/mpc/airflow", "ui_port": "8080", "ui_host": "127.0.0.1",
+        "party_id": "company_a",
+        "project_url": "https://git.example.org/mpc.git",
+        "project_ref": "main",
+        "computation": "taxi_hhi",
+        "spec_b64": "Y29tcHV0YXRpb246IHRheGlfaGhpCg==",
+        "coordination_conn_b64": "e30=",
+        "keys_parameter": "/mpc-testbed/company_a/keys",
+        "aws_region": "us-east-1",
+        "airflow_home": "/opt/mpc/airflow",
+        "ui_port": "8080",
+        "ui_host": "127.0.0.1",
         "compute_queue": "mpc-compute-company_a",
     }
     assert _template_variables(text) == set(sample)
@@ -608,9 +647,7 @@ def fake_party(tmp_path):
     aws = bin_dir / "aws"
     keys_json = json.dumps({"conn_type": "generic", "extra": {"sign": SECRET}})
     aws.write_text(
-        "#!/usr/bin/env bash\n"
-        f'printf "%s\\n" "$*" > "{tmp_path}/aws.args"\n'
-        f"cat <<'EOF'\n{keys_json}\nEOF\n"
+        f'#!/usr/bin/env bash\nprintf "%s\\n" "$*" > "{tmp_path}/aws.args"\ncat <<\'EOF\'\n{keys_json}\nEOF\n'
     )
     for script in (airflow, aws):
         script.chmod(0o755)
@@ -633,8 +670,19 @@ def _alive(pid: int) -> bool:
 
 def _bootstrap(fake_party, *args, check=True):
     result = subprocess.run(
-        ["bash", str(BOOTSTRAP), "--repo-dir", str(fake_party["repo"]), "--airflow-home", str(fake_party["home"]), *args],
-        capture_output=True, text=True, env=fake_party["env"], timeout=60,
+        [
+            "bash",
+            str(BOOTSTRAP),
+            "--repo-dir",
+            str(fake_party["repo"]),
+            "--airflow-home",
+            str(fake_party["home"]),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=fake_party["env"],
+        timeout=60,
     )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -653,16 +701,39 @@ COORDINATION = '{"conn_type":"aws","extra":{"endpoint_url":"http://127.0.0.1:500
 
 def test_bootstrap_writes_a_private_party_env_without_printing_secrets(fake_party):
     result = _bootstrap(
-        fake_party, "--skip-setup", "--no-start", "--party-id", "company_a", "--port", "18123",
-        "--coordination-conn", COORDINATION, "--keys-from-ssm", "/mpc-testbed/company_a/keys",
-        "--region", "us-east-1", "--env", "EXTRA_SETTING=a=b", "--compute-queue", "mpc-compute-company_a",
+        fake_party,
+        "--skip-setup",
+        "--no-start",
+        "--party-id",
+        "company_a",
+        "--port",
+        "18123",
+        "--coordination-conn",
+        COORDINATION,
+        "--keys-from-ssm",
+        "/mpc-testbed/company_a/keys",
+        "--region",
+        "us-east-1",
+        "--env",
+        "EXTRA_SETTING=a=b",
+        "--compute-queue",
+        "mpc-compute-company_a",
     )
     assert "SECRET" not in result.stdout + result.stderr
     env_file = fake_party["home"] / "party.env"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert (fake_party["tmp"] / "aws.args").read_text().split() == [
-        "ssm", "get-parameter", "--region", "us-east-1", "--name", "/mpc-testbed/company_a/keys",
-        "--with-decryption", "--query", "Parameter.Value", "--output", "text",
+        "ssm",
+        "get-parameter",
+        "--region",
+        "us-east-1",
+        "--name",
+        "/mpc-testbed/company_a/keys",
+        "--with-decryption",
+        "--query",
+        "Parameter.Value",
+        "--output",
+        "text",
     ]
     env = _read_env_file(env_file)
     home = str(fake_party["home"].resolve())
@@ -691,8 +762,16 @@ def test_bootstrap_starts_and_stops_airflow_with_the_party_environment(fake_part
     coordination_file = fake_party["tmp"] / "coordination.json"
     coordination_file.write_text(COORDINATION)
     started = _bootstrap(
-        fake_party, "--skip-setup", "--party-id", "regulator", "--port", "18124",
-        "--coordination-conn-file", str(coordination_file), "--keys-file", str(keys_file),
+        fake_party,
+        "--skip-setup",
+        "--party-id",
+        "regulator",
+        "--port",
+        "18124",
+        "--coordination-conn-file",
+        str(coordination_file),
+        "--keys-file",
+        str(keys_file),
     )
     home = fake_party["home"]
     pid = int((home / "airflow.pid").read_text())
@@ -706,8 +785,14 @@ def test_bootstrap_starts_and_stops_airflow_with_the_party_environment(fake_part
             subprocess.run(["sleep", "0.1"])
         assert "fake airflow standalone party=regulator port=18124" in (home / "standalone.log").read_text()
         again = _bootstrap(
-            fake_party, "--skip-setup", "--party-id", "regulator", "--port", "18124",
-            "--coordination-conn-file", str(coordination_file),
+            fake_party,
+            "--skip-setup",
+            "--party-id",
+            "regulator",
+            "--port",
+            "18124",
+            "--coordination-conn-file",
+            str(coordination_file),
         )
         assert "already running" in again.stdout
         assert int((home / "airflow.pid").read_text()) == pid
@@ -724,7 +809,19 @@ def test_bootstrap_starts_and_stops_airflow_with_the_party_environment(fake_part
         (["--coordination-conn", COORDINATION], "--party-id"),
         (["--party-id", "Company-A", "--coordination-conn", COORDINATION], "party id must match"),
         (["--party-id", "company_a"], "coordination connection is required"),
-        (["--party-id", "company_a", "--coordination-conn", COORDINATION, "--keys-file", "/x", "--keys-from-ssm", "/y"], "at most one"),
+        (
+            [
+                "--party-id",
+                "company_a",
+                "--coordination-conn",
+                COORDINATION,
+                "--keys-file",
+                "/x",
+                "--keys-from-ssm",
+                "/y",
+            ],
+            "at most one",
+        ),
         (["--party-id", "company_a", "--coordination-conn", COORDINATION, "--port", "99999"], "TCP port"),
         (["--party-id", "company_a", "--coordination-conn", "not json"], "JSON object"),
         (["--party-id", "company_a", "--coordination-conn", COORDINATION, "--bogus"], "unknown argument"),
@@ -748,7 +845,10 @@ def test_checkov_reports_no_failed_checks():
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"checkov printed no JSON report (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"checkov printed no JSON report (exit {result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     reports = report if isinstance(report, list) else [report]
     assert [r["check_type"] for r in reports] == ["terraform"]
     summary = reports[0]["summary"]
@@ -758,9 +858,7 @@ def test_checkov_reports_no_failed_checks():
     assert summary["passed"] > 100
     assert result.returncode == 0, result.stderr[-3000:]
     # Every skip in the code carries a written reason.
-    skips = [
-        (path, line) for path in TF_FILES for line in path.read_text().splitlines() if "checkov:skip" in line
-    ]
+    skips = [(path, line) for path in TF_FILES for line in path.read_text().splitlines() if "checkov:skip" in line]
     assert skips and summary["skipped"] >= len(skips), "checkov did not recognise every skip comment"
     for path, line in skips:
         assert re.search(r"#checkov:skip=CKV2?_AWS_\d+:\S.{40,}", line), f"{path}: skip without a reason: {line}"

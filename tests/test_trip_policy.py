@@ -31,8 +31,11 @@ def base_raw() -> dict:
 
 def hvfhv_raw() -> dict:
     raw = base_raw()
-    raw["aggregation"]["columns"] = {"revenue": "base_passenger_fare", "time": "pickup_datetime",
-                                     "participant": "hvfhs_license_num"}
+    raw["aggregation"]["columns"] = {
+        "revenue": "base_passenger_fare",
+        "time": "pickup_datetime",
+        "participant": "hvfhs_license_num",
+    }
     raw["aggregation"]["participants"] = {pid: f"HV000{i}" for i, pid in enumerate(INPUTS, start=1)}
     return raw
 
@@ -73,23 +76,32 @@ def test_participants(tmp_path):
     assert spec.aggregation_participants["company_c"] == "HV0003"
 
 
-@pytest.mark.parametrize("edit, field_path, words", [
-    (lambda a: a.update(policy={"negative_amounts": "ignore"}), "aggregation.policy.negative_amounts",
-     ["count, drop, fail", "'ignore'"]),
-    (lambda a: a.update(policy={"null_amounts": "count"}), "aggregation.policy.null_amounts", ["drop, fail"]),
-    (lambda a: a.update(policy={"outside_period": "drop"}), "aggregation.policy.outside_period", ["ignore, fail"]),
-    (lambda a: a.update(policy={"typos": "fix"}), "aggregation.policy.typos", ["unknown field"]),
-    (lambda a: a.update(policy=["count"]), "aggregation.policy", ["mapping"]),
-    (lambda a: a.update(columns={"revenue": ""}), "aggregation.columns.revenue", ["column name"]),
-    (lambda a: a.update(columns={"time": "pickup time"}), "aggregation.columns.time", ["column name"]),
-    (lambda a: a.update(columns={"time": "{{ x }}"}), "aggregation.columns.time", ["column name"]),
-    (lambda a: a.update(columns={"revenue": None}), "aggregation.columns.revenue", ["column name"]),
-    (lambda a: a.update(columns={"amount": "fare"}), "aggregation.columns.amount", ["unknown field"]),
-    (lambda a: a.update(columns={"revenue": "Fare", "time": "fare"}), "aggregation.columns", ["differ"]),
-    (lambda a: a.update(columns="fare_amount"), "aggregation.columns", ["mapping"]),
-    (lambda a: a.update(participants={"company_a": "HV0003"}), "aggregation.participants",
-     ["needs aggregation.columns.participant"]),
-])
+@pytest.mark.parametrize(
+    "edit, field_path, words",
+    [
+        (
+            lambda a: a.update(policy={"negative_amounts": "ignore"}),
+            "aggregation.policy.negative_amounts",
+            ["count, drop, fail", "'ignore'"],
+        ),
+        (lambda a: a.update(policy={"null_amounts": "count"}), "aggregation.policy.null_amounts", ["drop, fail"]),
+        (lambda a: a.update(policy={"outside_period": "drop"}), "aggregation.policy.outside_period", ["ignore, fail"]),
+        (lambda a: a.update(policy={"typos": "fix"}), "aggregation.policy.typos", ["unknown field"]),
+        (lambda a: a.update(policy=["count"]), "aggregation.policy", ["mapping"]),
+        (lambda a: a.update(columns={"revenue": ""}), "aggregation.columns.revenue", ["column name"]),
+        (lambda a: a.update(columns={"time": "pickup time"}), "aggregation.columns.time", ["column name"]),
+        (lambda a: a.update(columns={"time": "{{ x }}"}), "aggregation.columns.time", ["column name"]),
+        (lambda a: a.update(columns={"revenue": None}), "aggregation.columns.revenue", ["column name"]),
+        (lambda a: a.update(columns={"amount": "fare"}), "aggregation.columns.amount", ["unknown field"]),
+        (lambda a: a.update(columns={"revenue": "Fare", "time": "fare"}), "aggregation.columns", ["differ"]),
+        (lambda a: a.update(columns="fare_amount"), "aggregation.columns", ["mapping"]),
+        (
+            lambda a: a.update(participants={"company_a": "HV0003"}),
+            "aggregation.participants",
+            ["needs aggregation.columns.participant"],
+        ),
+    ],
+)
 def test_bad_policy_fields(tmp_path, edit, field_path, words):
     raw = base_raw()
     edit(raw["aggregation"])
@@ -100,13 +112,16 @@ def test_bad_policy_fields(tmp_path, edit, field_path, words):
         assert word in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("edit, field_path, words", [
-    (lambda p: p.pop("company_d"), "aggregation.participants.company_d", ["is required"]),
-    (lambda p: p.update(regulator="HV0009"), "aggregation.participants.regulator", ["not an input party"]),
-    (lambda p: p.update(company_e="HV0001"), "aggregation.participants", ["same value"]),
-    (lambda p: p.update(company_e="HV 5"), "aggregation.participants.company_e", ["like HV0003"]),
-    (lambda p: p.update(company_e=3), "aggregation.participants.company_e", ["got 3"]),
-])
+@pytest.mark.parametrize(
+    "edit, field_path, words",
+    [
+        (lambda p: p.pop("company_d"), "aggregation.participants.company_d", ["is required"]),
+        (lambda p: p.update(regulator="HV0009"), "aggregation.participants.regulator", ["not an input party"]),
+        (lambda p: p.update(company_e="HV0001"), "aggregation.participants", ["same value"]),
+        (lambda p: p.update(company_e="HV 5"), "aggregation.participants.company_e", ["like HV0003"]),
+        (lambda p: p.update(company_e=3), "aggregation.participants.company_e", ["got 3"]),
+    ],
+)
 def test_bad_participants(tmp_path, edit, field_path, words):
     raw = hvfhv_raw()
     edit(raw["aggregation"]["participants"])
@@ -138,7 +153,10 @@ def test_policy_is_part_of_the_spec_hash(tmp_path):
     assert len(hashes) == len(edits) + 1
     one = hvfhv_raw()
     two = copy.deepcopy(one)
-    two["aggregation"]["participants"]["company_a"], two["aggregation"]["participants"]["company_b"] = "HV0002", "HV0001"
+    two["aggregation"]["participants"]["company_a"], two["aggregation"]["participants"]["company_b"] = (
+        "HV0002",
+        "HV0001",
+    )
     assert load(tmp_path, one, "h1.yaml").spec_hash != load(tmp_path, two, "h2.yaml").spec_hash
 
 
@@ -147,16 +165,34 @@ def aggregate_args(spec, party: str) -> list[str]:
     from mpc_operators.aggregate import aggregate_task
     from mpc_operators.settings import MPCSettings
 
-    settings = MPCSettings(party_id=party, spec_dir=Path("/specs"), data_uri="/data", ledger_uri="/ledger",
-                           results_uri="", aggregate_uri="", compute_queue="", allow_test_keys=False)
+    settings = MPCSettings(
+        party_id=party,
+        spec_dir=Path("/specs"),
+        data_uri="/data",
+        ledger_uri="/ledger",
+        results_uri="",
+        aggregate_uri="",
+        compute_queue="",
+        allow_test_keys=False,
+    )
     return list(aggregate_task(spec, party, settings).application_args)
 
 
 def test_job_receives_policy_and_columns():
     args = aggregate_args(load_spec(TAXI), "company_d")
     assert args[:6] == ["--input", "/data/trips", "--party", "company_d", "--months", "{{ mpc_months(dag_run) }}"]
-    assert args[6:] == ["--negative-amounts", "count", "--null-amounts", "drop", "--outside-period", "ignore",
-                        "--revenue-column", "fare_amount", "--time-column", "tpep_pickup_datetime"]
+    assert args[6:] == [
+        "--negative-amounts",
+        "count",
+        "--null-amounts",
+        "drop",
+        "--outside-period",
+        "ignore",
+        "--revenue-column",
+        "fare_amount",
+        "--time-column",
+        "tpep_pickup_datetime",
+    ]
     job = import_file(JOB, "taxi_revenue_job2")
     parsed = job.parse_args([*args, "--output", "/tmp/aggregate.json"])  # the job accepts exactly these
     assert (parsed.negative_amounts, parsed.revenue_column, parsed.participant_column) == ("count", "fare_amount", None)
@@ -165,9 +201,17 @@ def test_job_receives_policy_and_columns():
 def test_job_receives_its_licence(tmp_path):
     spec = load(tmp_path, hvfhv_raw())
     args = aggregate_args(spec, "company_b")
-    tail = args[args.index("--revenue-column"):]
-    assert tail == ["--revenue-column", "base_passenger_fare", "--time-column", "pickup_datetime",
-                    "--participant-column", "hvfhs_license_num", "--participant-value", "HV0002"]
+    tail = args[args.index("--revenue-column") :]
+    assert tail == [
+        "--revenue-column",
+        "base_passenger_fare",
+        "--time-column",
+        "pickup_datetime",
+        "--participant-column",
+        "hvfhs_license_num",
+        "--participant-value",
+        "HV0002",
+    ]
 
 
 def test_undeclared_policy_adds_no_arguments(tmp_path):

@@ -5,6 +5,7 @@ stop the night raise one clear message; column names in any case, both timestamp
 every numeric type, files of one dataset with different schemas, and one licensee's rows of a
 dataset holding several. (tests/test_taxi_revenue_job.py runs the job itself through spark-submit.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,11 +34,14 @@ def spark():
     from pyspark.sql import SparkSession
 
     logging.getLogger("py4j").setLevel(logging.WARNING)  # no INFO from its atexit close into closed streams
-    session = (SparkSession.builder.master("local[2]").appName("trip_policy_tests")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.ui.enabled", "false")
-               .getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("trip_policy_tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()
@@ -77,9 +81,11 @@ def expected(rows, months=MONTHS, drop_negatives=False) -> list[int]:
 
 def rows_of(table: pa.Table, amount="fare_amount", time="tpep_pickup_datetime", participant=None):
     who = table.column(participant[0]).to_pylist() if participant else [None] * table.num_rows
-    return [(a, t.strftime("%Y-%m")) for a, t, p in zip(table.column(amount).to_pylist(),
-                                                         table.column(time).to_pylist(), who)
-            if not participant or p == participant[1]]
+    return [
+        (a, t.strftime("%Y-%m"))
+        for a, t, p in zip(table.column(amount).to_pylist(), table.column(time).to_pylist(), who)
+        if not participant or p == participant[1]
+    ]
 
 
 def write(folder: Path, name: str, table: pa.Table) -> Path:
@@ -89,8 +95,11 @@ def write(folder: Path, name: str, table: pa.Table) -> Path:
 
 
 def ts(text: str, tz: str | None = None) -> pa.Array:
-    return pa.array([text]).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz)) if tz else \
-        pa.array([text]).cast(pa.timestamp("us"))
+    return (
+        pa.array([text]).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz))
+        if tz
+        else pa.array([text]).cast(pa.timestamp("us"))
+    )
 
 
 # --- each defect alone, and all together ----------------------------------------------------------
@@ -107,8 +116,9 @@ DEFECT_CASES = {
 def datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("defects")
     for name, rates in DEFECT_CASES.items():
-        taxi.generate(root / name, ["a"], 2000, seed=21, start=MONTHS[0], end=MONTHS[-1], rows_per_file=800,
-                      defects=rates)
+        taxi.generate(
+            root / name, ["a"], 2000, seed=21, start=MONTHS[0], end=MONTHS[-1], rows_per_file=800, defects=rates
+        )
     return root
 
 
@@ -144,14 +154,26 @@ def test_dropping_negatives(spark, datasets):
     assert result["stats"]["dropped"]["negative_amount"] == result["stats"]["negative_amounts"] > 0
 
 
-@pytest.mark.parametrize("policy, message", [
-    ({"negative_amounts": "fail"}, r"revenue column 'fare_amount' has \d+ negative values out of \d+ rows in the "
-                                   r"period, e.g. -\d+\.\d\d \(policy negative_amounts: fail\)"),
-    ({"null_amounts": "fail"}, r"revenue column 'fare_amount' has \d+ null values out of \d+ rows in the period "
-                               r"\(policy null_amounts: fail\)"),
-    ({"outside_period": "fail"}, r"time column 'tpep_pickup_datetime' has \d+ rows outside the declared months, "
-                                 r"e.g. \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"),
-])
+@pytest.mark.parametrize(
+    "policy, message",
+    [
+        (
+            {"negative_amounts": "fail"},
+            r"revenue column 'fare_amount' has \d+ negative values out of \d+ rows in the "
+            r"period, e.g. -\d+\.\d\d \(policy negative_amounts: fail\)",
+        ),
+        (
+            {"null_amounts": "fail"},
+            r"revenue column 'fare_amount' has \d+ null values out of \d+ rows in the period "
+            r"\(policy null_amounts: fail\)",
+        ),
+        (
+            {"outside_period": "fail"},
+            r"time column 'tpep_pickup_datetime' has \d+ rows outside the declared months, "
+            r"e.g. \d{4}-\d\d-\d\d \d\d:\d\d:\d\d",
+        ),
+    ],
+)
 def test_policy_fail_choices(spark, datasets, policy, message):
     with pytest.raises(job.InputError, match=message):
         aggregate(spark, datasets / "all" / "a" / "trips", policy=policy)
@@ -159,21 +181,29 @@ def test_policy_fail_choices(spark, datasets, policy, message):
 
 # --- bad data that still stops the night ---------------------------------------------------------
 
+
 def simple(folder: Path, amounts, months=None, amount_type=None, name="part-0.parquet") -> Path:
     months = months or [MONTHS[i % 2] for i in range(len(amounts))]
     pickup = pa.array([f"{m}-15 12:00:00" for m in months]).cast(pa.timestamp("us"))
-    return write(folder, name, pa.table({"tpep_pickup_datetime": pickup,
-                                         "fare_amount": pa.array(amounts, amount_type)}))
+    return write(
+        folder, name, pa.table({"tpep_pickup_datetime": pickup, "fare_amount": pa.array(amounts, amount_type)})
+    )
 
 
-@pytest.mark.parametrize("amounts, kwargs, message", [
-    ([None, None], {}, "has no usable amount: all 2 rows in the period are null (2) or not numbers (0)"),
-    (["abc", None, "n/a"], {"amount_type": pa.string()},
-     "has no usable amount: all 3 rows in the period are null (1) or not numbers (2)"),
-    ([5.0, 1.0, -5.0, -2.0], {}, "market 2024-02: net revenue is negative (-100 cents)"),
-    ([5.0, 1.0], {"max_cents": 499}, "market 2024-01: net revenue 500 cents is above the program's bound of 499"),
-    ([], {"amount_type": pa.float64()}, "input has zero rows"),
-])
+@pytest.mark.parametrize(
+    "amounts, kwargs, message",
+    [
+        ([None, None], {}, "has no usable amount: all 2 rows in the period are null (2) or not numbers (0)"),
+        (
+            ["abc", None, "n/a"],
+            {"amount_type": pa.string()},
+            "has no usable amount: all 3 rows in the period are null (1) or not numbers (2)",
+        ),
+        ([5.0, 1.0, -5.0, -2.0], {}, "market 2024-02: net revenue is negative (-100 cents)"),
+        ([5.0, 1.0], {"max_cents": 499}, "market 2024-01: net revenue 500 cents is above the program's bound of 499"),
+        ([], {"amount_type": pa.float64()}, "input has zero rows"),
+    ],
+)
 def test_stops_the_night(spark, tmp_path, amounts, kwargs, message):
     max_cents = kwargs.pop("max_cents", job.DEFAULT_MAX_CENTS)
     folder = simple(tmp_path / "d", amounts, **kwargs)
@@ -192,17 +222,28 @@ def test_not_numbers_are_dropped_and_counted(spark, tmp_path):
     result = aggregate(spark, folder)
     assert result["revenue_cents"] == [2275, 2275, 0, 0]  # the numbers are all January's
     assert result["stats"]["dropped"] == {"null_amount": 1, "not_a_number": 2, "negative_amount": 0}
-    with pytest.raises(job.InputError, match=r"2 values that are not numbers out of 6 rows in the period, "
-                                             r"e.g. 'abc' \(policy null_amounts: fail\)"):
-        aggregate(spark, simple(tmp_path / "e", ["12.50", "abc", "7", "n/a", "3.25", "1"], amount_type=pa.string()),
-                  policy={"null_amounts": "fail"})
+    with pytest.raises(
+        job.InputError,
+        match=r"2 values that are not numbers out of 6 rows in the period, "
+        r"e.g. 'abc' \(policy null_amounts: fail\)",
+    ):
+        aggregate(
+            spark,
+            simple(tmp_path / "e", ["12.50", "abc", "7", "n/a", "3.25", "1"], amount_type=pa.string()),
+            policy={"null_amounts": "fail"},
+        )
 
 
 # --- schema tolerance -----------------------------------------------------------------------------
 
+
 def test_column_names_in_any_case(spark, tmp_path):
-    table = pa.table({"TPEP_Pickup_DateTime": pa.array(["2024-01-03 10:00:00", "2024-02-03 10:00:00"]).cast(
-        pa.timestamp("us")), "Fare_Amount": [10.25, 3.5]})
+    table = pa.table(
+        {
+            "TPEP_Pickup_DateTime": pa.array(["2024-01-03 10:00:00", "2024-02-03 10:00:00"]).cast(pa.timestamp("us")),
+            "Fare_Amount": [10.25, 3.5],
+        }
+    )
     folder = write(tmp_path / "d", "part-0.parquet", table)
     assert aggregate(spark, folder)["revenue_cents"] == [1375, 1025, 350, 0]
     assert aggregate(spark, folder, columns={"revenue": "FARE_AMOUNT"})["revenue_cents"] == [1375, 1025, 350, 0]
@@ -215,8 +256,9 @@ def test_names_that_differ_only_by_case_stop_the_night(spark, tmp_path):
 
 
 def test_names_in_other_case_across_files(spark, tmp_path):
-    folder = write(tmp_path / "d", "a.parquet", pa.table({"tpep_pickup_datetime": ts("2024-01-03 10:00:00"),
-                                                          "fare_amount": [1.0]}))
+    folder = write(
+        tmp_path / "d", "a.parquet", pa.table({"tpep_pickup_datetime": ts("2024-01-03 10:00:00"), "fare_amount": [1.0]})
+    )
     write(folder, "b.parquet", pa.table({"TPEP_PICKUP_DATETIME": ts("2024-01-04 10:00:00"), "Fare_Amount": [2.5]}))
     result = aggregate(spark, folder)
     assert result["revenue_cents"] == [350, 350, 0, 0] and result["stats"]["rows_used"] == 2
@@ -226,21 +268,27 @@ def test_names_in_other_case_across_files(spark, tmp_path):
 def test_time_kinds(spark, tmp_path, time_type):
     """A pickup at 2024-02-01 03:30 UTC is February whatever the kind; New York's 22:30 the evening
     before is stored as that UTC instant, so it is February too (months are UTC months)."""
-    times = {"timestamp_ntz": ts("2024-02-01 03:30:00"), "timestamp_utc": ts("2024-02-01 03:30:00", "UTC"),
-             "timestamp_new_york": ts("2024-02-01 03:30:00", "America/New_York"),
-             "date": pa.array([date(2024, 2, 1)])}[time_type]
+    times = {
+        "timestamp_ntz": ts("2024-02-01 03:30:00"),
+        "timestamp_utc": ts("2024-02-01 03:30:00", "UTC"),
+        "timestamp_new_york": ts("2024-02-01 03:30:00", "America/New_York"),
+        "date": pa.array([date(2024, 2, 1)]),
+    }[time_type]
     folder = write(tmp_path / "d", "part-0.parquet", pa.table({"tpep_pickup_datetime": times, "fare_amount": [9.99]}))
     assert aggregate(spark, folder)["revenue_cents"] == [999, 0, 999, 0]
 
 
-@pytest.mark.parametrize("amount_type, values, cents", [
-    (pa.int32(), [12, -3], [1200, -300]),
-    (pa.int64(), [12, 7], [1200, 700]),
-    (pa.float32(), [12.5, 0.25], [1250, 25]),
-    (pa.decimal128(10, 3), [Decimal("1.005"), Decimal("2.004")], [101, 200]),  # half-up to cents
-    (pa.decimal128(38, 2), [Decimal("123456789.01"), Decimal("0.99")], [12345678901, 99]),
-    (pa.string(), [" 12.50", "1e1"], [1250, 1000]),
-])
+@pytest.mark.parametrize(
+    "amount_type, values, cents",
+    [
+        (pa.int32(), [12, -3], [1200, -300]),
+        (pa.int64(), [12, 7], [1200, 700]),
+        (pa.float32(), [12.5, 0.25], [1250, 25]),
+        (pa.decimal128(10, 3), [Decimal("1.005"), Decimal("2.004")], [101, 200]),  # half-up to cents
+        (pa.decimal128(38, 2), [Decimal("123456789.01"), Decimal("0.99")], [12345678901, 99]),
+        (pa.string(), [" 12.50", "1e1"], [1250, 1000]),
+    ],
+)
 def test_amount_types(spark, tmp_path, amount_type, values, cents):
     folder = simple(tmp_path / "d", values, months=["2024-01", "2024-01"], amount_type=amount_type)
     assert aggregate(spark, folder)["revenue_cents"] == [sum(cents), sum(cents), 0, 0]
@@ -250,17 +298,41 @@ def test_files_of_one_dataset_with_different_schemas(spark, tmp_path):
     """One month with integer fares, one with doubles, one with decimals and another time kind,
     one with other letter case: read per schema and unioned by name, exactly."""
     folder = tmp_path / "drift"
-    write(folder, "2024-01.parquet", pa.table({
-        "tpep_pickup_datetime": pa.array(["2024-01-05 10:00:00"] * 3).cast(pa.timestamp("us")),
-        "fare_amount": pa.array([10, 20, -5], pa.int64())}))
-    write(folder, "2024-02.parquet", pa.table({
-        "tpep_pickup_datetime": pa.array(["2024-02-05 10:00:00"] * 3).cast(pa.timestamp("us")).cast(
-            pa.timestamp("us", "UTC")),
-        "fare_amount": pa.array([1.25, None, 2.5], pa.float64())}))
-    write(folder, "2024-03.parquet", pa.table({
-        "Tpep_Pickup_Datetime": pa.array(["2024-03-05 10:00:00", "2002-12-31 23:59:59"]).cast(pa.timestamp("ms")),
-        "Fare_Amount": pa.array([Decimal("3.33"), Decimal("4.00")], pa.decimal128(9, 2)),
-        "extra": [1.0, 2.0]}))
+    write(
+        folder,
+        "2024-01.parquet",
+        pa.table(
+            {
+                "tpep_pickup_datetime": pa.array(["2024-01-05 10:00:00"] * 3).cast(pa.timestamp("us")),
+                "fare_amount": pa.array([10, 20, -5], pa.int64()),
+            }
+        ),
+    )
+    write(
+        folder,
+        "2024-02.parquet",
+        pa.table(
+            {
+                "tpep_pickup_datetime": pa.array(["2024-02-05 10:00:00"] * 3)
+                .cast(pa.timestamp("us"))
+                .cast(pa.timestamp("us", "UTC")),
+                "fare_amount": pa.array([1.25, None, 2.5], pa.float64()),
+            }
+        ),
+    )
+    write(
+        folder,
+        "2024-03.parquet",
+        pa.table(
+            {
+                "Tpep_Pickup_Datetime": pa.array(["2024-03-05 10:00:00", "2002-12-31 23:59:59"]).cast(
+                    pa.timestamp("ms")
+                ),
+                "Fare_Amount": pa.array([Decimal("3.33"), Decimal("4.00")], pa.decimal128(9, 2)),
+                "extra": [1.0, 2.0],
+            }
+        ),
+    )
     result = aggregate(spark, folder)
     assert result["revenue_cents"] == [2500 + 375 + 333, 2500, 375, 333]
     stats = result["stats"]
@@ -272,8 +344,11 @@ def test_files_of_one_dataset_with_different_schemas(spark, tmp_path):
 def test_integer_and_long_files(spark, tmp_path):
     folder = tmp_path / "ints"
     for i, kind in enumerate((pa.int32(), pa.int64())):
-        write(folder, f"part-{i}.parquet", pa.table({"tpep_pickup_datetime": ts("2024-03-01 00:00:00"),
-                                                     "fare_amount": pa.array([7], kind)}))
+        write(
+            folder,
+            f"part-{i}.parquet",
+            pa.table({"tpep_pickup_datetime": ts("2024-03-01 00:00:00"), "fare_amount": pa.array([7], kind)}),
+        )
     result = aggregate(spark, folder)
     assert result["revenue_cents"] == [1400, 0, 0, 1400]
     assert result["stats"]["schemas"] == 2  # Spark 4.2 does not merge int and bigint: read per schema
@@ -293,14 +368,24 @@ def test_a_file_missing_the_column(spark, tmp_path):
     assert result["revenue_cents"] == [100, 100, 0, 0] and result["stats"]["dropped"]["null_amount"] == 1
     with pytest.raises(job.InputError, match="1 null values"):
         aggregate(spark, folder, policy={"null_amounts": "fail"})
-    write(folder, "c.parquet", pa.table({"tpep_pickup_datetime": ts("2024-01-20 00:00:00", "UTC"),
-                                         "fare": pa.array([2], pa.int32()), "fare_amount": ["x"]}))
+    write(
+        folder,
+        "c.parquet",
+        pa.table(
+            {
+                "tpep_pickup_datetime": ts("2024-01-20 00:00:00", "UTC"),
+                "fare": pa.array([2], pa.int32()),
+                "fare_amount": ["x"],
+            }
+        ),
+    )
     write(folder, "d.parquet", pa.table({"tpep_pickup_datetime": ts("2024-01-20 00:00:00", "UTC"), "fare": [2]}))
     with pytest.raises(job.InputError, match=r"revenue column 'fare_amount' is missing in [bd].parquet"):
         aggregate(spark, folder)
 
 
 # --- one licensee of a dataset holding several ----------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def hvfhv(tmp_path_factory):
@@ -332,5 +417,4 @@ def test_unknown_licence_stops_the_night(spark, hvfhv):
 
 def test_participant_column_missing(spark, datasets):
     with pytest.raises(job.InputError, match="participant column 'hvfhs_license_num' is missing"):
-        aggregate(spark, datasets / "all" / "a" / "trips", columns={"participant": "hvfhs_license_num"},
-                  value="HV0003")
+        aggregate(spark, datasets / "all" / "a" / "trips", columns={"participant": "hvfhs_license_num"}, value="HV0003")

@@ -25,11 +25,25 @@ def hhi_record(computation: str, night: str, values: list[float | None]) -> dict
     """A result record as ``stages.reveal`` returns it (a suppressed cell is None)."""
     run = night.replace("-", "") + "T000000Z"
     exact = [None if v is None else f"{v:.2f}" for v in values]
-    return {"computation": computation, "run": run, "attempt": 1, "program": "hhi",
-            "roster": ["company_a", "company_b", "company_c"], "compute_parties": ["company_a", "company_b", "company_c"],
-            "recipient": "regulator", "withheld": [],
-            "outputs": {"hhi": {"decimals": 2, "labels": ["all", "2024-01", "2024-02"], "exact": exact,
-                                "value": [None if e is None else float(e) for e in exact], "withheld": []}}}
+    return {
+        "computation": computation,
+        "run": run,
+        "attempt": 1,
+        "program": "hhi",
+        "roster": ["company_a", "company_b", "company_c"],
+        "compute_parties": ["company_a", "company_b", "company_c"],
+        "recipient": "regulator",
+        "withheld": [],
+        "outputs": {
+            "hhi": {
+                "decimals": 2,
+                "labels": ["all", "2024-01", "2024-02"],
+                "exact": exact,
+                "value": [None if e is None else float(e) for e in exact],
+                "withheld": [],
+            }
+        },
+    }
 
 
 TAXI = {NIGHTS[0]: [900.0, 1500.0, 2500.0], NIGHTS[1]: [950.0, None, 2600.0], NIGHTS[2]: [1010.5, 1700.25, 2400.0]}
@@ -139,21 +153,31 @@ def test_routes_need_a_login_and_escape_what_parties_wrote(federation, s3_server
     runs.append(("rideshare_hhi", NIGHTS[2], hhi_record("rideshare_hhi", NIGHTS[2], [4000.0, 4100.0, 3900.0])))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
-    env.update({
-        "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(tmp_path)]),
-        "AIRFLOW__CORE__AUTH_MANAGER": "one_dag_auth.OneDagAuthManager",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-of-this-party-only-0123456789abcdef0123456789abcdef",
-        "AIRFLOW__MPC__PARTY_ID": "regulator", "AIRFLOW__MPC__SPEC_DIR": str(spec.source.parent),
-        "AIRFLOW_CONN_MPC_COORDINATION": json.dumps(s3_server.connection()),
-    })
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, RUN, str(dags), json.dumps(runs)], env=env, check=False,
-                          capture_output=True, text=True, timeout=600)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(tmp_path)]),
+            "AIRFLOW__CORE__AUTH_MANAGER": "one_dag_auth.OneDagAuthManager",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-of-this-party-only-0123456789abcdef0123456789abcdef",
+            "AIRFLOW__MPC__PARTY_ID": "regulator",
+            "AIRFLOW__MPC__SPEC_DIR": str(spec.source.parent),
+            "AIRFLOW_CONN_MPC_COORDINATION": json.dumps(s3_server.connection()),
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, RUN, str(dags), json.dumps(runs)],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-4000:]
     [line] = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
 
     assert out["plugin"]["apps"] == [["/mpc", "MPC runs"]]
     assert {v["destination"] for v in out["plugin"]["views"]} == {"nav", "dag_run"}
@@ -173,7 +197,11 @@ def test_routes_need_a_login_and_escape_what_parties_wrote(federation, s3_server
 
     data = json.loads(out[f"bearer /api/runs/taxi_hhi/{RUN}"]["body"])
     assert {p["id"]: p["state"] for p in data["parties"]} == {
-        "company_a": "shared", "company_b": "waiting", "company_c": "aborted", "regulator": "waiting"}
+        "company_a": "shared",
+        "company_b": "waiting",
+        "company_c": "aborted",
+        "regulator": "waiting",
+    }
     assert data["me"] == "regulator" and data["result"] is None
     page = out[f"cookie /runs/taxi_hhi/{RUN}"]["body"]
     assert "<script>alert(1)</script>" not in page
@@ -191,11 +219,19 @@ def test_routes_need_a_login_and_escape_what_parties_wrote(federation, s3_server
 
     # The trend: a line per market over the nights (a suppressed cell is no point), on the three bands.
     trend = json.loads(out["bearer /api/trend/taxi_hhi"]["body"])["series"]
-    assert trend == {"all": [["2024-03-29T00:00:00+00:00", 900.0], ["2024-03-30T00:00:00+00:00", 950.0],
-                             ["2024-03-31T00:00:00+00:00", 1010.5]],
-                     "2024-01": [["2024-03-29T00:00:00+00:00", 1500.0], ["2024-03-31T00:00:00+00:00", 1700.25]],
-                     "2024-02": [["2024-03-29T00:00:00+00:00", 2500.0], ["2024-03-30T00:00:00+00:00", 2600.0],
-                                 ["2024-03-31T00:00:00+00:00", 2400.0]]}
+    assert trend == {
+        "all": [
+            ["2024-03-29T00:00:00+00:00", 900.0],
+            ["2024-03-30T00:00:00+00:00", 950.0],
+            ["2024-03-31T00:00:00+00:00", 1010.5],
+        ],
+        "2024-01": [["2024-03-29T00:00:00+00:00", 1500.0], ["2024-03-31T00:00:00+00:00", 1700.25]],
+        "2024-02": [
+            ["2024-03-29T00:00:00+00:00", 2500.0],
+            ["2024-03-30T00:00:00+00:00", 2600.0],
+            ["2024-03-31T00:00:00+00:00", 2400.0],
+        ],
+    }
     assert index.count('class="band band-') == 2 * 3  # taxi_hhi and rideshare_hhi: three bands each
     assert 'id="trend-taxi_hhi"' in index and index.count('<g class="market"') == 6
     for band in ("unconcentrated", "moderately concentrated", "highly concentrated"):
@@ -205,8 +241,17 @@ def test_routes_need_a_login_and_escape_what_parties_wrote(federation, s3_server
     admin_csv = out["bearer /results.csv"]
     assert admin_csv["type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(admin_csv["body"])))
-    assert list(rows[0]) == ["computation", "run", "logical_date", "dag_run_id", "attempt", "output", "label",
-                             "value", "exact"]
+    assert list(rows[0]) == [
+        "computation",
+        "run",
+        "logical_date",
+        "dag_run_id",
+        "attempt",
+        "output",
+        "label",
+        "value",
+        "exact",
+    ]
     assert len(rows) == 4 * 3 and {r["computation"] for r in rows} == {"taxi_hhi", "rideshare_hhi"}
     taxi = {(r["run"], r["label"]): r for r in rows if r["computation"] == "taxi_hhi"}
     hidden = taxi["20240330T000000Z", "2024-01"]
@@ -244,9 +289,13 @@ def test_trend_series_and_bands_from_several_nights():
     assert [b["name"] for b in chart.bands] == [name for name, _, _ in BANDS]
     by_name = {b["name"]: b for b in chart.bands}
     # Higher HHI is higher up: the highly-concentrated band sits above the moderate one, which sits above the rest.
-    assert by_name["highly concentrated"]["y"] < by_name["moderately concentrated"]["y"] < by_name["unconcentrated"]["y"]
-    assert by_name["moderately concentrated"]["y"] + by_name["moderately concentrated"]["height"] == \
-        by_name["unconcentrated"]["y"]
+    assert (
+        by_name["highly concentrated"]["y"] < by_name["moderately concentrated"]["y"] < by_name["unconcentrated"]["y"]
+    )
+    assert (
+        by_name["moderately concentrated"]["y"] + by_name["moderately concentrated"]["height"]
+        == by_name["unconcentrated"]["y"]
+    )
     lines = {line["market"]: line for line in chart.lines}
     assert len(lines["all"]["dots"]) == 3 and len(lines["2024-01"]["dots"]) == 2
     # A point above 1,800 lies in the highly-concentrated band, one below 1,000 in the unconcentrated band.

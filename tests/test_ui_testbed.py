@@ -43,22 +43,32 @@ TIMINGS: dict[str, float] = {}
 
 def run_testbed(*args: str, timeout: float) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MPC_"))}
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "testbed.py"), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "testbed.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def free_base_port(parties: int) -> int:
     """A base port whose UI and log-server ports are free on every party's loopback address."""
     for _ in range(100):
         base = random.randrange(20000, 40000, 10)
-        if all(testbed_state.port_bindable(testbed_state.loopback_host(i, False), base + i + d)
-               for i in range(parties) for d in (0, 1000, 2000)):
+        if all(
+            testbed_state.port_bindable(testbed_state.loopback_host(i, False), base + i + d)
+            for i in range(parties)
+            for d in (0, 1000, 2000)
+        ):
             return base
     raise RuntimeError("no free base port")
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, str, str | None]:
     """(status, body, location) without following redirects."""
+
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
             return None
@@ -82,17 +92,33 @@ def testbed(tmp_path_factory):
     template.write_text(yaml.safe_dump(raw, sort_keys=False))
     root = work / "testbed"
     t0 = time.monotonic()
-    started = run_testbed("start", "--spec", str(template), "--root", str(root), "--trips", "6000",
-                          "--months", MONTHS,
-                          "--base-port", str(free_base_port(len(PARTIES))), timeout=900)
+    started = run_testbed(
+        "start",
+        "--spec",
+        str(template),
+        "--root",
+        str(root),
+        "--trips",
+        "6000",
+        "--months",
+        MONTHS,
+        "--base-port",
+        str(free_base_port(len(PARTIES))),
+        timeout=900,
+    )
     TIMINGS["start"] = time.monotonic() - t0
     shots = Path(os.environ.get("MPC_UI_SCREENSHOT_DIR") or work / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     try:
         assert started.returncode == 0, started.stdout[-5000:] + started.stderr[-5000:]
         state = json.loads((root / "testbed.json").read_text())
-        yield {"root": root, "state": state, "out": started.stdout, "shots": shots,
-               "parties": {p["id"]: p for p in state["parties"]}}
+        yield {
+            "root": root,
+            "state": state,
+            "out": started.stdout,
+            "shots": shots,
+            "parties": {p["id"]: p for p in state["parties"]},
+        }
     finally:
         if (root / "testbed.json").exists():  # whatever happened: leave nothing running
             run_testbed("stop", "--root", str(root), timeout=300)
@@ -110,8 +136,11 @@ def test_start_prints_every_party_ui_and_login(testbed):
     if sys.platform.startswith("linux"):
         assert len(hosts) == len(PARTIES), "each party has its own loopback address (cookies are per host)"
     for pid, entry in parties.items():
-        assert re.search(rf"^{pid}\s+\S+\s+{re.escape(entry['url'])}\s+admin / {re.escape(password(entry))}$",
-                         testbed["out"], flags=re.M), testbed["out"]
+        assert re.search(
+            rf"^{pid}\s+\S+\s+{re.escape(entry['url'])}\s+admin / {re.escape(password(entry))}$",
+            testbed["out"],
+            flags=re.M,
+        ), testbed["out"]
         assert PartyAPI(entry).healthy()
         # Started through the shared bootstrap script: its party.env, its pid file.
         home = Path(entry["airflow_home"])
@@ -119,16 +148,23 @@ def test_start_prints_every_party_ui_and_login(testbed):
         assert f"AIRFLOW__MPC__PARTY_ID={pid}" in (home / "party.env").read_text()
         assert read_pid(home / "airflow.pid") == entry["pid"]
     # Every party has its own identity: its own key pair in the spec, its own JWT secret.
-    secrets = {(Path(e["airflow_home"]) / "airflow.cfg").read_text().split("jwt_secret = ")[1].split()[0]
-               for e in parties.values()}
+    secrets = {
+        (Path(e["airflow_home"]) / "airflow.cfg").read_text().split("jwt_secret = ")[1].split()[0]
+        for e in parties.values()
+    }
     assert len(secrets) == len(PARTIES)
 
 
 def test_requests_without_login_are_refused(testbed):
     regulator = testbed["parties"]["regulator"]
     url = regulator["url"]
-    for path in ("/mpc/", f"/mpc/runs/taxi_hhi/{RUN}", "/mpc/api/runs", f"/mpc/api/runs/taxi_hhi/{RUN}",
-                 "/mpc/dag-run/taxi_hhi/x"):
+    for path in (
+        "/mpc/",
+        f"/mpc/runs/taxi_hhi/{RUN}",
+        "/mpc/api/runs",
+        f"/mpc/api/runs/taxi_hhi/{RUN}",
+        "/mpc/dag-run/taxi_hhi/x",
+    ):
         status, body, _ = get(url + path, {"Accept": "application/json"})
         assert status == 401, (path, status, body)
         assert "company_a" not in body
@@ -159,8 +195,9 @@ def test_mpc_runs_page_during_and_after_a_run(testbed):
     triggered = run_testbed("trigger", "--date", DATE, "--root", str(testbed["root"]), timeout=300)
     assert triggered.returncode == 0, triggered.stdout + triggered.stderr
     for pid in PARTIES:
-        assert re.search(rf"^\s+{pid}\s+triggered taxi_hhi run \S+ \(logical date {DATE}T00:00:00Z\)$",
-                         triggered.stdout, flags=re.M), triggered.stdout
+        assert re.search(
+            rf"^\s+{pid}\s+triggered taxi_hhi run \S+ \(logical date {DATE}T00:00:00Z\)$", triggered.stdout, flags=re.M
+        ), triggered.stdout
     run_page = f"/mpc/runs/taxi_hhi/{RUN}"
     with Browser() as browser:
         page = browser.login(regulator["url"], "admin", password(regulator), next_path=run_page)
@@ -171,9 +208,15 @@ def test_mpc_runs_page_during_and_after_a_run(testbed):
         page.wait_for_function(
             """() => { const s = [...document.querySelectorAll('#parties tr[data-party]')].map(r => r.dataset.state);
                        return s.some(x => x !== 'waiting') && !document.querySelector('#run-status .s-finished'); }""",
-            timeout=240_000, polling=500)
-        during = dict(zip(rows.evaluate_all("rs => rs.map(r => r.dataset.party)"),
-                          rows.evaluate_all("rs => rs.map(r => r.dataset.state)")))
+            timeout=240_000,
+            polling=500,
+        )
+        during = dict(
+            zip(
+                rows.evaluate_all("rs => rs.map(r => r.dataset.party)"),
+                rows.evaluate_all("rs => rs.map(r => r.dataset.state)"),
+            )
+        )
         assert page.locator("#content").get_attribute("data-live") == "1"
         page.screenshot(path=str(shots / "ui-during.png"), full_page=True)
         TIMINGS["first_progress"] = time.monotonic() - t0
@@ -181,8 +224,12 @@ def test_mpc_runs_page_during_and_after_a_run(testbed):
 
         page.locator("#run-status .s-finished").wait_for(timeout=420_000)
         TIMINGS["run"] = time.monotonic() - t0
-        after = dict(zip(rows.evaluate_all("rs => rs.map(r => r.dataset.party)"),
-                         rows.evaluate_all("rs => rs.map(r => r.dataset.state)")))
+        after = dict(
+            zip(
+                rows.evaluate_all("rs => rs.map(r => r.dataset.party)"),
+                rows.evaluate_all("rs => rs.map(r => r.dataset.state)"),
+            )
+        )
         assert after == {**{c: "computed" for c in COMPANIES}, "regulator": "revealed"}
         text = page.locator("#content").inner_text()
         assert f"{', '.join(COMPANIES)} (attempt 1, signed by company_a" in text  # the roster

@@ -56,13 +56,21 @@ def fresh_venv(root: Path, wheel: Path) -> Path:
     returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  check=True, capture_output=True, text=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     shared = sysconfig.get_paths()["purelib"]
     # addsitedir: the shared site-packages' own .pth files apply too, after this venv's packages.
     (purelib / "zz_shared_site_packages.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "-q", str(wheel)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+    )
     return python
 
 
@@ -72,8 +80,12 @@ def installed(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
     wheel = build_wheel(root)
     python = fresh_venv(root / "venv", wheel)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return python, Path(purelib), wheel
 
 
@@ -81,15 +93,23 @@ def installed_env(python: Path, home: Path, dags: Path, plugins: Path) -> dict[s
     """An environment without this project on any path: the fresh venv first on PATH, no
     PYTHONPATH, the given (empty) plugins folder."""
     env = {k: v for k, v in outside_environ().items() if k != "PYTHONPATH"}
-    env.update({"PATH": f"{python.parent}{os.pathsep}{env['PATH']}", "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False"})
+    env.update(
+        {
+            "PATH": f"{python.parent}{os.pathsep}{env['PATH']}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        }
+    )
     return env
 
 
 def airflow(python: Path, env: dict, *args: str, cwd: Path):
-    return subprocess.run(NICE + [str(python), "-m", "airflow", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        NICE + [str(python), "-m", "airflow", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_wheel_holds_the_packages_under_names_that_cannot_collide(installed):
@@ -97,9 +117,15 @@ def test_wheel_holds_the_packages_under_names_that_cannot_collide(installed):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"mpc_federation", "mpc_operators", "mpc_sensors", "mpc_ui"}, tops  # no top-level `sensors`
-    for data in ("mpc_ui/templates/base.html", "mpc_ui/static/mpc.js", "mpc_sensors/triggers.py",
-                 "mpc_federation/_builtins/programs/hhi.py", "mpc_federation/_builtins/jobs/taxi_revenue.py",
-                 "mpc_federation/_builtins/jobs/mpc_job.py", "mpc_federation/_builtins/federations/taxi_hhi.yaml"):
+    for data in (
+        "mpc_ui/templates/base.html",
+        "mpc_ui/static/mpc.js",
+        "mpc_sensors/triggers.py",
+        "mpc_federation/_builtins/programs/hhi.py",
+        "mpc_federation/_builtins/jobs/taxi_revenue.py",
+        "mpc_federation/_builtins/jobs/mpc_job.py",
+        "mpc_federation/_builtins/federations/taxi_hhi.yaml",
+    ):
         assert data in names, data
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -112,18 +138,21 @@ def test_airflow_finds_the_provider_and_plugin_through_entry_points(installed, t
     (tmp_path / "plugins").mkdir()
     (tmp_path / "dags").mkdir()
     env = installed_env(python, tmp_path / "home", tmp_path / "dags", tmp_path / "plugins")
-    probe = ("import importlib.util, mpc_operators, mpc_sensors.triggers as t, mpc_ui\n"
-             "from mpc_federation.builtins import builtin_path\n"
-             "from mpc_federation.spec import load_spec\n"
-             "from mpc_operators.settings import DEFAULT_SPEC_DIR\n"
-             "print(mpc_operators.__file__); print(mpc_ui.__file__); print(builtin_path('program', 'hhi'))\n"
-             "print(load_spec(DEFAULT_SPEC_DIR / 'taxi_hhi.yaml').aggregation_job)\n"
-             "trigger = t.CoordinationTrigger(spec_path='s', party_id='p', run='r', stage='inputs',\n"
-             "                                coordination_conn_id='c', deadline=1.0, cutoff=1.0)\n"
-             "print(trigger.serialize()[0])\n"
-             "print(importlib.util.find_spec('sensors'), importlib.util.find_spec('mpc_ui_plugin'))\n")
-    out = subprocess.run([str(python), "-c", probe], env=env, cwd=tmp_path, check=True, capture_output=True,
-                         text=True).stdout.splitlines()
+    probe = (
+        "import importlib.util, mpc_operators, mpc_sensors.triggers as t, mpc_ui\n"
+        "from mpc_federation.builtins import builtin_path\n"
+        "from mpc_federation.spec import load_spec\n"
+        "from mpc_operators.settings import DEFAULT_SPEC_DIR\n"
+        "print(mpc_operators.__file__); print(mpc_ui.__file__); print(builtin_path('program', 'hhi'))\n"
+        "print(load_spec(DEFAULT_SPEC_DIR / 'taxi_hhi.yaml').aggregation_job)\n"
+        "trigger = t.CoordinationTrigger(spec_path='s', party_id='p', run='r', stage='inputs',\n"
+        "                                coordination_conn_id='c', deadline=1.0, cutoff=1.0)\n"
+        "print(trigger.serialize()[0])\n"
+        "print(importlib.util.find_spec('sensors'), importlib.util.find_spec('mpc_ui_plugin'))\n"
+    )
+    out = subprocess.run(
+        [str(python), "-c", probe], env=env, cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
     for path in out[:4]:  # the wheel's copy, not the project's; the shipped specs find the shipped job
         assert Path(path).is_relative_to(purelib), (path, purelib)
     assert out[3].endswith("/jobs/taxi_revenue.py")
@@ -136,9 +165,13 @@ def test_airflow_finds_the_provider_and_plugin_through_entry_points(installed, t
     assert [p["version"] for p in mine] == ["0.2.0"], providers.stdout
     hooks = airflow(python, env, "providers", "hooks", "-o", "json", cwd=tmp_path)
     assert hooks.returncode == 0, hooks.stderr[-3000:]
-    assert {"connection_type": "mpc_party_keys", "class": "mpc_operators.keys.PartyKeysHook",
-            "conn_id_attribute_name": "mpc_party_keys_conn_id", "package_name": "airflow-mpc-federation",
-            "hook_name": "MPC party keys"} in json.loads(hooks.stdout)
+    assert {
+        "connection_type": "mpc_party_keys",
+        "class": "mpc_operators.keys.PartyKeysHook",
+        "conn_id_attribute_name": "mpc_party_keys_conn_id",
+        "package_name": "airflow-mpc-federation",
+        "hook_name": "MPC party keys",
+    } in json.loads(hooks.stdout)
     config = airflow(python, env, "config", "get-value", "mpc", "party_id", cwd=tmp_path)
     assert config.returncode == 0, config.stderr[-3000:]  # the provider's [mpc] section is known
 
@@ -149,8 +182,9 @@ def test_airflow_finds_the_provider_and_plugin_through_entry_points(installed, t
 
     # A cloned project with the wheel installed too: the plugins folder's shim (plugins/mpc_ui_plugin.py)
     # leaves the plugin to the entry point, so Airflow registers it once, without a "plugin import error".
-    both = airflow(python, {**env, "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins")}, "plugins", "-o", "json",
-                   cwd=tmp_path)
+    both = airflow(
+        python, {**env, "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins")}, "plugins", "-o", "json", cwd=tmp_path
+    )
     assert both.returncode == 0, both.stderr[-3000:]
     [ui] = [p for p in json.loads(both.stdout) if p["name"] == "mpc_runs"]
     assert "airflow-mpc-federation==0.2.0" in str(ui["source"])
@@ -173,18 +207,18 @@ def test_a_night_with_the_installed_provider_and_builtins_by_name(installed, tmp
     dags.mkdir()
     plugins.mkdir()
     # (Airflow's safe mode parses only files that mention both "airflow" and "dag".)
-    (dags / "nightly_hhi.py").write_text('"""Our nightly HHI: an Airflow DAG of the MPC federation."""\n\n'
-                                         "from mpc_operators.dag import federation_dag\n\n"
-                                         f"dag = federation_dag({str(spec_path)!r}, tags=['mine'])\n")
+    (dags / "nightly_hhi.py").write_text(
+        '"""Our nightly HHI: an Airflow DAG of the MPC federation."""\n\n'
+        "from mpc_operators.dag import federation_dag\n\n"
+        f"dag = federation_dag({str(spec_path)!r}, tags=['mine'])\n"
+    )
 
     def env_of(party):
-        env = {**party.env(), **installed_env(python, party.airflow_home, dags, plugins),
-               "PYSPARK_PYTHON": str(python)}
+        env = {**party.env(), **installed_env(python, party.airflow_home, dags, plugins), "PYSPARK_PYTHON": str(python)}
         env.pop("PYTHONPATH", None)
         return env
 
-    codes = run_dags_test(parties, "taxi_hhi", DATE, 600, airflow=[*NICE, str(python), "-m", "airflow"],
-                          env_of=env_of)
+    codes = run_dags_test(parties, "taxi_hhi", DATE, 600, airflow=[*NICE, str(python), "-m", "airflow"], env_of=env_of)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log").read_text(errors="replace") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid][-3000:] for pid, c in codes.items() if c}
 
@@ -194,8 +228,9 @@ def test_a_night_with_the_installed_provider_and_builtins_by_name(installed, tmp
     regulator = next(p for p in parties if p.id == "regulator")
     result = xcom(regulator, "taxi_hhi", "reveal")
     assert result["roster"] == companies
-    expected = demo.plaintext_hhi(data_dir, companies, spec.months(datetime(2024, 4, 1, tzinfo=UTC)),
-                                  spec.program_params, spec.data_policy)
+    expected = demo.plaintext_hhi(
+        data_dir, companies, spec.months(datetime(2024, 4, 1, tzinfo=UTC)), spec.program_params, spec.data_policy
+    )
     hhi = result["outputs"]["hhi"]
     assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"]
     assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]

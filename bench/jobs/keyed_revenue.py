@@ -6,6 +6,7 @@ then summed per reducer: the shuffle of a job whose aggregation does not combine
 distinct count, a median). Its volumes follow the data; the built-in jobs do not shuffle this way.
 Same arguments and output as the taxi job (default policy only).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,12 @@ def main(argv=None) -> int:
     months = job.parse_months(args.months)
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.appName("keyed_revenue").config("spark.sql.session.timeZone", "UTC")
-             .config("spark.ui.enabled", "false").getOrCreate())
+    spark = (
+        SparkSession.builder.appName("keyed_revenue")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("WARN")
     columns = {"revenue": args.revenue_column, "time": args.time_column, "participant": None}
     trips, _ = job.read_trips(spark, args.input, columns, None)
@@ -57,8 +62,12 @@ def main(argv=None) -> int:
         per_key[row["key"]] = ([a + row[f"c{j}"] for j, a in enumerate(counts)], total + row["total"])
     spark.stop()
     per_month = [int(Decimal(per_key[i][1])) for i in range(len(months))]
-    doc = {"format": job.FORMAT, "party": args.party, "dimensions": {"market": ["all", *months]},
-           "values": {"revenue_cents": [sum(per_month), *per_month]}}
+    doc = {
+        "format": job.FORMAT,
+        "party": args.party,
+        "dimensions": {"market": ["all", *months]},
+        "values": {"revenue_cents": [sum(per_month), *per_month]},
+    }
     job.write_atomic(args.output, doc)
     print(f"keyed_revenue: wrote {args.output}: {json.dumps(doc['values'])}")
     return 0

@@ -32,24 +32,29 @@ def main(argv=None) -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    spark = (SparkSession.builder.appName("pooled_hhi")
-             .config("spark.sql.session.timeZone", "UTC")
-             .config("spark.sql.shuffle.partitions", "4")
-             .config("spark.ui.enabled", "false")
-             .getOrCreate())
+    spark = (
+        SparkSession.builder.appName("pooled_hhi")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("WARN")
     try:
         pooled = None
         for company in companies:
             df = spark.read.parquet(f"{args.root}/{company}/trips").select(
-                F.lit(company).alias("company"), "fare_amount", "tpep_pickup_datetime")
+                F.lit(company).alias("company"), "fare_amount", "tpep_pickup_datetime"
+            )
             pooled = df if pooled is None else pooled.unionByName(df)
         month = F.date_format(F.col("tpep_pickup_datetime"), "yyyy-MM")
         cents = (F.col("fare_amount").try_cast("decimal(18,2)") * 100).cast("long")
-        rows = (pooled.where(month.isin(months))
-                .groupBy("company", month.alias("month"))
-                .agg(F.sum(cents).alias("cents"), F.count(F.lit(1)).alias("trips"))
-                .collect())
+        rows = (
+            pooled.where(month.isin(months))
+            .groupBy("company", month.alias("month"))
+            .agg(F.sum(cents).alias("cents"), F.count(F.lit(1)).alias("trips"))
+            .collect()
+        )
     finally:
         spark.stop()
 

@@ -64,8 +64,12 @@ def hhi_from_trips(mpc, secint, inputs, params):
     matrix = mpc.np_fromlist([r for row in revenue for r in row]).reshape((len(names), months + 1))
     nonzero = 1 - mpc.np_sgn(matrix, l=40, EQ=True)  # the floor: firms with revenue in the market
     hhi = _hhi_program()
-    return hhi.hhi(mpc, secint, ProgramInputs({"revenue_cents": matrix}, {"revenue_cents": nonzero}, len(names)),
-                   {"k": 3, "decimals": 2})
+    return hhi.hhi(
+        mpc,
+        secint,
+        ProgramInputs({"revenue_cents": matrix}, {"revenue_cents": nonzero}, len(names)),
+        {"k": 3, "decimals": 2},
+    )
 
 
 def declare(month_input: Input, name: str) -> SecureProgram:

@@ -2,6 +2,7 @@
 random stream, and the Parquet writer. The month arithmetic is the federation spec's own
 (:func:`mpc_federation.spec.months_between`), so generated periods and run periods agree.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,15 +59,15 @@ def split_counts(total: int, companies: list[str], split, default, what: str = "
         shares = [Fraction(s) for s in split]
     else:
         if len(split) != len(companies):
-            raise ValueError(f"split has {len(split)} percentages but there are "
-                             f"{len(companies)} companies ({','.join(companies)})")
+            raise ValueError(
+                f"split has {len(split)} percentages but there are {len(companies)} companies ({','.join(companies)})"
+            )
         try:
             shares = [Fraction(str(s).strip()) for s in split]
         except ValueError:
             raise ValueError(f"split must be numbers, got {','.join(str(s) for s in split)}") from None
         if any(s < 0 for s in shares) or sum(shares) != 100:
-            raise ValueError(f"split percentages must be >= 0 and sum to 100, got "
-                             f"{','.join(str(s) for s in split)}")
+            raise ValueError(f"split percentages must be >= 0 and sum to 100, got {','.join(str(s) for s in split)}")
     whole = sum(shares)
     exact = [total * s / whole for s in shares]
     counts = [int(e) for e in exact]  # floor, all values are >= 0

@@ -20,6 +20,7 @@ CLI::
     python include/datagen/payroll.py --out DIR --companies a,b,c,d,e --employees N --seed S \\
         [--split 40,25,15,12,8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,14 @@ MIN_SALARY_CENTS, MAX_SALARY_CENTS = 1_500_000, 10**9  # the pay-gap program's p
 DEFAULT_SPLIT = (40, 25, 15, 12, 8)
 ROWS_PER_FILE = 1_000_000
 
-SCHEMA = pa.schema([
-    ("employee_id", pa.string()),
-    ("gender", pa.string()),
-    ("level", pa.string()),
-    ("salary_cents", pa.int64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("employee_id", pa.string()),
+        ("gender", pa.string()),
+        ("level", pa.string()),
+        ("salary_cents", pa.int64()),
+    ]
+)
 
 
 def split_employees(employees: int, companies: list[str], split=None) -> dict[str, int]:
@@ -76,8 +79,9 @@ def _chunk(rng: np.random.Generator, company: str, first_id: int, n: int, women_
     return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in SCHEMA], schema=SCHEMA)
 
 
-def generate(out, companies, employees: int, seed: int, split=None,
-             rows_per_file: int = ROWS_PER_FILE) -> dict[str, int]:
+def generate(
+    out, companies, employees: int, seed: int, split=None, rows_per_file: int = ROWS_PER_FILE
+) -> dict[str, int]:
     """Write every company's payroll to ``out/<company>/payroll/part-NNNNN.parquet``.
 
     Existing ``part-*.parquet`` files in those folders are replaced.
@@ -91,8 +95,9 @@ def generate(out, companies, employees: int, seed: int, split=None,
     def tables(company: str, n: int):
         women_factor = float(_rng(int(seed), company, 10**6).uniform(0.90, 0.99))
         for chunk, offset in enumerate(range(0, n, rows_per_file)):
-            yield _chunk(_rng(int(seed), company, chunk), company, offset + 1, min(rows_per_file, n - offset),
-                         women_factor)
+            yield _chunk(
+                _rng(int(seed), company, chunk), company, offset + 1, min(rows_per_file, n - offset), women_factor
+            )
 
     for company, n in counts.items():
         write_parts(Path(out) / company / "payroll", tables(company, n))
@@ -135,8 +140,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     split = [s.strip() for s in args.split.split(",")] if args.split else None
     try:
-        counts = generate(args.out, args.companies, args.employees, args.seed, split=split,
-                          rows_per_file=args.rows_per_file)
+        counts = generate(
+            args.out, args.companies, args.employees, args.seed, split=split, rows_per_file=args.rows_per_file
+        )
     except ValueError as e:
         print(f"payroll: error: {e}", file=sys.stderr)
         return 2

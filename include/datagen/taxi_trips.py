@@ -25,6 +25,7 @@ CLI::
     python include/datagen/taxi_trips.py --schema hvfhv --out DIR --trips N --seed S \\
         --start 2024-01 --end 2024-03 [--licences HV0003,HV0005,HV0004] [--split 70,25,5] [--defects]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,27 +52,29 @@ N_ZONES = 263
 
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
-SCHEMA = pa.schema([
-    ("VendorID", pa.int32()),
-    ("tpep_pickup_datetime", pa.timestamp("us")),
-    ("tpep_dropoff_datetime", pa.timestamp("us")),
-    ("passenger_count", pa.int64()),
-    ("trip_distance", pa.float64()),
-    ("RatecodeID", pa.int64()),
-    ("store_and_fwd_flag", pa.string()),
-    ("PULocationID", pa.int32()),
-    ("DOLocationID", pa.int32()),
-    ("payment_type", pa.int64()),
-    ("fare_amount", pa.float64()),
-    ("extra", pa.float64()),
-    ("mta_tax", pa.float64()),
-    ("tip_amount", pa.float64()),
-    ("tolls_amount", pa.float64()),
-    ("improvement_surcharge", pa.float64()),
-    ("total_amount", pa.float64()),
-    ("congestion_surcharge", pa.float64()),
-    ("airport_fee", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("VendorID", pa.int32()),
+        ("tpep_pickup_datetime", pa.timestamp("us")),
+        ("tpep_dropoff_datetime", pa.timestamp("us")),
+        ("passenger_count", pa.int64()),
+        ("trip_distance", pa.float64()),
+        ("RatecodeID", pa.int64()),
+        ("store_and_fwd_flag", pa.string()),
+        ("PULocationID", pa.int32()),
+        ("DOLocationID", pa.int32()),
+        ("payment_type", pa.int64()),
+        ("fare_amount", pa.float64()),
+        ("extra", pa.float64()),
+        ("mta_tax", pa.float64()),
+        ("tip_amount", pa.float64()),
+        ("tolls_amount", pa.float64()),
+        ("improvement_surcharge", pa.float64()),
+        ("total_amount", pa.float64()),
+        ("congestion_surcharge", pa.float64()),
+        ("airport_fee", pa.float64()),
+    ]
+)
 MONEY_COLUMNS = tuple(f.name for f in SCHEMA if f.type == pa.float64() and f.name != "trip_distance")
 
 # Defect rates of the realistic data (docs/data.md says why): fractions of all rows.
@@ -87,29 +90,39 @@ REFUND_PAYMENT_TYPE = 4  # TLC payment_type 4: dispute
 # High-volume for-hire vehicle (HVFHV) records: Uber, Lyft and Via licence ids in TLC's files.
 HVFHV_LICENCES = ("HV0003", "HV0005", "HV0004")
 HVFHV_SPLIT = (70, 25, 5)
-HVFHV_SCHEMA = pa.schema([
-    ("hvfhs_license_num", pa.string()),
-    ("dispatching_base_num", pa.string()),
-    ("request_datetime", pa.timestamp("us")),
-    ("pickup_datetime", pa.timestamp("us")),
-    ("dropoff_datetime", pa.timestamp("us")),
-    ("PULocationID", pa.int64()),
-    ("DOLocationID", pa.int64()),
-    ("trip_miles", pa.float64()),
-    ("trip_time", pa.int64()),
-    ("base_passenger_fare", pa.float64()),
-    ("tolls", pa.float64()),
-    ("bcf", pa.float64()),
-    ("sales_tax", pa.float64()),
-    ("congestion_surcharge", pa.float64()),
-    ("airport_fee", pa.float64()),
-    ("tips", pa.float64()),
-    ("driver_pay", pa.float64()),
-    ("shared_request_flag", pa.string()),
-    ("wav_request_flag", pa.string()),
-])
-HVFHV_MONEY_COLUMNS = ("base_passenger_fare", "tolls", "bcf", "sales_tax", "congestion_surcharge",
-                       "airport_fee", "tips", "driver_pay")
+HVFHV_SCHEMA = pa.schema(
+    [
+        ("hvfhs_license_num", pa.string()),
+        ("dispatching_base_num", pa.string()),
+        ("request_datetime", pa.timestamp("us")),
+        ("pickup_datetime", pa.timestamp("us")),
+        ("dropoff_datetime", pa.timestamp("us")),
+        ("PULocationID", pa.int64()),
+        ("DOLocationID", pa.int64()),
+        ("trip_miles", pa.float64()),
+        ("trip_time", pa.int64()),
+        ("base_passenger_fare", pa.float64()),
+        ("tolls", pa.float64()),
+        ("bcf", pa.float64()),
+        ("sales_tax", pa.float64()),
+        ("congestion_surcharge", pa.float64()),
+        ("airport_fee", pa.float64()),
+        ("tips", pa.float64()),
+        ("driver_pay", pa.float64()),
+        ("shared_request_flag", pa.string()),
+        ("wav_request_flag", pa.string()),
+    ]
+)
+HVFHV_MONEY_COLUMNS = (
+    "base_passenger_fare",
+    "tolls",
+    "bcf",
+    "sales_tax",
+    "congestion_surcharge",
+    "airport_fee",
+    "tips",
+    "driver_pay",
+)
 _HVFHV_BASES = {"HV0003": "B03404", "HV0005": "B03406", "HV0004": "B02800", "HV0002": "B03136"}
 
 
@@ -157,8 +170,7 @@ def _chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int, skew=None) 
     distance = np.round(minutes / 60.0 * mph, 2)
     dropoff = pickup + (minutes * 60e6).astype(np.int64)
 
-    ratecode = rng.choice(np.array([1, 2, 3, 4, 5], dtype=np.int64), size=n,
-                          p=[0.95, 0.03, 0.005, 0.005, 0.01])
+    ratecode = rng.choice(np.array([1, 2, 3, 4, 5], dtype=np.int64), size=n, p=[0.95, 0.03, 0.005, 0.005, 0.01])
     pu = rng.choice(_ZONE_IDS, size=n, p=_ZONE_WEIGHTS)
     do = rng.choice(_ZONE_IDS, size=n, p=_ZONE_WEIGHTS)
     # Meter: $3 flag drop, $3.50/mile, ~$0.35/minute, some noise; JFK is a flat fare.
@@ -168,13 +180,11 @@ def _chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int, skew=None) 
 
     hour = (pickup // 3_600_000_000) % 24
     weekday = (pickup // 86_400_000_000 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    extra = np.where((hour >= 20) | (hour < 6), 100,
-                     np.where((hour >= 16) & (weekday < 5), 250, 0)).astype(np.int64)
+    extra = np.where((hour >= 20) | (hour < 6), 100, np.where((hour >= 16) & (weekday < 5), 250, 0)).astype(np.int64)
     mta_tax = np.full(n, 50, dtype=np.int64)
     improvement = np.full(n, 100, dtype=np.int64)
     payment = rng.choice(np.array([1, 2, 3, 4], dtype=np.int64), size=n, p=[0.75, 0.22, 0.015, 0.015])
-    tip_pct = rng.choice(np.array([0, 10, 15, 18, 20, 25, 30]), size=n,
-                         p=[0.15, 0.05, 0.15, 0.2, 0.25, 0.15, 0.05])
+    tip_pct = rng.choice(np.array([0, 10, 15, 18, 20, 25, 30]), size=n, p=[0.15, 0.05, 0.15, 0.2, 0.25, 0.15, 0.05])
     tip = np.where(payment == 1, fare * tip_pct // 100, 0).astype(np.int64)  # only card tips are recorded
     tolls = np.where(rng.random(n) < 0.05, 694, 0).astype(np.int64)
     congestion = np.where(rng.random(n) < 0.9, 250, 0).astype(np.int64)
@@ -188,8 +198,7 @@ def _chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int, skew=None) 
         "VendorID": rng.choice(np.array([1, 2], dtype=np.int32), size=n, p=[0.3, 0.7]),
         "tpep_pickup_datetime": pickup,
         "tpep_dropoff_datetime": dropoff,
-        "passenger_count": rng.choice(np.arange(1, 7, dtype=np.int64), size=n,
-                                      p=[0.72, 0.15, 0.05, 0.03, 0.03, 0.02]),
+        "passenger_count": rng.choice(np.arange(1, 7, dtype=np.int64), size=n, p=[0.72, 0.15, 0.05, 0.03, 0.03, 0.02]),
         "trip_distance": distance,
         "RatecodeID": ratecode,
         "store_and_fwd_flag": np.where(rng.random(n) < 0.005, "Y", "N"),
@@ -214,6 +223,7 @@ def _epoch_us(month: np.datetime64) -> int:
 
 
 # --- defects ------------------------------------------------------------------------------
+
 
 def defect_rates(defects) -> dict[str, float] | None:
     """The defect rates to apply: None (clean), True (:data:`DEFECTS`), or a mapping.
@@ -248,13 +258,25 @@ def _outside_times(rng: np.random.Generator, k: int, t0_us: int, t1_us: int) -> 
     day = 86_400_000_000
     old0, old1 = _epoch_us(np.datetime64("2001-01", "M")), _epoch_us(np.datetime64("2010-01", "M"))
     kind = rng.integers(0, 3, size=k)
-    return np.where(kind == 0, rng.integers(old0, old1, size=k),
-                    np.where(kind == 1, t0_us - 1 - rng.integers(0, day, size=k),
-                             t1_us + rng.integers(0, 3 * day, size=k))).astype(np.int64)
+    return np.where(
+        kind == 0,
+        rng.integers(old0, old1, size=k),
+        np.where(kind == 1, t0_us - 1 - rng.integers(0, day, size=k), t1_us + rng.integers(0, 3 * day, size=k)),
+    ).astype(np.int64)
 
 
-def add_defects(table: pa.Table, rng: np.random.Generator, rates: dict[str, float], t0_us: int, t1_us: int, *,
-                amount: str, times: tuple[str, ...], money: tuple[str, ...], payment: str | None = None) -> pa.Table:
+def add_defects(
+    table: pa.Table,
+    rng: np.random.Generator,
+    rates: dict[str, float],
+    t0_us: int,
+    t1_us: int,
+    *,
+    amount: str,
+    times: tuple[str, ...],
+    money: tuple[str, ...],
+    payment: str | None = None,
+) -> pa.Table:
     """The same number of rows, with defects at the given rates.
 
     Refunds: for each, one trip gets a negative copy (every money column negated, same times,
@@ -313,6 +335,7 @@ def _period_us(start: str, end: str) -> tuple[int, int]:
 
 # --- yellow taxi ---------------------------------------------------------------------------
 
+
 def month_skew(start: str, end: str, weights) -> tuple[np.ndarray, np.ndarray] | None:
     """(month edges in microseconds, probabilities) for ``weights``, one per month of the period.
 
@@ -324,15 +347,29 @@ def month_skew(start: str, end: str, weights) -> tuple[np.ndarray, np.ndarray] |
     months = months_between(start, end)
     w = np.array([float(x) for x in weights], dtype=np.float64)
     if len(w) != len(months) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"month weights must be {len(months)} numbers >= 0 (one per month "
-                         f"{start}..{end}), not all 0, got {','.join(map(str, weights))}")
-    edges = np.array([_epoch_us(np.datetime64(m, "M")) for m in months]
-                     + [_epoch_us(np.datetime64(months[-1], "M") + 1)], dtype=np.int64)
+        raise ValueError(
+            f"month weights must be {len(months)} numbers >= 0 (one per month "
+            f"{start}..{end}), not all 0, got {','.join(map(str, weights))}"
+        )
+    edges = np.array(
+        [_epoch_us(np.datetime64(m, "M")) for m in months] + [_epoch_us(np.datetime64(months[-1], "M") + 1)],
+        dtype=np.int64,
+    )
     return edges, w / w.sum()
 
 
-def generate(out, companies, trips, seed, start, end, split=None,
-             rows_per_file: int = ROWS_PER_FILE, defects=None, month_weights=None) -> dict[str, int]:
+def generate(
+    out,
+    companies,
+    trips,
+    seed,
+    start,
+    end,
+    split=None,
+    rows_per_file: int = ROWS_PER_FILE,
+    defects=None,
+    month_weights=None,
+) -> dict[str, int]:
     """Write every company's trips to ``out/<company>/trips/part-NNNNN.parquet``.
 
     Existing ``part-*.parquet`` files in those folders are replaced, so a re-run never
@@ -362,9 +399,17 @@ def generate(out, companies, trips, seed, start, end, split=None,
         for chunk, offset in enumerate(range(0, n, rows_per_file)):
             table = _chunk(_rng(int(seed), company, chunk), min(rows_per_file, n - offset), t0, t1, skew)
             if rates:
-                table = add_defects(table, _rng(int(seed), company, chunk, 1), rates, t0, t1,
-                                    amount="fare_amount", times=("tpep_pickup_datetime", "tpep_dropoff_datetime"),
-                                    money=MONEY_COLUMNS, payment="payment_type")
+                table = add_defects(
+                    table,
+                    _rng(int(seed), company, chunk, 1),
+                    rates,
+                    t0,
+                    t1,
+                    amount="fare_amount",
+                    times=("tpep_pickup_datetime", "tpep_dropoff_datetime"),
+                    money=MONEY_COLUMNS,
+                    payment="payment_type",
+                )
             yield table
 
     for company, n in counts.items():
@@ -374,8 +419,10 @@ def generate(out, companies, trips, seed, start, end, split=None,
 
 # --- high-volume for-hire vehicles ---------------------------------------------------------
 
-def _hvfhv_chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int,
-                 licences: list[str], weights: np.ndarray) -> pa.Table:
+
+def _hvfhv_chunk(
+    rng: np.random.Generator, n: int, t0_us: int, t1_us: int, licences: list[str], weights: np.ndarray
+) -> pa.Table:
     """``n`` HVFHV trips of the given licensees (drawn by ``weights``), pickups uniform in [t0_us, t1_us)."""
     pickup = np.sort(rng.integers(t0_us, t1_us, size=n, dtype=np.int64))
     licence = np.asarray(licences, dtype=object)[rng.choice(len(licences), size=n, p=weights)]
@@ -407,15 +454,23 @@ def _hvfhv_chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int,
         "shared_request_flag": np.where(rng.random(n) < 0.03, "Y", "N"),
         "wav_request_flag": np.where(rng.random(n) < 0.01, "Y", "N"),
     }
-    for name, cents in (("base_passenger_fare", fare), ("tolls", tolls), ("bcf", bcf), ("sales_tax", sales_tax),
-                        ("congestion_surcharge", congestion), ("airport_fee", airport), ("tips", tips),
-                        ("driver_pay", driver_pay)):
+    for name, cents in (
+        ("base_passenger_fare", fare),
+        ("tolls", tolls),
+        ("bcf", bcf),
+        ("sales_tax", sales_tax),
+        ("congestion_surcharge", congestion),
+        ("airport_fee", airport),
+        ("tips", tips),
+        ("driver_pay", driver_pay),
+    ):
         columns[name] = cents / 100.0
     return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in HVFHV_SCHEMA], schema=HVFHV_SCHEMA)
 
 
-def generate_hvfhv(out, trips, seed, start, end, licences=HVFHV_LICENCES, split=None,
-                   rows_per_file: int = ROWS_PER_FILE, defects=None) -> dict[str, int]:
+def generate_hvfhv(
+    out, trips, seed, start, end, licences=HVFHV_LICENCES, split=None, rows_per_file: int = ROWS_PER_FILE, defects=None
+) -> dict[str, int]:
     """Write one HVFHV dataset holding several licensees to ``out/part-NNNNN.parquet``.
 
     Rows of all licensees are mixed (sorted by pickup), as in TLC's monthly files; the Spark
@@ -457,12 +512,19 @@ def generate_hvfhv(out, trips, seed, start, end, licences=HVFHV_LICENCES, split=
             n = min(rows_per_file, trips - offset)
             table = _hvfhv_chunk(_rng(int(seed), "hvfhv", chunk), n, t0, t1, licences, weights)
             if rates:
-                table = add_defects(table, _rng(int(seed), "hvfhv", chunk, 1), rates, t0, t1,
-                                    amount="base_passenger_fare",
-                                    times=("pickup_datetime", "request_datetime", "dropoff_datetime"),
-                                    money=HVFHV_MONEY_COLUMNS)
-            for licence, k in zip(*np.unique(table.column("hvfhs_license_num").to_numpy(zero_copy_only=False),
-                                             return_counts=True)):
+                table = add_defects(
+                    table,
+                    _rng(int(seed), "hvfhv", chunk, 1),
+                    rates,
+                    t0,
+                    t1,
+                    amount="base_passenger_fare",
+                    times=("pickup_datetime", "request_datetime", "dropoff_datetime"),
+                    money=HVFHV_MONEY_COLUMNS,
+                )
+            for licence, k in zip(
+                *np.unique(table.column("hvfhs_license_num").to_numpy(zero_copy_only=False), return_counts=True)
+            ):
                 counts[licence] += int(k)
             yield table
 
@@ -472,13 +534,17 @@ def generate_hvfhv(out, trips, seed, start, end, licences=HVFHV_LICENCES, split=
 
 # --- plaintext references ------------------------------------------------------------------
 
+
 def check_policy(policy) -> dict[str, str]:
     """The data policy with defaults filled in (:data:`DEFAULT_POLICY`).
 
     :raises ValueError: on an unknown name or value
     """
-    choices = {"negative_amounts": ("count", "drop", "fail"), "null_amounts": ("drop", "fail"),
-               "outside_period": ("ignore", "fail")}
+    choices = {
+        "negative_amounts": ("count", "drop", "fail"),
+        "null_amounts": ("drop", "fail"),
+        "outside_period": ("ignore", "fail"),
+    }
     out = dict(DEFAULT_POLICY)
     for name, value in dict(policy or {}).items():
         if name not in choices or value not in choices[name]:
@@ -509,8 +575,11 @@ def _revenue_cents(files: list[Path], amount: str, time: str, months, policy, pa
             present = ~pc.is_null(fare).to_numpy(zero_copy_only=False)
             cents = np.rint(pc.fill_null(fare, 0).to_numpy(zero_copy_only=False) * 100).astype(np.int64)
             month = batch.column(time).to_numpy(zero_copy_only=False).astype("datetime64[M]")
-            mine = np.ones(len(cents), dtype=bool) if participant is None else \
-                (batch.column(participant[0]).to_numpy(zero_copy_only=False) == participant[1])
+            mine = (
+                np.ones(len(cents), dtype=bool)
+                if participant is None
+                else (batch.column(participant[0]).to_numpy(zero_copy_only=False) == participant[1])
+            )
             in_period = mine & np.isin(month, wanted)
             if policy["outside_period"] == "fail" and (mine & ~in_period).any():
                 raise ValueError(f"{int((mine & ~in_period).sum())} rows outside the period in {path}")
@@ -561,14 +630,19 @@ def hvfhv_revenue_cents_by_month(folder, licence: str, months, policy=None) -> d
     files = sorted(Path(folder).glob("part-*.parquet"))
     if not files:
         raise FileNotFoundError(f"no part-*.parquet files in {folder}")
-    return _revenue_cents(files, "base_passenger_fare", "pickup_datetime", months, policy,
-                          participant=("hvfhs_license_num", licence))
+    return _revenue_cents(
+        files, "base_passenger_fare", "pickup_datetime", months, policy, participant=("hvfhs_license_num", licence)
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--schema", choices=("yellow", "hvfhv"), default="yellow",
-                        help="yellow: OUT/<company>/trips per company; hvfhv: one dataset OUT of several licensees")
+    parser.add_argument(
+        "--schema",
+        choices=("yellow", "hvfhv"),
+        default="yellow",
+        help="yellow: OUT/<company>/trips per company; hvfhv: one dataset OUT of several licensees",
+    )
     parser.add_argument("--out", required=True, help="root folder; writes OUT/<company>/trips/ (or OUT/ for hvfhv)")
     parser.add_argument("--companies", help="comma-separated names, e.g. a,b,c,d,e (yellow)")
     parser.add_argument("--licences", default=",".join(HVFHV_LICENCES), help="licence ids (hvfhv)")
@@ -578,24 +652,46 @@ def main(argv=None) -> int:
     parser.add_argument("--end", required=True, help="last month, YYYY-MM (inclusive)")
     parser.add_argument("--split", help="percentages per company, e.g. 50,20,10,10,10")
     parser.add_argument("--rows-per-file", type=int, default=ROWS_PER_FILE)
-    parser.add_argument("--defects", action="store_true",
-                        help="refunds, null fares and out-of-period pickups at the rates of docs/data.md")
-    parser.add_argument("--month-weights",
-                        help="skew (yellow): one weight per month, e.g. 100,1,1: the first month has 100x the trips")
+    parser.add_argument(
+        "--defects",
+        action="store_true",
+        help="refunds, null fares and out-of-period pickups at the rates of docs/data.md",
+    )
+    parser.add_argument(
+        "--month-weights", help="skew (yellow): one weight per month, e.g. 100,1,1: the first month has 100x the trips"
+    )
     args = parser.parse_args(argv)
     split = [s.strip() for s in args.split.split(",")] if args.split else None
     try:
         if args.schema == "hvfhv":
-            counts = generate_hvfhv(args.out, args.trips, args.seed, args.start, args.end, licences=args.licences,
-                                    split=split, rows_per_file=args.rows_per_file, defects=args.defects or None)
+            counts = generate_hvfhv(
+                args.out,
+                args.trips,
+                args.seed,
+                args.start,
+                args.end,
+                licences=args.licences,
+                split=split,
+                rows_per_file=args.rows_per_file,
+                defects=args.defects or None,
+            )
             for licence, n in counts.items():
                 print(f"{licence}\t{n}\t{Path(args.out)}")
             return 0
         if not args.companies:
             raise ValueError("--companies is required for the yellow schema")
-        counts = generate(args.out, args.companies, args.trips, args.seed, args.start, args.end,
-                          split=split, rows_per_file=args.rows_per_file, defects=args.defects or None,
-                          month_weights=args.month_weights.split(",") if args.month_weights else None)
+        counts = generate(
+            args.out,
+            args.companies,
+            args.trips,
+            args.seed,
+            args.start,
+            args.end,
+            split=split,
+            rows_per_file=args.rows_per_file,
+            defects=args.defects or None,
+            month_weights=args.month_weights.split(",") if args.month_weights else None,
+        )
     except ValueError as e:
         print(f"taxi_trips: error: {e}", file=sys.stderr)
         return 2

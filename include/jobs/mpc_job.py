@@ -17,6 +17,7 @@ is not Parquet) becomes an InputError naming the input and Spark's own reason, i
 of a Java stack trace. :func:`main` prints that line on stderr as ``<job>: error: <message>`` and
 exits with code 2.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +37,7 @@ class InputError(Exception):
 
 
 # --- arguments --------------------------------------------------------------------------
+
 
 def parse_months(text: str) -> list[str]:
     """'2024-01,2024-02' -> ['2024-01', '2024-02'], in the given order.
@@ -64,15 +66,21 @@ def parse_party(text: str) -> str:
 
 def add_common_arguments(parser) -> None:
     """The arguments every aggregation job takes (the Airflow task passes them)."""
-    parser.add_argument("--input", required=True, help="Parquet dataset: a local path or a URI (file://, s3a://, hdfs://)")
+    parser.add_argument(
+        "--input", required=True, help="Parquet dataset: a local path or a URI (file://, s3a://, hdfs://)"
+    )
     parser.add_argument("--output", required=True, help="JSON file to write: a local path or a URI")
     parser.add_argument("--party", required=True, help="party id, echoed in the output")
     parser.add_argument("--months", required=True, help="comma-separated YYYY-MM months")
-    parser.add_argument("--oblivious", action="store_true",
-                        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)")
+    parser.add_argument(
+        "--oblivious",
+        action="store_true",
+        help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)",
+    )
 
 
 # --- locations ----------------------------------------------------------------------------
+
 
 def local_path(uri: str) -> str | None:
     """The local path of ``uri`` (a plain path or ``file:``), or None for any other scheme."""
@@ -137,6 +145,7 @@ def write_output(uri: str, doc: dict) -> None:
 
 
 # --- Spark ----------------------------------------------------------------------------------
+
 
 def session(app_name: str, oblivious: bool, conf: dict[str, str] | None = None):
     """The job's SparkSession (no master: spark-submit's --master decides where it runs).
@@ -222,6 +231,7 @@ def spark_errors(input_uri: str):
 
 
 # --- the job's main -------------------------------------------------------------------------
+
 
 def report_error(prog: str, message: str) -> None:
     """Print ``<prog>: error: <message>`` on stderr: spark-submit's stderr when running under it.

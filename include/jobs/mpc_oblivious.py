@@ -36,6 +36,7 @@ Runs inside a job that spark-submit starts: the job ships this file to the execu
 (:func:`ship`), so ``spark-submit include/jobs/taxi_revenue.py --oblivious ...`` works alone;
 a deployment may pass it with ``--py-files`` as well (the Airflow aggregate task does).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,8 +82,11 @@ def hash_labels(spark, reducers: int) -> list[int]:
 
     Computed by Spark itself on public numbers, so it follows Spark's hash on every version.
     """
-    rows = (spark.range(0, 64 * reducers)
-            .selectExpr("cast(id as int) as x", f"pmod(hash(cast(id as int)), {int(reducers)}) as p").collect())
+    rows = (
+        spark.range(0, 64 * reducers)
+        .selectExpr("cast(id as int) as x", f"pmod(hash(cast(id as int)), {int(reducers)}) as p")
+        .collect()
+    )
     found: dict[int, int] = {}
     for row in rows:
         found.setdefault(row.p, row.x)
@@ -146,12 +150,14 @@ def combine_and_pad(owner: list[int], labels: list[int], classes: int):
         for r in range(reducers):
             mine = [k for k in range(num_keys) if owner[k] == r]
             for k in mine:
-                rows.append((labels[r], k, 0, counts[k * classes:(k + 1) * classes], totals[k]))
+                rows.append((labels[r], k, 0, counts[k * classes : (k + 1) * classes], totals[k]))
             for _ in range(num_keys - len(mine)):
                 rows.append((labels[r], 0, 1, [0] * classes, 0))
-        columns = [pa.array([row[0] for row in rows], pa.int32()),
-                   pa.array([row[1] for row in rows], pa.int32()),
-                   pa.array([row[2] for row in rows], pa.int32())]
+        columns = [
+            pa.array([row[0] for row in rows], pa.int32()),
+            pa.array([row[1] for row in rows], pa.int32()),
+            pa.array([row[2] for row in rows], pa.int32()),
+        ]
         columns += [pa.array([row[3][j] for row in rows], pa.int64()) for j in range(classes)]
         columns.append(pa.array([Decimal(row[4]) for row in rows], pa.decimal128(38, 0)))
         names = ["label", "key", "is_dummy", *(f"c{j}" for j in range(classes)), "total"]
@@ -204,7 +210,9 @@ def padded_shuffle(spark, rows, num_keys: int, classes: int = 1, reducers: int =
     return mapped.repartition(reducers, "label")
 
 
-def oblivious_sums(spark, rows, num_keys: int, classes: int = 1, reducers: int = REDUCERS) -> list[tuple[list[int], int]]:
+def oblivious_sums(
+    spark, rows, num_keys: int, classes: int = 1, reducers: int = REDUCERS
+) -> list[tuple[list[int], int]]:
     """Count rows per (key, class) and sum ``value`` per key through an oblivious shuffle.
 
     :param spark: the session (see :data:`SPARK_CONF` for its settings)
@@ -246,7 +254,8 @@ def distinct_pad(secret: bytes, reducers: int, labels: list[int]):
             digest += share + [bytes(32)] * (n - len(share))
         yield pa.RecordBatch.from_arrays(
             [pa.array(label, pa.int32()), pa.array(dummy, pa.int32()), pa.array(digest, pa.binary())],
-            names=["label", "is_dummy", "digest"])
+            names=["label", "is_dummy", "digest"],
+        )
 
     return per_task
 

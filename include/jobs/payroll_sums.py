@@ -34,6 +34,7 @@ null columns, an unknown gender or level, a negative salary or one above the max
 employee) exits with code 2 and one line on stderr starting with "payroll_sums: error:" that lists
 every problem found, leaving the output as it was; so does an input an executor cannot read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,16 +96,22 @@ def problems(row: dict, levels: list[str], max_salary: int) -> list[str]:
         if row[f"null_{column}"]:
             found.append(f"column {column!r} has {row[f'null_{column}']} null values out of {n} rows")
     if row["unknown_gender"]:
-        found.append(f"column 'gender' has {row['unknown_gender']} values other than "
-                     f"{' or '.join(repr(g) for g, _ in GENDERS)}, e.g. {row['unknown_gender_example']!r}")
+        found.append(
+            f"column 'gender' has {row['unknown_gender']} values other than "
+            f"{' or '.join(repr(g) for g, _ in GENDERS)}, e.g. {row['unknown_gender_example']!r}"
+        )
     if row["unknown_level"]:
-        found.append(f"column 'level' has {row['unknown_level']} values not among the levels "
-                     f"{','.join(levels)}, e.g. {row['unknown_level_example']!r}")
+        found.append(
+            f"column 'level' has {row['unknown_level']} values not among the levels "
+            f"{','.join(levels)}, e.g. {row['unknown_level_example']!r}"
+        )
     if row["negative"]:
         found.append(f"column 'salary_cents' has {row['negative']} negative values, e.g. {row['negative_example']}")
     if row["above_max"]:
-        found.append(f"column 'salary_cents' has {row['above_max']} values above the maximum {max_salary}, "
-                     f"e.g. {row['above_max_example']}")
+        found.append(
+            f"column 'salary_cents' has {row['above_max']} values above the maximum {max_salary}, "
+            f"e.g. {row['above_max_example']}"
+        )
     duplicates = n - row["null_employee_id"] - row["distinct_ids"]
     if duplicates:
         found.append(f"column 'employee_id' has {duplicates} duplicate ids")
@@ -123,11 +130,15 @@ def sums_by_gender_and_level(df, levels: list[str], max_salary: int) -> dict:
     fields = {f.name: f.dataType for f in df.schema.fields}
     missing = [c for c in COLUMNS if c not in fields]
     if missing:
-        raise InputError(f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-                         f"missing; columns are: {', '.join(fields)}")
+        raise InputError(
+            f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+            f"missing; columns are: {', '.join(fields)}"
+        )
     if not isinstance(fields["salary_cents"], IntegralType):
-        raise InputError(f"column 'salary_cents' has type {fields['salary_cents'].simpleString()}, "
-                         f"expected an integer number of cents")
+        raise InputError(
+            f"column 'salary_cents' has type {fields['salary_cents'].simpleString()}, "
+            f"expected an integer number of cents"
+        )
     for column in ("gender", "level"):
         if not isinstance(fields[column], StringType):
             raise InputError(f"column {column!r} has type {fields[column].simpleString()}, expected a string")
@@ -139,16 +150,18 @@ def sums_by_gender_and_level(df, levels: list[str], max_salary: int) -> dict:
     def count(cond):
         return F.count(F.when(cond, 1))
 
-    aggs = [F.count(F.lit(1)).alias("rows_read"),
-            F.countDistinct("employee_id").alias("distinct_ids"),
-            count(gender.isNotNull() & ~known_gender).alias("unknown_gender"),
-            F.min(F.when(gender.isNotNull() & ~known_gender, gender)).alias("unknown_gender_example"),
-            count(level.isNotNull() & ~known_level).alias("unknown_level"),
-            F.min(F.when(level.isNotNull() & ~known_level, level)).alias("unknown_level_example"),
-            count(salary < 0).alias("negative"),
-            F.min(F.when(salary < 0, salary)).alias("negative_example"),
-            count(salary > max_salary).alias("above_max"),
-            F.max(F.when(salary > max_salary, salary)).alias("above_max_example")]
+    aggs = [
+        F.count(F.lit(1)).alias("rows_read"),
+        F.countDistinct("employee_id").alias("distinct_ids"),
+        count(gender.isNotNull() & ~known_gender).alias("unknown_gender"),
+        F.min(F.when(gender.isNotNull() & ~known_gender, gender)).alias("unknown_gender_example"),
+        count(level.isNotNull() & ~known_level).alias("unknown_level"),
+        F.min(F.when(level.isNotNull() & ~known_level, level)).alias("unknown_level_example"),
+        count(salary < 0).alias("negative"),
+        F.min(F.when(salary < 0, salary)).alias("negative_example"),
+        count(salary > max_salary).alias("above_max"),
+        F.max(F.when(salary > max_salary, salary)).alias("above_max_example"),
+    ]
     aggs += [count(F.col(c).isNull()).alias(f"null_{c}") for c in COLUMNS]
     labels = ["all", *levels]
     for j, label in enumerate(labels):
@@ -156,8 +169,10 @@ def sums_by_gender_and_level(df, levels: list[str], max_salary: int) -> dict:
         for g, suffix in GENDERS:
             cond = in_level & (gender == g)
             # Sum of longs; with ANSI mode (Spark 4 default) an overflow fails instead of wrapping.
-            aggs += [F.coalesce(F.sum(F.when(cond, salary)), F.lit(0)).alias(f"sum_{suffix}_{j}"),
-                     count(cond).alias(f"count_{suffix}_{j}")]
+            aggs += [
+                F.coalesce(F.sum(F.when(cond, salary)), F.lit(0)).alias(f"sum_{suffix}_{j}"),
+                count(cond).alias(f"count_{suffix}_{j}"),
+            ]
     row = df.agg(*aggs).first().asDict()
 
     found = problems(row, levels, max_salary)
@@ -186,22 +201,37 @@ def oblivious_sums_by_gender_and_level(spark, df, levels: list[str], max_salary:
 
     oblivious = oblivious_module()
     types = {f.name: f.dataType for f in df.schema.fields}
-    if (any(c not in types for c in COLUMNS) or not isinstance(types["salary_cents"], IntegralType)
-            or not all(isinstance(types[c], StringType) for c in ("gender", "level"))):
+    if (
+        any(c not in types for c in COLUMNS)
+        or not isinstance(types["salary_cents"], IntegralType)
+        or not all(isinstance(types[c], StringType) for c in ("gender", "level"))
+    ):
         return sums_by_gender_and_level(df, levels, max_salary)  # raises its schema error
     salary, gender, level = F.col("salary_cents").cast("long"), F.col("gender"), F.col("level")
     genders = [g for g, _ in GENDERS]
-    clean = (F.col("employee_id").isNotNull() & salary.isNotNull() & gender.isin(genders)
-             & level.isin(levels) & (salary >= 0) & (salary <= max_salary))
+    clean = (
+        F.col("employee_id").isNotNull()
+        & salary.isNotNull()
+        & gender.isin(genders)
+        & level.isin(levels)
+        & (salary >= 0)
+        & (salary <= max_salary)
+    )
     clean = F.coalesce(clean, F.lit(False))
     level_index = F.array_position(F.array(*[F.lit(x) for x in levels]), level).cast("int") - 1
     gender_index = F.array_position(F.array(*[F.lit(g) for g in genders]), gender).cast("int") - 1
     cells = 2 * len(levels)
     key = F.when(clean, level_index * 2 + gender_index).otherwise(F.lit(cells))
     per_key = oblivious.oblivious_sums(
-        spark, df.select(key.cast("int"), F.when(clean, 0).otherwise(1).cast("int"),
-                         F.when(clean, salary).otherwise(F.lit(0).cast("long"))),
-        num_keys=cells + 1, classes=2)
+        spark,
+        df.select(
+            key.cast("int"),
+            F.when(clean, 0).otherwise(1).cast("int"),
+            F.when(clean, salary).otherwise(F.lit(0).cast("long")),
+        ),
+        num_keys=cells + 1,
+        classes=2,
+    )
     rows_read = sum(sum(counts) for counts, _ in per_key)
     problems_seen = sum(per_key[cells][0]) > 0 or rows_read == 0
     if not problems_seen:
@@ -245,16 +275,25 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         spark.stop()
 
-    doc = {"format": FORMAT, "party": party, "dimensions": {"level": result["labels"]},
-           "values": result["values"], "stats": {"rows_read": result["rows_read"]}}
+    doc = {
+        "format": FORMAT,
+        "party": party,
+        "dimensions": {"level": result["labels"]},
+        "values": result["values"],
+        "stats": {"rows_read": result["rows_read"]},
+    }
     mpc_job.write_output(args.output, doc)
     return doc
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return mpc_job.main("payroll_sums", run, args, lambda doc: [
-        f"payroll_sums: wrote {args.output}: {json.dumps(doc['values'])} {json.dumps(doc['stats'])}"])
+    return mpc_job.main(
+        "payroll_sums",
+        run,
+        args,
+        lambda doc: [f"payroll_sums: wrote {args.output}: {json.dumps(doc['values'])} {json.dumps(doc['stats'])}"],
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ decimal, and turned into integer cents exactly. Bad input exits with code 2 and 
 stderr starting with "taxi_revenue: error:", leaving the output as it was; so does an input an
 executor cannot read (the line names the input and Spark's reason, not a stack trace).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,18 +77,23 @@ POLICY_CHOICES = {
     "outside_period": ("ignore", "fail"),
 }
 
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="taxi_revenue", description="Per-month trip revenue in cents.")
     mpc_job.add_common_arguments(parser)
     parser.add_argument("--revenue-column", default="fare_amount", help="money column (any case)")
     parser.add_argument("--time-column", default="tpep_pickup_datetime", help="pickup time column (any case)")
-    parser.add_argument("--participant-column", default=None,
-                        help="column naming the licensee, when one dataset holds several (e.g. hvfhs_license_num)")
+    parser.add_argument(
+        "--participant-column",
+        default=None,
+        help="column naming the licensee, when one dataset holds several (e.g. hvfhs_license_num)",
+    )
     parser.add_argument("--participant-value", default=None, help="this party's value in that column (e.g. HV0003)")
     for name, choices in POLICY_CHOICES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=choices[0])
-    parser.add_argument("--max-cents", type=int, default=DEFAULT_MAX_CENTS,
-                        help="largest net revenue per market the program accepts")
+    parser.add_argument(
+        "--max-cents", type=int, default=DEFAULT_MAX_CENTS, help="largest net revenue per market the program accepts"
+    )
     return parser.parse_args(argv)
 
 
@@ -110,6 +116,7 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 # --- reading: schema tolerance ----------------------------------------------------------
+
 
 class _SchemaDrift(Exception):
     """The merged schema cannot be used as one (two names differ only by case): read per file."""
@@ -259,6 +266,7 @@ def _schema_groups(spark, path: str):
 
 # --- aggregation and policy -------------------------------------------------------------
 
+
 def count_and_sum(trips, months: list[str], drop_negatives: bool) -> dict:
     """One pass over the normalized trips: every count of the policy and the sum per month.
 
@@ -318,10 +326,12 @@ def oblivious_rows(trips, months: list[str], drop_negatives: bool):
     index = F.array_position(F.array(*[F.lit(m) for m in months]), month).cast("int") - 1
     key = F.when(~mine, F.lit(k + 1)).when(in_period, index).otherwise(F.lit(k))
     keep = money.isNotNull() & (money >= 0) if drop_negatives else money.isNotNull()
-    flags = (F.when(F.col("amount_null"), _NULL).otherwise(0)
-             + F.when(F.col("bad_text").isNotNull(), _NOT_NUMBER).otherwise(0)
-             + F.when(F.coalesce(money < 0, F.lit(False)), _NEGATIVE).otherwise(0)
-             + F.when(keep, _USED).otherwise(0))
+    flags = (
+        F.when(F.col("amount_null"), _NULL).otherwise(0)
+        + F.when(F.col("bad_text").isNotNull(), _NOT_NUMBER).otherwise(0)
+        + F.when(F.coalesce(money < 0, F.lit(False)), _NEGATIVE).otherwise(0)
+        + F.when(keep, _USED).otherwise(0)
+    )
     cls = F.when(mine & in_period, flags).otherwise(F.lit(0))
     cents = F.when(mine & in_period & keep, (money * 100).cast("long")).otherwise(F.lit(0).cast("long"))
     rows = trips.select(key.cast("int").alias("key"), cls.cast("int").alias("cls"), cents.alias("value"))
@@ -382,24 +392,34 @@ def apply_policy(row: dict, policy: dict, columns: dict, participant_value: str 
     if participant_value is not None and row["rows_mine"] == 0:
         raise InputError(f"no rows with {columns['participant']} = {participant_value!r} among {n} rows")
     if row["rows_outside_period"] and policy["outside_period"] == "fail":
-        raise InputError(f"time column {columns['time']!r} has {row['rows_outside_period']} rows outside the "
-                         f"declared months, e.g. {row['outside_example']} (policy outside_period: fail)")
+        raise InputError(
+            f"time column {columns['time']!r} has {row['rows_outside_period']} rows outside the "
+            f"declared months, e.g. {row['outside_example']} (policy outside_period: fail)"
+        )
     unreadable = row["null_amounts"] + row["not_numbers"]
     if row["rows_in_period"] and unreadable == row["rows_in_period"]:
-        raise InputError(f"revenue column {rev!r} has no usable amount: all {row['rows_in_period']} rows in "
-                         f"the period are null ({row['null_amounts']}) or not numbers ({row['not_numbers']})")
+        raise InputError(
+            f"revenue column {rev!r} has no usable amount: all {row['rows_in_period']} rows in "
+            f"the period are null ({row['null_amounts']}) or not numbers ({row['not_numbers']})"
+        )
     if policy["null_amounts"] == "fail":
         if row["null_amounts"]:
-            raise InputError(f"revenue column {rev!r} has {row['null_amounts']} null values out of "
-                             f"{row['rows_in_period']} rows in the period (policy null_amounts: fail)")
+            raise InputError(
+                f"revenue column {rev!r} has {row['null_amounts']} null values out of "
+                f"{row['rows_in_period']} rows in the period (policy null_amounts: fail)"
+            )
         if row["not_numbers"]:
-            raise InputError(f"revenue column {rev!r} has {row['not_numbers']} values that are not numbers out "
-                             f"of {row['rows_in_period']} rows in the period, e.g. {row['not_number_example']!r} "
-                             f"(policy null_amounts: fail)")
+            raise InputError(
+                f"revenue column {rev!r} has {row['not_numbers']} values that are not numbers out "
+                f"of {row['rows_in_period']} rows in the period, e.g. {row['not_number_example']!r} "
+                f"(policy null_amounts: fail)"
+            )
     if row["negatives"] and policy["negative_amounts"] == "fail":
-        raise InputError(f"revenue column {rev!r} has {row['negatives']} negative values out of "
-                         f"{row['rows_in_period']} rows in the period, e.g. {row['negative_example']} "
-                         f"(policy negative_amounts: fail)")
+        raise InputError(
+            f"revenue column {rev!r} has {row['negatives']} negative values out of "
+            f"{row['rows_in_period']} rows in the period, e.g. {row['negative_example']} "
+            f"(policy negative_amounts: fail)"
+        )
 
 
 def check_markets(markets: list[str], cents: list[int], max_cents: int) -> None:
@@ -412,16 +432,25 @@ def check_markets(markets: list[str], cents: list[int], max_cents: int) -> None:
     """
     for market, value in [*zip(markets[1:], cents[1:]), (markets[0], cents[0])]:
         if value < 0:
-            raise InputError(f"market {market}: net revenue is negative ({value} cents): "
-                             f"refunds exceed fares, nothing is shared")
+            raise InputError(
+                f"market {market}: net revenue is negative ({value} cents): refunds exceed fares, nothing is shared"
+            )
         if value > max_cents:
-            raise InputError(f"market {market}: net revenue {value} cents is above the program's bound "
-                             f"of {max_cents} cents (--max-cents), nothing is shared")
+            raise InputError(
+                f"market {market}: net revenue {value} cents is above the program's bound "
+                f"of {max_cents} cents (--max-cents), nothing is shared"
+            )
 
 
-def revenue_by_month(trips, months: list[str], policy: dict, columns: dict,
-                     participant_value: str | None = None, max_cents: int = DEFAULT_MAX_CENTS,
-                     oblivious_spark=None) -> dict:
+def revenue_by_month(
+    trips,
+    months: list[str],
+    policy: dict,
+    columns: dict,
+    participant_value: str | None = None,
+    max_cents: int = DEFAULT_MAX_CENTS,
+    oblivious_spark=None,
+) -> dict:
     """Apply the data policy and sum the net revenue per declared month, in one pass.
 
     :param trips: output of :func:`read_trips`
@@ -456,8 +485,11 @@ def revenue_by_month(trips, months: list[str], policy: dict, columns: dict,
         "rows_used": int(row["rows_used"]),
         "rows_outside_period": int(row["rows_outside_period"]),
         "negative_amounts": int(row["negatives"]),
-        "dropped": {"null_amount": int(row["null_amounts"]), "not_a_number": int(row["not_numbers"]),
-                    "negative_amount": int(dropped_negatives)},
+        "dropped": {
+            "null_amount": int(row["null_amounts"]),
+            "not_a_number": int(row["not_numbers"]),
+            "negative_amount": int(dropped_negatives),
+        },
         "policy": dict(policy),
     }
     if participant_value is not None:
@@ -468,13 +500,14 @@ def revenue_by_month(trips, months: list[str], policy: dict, columns: dict,
 def stats_line(stats: dict) -> str:
     """The counts as one readable log line (they stay on this party)."""
     d = stats["dropped"]
-    other = (f", {stats['rows_other_participants']} of other licensees"
-             if "rows_other_participants" in stats else "")
+    other = f", {stats['rows_other_participants']} of other licensees" if "rows_other_participants" in stats else ""
     verb = "dropped" if stats["policy"]["negative_amounts"] == "drop" else "counted (net revenue)"
-    return (f"taxi_revenue: rows: {stats['rows_read']} read{other}, {stats['rows_outside_period']} outside the "
-            f"period (ignored), {stats['rows_in_period']} in the period, {stats['rows_used']} used; dropped: "
-            f"{d['null_amount']} null amounts, {d['not_a_number']} not numbers, {d['negative_amount']} negative "
-            f"amounts; {stats['negative_amounts']} negative amounts {verb}")
+    return (
+        f"taxi_revenue: rows: {stats['rows_read']} read{other}, {stats['rows_outside_period']} outside the "
+        f"period (ignored), {stats['rows_in_period']} in the period, {stats['rows_used']} used; dropped: "
+        f"{d['null_amount']} null amounts, {d['not_a_number']} not numbers, {d['negative_amount']} negative "
+        f"amounts; {stats['negative_amounts']} negative amounts {verb}"
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -492,15 +525,20 @@ def run(args: argparse.Namespace) -> dict:
     value = args.participant_value.strip() if args.participant_value is not None else None
     policy = {name: getattr(args, name) for name in POLICY_CHOICES}
 
-    spark = mpc_job.session(f"taxi_revenue[{party}]", args.oblivious, {
-        "spark.sql.session.timeZone": "UTC",  # months are UTC months on every machine
-        "spark.sql.shuffle.partitions": "4",  # one small global aggregate
-    })
+    spark = mpc_job.session(
+        f"taxi_revenue[{party}]",
+        args.oblivious,
+        {
+            "spark.sql.session.timeZone": "UTC",  # months are UTC months on every machine
+            "spark.sql.shuffle.partitions": "4",  # one small global aggregate
+        },
+    )
     try:
         with mpc_job.spark_errors(args.input):  # an executor's failure too: one line naming the input
             trips, schemas = read_trips(spark, args.input, columns, value)
-            result = revenue_by_month(trips, months, policy, columns, value, args.max_cents,
-                                      oblivious_spark=spark if args.oblivious else None)
+            result = revenue_by_month(
+                trips, months, policy, columns, value, args.max_cents, oblivious_spark=spark if args.oblivious else None
+            )
     finally:
         spark.stop()
 
@@ -518,8 +556,12 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return mpc_job.main("taxi_revenue", run, args, lambda doc: [
-        stats_line(doc["stats"]), f"taxi_revenue: wrote {args.output}: {json.dumps(doc['values'])}"])
+    return mpc_job.main(
+        "taxi_revenue",
+        run,
+        args,
+        lambda doc: [stats_line(doc["stats"]), f"taxi_revenue: wrote {args.output}: {json.dumps(doc['values'])}"],
+    )
 
 
 if __name__ == "__main__":

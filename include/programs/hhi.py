@@ -71,10 +71,18 @@ PROGRAM = SecureProgram(
     name="hhi",
     description="Herfindahl-Hirschman Index of each market (0..10000), rounded in the MPC, thin markets suppressed",
     inputs=(Input("revenue_cents", low=0, high=2**REVENUE_BITS - 1, dim="market", nonzero=True),),
-    outputs=(Output("hhi", dim="market", decimals="decimals", suppressed_by="suppressed",
-                    description="10000 * sum of squared revenues / squared total revenue, rounded"),
-             Output("suppressed", dim="market",
-                    description="1 where fewer than k firms of the roster had revenue in the market")),
+    outputs=(
+        Output(
+            "hhi",
+            dim="market",
+            decimals="decimals",
+            suppressed_by="suppressed",
+            description="10000 * sum of squared revenues / squared total revenue, rounded",
+        ),
+        Output(
+            "suppressed", dim="market", description="1 where fewer than k firms of the roster had revenue in the market"
+        ),
+    ),
     compute=hhi,
     bit_length=division(MAX_DECIMALS).secint_bits,
     min_input_parties=3,

@@ -17,8 +17,9 @@ DEFAULTS = {"k": 3, "decimals": 2}
 
 def settings(params: dict | None) -> dict:
     merged = {**DEFAULTS, **(params or {})}
-    if sorted(merged) != sorted(DEFAULTS) or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                      for v in merged.values()):
+    if sorted(merged) != sorted(DEFAULTS) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in merged.values()
+    ):
         raise ValueError(f"program hhi_single: params must be integers among {sorted(DEFAULTS)}, got {params}")
     if not 2 <= merged["k"] <= MAX_PARTIES or not 0 <= merged["decimals"] <= 4:
         raise ValueError(f"program hhi_single: params.k must be 2..{MAX_PARTIES} and decimals 0..4, got {params}")
@@ -47,9 +48,15 @@ PROGRAM = SecureProgram(
     name="hhi_single",
     description="Herfindahl-Hirschman Index of one market (0..10000), rounded in the MPC",
     inputs=(Input("revenue_cents", low=0, high=2**REVENUE_BITS - 1, nonzero=True),),
-    outputs=(Output("hhi", decimals="decimals", suppressed_by="suppressed",
-                    description="10000 * sum of squared revenues / squared total revenue, rounded"),
-             Output("suppressed", description="1 where fewer than k firms had revenue")),
+    outputs=(
+        Output(
+            "hhi",
+            decimals="decimals",
+            suppressed_by="suppressed",
+            description="10000 * sum of squared revenues / squared total revenue, rounded",
+        ),
+        Output("suppressed", description="1 where fewer than k firms had revenue"),
+    ),
     compute=hhi,
     bit_length=DivisionSize(2 * (REVENUE_BITS + 7), (10**8).bit_length()).secint_bits,
     min_input_parties=3,

@@ -68,12 +68,24 @@ def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -
 PROGRAM = SecureProgram(
     name="mean",
     description="Pooled mean per market, rounded in the MPC, cells with fewer than k parties or n records suppressed",
-    inputs=(Input("value_sum", low=-2**SUM_BITS, high=2**SUM_BITS - 1, dim="market"),
-            Input("count", low=0, high=2**COUNT_BITS - 1, dim="market", nonzero=True)),
-    outputs=(Output("mean", dim="market", decimals="decimals", suppressed_by="suppressed",
-                    description="sum of value_sum / sum of count, rounded (None where suppressed)"),
-             Output("suppressed", dim="market",
-                    description="1 where fewer than k parties had records or fewer than n records in all")),
+    inputs=(
+        Input("value_sum", low=-(2**SUM_BITS), high=2**SUM_BITS - 1, dim="market"),
+        Input("count", low=0, high=2**COUNT_BITS - 1, dim="market", nonzero=True),
+    ),
+    outputs=(
+        Output(
+            "mean",
+            dim="market",
+            decimals="decimals",
+            suppressed_by="suppressed",
+            description="sum of value_sum / sum of count, rounded (None where suppressed)",
+        ),
+        Output(
+            "suppressed",
+            dim="market",
+            description="1 where fewer than k parties had records or fewer than n records in all",
+        ),
+    ),
     compute=pooled_mean,
     bit_length=division(MAX_DECIMALS).secint_bits,
     min_input_parties=3,

@@ -63,14 +63,14 @@ def pay_gap(mpc, secint, inputs, params):
     sm, sw, cm, cw = (inputs[name].sum(axis=0) for name in INPUTS)
     firms_m, firms_w = inputs.nonzero["count_men"].sum(axis=0), inputs.nonzero["count_women"].sum(axis=0)
     paid_m = inputs.nonzero["salary_sum_men"].sum(axis=0)
-    floors = at_least(mpc, mpc.np_stack((firms_m - p["k"], firms_w - p["k"], cm - p["n"], cw - p["n"],
-                                         paid_m - 1)), 0, COUNT_BITS + 9)
+    floors = at_least(
+        mpc, mpc.np_stack((firms_m - p["k"], firms_w - p["k"], cm - p["n"], cw - p["n"], paid_m - 1)), 0, COUNT_BITS + 9
+    )
     ok = floors[0] * floors[1] * floors[2] * floors[3]
     defined = ok * floors[4]  # men's salaries all zero: the ratio is undefined (None), not an error
     gap = round_div(mpc, *masked(mpc, sm * cw - sw * cm, cm * cw, ok), GAP)
     ratio = round_div(mpc, *masked(mpc, 10**RATIO_DECIMALS * sw * cm, sm * cw, defined), RATIO)
-    return {"mean_gap_cents": gap, "women_to_men_ratio": ratio, "ratio_suppressed": 1 - defined,
-            "suppressed": 1 - ok}
+    return {"mean_gap_cents": gap, "women_to_men_ratio": ratio, "ratio_suppressed": 1 - defined, "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:
@@ -92,19 +92,39 @@ def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -
 
 PROGRAM = SecureProgram(
     name="pay_gap",
-    description="Difference and ratio of mean salaries of men and women per job level, rounded, small groups suppressed",
-    inputs=(Input("salary_sum_men", low=0, high=2**SUM_BITS - 1, dim="level", nonzero=True),
-            Input("salary_sum_women", low=0, high=2**SUM_BITS - 1, dim="level"),
-            Input("count_men", low=0, high=2**COUNT_BITS - 1, dim="level", nonzero=True),
-            Input("count_women", low=0, high=2**COUNT_BITS - 1, dim="level", nonzero=True)),
-    outputs=(Output("mean_gap_cents", dim="level", suppressed_by="suppressed",
-                    description="mean salary of men minus mean salary of women, in whole cents"),
-             Output("women_to_men_ratio", dim="level", decimals=RATIO_DECIMALS, suppressed_by="ratio_suppressed",
-                    description="mean salary of women / mean salary of men, to 4 decimals (basis points)"),
-             Output("ratio_suppressed", dim="level",
-                    description="1 where the ratio is not revealed: the level is suppressed, or men's salaries are all zero"),
-             Output("suppressed", dim="level",
-                    description="1 where the level has fewer than k companies or n employees per gender")),
+    description="Difference and ratio of mean salaries of men and women per job level, rounded, "
+    "small groups suppressed",
+    inputs=(
+        Input("salary_sum_men", low=0, high=2**SUM_BITS - 1, dim="level", nonzero=True),
+        Input("salary_sum_women", low=0, high=2**SUM_BITS - 1, dim="level"),
+        Input("count_men", low=0, high=2**COUNT_BITS - 1, dim="level", nonzero=True),
+        Input("count_women", low=0, high=2**COUNT_BITS - 1, dim="level", nonzero=True),
+    ),
+    outputs=(
+        Output(
+            "mean_gap_cents",
+            dim="level",
+            suppressed_by="suppressed",
+            description="mean salary of men minus mean salary of women, in whole cents",
+        ),
+        Output(
+            "women_to_men_ratio",
+            dim="level",
+            decimals=RATIO_DECIMALS,
+            suppressed_by="ratio_suppressed",
+            description="mean salary of women / mean salary of men, to 4 decimals (basis points)",
+        ),
+        Output(
+            "ratio_suppressed",
+            dim="level",
+            description="1 where the ratio is not revealed: the level is suppressed, or men's salaries are all zero",
+        ),
+        Output(
+            "suppressed",
+            dim="level",
+            description="1 where the level has fewer than k companies or n employees per gender",
+        ),
+    ),
     compute=pay_gap,
     bit_length=max(GAP.secint_bits, RATIO.secint_bits),
     min_input_parties=3,

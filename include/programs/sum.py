@@ -52,11 +52,16 @@ def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -
 PROGRAM = SecureProgram(
     name="sum",
     description="Total per market over the input parties, cells with fewer than k contributors suppressed",
-    inputs=(Input("value", low=-2**VALUE_BITS, high=2**VALUE_BITS - 1, dim="market", nonzero=True),),
-    outputs=(Output("total", dim="market", suppressed_by="suppressed",
-                    description="sum over the roster (an integer; None where suppressed)"),
-             Output("suppressed", dim="market",
-                    description="1 where fewer than k parties contributed a non-zero value")),
+    inputs=(Input("value", low=-(2**VALUE_BITS), high=2**VALUE_BITS - 1, dim="market", nonzero=True),),
+    outputs=(
+        Output(
+            "total",
+            dim="market",
+            suppressed_by="suppressed",
+            description="sum over the roster (an integer; None where suppressed)",
+        ),
+        Output("suppressed", dim="market", description="1 where fewer than k parties contributed a non-zero value"),
+    ),
     compute=secure_sum,
     bit_length=64,
     min_input_parties=3,

@@ -42,23 +42,30 @@ def check(views: list[dict[str, Any]], names: list[str]) -> None:
     first = views[0]
     ledgers = [v.get("ledger") for v in views]
     if any(ledger != ledgers[0] for ledger in ledgers):
-        told = "; ".join(f"{names[i]}: fixed roster {_names((ledger or {}).get('fixed_roster'))}, withheld "
-                         f"{', '.join('/'.join(p) for p in (ledger or {}).get('withheld', [])) or 'none'}"
-                         for i, ledger in enumerate(ledgers))
-        raise AgreementError(f"compute parties disagree on the disclosure ledger ({told}): the bucket shows "
-                             "them different ledger records")
+        told = "; ".join(
+            f"{names[i]}: fixed roster {_names((ledger or {}).get('fixed_roster'))}, withheld "
+            f"{', '.join('/'.join(p) for p in (ledger or {}).get('withheld', [])) or 'none'}"
+            for i, ledger in enumerate(ledgers)
+        )
+        raise AgreementError(
+            f"compute parties disagree on the disclosure ledger ({told}): the bucket shows "
+            "them different ledger records"
+        )
     roster = first.get("roster")
     fixed = (ledgers[0] or {}).get("fixed_roster")
     if fixed is not None and roster is not None and sorted(fixed) != sorted(roster):
-        raise AgreementError(f"roster {_names(roster)} of attempt {first.get('attempt')} differs from "
-                             f"{_names(fixed)}, over which the ledger says months of this period were released")
+        raise AgreementError(
+            f"roster {_names(roster)} of attempt {first.get('attempt')} differs from "
+            f"{_names(fixed)}, over which the ledger says months of this period were released"
+        )
     if roster is not None and fixed is None:
         for i, view in enumerate(views):
             left_out = [p for p in view.get("seen", []) if p not in roster]
             if left_out:
                 raise AgreementError(
                     f"roster {_names(roster)} of attempt {first.get('attempt')} leaves out {', '.join(left_out)}, "
-                    f"whose shares {names[i]} saw before the roster was fixed")
+                    f"whose shares {names[i]} saw before the roster was fixed"
+                )
     rest = [{k: v for k, v in view.items() if k != "seen"} for view in views]
     differ = [names[i] for i, view in enumerate(rest) if view != rest[0]]
     if differ:

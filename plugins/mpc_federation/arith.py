@@ -93,8 +93,9 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None, chunk: int = CHUN
     """
     secarray = type(den)
     if secarray.sectype.bit_length < size.secint_bits:
-        raise ValueError(f"round_div needs SecInt({size.secint_bits}) for {size}, "
-                         f"got SecInt({secarray.sectype.bit_length})")
+        raise ValueError(
+            f"round_div needs SecInt({size.secint_bits}) for {size}, got SecInt({secarray.sectype.bit_length})"
+        )
     if den.size <= chunk:
         return _round_div(mpc, num, den, size, root)
     return _chunked(mpc, num, den, size, root, chunk)

@@ -14,8 +14,8 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, seal
@@ -47,8 +47,11 @@ class Verified:
 
     def rosters(self, layout: RunLayout) -> dict[int, dict]:
         """The verified roster payloads by attempt."""
-        return {a: self.payloads[layout.roster_key(a)] for a in layout.attempts(self.keys)
-                if isinstance(self.payloads.get(layout.roster_key(a)), dict)}
+        return {
+            a: self.payloads[layout.roster_key(a)]
+            for a in layout.attempts(self.keys)
+            if isinstance(self.payloads.get(layout.roster_key(a)), dict)
+        }
 
 
 class RunReader(RunLayout):
@@ -72,14 +75,29 @@ class RunReader(RunLayout):
 
     # -- reading -------------------------------------------------------------
     def _expected(self, party: str, kind: str, to: str | None, attempt: int, any_spec: bool) -> dict:
-        expected = {"computation": self.spec.computation, "run": self.run, "attempt": attempt,
-                    "party": party, "kind": kind, "to": to}
+        expected = {
+            "computation": self.spec.computation,
+            "run": self.run,
+            "attempt": attempt,
+            "party": party,
+            "kind": kind,
+            "to": to,
+        }
         if not any_spec:
             expected.update(spec_hash=self._spec_hash, program_hash=self._program_hash)
         return expected
 
-    def open(self, blob: bytes, key: str, kind: str, party: str, *, to: str | None = None, attempt: int = 0,
-             any_spec: bool = False) -> tuple[dict, Any]:
+    def open(
+        self,
+        blob: bytes,
+        key: str,
+        kind: str,
+        party: str,
+        *,
+        to: str | None = None,
+        attempt: int = 0,
+        any_spec: bool = False,
+    ) -> tuple[dict, Any]:
         """Verify one fetched object written by ``party``: (signed header, payload). The payload of
         an object sealed to another party is None (its envelope is verified all the same).
 
@@ -87,11 +105,19 @@ class RunReader(RunLayout):
             an edited spec: a new version must not erase what was released).
         """
         signer = self.spec.party(party) if party in {p.id for p in self.spec.parties} else None
-        keys = self._reader_keys if to is not None and self._reader_keys is not None \
-            and to == self._reader_keys.party else None
+        keys = (
+            self._reader_keys
+            if to is not None and self._reader_keys is not None and to == self._reader_keys.party
+            else None
+        )
         try:
-            header, payload = open_envelope(blob, name=key, expected=self._expected(party, kind, to, attempt, any_spec),
-                                            signer_key=signer.sign_key if signer else None, keys=keys)
+            header, payload = open_envelope(
+                blob,
+                name=key,
+                expected=self._expected(party, kind, to, attempt, any_spec),
+                signer_key=signer.sign_key if signer else None,
+                keys=keys,
+            )
         except IntegrityError as exc:
             # Sealed to someone else: open_envelope checked signature, digest and header first.
             if keys is None and str(exc).endswith("not readable here"):
@@ -102,8 +128,9 @@ class RunReader(RunLayout):
         except ValueError:
             raise IntegrityError(f"object {key} (claimed party {party}): payload is not JSON") from None
 
-    def read(self, key: str, kind: str, party: str, *, to: str | None = None, attempt: int = 0,
-             any_spec: bool = False) -> dict | None:
+    def read(
+        self, key: str, kind: str, party: str, *, to: str | None = None, attempt: int = 0, any_spec: bool = False
+    ) -> dict | None:
         """Fetch and verify one object written by ``party``; None if absent."""
         blob = self.store.get(key)
         if blob is None:
@@ -113,8 +140,9 @@ class RunReader(RunLayout):
             raise IntegrityError(f"object {key} is encrypted to {to!r}, not readable by {self.viewer or 'a reader'}")
         return payload
 
-    def read_with_header(self, key: str, kind: str, party: str, *, to: str | None = None,
-                         attempt: int = 0) -> tuple[dict, Any] | None:
+    def read_with_header(
+        self, key: str, kind: str, party: str, *, to: str | None = None, attempt: int = 0
+    ) -> tuple[dict, Any] | None:
         blob = self.store.get(key)
         return None if blob is None else self.open(blob, key, kind, party, to=to, attempt=attempt)
 
@@ -132,8 +160,9 @@ class RunReader(RunLayout):
         Every decision uses ``verified`` instead."""
         return set(self.store.list(f"{self.root}/{prefix}", patient=patient))
 
-    def verified(self, listing: set[str] | Mapping[str, str | None] | None = None, *, prefix: str = "",
-                 patient: bool = True) -> Verified:
+    def verified(
+        self, listing: set[str] | Mapping[str, str | None] | None = None, *, prefix: str = "", patient: bool = True
+    ) -> Verified:
         """The run's objects that decide waiting, rosters and stops, verified.
 
         Lists the run (or takes ``listing``: keys, or {key: ETag/LastModified}), fetches each
@@ -147,8 +176,12 @@ class RunReader(RunLayout):
             where = f"{self.root}/{prefix}"
             listing = lister(where, patient=patient) if lister else set(self.store.list(where, patient=patient))
         tokens = listing if isinstance(listing, dict) else dict.fromkeys(listing)
-        wanted = [(key, d) for key in sorted(tokens)
-                  for d in [self.describe(key)] if d is not None and d.kind in DECISION_KINDS]
+        wanted = [
+            (key, d)
+            for key in sorted(tokens)
+            for d in [self.describe(key)]
+            if d is not None and d.kind in DECISION_KINDS
+        ]
         outcomes = self._verify_all(wanted, tokens)
         view = Verified()
         for key, _ in wanted:
@@ -171,13 +204,15 @@ class RunReader(RunLayout):
         listing: dict[str, str | None] = {}
         for prefix in ("roster/", "abort/", "outputs/"):
             where = f"{self.root}/{prefix}"
-            listing.update(lister(where, patient=patient) if lister
-                           else dict.fromkeys(self.store.list(where, patient=patient)))
+            listing.update(
+                lister(where, patient=patient) if lister else dict.fromkeys(self.store.list(where, patient=patient))
+            )
         return self.verified(listing)
 
     def _verify_all(self, wanted: list[tuple[str, Described]], tokens: dict) -> dict:
         """``_verify_cached`` of every wanted key; new or changed objects fetched concurrently
         (a thousand parties' markers on a first listing are a thousand GETs)."""
+
         def fresh(key: str) -> bool:
             cached = self._seen.get(key)
             return cached is None or tokens[key] is None or cached[0] != tokens[key]
@@ -246,10 +281,18 @@ class RunChannel(RunReader):
 
     # -- writing -------------------------------------------------------------
     def _header(self, kind: str, role: str, to: str | None, attempt: int) -> dict[str, Any]:
-        return {"computation": self.spec.computation, "run": self.run, "attempt": attempt,
-                "party": self.me.id, "role": role, "kind": kind, "to": to,
-                "spec_hash": self._spec_hash, "program_hash": self._program_hash,
-                "created_at": time.time()}
+        return {
+            "computation": self.spec.computation,
+            "run": self.run,
+            "attempt": attempt,
+            "party": self.me.id,
+            "role": role,
+            "kind": kind,
+            "to": to,
+            "spec_hash": self._spec_hash,
+            "program_hash": self._program_hash,
+            "created_at": time.time(),
+        }
 
     def sign(self, kind: str, role: str, payload: dict, *, to: str | None = None, attempt: int = 0) -> bytes:
         """The signed (and, with ``to``, sealed) envelope of a JSON payload."""
@@ -262,8 +305,17 @@ class RunChannel(RunReader):
                 raise IntegrityError(f"party {to!r} has no encryption key in the federation spec")
         return seal(self._header(kind, role, to, attempt), json.dumps(payload).encode(), self.keys, box_key)
 
-    def publish(self, key: str, kind: str, role: str, payload: dict, *, to: str | None = None,
-                attempt: int = 0, only_if_new: bool = False) -> bool:
+    def publish(
+        self,
+        key: str,
+        kind: str,
+        role: str,
+        payload: dict,
+        *,
+        to: str | None = None,
+        attempt: int = 0,
+        only_if_new: bool = False,
+    ) -> bool:
         """Sign (and seal to ``to``) a JSON payload and write it. Returns False if it existed."""
         blob = self.sign(kind, role, payload, to=to, attempt=attempt)
         if only_if_new:

@@ -57,11 +57,17 @@ class PartyKeys:
         data = json.loads(text)
         test_only = data.get("note") == TEST_KEY_MARK
         if test_only and not allow_test_keys:
-            raise PermissionError(f"the keys of party {data.get('party')!r} are marked as test keys "
-                                  "and are refused outside tests")
+            raise PermissionError(
+                f"the keys of party {data.get('party')!r} are marked as test keys and are refused outside tests"
+            )
         tls = data.get("tls")
-        return cls(data["party"], SigningKey(base64.b64decode(data["sign"])),
-                   PrivateKey(base64.b64decode(data["box"])), tls.encode() if tls else None, test_only)
+        return cls(
+            data["party"],
+            SigningKey(base64.b64decode(data["sign"])),
+            PrivateKey(base64.b64decode(data["box"])),
+            tls.encode() if tls else None,
+            test_only,
+        )
 
     def to_json(self) -> str:
         data = {"party": self.party, "sign": _b64(bytes(self.signing)), "box": _b64(bytes(self.box))}
@@ -92,15 +98,18 @@ def seal(header: dict, payload: bytes, keys: PartyKeys, recipient_box_key: str |
     if recipient_box_key is not None:
         inner = canonical_json({"bind": {k: header.get(k) for k in BOUND_FIELDS}, "payload": _b64(payload)})
         payload = SealedBox(PublicKey(base64.b64decode(recipient_box_key))).encrypt(inner)
-    header = {**header, "encrypted": recipient_box_key is not None,
-              "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    header = {
+        **header,
+        "encrypted": recipient_box_key is not None,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+    }
     signature = keys.signing.sign(canonical_json(header)).signature
-    return canonical_json({"format": FORMAT, "header": header, "payload": _b64(payload),
-                           "signature": _b64(signature)})
+    return canonical_json({"format": FORMAT, "header": header, "payload": _b64(payload), "signature": _b64(signature)})
 
 
-def open_envelope(blob: bytes, *, name: str, expected: dict, signer_key: str | None,
-                  keys: PartyKeys | None = None) -> tuple[dict, bytes]:
+def open_envelope(
+    blob: bytes, *, name: str, expected: dict, signer_key: str | None, keys: PartyKeys | None = None
+) -> tuple[dict, bytes]:
     """Verify an envelope and return its header and (decrypted) payload.
 
     :param name: the object's key, for error messages.
@@ -119,29 +128,33 @@ def open_envelope(blob: bytes, *, name: str, expected: dict, signer_key: str | N
         raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
     claimed = header.get("party", claimed)
     if "party" in expected and claimed != expected["party"]:  # someone writing at another party's place
-        raise IntegrityError(f"object {name} (claimed party {claimed}): party is {claimed!r}, "
-                             f"expected {expected['party']!r}")
+        raise IntegrityError(
+            f"object {name} (claimed party {claimed}): party is {claimed!r}, expected {expected['party']!r}"
+        )
     if signer_key is None:
         raise IntegrityError(f"object {name}: party {claimed!r} has no signing key in the federation spec")
     try:
         VerifyKey(base64.b64decode(signer_key)).verify(canonical_json(header), signature)
     except (BadSignatureError, ValueError):
-        raise IntegrityError(f"object {name} (claimed party {claimed}): signature does not verify "
-                             "against that party's key in the spec") from None
+        raise IntegrityError(
+            f"object {name} (claimed party {claimed}): signature does not verify against that party's key in the spec"
+        ) from None
     if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
         raise IntegrityError(f"object {name} (claimed party {claimed}): payload does not match its signed digest")
     for key, value in expected.items():
         if header.get(key) != value:
-            raise IntegrityError(f"object {name} (claimed party {claimed}): {key} is {header.get(key)!r}, "
-                                 f"expected {value!r}")
+            raise IntegrityError(
+                f"object {name} (claimed party {claimed}): {key} is {header.get(key)!r}, expected {value!r}"
+            )
     if header.get("encrypted"):
         if keys is None:
             raise IntegrityError(f"object {name} is encrypted to {header.get('to')!r}, not readable here")
         try:
             payload = SealedBox(keys.box).decrypt(payload)
         except CryptoError:
-            raise IntegrityError(f"object {name} (claimed party {claimed}): cannot be decrypted "
-                                 f"with the keys of {keys.party}") from None
+            raise IntegrityError(
+                f"object {name} (claimed party {claimed}): cannot be decrypted with the keys of {keys.party}"
+            ) from None
         payload = _unbind(payload, header, name=name, claimed=claimed)
     return header, payload
 
@@ -154,18 +167,27 @@ def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str) -> bytes
         if not isinstance(bind, dict):
             raise TypeError("bind is not a mapping")
     except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"object {name} (claimed party {claimed}): sealed content carries no valid "
-                             f"binding to its sender and run ({exc})") from None
+        raise IntegrityError(
+            f"object {name} (claimed party {claimed}): sealed content carries no valid "
+            f"binding to its sender and run ({exc})"
+        ) from None
     sender = bind.get("party")
     if sender != header.get("party"):
-        raise IntegrityError(f"object {name}: signed by party {header.get('party')!r} but its sealed content was "
-                             f"written by party {sender!r}: {header.get('party')} re-signed {sender}'s ciphertext "
-                             "as its own (refused: a party may only submit what it sealed itself)")
-    wrong = [f"{k} is {bind.get(k)!r} inside, {header.get(k)!r} in the signed header"
-             for k in BOUND_FIELDS if bind.get(k) != header.get(k)]
+        raise IntegrityError(
+            f"object {name}: signed by party {header.get('party')!r} but its sealed content was "
+            f"written by party {sender!r}: {header.get('party')} re-signed {sender}'s ciphertext "
+            "as its own (refused: a party may only submit what it sealed itself)"
+        )
+    wrong = [
+        f"{k} is {bind.get(k)!r} inside, {header.get(k)!r} in the signed header"
+        for k in BOUND_FIELDS
+        if bind.get(k) != header.get(k)
+    ]
     if wrong:
-        raise IntegrityError(f"object {name} (claimed party {claimed}): sealed content was bound to another "
-                             f"object: {'; '.join(wrong)} (ciphertext copied from elsewhere)")
+        raise IntegrityError(
+            f"object {name} (claimed party {claimed}): sealed content was bound to another "
+            f"object: {'; '.join(wrong)} (ciphertext copied from elsewhere)"
+        )
     return payload
 
 

@@ -27,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     gen = sub.add_parser("generate", help="new signing and encryption keys for a party")
     gen.add_argument("--party", required=True)
     gen.add_argument("--out", required=True, help="file for the private keys (created with mode 600)")
-    gen.add_argument("--compute-index", type=int, help="for a compute party: its place among the spec's "
-                     "compute parties (0-based), named in its MPyC TLS certificate")
+    gen.add_argument(
+        "--compute-index",
+        type=int,
+        help="for a compute party: its place among the spec's "
+        "compute parties (0-based), named in its MPyC TLS certificate",
+    )
     pub = sub.add_parser("public", help="print the public entry again (e.g. once the compute order is known)")
     pub.add_argument("--keys", required=True, help="the party's private key file")
     pub.add_argument("--compute-index", type=int)

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mpc_federation.tls import write_mpyc_config
 from mpc_federation.worker import CONNECTED, REFUSED
@@ -135,8 +135,14 @@ def _kill_group(pgid: int) -> None:
     _LIVE.discard(pgid)
 
 
-def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
-            stop_reason: Callable[[], str | None] | None = None, poll_seconds: float = 2.0) -> MPCResult:
+def run_mpc(
+    job: MPCJob,
+    *,
+    connect_timeout: float,
+    run_timeout: float,
+    stop_reason: Callable[[], str | None] | None = None,
+    poll_seconds: float = 2.0,
+) -> MPCResult:
     """Run the MPyC process to completion, or kill it at the first deadline it misses or as soon
     as ``stop_reason()`` (polled every ``poll_seconds``) gives a reason to stop.
 
@@ -153,24 +159,43 @@ def run_mpc(job: MPCJob, *, connect_timeout: float, run_timeout: float,
         tls = job.tls_key is not None and job.certificates is not None
         if job.tls_key is not None and job.certificates is not None:
             write_mpyc_config(work_dir, job.party_index, job.tls_key, job.certificates)
-        cmd = [sys.executable, "-m", "mpc_federation.worker", "--job", str(job_file), "--out", str(out_file),
-               "-M", str(len(job.endpoints)), "-I", str(job.party_index), "-T", str(job.threshold),
-               "--log-level", "INFO", "--no-prss"]  # interactive randomness: about 40 % less CPU than PRSS here
+        cmd = [
+            sys.executable,
+            "-m",
+            "mpc_federation.worker",
+            "--job",
+            str(job_file),
+            "--out",
+            str(out_file),
+            "-M",
+            str(len(job.endpoints)),
+            "-I",
+            str(job.party_index),
+            "-T",
+            str(job.threshold),
+            "--log-level",
+            "INFO",
+            "--no-prss",
+        ]  # interactive randomness: about 40 % less CPU than PRSS here
         for i, endpoint in enumerate(job.endpoints):
             # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
             cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == job.party_index else endpoint]
         if tls:
             cmd.append("--ssl")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
-               "MPC_LAUNCHER_PID": str(os.getpid())}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
+            "MPC_LAUNCHER_PID": str(os.getpid()),
+        }
         return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds)
 
 
 def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds) -> MPCResult:
     start = time.monotonic()
     next_poll = start + poll_seconds
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     _LIVE.add(proc.pid)
     (Path(cwd) / "worker.pid").write_text(str(proc.pid))
     log: list[str] = []
@@ -184,8 +209,10 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
         while not (eof and proc.poll() is not None):
             now = time.monotonic()
             if connected_at is None and now - start > connect_timeout:
-                raise MPCRunError(f"compute parties did not all connect within {connect_timeout:.0f} s "
-                                  f"(is every compute party's MPC task running?)\n{_tail(log)}")
+                raise MPCRunError(
+                    f"compute parties did not all connect within {connect_timeout:.0f} s "
+                    f"(is every compute party's MPC task running?)\n{_tail(log)}"
+                )
             if now - start > run_timeout:
                 raise MPCRunError(f"MPC did not finish within {run_timeout:.0f} s\n{_tail(log)}")
             if stop_reason is not None and now >= next_poll:
@@ -206,7 +233,7 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
                     log.append(text)
                     if text.startswith(CONNECTED) and connected_at is None:
                         connected_at = time.monotonic()
-        refusals = [line[len(REFUSED):].strip() for line in log if line.startswith(REFUSED)]
+        refusals = [line[len(REFUSED) :].strip() for line in log if line.startswith(REFUSED)]
         if refusals:
             raise MPCRefused(refusals[0])
         if proc.returncode != 0:
@@ -214,8 +241,14 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
         shares = json.loads(out_file.read_text())["shares"]
         end = time.monotonic()
         sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]
-        return MPCResult(shares, (connected_at or end) - start, end - start, _tail(log), sent[-1] if sent else None,
-                         any("connected via SSL" in line for line in log))
+        return MPCResult(
+            shares,
+            (connected_at or end) - start,
+            end - start,
+            _tail(log),
+            sent[-1] if sent else None,
+            any("connected via SSL" in line for line in log),
+        )
     finally:
         sel.close()
         if proc.poll() is None:

@@ -64,7 +64,7 @@ _LEDGER_NAME = re.compile(r"^(\d{8}T\d{6}Z)-attempt-(\d+)$")
 
 def parse_ledger_key(spec: FederationSpec, key: str) -> tuple[str, str, int] | None:
     """(writer, run, attempt) of a ledger record's key, or None if the key is not one."""
-    rest = key[len(ledger_root(spec)) + 1:] if key.startswith(ledger_root(spec) + "/") else ""
+    rest = key[len(ledger_root(spec)) + 1 :] if key.startswith(ledger_root(spec) + "/") else ""
     writer, _, name = rest.partition("/")
     match = _LEDGER_NAME.match(name)
     if not writer or match is None:
@@ -134,7 +134,7 @@ class RunLayout:
         key outside the layout). The writer is always the segment after the kind."""
         if not key.startswith(self.root + "/"):
             return None
-        parts = key[len(self.root) + 1:].split("/")
+        parts = key[len(self.root) + 1 :].split("/")
         if len(parts) < 3:
             return None
         folder, party, rest = parts[0], parts[1], parts[2:]
@@ -165,13 +165,13 @@ class RunLayout:
     def withdrawn(self, present: set[str]) -> list[str]:
         """Input parties that withdrew and have not shared since."""
         done = set(self.shared(present))
-        return [p.id for p in self.spec.input_parties
-                if self.withdrawal_key(p.id) in present and p.id not in done]
+        return [p.id for p in self.spec.input_parties if self.withdrawal_key(p.id) in present and p.id not in done]
 
     def attempts(self, present: set[str]) -> list[int]:
         prefix = f"{self.root}/roster/{self.spec.leader.id}/"
-        return sorted(int(m.group(1)) for k in present if k.startswith(prefix)
-                      for m in [_ATTEMPT.match(k[len(prefix):])] if m)
+        return sorted(
+            int(m.group(1)) for k in present if k.startswith(prefix) for m in [_ATTEMPT.match(k[len(prefix) :])] if m
+        )
 
     def attempt_aborts(self, present: set[str], attempt: int) -> list[str]:
         """Compute parties that gave up ``attempt``."""
@@ -196,8 +196,16 @@ class Readiness:
     skip: str | None = None  # a reason there is nothing to wait for (the task skips)
 
 
-def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floor: int,
-              cutoff_passed: bool, rosters: dict[int, dict] | None = None) -> Readiness:
+def readiness(
+    layout: RunLayout,
+    me: str,
+    stage: str,
+    present: set[str],
+    *,
+    floor: int,
+    cutoff_passed: bool,
+    rosters: dict[int, dict] | None = None,
+) -> Readiness:
     """The one rule for waiting, shared by the sensor (poke) and the trigger (deferred).
 
     ``present`` holds the keys whose envelopes verified (``RunReader.verified``), never a raw
@@ -223,8 +231,11 @@ def readiness(layout: RunLayout, me: str, stage: str, present: set[str], *, floo
         shared, withdrawn = layout.shared(present), layout.withdrawn(present)
         possible = len(spec.input_parties) - len(withdrawn)
         if possible < floor:
-            return Readiness(False, stop=f"input parties {', '.join(withdrawn)} withdrew: at most {possible} "
-                                         f"can take part, fewer than the floor of {floor}")
+            return Readiness(
+                False,
+                stop=f"input parties {', '.join(withdrawn)} withdrew: at most {possible} "
+                f"can take part, fewer than the floor of {floor}",
+            )
         missing = [p.id for p in spec.input_parties if p.id not in shared and p.id not in withdrawn]
         if not missing:
             return Readiness(True)

@@ -119,8 +119,16 @@ def _record(payload: Any, writer: str, run: str, attempt: int, where: str) -> Re
         raise IntegrityError("not an mpc-ledger/1 record")
     if payload.get("run") != run or payload.get("attempt") != attempt or payload.get("writer") != writer:
         raise IntegrityError("the record's run, attempt or writer differ from its signed header")
-    return Record(writer, run, attempt, tuple(payload["roster"]), tuple(payload["months"]), tuple(payload["units"]),
-                  dict(payload.get("inputs") or {}), where)
+    return Record(
+        writer,
+        run,
+        attempt,
+        tuple(payload["roster"]),
+        tuple(payload["months"]),
+        tuple(payload["units"]),
+        dict(payload.get("inputs") or {}),
+        where,
+    )
 
 
 def bucket_records(spec: Any, store: Any, reader_for: Callable[[str], Any]) -> list[Record]:
@@ -151,8 +159,9 @@ def private_dir(ledger_dir: str | Path, spec: Any):
     return UPath(str(ledger_dir)) / spec.computation
 
 
-def private_records(spec: Any, ledger_dir: str | Path | None, me: str,
-                    reader_for: Callable[[str], Any]) -> list[Record]:
+def private_records(
+    spec: Any, ledger_dir: str | Path | None, me: str, reader_for: Callable[[str], Any]
+) -> list[Record]:
     """This compute party's own copies. One it cannot read stops the computation: an honest
     party's memory of what it released is not ignored."""
     if ledger_dir is None:
@@ -168,8 +177,10 @@ def private_records(spec: Any, ledger_dir: str | Path | None, me: str,
             payload = reader_for(run).open(path.read_bytes(), str(path), KIND, me, attempt=attempt, any_spec=True)[1]
             out.append(_record(payload, me, run, attempt, "private"))
         except (OSError, IntegrityError, KeyError, TypeError) as exc:
-            raise LedgerError(f"this party's private ledger record {path} is unreadable ({exc}); "
-                              "refusing to compute until it is restored") from None
+            raise LedgerError(
+                f"this party's private ledger record {path} is unreadable ({exc}); "
+                "refusing to compute until it is restored"
+            ) from None
     return out
 
 
@@ -195,12 +206,31 @@ def write_private(ledger_dir: str | Path, spec: Any, run: str, attempt: int, blo
     return path
 
 
-def payload(spec: Any, run: str, attempt: int, writer: str, roster: list[str], dims: dict, released: list[str],
-            withheld: list[list[str | None]], inputs: dict[str, str]) -> dict:
+def payload(
+    spec: Any,
+    run: str,
+    attempt: int,
+    writer: str,
+    roster: list[str],
+    dims: dict,
+    released: list[str],
+    withheld: list[list[str | None]],
+    inputs: dict[str, str],
+) -> dict:
     months, span = period(dims)
-    return {"format": FORMAT, "computation": spec.computation, "run": run, "attempt": attempt, "writer": writer,
-            "roster": list(roster), "months": months, "period": span, "units": released, "withheld": withheld,
-            "inputs": inputs}
+    return {
+        "format": FORMAT,
+        "computation": spec.computation,
+        "run": run,
+        "attempt": attempt,
+        "writer": writer,
+        "roster": list(roster),
+        "months": months,
+        "period": span,
+        "units": released,
+        "withheld": withheld,
+        "inputs": inputs,
+    }
 
 
 def sha256(blob: bytes) -> str:
@@ -218,9 +248,11 @@ def fixed_roster(records: list[Record], months: list[str]) -> tuple[list[str], R
     for other in covering[1:]:
         if sorted(other.roster) != sorted(first.roster):
             shared = sorted(set(other.months) & set(months))
-            raise LedgerError(f"the ledger holds months {', '.join(shared)} released over [{', '.join(other.roster)}] "
-                              f"in {other.name} and months {', '.join(sorted(set(first.months) & set(months)))} over "
-                              f"[{', '.join(first.roster)}] in {first.name}: no roster can be used for this period")
+            raise LedgerError(
+                f"the ledger holds months {', '.join(shared)} released over [{', '.join(other.roster)}] "
+                f"in {other.name} and months {', '.join(sorted(set(first.months) & set(months)))} over "
+                f"[{', '.join(first.roster)}] in {first.name}: no roster can be used for this period"
+            )
     covered = sorted({m for r in covering for m in r.months} & set(months))
     return list(first.roster), first, covered
 
@@ -254,8 +286,15 @@ class Verdict:
         return f"every unit of this run ({', '.join(self.units)}) was {'; '.join(earlier)}"
 
 
-def verdict(records: list[Record], program: Any, dims: dict, run: str, attempt: int, roster: list[str],
-            current_sha: Callable[[str], str | None]) -> Verdict:
+def verdict(
+    records: list[Record],
+    program: Any,
+    dims: dict,
+    run: str,
+    attempt: int,
+    roster: list[str],
+    current_sha: Callable[[str], str | None],
+) -> Verdict:
     """Rules (a)-(c) for one attempt over ``roster``.
 
     :param current_sha: sha256 of an input-share object as it is in the bucket now (None if absent).
@@ -279,7 +318,7 @@ def verdict(records: list[Record], program: Any, dims: dict, run: str, attempt: 
             withheld.append([dim, label])
             reasons[unit] = why
             break
-    released = [u for d, l, u in all_units if [d, l] not in withheld]
+    released = [u for d, label, u in all_units if [d, label] not in withheld]
     return Verdict(fixed[0] if fixed else None, withheld, reasons, [u for _, _, u in all_units], released)
 
 

@@ -14,8 +14,10 @@ WRITTEN_FOR = ("0.11",)
 
 def check_version() -> None:
     if mpyc.__version__ not in WRITTEN_FOR:
-        raise RuntimeError(f"mpc_federation uses MPyC internals written for MPyC {', '.join(WRITTEN_FOR)}; "
-                           f"this is MPyC {mpyc.__version__}: check mpyc_compat.rerandomize against it")
+        raise RuntimeError(
+            f"mpc_federation uses MPyC internals written for MPyC {', '.join(WRITTEN_FOR)}; "
+            f"this is MPyC {mpyc.__version__}: check mpyc_compat.rerandomize against it"
+        )
 
 
 def rerandomize(mpc, x):
@@ -31,7 +33,7 @@ def _bulk_randoms(order: int, count: int) -> list[int]:
 
     width = (order.bit_length() + 64 + 7) // 8
     stream = os.urandom(width * count)
-    return [int.from_bytes(stream[i:i + width], "little") % order for i in range(0, width * count, width)]
+    return [int.from_bytes(stream[i : i + width], "little") % order for i in range(0, width * count, width)]
 
 
 def install_fast_random_split() -> None:

@@ -133,7 +133,6 @@ class SecureProgram:
         except ValueError as exc:
             raise ProgramError(str(exc)) from None
 
-
     def decimals(self, output: Output, params: dict) -> int:
         """The output's precision for the checked ``params``."""
         return params[output.decimals] if isinstance(output.decimals, str) else output.decimals
@@ -212,8 +211,9 @@ def fixed(value: int, decimals: int) -> Decimal:
     return Decimal(value).scaleb(-decimals)
 
 
-def check_aggregate(program: SecureProgram, aggregate: Any, dims: dict[str, list[str]],
-                    party: str) -> dict[str, list[int]]:
+def check_aggregate(
+    program: SecureProgram, aggregate: Any, dims: dict[str, list[str]], party: str
+) -> dict[str, list[int]]:
     """Check a party's aggregate file against the program's declared inputs.
 
     Returns the input vectors. Raises ProgramError naming the first problem found.
@@ -229,8 +229,9 @@ def check_aggregate(program: SecureProgram, aggregate: Any, dims: dict[str, list
     declared = {i.name for i in program.inputs}
     extra = sorted(set(values) - declared)
     if extra:
-        raise ProgramError(f"{where}: values {extra} are not inputs of program {program.name} "
-                           f"(declared: {sorted(declared)})")
+        raise ProgramError(
+            f"{where}: values {extra} are not inputs of program {program.name} (declared: {sorted(declared)})"
+        )
     got_dims = aggregate.get("dimensions", {})
     out: dict[str, list[int]] = {}
     for spec_input in program.inputs:
@@ -243,16 +244,19 @@ def check_aggregate(program: SecureProgram, aggregate: Any, dims: dict[str, list
         if spec_input.dim:
             want = dims[spec_input.dim]
             if got_dims.get(spec_input.dim) != want:
-                raise ProgramError(f"{where}: {spec_input.dim} labels {got_dims.get(spec_input.dim)} "
-                                   f"do not match this run's {want}")
+                raise ProgramError(
+                    f"{where}: {spec_input.dim} labels {got_dims.get(spec_input.dim)} do not match this run's {want}"
+                )
             if len(vector) != len(want):
                 raise ProgramError(f"{where}: input {name!r} has {len(vector)} values, expected {len(want)}")
         for label, v in zip(dims[spec_input.dim] if spec_input.dim else [name], vector):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ProgramError(f"{where}: input {name!r} at {label}: {v!r} is not an integer")
             if not spec_input.low <= v <= spec_input.high:
-                raise ProgramError(f"{where}: input {name!r} at {label}: {v} is outside the declared "
-                                   f"range [{spec_input.low}, {spec_input.high}]")
+                raise ProgramError(
+                    f"{where}: input {name!r} at {label}: {v} is outside the declared "
+                    f"range [{spec_input.low}, {spec_input.high}]"
+                )
         out[name] = list(vector)
     return out
 

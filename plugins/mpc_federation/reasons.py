@@ -15,11 +15,10 @@ from __future__ import annotations
 WITHDRAWAL_CODES = {
     "aggregation-failed": "the local aggregation job (Spark) failed",
     "input-check-failed": "the local aggregate does not pass the program's declared input checks "
-                          "(format, dimensions, integer ranges)",
+    "(format, dimensions, integer ranges)",
     "configuration-error": "this party's spec, keys or program could not be loaded",
     "integrity-error": "an object in the bucket failed verification",
-    "share-failed": "sharing failed for another reason (e.g. the aggregate file is missing, the bucket "
-                    "unreachable)",
+    "share-failed": "sharing failed for another reason (e.g. the aggregate file is missing, the bucket unreachable)",
     "task-failed": "an input task failed for a reason not listed here",
 }
 
@@ -90,10 +89,15 @@ def give_up_reason(exc: BaseException, party: str) -> tuple[str, str]:
     name = type(exc).__name__
     first = (str(exc).splitlines() or [""])[0]
     if concerns_data(exc):
-        return "input-check-failed", (f"{name} at {party}: a data check failed; the details stay in "
-                                      f"{party}'s local task log")
-    for kinds, code in ((IntegrityError, "integrity-error"), (MPCRunError, "mpc-failed"),
-                        ((SpecError, PermissionError), "configuration-error"), (StageError, "protocol")):
+        return "input-check-failed", (
+            f"{name} at {party}: a data check failed; the details stay in {party}'s local task log"
+        )
+    for kinds, code in (
+        (IntegrityError, "integrity-error"),
+        (MPCRunError, "mpc-failed"),
+        ((SpecError, PermissionError), "configuration-error"),
+        (StageError, "protocol"),
+    ):
         if isinstance(exc, kinds):
             return code, f"{name}: {first}"[:_MAX_TEXT]
     return "compute-failed", f"{name} at {party}: the details stay in {party}'s local task log"

@@ -38,7 +38,7 @@ def input_payloads(program, vectors: dict[str, list[int]], t: int, m: int) -> li
         payload: dict[str, dict[str, list[int]]] = {"values": {}, "witness": {}}
         pos = 0
         for name, part, vector in parts:
-            payload[part][name] = row[pos: pos + len(vector)]
+            payload[part][name] = row[pos : pos + len(vector)]
             pos += len(vector)
         payloads.append(payload)
     return payloads
@@ -61,7 +61,7 @@ def recombine(field, shares: dict[int, list[int]], t: int) -> list[int]:
     base = [(i + 1, [field(s) for s in shares[i]]) for i in indices[: t + 1]]
     p = field.modulus
     secrets = [int(v) % p for v in mpyc_recombine(field, base)]  # int() of a field element is signed
-    for i in indices[t + 1:]:
+    for i in indices[t + 1 :]:
         expected = [int(v) % p for v in mpyc_recombine(field, base, [i + 1])[0]]
         if expected != [int(s) % p for s in shares[i]]:
             raise ReconstructionError(f"the shares of compute party {i} are inconsistent with the others")
@@ -72,8 +72,9 @@ def to_signed(value: int, modulus: int) -> int:
     return value - modulus if value > modulus // 2 else value
 
 
-def decode(program, dims: dict[str, list[str]], values: list[int], params: dict,
-           withheld: list[list[str]] | None = None) -> dict[str, dict]:
+def decode(
+    program, dims: dict[str, list[str]], values: list[int], params: dict, withheld: list[list[str]] | None = None
+) -> dict[str, dict]:
     """Turn the recombined field values (outputs in declared order) into the revealed result.
 
     Each output is a list over its labels: ``exact`` holds the value as an exact decimal string
@@ -88,7 +89,7 @@ def decode(program, dims: dict[str, list[str]], values: list[int], params: dict,
     withheld_cells = {tuple(pair) for pair in withheld or []}
     raw, pos = {}, 0
     for output, length in zip(program.outputs, program.output_lengths(dims).values()):
-        raw[output.name] = [to_signed(v, p) for v in values[pos: pos + length]]
+        raw[output.name] = [to_signed(v, p) for v in values[pos : pos + length]]
         pos += length
     if pos != len(values):
         raise ReconstructionError(f"expected {pos} output values, got {len(values)}")
@@ -102,7 +103,11 @@ def decode(program, dims: dict[str, list[str]], values: list[int], params: dict,
         for label, v, flag in zip(labels, raw[output.name], flags):
             hidden = flag == 1 or (output.dim, label) in withheld_cells
             exact.append(None if hidden else str(fixed(v, program.decimals(output, params))))
-        out[output.name] = {"decimals": program.decimals(output, params), "labels": labels, "exact": exact,
-                            "value": [None if e is None else float(e) for e in exact],
-                            "withheld": [label for label in labels if (output.dim, label) in withheld_cells]}
+        out[output.name] = {
+            "decimals": program.decimals(output, params),
+            "labels": labels,
+            "exact": exact,
+            "value": [None if e is None else float(e) for e in exact],
+            "withheld": [label for label in labels if (output.dim, label) in withheld_cells],
+        }
     return out

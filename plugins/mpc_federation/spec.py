@@ -54,6 +54,7 @@ class SparkSettings:
 
     None leaves a setting to the ``spark_default`` connection and the party's spark-defaults.conf.
     """
+
     cores_max: int | None = 2  # spark.cores.max: one party's job never takes the whole cluster
     executor_cores: int | None = None
     executor_memory: str | None = None
@@ -216,8 +217,19 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
             raise SpecError(src, f"{where}{key}", f"must be {_kind_name(kind)}, got {value!r}")
         return value
 
-    known = {"computation", "description", "schedule", "program", "aggregation", "parties",
-             "threshold", "coordination", "min_input_parties", "deadlines", "dimensions"}
+    known = {
+        "computation",
+        "description",
+        "schedule",
+        "program",
+        "aggregation",
+        "parties",
+        "threshold",
+        "coordination",
+        "min_input_parties",
+        "deadlines",
+        "dimensions",
+    }
     for key in raw:
         if key not in known:
             raise SpecError(src, str(key), f"unknown field (allowed: {', '.join(sorted(known))})")
@@ -241,8 +253,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     job = None
     if "job" in aggregation:
         job = _spec_file(src, path, "job", need(aggregation, "job", str, "aggregation."), "aggregation.job")
-    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS, "spark"),
-          "aggregation.")
+    _only(src, aggregation, ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS, "spark"), "aggregation.")
     agg_input = aggregation.get("input", ".")
     if not isinstance(agg_input, str) or agg_input.startswith("/") or ".." in agg_input.split("/"):
         raise SpecError(src, "aggregation.input", "must be a relative path inside the party's data folder")
@@ -268,8 +279,9 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         endpoint = entry.get("endpoint")
         if "compute" in roles and (not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint)):
             raise SpecError(src, f"{where}endpoint", f"a compute party needs host:port, got {endpoint!r}")
-        if endpoint is not None and not (isinstance(endpoint, str) and _ENDPOINT.match(endpoint)
-                                         and 1 <= int(endpoint.rsplit(":", 1)[1]) <= 65535):
+        if endpoint is not None and not (
+            isinstance(endpoint, str) and _ENDPOINT.match(endpoint) and 1 <= int(endpoint.rsplit(":", 1)[1]) <= 65535
+        ):
             raise SpecError(src, f"{where}endpoint", f"must be host:port with a port from 1 to 65535, got {endpoint!r}")
         keys = entry.get("keys") or {}
         if not isinstance(keys, dict):
@@ -278,8 +290,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         for key_name in ("sign", "box"):
             if key_name in keys:
                 _check_key(src, f"{where}keys.{key_name}", keys[key_name])
-        parties.append(Party(pid, tuple(roles), endpoint, keys.get("sign"), keys.get("box"),
-                             keys.get("certificate")))
+        parties.append(Party(pid, tuple(roles), endpoint, keys.get("sign"), keys.get("box"), keys.get("certificate")))
 
     spec_parties = tuple(parties)
     computes = [p for p in spec_parties if p.has("compute")]
@@ -298,12 +309,20 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     # hand every compute party the plaintext, and MPyC needs an honest majority (m >= 2t + 1).
     m = len(computes)
     if m < 2 * MIN_THRESHOLD + 1:
-        raise SpecError(src, "parties", f"needs at least {2 * MIN_THRESHOLD + 1} parties with role 'compute' "
-                        f"(threshold t >= {MIN_THRESHOLD} and m >= 2t + 1), got {m}")
+        raise SpecError(
+            src,
+            "parties",
+            f"needs at least {2 * MIN_THRESHOLD + 1} parties with role 'compute' "
+            f"(threshold t >= {MIN_THRESHOLD} and m >= 2t + 1), got {m}",
+        )
     threshold = raw.get("threshold", max(MIN_THRESHOLD, (m - 1) // 2))
     if not _is_int(threshold) or threshold < MIN_THRESHOLD or 2 * threshold >= m:
-        raise SpecError(src, "threshold", f"must be an integer t with {MIN_THRESHOLD} <= t and 2t < {m} compute "
-                        f"parties (m >= 2t + 1), got {threshold!r}")
+        raise SpecError(
+            src,
+            "threshold",
+            f"must be an integer t with {MIN_THRESHOLD} <= t and 2t < {m} compute "
+            f"parties (m >= 2t + 1), got {threshold!r}",
+        )
 
     coordination = need(raw, "coordination", dict, "")
     _only(src, coordination, ("bucket", "prefix"), "coordination.")
@@ -322,8 +341,9 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         raise SpecError(src, "deadlines", "must be a mapping")
     for key, value in given.items():
         if key not in (*DEFAULT_DEADLINES, "cutoff"):
-            raise SpecError(src, f"deadlines.{key}",
-                            f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)}, cutoff)")
+            raise SpecError(
+                src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)}, cutoff)"
+            )
         if not _is_int(value) or value <= 0:
             raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
         deadlines[key] = value
@@ -374,13 +394,14 @@ def _spec_file(src: str, spec_path: Path, kind: str, value: str, where: str) -> 
 
     if value.startswith(PREFIX):
         try:
-            return builtin_path(kind, value[len(PREFIX):].strip())
+            return builtin_path(kind, value[len(PREFIX) :].strip())
         except LookupError as exc:
             raise SpecError(src, where, str(exc)) from None
     file = (spec_path.parent / value).resolve()
     if not file.is_file():
-        raise SpecError(src, where, f"no such file: {file} (a path relative to the spec, or {PREFIX}<name> "
-                                    f"for a built-in {kind})")
+        raise SpecError(
+            src, where, f"no such file: {file} (a path relative to the spec, or {PREFIX}<name> for a built-in {kind})"
+        )
     return file
 
 
@@ -452,11 +473,15 @@ def _check_data_policy(src: str, aggregation: dict, input_ids: list[str]):
         policy = {name: choices[0] for name, choices in POLICY_CHOICES.items()}
         for name, value in given.items():
             if name not in POLICY_CHOICES:
-                raise SpecError(src, f"aggregation.policy.{name}",
-                                f"unknown field (allowed: {', '.join(POLICY_CHOICES)})")
+                raise SpecError(
+                    src, f"aggregation.policy.{name}", f"unknown field (allowed: {', '.join(POLICY_CHOICES)})"
+                )
             if value not in POLICY_CHOICES[name]:
-                raise SpecError(src, f"aggregation.policy.{name}",
-                                f"must be one of {', '.join(POLICY_CHOICES[name])}, got {value!r}")
+                raise SpecError(
+                    src,
+                    f"aggregation.policy.{name}",
+                    f"must be one of {', '.join(POLICY_CHOICES[name])}, got {value!r}",
+                )
             policy[name] = value
     columns = None
     if "columns" in aggregation:
@@ -468,8 +493,9 @@ def _check_data_policy(src: str, aggregation: dict, input_ids: list[str]):
             if name is None and role == "participant":
                 continue
             if not isinstance(name, str) or not _COLUMN.match(name):
-                raise SpecError(src, f"aggregation.columns.{role}",
-                                f"must be a column name (letters, digits, '_'), got {name!r}")
+                raise SpecError(
+                    src, f"aggregation.columns.{role}", f"must be a column name (letters, digits, '_'), got {name!r}"
+                )
         lowered = [n.lower() for n in given.values() if n is not None]
         if len(set(lowered)) != len(lowered):
             raise SpecError(src, "aggregation.columns", "names must differ (they are matched case-insensitively)")
@@ -481,16 +507,22 @@ def _check_data_policy(src: str, aggregation: dict, input_ids: list[str]):
         if pid not in input_ids:
             raise SpecError(src, f"aggregation.participants.{pid}", "is not an input party")
         if not isinstance(value, str) or not _PARTICIPANT.match(value):
-            raise SpecError(src, f"aggregation.participants.{pid}",
-                            f"must be an id of letters, digits, '_', '.' or '-' (like HV0003), got {value!r}")
+            raise SpecError(
+                src,
+                f"aggregation.participants.{pid}",
+                f"must be an id of letters, digits, '_', '.' or '-' (like HV0003), got {value!r}",
+            )
     values = list(participants.values())
     if len(set(values)) != len(values):
         raise SpecError(src, "aggregation.participants", "two parties have the same value: rows would count twice")
     if (columns or {}).get("participant"):
         missing = [pid for pid in input_ids if pid not in participants]
         if missing:
-            raise SpecError(src, f"aggregation.participants.{missing[0]}",
-                            "is required: every input party needs its value in the participant column")
+            raise SpecError(
+                src,
+                f"aggregation.participants.{missing[0]}",
+                "is required: every input party needs its value in the participant column",
+            )
     elif participants:
         raise SpecError(src, "aggregation.participants", "needs aggregation.columns.participant")
     return policy, columns, dict(participants)
@@ -534,8 +566,18 @@ def _check_spark(src: str, given: Any) -> SparkSettings:
         return SparkSettings()
     if not isinstance(given, dict):
         raise SpecError(src, where, "must be a mapping")
-    fields = ("cores_max", "executor_cores", "num_executors", "executor_memory", "driver_memory",
-              "deploy_mode", "conf", "python", "driver_python", "archives")
+    fields = (
+        "cores_max",
+        "executor_cores",
+        "num_executors",
+        "executor_memory",
+        "driver_memory",
+        "deploy_mode",
+        "conf",
+        "python",
+        "driver_python",
+        "archives",
+    )
     _only(src, given, fields, f"{where}.")
     values: dict[str, Any] = {}
     for key in ("cores_max", "executor_cores", "num_executors"):
@@ -568,7 +610,9 @@ def _check_spark(src: str, given: Any) -> SparkSettings:
         if not isinstance(key, str) or not _SPARK_KEY.match(key):
             raise SpecError(src, f"{where}.conf.{key}", "must be a Spark setting (spark.*)")
         if key in _RESERVED_CONF:
-            raise SpecError(src, f"{where}.conf.{key}", "is set by the aggregate task (or is a secret), not by the spec")
+            raise SpecError(
+                src, f"{where}.conf.{key}", "is set by the aggregate task (or is a secret), not by the spec"
+            )
         if isinstance(value, bool):
             value = "true" if value else "false"
         if not isinstance(value, (str, int, float)) or any(c in str(value) for c in "\n\r"):

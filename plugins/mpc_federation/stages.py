@@ -62,14 +62,23 @@ def share(run: PartyRun, aggregate: dict) -> dict:
     computes = spec.compute_parties
     payloads = input_payloads(program, vectors, spec.threshold, len(computes))
     for compute_party, payload in zip(computes, payloads):
-        channel.publish(channel.input_key(run.party_id, compute_party.id), "input-shares", "input",
-                        {"shares": payload}, to=compute_party.id)
+        channel.publish(
+            channel.input_key(run.party_id, compute_party.id),
+            "input-shares",
+            "input",
+            {"shares": payload},
+            to=compute_party.id,
+        )
     seconds = round(time.monotonic() - t0, 3)
-    channel.publish(done_key, "input-done", "input",
-                    {"inputs": [i.name for i in program.inputs], "compute_parties": [c.id for c in computes],
-                     "seconds": seconds})
-    log.info("mpc-record %s", json.dumps({"stage": "shared", "party": run.party_id, "run": channel.run,
-                                          "seconds": seconds}))
+    channel.publish(
+        done_key,
+        "input-done",
+        "input",
+        {"inputs": [i.name for i in program.inputs], "compute_parties": [c.id for c in computes], "seconds": seconds},
+    )
+    log.info(
+        "mpc-record %s", json.dumps({"stage": "shared", "party": run.party_id, "run": channel.run, "seconds": seconds})
+    )
     return {"run": channel.run, "status": "shared", "objects": len(computes) + 1}
 
 
@@ -82,8 +91,12 @@ def withdraw(run: PartyRun, code: str, task: str = "share") -> None:
     from mpc_federation import reasons
 
     reasons.check(code, reasons.WITHDRAWAL_CODES)
-    run.channel.publish(run.channel.withdrawal_key(run.party_id), "abort", "input",
-                        {"code": code, "task": task, "reason": f"{task} failed: {code}"})
+    run.channel.publish(
+        run.channel.withdrawal_key(run.party_id),
+        "abort",
+        "input",
+        {"code": code, "task": task, "reason": f"{task} failed: {code}"},
+    )
 
 
 # -- waiting (the sensor's condition) ------------------------------------------------------------
@@ -99,8 +112,15 @@ def wait_state(run: PartyRun, stage: str, present=None, *, cutoff_passed: bool) 
     view, a raw listing to verify, or None to list now)."""
     reader = run.reader
     view = _verified(reader, present)
-    state = readiness(reader, run.party_id, stage, view.keys, floor=floor(run), cutoff_passed=cutoff_passed,
-                      rosters=view.rosters(reader))
+    state = readiness(
+        reader,
+        run.party_id,
+        stage,
+        view.keys,
+        floor=floor(run),
+        cutoff_passed=cutoff_passed,
+        rosters=view.rosters(reader),
+    )
     if state.stop:
         state.stop = f"{state.stop}; {explain_aborts(reader, view)}".rstrip("; ")
     return state
@@ -112,7 +132,7 @@ def explain_aborts(reader, present=None) -> str:
     view = _verified(reader, present)
     reasons = []
     for key in sorted(k for k in view.keys if k.startswith(f"{reader.root}/abort/")):
-        party, scope = key[len(reader.root) + len("/abort/"):].split("/", 1)
+        party, scope = key[len(reader.root) + len("/abort/") :].split("/", 1)
         payload = view.payloads.get(key)
         reason = payload.get("reason") if isinstance(payload, dict) else None
         reasons.append(f"{party} ({scope}): {reason or '(no reason recorded)'}")
@@ -149,8 +169,10 @@ def inclusion(run: PartyRun, present=None) -> tuple[str, str]:
         log.warning("This party's own done marker does not verify: %s", exc)
     if done is not None and done[0].get("created_at", 0) > header.get("created_at", 0):
         return "skip", f"{me} shared after {named} was fixed: left out as a straggler after the cut-off"
-    return "fail", (f"{me} shared for run {reader.run} before the roster was fixed, but {named} leaves it out "
-                    "(its shares were hidden from the leader, or the leader broke the protocol)")
+    return "fail", (
+        f"{me} shared for run {reader.run} before the roster was fixed, but {named} leaves it out "
+        "(its shares were hidden from the leader, or the leader broke the protocol)"
+    )
 
 
 # -- compute (compute parties) ---------------------------------------------------------------------
@@ -197,15 +219,18 @@ def _pick_roster(run: PartyRun, attempt: int, shared: list[str], ledger_dir) -> 
             raise ledger.LedgerError(
                 f"month {covered[0]} was released over [{', '.join(roster)}] in {record.name}; "
                 f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} not shared in this run, so no "
-                "roster allowed by the disclosure ledger can be used: refused")
+                "roster allowed by the disclosure ledger can be used: refused"
+            )
         left_out = {p: ledger.fixed_reason(fixed) for p in shared if p not in roster}
         if left_out:
             log.warning("Leaving out %s: %s", ", ".join(left_out), ledger.fixed_reason(fixed))
     else:
         roster = shared
         if len(roster) < floor(run):
-            raise StageError(f"only {len(roster)} input parties shared ({', '.join(roster) or 'none'}); at least "
-                             f"{floor(run)} are required before anything is revealed")
+            raise StageError(
+                f"only {len(roster)} input parties shared ({', '.join(roster) or 'none'}); at least "
+                f"{floor(run)} are required before anything is revealed"
+            )
     payload: dict = {"roster": list(roster), "left_out": left_out}
     verdict = ledger.verdict(records, run.program, run.dims, run.channel.run, attempt, roster, _current_sha(run, {}))
     if verdict.nothing_to_release:
@@ -235,8 +260,9 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
         except (StageError, LedgerError) as exc:
             give_up(channel, attempt, str(exc))
             raise StageError(str(exc)) from None
-        if not channel.publish(channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt,
-                               only_if_new=True):
+        if not channel.publish(
+            channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True
+        ):
             _check_fixed_roster(channel, attempt, payload)
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
@@ -245,16 +271,18 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
         # Follow the live attempt, but never one this party already completed: a re-run waits
         # for the leader's next attempt instead of replaying the last one.
         done_here = live is not None and (
-            channel.output_key(live, run.party_id, spec.recipients[0].id) in view.keys
-            or _skipped(channel, live, view))
+            channel.output_key(live, run.party_id, spec.recipients[0].id) in view.keys or _skipped(channel, live, view)
+        )
         if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
             return live, list(view.payloads[channel.roster_key(live)]["roster"])
         if time.monotonic() > deadline:
             aborted = explain_aborts(channel, view)
             ignored = "; ".join(f"{reason}" for _, reason in sorted(view.invalid.items())[:3])
-            raise StageError(f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"
-                             + (f"; {aborted}" if aborted else "")
-                             + (f"; ignored objects that do not verify: {ignored}" if ignored else ""))
+            raise StageError(
+                f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"
+                + (f"; {aborted}" if aborted else "")
+                + (f"; ignored objects that do not verify: {ignored}" if ignored else "")
+            )
         time.sleep(pause)
         pause = min(pause * 2, 0.25)  # the leader is a moment away: one cheap LIST (ETag-cached) per pause
 
@@ -270,16 +298,22 @@ def _check_fixed_roster(channel: RunChannel, attempt: int, payload: dict) -> Non
     try:
         existing = channel.read(key, "roster", channel.spec.leader.id, attempt=attempt)
     except IntegrityError as exc:
-        raise StageError(f"the roster key of attempt {attempt} ({key}) already holds an object that is not "
-                         f"this leader's roster ({exc}); a roster is written once, so this attempt stops here"
-                         ) from None
+        raise StageError(
+            f"the roster key of attempt {attempt} ({key}) already holds an object that is not "
+            f"this leader's roster ({exc}); a roster is written once, so this attempt stops here"
+        ) from None
     if existing is None:
-        raise StageError(f"the coordination store refused to write the roster of attempt {attempt} ({key}) "
-                         f"as already present, but it cannot be read back")
+        raise StageError(
+            f"the coordination store refused to write the roster of attempt {attempt} ({key}) "
+            f"as already present, but it cannot be read back"
+        )
     if existing != json.loads(json.dumps(payload)):  # as it reads back
-        log.warning("The roster of attempt %s was fixed earlier (%s) and stays: this run of the leader "
-                    "would have taken %s", attempt, ", ".join(existing.get("roster", [])),
-                    ", ".join(payload["roster"]))
+        log.warning(
+            "The roster of attempt %s was fixed earlier (%s) and stays: this run of the leader would have taken %s",
+            attempt,
+            ", ".join(existing.get("roster", [])),
+            ", ".join(payload["roster"]),
+        )
 
 
 def _skipped(channel: RunChannel, attempt: int, view) -> bool:
@@ -298,8 +332,10 @@ def mpyc_certificates(run: PartyRun) -> list[str]:
     """The pinned certificates of every compute party: MPyC runs over mutual TLS only."""
     missing = [c.id for c in run.spec.compute_parties if not c.certificate]
     if missing:
-        raise StageError(f"compute parties {', '.join(missing)} have no TLS certificate in the federation spec "
-                         "(python -m mpc_federation.keys public --keys FILE --compute-index N)")
+        raise StageError(
+            f"compute parties {', '.join(missing)} have no TLS certificate in the federation spec "
+            "(python -m mpc_federation.keys public --keys FILE --compute-index N)"
+        )
     if run.keys.tls_key is None:
         raise StageError(f"the private keys of {run.party_id} hold no TLS key for MPyC")
     return [c.certificate for c in run.spec.compute_parties if c.certificate]
@@ -311,12 +347,23 @@ def give_up(channel: RunChannel, attempt: int, reason: str, code: str = "protoco
     from mpc_federation import reasons
 
     reasons.check(code, reasons.GIVE_UP_CODES)
-    channel.publish(channel.attempt_abort_key(channel.me.id, attempt), "abort", "compute",
-                    {"code": code, "reason": reason}, attempt=attempt)
+    channel.publish(
+        channel.attempt_abort_key(channel.me.id, attempt),
+        "abort",
+        "compute",
+        {"code": code, "reason": reason},
+        attempt=attempt,
+    )
 
 
-def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = None,
-            run_timeout: float | None = None, ledger_dir: str | Path | None = None) -> dict:
+def compute(
+    run: PartyRun,
+    *,
+    attempt: int = 1,
+    connect_timeout: float | None = None,
+    run_timeout: float | None = None,
+    ledger_dir: str | Path | None = None,
+) -> dict:
     """Run this compute party's MPyC process over the roster's shares and publish output shares.
 
     On failure this party gives up the attempt in the bucket, which stops the other compute
@@ -338,8 +385,16 @@ def compute(run: PartyRun, *, attempt: int = 1, connect_timeout: float | None = 
         _record(channel, "skipped", "compute", {"attempt": live, "reason": record["nothing_to_release"]})
         raise NothingToRelease(f"run {channel.run}: nothing to release: {record['nothing_to_release']}")
     try:
-        return _compute_attempt(run, live, roster, connect_timeout, run_timeout, t0,
-                                roster_at=header.get("created_at"), ledger_dir=ledger_dir)
+        return _compute_attempt(
+            run,
+            live,
+            roster,
+            connect_timeout,
+            run_timeout,
+            t0,
+            roster_at=header.get("created_at"),
+            ledger_dir=ledger_dir,
+        )
     except MPCRefused as exc:  # the reason names parties and rosters, never data
         _give_up_quietly(run, live, exc)
         raise
@@ -366,18 +421,29 @@ def _give_up_quietly(run: PartyRun, attempt: int, exc: Exception) -> None:
         log.warning("Could not publish giving up attempt %s: %s", attempt, err)
 
 
-def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_timeout: float,
-                     run_timeout: float, t0: float, *, roster_at: float | None = None,
-                     ledger_dir: str | Path | None = None) -> dict:
+def _compute_attempt(
+    run: PartyRun,
+    attempt: int,
+    roster: list[str],
+    connect_timeout: float,
+    run_timeout: float,
+    t0: float,
+    *,
+    roster_at: float | None = None,
+    ledger_dir: str | Path | None = None,
+) -> dict:
     from mpc_federation import ledger
     from mpc_federation.launcher import MPCJob, run_mpc
 
     spec, program, channel = run.spec, run.program, run.channel
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
     view = channel.verified()
-    seen = [p for p in channel.shared(view.keys)
-            if roster_at is not None and view.headers[channel.input_done_key(p)].get("created_at", roster_at + 1)
-            <= roster_at]
+    seen = [
+        p
+        for p in channel.shared(view.keys)
+        if roster_at is not None
+        and view.headers[channel.input_done_key(p)].get("created_at", roster_at + 1) <= roster_at
+    ]
     shares, consumed = {}, {}
     for party, key, blob, record in channel.read_inputs(roster):
         if blob is None:
@@ -386,18 +452,31 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
         consumed[key] = ledger.sha256(blob)
     records = _ledger_records(run, ledger_dir)
     ledger.fixed_roster(records, ledger.period(run.dims)[0])  # refuses records that fix different rosters
-    verdict = ledger.verdict(records, program, run.dims, channel.run, attempt, roster, _current_sha(run, dict(consumed)))
+    verdict = ledger.verdict(
+        records, program, run.dims, channel.run, attempt, roster, _current_sha(run, dict(consumed))
+    )
     job = MPCJob(
-        program=str(spec.program_file), party_index=spec.compute_index(run.party_id),
-        endpoints=[str(c.endpoint) for c in spec.compute_parties], threshold=spec.threshold, roster=roster,
-        shares=shares, input_lengths=program.input_lengths(run.dims),
+        program=str(spec.program_file),
+        party_index=spec.compute_index(run.party_id),
+        endpoints=[str(c.endpoint) for c in spec.compute_parties],
+        threshold=spec.threshold,
+        roster=roster,
+        shares=shares,
+        input_lengths=program.input_lengths(run.dims),
         output_lengths=program.output_lengths(run.dims),
-        dims=run.dims, params=program.params(spec.program_params),
+        dims=run.dims,
+        params=program.params(spec.program_params),
         session=f"{spec.spec_hash}/{spec.program_hash}/{channel.run}/attempt-{attempt}/{','.join(roster)}",
-        tls_key=run.keys.tls_key, certificates=mpyc_certificates(run),
+        tls_key=run.keys.tls_key,
+        certificates=mpyc_certificates(run),
         names=[c.id for c in spec.compute_parties],
-        agreement={"attempt": attempt, "roster": roster, "roster_at": roster_at, "seen": seen,
-                   "ledger": verdict.view()},
+        agreement={
+            "attempt": attempt,
+            "roster": roster,
+            "roster_at": roster_at,
+            "seen": seen,
+            "ledger": verdict.view(),
+        },
         withheld=verdict.withheld,
     )
 
@@ -410,29 +489,62 @@ def _compute_attempt(run: PartyRun, attempt: int, roster: list[str], connect_tim
             return f"attempt {attempt} was given up: {explain_aborts(channel, aborts)}"
         return None
 
-    result = run_mpc(job, connect_timeout=connect_timeout, run_timeout=run_timeout,
-                     stop_reason=stop_reason, poll_seconds=ABORT_POLL_SECONDS)
+    result = run_mpc(
+        job,
+        connect_timeout=connect_timeout,
+        run_timeout=run_timeout,
+        stop_reason=stop_reason,
+        poll_seconds=ABORT_POLL_SECONDS,
+    )
     # The ledger first (a private copy, then the bucket), the output shares after: what is
     # released is always on record.
-    entry = ledger.payload(spec, channel.run, attempt, run.party_id, roster, run.dims, verdict.released,
-                           verdict.withheld, consumed)
+    entry = ledger.payload(
+        spec, channel.run, attempt, run.party_id, roster, run.dims, verdict.released, verdict.withheld, consumed
+    )
     blob = channel.sign(ledger.KIND, "compute", entry, attempt=attempt)
     if ledger_dir is not None:
         ledger.write_private(ledger_dir, spec, channel.run, attempt, blob)
     channel.store.put(ledger_key(spec, run.party_id, channel.run, attempt), blob)
-    reasons = {f"{d or ''}/{label}": verdict.reasons[u] for d, label, u in ledger.units(program, run.dims)
-               if [d, label] in verdict.withheld}
+    reasons = {
+        f"{d or ''}/{label}": verdict.reasons[u]
+        for d, label, u in ledger.units(program, run.dims)
+        if [d, label] in verdict.withheld
+    }
     for recipient in spec.recipients:
-        channel.publish(channel.output_key(attempt, run.party_id, recipient.id), "output-shares", "compute",
-                        {"shares": result.shares, "roster": roster, "withheld": verdict.withheld,
-                         "withheld_reasons": reasons}, to=recipient.id, attempt=attempt)
-    timings = {"connect": round(result.connect_seconds, 3), "mpc": round(result.total_seconds, 3),
-               "stage": round(time.monotonic() - t0, 3)}
-    _record(channel, "computed", "compute", {"attempt": attempt, "roster": roster, "seconds": timings,
-                                             "bytes_sent": result.bytes_sent, "tls": result.tls,
-                                             "withheld": verdict.withheld})
-    return {"run": channel.run, "attempt": attempt, "roster": roster, "seconds": timings, "tls": result.tls,
-            "withheld": verdict.withheld}
+        channel.publish(
+            channel.output_key(attempt, run.party_id, recipient.id),
+            "output-shares",
+            "compute",
+            {"shares": result.shares, "roster": roster, "withheld": verdict.withheld, "withheld_reasons": reasons},
+            to=recipient.id,
+            attempt=attempt,
+        )
+    timings = {
+        "connect": round(result.connect_seconds, 3),
+        "mpc": round(result.total_seconds, 3),
+        "stage": round(time.monotonic() - t0, 3),
+    }
+    _record(
+        channel,
+        "computed",
+        "compute",
+        {
+            "attempt": attempt,
+            "roster": roster,
+            "seconds": timings,
+            "bytes_sent": result.bytes_sent,
+            "tls": result.tls,
+            "withheld": verdict.withheld,
+        },
+    )
+    return {
+        "run": channel.run,
+        "attempt": attempt,
+        "roster": roster,
+        "seconds": timings,
+        "tls": result.tls,
+        "withheld": verdict.withheld,
+    }
 
 
 # -- reveal (recipients) -------------------------------------------------------------------------------------
@@ -452,8 +564,9 @@ def reveal(run: PartyRun) -> dict:
         raise StageError(f"roster has {len(roster)} input parties, below the floor of {floor(run)}: not revealed")
     shares, withheld = {}, None
     for index, c in enumerate(spec.compute_parties):
-        record = channel.read(channel.output_key(attempt, c.id, run.party_id), "output-shares", c.id,
-                              to=run.party_id, attempt=attempt)
+        record = channel.read(
+            channel.output_key(attempt, c.id, run.party_id), "output-shares", c.id, to=run.party_id, attempt=attempt
+        )
         if record is None:
             continue
         if record["roster"] != roster:
@@ -464,11 +577,23 @@ def reveal(run: PartyRun) -> dict:
         shares[index] = record["shares"]
     values = recombine(program.field, shares, spec.threshold)
     outputs = decode(program, run.dims, values, program.params(spec.program_params), withheld or [])
-    result = {"computation": spec.computation, "run": channel.run, "attempt": attempt, "program": program.name,
-              "roster": roster, "compute_parties": [spec.compute_parties[i].id for i in sorted(shares)],
-              "recipient": run.party_id, "spec_hash": spec.spec_hash, "program_hash": spec.program_hash,
-              "outputs": outputs, "withheld": withheld or []}
-    _record(channel, "revealed", "recipient", {"attempt": attempt, "roster": roster,
-                                               "compute_parties": result["compute_parties"]})
+    result = {
+        "computation": spec.computation,
+        "run": channel.run,
+        "attempt": attempt,
+        "program": program.name,
+        "roster": roster,
+        "compute_parties": [spec.compute_parties[i].id for i in sorted(shares)],
+        "recipient": run.party_id,
+        "spec_hash": spec.spec_hash,
+        "program_hash": spec.program_hash,
+        "outputs": outputs,
+        "withheld": withheld or [],
+    }
+    _record(
+        channel,
+        "revealed",
+        "recipient",
+        {"attempt": attempt, "roster": roster, "compute_parties": result["compute_parties"]},
+    )
     return result
-

@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 # 5xx and throttling with t_i = rand(0, 1) * min(0.05 s * 2**i, 20 s); 19 retries wait about
 # 13 s + 10 x 10 s on average (the stage deadlines still bound the whole wait).
 DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
-    "connect_timeout": 5, "read_timeout": 20,
+    "connect_timeout": 5,
+    "read_timeout": 20,
     "retries": {"mode": "standard", "total_max_attempts": 20},
 }
 # For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
 QUICK_CLIENT_CONFIG: dict[str, Any] = {
-    "connect_timeout": 3, "read_timeout": 10,
+    "connect_timeout": 3,
+    "read_timeout": 10,
     "retries": {"mode": "standard", "total_max_attempts": 1},
 }
 CONDITIONAL_WRITES = ("required", "emulated")
@@ -73,13 +75,22 @@ class StoreConfig:
         from botocore.config import Config
 
         kwargs = {**(self.client_config or DEFAULT_CLIENT_CONFIG), **(overrides or {})}
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name,
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-                            config=Config(**kwargs))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(**kwargs),
+        )
 
     def store(self) -> CoordinationStore:
-        return CoordinationStore(self.client(), self.bucket, quick_client=self.client(QUICK_CLIENT_CONFIG),
-                                 conditional_writes=self.conditional_writes)
+        return CoordinationStore(
+            self.client(),
+            self.bucket,
+            quick_client=self.client(QUICK_CLIENT_CONFIG),
+            conditional_writes=self.conditional_writes,
+        )
 
 
 def _code(exc: Exception) -> str | None:
@@ -108,8 +119,15 @@ class CoordinationStore:
     _checked: ClassVar[set[tuple[str, str]]] = set()
     _check_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, client: Any, bucket: str | None = None, *, quick_client: Any = None,
-                 conditional_writes: str = "required", probe_key: str = PROBE_KEY):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str | None = None,
+        *,
+        quick_client: Any = None,
+        conditional_writes: str = "required",
+        probe_key: str = PROBE_KEY,
+    ):
         if isinstance(client, StoreConfig):
             config = client
             client, quick_client = config.client(), config.client(QUICK_CLIENT_CONFIG)
@@ -117,8 +135,9 @@ class CoordinationStore:
         if not bucket:
             raise ValueError("CoordinationStore needs a bucket")
         if conditional_writes not in CONDITIONAL_WRITES:
-            raise ValueError(f"conditional_writes must be one of {', '.join(CONDITIONAL_WRITES)}, "
-                             f"not {conditional_writes!r}")
+            raise ValueError(
+                f"conditional_writes must be one of {', '.join(CONDITIONAL_WRITES)}, not {conditional_writes!r}"
+            )
         self.bucket = bucket
         self.conditional_writes = conditional_writes
         self.probe_key = probe_key
@@ -171,7 +190,8 @@ class CoordinationStore:
                 if _code(exc) in ("NotImplemented", "501", "InvalidArgument", "400"):
                     raise ConditionalWritesError(
                         f"the coordination store ({self.name}) rejects conditional writes "
-                        f"(PutObject with If-None-Match: *): {exc}") from exc
+                        f"(PutObject with If-None-Match: *): {exc}"
+                    ) from exc
                 raise
             if not honoured:
                 raise ConditionalWritesError(self.refusal())
@@ -180,11 +200,13 @@ class CoordinationStore:
 
     def refusal(self) -> str:
         """Why a store that ignores conditional writes is refused, and the ways out."""
-        return (f"the coordination store ({self.name}) ignores conditional writes: a second PutObject "
-                f"with If-None-Match: * of {self.probe_key!r} overwrote the first instead of failing with 412. "
-                f"A run's roster must be written once, so this store is refused. Use a store that honours "
-                f"conditional writes (AWS S3 and most S3 servers do), or opt in to emulation with the "
-                f'connection extra "conditional_writes": "emulated" (see docs/stores.md)')
+        return (
+            f"the coordination store ({self.name}) ignores conditional writes: a second PutObject "
+            f"with If-None-Match: * of {self.probe_key!r} overwrote the first instead of failing with 412. "
+            f"A run's roster must be written once, so this store is refused. Use a store that honours "
+            f"conditional writes (AWS S3 and most S3 servers do), or opt in to emulation with the "
+            f'connection extra "conditional_writes": "emulated" (see docs/stores.md)'
+        )
 
     def check_reachable(self) -> None:
         """HeadBucket with the quick client: raises at once if the bucket cannot be reached."""

@@ -18,8 +18,9 @@ def new_tls_key() -> bytes:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def certificate(tls_key_pem: bytes, index: int, party_id: str, days: int = 825) -> str:
@@ -32,15 +33,25 @@ def certificate(tls_key_pem: bytes, index: int, party_id: str, days: int = 825) 
     key = serialization.load_pem_private_key(tls_key_pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError("the TLS key of a compute party must be an elliptic-curve key (P-256)")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, mpyc_name(index)),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, party_id)])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, mpyc_name(index)),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, party_id),
+        ]
+    )
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(mpyc_name(index))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(mpyc_name(index))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 

@@ -71,14 +71,15 @@ def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]
     """``count`` pseudorandom field elements from a public seed (SHAKE-256), for one label."""
     width = (modulus.bit_length() + 64 + 7) // 8  # 64 extra bits: negligible bias mod p
     stream = hashlib.shake_256(seed + label.encode()).digest(width * count)
-    return [int.from_bytes(stream[i * width:(i + 1) * width], "big") % modulus for i in range(count)]
+    return [int.from_bytes(stream[i * width : (i + 1) * width], "big") % modulus for i in range(count)]
 
 
 def combination(mpc, secint, spec_input, values, witness, seed: bytes, label: str):
     """The random linear combination of one input's constraints for one party: a secure integer
     that is 0 when the witness is honest. ``values`` and ``witness`` are secure arrays."""
-    both = combinations(mpc, secint, spec_input, values.reshape((1, values.size)),
-                        witness.reshape((1, witness.size)), seed, [label])
+    both = combinations(
+        mpc, secint, spec_input, values.reshape((1, values.size)), witness.reshape((1, witness.size)), seed, [label]
+    )
     return both[0]
 
 
@@ -100,14 +101,15 @@ def combinations(mpc, secint, spec_input, values, witness, seed: bytes, labels: 
 
     def family(count):  # independent pseudorandom coefficients for one family of constraints, per party
         k = next(counter)
-        return np.array([coefficients(seed, f"{label}/{k}", count, p) for label in labels],
-                        dtype=object).reshape((parties, count))
+        return np.array([coefficients(seed, f"{label}/{k}", count, p) for label in labels], dtype=object).reshape(
+            (parties, count)
+        )
 
     ranges = [values - spec_input.low]
     if lay.upper:
         ranges.append(spec_input.high - values)
     for target in ranges:
-        bits = witness[:, pos:pos + n * L]
+        bits = witness[:, pos : pos + n * L]
         pos += n * L
         r = family(n * L)
         left.append(bits * r)  # r*b*b - r*b: each bit is 0 or 1
@@ -116,7 +118,7 @@ def combinations(mpc, secint, spec_input, values, witness, seed: bytes, labels: 
         recomposed = (bits.reshape((parties, n, L)) * twos).sum(axis=2)
         linear.append(((recomposed - target) * family(n)).sum(axis=1))
     if lay.nonzero:
-        z, w = witness[:, pos:pos + n], witness[:, pos + n:pos + 2 * n]
+        z, w = witness[:, pos : pos + n], witness[:, pos + n : pos + 2 * n]
         r1, r2, r3 = family(n), family(n), family(n)
         left += [z * r1, -(values * r2), values * r3]  # z*z - z, x - x*z, x*w - z
         right += [z, z, w]

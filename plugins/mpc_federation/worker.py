@@ -49,8 +49,9 @@ def check_seats(mpc, pinned: list[str], names: list[str]) -> None:
         presented = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         if presented != pinned_der[peer.pid]:
             owner = next((names[i] for i, der in enumerate(pinned_der) if der == presented), "a non-member")
-            raise AgreementError(f"the connection for the seat of {names[peer.pid]} presented the TLS certificate "
-                                 f"of {owner}")
+            raise AgreementError(
+                f"the connection for the seat of {names[peer.pid]} presented the TLS certificate of {owner}"
+            )
 
 
 async def _refuse_on_error(mpc, check) -> None:
@@ -76,10 +77,14 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     import numpy as np
 
     roster = job["roster"]
-    wrong = [party for party in roster for spec_input in program.inputs
-             if len(job["shares"][party]["values"][spec_input.name]) != job["input_lengths"][spec_input.name]
-             or len(job["shares"][party]["witness"][spec_input.name])
-             != witnesses.layout(spec_input, job["input_lengths"][spec_input.name]).size]
+    wrong = [
+        party
+        for party in roster
+        for spec_input in program.inputs
+        if len(job["shares"][party]["values"][spec_input.name]) != job["input_lengths"][spec_input.name]
+        or len(job["shares"][party]["witness"][spec_input.name])
+        != witnesses.layout(spec_input, job["input_lengths"][spec_input.name]).size
+    ]
     if wrong:
         raise AgreementError(f"the shares of {', '.join(dict.fromkeys(wrong))} do not have the lengths of this run")
     total = None
@@ -87,16 +92,26 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         n = job["input_lengths"][spec_input.name]
         size = witnesses.layout(spec_input, n).size
         values = _secure_array(secint, [s for party in roster for s in job["shares"][party]["values"][spec_input.name]])
-        witness = _secure_array(secint, [s for party in roster for s in job["shares"][party]["witness"][spec_input.name]])
-        c = witnesses.combinations(mpc, secint, spec_input, values.reshape((len(roster), n)),
-                                   witness.reshape((len(roster), size)), seed,
-                                   [f"{party}/{spec_input.name}" for party in roster])
+        witness = _secure_array(
+            secint, [s for party in roster for s in job["shares"][party]["witness"][spec_input.name]]
+        )
+        c = witnesses.combinations(
+            mpc,
+            secint,
+            spec_input,
+            values.reshape((len(roster), n)),
+            witness.reshape((len(roster), size)),
+            seed,
+            [f"{party}/{spec_input.name}" for party in roster],
+        )
         total = c if total is None else total + c
     valid = await mpc.np_is_zero_public(total)
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
-        raise AgreementError(f"the inputs of {', '.join(bad)} are outside their declared ranges "
-                             "(checked inside the MPC; nothing else is revealed)")
+        raise AgreementError(
+            f"the inputs of {', '.join(bad)} are outside their declared ranges "
+            "(checked inside the MPC; nothing else is revealed)"
+        )
 
 
 async def _run(mpc, program, job: dict) -> list[int]:
@@ -117,8 +132,9 @@ async def _run(mpc, program, job: dict) -> list[int]:
     # compute together: compare what each party is about to do before touching any share.
     # One exchange (one round) carries the session, the view and this party's share of the seed.
     exchanged = await mpc.transfer([job["session"], job.get("agreement", {}), secrets.token_bytes(32)])
-    sessions, views, tokens = ([x[i] if isinstance(x, list) and len(x) == 3 else None for x in exchanged]
-                               for i in range(3))  # anything malformed differs from every session
+    sessions, views, tokens = (
+        [x[i] if isinstance(x, list) and len(x) == 3 else None for x in exchanged] for i in range(3)
+    )  # anything malformed differs from every session
 
     def same_session():
         if len(set(sessions)) != 1:
@@ -145,7 +161,11 @@ async def _run(mpc, program, job: dict) -> list[int]:
         if spec_input.nonzero:
             bits = witnesses.layout(spec_input, n)
             start = bits.size - 2 * n
-            z = [s for party in job["roster"] for s in job["shares"][party]["witness"][spec_input.name][start:start + n]]
+            z = [
+                s
+                for party in job["roster"]
+                for s in job["shares"][party]["witness"][spec_input.name][start : start + n]
+            ]
             nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(job["roster"]), n))
     result = program.compute(mpc, secint, ProgramInputs(values, nonzero, len(job["roster"])), job["params"])
     if asyncio.iscoroutine(result):
@@ -168,8 +188,11 @@ async def _run(mpc, program, job: dict) -> list[int]:
     shares = await mpc.gather(fresh)
     computed = time.monotonic()
     await mpc.shutdown()
-    print(f"mpc-worker: timings connect={connected - t0:.3f}s mpc={time.monotonic() - connected:.3f}s "
-          f"checks={validated - connected:.3f}s program={computed - validated:.3f}s", flush=True)
+    print(
+        f"mpc-worker: timings connect={connected - t0:.3f}s mpc={time.monotonic() - connected:.3f}s "
+        f"checks={validated - connected:.3f}s program={computed - validated:.3f}s",
+        flush=True,
+    )
     return [int(s) for s in shares.value]
 
 

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
     from mpc_operators.reveal import MPCRevealOperator
     from mpc_operators.share import MPCShareOperator
 
-_MODULES = {"MPCAggregateOperator": "aggregate", "MPCComputeOperator": "compute",
-            "MPCRevealOperator": "reveal", "MPCShareOperator": "share"}
+_MODULES = {
+    "MPCAggregateOperator": "aggregate",
+    "MPCComputeOperator": "compute",
+    "MPCRevealOperator": "reveal",
+    "MPCShareOperator": "share",
+}
 __all__ = ["MPCAggregateOperator", "MPCComputeOperator", "MPCRevealOperator", "MPCShareOperator"]
 
 

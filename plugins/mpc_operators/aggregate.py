@@ -75,9 +75,17 @@ class MPCAggregateOperator(SparkSubmitOperator):
     template_fields = (*SparkSubmitOperator.template_fields, "run_key")
     ui_color = "#f4e3c1"
 
-    def __init__(self, *, computation: str, party_id: str, run_key: str = "{{ mpc_run_key(dag_run) }}",
-                 oblivious: bool = False, secret_conn_id: str = SPARK_SECRET_CONN_ID,
-                 aggregate_uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        computation: str,
+        party_id: str,
+        run_key: str = "{{ mpc_run_key(dag_run) }}",
+        oblivious: bool = False,
+        secret_conn_id: str = SPARK_SECRET_CONN_ID,
+        aggregate_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.computation = computation
         self.party_id = party_id
@@ -104,7 +112,8 @@ class MPCAggregateOperator(SparkSubmitOperator):
             raise AirflowFailException(
                 "the aggregation job runs in cluster deploy mode (its driver is not on this worker), so it needs "
                 "[mpc] aggregate_uri (AIRFLOW__MPC__AGGREGATE_URI): an object-store or shared URI that both the "
-                "Spark driver and this Airflow worker can reach")
+                "Spark driver and this Airflow worker can reach"
+            )
         return join_uri(root, f"{self.computation}/{self.run_key}/{self.party_id}.json")
 
     # -- execution -------------------------------------------------------------------------------
@@ -249,8 +258,15 @@ def aggregate_task(spec, party_id: str, settings: MPCSettings, *, on_failure=Non
         party_id=party_id,
         oblivious=spec.aggregation_oblivious,
         py_files=",".join(py_files),
-        application_args=["--input", input_uri(settings.data_uri, spec.aggregation_input), "--party", party_id,
-                          "--months", "{{ mpc_months(dag_run) }}", *job_args],
+        application_args=[
+            "--input",
+            input_uri(settings.data_uri, spec.aggregation_input),
+            "--party",
+            party_id,
+            "--months",
+            "{{ mpc_months(dag_run) }}",
+            *job_args,
+        ],
         doc_md=AGGREGATE_DOC,
         on_failure_callback=on_failure,
         **extra,

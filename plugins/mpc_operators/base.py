@@ -27,8 +27,15 @@ class MPCBaseOperator(BaseOperator):
     ui_color = "#e8e0f7"
     operator_extra_links = (MPCRunLink(),)
 
-    def __init__(self, *, spec_path: str, party_id: str, coordination_conn_id: str = COORDINATION_CONN_ID,
-                 keys_conn_id: str = KEYS_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        spec_path: str,
+        party_id: str,
+        coordination_conn_id: str = COORDINATION_CONN_ID,
+        keys_conn_id: str = KEYS_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.spec_path = spec_path
         self.party_id = party_id
@@ -41,12 +48,23 @@ class MPCBaseOperator(BaseOperator):
 
 def open_party_run(task: Any, context: Any):
     """The PartyRun of an MPC task (operator or sensor), from its fields and connections."""
-    return open_party_run_for(task.spec_path, task.party_id, context, keys_conn_id=task.keys_conn_id,
-                              coordination_conn_id=task.coordination_conn_id)
+    return open_party_run_for(
+        task.spec_path,
+        task.party_id,
+        context,
+        keys_conn_id=task.keys_conn_id,
+        coordination_conn_id=task.coordination_conn_id,
+    )
 
 
-def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn_id: str | None = KEYS_CONN_ID,
-                       coordination_conn_id: str = COORDINATION_CONN_ID):
+def open_party_run_for(
+    spec_path: str,
+    party_id: str,
+    context: Any,
+    *,
+    keys_conn_id: str | None = KEYS_CONN_ID,
+    coordination_conn_id: str = COORDINATION_CONN_ID,
+):
     """The PartyRun of ``party_id`` for the run of ``context``: the spec, this party's keys from
     ``keys_conn_id`` (None: a task that only reads, verifying with public keys) and the bucket
     through ``coordination_conn_id``."""
@@ -62,8 +80,9 @@ def open_party_run_for(spec_path: str, party_id: str, context: Any, *, keys_conn
         keys = PartyKeysHook(keys_conn_id).get_keys() if keys_conn_id is not None else None
         if keys is not None and keys.party != party_id:
             raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
-        store = CoordinationHook(aws_conn_id=coordination_conn_id).store(spec.bucket,
-                                                                         probe_key=probe_key(spec, party_id))
+        store = CoordinationHook(aws_conn_id=coordination_conn_id).store(
+            spec.bucket, probe_key=probe_key(spec, party_id)
+        )
         return PartyRun(spec, party_id, logical_date_of(context), keys, store)
 
 
@@ -95,8 +114,13 @@ def withdraw_on_failure(spec_path: str, party_id: str, context: Any) -> None:
     task_id = context["task_instance"].task_id
     log = context["task_instance"].log
     code = reasons.withdrawal_code(task_id, exc)
-    log.error("Withdrawing %s from the run: the bucket gets the code %r only; the error stays in this log: %s: %s",
-              party_id, code, type(exc).__name__ if exc else "unknown error", exc)
+    log.error(
+        "Withdrawing %s from the run: the bucket gets the code %r only; the error stays in this log: %s: %s",
+        party_id,
+        code,
+        type(exc).__name__ if exc else "unknown error",
+        exc,
+    )
     try:
         run = open_party_run_for(spec_path, party_id, context)
         stages.withdraw(run, code, task_id)

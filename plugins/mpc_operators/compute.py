@@ -25,8 +25,14 @@ class MPCComputeOperator(MPCBaseOperator):
 
     ui_color = "#f2e2d9"
 
-    def __init__(self, *, connect_timeout: float | None = None, run_timeout: float | None = None,
-                 ledger_uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float | None = None,
+        run_timeout: float | None = None,
+        ledger_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.ledger_uri = ledger_uri
         self.connect_timeout = connect_timeout
@@ -42,12 +48,22 @@ class MPCComputeOperator(MPCBaseOperator):
         try:
             with final_errors():
                 # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
-                result = stages.compute(run, attempt=context["ti"].try_number, connect_timeout=self.connect_timeout,
-                                        run_timeout=self.run_timeout, ledger_dir=self.ledger_uri)
+                result = stages.compute(
+                    run,
+                    attempt=context["ti"].try_number,
+                    connect_timeout=self.connect_timeout,
+                    run_timeout=self.run_timeout,
+                    ledger_dir=self.ledger_uri,
+                )
         except NothingToRelease as exc:
             raise AirflowSkipException(str(exc)) from None
-        self.log.info("Run %s attempt %s: computed over %s in %s", result["run"], result["attempt"],
-                      result["roster"], result["seconds"])
+        self.log.info(
+            "Run %s attempt %s: computed over %s in %s",
+            result["run"],
+            result["attempt"],
+            result["roster"],
+            result["seconds"],
+        )
         return result
 
     def on_kill(self) -> None:

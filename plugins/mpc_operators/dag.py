@@ -40,8 +40,9 @@ def party_dags(settings: MPCSettings | None = None, *, reports: bool = True, **d
         raise PartyConfigError(f"no federation specs (*.yaml) in [mpc] spec_dir = {settings.spec_dir}")
     specs = party_specs(settings.spec_dir, settings.party_id)
     if not specs:
-        raise PartyConfigError(f"party {settings.party_id!r} ([mpc] party_id) is not a member of any federation "
-                               f"in {settings.spec_dir}")
+        raise PartyConfigError(
+            f"party {settings.party_id!r} ([mpc] party_id) is not a member of any federation in {settings.spec_dir}"
+        )
     dags = {spec.computation: federation_dag(spec, settings=settings, **dag_kwargs) for spec in specs.values()}
     if reports:
         for spec in specs.values():
@@ -50,8 +51,13 @@ def party_dags(settings: MPCSettings | None = None, *, reports: bool = True, **d
     return dags
 
 
-def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = None,
-                   settings: MPCSettings | None = None, **dag_kwargs: Any):
+def federation_dag(
+    spec: FederationSpec | str | Path,
+    *,
+    party_id: str | None = None,
+    settings: MPCSettings | None = None,
+    **dag_kwargs: Any,
+):
     """This party's DAG of one federation: aggregate and share (input parties), wait and compute
     (compute parties), wait and reveal (recipients), chained in that order.
 
@@ -76,44 +82,64 @@ def federation_dag(spec: FederationSpec | str | Path, *, party_id: str | None = 
     settings = settings or MPCSettings.load(require_party=party_id is None)
     party_id = party_id or settings.party_id
     if dag_kwargs.get("dag_id", spec.computation) != spec.computation:
-        raise ValueError(f"the DAG id of a federation is its computation {spec.computation!r}, not "
-                         f"{dag_kwargs['dag_id']!r}: every party names the run by it")
+        raise ValueError(
+            f"the DAG id of a federation is its computation {spec.computation!r}, not "
+            f"{dag_kwargs['dag_id']!r}: every party names the run by it"
+        )
     me = spec.party(party_id)
     common: dict[str, Any] = {"spec_path": str(spec.source), "party_id": party_id}
     withdraw = partial(withdraw_on_failure, str(spec.source), party_id)
-    defaults: dict[str, Any] = {"dag_id": spec.computation,
-                "description": spec.description or f"Federated MPC: {spec.computation}",
-                "schedule": spec.schedule,
-                "start_date": datetime(2024, 1, 1, tzinfo=UTC),
-                "catchup": False,
-                "max_active_runs": 1,
-                "tags": ["mpc", spec.computation, *me.roles],
-                "default_args": {"owner": party_id, "retries": 2, "retry_delay": timedelta(minutes=2)},
-                "doc_md": _dag_doc(spec, party_id)}
+    defaults: dict[str, Any] = {
+        "dag_id": spec.computation,
+        "description": spec.description or f"Federated MPC: {spec.computation}",
+        "schedule": spec.schedule,
+        "start_date": datetime(2024, 1, 1, tzinfo=UTC),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["mpc", spec.computation, *me.roles],
+        "default_args": {"owner": party_id, "retries": 2, "retry_delay": timedelta(minutes=2)},
+        "doc_md": _dag_doc(spec, party_id),
+    }
     arguments = {**defaults, **dag_kwargs}
     arguments["default_args"] = {**defaults["default_args"], **dag_kwargs.get("default_args", {})}
-    arguments["user_defined_macros"] = {**dag_kwargs.get("user_defined_macros", {}),
-                                        "mpc_run_key": run_key_macro, "mpc_months": _months_macro(spec)}
+    arguments["user_defined_macros"] = {
+        **dag_kwargs.get("user_defined_macros", {}),
+        "mpc_run_key": run_key_macro,
+        "mpc_months": _months_macro(spec),
+    }
     dag = DAG(**arguments)
     tasks = []
     with dag:
         if me.has("input"):
-            tasks += [aggregate_task(spec, party_id, settings, on_failure=withdraw),
-                      MPCShareOperator(task_id="share", doc_md=_SHARE_DOC, on_failure_callback=withdraw, **common)]
+            tasks += [
+                aggregate_task(spec, party_id, settings, on_failure=withdraw),
+                MPCShareOperator(task_id="share", doc_md=_SHARE_DOC, on_failure_callback=withdraw, **common),
+            ]
             if not me.has("compute"):  # a compute party is on its own roster's side of the table
-                tasks.append(MPCCoordinationSensor(task_id="confirm_inclusion", stage="roster",
-                                                   doc_md=_CONFIRM_INCLUSION_DOC, **common))
+                tasks.append(
+                    MPCCoordinationSensor(
+                        task_id="confirm_inclusion", stage="roster", doc_md=_CONFIRM_INCLUSION_DOC, **common
+                    )
+                )
         if me.has("compute"):
             queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
-            tasks += [MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC,
-                                            **common),
-                      MPCComputeOperator(task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC,
-                                         **queue, **common)]
+            tasks += [
+                MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common),
+                MPCComputeOperator(
+                    task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC, **queue, **common
+                ),
+            ]
         if me.has("recipient"):
-            tasks += [MPCCoordinationSensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC,
-                                            **common),
-                      MPCRevealOperator(task_id="reveal", results_uri=settings.results_uri or None,
-                                        outlets=[result_asset(spec.computation)], doc_md=_REVEAL_DOC, **common)]
+            tasks += [
+                MPCCoordinationSensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common),
+                MPCRevealOperator(
+                    task_id="reveal",
+                    results_uri=settings.results_uri or None,
+                    outlets=[result_asset(spec.computation)],
+                    doc_md=_REVEAL_DOC,
+                    **common,
+                ),
+            ]
     # One chain per party: its own stages in order (a party that both shares and computes must
     # share first, or the federation would wait on itself).
     for upstream, downstream in zip(tasks, tasks[1:]):
@@ -158,7 +184,8 @@ Threshold t = {spec.threshold} of {len(spec.compute_parties)} compute parties (h
 
 
 _SHARE_DOC = """Takes the local aggregate from the `aggregate` task's XCom, checks it against the program's
-declared inputs and ranges, splits each value into Shamir shares, and uploads one object per compute party, **encrypted to that party** and signed.
+declared inputs and ranges, splits each value into Shamir shares, and uploads one object per compute
+party, **encrypted to that party** and signed.
 No single compute party (nor the bucket's operator) learns anything about the aggregate."""
 _CONFIRM_INCLUSION_DOC = """Waits (in the triggerer) until the leader fixes the roster, then checks this party is on it.
 Succeeds when it is; **skips** when the disclosure ledger fixed the roster of this period without it

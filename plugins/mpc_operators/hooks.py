@@ -65,16 +65,19 @@ class CoordinationHook(S3Hook):
         from mpc_federation.store import PROBE_KEY, CoordinationStore
 
         quick_client = self.quick_client()
-        return CoordinationStore(quick_client if quick else self.get_conn(), bucket, quick_client=quick_client,
-                                 conditional_writes=self.conditional_writes,
-                                 probe_key=probe_key or self.conn_config.extra_config.get("probe_key") or PROBE_KEY)
+        return CoordinationStore(
+            quick_client if quick else self.get_conn(),
+            bucket,
+            quick_client=quick_client,
+            conditional_writes=self.conditional_writes,
+            probe_key=probe_key or self.conn_config.extra_config.get("probe_key") or PROBE_KEY,
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Reach the bucket and check that it honours conditional writes (or that emulation is on)."""
         bucket = self.bucket or self.conn_config.extra_config.get("bucket")
         if not bucket:
-            return False, ("no bucket to test: pass bucket= to CoordinationHook or set the connection "
-                           "extra 'bucket'")
+            return False, ("no bucket to test: pass bucket= to CoordinationHook or set the connection extra 'bucket'")
         try:
             store = self.store(bucket, quick=True)
             store.check_reachable()
@@ -82,8 +85,10 @@ class CoordinationHook(S3Hook):
         except Exception as exc:  # noqa: BLE001 - the Test button shows the message
             return False, f"{type(exc).__name__} while testing the coordination bucket {bucket!r}: {exc}"
         if store.conditional_writes == "emulated":
-            return True, (f"{store.name}: reachable; conditional writes emulated as the connection asks "
-                          f"(the store {'honours' if honoured else 'ignores'} them)")
+            return True, (
+                f"{store.name}: reachable; conditional writes emulated as the connection asks "
+                f"(the store {'honours' if honoured else 'ignores'} them)"
+            )
         if not honoured:
             return False, store.refusal()
         return True, f"{store.name}: reachable; conditional writes honoured"

@@ -46,8 +46,10 @@ class PartyKeysHook(BaseHook):
 
         conn = self.get_connection(self.mpc_party_keys_conn_id)
         if not conn.password:
-            raise ValueError(f"connection {self.mpc_party_keys_conn_id!r} has no password: it must hold the "
-                             "party's key JSON (python -m mpc_federation.keys generate)")
+            raise ValueError(
+                f"connection {self.mpc_party_keys_conn_id!r} has no password: it must hold the "
+                "party's key JSON (python -m mpc_federation.keys generate)"
+            )
         allow = MPCSettings.load(require_party=False).allow_test_keys
         return PartyKeys.from_json(conn.password, allow_test_keys=allow)
 
@@ -64,6 +66,8 @@ class PartyKeysHook(BaseHook):
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["host", "schema", "login", "port", "extra"],
     "relabeling": {"password": "Private keys (JSON)"},
-    "placeholders": {"password": '{"party": "company_a", "sign": "...", "box": "...", "tls": "..."} '
-                                 "(python -m mpc_federation.keys generate --party ID --out FILE)"},
+    "placeholders": {
+        "password": '{"party": "company_a", "sign": "...", "box": "...", "tls": "..."} '
+        "(python -m mpc_federation.keys generate --party ID --out FILE)"
+    },
 }

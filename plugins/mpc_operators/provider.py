@@ -16,24 +16,53 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": PACKAGE,
         "name": "MPC federation",
         "description": "Federated statistics over private data with secure multi-party computation (MPyC): "
-                       "local Spark aggregation, Shamir shares through an S3 coordination bucket, MPC among "
-                       "compute parties, results to named recipients only.",
+        "local Spark aggregation, Shamir shares through an S3 coordination bucket, MPC among "
+        "compute parties, results to named recipients only.",
         "versions": [_version()],
-        "integrations": [{"integration-name": "MPC federation", "external-doc-url": "https://github.com/lschoe/mpyc",
-                          "tags": ["protocol"]}],
-        "operators": [{"integration-name": "MPC federation",
-                       "python-modules": ["mpc_operators.aggregate", "mpc_operators.share", "mpc_operators.compute",
-                                          "mpc_operators.reveal"]}],
+        "integrations": [
+            {
+                "integration-name": "MPC federation",
+                "external-doc-url": "https://github.com/lschoe/mpyc",
+                "tags": ["protocol"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "MPC federation",
+                "python-modules": [
+                    "mpc_operators.aggregate",
+                    "mpc_operators.share",
+                    "mpc_operators.compute",
+                    "mpc_operators.reveal",
+                ],
+            }
+        ],
         "hooks": [{"integration-name": "MPC federation", "python-modules": ["mpc_operators.keys"]}],
-        "connection-types": [{"hook-class-name": "mpc_operators.keys.PartyKeysHook", "hook-name": "MPC party keys",
-                              "connection-type": CONN_TYPE, "ui-field-behaviour": UI_FIELD_BEHAVIOUR}],
+        "connection-types": [
+            {
+                "hook-class-name": "mpc_operators.keys.PartyKeysHook",
+                "hook-name": "MPC party keys",
+                "connection-type": CONN_TYPE,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
         "extra-links": ["mpc_operators.links.MPCRunLink"],
-        "config": {SECTION: {
-            "description": "This party's settings for federated MPC (one Airflow = one party).",
-            # The defaults stay in MPCSettings.load (some depend on $AIRFLOW_HOME); here they are text.
-            "options": {key: {"description": f"{meaning} Default: {default or '(empty)'}.", "version_added": "0.2.0",
-                              "type": "string", "example": None, "default": None}
-                        for key, (default, meaning) in OPTIONS.items()}}},
+        "config": {
+            SECTION: {
+                "description": "This party's settings for federated MPC (one Airflow = one party).",
+                # The defaults stay in MPCSettings.load (some depend on $AIRFLOW_HOME); here they are text.
+                "options": {
+                    key: {
+                        "description": f"{meaning} Default: {default or '(empty)'}.",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": None,
+                        "default": None,
+                    }
+                    for key, (default, meaning) in OPTIONS.items()
+                },
+            }
+        },
     }
 
 

@@ -14,8 +14,13 @@ def report_dag(computation: str):
     """The DAG ``<computation>_report``, scheduled on ``result_asset(computation)``."""
     from airflow.sdk import DAG, task
 
-    with DAG(dag_id=f"{computation}_report", schedule=[result_asset(computation)], catchup=False,
-             tags=["mpc", computation, "report"], doc_md=__doc__) as dag:
+    with DAG(
+        dag_id=f"{computation}_report",
+        schedule=[result_asset(computation)],
+        catchup=False,
+        tags=["mpc", computation, "report"],
+        doc_md=__doc__,
+    ) as dag:
 
         @task
         def report(triggering_asset_events=None, ti=None) -> list[str]:

@@ -33,8 +33,7 @@ class MPCRevealOperator(MPCBaseOperator):
     template_fields = (*MPCBaseOperator.template_fields, "results_uri")
     ui_color = "#dff2d9"
 
-    def __init__(self, *, results_uri: str | None = None, results_conn_id: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, results_uri: str | None = None, results_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.results_uri = results_uri
         self.results_conn_id = results_conn_id
@@ -52,8 +51,11 @@ class MPCRevealOperator(MPCBaseOperator):
             self.log.info("Result record written to %s", self.write_copy(result))
         asset = result_asset(result["computation"])
         if asset in (self.outlets or []):
-            context["outlet_events"][asset].extra = {"run": result["run"], "attempt": result["attempt"],
-                                                     "program": result["program"]}
+            context["outlet_events"][asset].extra = {
+                "run": result["run"],
+                "attempt": result["attempt"],
+                "program": result["program"],
+            }
         return result
 
     def write_copy(self, result: dict) -> str:
@@ -64,9 +66,9 @@ class MPCRevealOperator(MPCBaseOperator):
 
         if not self.results_uri:
             raise ValueError("no results_uri to write the result record to")
-        path = ObjectStoragePath(result_location(self.results_uri, result["computation"], result["run"]),
-                                 conn_id=self.results_conn_id)
+        path = ObjectStoragePath(
+            result_location(self.results_uri, result["computation"], result["run"]), conn_id=self.results_conn_id
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
         return str(path)
-

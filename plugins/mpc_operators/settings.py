@@ -19,18 +19,33 @@ SECTION = "mpc"
 OPTIONS: dict[str, tuple[str, str]] = {
     "party_id": ("", "This party's id in the federation specs (required)."),
     "spec_dir": ("the built-in federations (include/federations)", "Folder of federation specs (*.yaml)."),
-    "data_uri": ("$AIRFLOW_HOME/mpc-data", "Root of this party's private input data: a local path or a URI "
-                 "(file://, s3a://, hdfs://, ...), passed to Spark unchanged; a spec's aggregation.input is "
-                 "relative to it."),
-    "ledger_uri": ("$AIRFLOW_HOME/mpc-work/ledger", "This compute party's private copy of the disclosure "
-                   "ledger: a local path or an object-storage URI, reachable from the compute queue's workers."),
-    "results_uri": ("", "Where a recipient also keeps its result records (<computation>/<run>/result.json); "
-                    "empty: the reveal task's XCom (and its asset event) only."),
-    "aggregate_uri": ("", "Where the Spark job writes the aggregate when its driver runs elsewhere "
-                      "(deploy_mode=cluster); empty: a private temporary file on the worker, read back and "
-                      "handed to the share task as XCom."),
-    "compute_queue": ("", "The Airflow queue of the compute task: the workers at this party's MPC endpoint "
-                      "listen on it; empty: the default queue."),
+    "data_uri": (
+        "$AIRFLOW_HOME/mpc-data",
+        "Root of this party's private input data: a local path or a URI "
+        "(file://, s3a://, hdfs://, ...), passed to Spark unchanged; a spec's aggregation.input is "
+        "relative to it.",
+    ),
+    "ledger_uri": (
+        "$AIRFLOW_HOME/mpc-work/ledger",
+        "This compute party's private copy of the disclosure "
+        "ledger: a local path or an object-storage URI, reachable from the compute queue's workers.",
+    ),
+    "results_uri": (
+        "",
+        "Where a recipient also keeps its result records (<computation>/<run>/result.json); "
+        "empty: the reveal task's XCom (and its asset event) only.",
+    ),
+    "aggregate_uri": (
+        "",
+        "Where the Spark job writes the aggregate when its driver runs elsewhere "
+        "(deploy_mode=cluster); empty: a private temporary file on the worker, read back and "
+        "handed to the share task as XCom.",
+    ),
+    "compute_queue": (
+        "",
+        "The Airflow queue of the compute task: the workers at this party's MPC endpoint "
+        "listen on it; empty: the default queue.",
+    ),
     "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),
 }
 # The project's include/federations in a clone, the package data of an installed distribution.
@@ -75,8 +90,9 @@ class MPCSettings:
             allow_test_keys=get("allow_test_keys", "False").lower() in ("1", "true", "yes"),
         )
         if require_party and not settings.party_id:
-            raise PartyConfigError("[mpc] party_id is not set (AIRFLOW__MPC__PARTY_ID): each party's Airflow "
-                                   "must say which party it is")
+            raise PartyConfigError(
+                "[mpc] party_id is not set (AIRFLOW__MPC__PARTY_ID): each party's Airflow must say which party it is"
+            )
         return settings
 
 

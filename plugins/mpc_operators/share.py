@@ -25,8 +25,14 @@ class MPCShareOperator(MPCBaseOperator):
     template_fields = (*MPCBaseOperator.template_fields, "aggregate_uri")
     ui_color = "#d9ecf2"
 
-    def __init__(self, *, aggregate_task_id: str = "aggregate", aggregate_uri: str | None = None,
-                 aggregate_conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        aggregate_task_id: str = "aggregate",
+        aggregate_uri: str | None = None,
+        aggregate_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.aggregate_task_id = aggregate_task_id
         self.aggregate_uri = aggregate_uri
@@ -49,8 +55,10 @@ class MPCShareOperator(MPCBaseOperator):
             return read_document(self.aggregate_uri, self.aggregate_conn_id, what="aggregate")
         aggregate = context["ti"].xcom_pull(task_ids=self.aggregate_task_id)
         if not isinstance(aggregate, dict):
-            raise StageError(f"no aggregate in the XCom of task {self.aggregate_task_id!r} (did the local "
-                             f"aggregation task run and return it?); got {type(aggregate).__name__}")
+            raise StageError(
+                f"no aggregate in the XCom of task {self.aggregate_task_id!r} (did the local "
+                f"aggregation task run and return it?); got {type(aggregate).__name__}"
+            )
         return aggregate
 
 

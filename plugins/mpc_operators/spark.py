@@ -50,11 +50,15 @@ def check_secret(secret: str | None, conn_id: str) -> str:
     :raises AirflowFailException: missing, too short, or with whitespace or control characters
     """
     if not secret:
-        raise AirflowFailException(f"oblivious local stage: connection {conn_id!r} has no password; it must hold "
-                                   f"the Spark authentication secret (spark.authenticate.secret)")
+        raise AirflowFailException(
+            f"oblivious local stage: connection {conn_id!r} has no password; it must hold "
+            f"the Spark authentication secret (spark.authenticate.secret)"
+        )
     if len(secret) < MIN_SECRET_CHARS or any(c.isspace() or not c.isprintable() for c in secret):
-        raise AirflowFailException(f"oblivious local stage: the password of connection {conn_id!r} must be at "
-                                   f"least {MIN_SECRET_CHARS} printable characters without spaces")
+        raise AirflowFailException(
+            f"oblivious local stage: the password of connection {conn_id!r} must be at "
+            f"least {MIN_SECRET_CHARS} printable characters without spaces"
+        )
     return secret
 
 
@@ -86,8 +90,10 @@ def secret_properties(secret_conn_id: str = SPARK_SECRET_CONN_ID) -> Iterator[st
     try:
         password = BaseHook.get_connection(secret_conn_id).password
     except Exception as e:  # noqa: BLE001 - AirflowNotFoundException, or a secrets backend error
-        raise AirflowFailException(f"oblivious local stage: cannot read connection {secret_conn_id!r} "
-                                   f"(the Spark authentication secret): {type(e).__name__}") from None
+        raise AirflowFailException(
+            f"oblivious local stage: cannot read connection {secret_conn_id!r} "
+            f"(the Spark authentication secret): {type(e).__name__}"
+        ) from None
     secret = check_secret(password, secret_conn_id)
     mask_secret(secret)
     folder = tempfile.mkdtemp(prefix="mpc-spark-auth-")  # mode 0700
@@ -95,4 +101,3 @@ def secret_properties(secret_conn_id: str = SPARK_SECRET_CONN_ID) -> Iterator[st
         yield write_secret_properties(folder, secret, spark_defaults_text())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-

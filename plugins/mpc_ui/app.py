@@ -43,8 +43,13 @@ log = logging.getLogger(__name__)
 RUNS_SHOWN = 20
 TREND_OUTPUT = "hhi"
 
-app = FastAPI(title="MPC runs", description="Every party's state in this party's federated MPC runs",
-              docs_url=None, redoc_url=None, openapi_url=None)
+app = FastAPI(
+    title="MPC runs",
+    description="Every party's state in this party's federated MPC runs",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
 app.mount("/static", StaticFiles(directory=str(pages.STATIC)), name="static")
 
 
@@ -54,8 +59,9 @@ class NotLoggedIn(Exception):
         self.status, self.detail = status, detail
 
 
-async def _logged_in(request: Request,
-                     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None):
+async def _logged_in(
+    request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None
+):
     """Airflow's ``get_user``; a missing, expired or forged token is "not logged in" (never a 403)."""
     try:
         return await get_user(request, None, bearer)
@@ -110,8 +116,14 @@ def _overview(spec, run: str, session) -> dict:
 
 
 def _runs(spec, found: list) -> list[dict]:
-    return _data().list_runs(spec, FEDERATIONS.store(spec), FEDERATIONS.party_id, limit=RUNS_SHOWN,
-                          results=results.by_run(found, spec.computation), cache=FEDERATIONS.cache)
+    return _data().list_runs(
+        spec,
+        FEDERATIONS.store(spec),
+        FEDERATIONS.party_id,
+        limit=RUNS_SHOWN,
+        results=results.by_run(found, spec.computation),
+        cache=FEDERATIONS.cache,
+    )
 
 
 def _local_runs(dag_id: str, run: str, session) -> list[dict]:
@@ -119,8 +131,9 @@ def _local_runs(dag_id: str, run: str, session) -> list[dict]:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
-    rows = session.execute(select(DagRun.run_id, DagRun.state).where(
-        DagRun.dag_id == dag_id, DagRun.logical_date == _data().run_date(run))).all()
+    rows = session.execute(
+        select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == dag_id, DagRun.logical_date == _data().run_date(run))
+    ).all()
     return [{"run_id": r.run_id, "state": str(getattr(r.state, "value", r.state))} for r in rows]
 
 
@@ -135,8 +148,13 @@ def _html(request: Request, template: str, **context: Any) -> HTMLResponse:
 
 def _section(spec, found: list) -> dict:
     series = results.trend(found, spec.computation, TREND_OUTPUT)
-    section = {"spec": spec, "output": TREND_OUTPUT, "chart": trend_chart(series) if series else None,
-               "runs": [], "error": None}
+    section = {
+        "spec": spec,
+        "output": TREND_OUTPUT,
+        "chart": trend_chart(series) if series else None,
+        "runs": [],
+        "error": None,
+    }
     try:
         section["runs"] = _runs(spec, found)
     except Exception as exc:  # noqa: BLE001 - e.g. the bucket is unreachable: say so on the page
@@ -151,9 +169,17 @@ def index(request: Request, permitted: ReadableDagsFilterDep, session: SessionDe
     found = results.revealed([s.computation for s in specs], session)
     sections = [_section(spec, found) for spec in specs]
     live = any(not r["finished"] for s in sections for r in s["runs"])
-    return _html(request, "index.html", title="MPC runs", heading=f"MPC runs of {FEDERATIONS.party_id}",
-                 sections=sections, error=FEDERATIONS.error, live=live, partial=bool(partial),
-                 idle_refresh=pages.IDLE_REFRESH_SECONDS)
+    return _html(
+        request,
+        "index.html",
+        title="MPC runs",
+        heading=f"MPC runs of {FEDERATIONS.party_id}",
+        sections=sections,
+        error=FEDERATIONS.error,
+        live=live,
+        partial=bool(partial),
+        idle_refresh=pages.IDLE_REFRESH_SECONDS,
+    )
 
 
 @app.get("/runs/{dag_id}/{run}", response_class=HTMLResponse, dependencies=RESULT_ACCESS)
@@ -162,29 +188,50 @@ def run_page(request: Request, dag_id: str, run: str, session: SessionDep, parti
     try:
         overview = _overview(spec, run, session)
     except Exception as exc:  # noqa: BLE001 - e.g. the bucket is unreachable: say so, and keep trying
-        return _html(request, "run.html", title=f"{dag_id} · {run}", heading=f"{dag_id}: run {run}", spec=spec,
-                     error=f"{type(exc).__name__}: {exc}", live=True, partial=bool(partial))
-    return _html(request, "run.html", title=f"{dag_id} · {overview['logical_date'] or run}",
-                 heading=f"{dag_id}: run of {pages.logical_date(overview)}", spec=spec, data=overview,
-                 error=None, local=_local_runs(dag_id, run, session), live=not overview["finished"],
-                 partial=bool(partial))
+        return _html(
+            request,
+            "run.html",
+            title=f"{dag_id} · {run}",
+            heading=f"{dag_id}: run {run}",
+            spec=spec,
+            error=f"{type(exc).__name__}: {exc}",
+            live=True,
+            partial=bool(partial),
+        )
+    return _html(
+        request,
+        "run.html",
+        title=f"{dag_id} · {overview['logical_date'] or run}",
+        heading=f"{dag_id}: run of {pages.logical_date(overview)}",
+        spec=spec,
+        data=overview,
+        error=None,
+        local=_local_runs(dag_id, run, session),
+        live=not overview["finished"],
+        partial=bool(partial),
+    )
 
 
 @app.get("/results.csv")
 def results_csv(permitted: ReadableXComFilterDep, session: SessionDep) -> Response:
     """Every revealed result of the computations whose DAG the user may read, as CSV."""
     found = results.revealed([s.computation for s in _readable(permitted)], session)
-    return Response(results.csv_text(found), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="mpc-results.csv"',
-                             "Cache-Control": "no-store"})
+    return Response(
+        results.csv_text(found),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="mpc-results.csv"', "Cache-Control": "no-store"},
+    )
 
 
 @app.get("/api/runs")
 def api_runs(permitted: ReadableDagsFilterDep, session: SessionDep) -> dict:
     specs = _readable(permitted)
     found = results.revealed([s.computation for s in specs], session)
-    return {"party": FEDERATIONS.party_id, "error": FEDERATIONS.error,
-            "computations": {s.computation: _runs(s, found) for s in specs}}
+    return {
+        "party": FEDERATIONS.party_id,
+        "error": FEDERATIONS.error,
+        "computations": {s.computation: _runs(s, found) for s in specs},
+    }
 
 
 @app.get("/api/runs/{dag_id}/{run}", dependencies=RESULT_ACCESS)
@@ -198,8 +245,11 @@ def api_trend(dag_id: str, session: SessionDep, output: str = TREND_OUTPUT) -> d
     """{market: [[logical date, value], ...]} of one output over the nights."""
     spec = _spec_or_404(dag_id)
     series = results.trend(results.revealed([spec.computation], session), spec.computation, output)
-    return {"computation": dag_id, "output": output,
-            "series": {m: [[d.isoformat(), v] for d, v in points] for m, points in series.items()}}
+    return {
+        "computation": dag_id,
+        "output": output,
+        "series": {m: [[d.isoformat(), v] for d, v in points] for m, points in series.items()},
+    }
 
 
 @app.get("/dag-run/{dag_id}/{run_id}", dependencies=RUN_ACCESS)
@@ -209,9 +259,11 @@ def from_dag_run(request: Request, dag_id: str, run_id: str, session: SessionDep
     from sqlalchemy import select
 
     _spec_or_404(dag_id)
-    row = session.execute(select(DagRun.logical_date, DagRun.run_after).where(
-        DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first()
+    row = session.execute(
+        select(DagRun.logical_date, DagRun.run_after).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    ).first()
     if row is None:
         raise HTTPException(404, f"no DAG run {run_id!r} of {dag_id!r}")
-    return RedirectResponse(f"{_base(request)}/runs/{quote(dag_id)}/{run_key(row.logical_date or row.run_after)}",
-                            status_code=303)
+    return RedirectResponse(
+        f"{_base(request)}/runs/{quote(dag_id)}/{run_key(row.logical_date or row.run_after)}", status_code=303
+    )

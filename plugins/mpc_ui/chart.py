@@ -11,8 +11,11 @@ from datetime import datetime
 
 # 2023 Merger Guidelines (U.S. DOJ and FTC), section 2.1: HHI below 1,000 unconcentrated,
 # 1,000 to 1,800 moderately concentrated, above 1,800 highly concentrated.
-BANDS = (("unconcentrated", 0.0, 1000.0), ("moderately concentrated", 1000.0, 1800.0),
-         ("highly concentrated", 1800.0, 10000.0))
+BANDS = (
+    ("unconcentrated", 0.0, 1000.0),
+    ("moderately concentrated", 1000.0, 1800.0),
+    ("highly concentrated", 1800.0, 10000.0),
+)
 HHI_MAX = 10000.0
 COLORS = ("#0b57d0", "#b3261e", "#1e6b34", "#7a5200", "#6d28d9", "#0e7490", "#be185d", "#4b5563")
 WIDTH, HEIGHT = 860, 300
@@ -40,8 +43,7 @@ def _top_of_scale(values: list[float]) -> float:
     return HHI_MAX
 
 
-def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int = WIDTH,
-                height: int = HEIGHT) -> Chart:
+def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int = WIDTH, height: int = HEIGHT) -> Chart:
     """Coordinates of the chart of ``series`` ({market: [(night, HHI), ...]}, a line per market
     in the given order).
 
@@ -64,17 +66,34 @@ def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int =
     for (name, low, high), css in zip(BANDS, ("unconcentrated", "moderate", "high")):
         if low >= top:
             continue
-        chart.bands.append({"name": name, "css": css, "low": low, "high": high, "y": y(min(high, top)),
-                            "height": round(y(low) - y(min(high, top)), 1), "label_y": y(min(high, top)) + 14})
+        chart.bands.append(
+            {
+                "name": name,
+                "css": css,
+                "low": low,
+                "high": high,
+                "y": y(min(high, top)),
+                "height": round(y(low) - y(min(high, top)), 1),
+                "label_y": y(min(high, top)) + 14,
+            }
+        )
     for tick in range(0, int(top) + 1, 500 if top <= 3000 else 1000 if top <= 5000 else 2500):
         chart.y_ticks.append({"y": y(tick), "text": f"{tick:,}"})
     step = -(-len(nights) // MAX_X_TICKS)
     chart.x_ticks = [{"x": x(n), "text": n.strftime("%Y-%m-%d")} for n in nights[::step]]
     for i, (market, points) in enumerate(series.items()):
         coords = [(x(night), y(value)) for night, value in points]
-        chart.lines.append({"market": market, "color": COLORS[i % len(COLORS)],
-                            "points": " ".join(f"{a},{b}" for a, b in coords),
-                            "dots": [{"x": a, "y": b, "title": f"{market} {night:%Y-%m-%d}: {value:,.2f}"}
-                                     for (a, b), (night, value) in zip(coords, points)],
-                            "last": points[-1][1], "legend_y": plot["y"] + 14 + 18 * i})
+        chart.lines.append(
+            {
+                "market": market,
+                "color": COLORS[i % len(COLORS)],
+                "points": " ".join(f"{a},{b}" for a, b in coords),
+                "dots": [
+                    {"x": a, "y": b, "title": f"{market} {night:%Y-%m-%d}: {value:,.2f}"}
+                    for (a, b), (night, value) in zip(coords, points)
+                ],
+                "last": points[-1][1],
+                "legend_y": plot["y"] + 14 + 18 * i,
+            }
+        )
     return chart

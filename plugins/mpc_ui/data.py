@@ -37,7 +37,6 @@ _DECIDING = {"input-done", "roster", "abort"}  # fetched and verified; sealed sh
 __all__ = ["final_state", "list_runs", "run_date", "run_key", "run_overview"]
 
 
-
 def final_state(roles: tuple[str, ...] | list[str]) -> str:
     """The state a party with these roles reaches when its part of a run is done."""
     if "recipient" in roles:
@@ -80,11 +79,14 @@ def _statuses(reader: RunReader, party: str, present: set[str], errors: list[dic
 def _rosters(reader: RunReader, view: Verified) -> dict[int, dict]:
     out = {}
     for attempt, payload in view.rosters(reader).items():
-        out[attempt] = {"leader": reader.spec.leader.id, "attempt": attempt,
-                        "parties": list(payload.get("roster", [])),
-                        "at": view.headers[reader.roster_key(attempt)].get("created_at"),
-                        "left_out": dict(payload.get("left_out") or {}),
-                        "nothing_to_release": payload.get("nothing_to_release")}
+        out[attempt] = {
+            "leader": reader.spec.leader.id,
+            "attempt": attempt,
+            "parties": list(payload.get("roster", [])),
+            "at": view.headers[reader.roster_key(attempt)].get("created_at"),
+            "left_out": dict(payload.get("left_out") or {}),
+            "nothing_to_release": payload.get("nothing_to_release"),
+        }
     return out
 
 
@@ -97,14 +99,30 @@ def _aborts(reader: RunReader, view: Verified) -> list[dict]:
             continue
         payload, header = view.payloads.get(key) or {}, view.headers[key]
         withdrawal = key.endswith("/inputs")
-        out.append({"party": described.party, "scope": "withdrawal" if withdrawal else "attempt",
-                    "attempt": None if withdrawal else described.attempt,
-                    "reason": str(payload.get("reason", "(no reason recorded)")), "at": header.get("created_at")})
+        out.append(
+            {
+                "party": described.party,
+                "scope": "withdrawal" if withdrawal else "attempt",
+                "attempt": None if withdrawal else described.attempt,
+                "reason": str(payload.get("reason", "(no reason recorded)")),
+                "at": header.get("created_at"),
+            }
+        )
     return out
 
 
-def _party(reader: RunReader, party, view: Verified, present: set[str], newest: int | None,
-           roster: dict | None, given_up: dict, withdrawals: dict, errors: list[dict], me: str) -> dict:
+def _party(
+    reader: RunReader,
+    party,
+    view: Verified,
+    present: set[str],
+    newest: int | None,
+    roster: dict | None,
+    given_up: dict,
+    withdrawals: dict,
+    errors: list[dict],
+    me: str,
+) -> dict:
     """One party's state, events, timings and notes."""
     events: dict[str, Any] = {}
     timings: dict[str, float] = {}
@@ -138,16 +156,21 @@ def _party(reader: RunReader, party, view: Verified, present: set[str], newest: 
         state = "invalid"
     target, order = final_state(party.roles), [*STATES[1:], "aborted"]
     return {
-        "id": party.id, "roles": list(party.roles), "state": state, "final_state": target,
+        "id": party.id,
+        "roles": list(party.roles),
+        "state": state,
+        "final_state": target,
         "done": state in STATES and STATES.index(state) >= STATES.index(target),
         "events": {k: events[k] for k in [*order, *sorted(set(events) - set(order))] if k in events},
         "timings": timings or None,
         "abort_reason": abort["reason"] if abort else None,
         "abort_scope": (f"attempt {abort['attempt']}" if abort["scope"] == "attempt" else abort["scope"])
-        if abort else None,
+        if abort
+        else None,
         "history": history,
         "in_roster": (party.id in roster["parties"]) if roster and party.has("input") else None,
-        "errors": errors_of, "me": party.id == me,
+        "errors": errors_of,
+        "me": party.id == me,
     }
 
 
@@ -162,8 +185,16 @@ def _status(spec: FederationSpec, parties: list[dict], stopped: list, first: flo
     return "stalled" if now - first > sum(spec.deadlines.values()) else "running"  # stalled: past every deadline
 
 
-def run_overview(spec: FederationSpec, store: Any, viewer: str | None, run: str, *,
-                 result: dict | None = None, present: set[str] | None = None, now: float | None = None) -> dict:
+def run_overview(
+    spec: FederationSpec,
+    store: Any,
+    viewer: str | None,
+    run: str,
+    *,
+    result: dict | None = None,
+    present: set[str] | None = None,
+    now: float | None = None,
+) -> dict:
     """Every party's state in one run, from verified records, and this party's result if it is a
     recipient.
 
@@ -180,39 +211,58 @@ def run_overview(spec: FederationSpec, store: Any, viewer: str | None, run: str,
         present = reader.present(patient=False)
     described = {k: d for k in present if (d := reader.describe(k)) is not None}
     view = reader.verified({k for k, d in described.items() if d.kind in _DECIDING})
-    errors = [{"party": described[k].party, "key": k, "error": e, "on_party": described[k].kind == "input-done"}
-              for k, e in view.invalid.items()]
+    errors = [
+        {"party": described[k].party, "key": k, "error": e, "on_party": described[k].kind == "input-done"}
+        for k, e in view.invalid.items()
+    ]
     rosters = _rosters(reader, view)
     attempts = reader.attempts(view.keys)
     newest = attempts[-1] if attempts else None
     roster = rosters.get(newest) if newest is not None else None
     aborts = _aborts(reader, view)
     gave_up = reader.attempt_aborts(view.keys, newest) if newest is not None else []  # layout's rule
-    given_up = {a["party"]: a for a in aborts if a["scope"] == "attempt" and a["attempt"] == newest
-                and a["party"] in gave_up}
+    given_up = {
+        a["party"]: a for a in aborts if a["scope"] == "attempt" and a["attempt"] == newest and a["party"] in gave_up
+    }
     withdrawals = {a["party"]: a for a in aborts if a["scope"] == "withdrawal"}
     own_errors: list[dict] = []
-    parties = [_party(reader, p, view, present, newest, roster, given_up, withdrawals, own_errors, me_id)
-               for p in spec.parties]
+    parties = [
+        _party(reader, p, view, present, newest, roster, given_up, withdrawals, own_errors, me_id) for p in spec.parties
+    ]
     errors += [{**e, "on_party": True} for e in own_errors]
     stamps = [t for p in parties for t in p["events"].values() if isinstance(t, (int, float))]
     stamps += [r["at"] for r in rosters.values() if isinstance(r["at"], (int, float))]
     stamps += [a["at"] for a in aborts if isinstance(a["at"], (int, float))]
     first, last = (min(stamps), max(stamps)) if stamps else (None, None)
-    stopped = [{"party": p, "reason": a["reason"], "scope": a["scope"], "attempt": a["attempt"]}
-               for p, a in given_up.items()]
+    stopped = [
+        {"party": p, "reason": a["reason"], "scope": a["scope"], "attempt": a["attempt"]} for p, a in given_up.items()
+    ]
     status = _status(spec, parties, stopped, first, now)
     date = run_date(run)
     me = next((p for p in spec.parties if p.id == me_id), None)
     recipient = bool(me and me.has("recipient"))
     return {
-        "computation": spec.computation, "run": run, "logical_date": date.isoformat() if date else None,
-        "spec_hash": spec.spec_hash, "threshold": spec.threshold, "leader": spec.leader.id,
-        "status": status, "attempt": newest, "roster": roster, "parties": parties, "aborts": stopped,
+        "computation": spec.computation,
+        "run": run,
+        "logical_date": date.isoformat() if date else None,
+        "spec_hash": spec.spec_hash,
+        "threshold": spec.threshold,
+        "leader": spec.leader.id,
+        "status": status,
+        "attempt": newest,
+        "roster": roster,
+        "parties": parties,
+        "aborts": stopped,
         "finished": status in ("finished", "stalled") or (status == "aborted" and now - (last or now) > QUIET_SECONDS),
-        "withdrawals": list(withdrawals.values()), "errors": errors, "first_at": first, "last_at": last,
+        "withdrawals": list(withdrawals.values()),
+        "errors": errors,
+        "first_at": first,
+        "last_at": last,
         "elapsed": round((now if status == "running" else last or now) - first, 1) if first is not None else None,
-        "me": me_id, "recipient": recipient, "result": result if recipient else None, "checked_at": now,
+        "me": me_id,
+        "recipient": recipient,
+        "result": result if recipient else None,
+        "checked_at": now,
     }
 
 
@@ -221,14 +271,22 @@ def runs_in_bucket(spec: FederationSpec, store: Any) -> dict[str, set[str]]:
     root = f"{spec.prefix}/{spec.computation}/"
     by_run: dict[str, set[str]] = {}
     for key in store.list(root):
-        run = key[len(root):].split("/", 1)[0]
+        run = key[len(root) :].split("/", 1)[0]
         if run_date(run) is not None:
             by_run.setdefault(run, set()).add(key)
     return by_run
 
 
-def list_runs(spec: FederationSpec, store: Any, viewer: str | None = None, *, results: dict | None = None,
-              limit: int = 20, cache: dict | None = None, now: float | None = None) -> list[dict]:
+def list_runs(
+    spec: FederationSpec,
+    store: Any,
+    viewer: str | None = None,
+    *,
+    results: dict | None = None,
+    limit: int = 20,
+    cache: dict | None = None,
+    now: float | None = None,
+) -> list[dict]:
     """The newest ``limit`` runs of a computation in the bucket, newest first, each with its
     overview. With ``cache`` (a dict the caller keeps) a finished run whose objects did not
     change is not read again.

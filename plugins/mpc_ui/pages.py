@@ -55,18 +55,29 @@ def number(value: Any) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(state_label=state_label, logical_date=logical_date, progress=progress, clock=clock,
-                       seconds=seconds, number=number)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        state_label=state_label,
+        logical_date=logical_date,
+        progress=progress,
+        clock=clock,
+        seconds=seconds,
+        number=number,
+    )
     return env
 
 
 ENV = _environment()
 
 
-def render(template: str, *, base: str, party: str, live: bool, idle_refresh: int = 0, partial: bool = False,
-           **context: Any) -> str:
+def render(
+    template: str, *, base: str, party: str, live: bool, idle_refresh: int = 0, partial: bool = False, **context: Any
+) -> str:
     """A page whose #content refreshes every REFRESH_SECONDS while ``live``, else every
     ``idle_refresh`` seconds (0: not at all); ``partial``: the #content only (for the refresh).
 
@@ -74,5 +85,13 @@ def render(template: str, *, base: str, party: str, live: bool, idle_refresh: in
     """
     refresh = REFRESH_SECONDS if live else idle_refresh
     return ENV.get_template(template).render(
-        base=base, party=party, live=live, refresh=refresh, idle_refresh=idle_refresh, partial=partial,
-        live_every=REFRESH_SECONDS, checked=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), **context)
+        base=base,
+        party=party,
+        live=live,
+        refresh=refresh,
+        idle_refresh=idle_refresh,
+        partial=partial,
+        live_every=REFRESH_SECONDS,
+        checked=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        **context,
+    )

@@ -14,6 +14,10 @@ class MPCRunsPlugin(AirflowPlugin):
     fastapi_apps = [{"app": app, "url_prefix": UI_PREFIX, "name": "MPC runs"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
         {"name": "MPC runs", "href": f"{UI_PREFIX}/", "destination": "nav", "url_route": "mpc-runs"},
-        {"name": "MPC run", "href": f"{UI_PREFIX}/dag-run/{{DAG_ID}}/{{RUN_ID}}", "destination": "dag_run",
-         "url_route": "mpc-run"},
+        {
+            "name": "MPC run",
+            "href": f"{UI_PREFIX}/dag-run/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "mpc-run",
+        },
     ]

@@ -51,10 +51,16 @@ def revealed(dag_ids: Iterable[str], session=None) -> list[Revealed]:
     dag_ids = sorted(set(dag_ids))
     if not dag_ids:
         return []
-    query = (select(XComModel.dag_id, XComModel.value, DagRun.run_id, DagRun.logical_date, DagRun.run_after)
-             .join(DagRun, DagRun.id == XComModel.dag_run_id)
-             .where(XComModel.dag_id.in_(dag_ids), XComModel.task_id == REVEAL_TASK,
-                    XComModel.key == "return_value", XComModel.map_index == -1))
+    query = (
+        select(XComModel.dag_id, XComModel.value, DagRun.run_id, DagRun.logical_date, DagRun.run_after)
+        .join(DagRun, DagRun.id == XComModel.dag_run_id)
+        .where(
+            XComModel.dag_id.in_(dag_ids),
+            XComModel.task_id == REVEAL_TASK,
+            XComModel.key == "return_value",
+            XComModel.map_index == -1,
+        )
+    )
     if session is None:
         with create_session() as own:
             rows = own.execute(query).all()
@@ -77,7 +83,9 @@ def by_run(results: Iterable[Revealed], computation: str) -> dict[str, dict]:
     return {r.run: {**r.record, "dag_run_id": r.dag_run_id} for r in results if r.computation == computation}
 
 
-def trend(results: Iterable[Revealed], computation: str, output: str = "hhi") -> dict[str, list[tuple[datetime, float]]]:
+def trend(
+    results: Iterable[Revealed], computation: str, output: str = "hhi"
+) -> dict[str, list[tuple[datetime, float]]]:
     """{label (market): [(night, value), ...]} of one output over the nights, oldest first;
     suppressed cells are left out (a gap, never a zero)."""
     series: dict[str, list[tuple[datetime, float]]] = {}
@@ -103,7 +111,17 @@ def csv_text(results: Iterable[Revealed]) -> str:
             for i, label in enumerate(labels):
                 value = values[i] if i < len(values) else None
                 text = exact[i] if i < len(exact) else None
-                writer.writerow([r.computation, r.run, r.logical_date.isoformat(), r.dag_run_id,
-                                 r.record.get("attempt", ""), name, label,
-                                 "" if value is None else value, "" if text is None else text])
+                writer.writerow(
+                    [
+                        r.computation,
+                        r.run,
+                        r.logical_date.isoformat(),
+                        r.dag_run_id,
+                        r.record.get("attempt", ""),
+                        name,
+                        label,
+                        "" if value is None else value,
+                        "" if text is None else text,
+                    ]
+                )
     return buffer.getvalue()

@@ -14,8 +14,8 @@ from mpc_operators.hooks import COORDINATION_CONN_ID
 from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
 
-
 DEFERRAL_GRACE_SECONDS = 60.0
+
 
 class MPCCoordinationSensor(BaseSensorOperator):
     """Wait until every party this run needs has published for ``stage``:
@@ -58,10 +58,18 @@ class MPCCoordinationSensor(BaseSensorOperator):
     ui_color = "#f7f0d9"
     operator_extra_links = (MPCRunLink(),)
 
-    def __init__(self, *, spec_path: str, party_id: str, stage: str,
-                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-                 coordination_conn_id: str = COORDINATION_CONN_ID, keys_conn_id: str = KEYS_CONN_ID,
-                 fast_poke_interval: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        spec_path: str,
+        party_id: str,
+        stage: str,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        coordination_conn_id: str = COORDINATION_CONN_ID,
+        keys_conn_id: str = KEYS_CONN_ID,
+        fast_poke_interval: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("poke_interval", 5)
         super().__init__(**kwargs)
         self.spec_path = spec_path
@@ -79,8 +87,13 @@ class MPCCoordinationSensor(BaseSensorOperator):
         if self._run is None:  # one reader per sensor: it remembers what it verified
             from mpc_operators.base import open_party_run_for
 
-            self._run = open_party_run_for(self.spec_path, self.party_id, context, keys_conn_id=None,
-                                           coordination_conn_id=self.coordination_conn_id)
+            self._run = open_party_run_for(
+                self.spec_path,
+                self.party_id,
+                context,
+                keys_conn_id=None,
+                coordination_conn_id=self.coordination_conn_id,
+            )
         return self._run
 
     def _times(self, run, context: Any) -> tuple[float, float]:
@@ -90,7 +103,8 @@ class MPCCoordinationSensor(BaseSensorOperator):
             self._started = first.timestamp() if first is not None else time.time()
         deadlines = run.spec.deadlines
         wait = {"inputs": deadlines["inputs"], "roster": deadlines["inputs"] + deadlines["connect"]}.get(
-            self.stage, deadlines["result"])
+            self.stage, deadlines["result"]
+        )
         return self._started + wait, self._started + deadlines["cutoff"]
 
     def _check(self, run, context: Any) -> bool:
@@ -134,8 +148,10 @@ class MPCCoordinationSensor(BaseSensorOperator):
         return False
 
     def _fail_timeout(self, run, missing: list[str]) -> None:
-        raise AirflowFailException(f"run {run.reader.run}: deadline passed waiting for {self.stage}; "
-                                   f"parties that never showed: {', '.join(missing) or '(none listed)'}")
+        raise AirflowFailException(
+            f"run {run.reader.run}: deadline passed waiting for {self.stage}; "
+            f"parties that never showed: {', '.join(missing) or '(none listed)'}"
+        )
 
     def poke(self, context: Any) -> bool:
         return self._check(self._party_run(context), context)
@@ -154,10 +170,17 @@ class MPCCoordinationSensor(BaseSensorOperator):
         timeout = timedelta(seconds=max(1.0, deadline - time.time()) + DEFERRAL_GRACE_SECONDS)
         self.defer(
             timeout=timeout,
-            trigger=CoordinationTrigger(spec_path=self.spec_path, party_id=self.party_id, run=run.reader.run,
-                                        stage=self.stage, coordination_conn_id=self.coordination_conn_id,
-                                        deadline=deadline, cutoff=cutoff, poll_interval=self.poke_interval,
-                                        fast_poll_interval=min(self.fast_poke_interval, self.poke_interval)),
+            trigger=CoordinationTrigger(
+                spec_path=self.spec_path,
+                party_id=self.party_id,
+                run=run.reader.run,
+                stage=self.stage,
+                coordination_conn_id=self.coordination_conn_id,
+                deadline=deadline,
+                cutoff=cutoff,
+                poll_interval=self.poke_interval,
+                fast_poll_interval=min(self.fast_poke_interval, self.poke_interval),
+            ),
             method_name="execute_complete",
         )
 
@@ -179,6 +202,7 @@ class MPCCoordinationSensor(BaseSensorOperator):
             from mpc_federation import stages
 
             reasons = stages.explain_aborts(run.reader)  # verified, not the trigger's word
-            raise AirflowFailException(f"run {run.reader.run}: stopped waiting for {self.stage}: "
-                                       f"{event['reason']}; {reasons}")
+            raise AirflowFailException(
+                f"run {run.reader.run}: stopped waiting for {self.stage}: {event['reason']}; {reasons}"
+            )
         self._fail_timeout(run, event.get("missing", []))

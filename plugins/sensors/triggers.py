@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -51,9 +52,19 @@ class CoordinationTrigger(BaseTrigger):
     :param fast_poll_interval: the same while it is near (at most ``poll_interval``).
     """
 
-    def __init__(self, *, spec_path: str, party_id: str, run: str, stage: str, coordination_conn_id: str,
-                 deadline: float, cutoff: float, poll_interval: float = 5.0,
-                 fast_poll_interval: float = FAST_POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        spec_path: str,
+        party_id: str,
+        run: str,
+        stage: str,
+        coordination_conn_id: str,
+        deadline: float,
+        cutoff: float,
+        poll_interval: float = 5.0,
+        fast_poll_interval: float = FAST_POLL_SECONDS,
+    ) -> None:
         super().__init__()
         self.spec_path = spec_path
         self.party_id = party_id
@@ -67,11 +78,20 @@ class CoordinationTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # This module's own name: sensors.triggers in a cloned project, mpc_sensors.triggers installed.
-        return (f"{__name__}.CoordinationTrigger", {
-            "spec_path": self.spec_path, "party_id": self.party_id, "run": self.run_key, "stage": self.stage,
-            "coordination_conn_id": self.coordination_conn_id, "deadline": self.deadline,
-            "cutoff": self.cutoff, "poll_interval": self.poll_interval,
-            "fast_poll_interval": self.fast_poll_interval})
+        return (
+            f"{__name__}.CoordinationTrigger",
+            {
+                "spec_path": self.spec_path,
+                "party_id": self.party_id,
+                "run": self.run_key,
+                "stage": self.stage,
+                "coordination_conn_id": self.coordination_conn_id,
+                "deadline": self.deadline,
+                "cutoff": self.cutoff,
+                "poll_interval": self.poll_interval,
+                "fast_poll_interval": self.fast_poll_interval,
+            },
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asgiref.sync import sync_to_async
@@ -99,13 +119,21 @@ class CoordinationTrigger(BaseTrigger):
                     # One impatient listing, bounded by the deadline: this loop is the retry, and an
                     # unreachable bucket must not hold the trigger past its absolute deadline.
                     listings += 1
-                    view = await asyncio.wait_for(asyncio.to_thread(layout.verified, patient=False),
-                                                  timeout=max(1.0, self.deadline - time.time()))
+                    view = await asyncio.wait_for(
+                        asyncio.to_thread(layout.verified, patient=False), timeout=max(1.0, self.deadline - time.time())
+                    )
                 except Exception as exc:  # the bucket briefly unreachable is not the end of the run
                     self.log.warning("Listing %s failed: %s", layout.root, exc)
                 else:
-                    state = readiness(layout, self.party_id, self.stage, view.keys, floor=floor,
-                                      cutoff_passed=time.time() >= self.cutoff, rosters=view.rosters(layout))
+                    state = readiness(
+                        layout,
+                        self.party_id,
+                        self.stage,
+                        view.keys,
+                        floor=floor,
+                        cutoff_passed=time.time() >= self.cutoff,
+                        rosters=view.rosters(layout),
+                    )
                     if state.skip:
                         yield TriggerEvent({"status": "skipped", "reason": state.skip})
                         return
@@ -121,8 +149,12 @@ class CoordinationTrigger(BaseTrigger):
                     was = near
                     near = rendezvous_near(layout, self.stage, view.keys, floor=floor) or time.time() < active_until
                     if missing != state.missing or near != was:
-                        self.log.info("Waiting for %s: %s (polling every %.2g s)", self.stage,
-                                      ", ".join(state.missing), self._interval(near))
+                        self.log.info(
+                            "Waiting for %s: %s (polling every %.2g s)",
+                            self.stage,
+                            ", ".join(state.missing),
+                            self._interval(near),
+                        )
                     missing = state.missing
                 if time.time() >= self.deadline:
                     yield TriggerEvent({"status": "timeout", "missing": missing})
@@ -132,8 +164,13 @@ class CoordinationTrigger(BaseTrigger):
                 await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
         finally:
             waited = max(time.time() - started, 1e-3)
-            self.log.info("Listed %s %d times in %.1f s (%.0f listings per hour)", layout.root, listings, waited,
-                          listings * 3600 / waited)
+            self.log.info(
+                "Listed %s %d times in %.1f s (%.0f listings per hour)",
+                layout.root,
+                listings,
+                waited,
+                listings * 3600 / waited,
+            )
 
     def _interval(self, near: bool) -> float:
         return min(self.fast_poll_interval, self.poll_interval) if near else self.poll_interval

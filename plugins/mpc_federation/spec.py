@@ -7,6 +7,7 @@ canonical hash is what parties compare to agree that they run the same thing.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -206,16 +207,19 @@ def load_spec(path: str | Path) -> FederationSpec:
     return _validate(raw, path)
 
 
+def _need(src: str, mapping: dict, key: str, kind: type | tuple, where: str) -> Any:
+    """``mapping[key]``, which must be there and of ``kind``."""
+    if key not in mapping:
+        raise SpecError(src, f"{where}{key}", "is required")
+    value = mapping[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise SpecError(src, f"{where}{key}", f"must be {_kind_name(kind)}, got {value!r}")
+    return value
+
+
 def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     src = str(path)
-
-    def need(mapping: dict, key: str, kind: type | tuple, where: str):
-        if key not in mapping:
-            raise SpecError(src, f"{where}{key}", "is required")
-        value = mapping[key]
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            raise SpecError(src, f"{where}{key}", f"must be {_kind_name(kind)}, got {value!r}")
-        return value
+    need = functools.partial(_need, src)
 
     known = {
         "computation",
@@ -260,39 +264,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     period = aggregation.get("period", {"months": 1})
     _check_period(src, period)
 
-    parties_raw = need(raw, "parties", list, "")
-    parties, seen = [], set()
-    for i, entry in enumerate(parties_raw):
-        where = f"parties[{i}]."
-        if not isinstance(entry, dict):
-            raise SpecError(src, f"parties[{i}]", "must be a mapping")
-        _only(src, entry, ("id", "roles", "endpoint", "keys"), where)
-        pid = need(entry, "id", str, where)
-        if not _ID.match(pid):
-            raise SpecError(src, f"{where}id", f"{pid!r} must be lowercase letters, digits and '_'")
-        if pid in seen:
-            raise SpecError(src, f"{where}id", f"duplicate party id {pid!r}")
-        seen.add(pid)
-        roles = need(entry, "roles", list, where)
-        if not roles or any(r not in ROLES for r in roles):
-            raise SpecError(src, f"{where}roles", f"must be a non-empty subset of {list(ROLES)}, got {roles}")
-        endpoint = entry.get("endpoint")
-        if "compute" in roles and (not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint)):
-            raise SpecError(src, f"{where}endpoint", f"a compute party needs host:port, got {endpoint!r}")
-        if endpoint is not None and not (
-            isinstance(endpoint, str) and _ENDPOINT.match(endpoint) and 1 <= int(endpoint.rsplit(":", 1)[1]) <= 65535
-        ):
-            raise SpecError(src, f"{where}endpoint", f"must be host:port with a port from 1 to 65535, got {endpoint!r}")
-        keys = entry.get("keys") or {}
-        if not isinstance(keys, dict):
-            raise SpecError(src, f"{where}keys", "must be a mapping")
-        _only(src, keys, ("sign", "box", "certificate"), f"{where}keys.")
-        for key_name in ("sign", "box"):
-            if key_name in keys:
-                _check_key(src, f"{where}keys.{key_name}", keys[key_name])
-        parties.append(Party(pid, tuple(roles), endpoint, keys.get("sign"), keys.get("box"), keys.get("certificate")))
-
-    spec_parties = tuple(parties)
+    spec_parties = _check_parties(src, need(raw, "parties", list, ""))
     computes = [p for p in spec_parties if p.has("compute")]
     inputs = [p for p in spec_parties if p.has("input")]
     if not inputs:
@@ -305,25 +277,7 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     if len(set(endpoints)) != len(endpoints):
         raise SpecError(src, "parties", "compute parties must have distinct endpoints")
 
-    # Shamir with threshold t: any t compute parties learn nothing, t + 1 reconstruct. t = 0 would
-    # hand every compute party the plaintext, and MPyC needs an honest majority (m >= 2t + 1).
-    m = len(computes)
-    if m < 2 * MIN_THRESHOLD + 1:
-        raise SpecError(
-            src,
-            "parties",
-            f"needs at least {2 * MIN_THRESHOLD + 1} parties with role 'compute' "
-            f"(threshold t >= {MIN_THRESHOLD} and m >= 2t + 1), got {m}",
-        )
-    threshold = raw.get("threshold", max(MIN_THRESHOLD, (m - 1) // 2))
-    if not _is_int(threshold) or threshold < MIN_THRESHOLD or 2 * threshold >= m:
-        raise SpecError(
-            src,
-            "threshold",
-            f"must be an integer t with {MIN_THRESHOLD} <= t and 2t < {m} compute "
-            f"parties (m >= 2t + 1), got {threshold!r}",
-        )
-
+    threshold = _check_threshold(src, raw, len(computes))
     coordination = need(raw, "coordination", dict, "")
     _only(src, coordination, ("bucket", "prefix"), "coordination.")
     bucket = need(coordination, "bucket", str, "coordination.")
@@ -335,31 +289,8 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     if not _is_int(min_inputs) or not 1 <= min_inputs <= len(inputs):
         raise SpecError(src, "min_input_parties", f"must be an integer from 1 to {len(inputs)}")
 
-    deadlines = dict(DEFAULT_DEADLINES)
-    given = raw.get("deadlines", {}) or {}
-    if not isinstance(given, dict):
-        raise SpecError(src, "deadlines", "must be a mapping")
-    for key, value in given.items():
-        if key not in (*DEFAULT_DEADLINES, "cutoff"):
-            raise SpecError(
-                src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)}, cutoff)"
-            )
-        if not _is_int(value) or value <= 0:
-            raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
-        deadlines[key] = value
-    deadlines.setdefault("cutoff", deadlines["inputs"])
-    if deadlines["cutoff"] > deadlines["inputs"]:
-        raise SpecError(src, "deadlines.cutoff", "must not be later than deadlines.inputs")
-
-    dimensions = raw.get("dimensions", {}) or {}
-    if not isinstance(dimensions, dict):
-        raise SpecError(src, "dimensions", "must be a mapping of name to a list of labels")
-    for name, labels in dimensions.items():
-        if name == "market" or not _ID.match(str(name)):
-            raise SpecError(src, f"dimensions.{name}", "must be a lowercase name other than 'market'")
-        if not isinstance(labels, list) or not labels or len(set(map(str, labels))) != len(labels):
-            raise SpecError(src, f"dimensions.{name}", "must be a non-empty list of distinct labels")
-
+    deadlines = _check_deadlines(src, raw.get("deadlines", {}) or {})
+    dimensions = _check_dimensions(src, raw.get("dimensions", {}) or {})
     data_policy, columns, participants = _check_data_policy(src, aggregation, [p.id for p in inputs])
     return FederationSpec(
         computation=computation,
@@ -385,6 +316,97 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
         aggregation_oblivious=_check_oblivious(src, aggregation),
         aggregation_spark=_check_spark(src, aggregation.get("spark")),
     )
+
+
+def _check_parties(src: str, parties_raw: list) -> tuple[Party, ...]:
+    """The ``parties`` list: ids, roles, endpoints and public keys of each."""
+    parties, seen = [], set()
+    for i, entry in enumerate(parties_raw):
+        where = f"parties[{i}]."
+        if not isinstance(entry, dict):
+            raise SpecError(src, f"parties[{i}]", "must be a mapping")
+        _only(src, entry, ("id", "roles", "endpoint", "keys"), where)
+        pid = _need(src, entry, "id", str, where)
+        if not _ID.match(pid):
+            raise SpecError(src, f"{where}id", f"{pid!r} must be lowercase letters, digits and '_'")
+        if pid in seen:
+            raise SpecError(src, f"{where}id", f"duplicate party id {pid!r}")
+        seen.add(pid)
+        roles = _need(src, entry, "roles", list, where)
+        if not roles or any(r not in ROLES for r in roles):
+            raise SpecError(src, f"{where}roles", f"must be a non-empty subset of {list(ROLES)}, got {roles}")
+        endpoint = entry.get("endpoint")
+        if "compute" in roles and (not isinstance(endpoint, str) or not _ENDPOINT.match(endpoint)):
+            raise SpecError(src, f"{where}endpoint", f"a compute party needs host:port, got {endpoint!r}")
+        if endpoint is not None and not (
+            isinstance(endpoint, str) and _ENDPOINT.match(endpoint) and 1 <= int(endpoint.rsplit(":", 1)[1]) <= 65535
+        ):
+            raise SpecError(src, f"{where}endpoint", f"must be host:port with a port from 1 to 65535, got {endpoint!r}")
+        keys = entry.get("keys") or {}
+        if not isinstance(keys, dict):
+            raise SpecError(src, f"{where}keys", "must be a mapping")
+        _only(src, keys, ("sign", "box", "certificate"), f"{where}keys.")
+        for key_name in ("sign", "box"):
+            if key_name in keys:
+                _check_key(src, f"{where}keys.{key_name}", keys[key_name])
+        parties.append(Party(pid, tuple(roles), endpoint, keys.get("sign"), keys.get("box"), keys.get("certificate")))
+
+    return tuple(parties)
+
+
+def _check_threshold(src: str, raw: dict, m: int) -> int:
+    """The Shamir threshold t for ``m`` compute parties (default: the largest with m >= 2t + 1)."""
+    # Shamir with threshold t: any t compute parties learn nothing, t + 1 reconstruct. t = 0 would
+    # hand every compute party the plaintext, and MPyC needs an honest majority (m >= 2t + 1).
+    if m < 2 * MIN_THRESHOLD + 1:
+        raise SpecError(
+            src,
+            "parties",
+            f"needs at least {2 * MIN_THRESHOLD + 1} parties with role 'compute' "
+            f"(threshold t >= {MIN_THRESHOLD} and m >= 2t + 1), got {m}",
+        )
+    threshold = raw.get("threshold", max(MIN_THRESHOLD, (m - 1) // 2))
+    if not _is_int(threshold) or threshold < MIN_THRESHOLD or 2 * threshold >= m:
+        raise SpecError(
+            src,
+            "threshold",
+            f"must be an integer t with {MIN_THRESHOLD} <= t and 2t < {m} compute "
+            f"parties (m >= 2t + 1), got {threshold!r}",
+        )
+    return threshold
+
+
+def _check_deadlines(src: str, given: Any) -> dict[str, int]:
+    """The spec's deadlines in seconds over the defaults; the cut-off defaults to the inputs deadline."""
+    deadlines = dict(DEFAULT_DEADLINES)
+    if not isinstance(given, dict):
+        raise SpecError(src, "deadlines", "must be a mapping")
+    for key, value in given.items():
+        if key not in (*DEFAULT_DEADLINES, "cutoff"):
+            raise SpecError(
+                src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)}, cutoff)"
+            )
+        if not _is_int(value) or value <= 0:
+            raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
+        deadlines[key] = value
+    deadlines.setdefault("cutoff", deadlines["inputs"])
+    if deadlines["cutoff"] > deadlines["inputs"]:
+        raise SpecError(src, "deadlines.cutoff", "must not be later than deadlines.inputs")
+
+    return deadlines
+
+
+def _check_dimensions(src: str, dimensions: Any) -> dict:
+    """Extra dimensions of a program's outputs: name -> distinct labels."""
+    if not isinstance(dimensions, dict):
+        raise SpecError(src, "dimensions", "must be a mapping of name to a list of labels")
+    for name, labels in dimensions.items():
+        if name == "market" or not _ID.match(str(name)):
+            raise SpecError(src, f"dimensions.{name}", "must be a lowercase name other than 'market'")
+        if not isinstance(labels, list) or not labels or len(set(map(str, labels))) != len(labels):
+            raise SpecError(src, f"dimensions.{name}", "must be a non-empty list of distinct labels")
+
+    return dimensions
 
 
 def _spec_file(src: str, spec_path: Path, kind: str, value: str, where: str) -> Path:

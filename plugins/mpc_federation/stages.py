@@ -277,6 +277,7 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
             return live, list(view.payloads[channel.roster_key(live)]["roster"])
         if time.monotonic() > deadline:
             aborted = explain_aborts(channel, view)
+            view = channel.verified()  # the whole run, once: which objects did not verify, and why
             ignored = "; ".join(f"{reason}" for _, reason in sorted(view.invalid.items())[:3])
             raise StageError(
                 f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"

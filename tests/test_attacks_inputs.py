@@ -530,6 +530,8 @@ def test_local_federations_mark_their_keys_and_allow_them_explicitly(tmp_path, s
         for call in re.findall(r"PartyKeys\.generate\([^)]*\)", source.read_text()):
             assert "test_only=True" in call, f"{source.name}: {call}"
     testbed = (REPO / "scripts" / "testbed_party.py").read_text()
-    assert "settings = {**party.settings()," in testbed  # the testbed's parties get LocalParty's settings
+    assert re.search(
+        r"settings = \{\s*\*\*party\.settings\(\),", testbed
+    )  # the testbed's parties get LocalParty's settings
     bootstrap = (REPO / "infra" / "scripts" / "bootstrap_party.sh").read_text()
     assert "env_line AIRFLOW__MPC__ALLOW_TEST_KEYS False" in bootstrap  # production parties refuse test keys

@@ -73,11 +73,18 @@ def setup_federation(
     spark_master: str,
     data_dir: Path,
     template: Path = TEMPLATE,
+    prefix: str | None = None,
 ) -> tuple[Path, list[LocalParty]]:
+    """A federation of local parties: keys, the rendered spec, Airflow homes and the bucket.
+
+    :param prefix: the coordination prefix (default: the template's); a test sharing one S3
+        server with other tests gives its own.
+    """
     raw = yaml.safe_load(template.read_text())
     ids = [p["id"] for p in (parties_yaml or raw["parties"])]
     keys = {pid: PartyKeys.generate(pid, test_only=True) for pid in ids}  # refused unless [mpc] allow_test_keys
-    spec_path = render_spec(template, root / "federation", keys, parties=parties_yaml)
+    overrides = {"coordination": {**raw["coordination"], "prefix": prefix}} if prefix else None
+    spec_path = render_spec(template, root / "federation", keys, parties=parties_yaml, overrides=overrides)
     parties = [
         LocalParty(pid, root / "parties" / pid, spec_path.parent, data_dir / pid, keys[pid], s3, spark_master)
         for pid in ids

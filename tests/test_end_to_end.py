@@ -5,6 +5,7 @@ plaintext HHI over the pooled data, exactly."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +22,9 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     companies = [p["id"] for p in parties_yaml if "input" in p["roles"]]
     data_dir = tmp_path / "data"
     demo.datagen().generate(data_dir, companies, 9000, 7, "2024-01", "2024-03", defects=True)  # refunds, nulls...
-    spec_path, parties = demo.setup_federation(tmp_path, parties_yaml, s3_server, "local[2]", data_dir)
+    spec_path, parties = demo.setup_federation(
+        tmp_path, parties_yaml, s3_server, "local[2]", data_dir, prefix=f"{tmp_path.name}-{os.getpid()}"
+    )
 
     # The recipient's DAGs in its metadata DB, as its DAG processor would have them: the report DAG
     # scheduled on the result asset among them.

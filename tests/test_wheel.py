@@ -197,7 +197,9 @@ def test_a_night_with_the_installed_provider_and_builtins_by_name(installed, tmp
     companies = [p["id"] for p in parties_yaml if "input" in p["roles"]]
     data_dir = tmp_path / "data"
     demo.datagen().generate(data_dir, companies, 3000, 11, "2024-01", "2024-03")
-    spec_path, parties = demo.setup_federation(tmp_path, parties_yaml, s3_server, "local[1]", data_dir)
+    spec_path, parties = demo.setup_federation(
+        tmp_path, parties_yaml, s3_server, "local[1]", data_dir, prefix=f"{tmp_path.name}-{os.getpid()}"
+    )
     raw = yaml.safe_load(spec_path.read_text())
     raw["program"]["file"] = "builtin:hhi"
     raw["aggregation"]["job"] = "builtin:taxi_revenue"

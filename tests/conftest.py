@@ -235,3 +235,20 @@ def parse_dags(party: str | None, tmp_path, spec_dir=None, *, deferrable: bool =
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def party_settings(**changes):
+    """A party's ``[mpc]`` settings as a test states them (MPCSettings), without Airflow's config."""
+    from mpc_operators.settings import MPCSettings
+
+    values = {
+        "party_id": "company_a",
+        "spec_dir": REPO / "include" / "federations",
+        "data_uri": "/data",
+        "ledger_uri": "/ledger",
+        "results_uri": "",
+        "aggregate_uri": "",
+        "compute_queue": "",
+        "allow_test_keys": False,
+    }
+    return MPCSettings(**{**values, **changes})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import party_settings
 
 from mpc_federation.spec import SpecError, load_spec
 from mpc_operators.settings import MPCSettings
@@ -59,16 +60,7 @@ def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
 
 
 def settings(data_uri: str = "/data", aggregate_uri: str = "") -> MPCSettings:
-    return MPCSettings(
-        party_id="company_b",
-        spec_dir=REPO / "include" / "federations",
-        data_uri=data_uri,
-        ledger_uri="/ledger",
-        results_uri="",
-        aggregate_uri=aggregate_uri,
-        compute_queue="",
-        allow_test_keys=False,
-    )
+    return party_settings(party_id="company_b", data_uri=data_uri, aggregate_uri=aggregate_uri)
 
 
 def spark_connection(monkeypatch, host: str = "local[2]", **extra) -> None:

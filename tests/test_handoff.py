@@ -8,25 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, party_settings
 
 SPEC = REPO / "include" / "federations" / "taxi_hhi.yaml"
 
 
 def settings(tmp_path, **changes):
-    from mpc_operators.settings import MPCSettings
-
-    values = {
-        "party_id": "company_a",
-        "spec_dir": SPEC.parent,
-        "data_uri": "s3a://trips-bucket/yellow",
-        "ledger_uri": str(tmp_path / "ledger"),
-        "results_uri": "",
-        "aggregate_uri": "",
-        "compute_queue": "",
-        "allow_test_keys": True,
-    }
-    return MPCSettings(**{**values, **changes})
+    values = {"data_uri": "s3a://trips-bucket/yellow", "ledger_uri": str(tmp_path / "ledger"), **changes}
+    return party_settings(**values)
 
 
 class FakeTI:

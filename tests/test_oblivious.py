@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import load_raw as load
-from conftest import parse_dags
+from conftest import parse_dags, party_settings
 
 from mpc_federation.programs import import_file
 from mpc_federation.spec import SpecError
@@ -64,19 +64,8 @@ def test_must_be_a_boolean(tmp_path, value):
 # -- the aggregate task ------------------------------------------------------------------------------
 def aggregate_task(spec, party: str):
     from mpc_operators.aggregate import aggregate_task as build
-    from mpc_operators.settings import MPCSettings
 
-    settings = MPCSettings(
-        party_id=party,
-        spec_dir=Path("/specs"),
-        data_uri="/data",
-        ledger_uri="/ledger",
-        results_uri="",
-        aggregate_uri="",
-        compute_queue="",
-        allow_test_keys=False,
-    )
-    return build(spec, party, settings)
+    return build(spec, party, party_settings(party_id=party))
 
 
 @pytest.mark.parametrize("federation,party", [(TAXI, "company_b"), (PAY, None)])

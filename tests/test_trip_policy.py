@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import load_raw as load
+from conftest import party_settings
 
 from mpc_federation import spec as spec_module
 from mpc_federation.programs import import_file
@@ -163,19 +164,8 @@ def test_policy_is_part_of_the_spec_hash(tmp_path):
 # -- what the job receives ----------------------------------------------------------------------------
 def aggregate_args(spec, party: str) -> list[str]:
     from mpc_operators.aggregate import aggregate_task
-    from mpc_operators.settings import MPCSettings
 
-    settings = MPCSettings(
-        party_id=party,
-        spec_dir=Path("/specs"),
-        data_uri="/data",
-        ledger_uri="/ledger",
-        results_uri="",
-        aggregate_uri="",
-        compute_queue="",
-        allow_test_keys=False,
-    )
-    return list(aggregate_task(spec, party, settings).application_args)
+    return list(aggregate_task(spec, party, party_settings(party_id=party)).application_args)
 
 
 def test_job_receives_policy_and_columns():

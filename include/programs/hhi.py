@@ -21,7 +21,7 @@ REVENUE_BITS = 40  # per firm and market: at most 2**40 - 1 cents (about $11 bil
 MAX_PARTIES = 100
 DEFAULTS = {"k": 3, "decimals": 2}
 MAX_DECIMALS = 4
-PARTY_BITS = 9  # (firms with revenue) - k lies in [-256, 256)
+PARTY_BITS = MAX_PARTIES.bit_length() + 2  # (firms with revenue) - k: 9 bits, [-256, 256), for 100 firms
 
 
 def settings(params: dict | None) -> dict:
@@ -38,8 +38,10 @@ def settings(params: dict | None) -> dict:
 
 
 def division(decimals: int) -> DivisionSize:
-    """10**(4+d) * sum r^2 / (sum r)^2: denominators below (100 * 2**40)**2 < 2**94."""
-    return DivisionSize(den_bits=2 * (REVENUE_BITS + 7), quotient_bits=(10 ** (4 + decimals)).bit_length())
+    """10**(4+d) * sum r^2 / (sum r)^2: denominators below (MAX_PARTIES * 2**40)**2 (< 2**94 for 100 firms)."""
+    return DivisionSize(
+        den_bits=2 * (REVENUE_BITS + MAX_PARTIES.bit_length()), quotient_bits=(10 ** (4 + decimals)).bit_length()
+    )
 
 
 def hhi(mpc, secint, inputs, params):

@@ -244,9 +244,7 @@ def test_bucket_unreachable_for_30_seconds_mid_run(federation, s3_server, tmp_pa
     proxy.cut()
     print(f"\n[fault] bucket unreachable for 30 s: run completed {took:.1f} s after the cut")
     assert all(isinstance(out[p], dict) for p in ("company_a", "company_b", "company_c")), out
-    # The run rode out the whole cut (no timing bound beyond that: when it resumes is botocore's
-    # randomised backoff, capped at 20 s per retry, plus the machine's load; bench/ measures time).
-    assert took >= 30
+    assert 30 <= took < 30 + 20
     assert total_of(result) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))
 
 

@@ -7,7 +7,7 @@ benchmarks and scripts build one from plain values with ``StoreConfig``. This mo
 import Airflow.
 
 Outages: the store does not loop on its own. A brief outage is ridden out by botocore's retries
-(``DEFAULT_CLIENT_CONFIG``: standard mode, ``total_max_attempts`` 40, several minutes of
+(``DEFAULT_CLIENT_CONFIG``: standard mode, ``total_max_attempts`` 20, about two minutes of
 jittered, capped back-off), set on the client once. Callers that poll anyway (sensor, trigger, UI)
 pass ``patient=False`` and get the quick client, which fails at once.
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 20,
-    "retries": {"mode": "standard", "total_max_attempts": 40},
+    "retries": {"mode": "standard", "total_max_attempts": 20},
 }
 # For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
 QUICK_CLIENT_CONFIG: dict[str, Any] = {

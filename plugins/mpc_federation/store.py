@@ -6,10 +6,11 @@ role assumption, endpoint, TLS verification and botocore's retries, configured o
 benchmarks and scripts build one from plain values with ``StoreConfig``. This module does not
 import Airflow.
 
-Outages: the store does not loop on its own. A brief outage is ridden out by botocore's retries
-(``DEFAULT_CLIENT_CONFIG``: standard mode, ``total_max_attempts`` 20, about two minutes of
-jittered, capped back-off), set on the client once. Callers that poll anyway (sensor, trigger, UI)
-pass ``patient=False`` and get the quick client, which fails at once.
+Outages: the store does not loop on its own. A brief outage is ridden out by botocore's retries,
+bounded by time (``retries.ride_out_outages``: each call keeps retrying for two minutes after its
+first failure, sleeping at most 2 s between attempts, with no retry quota shared between calls),
+installed on the patient client. Callers that poll anyway (sensor, trigger, UI) pass
+``patient=False`` and get the quick client, which fails at once.
 
 Conditional writes: a run's roster is fixed once with a put-if-absent (``If-None-Match: *``). A
 store that ignores the condition would let a second writer overwrite it without a word, so the
@@ -26,15 +27,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .retries import ride_out_outages
+
 log = logging.getLogger(__name__)
 
-# A brief outage must not fail a nightly run: botocore retries connection errors, timeouts,
-# 5xx and throttling with t_i = rand(0, 1) * min(0.05 s * 2**i, 20 s); 19 retries wait about
-# 13 s + 10 x 10 s on average (the stage deadlines still bound the whole wait).
+# A brief outage must not fail a nightly run: botocore's standard retries (connection errors,
+# timeouts, 5xx, throttling), bounded by ``retries.OUTAGE_BUDGET`` seconds per call rather than by
+# this count, which is only a backstop (the stage deadlines still bound the whole wait).
 DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 20,
-    "retries": {"mode": "standard", "total_max_attempts": 20},
+    "retries": {"mode": "standard", "total_max_attempts": 500},
 }
 # For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
 QUICK_CLIENT_CONFIG: dict[str, Any] = {
@@ -107,7 +110,7 @@ def store_name(client: Any, bucket: str) -> str:
 class CoordinationStore:
     """Put, get and list objects of one bucket.
 
-    :param client: a boto3 S3 client (its retry configuration is the outage tolerance), or a
+    :param client: a boto3 S3 client (its standard-mode retries become time-bounded), or a
         ``StoreConfig`` of plain values, which builds both clients.
     :param bucket: the bucket (taken from the ``StoreConfig`` when one is given).
     :param quick_client: the client for ``patient=False`` calls; ``client`` if None.
@@ -141,7 +144,7 @@ class CoordinationStore:
         self.bucket = bucket
         self.conditional_writes = conditional_writes
         self.probe_key = probe_key
-        self._client = client
+        self._client = ride_out_outages(client)
         self._quick = quick_client or client
 
     @property

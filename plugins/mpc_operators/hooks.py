@@ -4,10 +4,10 @@
 credentials (login/password, or none for the instance's role), ``role_arn`` with
 ``assume_role_method``/``assume_role_kwargs`` for role assumption (``service_config.sts.endpoint_url``
 points STS elsewhere), ``endpoint_url``, ``region_name``, ``verify`` and ``config_kwargs`` (botocore
-timeouts and retries). The project's defaults (``store.DEFAULT_CLIENT_CONFIG``: standard retries, 20
-attempts in all, enough to ride out a brief outage) apply to every option the connection leaves
-unset. One project extra: ``conditional_writes`` (``required``, the default, or ``emulated``; see
-docs/stores.md).
+timeouts and retries). The project's defaults (``store.DEFAULT_CLIENT_CONFIG``: standard retries,
+which the store bounds by time to ride out a brief outage, see ``mpc_federation.retries``) apply to
+every option the connection leaves unset. One project extra: ``conditional_writes`` (``required``,
+the default, or ``emulated``; see docs/stores.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,106 @@
+"""The store's time-bounded retries (mpc_federation.retries) against a port that refuses connections.
+
+A refused connection fails in about a millisecond, so many attempts fit in a short budget. These
+tests count attempts with botocore's own ``before-send`` event; none asserts a duration.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from localnet import free_port
+
+from mpc_federation.retries import max_attempts_of, ride_out_outages
+from mpc_federation.store import DEFAULT_CLIENT_CONFIG, QUICK_CLIENT_CONFIG, CoordinationStore, StoreConfig
+
+BOTOCORE_QUOTA_RETRIES = 500 // 10  # botocore's shared retry quota: 500 units, 10 per connection error
+
+
+def refusing_client(config: dict) -> tuple[object, list[int]]:
+    """A client of a loopback port nothing listens on, and a list that counts its attempts."""
+    client = StoreConfig(
+        "b", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key="k", secret_key="s", client_config=config
+    ).client()
+    attempts: list[int] = []
+    client.meta.events.register("before-send.s3", lambda **_: attempts.append(1))
+    return client, attempts
+
+
+def test_a_call_keeps_retrying_for_its_budget_then_raises():
+    client, attempts = refusing_client(DEFAULT_CLIENT_CONFIG)
+    ride_out_outages(client, budget=0.5, max_backoff=0.02)
+    with pytest.raises(EndpointConnectionError):
+        client.head_bucket(Bucket="b")
+    assert len(attempts) > 3, attempts
+
+
+def test_concurrent_calls_share_no_quota():
+    """Eight calls at once during an outage: together they retry far past botocore's shared quota."""
+    client, attempts = refusing_client(DEFAULT_CLIENT_CONFIG)
+    ride_out_outages(client, budget=1.5, max_backoff=0.02)
+    errors: list[Exception] = []
+
+    def call():
+        try:
+            client.head_bucket(Bucket="b")
+        except Exception as exc:  # noqa: BLE001 - every call must end in the connection error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 8 and all(isinstance(e, EndpointConnectionError) for e in errors), errors
+    assert len(attempts) > 8 + BOTOCORE_QUOTA_RETRIES, len(attempts)
+
+
+def test_the_attempt_count_stays_a_backstop():
+    client, attempts = refusing_client(
+        {**DEFAULT_CLIENT_CONFIG, "retries": {"mode": "standard", "total_max_attempts": 3}}
+    )
+    ride_out_outages(client, budget=60, max_backoff=0.01)
+    with pytest.raises(EndpointConnectionError):
+        client.head_bucket(Bucket="b")
+    assert len(attempts) == 3
+
+
+@pytest.mark.parametrize(
+    "retries, expected",
+    [
+        ({"mode": "standard", "total_max_attempts": 7}, 7),
+        ({"mode": "standard", "max_attempts": 4}, 5),
+        ({"mode": "legacy", "max_attempts": 4}, None),
+        ({"mode": "adaptive", "total_max_attempts": 4}, None),
+    ],
+)
+def test_max_attempts_of(retries, expected):
+    client, _ = refusing_client({"retries": retries})
+    assert max_attempts_of(client) == expected
+
+
+def test_quick_and_other_modes_are_left_alone():
+    for config in (QUICK_CLIENT_CONFIG, {"retries": {"mode": "legacy", "max_attempts": 2}}):
+        client, attempts = refusing_client(config)
+        ride_out_outages(client, budget=60, max_backoff=0.01)
+        with pytest.raises(EndpointConnectionError):
+            client.head_bucket(Bucket="b")
+        assert len(attempts) == (1 if config is QUICK_CLIENT_CONFIG else 3)
+
+
+def test_the_store_bounds_its_patient_client_by_time_and_keeps_the_quick_one_quick():
+    from mpc_federation.retries import _NoQuota
+
+    store = CoordinationStore(
+        StoreConfig("b", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key="k", secret_key="s")
+    )
+    emitter = store._client.meta.events._emitter  # botocore keeps handlers by unique id here
+    handler = emitter._unique_id_handlers["retry-config-s3"]["handler"]
+    assert isinstance(handler.__self__._retry_quota, _NoQuota)
+    attempts: list[int] = []
+    store._quick.meta.events.register("before-send.s3", lambda **_: attempts.append(1))
+    with pytest.raises(EndpointConnectionError):
+        store.list("x", patient=False)
+    assert len(attempts) == 1

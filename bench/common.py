@@ -154,7 +154,9 @@ def spark_submit(application: Path, args: list[str], master: str, log_file: Path
 
 # -- the MPyC processes ------------------------------------------------------------------------------------
 _BYTES = re.compile(r"bytes sent: (\d+)")
-_WORKER_TIMINGS = re.compile(r"timings connect=([\d.]+)s mpc=([\d.]+)s(?: checks=([\d.]+)s program=([\d.]+)s)?")
+_WORKER_TIMINGS = re.compile(
+    r"timings connect=([\d.]+)s (?:idle=([\d.]+)s )?mpc=([\d.]+)s(?: checks=([\d.]+)s program=([\d.]+)s)?"
+)
 
 
 def parse_worker_log(text: str) -> dict:
@@ -164,9 +166,11 @@ def parse_worker_log(text: str) -> dict:
         out["bytes_sent"] = int(m.group(1))
     m = _WORKER_TIMINGS.search(text)
     if m:
-        out["worker_connect_s"], out["worker_mpc_s"] = float(m.group(1)), float(m.group(2))
-        if m.group(3):  # the input checks inside the MPC, then the program (floors, rounding, output)
-            out["worker_checks_s"], out["worker_program_s"] = float(m.group(3)), float(m.group(4))
+        # connect: from the MPyC start to connected; idle: connected, waiting for the job
+        out["worker_connect_s"], out["worker_mpc_s"] = float(m.group(1)), float(m.group(3))
+        out["worker_idle_s"] = float(m.group(2) or 0)
+        if m.group(4):  # the input checks inside the MPC, then the program (floors, rounding, output)
+            out["worker_checks_s"], out["worker_program_s"] = float(m.group(4)), float(m.group(5))
     return out
 
 
@@ -233,8 +237,8 @@ class WorkerMonitor:
 
 
 class MPCRecorder:
-    """Wraps ``launcher.run_mpc`` to keep every compute party's MPCResult (log tail: bytes sent, the
-    worker's own timings). With ``profile_dir``, each worker runs under cProfile (``-m cProfile -o``)."""
+    """Wraps ``launcher.MPCProcess.run`` to keep every compute party's MPCResult (log tail: bytes sent,
+    the worker's own timings). With ``profile_dir``, each worker runs under cProfile (``-m cProfile -o``)."""
 
     def __init__(self, profile_dir: Path | None = None):
         self.profile_dir = profile_dir
@@ -245,40 +249,41 @@ class MPCRecorder:
         from mpc_federation import launcher
 
         self._launcher = launcher
-        self._run_mpc, self._supervise = launcher.run_mpc, launcher._supervise
+        self._run, self._spawn = launcher.MPCProcess.run, launcher._spawn
         recorder = self
 
-        def run_mpc(job, **kwargs):
+        def run(process, job, **kwargs):
             t0 = time.monotonic()
-            result = recorder._run_mpc(job, **kwargs)
+            result = recorder._run(process, job, **kwargs)
             t1 = time.monotonic()
             with recorder._lock:
                 recorder.results[job.party_index] = {
                     "launcher_connect_s": result.connect_seconds,
                     "launcher_total_s": result.total_seconds,
                     "wall_s": t1 - t0,
+                    "started_at": process.started,
                     "launched_at": t0,
                     "finished_at": t1,
                     **parse_worker_log(result.log_tail),
                 }
             return result
 
-        def supervise(cmd, *args, **kwargs):
+        def spawn(cmd, *args, **kwargs):
             if recorder.profile_dir is not None:
                 index = cmd[cmd.index("-I") + 1]
                 recorder.profile_dir.mkdir(parents=True, exist_ok=True)
                 out = recorder.profile_dir / f"worker-{index}.prof"
                 pos = cmd.index("-m")
                 cmd = [*cmd[:pos], "-m", "cProfile", "-o", str(out), *cmd[pos:]]
-            return recorder._supervise(cmd, *args, **kwargs)
+            return recorder._spawn(cmd, *args, **kwargs)
 
-        launcher.run_mpc = run_mpc
-        launcher._supervise = supervise
+        launcher.MPCProcess.run = run
+        launcher._spawn = spawn
         return self
 
     def __exit__(self, *exc) -> None:
-        self._launcher.run_mpc = self._run_mpc
-        self._launcher._supervise = self._supervise
+        self._launcher.MPCProcess.run = self._run
+        self._launcher._spawn = self._spawn
 
 
 def profile_summary(path: Path, limit: int = 18) -> str:

@@ -211,11 +211,13 @@ def run_stages(
             "tls": results[party.id].get("tls"),
             "worker_cpu_s": round(monitor.cpu_seconds.get(i, 0.0), 2),
             # before MPyC: fixing the roster (followers poll for the leader's), reading and
-            # decrypting the input shares; after: publishing the output shares and status.
+            # decrypting the input shares (the MPyC process starts and connects meanwhile);
+            # after: publishing the output shares and status.
             "before_mpyc_s": rec["launched_at"] - start if rec else None,
+            "mpyc_started_after_stage_s": rec["started_at"] - start if rec else None,
             "after_mpyc_s": end - rec["finished_at"] if rec else None,
             "launched_after_first_s": rec["launched_at"] - t_compute if rec else None,
-            **{k: v for k, v in rec.items() if k not in ("launched_at", "finished_at")},
+            **{k: v for k, v in rec.items() if k not in ("started_at", "launched_at", "finished_at")},
         }
     max_share = max(share_s.values())
     critical = max_share + max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s

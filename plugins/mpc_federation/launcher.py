@@ -1,5 +1,9 @@
 """Start one compute party's MPyC process with deadlines, and collect its output shares.
 
+The process can start before its job is known (``start_mpc``): Python, MPyC and the program load
+and the compute parties connect while the stage still fixes the roster and reads the shares; the
+job then goes in through ``MPCProcess.run``. ``run_mpc`` does both at once.
+
 MPyC retries connecting to its peers forever, so the launcher owns the clock: the peers must
 connect within ``connect_timeout`` and the whole run must end within ``run_timeout``, or the
 process group is killed and the caller gets an error that says which stage ran out of time.
@@ -83,8 +87,8 @@ class MPCJob:
 @dataclass
 class MPCResult:
     shares: list[int]
-    connect_seconds: float
-    total_seconds: float
+    connect_seconds: float  # from the job's hand-over until connected (0 if it was connected before)
+    total_seconds: float  # from the job's hand-over to the output
     log_tail: str
     bytes_sent: int | None = None
     tls: bool = False  # MPyC reported its channels up over TLS
@@ -135,69 +139,181 @@ def _kill_group(pgid: int) -> None:
     _LIVE.discard(pgid)
 
 
-def run_mpc(
-    job: MPCJob,
-    *,
-    connect_timeout: float,
-    run_timeout: float,
-    stop_reason: Callable[[], str | None] | None = None,
-    poll_seconds: float = 2.0,
-) -> MPCResult:
-    """Run the MPyC process to completion, or kill it at the first deadline it misses or as soon
-    as ``stop_reason()`` (polled every ``poll_seconds``) gives a reason to stop.
+SEAT_FIELDS = ("program", "party_index", "endpoints", "threshold", "tls_key", "certificates", "names")
 
-    Its working folder (0700: the TLS key and this party's shares) is removed at the end; if this
-    process is killed, the MPyC process dies with it and the next run removes the folder."""
+
+def seat_of(job: MPCJob) -> dict:
+    """The part of a job a process needs before it connects: who it is, whom it talks to, and how."""
+    return {name: getattr(job, name) for name in SEAT_FIELDS}
+
+
+def run_mpc(job: MPCJob, **kwargs) -> MPCResult:
+    """Start the MPyC process and run ``job`` on it (see ``MPCProcess.run`` for the arguments)."""
+    with start_mpc(**seat_of(job)) as process:
+        return process.run(job, **kwargs)
+
+
+def start_mpc(
+    *,
+    program: str,
+    party_index: int,
+    endpoints: list[str],
+    threshold: int,
+    tls_key: bytes | None = None,
+    certificates: list[str] | None = None,
+    names: list[str] | tuple[str, ...] = (),
+) -> MPCProcess:
+    """Start this party's MPyC process ahead of its job: it imports, loads the program, connects
+    to the other compute parties and checks their certificates, then waits for the job on its
+    standard input. Nothing of the run's data is in it until ``MPCProcess.run``; a stage that
+    fails before that stops the process (use it as a context manager)."""
     sweep_leftovers()
     WORK_ROOT.mkdir(mode=0o700, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=WORK_ROOT) as work:
-        work_dir = Path(work)
-        job_file, out_file = work_dir / "job.json", work_dir / "out.json"
-        fd = os.open(job_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({k: v for k, v in job.__dict__.items() if k != "tls_key"}, f)
-        tls = job.tls_key is not None and job.certificates is not None
-        if job.tls_key is not None and job.certificates is not None:
-            write_mpyc_config(work_dir, job.party_index, job.tls_key, job.certificates)
-        cmd = [
-            sys.executable,
-            "-m",
-            "mpc_federation.worker",
-            "--job",
-            str(job_file),
-            "--out",
-            str(out_file),
-            "-M",
-            str(len(job.endpoints)),
-            "-I",
-            str(job.party_index),
-            "-T",
-            str(job.threshold),
-            "--log-level",
-            "INFO",
-            "--no-prss",
-        ]  # interactive randomness: about 40 % less CPU than PRSS here
-        for i, endpoint in enumerate(job.endpoints):
-            # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
-            cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == job.party_index else endpoint]
-        if tls:
-            cmd.append("--ssl")
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
-            "MPC_LAUNCHER_PID": str(os.getpid()),
-        }
-        return _supervise(cmd, work_dir, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds)
+    folder = tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=WORK_ROOT)
+    work_dir = Path(folder.name)
+    seat = {"program": program, "names": list(names), "certificates": certificates}
+    _write_private(work_dir / "seat.json", seat)
+    tls = tls_key is not None and certificates is not None
+    if tls_key is not None and certificates is not None:
+        write_mpyc_config(work_dir, party_index, tls_key, certificates)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mpc_federation.worker",
+        "--seat",
+        str(work_dir / "seat.json"),
+        "--job",
+        str(work_dir / "job.json"),
+        "--out",
+        str(work_dir / "out.json"),
+        "-M",
+        str(len(endpoints)),
+        "-I",
+        str(party_index),
+        "-T",
+        str(threshold),
+        "--log-level",
+        "INFO",
+        "--no-prss",
+    ]  # interactive randomness: about 40 % less CPU than PRSS here
+    for i, endpoint in enumerate(endpoints):
+        # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
+        cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == party_index else endpoint]
+    if tls:
+        cmd.append("--ssl")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
+        "MPC_LAUNCHER_PID": str(os.getpid()),
+    }
+    try:
+        proc = _spawn(cmd, work_dir, env)
+    except BaseException:
+        folder.cleanup()
+        raise
+    return MPCProcess(proc, folder, seat={"program": program, "party_index": party_index, "tls": tls})
 
 
-def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds) -> MPCResult:
-    start = time.monotonic()
-    next_poll = start + poll_seconds
+def _spawn(cmd: list[str], cwd: Path, env: dict) -> subprocess.Popen:
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     _LIVE.add(proc.pid)
-    (Path(cwd) / "worker.pid").write_text(str(proc.pid))
+    (cwd / "worker.pid").write_text(str(proc.pid))
+    return proc
+
+
+def _write_private(path: Path, data: dict) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+
+
+class MPCProcess:
+    """One compute party's MPyC process, started by ``start_mpc`` and given its job by ``run``.
+
+    Its working folder (0700: the TLS key, then this party's shares) is removed when the process
+    is stopped; if this process is killed, the MPyC process dies with it and the next start removes
+    the folder."""
+
+    def __init__(self, proc: subprocess.Popen, folder: tempfile.TemporaryDirectory, seat: dict):
+        self._proc = proc
+        self._folder = folder
+        self.work_dir = Path(folder.name)
+        self.seat = seat
+        self.started = time.monotonic()
+
+    def __enter__(self) -> MPCProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Kill the process group (if still running) and remove the working folder."""
+        proc = self._proc
+        try:
+            if proc.poll() is None:
+                _kill_group(proc.pid)
+                proc.wait()
+            _LIVE.discard(proc.pid)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:  # the worker is gone: a broken pipe has nothing left to flush
+                        pass
+        finally:
+            self._folder.cleanup()
+
+    def run(
+        self,
+        job: MPCJob,
+        *,
+        connect_timeout: float,
+        run_timeout: float,
+        stop_reason: Callable[[], str | None] | None = None,
+        poll_seconds: float = 2.0,
+    ) -> MPCResult:
+        """Hand ``job`` to the process and supervise it to completion, or kill it at the first
+        deadline it misses or as soon as ``stop_reason()`` (polled every ``poll_seconds``) gives a
+        reason to stop. Both deadlines count from this call; the process is stopped at the end.
+
+        :raises MPCRefused: the compute parties refused the attempt inside the MPC.
+        :raises MPCRunError: the process failed or ran out of time.
+        """
+        if (job.program, job.party_index) != (self.seat["program"], self.seat["party_index"]):
+            raise ValueError("this MPyC process was started for another program or seat")
+        try:
+            _write_private(self.work_dir / "job.json", {k: v for k, v in job.__dict__.items() if k != "tls_key"})
+            try:
+                assert self._proc.stdin is not None  # stdin=PIPE
+                self._proc.stdin.write(b"go\n")
+                self._proc.stdin.close()
+            except BrokenPipeError:  # it already exited: supervising reports why
+                pass
+            return _supervise(
+                self._proc,
+                self.work_dir / "out.json",
+                connect_timeout,
+                run_timeout,
+                stop_reason,
+                poll_seconds,
+                tls=self.seat["tls"],
+            )
+        finally:
+            self.stop()
+
+
+def _supervise(proc, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds, *, tls) -> MPCResult:
+    start = time.monotonic()
+    next_poll = start + poll_seconds
     log: list[str] = []
     connected_at = None
     assert proc.stdout is not None  # stdout=PIPE
@@ -247,16 +363,10 @@ def _supervise(cmd, cwd, env, out_file, connect_timeout, run_timeout, stop_reaso
             end - start,
             _tail(log),
             sent[-1] if sent else None,
-            any("connected via SSL" in line for line in log),
+            tls and any("connected via SSL" in line for line in log),
         )
     finally:
         sel.close()
-        if proc.poll() is None:
-            _kill_group(proc.pid)
-            proc.wait()
-        _LIVE.discard(proc.pid)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def _tail(lines: list[str], n: int = 30) -> str:

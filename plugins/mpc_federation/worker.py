@@ -1,7 +1,10 @@
-"""The MPyC process of one compute party: ``python -m mpc_federation.worker --job FILE --out FILE``
-plus MPyC's own options (-M, -I, -P, -T, --ssl). Started by the launcher, never by hand.
+"""The MPyC process of one compute party: ``python -m mpc_federation.worker --seat FILE --job FILE
+--out FILE`` plus MPyC's own options (-M, -I, -P, -T, --ssl). Started by the launcher, never by hand.
 
-After connecting it checks that every TLS connection belongs to the seat it claims, that all
+It loads the program named in the seat file, connects and checks that every TLS connection
+belongs to the seat it claims; then it waits for a ``go`` line on its standard input, and only
+then reads the job (the roster, this party's shares). So it can start while the stage still fixes
+the roster. With the job it checks that all
 compute parties are about to do the same computation (session and views), and that every input
 party's values lie in their declared ranges (``witnesses``); then it runs the program, zeroes
 withheld cells, re-randomises the output sharings and writes this party's output shares.
@@ -27,6 +30,7 @@ REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises 
 
 def _parse_own_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--seat", required=True)
     parser.add_argument("--job", required=True)
     parser.add_argument("--out", required=True)
     args, rest = parser.parse_known_args()
@@ -114,20 +118,33 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         )
 
 
-async def _run(mpc, program, job: dict) -> list[int]:
+async def _job(job_file: str) -> dict | None:
+    """The job, once the launcher says ``go``; None if it closed the pipe without (the stage failed)."""
+    line = await asyncio.to_thread(sys.stdin.readline)
+    if line.strip() != "go":
+        return None
+    with open(job_file) as f:
+        return json.load(f)
+
+
+async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
     import numpy as np
 
     from mpc_federation import mpyc_compat, witnesses
     from mpc_federation.programs import ProgramInputs
 
     secint = mpc.SecInt(program.bit_length, p=program.modulus)
-    names = job["names"]
+    names = seat["names"]
     t0 = time.monotonic()
     await mpc.start()
     print(CONNECTED, flush=True)
+    if seat.get("certificates"):
+        await _refuse_on_error(mpc, lambda: check_seats(mpc, seat["certificates"], names))
+    waited = time.monotonic()
+    job = await _job(job_file)
+    if job is None:
+        return None
     connected = time.monotonic()
-    if job.get("certificates"):
-        await _refuse_on_error(mpc, lambda: check_seats(mpc, job["certificates"], names))
     # Peers that connected on the same ports but for another spec, run, attempt or roster must not
     # compute together: compare what each party is about to do before touching any share.
     # One exchange (one round) carries the session, the view and this party's share of the seed.
@@ -189,7 +206,8 @@ async def _run(mpc, program, job: dict) -> list[int]:
     computed = time.monotonic()
     await mpc.shutdown()
     print(
-        f"mpc-worker: timings connect={connected - t0:.3f}s mpc={time.monotonic() - connected:.3f}s "
+        f"mpc-worker: timings connect={waited - t0:.3f}s idle={connected - waited:.3f}s "
+        f"mpc={time.monotonic() - connected:.3f}s "
         f"checks={validated - connected:.3f}s program={computed - validated:.3f}s",
         flush=True,
     )
@@ -212,8 +230,8 @@ def die_with_launcher() -> None:
 def main() -> None:
     die_with_launcher()
     args = _parse_own_args()
-    with open(args.job) as f:
-        job = json.load(f)
+    with open(args.seat) as f:
+        seat = json.load(f)
     from mpyc.runtime import mpc  # parses MPyC's options from sys.argv
 
     from mpc_federation import mpyc_compat
@@ -221,8 +239,10 @@ def main() -> None:
 
     mpyc_compat.install_fast_random_split()
     mpyc_compat.cache_ssl_contexts()
-    program = load_program(job["program"]).program
-    shares = mpc.run(_run(mpc, program, job))
+    program = load_program(seat["program"]).program
+    shares = mpc.run(_run(mpc, program, seat, args.job))
+    if shares is None:
+        raise SystemExit("mpc-worker: stopped before its job was given")
     with open(args.out, "w") as f:
         json.dump({"shares": shares}, f)
 

@@ -20,7 +20,6 @@ def table1(doc: Doc, t1: dict) -> None:
 
 def _setup(doc: Doc, t1: dict) -> None:
     """The parties, trips and markets; repetitions; the MPyC channels."""
-    b = t1["b"]
     doc.para(
         f"{len(t1['companies'])} companies, {t1['trips']:,} trips in all (the paper's 50/20/10/10/10 split "
         f"for five), {t1['computes']} of them compute parties, threshold t = {(t1['computes'] - 1) // 2}; the "
@@ -32,7 +31,7 @@ def _setup(doc: Doc, t1: dict) -> None:
             f"fastest run of each is used (on a shared machine, noise only adds time). All runs are in "
             f"results.json."
         )
-    tls = [c.get("tls") for c in b["compute"].values()]
+    tls = [c.get("tls") for c in t1["b"]["compute"].values()]
     doc.para(
         f"MPyC channels between the compute parties: "
         f"{'mutual TLS' if all(tls) else 'plain TCP' if not any(tls) else 'mixed'}."

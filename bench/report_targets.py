@@ -78,59 +78,68 @@ def targets(doc: Doc, results: dict) -> None:
 
 
 def profiles(doc: Doc, results: dict) -> None:
+    """Where the time goes: the target points' critical paths, then their cProfile listings."""
     sc, prof = results.get("scaling"), results.get("profiles")
     if sc:
-        doc.para(
-            "Per target point, the timed run split up along its critical path: the slowest input party's "
-            "share; the compute stages from their common start until the last compute party launched MPyC "
-            "(the leader fixes the roster, the others poll for it, then each reads and decrypts its input "
-            "shares); MPyC from launch until every party is connected (process start, imports, TLS "
-            "handshakes: the launcher sees the worker's `connected` line); MPyC's own work after connecting; "
-            "publishing the output shares; the reveal."
-        )
-        rows = []
-        for name, (point, _) in mpc_targets().items():
-            p = scaling_point(sc, *point)
-            if p is not None:
-                rows.append(
-                    [
-                        name,
-                        fmt_s(p["mpc_s"]),
-                        fmt_s(p["share_max_s"], 3),
-                        fmt_s(p.get("last_launch_s")),
-                        fmt_s(largest(p.get("mpyc_connect_by_party_s", {}).values())),
-                        fmt_s(p["mpyc_compute_s"]),
-                        fmt_s(largest(p.get("after_mpyc_s", {}).values())),
-                        fmt_s(p["reveal_s"], 3),
-                    ]
-                )
-        doc.table(
-            [
-                "point",
-                "MPC stages (s)",
-                "share, max (s)",
-                "until last MPyC launch (s)",
-                "MPyC launch → connected, max (s)",
-                "MPyC after connect, max (s)",
-                "after MPyC, max (s)",
-                "reveal (s)",
-            ],
-            "lrrrrrrr",
-            rows,
-        )
+        _critical_paths(doc, sc)
     if prof:
-        doc.para(
-            "cProfile of a separate (untimed, so slower) run of each target point: the MPyC worker of compute "
-            "party 0 (`python -m cProfile -m mpc_federation.worker`), the leader's and a follower's compute "
-            "stage (in-process), all input parties' share stages, and the reveal. Top functions by cumulative "
-            "and by own time:"
-        )
-        for name, p in prof.items():
-            doc.para(f"<details><summary>{name}</summary>")
-            for part in ("worker", "compute_leader", "compute_follower", "share", "reveal"):
-                doc.para(f"**{part}**")
-                doc.para("```", trim_profile(p[part]), "```")
-            doc.para("</details>")
+        _profile_listings(doc, prof)
+
+
+def _critical_paths(doc: Doc, sc: list) -> None:
+    doc.para(
+        "Per target point, the timed run split up along its critical path: the slowest input party's "
+        "share; the compute stages from their common start until the last compute party launched MPyC "
+        "(the leader fixes the roster, the others poll for it, then each reads and decrypts its input "
+        "shares); MPyC from launch until every party is connected (process start, imports, TLS "
+        "handshakes: the launcher sees the worker's `connected` line); MPyC's own work after connecting; "
+        "publishing the output shares; the reveal."
+    )
+    rows = []
+    for name, (point, _) in mpc_targets().items():
+        p = scaling_point(sc, *point)
+        if p is not None:
+            rows.append(
+                [
+                    name,
+                    fmt_s(p["mpc_s"]),
+                    fmt_s(p["share_max_s"], 3),
+                    fmt_s(p.get("last_launch_s")),
+                    fmt_s(largest(p.get("mpyc_connect_by_party_s", {}).values())),
+                    fmt_s(p["mpyc_compute_s"]),
+                    fmt_s(largest(p.get("after_mpyc_s", {}).values())),
+                    fmt_s(p["reveal_s"], 3),
+                ]
+            )
+    doc.table(
+        [
+            "point",
+            "MPC stages (s)",
+            "share, max (s)",
+            "until last MPyC launch (s)",
+            "MPyC launch → connected, max (s)",
+            "MPyC after connect, max (s)",
+            "after MPyC, max (s)",
+            "reveal (s)",
+        ],
+        "lrrrrrrr",
+        rows,
+    )
+
+
+def _profile_listings(doc: Doc, prof: dict) -> None:
+    doc.para(
+        "cProfile of a separate (untimed, so slower) run of each target point: the MPyC worker of compute "
+        "party 0 (`python -m cProfile -m mpc_federation.worker`), the leader's and a follower's compute "
+        "stage (in-process), all input parties' share stages, and the reveal. Top functions by cumulative "
+        "and by own time:"
+    )
+    for name, p in prof.items():
+        doc.para(f"<details><summary>{name}</summary>")
+        for part in ("worker", "compute_leader", "compute_follower", "share", "reveal"):
+            doc.para(f"**{part}**")
+            doc.para("```", trim_profile(p[part]), "```")
+        doc.para("</details>")
 
 
 def trim_profile(text: str, width: int = 150) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from report import mpc_targets
+from report_targets import mpc_targets
 
 TASK_COLORS = {
     "aggregate": "#1b9e77",

@@ -83,7 +83,7 @@ def give_up_reason(exc: BaseException, party: str) -> tuple[str, str]:
     and type only.
     """
     from mpc_federation.launcher import MPCRunError
-    from mpc_federation.stages import StageError
+    from mpc_federation.stage_base import StageError
 
     IntegrityError, _, SpecError = _kinds()
     name = type(exc).__name__

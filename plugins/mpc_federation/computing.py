@@ -1,0 +1,138 @@
+"""The steps of one compute party's MPC attempt (``stages.compute`` runs them in order): the
+roster's input shares, the disclosure ledger's verdict, the MPyC job, then the release record and
+the output shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpc_federation.channel import RunChannel
+from mpc_federation.layout import ledger_key
+from mpc_federation.party import PartyRun
+from mpc_federation.roster import current_sha, ledger_records
+from mpc_federation.stage_base import StageError, explain_aborts
+
+
+def seen_in_time(channel: RunChannel, roster_at: float | None) -> list[str]:
+    """The input parties whose verified done marker was signed no later than the roster."""
+    view = channel.verified()
+    return [
+        p
+        for p in channel.shared(view.keys)
+        if roster_at is not None
+        and view.headers[channel.input_done_key(p)].get("created_at", roster_at + 1) <= roster_at
+    ]
+
+
+def roster_shares(run: PartyRun, roster: list[str]) -> tuple[dict, dict]:
+    """This party's shares of every input party on the roster, and the digest of each object used."""
+    from mpc_federation import ledger
+
+    shares, consumed = {}, {}
+    for party, key, blob, record in run.channel.read_inputs(roster):
+        if blob is None:
+            raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
+        shares[party] = record["shares"]
+        consumed[key] = ledger.sha256(blob)
+    return shares, consumed
+
+
+def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dict, ledger_dir: str | Path | None):
+    """The disclosure ledger's verdict on this attempt (what may be released, what is withheld)."""
+    from mpc_federation import ledger
+
+    records = ledger_records(run, ledger_dir)
+    ledger.fixed_roster(records, ledger.period(run.dims)[0])  # refuses records that fix different rosters
+    return ledger.verdict(
+        records, run.program, run.dims, run.channel.run, attempt, roster, current_sha(run, dict(consumed))
+    )
+
+
+def mpyc_certificates(run: PartyRun) -> list[str]:
+    """The pinned certificates of every compute party: MPyC runs over mutual TLS only."""
+    missing = [c.id for c in run.spec.compute_parties if not c.certificate]
+    if missing:
+        raise StageError(
+            f"compute parties {', '.join(missing)} have no TLS certificate in the federation spec "
+            "(python -m mpc_federation.keys public --keys FILE --compute-index N)"
+        )
+    if run.keys.tls_key is None:
+        raise StageError(f"the private keys of {run.party_id} hold no TLS key for MPyC")
+    return [c.certificate for c in run.spec.compute_parties if c.certificate]
+
+
+def mpc_job(run: PartyRun, attempt: int, roster: list[str], shares: dict, verdict, agreement: dict):
+    """The MPyC process's job: this party's seat, the shares, and the view it must agree on."""
+    from mpc_federation.launcher import MPCJob
+
+    spec, program = run.spec, run.program
+    return MPCJob(
+        program=str(spec.program_file),
+        party_index=spec.compute_index(run.party_id),
+        endpoints=[str(c.endpoint) for c in spec.compute_parties],
+        threshold=spec.threshold,
+        roster=roster,
+        shares=shares,
+        input_lengths=program.input_lengths(run.dims),
+        output_lengths=program.output_lengths(run.dims),
+        dims=run.dims,
+        params=program.params(spec.program_params),
+        session=f"{spec.spec_hash}/{spec.program_hash}/{run.channel.run}/attempt-{attempt}/{','.join(roster)}",
+        tls_key=run.keys.tls_key,
+        certificates=mpyc_certificates(run),
+        names=[c.id for c in spec.compute_parties],
+        agreement=agreement,
+        withheld=verdict.withheld,
+    )
+
+
+def stop_reason(channel: RunChannel, attempt: int):
+    """The launcher's poll: why the MPyC process must stop (another party gave ``attempt`` up), or None."""
+
+    def reason() -> str | None:
+        try:
+            aborts = channel.verified(prefix="abort/", patient=False)
+        except Exception:  # the bucket briefly unreachable: keep computing, the deadlines still hold
+            return None
+        if channel.attempt_aborts(aborts.keys, attempt):
+            return f"attempt {attempt} was given up: {explain_aborts(channel, aborts)}"
+        return None
+
+    return reason
+
+
+def record_release(
+    run: PartyRun, attempt: int, roster: list[str], verdict, consumed: dict, ledger_dir: str | Path | None
+) -> None:
+    """The ledger record of what this attempt releases: a private copy first, then the bucket."""
+    from mpc_federation import ledger
+
+    spec, channel = run.spec, run.channel
+    entry = ledger.payload(
+        spec, channel.run, attempt, run.party_id, roster, run.dims, verdict.released, verdict.withheld, consumed
+    )
+    blob = channel.sign(ledger.KIND, "compute", entry, attempt=attempt)
+    if ledger_dir is not None:
+        ledger.write_private(ledger_dir, spec, channel.run, attempt, blob)
+    channel.store.put(ledger_key(spec, run.party_id, channel.run, attempt), blob)
+
+
+def publish_outputs(run: PartyRun, attempt: int, roster: list[str], shares, verdict) -> None:
+    """One sealed object of output shares per recipient, with what was withheld and why."""
+    from mpc_federation import ledger
+
+    channel = run.channel
+    reasons = {
+        f"{d or ''}/{label}": verdict.reasons[u]
+        for d, label, u in ledger.units(run.program, run.dims)
+        if [d, label] in verdict.withheld
+    }
+    for recipient in run.spec.recipients:
+        channel.publish(
+            channel.output_key(attempt, run.party_id, recipient.id),
+            "output-shares",
+            "compute",
+            {"shares": shares, "roster": roster, "withheld": verdict.withheld, "withheld_reasons": reasons},
+            to=recipient.id,
+            attempt=attempt,
+        )

@@ -139,3 +139,33 @@ def test_on_kill_stops_the_mpyc_process_group(tmp_path, monkeypatch):
     assert folders(tmp_path / "root") == []
     with pytest.raises(KeyError):
         outcome["result"]
+
+
+def test_a_process_started_ahead_holds_no_job_and_is_stopped_with_its_stage(tmp_path, monkeypatch):
+    """``start_mpc`` runs MPyC before the roster is final: until ``run`` its folder holds the seat
+    (program, names, certificates, TLS key) but no job and no shares; a stage that fails before the
+    hand-over kills the process and removes the folder."""
+    import localnet
+
+    monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
+    key = PartyKeys.generate("p", test_only=True).tls_key
+    from mpc_federation.tls import certificate
+
+    with pytest.raises(RuntimeError, match="the roster could not be fixed"):
+        with launcher.start_mpc(
+            program=str(SLOW),
+            party_index=0,
+            endpoints=[f"127.0.0.1:{localnet.free_port()}"],
+            threshold=0,
+            tls_key=key,
+            certificates=[certificate(key, 0, "p")],
+            names=["p"],
+        ) as process:
+            worker = process._proc.pid
+            assert wait_for(lambda: "mpc_federation.worker" in " ".join(psutil.Process(worker).cmdline()))
+            (folder,) = folders(tmp_path / "root")
+            assert (folder / "seat.json").exists() and not (folder / "job.json").exists()
+            raise RuntimeError("the roster could not be fixed")
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie"
+    assert folders(tmp_path / "root") == []
+    assert worker not in launcher._LIVE

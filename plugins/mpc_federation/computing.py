@@ -61,16 +61,27 @@ def mpyc_certificates(run: PartyRun) -> list[str]:
     return [c.certificate for c in run.spec.compute_parties if c.certificate]
 
 
+def mpyc_seat(run: PartyRun) -> dict:
+    """What this party's MPyC process needs before its job (``launcher.start_mpc``)."""
+    spec = run.spec
+    return {
+        "program": str(spec.program_file),
+        "party_index": spec.compute_index(run.party_id),
+        "endpoints": [str(c.endpoint) for c in spec.compute_parties],
+        "threshold": spec.threshold,
+        "tls_key": run.keys.tls_key,
+        "certificates": mpyc_certificates(run),
+        "names": [c.id for c in spec.compute_parties],
+    }
+
+
 def mpc_job(run: PartyRun, attempt: int, roster: list[str], shares: dict, verdict, agreement: dict):
     """The MPyC process's job: this party's seat, the shares, and the view it must agree on."""
     from mpc_federation.launcher import MPCJob
 
     spec, program = run.spec, run.program
     return MPCJob(
-        program=str(spec.program_file),
-        party_index=spec.compute_index(run.party_id),
-        endpoints=[str(c.endpoint) for c in spec.compute_parties],
-        threshold=spec.threshold,
+        **mpyc_seat(run),
         roster=roster,
         shares=shares,
         input_lengths=program.input_lengths(run.dims),
@@ -78,9 +89,6 @@ def mpc_job(run: PartyRun, attempt: int, roster: list[str], shares: dict, verdic
         dims=run.dims,
         params=program.params(spec.program_params),
         session=f"{spec.spec_hash}/{spec.program_hash}/{run.channel.run}/attempt-{attempt}/{','.join(roster)}",
-        tls_key=run.keys.tls_key,
-        certificates=mpyc_certificates(run),
-        names=[c.id for c in spec.compute_parties],
         agreement=agreement,
         withheld=verdict.withheld,
     )

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mpc_federation import computing
 from mpc_federation.channel import RunChannel
@@ -24,6 +25,9 @@ from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
 from mpc_federation.roster import fix_roster, give_up, inclusion
 from mpc_federation.stage_base import StageError, explain_aborts, floor, verified
+
+if TYPE_CHECKING:
+    from mpc_federation.launcher import MPCProcess
 
 __all__ = [
     "Readiness",
@@ -147,38 +151,42 @@ def compute(
 
     :param ledger_dir: this party's private ledger folder (its own memory of what it released).
     """
-    from mpc_federation.launcher import MPCRefused
+    from mpc_federation.launcher import MPCRefused, start_mpc
     from mpc_federation.ledger import LedgerError, NothingToRelease
 
     spec, channel = run.spec, run.channel
     connect_timeout = connect_timeout or spec.deadlines["connect"]
     run_timeout = run_timeout or spec.deadlines["mpc"]
     t0 = time.monotonic()
-    live, roster = fix_roster(run, attempt, connect_timeout, ledger_dir=ledger_dir)
-    header, record = channel.read_with_header(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
-    if record.get("nothing_to_release"):
-        _record(channel, "skipped", "compute", {"attempt": live, "reason": record["nothing_to_release"]})
-        raise NothingToRelease(f"run {channel.run}: nothing to release: {record['nothing_to_release']}")
-    try:
-        return _compute_attempt(
-            run,
-            live,
-            roster,
-            connect_timeout,
-            run_timeout,
-            t0,
-            roster_at=header.get("created_at"),
-            ledger_dir=ledger_dir,
-        )
-    except MPCRefused as exc:  # the reason names parties and rosters, never data
-        _give_up_quietly(run, live, exc)
-        raise
-    except LedgerError as exc:
-        _give_up_quietly(run, live, exc)
-        raise StageError(str(exc)) from None
-    except Exception as exc:
-        _give_up_quietly(run, live, exc)
-        raise
+    # MPyC starts and connects while the roster is fixed and the shares are read: it gets nothing
+    # of the run until its job is handed over, and it is stopped if the stage ends before.
+    with start_mpc(**computing.mpyc_seat(run)) as process:
+        live, roster = fix_roster(run, attempt, connect_timeout, ledger_dir=ledger_dir)
+        header, record = channel.read_with_header(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
+        if record.get("nothing_to_release"):
+            _record(channel, "skipped", "compute", {"attempt": live, "reason": record["nothing_to_release"]})
+            raise NothingToRelease(f"run {channel.run}: nothing to release: {record['nothing_to_release']}")
+        try:
+            return _compute_attempt(
+                run,
+                live,
+                roster,
+                connect_timeout,
+                run_timeout,
+                t0,
+                roster_at=header.get("created_at"),
+                ledger_dir=ledger_dir,
+                process=process,
+            )
+        except MPCRefused as exc:  # the reason names parties and rosters, never data
+            _give_up_quietly(run, live, exc)
+            raise
+        except LedgerError as exc:
+            _give_up_quietly(run, live, exc)
+            raise StageError(str(exc)) from None
+        except Exception as exc:
+            _give_up_quietly(run, live, exc)
+            raise
 
 
 def _give_up_quietly(run: PartyRun, attempt: int, exc: Exception) -> None:
@@ -206,17 +214,19 @@ def _compute_attempt(
     *,
     roster_at: float | None = None,
     ledger_dir: str | Path | None = None,
+    process: MPCProcess,
 ) -> dict:
-    """One attempt over ``roster``: the steps of ``computing`` in order, between two status records."""
-    from mpc_federation.launcher import run_mpc
+    """One attempt over ``roster``: the steps of ``computing`` in order, between two status records.
 
+    :param process: this party's MPyC process, started by ``compute`` (``launcher.start_mpc``).
+    """
     channel = run.channel
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
     seen = computing.seen_in_time(channel, roster_at)
     shares, consumed = computing.roster_shares(run, roster)
     verdict = computing.ledger_verdict(run, attempt, roster, consumed, ledger_dir)
     agreement = {"attempt": attempt, "roster": roster, "roster_at": roster_at, "seen": seen, "ledger": verdict.view()}
-    result = run_mpc(
+    result = process.run(
         computing.mpc_job(run, attempt, roster, shares, verdict, agreement),
         connect_timeout=connect_timeout,
         run_timeout=run_timeout,

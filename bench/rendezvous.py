@@ -30,38 +30,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 class RequestCounter:
-    """Counts the S3 requests of every CoordinationStore created by a trigger, by the trigger's party."""
+    """Counts the S3 API calls of every trigger, by the trigger's party: each trigger reads through a
+    ``RunReader`` with itself as viewer, whose store's clients get a botocore ``before-call`` hook."""
 
     def __init__(self):
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
 
     def __enter__(self):
-        from mpc_federation import store
+        from mpc_federation import channel
 
-        self._store = store
-        self._init, self._call = store.CoordinationStore.__init__, store.CoordinationStore._call
+        self._reader, self._init = channel.RunReader, channel.RunReader.__init__
         counter = self
 
-        def init(self, config):
-            caller = sys._getframe(1).f_locals.get("self")
-            self._bench_party = getattr(caller, "party_id", None)
-            counter._init(self, config)
+        def init(reader, spec, run, store, viewer=None):
+            counter._init(reader, spec, run, store, viewer)
+            if type(reader) is channel.RunReader and viewer is not None:
+                for client in {id(c): c for c in (store._client, store._quick)}.values():
+                    client.meta.events.register("before-call.s3", counter._hook(viewer))
 
-        def call(self, operation, /, patient=True, **kwargs):
-            party = getattr(self, "_bench_party", None)
-            if party is not None:
-                name = getattr(operation, "__name__", str(operation))
-                kind = "LIST" if "list" in name else "GET" if "get" in name else name
-                with counter._lock:
-                    counter.counts[party][kind] += 1
-            return counter._call(self, operation, patient=patient, **kwargs)
-
-        store.CoordinationStore.__init__, store.CoordinationStore._call = init, call
+        channel.RunReader.__init__ = init
         return self
 
+    def _hook(self, party: str):
+        def count(model, **_):
+            kind = (
+                "LIST"
+                if model.name.startswith("List")
+                else "GET"
+                if model.name.startswith(("Get", "Head"))
+                else model.name
+            )
+            with self._lock:
+                self.counts[party][kind] += 1
+
+        return count
+
     def __exit__(self, *exc):
-        self._store.CoordinationStore.__init__, self._store.CoordinationStore._call = self._init, self._call
+        self._reader.__init__ = self._init
 
     def snapshot(self) -> dict[str, Counter]:
         with self._lock:
@@ -83,9 +89,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]
-    import localnet
     from common import log  # puts plugins/ and scripts/ on the path
     from mpcstages import make_federation, random_aggregates
+
+    # isort: split
+    import localnet
 
     from mpc_federation import stages
     from mpc_operators.hooks import COORDINATION_CONN_ID

@@ -142,10 +142,44 @@ def still_missing(run, stage: str) -> list[str]:
     return sorted(set(stages.pending(run.channel, stage, present).values()))  # the older API
 
 
+@contextmanager
+def _emulated_wan(spec, rtt_ms: float):
+    """With ``rtt_ms``: a delay proxy in front of every compute party's MPyC port (scripts/wanproxy.py),
+    each party dialling the others through them; yields the proxies (their flights count rounds)."""
+    if not rtt_ms:
+        yield []
+        return
+    import wanproxy
+
+    from mpc_federation import computing
+
+    ports = [int(str(c.endpoint).rsplit(":", 1)[1]) for c in spec.compute_parties]
+    endpoints, proxies = wanproxy.delayed_mesh(ports, rtt_ms / 2000)
+    seat = computing.mpyc_seat
+
+    def delayed_seat(run):
+        own = seat(run)
+        return {**own, "endpoints": endpoints[own["party_index"]]}
+
+    computing.mpyc_seat = delayed_seat
+    try:
+        yield proxies
+    finally:
+        computing.mpyc_seat = seat
+        for proxy in proxies:
+            proxy.stop()
+
+
 def run_stages(
-    fed: Federation, aggregates: dict[str, dict], *, profile_dir: Path | None = None, run_timeout: float = 900
+    fed: Federation,
+    aggregates: dict[str, dict],
+    *,
+    profile_dir: Path | None = None,
+    run_timeout: float = 900,
+    rtt_ms: float = 0.0,
 ) -> dict:
-    """Share, rendezvous, compute, reveal; every stage timed per party.
+    """Share, rendezvous, compute, reveal; every stage timed per party. With ``rtt_ms``, the MPyC
+    links between compute parties go through an emulated WAN of that round-trip time.
 
     Returns {"share_s": {party: s}, "rendezvous_s": {party: s}, "compute": {party: {...}},
     "reveal_s": s, "result": revealed result, "mpc_critical_s": ..., "mpc_machine_s": ...}.
@@ -183,9 +217,10 @@ def run_stages(
             errors[run.party_id] = exc
         stage_s[run.party_id] = time.monotonic() - t0
 
-    with MPCRecorder(profile_dir) as recorder, WorkerMonitor() as monitor:
+    with MPCRecorder(profile_dir) as recorder, WorkerMonitor() as monitor, _emulated_wan(spec, rtt_ms) as proxies:
         t_compute = time.monotonic()
         compute_wall = all_at_once(go, [(runs[p.id],) for p in spec.compute_parties])
+        rounds = max((proxy.max_flights for proxy in proxies), default=None)
     if errors:
         raise RuntimeError(f"compute failed: {errors}")
 
@@ -231,6 +266,8 @@ def run_stages(
         "reveal_s": reveal_s,
         "result": result,
         "mpc_critical_s": critical,
+        "rtt_ms": rtt_ms,
+        "rounds": rounds,
         "mpc_machine_s": machine,
         "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
         "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values()),

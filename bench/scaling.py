@@ -48,7 +48,15 @@ TARGETS = {
 
 
 def run_point(
-    work: Path, s3, inputs: int, computes: int, months: int, *, repeat: int = 1, profile_dir: Path | None = None
+    work: Path,
+    s3,
+    inputs: int,
+    computes: int,
+    months: int,
+    *,
+    repeat: int = 1,
+    profile_dir: Path | None = None,
+    rtt_ms: float = 0.0,
 ) -> dict:
     runs = []
     # The HHI program takes at most 100 firms; beyond, its copy with the division sized for 1,000.
@@ -56,7 +64,7 @@ def run_point(
     for r in range(repeat):
         fed = make_federation(work / "federations", s3, inputs, computes, months, program=program)
         aggregates = random_aggregates(fed, seed=1000 * inputs + 10 * computes + months + r)
-        run = run_stages(fed, aggregates, profile_dir=profile_dir)
+        run = run_stages(fed, aggregates, profile_dir=profile_dir, rtt_ms=rtt_ms)
         run["equals_plaintext"] = run["result"]["outputs"]["hhi"]["exact"] == plaintext_hhi(aggregates)
         run.pop("result")
         runs.append(run)
@@ -92,6 +100,8 @@ def run_point(
         "worker_cpu_s": {p: c.get("worker_cpu_s") for p, c in compute.items()},
         "equals_plaintext": all(r["equals_plaintext"] for r in runs),
         "program": "hhi_wide" if program else "hhi",
+        "rtt_ms": rtt_ms,
+        "rounds": best["rounds"],
     }
 
 

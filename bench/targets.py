@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="JSON file for the results")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", action="append", help="run only the points whose name contains this")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="emulated WAN between the compute parties")
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # MPyC, imported below, parses the command line too
     from common import load_average, log  # puts plugins/ and scripts/ on the path
@@ -40,11 +41,12 @@ def main(argv=None) -> int:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()
         try:
             for name, ((inputs, computes, months), target) in points.items():
-                point = run_point(Path(tmp), s3, inputs, computes, months, repeat=args.repeat)
+                point = run_point(Path(tmp), s3, inputs, computes, months, repeat=args.repeat, rtt_ms=args.rtt_ms)
                 point.update(name=name, target_s=target, load=load_average()[0])
                 rows[name] = point
                 log(
-                    f"{name}: {point['mpc_s']:.2f} s (checks {point['mpyc_checks_s']:.2f} s, program "
+                    f"{name} (RTT {args.rtt_ms:g} ms, {point['rounds'] or '-'} rounds): {point['mpc_s']:.2f} s "
+                    f"(checks {point['mpyc_checks_s']:.2f} s, program "
                     f"{point['mpyc_program_s']:.2f} s), equals plaintext: {point['equals_plaintext']}"
                 )
         finally:

@@ -6,7 +6,7 @@ by name in a cloned project and in an installed distribution alike.
                  (the wheel maps include/ to the package ``mpc_federation._builtins``, pyproject.toml)
 
 Both are real files on disk: spark-submit and the MPyC subprocess take paths, so a zipped install
-is not supported. A spec names one with ``builtin:<name>`` (mpc_federation/spec.py).
+is not supported. A spec names one with ``builtin:<name>`` (mpc_federation/spec_checks.py, spec_file).
 """
 
 from __future__ import annotations

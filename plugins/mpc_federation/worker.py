@@ -128,26 +128,46 @@ async def _job(job_file: str) -> dict | None:
 
 
 async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
-    import numpy as np
-
-    from mpc_federation import mpyc_compat, witnesses
-    from mpc_federation.programs import ProgramInputs
+    """Connect and check the seats, wait for the job, agree on the session, check the inputs, run
+    the program; returns this party's shares of the re-randomised outputs (None: no job came)."""
+    from mpc_federation import witnesses
 
     secint = mpc.SecInt(program.bit_length, p=program.modulus)
-    names = seat["names"]
     t0 = time.monotonic()
     await mpc.start()
     print(CONNECTED, flush=True)
     if seat.get("certificates"):
-        await _refuse_on_error(mpc, lambda: check_seats(mpc, seat["certificates"], names))
+        await _refuse_on_error(mpc, lambda: check_seats(mpc, seat["certificates"], seat["names"]))
     waited = time.monotonic()
     job = await _job(job_file)
     if job is None:
         return None
     connected = time.monotonic()
-    # Peers that connected on the same ports but for another spec, run, attempt or roster must not
-    # compute together: compare what each party is about to do before touching any share.
-    # One exchange (one round) carries the session, the view and this party's share of the seed.
+    seed = await _agree(mpc, job, seat["names"])
+    await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
+    validated = time.monotonic()
+    result = program.compute(mpc, secint, _program_inputs(secint, program, job), job["params"])
+    if asyncio.iscoroutine(result):
+        result = await result
+    shares = await mpc.gather(_fresh_outputs(mpc, secint, program, job, result))
+    computed = time.monotonic()
+    await mpc.shutdown()
+    print(
+        f"mpc-worker: timings connect={waited - t0:.3f}s idle={connected - waited:.3f}s "
+        f"mpc={time.monotonic() - connected:.3f}s "
+        f"checks={validated - connected:.3f}s program={computed - validated:.3f}s",
+        flush=True,
+    )
+    return [int(s) for s in shares.value]
+
+
+async def _agree(mpc, job: dict, names: list[str]) -> bytes:
+    """Refuse unless every compute party is about to do the same computation; returns the seed of
+    the input checks' coefficients, drawn only now, after every input was fixed (in the job).
+
+    Peers that connected on the same ports but for another spec, run, attempt or roster must not
+    compute together: one exchange (one round) carries the session, the view and this party's share
+    of the seed, before any share is touched."""
     exchanged = await mpc.transfer([job["session"], job.get("agreement", {}), secrets.token_bytes(32)])
     sessions, views, tokens = (
         [x[i] if isinstance(x, list) and len(x) == 3 else None for x in exchanged] for i in range(3)
@@ -160,33 +180,39 @@ async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
         check_agreement(views, names)
 
     await _refuse_on_error(mpc, same_session)
-    # Coefficients of the input checks: drawn only now, after every input was fixed (in the job).
-    seed = hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()
-    await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
-    validated = time.monotonic()
+    return hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()
 
+
+def _program_inputs(secint, program, job: dict):
+    """The roster's shares as (parties, n) secure arrays per input, with the verified nonzero
+    indicators of inputs that declare them."""
+    from mpc_federation import witnesses
+    from mpc_federation.programs import ProgramInputs
+
+    roster = job["roster"]
     values, nonzero = {}, {}
     for spec_input in program.inputs:
         n = job["input_lengths"][spec_input.name]
         rows = []
-        for party in job["roster"]:
+        for party in roster:
             shares = job["shares"][party]["values"][spec_input.name]
             if len(shares) != n:
                 raise ValueError(f"input {spec_input.name} of {party}: {len(shares)} shares, expected {n}")
             rows.append(shares)
         values[spec_input.name] = _secure_array(secint, [s for row in rows for s in row]).reshape((len(rows), n))
         if spec_input.nonzero:
-            bits = witnesses.layout(spec_input, n)
-            start = bits.size - 2 * n
-            z = [
-                s
-                for party in job["roster"]
-                for s in job["shares"][party]["witness"][spec_input.name][start : start + n]
-            ]
-            nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(job["roster"]), n))
-    result = program.compute(mpc, secint, ProgramInputs(values, nonzero, len(job["roster"])), job["params"])
-    if asyncio.iscoroutine(result):
-        result = await result
+            start = witnesses.layout(spec_input, n).size - 2 * n
+            z = [s for party in roster for s in job["shares"][party]["witness"][spec_input.name][start : start + n]]
+            nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(roster), n))
+    return ProgramInputs(values, nonzero, len(roster))
+
+
+def _fresh_outputs(mpc, secint, program, job: dict, result: dict):
+    """The declared outputs in order, withheld cells zeroed, as one freshly re-randomised sharing:
+    recipients see a sharing independent of how the outputs were computed."""
+    import numpy as np
+
+    from mpc_federation import mpyc_compat
 
     withheld = {tuple(pair) for pair in job.get("withheld", [])}
     flat = []
@@ -200,18 +226,7 @@ async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
         labels = job["dims"].get(output.dim, [output.name]) if output.dim else [output.name]
         keep = np.array([0 if (output.dim, label) in withheld else 1 for label in labels], dtype=object)
         flat.append(vector.reshape((length,)) * keep if not keep.all() else vector.reshape((length,)))
-    # Recipients see a fresh random sharing, independent of how the outputs were computed.
-    fresh = mpyc_compat.rerandomize(mpc, mpc.np_concatenate(flat))
-    shares = await mpc.gather(fresh)
-    computed = time.monotonic()
-    await mpc.shutdown()
-    print(
-        f"mpc-worker: timings connect={waited - t0:.3f}s idle={connected - waited:.3f}s "
-        f"mpc={time.monotonic() - connected:.3f}s "
-        f"checks={validated - connected:.3f}s program={computed - validated:.3f}s",
-        flush=True,
-    )
-    return [int(s) for s in shares.value]
+    return mpyc_compat.rerandomize(mpc, mpc.np_concatenate(flat))
 
 
 def die_with_launcher() -> None:

@@ -28,6 +28,10 @@ from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 
+# A compute party reads every input party's shares with ``channel.READ_THREADS`` concurrent GETs:
+# urllib3 keeps at most ``max_pool_connections`` connections per host (botocore's default is 10)
+# and discards the others after use, so the pool must be at least as large.
+MAX_POOL_CONNECTIONS = 32
 # A brief outage must not fail a nightly run: botocore retries connection errors, timeouts,
 # 5xx and throttling with t_i = rand(0, 1) * min(0.05 s * 2**i, 20 s); 19 retries wait about
 # 13 s + 10 x 10 s on average (the stage deadlines still bound the whole wait).
@@ -35,12 +39,14 @@ DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 20,
     "retries": {"mode": "standard", "total_max_attempts": 20},
+    "max_pool_connections": MAX_POOL_CONNECTIONS,
 }
 # For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
 QUICK_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 3,
     "read_timeout": 10,
     "retries": {"mode": "standard", "total_max_attempts": 1},
+    "max_pool_connections": MAX_POOL_CONNECTIONS,
 }
 CONDITIONAL_WRITES = ("required", "emulated")
 # One small object, written at most twice per probe and never deleted. At the bucket's root unless

@@ -213,6 +213,12 @@ class RunReader(RunLayout):
             )
         return self.verified(listing)
 
+    def verified_for(self, stage: str, *, patient: bool = True) -> Verified:
+        """The verified view ``layout.readiness`` needs for ``stage``: the whole run for ``inputs``
+        (who shared, who withdrew), the roster, abort and output objects only for ``roster`` and
+        ``result`` (``verified_control``: not a thousand input parties' markers)."""
+        return self.verified(patient=patient) if stage == "inputs" else self.verified_control(patient=patient)
+
     def _verify_all(self, wanted: list[tuple[str, Described]], tokens: dict) -> dict:
         """``_verify_cached`` of every wanted key; new or changed objects fetched concurrently
         (a thousand parties' markers on a first listing are a thousand GETs)."""

@@ -264,6 +264,8 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
             channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True
         ):
             _check_fixed_roster(channel, attempt, payload)
+    else:  # verify the done markers (the compute stage needs them) while the leader fixes the roster
+        channel.verified()
     deadline, pause = time.monotonic() + wait_seconds, 0.1
     while True:
         view = channel.verified_control()  # rosters and aborts: not every input party's objects

@@ -268,9 +268,10 @@ class RunChannel(RunReader):
     def _reader_keys(self) -> PartyKeys | None:
         return self.keys
 
-    def read_inputs(self, parties: list[str], *, threads: int = READ_THREADS):
+    def read_inputs(self, parties: list[str], *, threads: int | None = None):
         """Fetch and verify the input shares every party in ``parties`` sealed to this party,
-        ``threads`` at a time (GETs and signature checks overlap); in the order of ``parties``.
+        ``threads`` (default ``READ_THREADS``) at a time (GETs and signature checks overlap); in the
+        order of ``parties``.
 
         :return: ``[(party, key, blob or None if absent, payload or None)]``; raises
             IntegrityError naming the first party whose object does not verify.
@@ -284,6 +285,7 @@ class RunChannel(RunReader):
                 return party, key, None, None
             return (party, key, blob, self.open(blob, key, "input-shares", party, to=self.me.id)[1])
 
+        threads = READ_THREADS if threads is None else threads
         if len(parties) <= 1 or threads <= 1:
             return [fetch(p) for p in parties]
         with ThreadPoolExecutor(max_workers=min(threads, len(parties)), thread_name_prefix="read-inputs") as pool:

@@ -448,7 +448,7 @@ def _compute_attempt(
         and view.headers[channel.input_done_key(p)].get("created_at", roster_at + 1) <= roster_at
     ]
     shares, consumed = {}, {}
-    for party, key, blob, record in channel.read_inputs(roster):
+    for party, key, blob, record in channel.read_inputs(roster, listing=view.listing):
         if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
         shares[party] = record["shares"]

@@ -315,3 +315,39 @@ def all_at_once(target: Callable, calls: list[tuple]) -> float:
 
 def fmt_s(seconds: float | None, digits: int = 2) -> str:
     return "–" if seconds is None else f"{seconds:,.{digits}f}"
+
+
+class S3Requests:
+    """Counts the S3 requests of every boto3 client created after ``__enter__`` (botocore's
+    ``before-send`` event of the default session), by kind: GET, HEAD, PUT, LIST, other.
+    ``snapshot()`` returns the counts so far; ``since(snapshot)`` the counts after it."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _count(self, request=None, **_):
+        method = getattr(request, "method", "?")
+        url = getattr(request, "url", "") or ""
+        kind = "LIST" if method == "GET" and "list-type=" in url else method
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+        return None  # send the request as usual
+
+    def __enter__(self) -> S3Requests:
+        import boto3
+
+        self._events = boto3._get_default_session().events
+        self._events.register("before-send.s3", self._count, unique_id="bench-s3-requests")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._events.unregister("before-send.s3", unique_id="bench-s3-requests")
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def since(self, snapshot: dict[str, int]) -> dict[str, int]:
+        now = self.snapshot()
+        return {k: now[k] - snapshot.get(k, 0) for k in sorted(now) if now[k] - snapshot.get(k, 0)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, WorkerMonitor, all_at_once, hhi_reference
+from common import TAXI_JOB, TAXI_TEMPLATE, MPCRecorder, S3Requests, WorkerMonitor, all_at_once, hhi_reference
 
 DATE = datetime(2024, 4, 1, tzinfo=UTC)  # the period is the three months before
 
@@ -132,14 +132,26 @@ def _profiled(profile_dir: Path | None, name: str):
 
 
 def still_missing(run, stage: str) -> list[str]:
-    """The sensor's condition for ``stage`` on one listing of the run's prefix: who is still missing."""
+    """The sensor's condition for ``stage`` on one listing of the run: who is still missing."""
     from mpc_federation import stages
 
-    present = run.channel.present()
+    reader = run.reader
+    if hasattr(reader, "verified_for"):  # the sensor's poke: a verified listing with ETags
+        view = reader.verified_for(stage)
+    else:  # the older API
+        view = reader.verified() if hasattr(reader, "verified") else run.channel.present()
     if hasattr(stages, "wait_state"):
-        state = stages.wait_state(run, stage, present, cutoff_passed=False)
+        state = stages.wait_state(run, stage, view, cutoff_passed=False)
         return [] if state.ready else (state.missing or [state.stop or "?"])
-    return sorted(set(stages.pending(run.channel, stage, present).values()))  # the older API
+    return sorted(set(stages.pending(run.channel, stage, view).values()))  # the older API
+
+
+def sensor_runs(fed: Federation, parties: list) -> dict:
+    """Each party's sensor as Airflow runs it: its own reader with public keys only, which
+    remembers what it verified between pokes (not the compute task's channel)."""
+    from mpc_federation.party import PartyRun
+
+    return {p.id: PartyRun(fed.spec, p.id, DATE, None, fed.runs[p.id].store) for p in parties}
 
 
 @contextmanager
@@ -177,31 +189,55 @@ def run_stages(
     profile_dir: Path | None = None,
     run_timeout: float = 900,
     rtt_ms: float = 0.0,
+    requests: S3Requests | None = None,
 ) -> dict:
     """Share, rendezvous, compute, reveal; every stage timed per party. With ``rtt_ms``, the MPyC
     links between compute parties go through an emulated WAN of that round-trip time.
 
+    The input parties share one after the other in this process (each would run on its own
+    machine, at the same time): ``mpc_critical_s`` counts the slowest party's share, and
+    ``after_inputs_s`` is the compute parties' path from the last input published to the result
+    revealed (rendezvous, compute, result rendezvous, reveal).
+
     Returns {"share_s": {party: s}, "rendezvous_s": {party: s}, "compute": {party: {...}},
-    "reveal_s": s, "result": revealed result, "mpc_critical_s": ..., "mpc_machine_s": ...}.
+    "reveal_s": s, "result": revealed result, "mpc_critical_s": ..., "mpc_machine_s": ...,
+    "after_inputs_s": ..., "requests": {stage: {kind: count}} (with ``requests``)}.
     """
     from mpc_federation import stages
 
     spec, runs = fed.spec, fed.runs
+    counts: dict[str, dict[str, int]] = {}
+    mark = requests.snapshot() if requests else {}
+
+    def counted(stage: str) -> None:
+        nonlocal mark
+        if requests is not None:
+            counts[stage] = requests.since(mark)
+            mark = requests.snapshot()
+
+    sensors = sensor_runs(fed, [*spec.compute_parties, spec.recipients[0]])
     share_s = {}
     with _profiled(profile_dir, "share-all-parties"):
-        for party in spec.input_parties:  # one after the other: each would run on its own machine
+        for i, party in enumerate(spec.input_parties):  # one after the other: each would run on its own machine
+            if i == len(spec.input_parties) - 1:
+                counted("share")
+                for c in spec.compute_parties:  # the sensors poked while the others shared
+                    still_missing(sensors[c.id], "inputs")
+                counted("sensor pokes before the last input")
             t0 = time.monotonic()
             stages.share(runs[party.id], aggregates[party.id])
             share_s[party.id] = time.monotonic() - t0
+    counted("share of the last input party")
 
-    # The rendezvous: each compute party's sensor condition (one listing of the run's prefix).
+    # The rendezvous: each compute party's sensor condition (its poke after the last input).
     rendezvous_s = {}
     for party in spec.compute_parties:
         t0 = time.monotonic()
-        missing = still_missing(runs[party.id], "inputs")
+        missing = still_missing(sensors[party.id], "inputs")
         rendezvous_s[party.id] = time.monotonic() - t0
         if missing:
             raise RuntimeError(f"inputs still missing after every party shared: {missing}")
+    counted("rendezvous")
 
     results, errors, stage_s, stage_at = {}, {}, {}, {}
 
@@ -221,12 +257,13 @@ def run_stages(
         t_compute = time.monotonic()
         compute_wall = all_at_once(go, [(runs[p.id],) for p in spec.compute_parties])
         rounds = max((proxy.max_flights for proxy in proxies), default=None)
+    counted("compute")
     if errors:
         raise RuntimeError(f"compute failed: {errors}")
 
     recipient = spec.recipients[0]
     t0 = time.monotonic()
-    missing = still_missing(runs[recipient.id], "result")
+    missing = still_missing(sensors[recipient.id], "result")
     result_rendezvous = time.monotonic() - t0
     if missing:
         raise RuntimeError(f"output shares missing: {missing}")
@@ -234,6 +271,7 @@ def run_stages(
     with _profiled(profile_dir, "reveal"):
         result = stages.reveal(runs[recipient.id])
     reveal_s = time.monotonic() - t0
+    counted("result rendezvous and reveal")
 
     peaks = monitor.peak_mib()
     compute = {}
@@ -255,7 +293,8 @@ def run_stages(
             **{k: v for k, v in rec.items() if k not in ("started_at", "launched_at", "finished_at")},
         }
     max_share = max(share_s.values())
-    critical = max_share + max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s
+    after_inputs = max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s
+    critical = max_share + after_inputs
     machine = sum(share_s.values()) + sum(rendezvous_s.values()) + sum(stage_s.values()) + result_rendezvous + reveal_s
     return {
         "share_s": share_s,
@@ -268,6 +307,8 @@ def run_stages(
         "mpc_critical_s": critical,
         "rtt_ms": rtt_ms,
         "rounds": rounds,
+        "after_inputs_s": after_inputs,
+        "requests": counts,
         "mpc_machine_s": machine,
         "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
         "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values()),

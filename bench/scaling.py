@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from common import log
+from common import S3Requests, log
 from mpcstages import make_federation, plaintext_hhi, random_aggregates, run_stages
 
 WIDE_HHI = Path(__file__).resolve().parent / "programs" / "hhi_wide.py"
@@ -62,9 +62,10 @@ def run_point(
     # The HHI program takes at most 100 firms; beyond, its copy with the division sized for 1,000.
     program = WIDE_HHI if inputs > 100 else None
     for r in range(repeat):
-        fed = make_federation(work / "federations", s3, inputs, computes, months, program=program)
-        aggregates = random_aggregates(fed, seed=1000 * inputs + 10 * computes + months + r)
-        run = run_stages(fed, aggregates, profile_dir=profile_dir, rtt_ms=rtt_ms)
+        with S3Requests() as requests:  # the parties' clients are made in make_federation
+            fed = make_federation(work / "federations", s3, inputs, computes, months, program=program)
+            aggregates = random_aggregates(fed, seed=1000 * inputs + 10 * computes + months + r)
+            run = run_stages(fed, aggregates, profile_dir=profile_dir, requests=requests, rtt_ms=rtt_ms)
         run["equals_plaintext"] = run["result"]["outputs"]["hhi"]["exact"] == plaintext_hhi(aggregates)
         run.pop("result")
         runs.append(run)
@@ -79,6 +80,12 @@ def run_point(
         "machine_s": best["mpc_machine_s"],
         "share_max_s": max(best["share_s"].values()),
         "share_sum_s": sum(best["share_s"].values()),
+        "share_median_s": statistics.median(best["share_s"].values()),
+        # The compute parties' path from the last input published to the result revealed.
+        "after_inputs_s": best["after_inputs_s"],
+        "rendezvous_max_s": max(best["rendezvous_s"].values()),
+        "result_rendezvous_s": best["result_rendezvous_s"],
+        "requests": best["requests"],
         "compute_wall_s": best["compute_wall_s"],
         "compute_stage_s": {p: c["stage_s"] for p, c in compute.items()},
         "mpyc_process_s": max(c.get("launcher_total_s", 0) for c in compute.values()),

@@ -23,7 +23,11 @@ from mpc_federation.layout import Described, RunLayout
 from mpc_federation.spec import FederationSpec
 
 log = logging.getLogger(__name__)
-READ_THREADS = 8  # concurrent GETs of input shares (boto3 clients are thread-safe; pool of 10)
+# Concurrent GETs of many small objects (input shares, done markers): a GET mostly waits on the
+# store (verifying and decrypting an envelope takes about 0.15 ms of CPU, in libsodium). boto3
+# clients are thread-safe; the store's connection pool (store.MAX_POOL_CONNECTIONS) is at least
+# this large, so connections are reused.
+READ_THREADS = 32
 
 # The kinds that decide waiting, rosters and stops; input shares (sealed, large) are not fetched
 # for that, and status records are progress only.
@@ -38,12 +42,14 @@ class Verified:
     :param headers: their signed headers.
     :param payloads: their payloads (None for sealed ones).
     :param invalid: keys that did not verify, with the reason (ignored for every decision).
+    :param listing: the listing it was made from, {key: ETag/LastModified or None} (every key).
     """
 
     keys: set[str] = field(default_factory=set)
     headers: dict[str, dict] = field(default_factory=dict)
     payloads: dict[str, Any] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
+    listing: dict[str, str | None] = field(default_factory=dict)
 
     def rosters(self, layout: RunLayout) -> dict[int, dict]:
         """The verified roster payloads by attempt."""
@@ -68,6 +74,7 @@ class RunReader(RunLayout):
         self._program_hash = spec.program_hash
         # key -> (listing token, sha256 of the body, verified (header, payload) or None, error)
         self._seen: dict[str, tuple[str | None, str, tuple[dict, Any] | None, str | None]] = {}
+        self._blobs: dict[str, bytes] = {}  # the bodies of prefetched objects (``_prefetches``)
 
     @property
     def _reader_keys(self) -> PartyKeys | None:
@@ -180,11 +187,13 @@ class RunReader(RunLayout):
             (key, d)
             for key in sorted(tokens)
             for d in [self.describe(key)]
-            if d is not None and d.kind in DECISION_KINDS
+            if d is not None and (d.kind in DECISION_KINDS or self._prefetches(d))
         ]
         outcomes = self._verify_all(wanted, tokens)
-        view = Verified()
-        for key, _ in wanted:
+        view = Verified(listing=tokens)
+        for key, d in wanted:
+            if d.kind not in DECISION_KINDS:  # prefetched for a later read, not for decisions
+                continue
             outcome = outcomes[key]
             if outcome is None:
                 continue
@@ -209,6 +218,12 @@ class RunReader(RunLayout):
             )
         return self.verified(listing)
 
+    def verified_for(self, stage: str, *, patient: bool = True) -> Verified:
+        """The verified view ``layout.readiness`` needs for ``stage``: the whole run for ``inputs``
+        (who shared, who withdrew), the roster, abort and output objects only for ``roster`` and
+        ``result`` (``verified_control``: not a thousand input parties' markers)."""
+        return self.verified(patient=patient) if stage == "inputs" else self.verified_control(patient=patient)
+
     def _verify_all(self, wanted: list[tuple[str, Described]], tokens: dict) -> dict:
         """``_verify_cached`` of every wanted key; new or changed objects fetched concurrently
         (a thousand parties' markers on a first listing are a thousand GETs)."""
@@ -225,6 +240,11 @@ class RunReader(RunLayout):
             results = pool.map(lambda item: self._verify_cached(item[0], tokens[item[0]], item[1]), wanted)
             return {key: outcome for (key, _), outcome in zip(wanted, results)}
 
+    def _prefetches(self, d: Described) -> bool:
+        """Whether ``verified`` also fetches and verifies this non-decision object, for a later
+        read (``RunChannel``: the input shares sealed to this compute party)."""
+        return False
+
     def _verify_cached(self, key: str, token: str | None, d: Described):
         cached = self._seen.get(key)
         if cached is not None and token is not None and cached[0] == token:
@@ -232,7 +252,10 @@ class RunReader(RunLayout):
         blob = self.store.get(key)
         if blob is None:  # gone since the listing
             self._seen.pop(key, None)
+            self._blobs.pop(key, None)
             return None
+        if d.kind not in DECISION_KINDS:
+            self._blobs[key] = blob
         digest = hashlib.sha256(blob).hexdigest()
         if cached is not None and cached[1] == digest:
             self._seen[key] = (token, digest, cached[2], cached[3])
@@ -258,10 +281,19 @@ class RunChannel(RunReader):
     def _reader_keys(self) -> PartyKeys | None:
         return self.keys
 
-    def read_inputs(self, parties: list[str], *, threads: int = READ_THREADS):
-        """Fetch and verify the input shares every party in ``parties`` sealed to this party,
-        ``threads`` at a time (GETs and signature checks overlap); in the order of ``parties``.
+    def _prefetches(self, d: Described) -> bool:
+        return d.kind == "input-shares" and d.to == self.me.id and self.me.has("compute")
 
+    def read_inputs(
+        self, parties: list[str], *, threads: int | None = None, listing: Mapping[str, str | None] | None = None
+    ):
+        """Fetch and verify the input shares every party in ``parties`` sealed to this party,
+        ``threads`` (default ``READ_THREADS``) at a time (GETs and signature checks overlap); in the
+        order of ``parties``.
+
+        :param listing: a fresh listing with ETags (``Verified.listing``): an object that
+            ``verified`` already fetched and verified (a compute party's channel prefetches the
+            shares sealed to it) and that the listing shows unchanged is not fetched again.
         :return: ``[(party, key, blob or None if absent, payload or None)]``; raises
             IntegrityError naming the first party whose object does not verify.
         """
@@ -269,11 +301,18 @@ class RunChannel(RunReader):
 
         def fetch(party: str):
             key = self.input_key(party, self.me.id)
+            token, cached = (listing or {}).get(key), self._seen.get(key)
+            if token is not None and cached is not None and cached[0] == token and key in self._blobs:
+                result, error = cached[2], cached[3]
+                if result is None:
+                    raise IntegrityError(error or f"object {key} does not verify")
+                return party, key, self._blobs[key], result[1]
             blob = self.store.get(key)
             if blob is None:
                 return party, key, None, None
             return (party, key, blob, self.open(blob, key, "input-shares", party, to=self.me.id)[1])
 
+        threads = READ_THREADS if threads is None else threads
         if len(parties) <= 1 or threads <= 1:
             return [fetch(p) for p in parties]
         with ThreadPoolExecutor(max_workers=min(threads, len(parties)), thread_name_prefix="read-inputs") as pool:

@@ -13,9 +13,8 @@ from mpc_federation.roster import current_sha, ledger_records
 from mpc_federation.stage_base import StageError, explain_aborts
 
 
-def seen_in_time(channel: RunChannel, roster_at: float | None) -> list[str]:
-    """The input parties whose verified done marker was signed no later than the roster."""
-    view = channel.verified()
+def seen_in_time(channel: RunChannel, view, roster_at: float | None) -> list[str]:
+    """The input parties whose verified done marker (in ``view``) was signed no later than the roster."""
     return [
         p
         for p in channel.shared(view.keys)
@@ -24,12 +23,16 @@ def seen_in_time(channel: RunChannel, roster_at: float | None) -> list[str]:
     ]
 
 
-def roster_shares(run: PartyRun, roster: list[str]) -> tuple[dict, dict]:
-    """This party's shares of every input party on the roster, and the digest of each object used."""
+def roster_shares(run: PartyRun, roster: list[str], listing: dict) -> tuple[dict, dict]:
+    """This party's shares of every input party on the roster, and the digest of each object used.
+
+    :param listing: the fresh listing the shares are read against (``Verified.listing``): a share
+        already fetched and verified with an unchanged ETag is not fetched again.
+    """
     from mpc_federation import ledger
 
     shares, consumed = {}, {}
-    for party, key, blob, record in run.channel.read_inputs(roster):
+    for party, key, blob, record in run.channel.read_inputs(roster, listing=listing):
         if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
         shares[party] = record["shares"]

@@ -222,8 +222,9 @@ def _compute_attempt(
     """
     channel = run.channel
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
-    seen = computing.seen_in_time(channel, roster_at)
-    shares, consumed = computing.roster_shares(run, roster)
+    view = channel.verified()
+    seen = computing.seen_in_time(channel, view, roster_at)
+    shares, consumed = computing.roster_shares(run, roster, view.listing)
     verdict = computing.ledger_verdict(run, attempt, roster, consumed, ledger_dir)
     agreement = {"attempt": attempt, "roster": roster, "roster_at": roster_at, "seen": seen, "ledger": verdict.view()}
     result = process.run(

@@ -31,6 +31,10 @@ from .retries import ride_out_outages
 
 log = logging.getLogger(__name__)
 
+# A compute party reads every input party's shares with ``channel.READ_THREADS`` concurrent GETs:
+# urllib3 keeps at most ``max_pool_connections`` connections per host (botocore's default is 10)
+# and discards the others after use, so the pool must be at least as large.
+MAX_POOL_CONNECTIONS = 32
 # A brief outage must not fail a nightly run: botocore's standard retries (connection errors,
 # timeouts, 5xx, throttling), bounded by ``retries.OUTAGE_BUDGET`` seconds per call rather than by
 # this count, which is only a backstop (the stage deadlines still bound the whole wait).
@@ -38,12 +42,14 @@ DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 20,
     "retries": {"mode": "standard", "total_max_attempts": 500},
+    "max_pool_connections": MAX_POOL_CONNECTIONS,
 }
 # For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
 QUICK_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 3,
     "read_timeout": 10,
     "retries": {"mode": "standard", "total_max_attempts": 1},
+    "max_pool_connections": MAX_POOL_CONNECTIONS,
 }
 CONDITIONAL_WRITES = ("required", "emulated")
 # One small object, written at most twice per probe and never deleted. At the bucket's root unless

@@ -49,6 +49,10 @@ def check_seats(mpc, pinned: list[str], names: list[str]) -> None:
     for peer in mpc.parties:
         if peer.pid == mpc.pid:
             continue
+        if peer.protocol is None:  # the peer hung up since connecting (e.g. it was refused on its side)
+            raise AgreementError(
+                f"the connection for the seat of {names[peer.pid]} closed before its certificate was checked"
+            )
         ssl_object = peer.protocol.transport.get_extra_info("ssl_object")
         presented = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         if presented != pinned_der[peer.pid]:

@@ -112,7 +112,7 @@ class MPCCoordinationSensor(BaseSensorOperator):
 
         deadline, cutoff = self._times(run, context)
         try:
-            view = run.reader.verified(patient=False)  # the poke loop is the retry
+            view = run.reader.verified_for(self.stage, patient=False)  # the poke loop is the retry
         except Exception as exc:
             self.log.warning("Listing the run's objects failed: %s", exc)
             if time.time() >= deadline:

@@ -171,47 +171,34 @@ def start_mpc(
     WORK_ROOT.mkdir(mode=0o700, exist_ok=True)
     folder = tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=WORK_ROOT)
     work_dir = Path(folder.name)
-    seat = {"program": program, "names": list(names), "certificates": certificates}
-    _write_private(work_dir / "seat.json", seat)
-    tls = tls_key is not None and certificates is not None
-    if tls_key is not None and certificates is not None:
-        write_mpyc_config(work_dir, party_index, tls_key, certificates)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mpc_federation.worker",
-        "--seat",
-        str(work_dir / "seat.json"),
-        "--job",
-        str(work_dir / "job.json"),
-        "--out",
-        str(work_dir / "out.json"),
-        "-M",
-        str(len(endpoints)),
-        "-I",
-        str(party_index),
-        "-T",
-        str(threshold),
-        "--log-level",
-        "INFO",
-        "--no-prss",
-    ]  # interactive randomness: about 40 % less CPU than PRSS here
-    for i, endpoint in enumerate(endpoints):
-        # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
-        cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == party_index else endpoint]
-    if tls:
-        cmd.append("--ssl")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
-        "MPC_LAUNCHER_PID": str(os.getpid()),
-    }
     try:
-        proc = _spawn(cmd, work_dir, env)
+        _write_private(work_dir / "seat.json", {"program": program, "names": list(names), "certificates": certificates})
+        tls = tls_key is not None and certificates is not None
+        if tls_key is not None and certificates is not None:
+            write_mpyc_config(work_dir, party_index, tls_key, certificates)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), os.environ.get("PYTHONPATH", "")]),
+            "MPC_LAUNCHER_PID": str(os.getpid()),
+        }
+        proc = _spawn(_command(work_dir, party_index, endpoints, threshold, tls), work_dir, env)
     except BaseException:
         folder.cleanup()
         raise
     return MPCProcess(proc, folder, seat={"program": program, "party_index": party_index, "tls": tls})
+
+
+def _command(work_dir: Path, party_index: int, endpoints: list[str], threshold: int, tls: bool) -> list[str]:
+    """The worker's command line: its files, then MPyC's own options."""
+    cmd = [sys.executable, "-m", "mpc_federation.worker"]
+    cmd += ["--seat", str(work_dir / "seat.json"), "--job", str(work_dir / "job.json")]
+    cmd += ["--out", str(work_dir / "out.json")]
+    cmd += ["-M", str(len(endpoints)), "-I", str(party_index), "-T", str(threshold), "--log-level", "INFO"]
+    cmd += ["--no-prss"]  # interactive randomness: about 40 % less CPU than PRSS here
+    for i, endpoint in enumerate(endpoints):
+        # MPyC marks its own entry by an empty host; it listens on its port on all interfaces.
+        cmd += ["-P", f":{endpoint.rsplit(':', 1)[1]}" if i == party_index else endpoint]
+    return cmd + ["--ssl"] if tls else cmd
 
 
 def _spawn(cmd: list[str], cwd: Path, env: dict) -> subprocess.Popen:
@@ -312,6 +299,7 @@ class MPCProcess:
 
 
 def _supervise(proc, out_file, connect_timeout, run_timeout, stop_reason, poll_seconds, *, tls) -> MPCResult:
+    """Read the worker's output until it exits, enforcing the deadlines and polling ``stop_reason``."""
     start = time.monotonic()
     next_poll = start + poll_seconds
     log: list[str] = []
@@ -324,13 +312,7 @@ def _supervise(proc, out_file, connect_timeout, run_timeout, stop_reason, poll_s
     try:
         while not (eof and proc.poll() is not None):
             now = time.monotonic()
-            if connected_at is None and now - start > connect_timeout:
-                raise MPCRunError(
-                    f"compute parties did not all connect within {connect_timeout:.0f} s "
-                    f"(is every compute party's MPC task running?)\n{_tail(log)}"
-                )
-            if now - start > run_timeout:
-                raise MPCRunError(f"MPC did not finish within {run_timeout:.0f} s\n{_tail(log)}")
+            _check_deadlines(now - start, connected_at is not None, connect_timeout, run_timeout, log)
             if stop_reason is not None and now >= next_poll:
                 next_poll = now + poll_seconds
                 reason = stop_reason()
@@ -344,29 +326,42 @@ def _supervise(proc, out_file, connect_timeout, run_timeout, stop_reason, poll_s
                 chunk = os.read(fd, 65536)
                 eof = not chunk
                 *lines, pending = (pending + chunk).split(b"\n") if chunk else (pending.split(b"\n") + [b""])
-                for line in lines:
-                    text = line.decode(errors="replace").rstrip()
-                    log.append(text)
-                    if text.startswith(CONNECTED) and connected_at is None:
-                        connected_at = time.monotonic()
-        refusals = [line[len(REFUSED) :].strip() for line in log if line.startswith(REFUSED)]
-        if refusals:
-            raise MPCRefused(refusals[0])
-        if proc.returncode != 0:
-            raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
-        shares = json.loads(out_file.read_text())["shares"]
-        end = time.monotonic()
-        sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]
-        return MPCResult(
-            shares,
-            (connected_at or end) - start,
-            end - start,
-            _tail(log),
-            sent[-1] if sent else None,
-            tls and any("connected via SSL" in line for line in log),
-        )
+                texts = [line.decode(errors="replace").rstrip() for line in lines]
+                log += texts
+                if connected_at is None and any(text.startswith(CONNECTED) for text in texts):
+                    connected_at = time.monotonic()
+        return _outcome(proc, out_file, log, (connected_at or time.monotonic()) - start, start, tls)
     finally:
         sel.close()
+
+
+def _check_deadlines(elapsed: float, connected: bool, connect_timeout: float, run_timeout: float, log) -> None:
+    if not connected and elapsed > connect_timeout:
+        raise MPCRunError(
+            f"compute parties did not all connect within {connect_timeout:.0f} s "
+            f"(is every compute party's MPC task running?)\n{_tail(log)}"
+        )
+    if elapsed > run_timeout:
+        raise MPCRunError(f"MPC did not finish within {run_timeout:.0f} s\n{_tail(log)}")
+
+
+def _outcome(proc, out_file: Path, log: list[str], connect_seconds: float, start: float, tls: bool) -> MPCResult:
+    """The exited worker's result: a refusal, a failure, or this party's output shares."""
+    refusals = [line[len(REFUSED) :].strip() for line in log if line.startswith(REFUSED)]
+    if refusals:
+        raise MPCRefused(refusals[0])
+    if proc.returncode != 0:
+        raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
+    shares = json.loads(out_file.read_text())["shares"]
+    sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]
+    return MPCResult(
+        shares,
+        connect_seconds,
+        time.monotonic() - start,
+        _tail(log),
+        sent[-1] if sent else None,
+        tls and any("connected via SSL" in line for line in log),
+    )
 
 
 def _tail(lines: list[str], n: int = 30) -> str:

@@ -224,37 +224,48 @@ def readiness(
     recipient in the live attempt; stops when the newest attempt was given up; skips when the
     leader's roster says the ledger leaves nothing to release in this run.
     """
-    spec = layout.spec
     if stage == "inputs":
-        if layout.attempts(present):
-            return Readiness(True)
-        shared, withdrawn = layout.shared(present), layout.withdrawn(present)
-        possible = len(spec.input_parties) - len(withdrawn)
-        if possible < floor:
-            return Readiness(
-                False,
-                stop=f"input parties {', '.join(withdrawn)} withdrew: at most {possible} "
-                f"can take part, fewer than the floor of {floor}",
-            )
-        missing = [p.id for p in spec.input_parties if p.id not in shared and p.id not in withdrawn]
-        if not missing:
-            return Readiness(True)
-        if cutoff_passed and len(shared) >= floor:
-            return Readiness(True, missing)
-        return Readiness(False, missing)
+        return _inputs_readiness(layout, present, floor=floor, cutoff_passed=cutoff_passed)
     if stage == "roster":
-        return Readiness(True) if layout.attempts(present) else Readiness(False, [spec.leader.id])
+        return Readiness(True) if layout.attempts(present) else Readiness(False, [layout.spec.leader.id])
     if stage == "result":
-        attempts = layout.attempts(present)
-        if not attempts:
-            return Readiness(False, [spec.leader.id])
-        newest = attempts[-1]
-        nothing = ((rosters or {}).get(newest) or {}).get("nothing_to_release")
-        if nothing:
-            return Readiness(False, skip=f"nothing to release in attempt {newest}: {nothing}")
-        gave_up = layout.attempt_aborts(present, newest)
-        if gave_up:
-            return Readiness(False, stop=f"compute parties {', '.join(gave_up)} gave up MPC attempt {newest}")
-        missing = [c.id for c in spec.compute_parties if layout.output_key(newest, c.id, me) not in present]
-        return Readiness(not missing, missing)
+        return _result_readiness(layout, me, present, rosters)
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def _inputs_readiness(layout: RunLayout, present: set[str], *, floor: int, cutoff_passed: bool) -> Readiness:
+    """``readiness`` of a compute party's ``inputs`` stage."""
+    spec = layout.spec
+    if layout.attempts(present):
+        return Readiness(True)
+    shared, withdrawn = layout.shared(present), layout.withdrawn(present)
+    possible = len(spec.input_parties) - len(withdrawn)
+    if possible < floor:
+        return Readiness(
+            False,
+            stop=f"input parties {', '.join(withdrawn)} withdrew: at most {possible} "
+            f"can take part, fewer than the floor of {floor}",
+        )
+    missing = [p.id for p in spec.input_parties if p.id not in shared and p.id not in withdrawn]
+    if not missing:
+        return Readiness(True)
+    if cutoff_passed and len(shared) >= floor:
+        return Readiness(True, missing)
+    return Readiness(False, missing)
+
+
+def _result_readiness(layout: RunLayout, me: str, present: set[str], rosters: dict[int, dict] | None) -> Readiness:
+    """``readiness`` of a recipient's ``result`` stage."""
+    spec = layout.spec
+    attempts = layout.attempts(present)
+    if not attempts:
+        return Readiness(False, [spec.leader.id])
+    newest = attempts[-1]
+    nothing = ((rosters or {}).get(newest) or {}).get("nothing_to_release")
+    if nothing:
+        return Readiness(False, skip=f"nothing to release in attempt {newest}: {nothing}")
+    gave_up = layout.attempt_aborts(present, newest)
+    if gave_up:
+        return Readiness(False, stop=f"compute parties {', '.join(gave_up)} gave up MPC attempt {newest}")
+    missing = [c.id for c in spec.compute_parties if layout.output_key(newest, c.id, me) not in present]
+    return Readiness(not missing, missing)

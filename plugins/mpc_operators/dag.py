@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mpc_federation.spec import FederationSpec, load_spec, party_specs
+from mpc_federation.spec import FederationSpec, Party, load_spec, party_specs
 from mpc_operators.settings import MPCSettings, PartyConfigError
 
 
@@ -70,14 +70,6 @@ def federation_dag(
     """
     from airflow.sdk import DAG
 
-    from mpc_operators import MPCComputeOperator, MPCRevealOperator, MPCShareOperator
-    from mpc_operators.aggregate import aggregate_task
-    from mpc_operators.base import withdraw_on_failure
-    from mpc_operators.reveal import result_asset
-    from mpc_operators.sensor import coordination_sensor_class
-
-    MPCCoordinationSensor = coordination_sensor_class()  # sensors or mpc_sensors: mpc_operators/sensor.py
-
     spec = spec if isinstance(spec, FederationSpec) else load_spec(spec)
     settings = settings or MPCSettings.load(require_party=party_id is None)
     party_id = party_id or settings.party_id
@@ -87,8 +79,19 @@ def federation_dag(
             f"{dag_kwargs['dag_id']!r}: every party names the run by it"
         )
     me = spec.party(party_id)
-    common: dict[str, Any] = {"spec_path": str(spec.source), "party_id": party_id}
-    withdraw = partial(withdraw_on_failure, str(spec.source), party_id)
+    dag = DAG(**_dag_arguments(spec, party_id, me.roles, dag_kwargs))
+    with dag:
+        tasks = _party_tasks(spec, me, settings)
+    # One chain per party: its own stages in order (a party that both shares and computes must
+    # share first, or the federation would wait on itself).
+    for upstream, downstream in zip(tasks, tasks[1:]):
+        upstream >> downstream
+    return dag
+
+
+def _dag_arguments(spec: FederationSpec, party_id: str, roles, dag_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``DAG`` arguments: the defaults taken from the spec, under the caller's ``dag_kwargs``
+    (``default_args`` and ``user_defined_macros`` merged key by key, the ``mpc_`` macros ours)."""
     defaults: dict[str, Any] = {
         "dag_id": spec.computation,
         "description": spec.description or f"Federated MPC: {spec.computation}",
@@ -96,7 +99,7 @@ def federation_dag(
         "start_date": datetime(2024, 1, 1, tzinfo=UTC),
         "catchup": False,
         "max_active_runs": 1,
-        "tags": ["mpc", spec.computation, *me.roles],
+        "tags": ["mpc", spec.computation, *roles],
         "default_args": {"owner": party_id, "retries": 2, "retry_delay": timedelta(minutes=2)},
         "doc_md": _dag_doc(spec, party_id),
     }
@@ -107,44 +110,77 @@ def federation_dag(
         "mpc_run_key": run_key_macro,
         "mpc_months": _months_macro(spec),
     }
-    dag = DAG(**arguments)
+    return arguments
+
+
+def _party_tasks(spec: FederationSpec, me: Party, settings: MPCSettings) -> list:
+    """This party's tasks in the order of its stages (made inside the DAG's ``with`` block)."""
+    from mpc_operators.base import withdraw_on_failure
+    from mpc_operators.sensor import coordination_sensor_class
+
+    sensor = coordination_sensor_class()  # sensors or mpc_sensors: mpc_operators/sensor.py
+    party_id = me.id
+    common: dict[str, Any] = {"spec_path": str(spec.source), "party_id": party_id}
     tasks = []
-    with dag:
-        if me.has("input"):
-            tasks += [
-                aggregate_task(spec, party_id, settings, on_failure=withdraw),
-                MPCShareOperator(task_id="share", doc_md=_SHARE_DOC, on_failure_callback=withdraw, **common),
-            ]
-            if not me.has("compute"):  # a compute party is on its own roster's side of the table
-                tasks.append(
-                    MPCCoordinationSensor(
-                        task_id="confirm_inclusion", stage="roster", doc_md=_CONFIRM_INCLUSION_DOC, **common
-                    )
-                )
-        if me.has("compute"):
-            queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
-            tasks += [
-                MPCCoordinationSensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common),
-                MPCComputeOperator(
-                    task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC, **queue, **common
-                ),
-            ]
-        if me.has("recipient"):
-            tasks += [
-                MPCCoordinationSensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common),
-                MPCRevealOperator(
-                    task_id="reveal",
-                    results_uri=settings.results_uri or None,
-                    outlets=[result_asset(spec.computation)],
-                    doc_md=_REVEAL_DOC,
-                    **common,
-                ),
-            ]
-    # One chain per party: its own stages in order (a party that both shares and computes must
-    # share first, or the federation would wait on itself).
-    for upstream, downstream in zip(tasks, tasks[1:]):
-        upstream >> downstream
-    return dag
+    if me.has("input"):
+        withdraw = partial(withdraw_on_failure, str(spec.source), party_id)
+        tasks += _input_tasks(spec, party_id, settings, sensor, common, withdraw, compute=me.has("compute"))
+    if me.has("compute"):
+        tasks += _compute_tasks(settings, sensor, common)
+    if me.has("recipient"):
+        tasks += _recipient_tasks(spec, settings, sensor, common)
+    return tasks
+
+
+def _input_tasks(
+    spec: FederationSpec,
+    party_id: str,
+    settings: MPCSettings,
+    sensor: Any,
+    common: dict[str, Any],
+    withdraw: Any,
+    *,
+    compute: bool,
+) -> list:
+    """Aggregate and share, then (a party that does not compute) confirm it is on the roster."""
+    from mpc_operators import MPCShareOperator
+    from mpc_operators.aggregate import aggregate_task
+
+    tasks = [
+        aggregate_task(spec, party_id, settings, on_failure=withdraw),
+        MPCShareOperator(task_id="share", doc_md=_SHARE_DOC, on_failure_callback=withdraw, **common),
+    ]
+    if not compute:  # a compute party is on its own roster's side of the table
+        tasks.append(sensor(task_id="confirm_inclusion", stage="roster", doc_md=_CONFIRM_INCLUSION_DOC, **common))
+    return tasks
+
+
+def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
+    """Wait for the inputs, then compute (on ``[mpc] compute_queue`` if set)."""
+    from mpc_operators import MPCComputeOperator
+
+    queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
+    return [
+        sensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common),
+        MPCComputeOperator(task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC, **queue, **common),
+    ]
+
+
+def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
+    """Wait for the output shares, then reveal (an update of the result asset)."""
+    from mpc_operators import MPCRevealOperator
+    from mpc_operators.reveal import result_asset
+
+    return [
+        sensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common),
+        MPCRevealOperator(
+            task_id="reveal",
+            results_uri=settings.results_uri or None,
+            outlets=[result_asset(spec.computation)],
+            doc_md=_REVEAL_DOC,
+            **common,
+        ),
+    ]
 
 
 def run_key_macro(dag_run) -> str:

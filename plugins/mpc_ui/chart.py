@@ -43,30 +43,32 @@ def _top_of_scale(values: list[float]) -> float:
     return HHI_MAX
 
 
-def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int = WIDTH, height: int = HEIGHT) -> Chart:
-    """Coordinates of the chart of ``series`` ({market: [(night, HHI), ...]}, a line per market
-    in the given order).
+@dataclass
+class _Scale:
+    """Where a value (y, HHI up to ``top``) and a night (x) stand in the plotting area, in pixels."""
 
-    :param width: the SVG's width in pixels (the plot leaves room for the legend on the right).
-    """
-    plot = {"x": LEFT, "y": TOP, "width": width - LEFT - RIGHT, "height": height - TOP - BOTTOM}
-    nights = sorted({night for points in series.values() for night, _ in points})
-    top = _top_of_scale([v for points in series.values() for _, v in points])
+    plot: dict
+    top: float
+    nights: list[datetime]
 
-    def y(value: float) -> float:
-        return round(plot["y"] + plot["height"] * (1 - min(value, top) / top), 1)
+    def y(self, value: float) -> float:
+        return round(self.plot["y"] + self.plot["height"] * (1 - min(value, self.top) / self.top), 1)
 
-    def x(night: datetime) -> float:
+    def x(self, night: datetime) -> float:
+        plot, nights = self.plot, self.nights
         if len(nights) < 2:
             return round(plot["x"] + plot["width"] / 2, 1)
         span = (nights[-1] - nights[0]).total_seconds()
         return round(plot["x"] + plot["width"] * (night - nights[0]).total_seconds() / span, 1)
 
-    chart = Chart(width, height, plot)
+
+def _bands(scale: _Scale) -> list[dict]:
+    """The concentration bands below the top of the scale."""
+    y, top, bands = scale.y, scale.top, []
     for (name, low, high), css in zip(BANDS, ("unconcentrated", "moderate", "high")):
         if low >= top:
             continue
-        chart.bands.append(
+        bands.append(
             {
                 "name": name,
                 "css": css,
@@ -77,23 +79,39 @@ def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int =
                 "label_y": y(min(high, top)) + 14,
             }
         )
+    return bands
+
+
+def _line(i: int, market: str, points: list[tuple[datetime, float]], scale: _Scale) -> dict:
+    """The ``i``-th market's line, its dots and its place in the legend."""
+    coords = [(scale.x(night), scale.y(value)) for night, value in points]
+    return {
+        "market": market,
+        "color": COLORS[i % len(COLORS)],
+        "points": " ".join(f"{a},{b}" for a, b in coords),
+        "dots": [
+            {"x": a, "y": b, "title": f"{market} {night:%Y-%m-%d}: {value:,.2f}"}
+            for (a, b), (night, value) in zip(coords, points)
+        ],
+        "last": points[-1][1],
+        "legend_y": scale.plot["y"] + 14 + 18 * i,
+    }
+
+
+def trend_chart(series: dict[str, list[tuple[datetime, float]]], *, width: int = WIDTH, height: int = HEIGHT) -> Chart:
+    """Coordinates of the chart of ``series`` ({market: [(night, HHI), ...]}, a line per market
+    in the given order).
+
+    :param width: the SVG's width in pixels (the plot leaves room for the legend on the right).
+    """
+    plot = {"x": LEFT, "y": TOP, "width": width - LEFT - RIGHT, "height": height - TOP - BOTTOM}
+    nights = sorted({night for points in series.values() for night, _ in points})
+    top = _top_of_scale([v for points in series.values() for _, v in points])
+    scale = _Scale(plot, top, nights)
+    chart = Chart(width, height, plot, bands=_bands(scale))
     for tick in range(0, int(top) + 1, 500 if top <= 3000 else 1000 if top <= 5000 else 2500):
-        chart.y_ticks.append({"y": y(tick), "text": f"{tick:,}"})
+        chart.y_ticks.append({"y": scale.y(tick), "text": f"{tick:,}"})
     step = -(-len(nights) // MAX_X_TICKS)
-    chart.x_ticks = [{"x": x(n), "text": n.strftime("%Y-%m-%d")} for n in nights[::step]]
-    for i, (market, points) in enumerate(series.items()):
-        coords = [(x(night), y(value)) for night, value in points]
-        chart.lines.append(
-            {
-                "market": market,
-                "color": COLORS[i % len(COLORS)],
-                "points": " ".join(f"{a},{b}" for a, b in coords),
-                "dots": [
-                    {"x": a, "y": b, "title": f"{market} {night:%Y-%m-%d}: {value:,.2f}"}
-                    for (a, b), (night, value) in zip(coords, points)
-                ],
-                "last": points[-1][1],
-                "legend_y": plot["y"] + 14 + 18 * i,
-            }
-        )
+    chart.x_ticks = [{"x": scale.x(n), "text": n.strftime("%Y-%m-%d")} for n in nights[::step]]
+    chart.lines = [_line(i, market, points, scale) for i, (market, points) in enumerate(series.items())]
     return chart

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from mpc_federation.channel import RunReader, Verified
@@ -111,23 +112,49 @@ def _aborts(reader: RunReader, view: Verified) -> list[dict]:
     return out
 
 
-def _party(
-    reader: RunReader,
-    party,
-    view: Verified,
-    present: set[str],
-    newest: int | None,
-    roster: dict | None,
-    given_up: dict,
-    withdrawals: dict,
-    errors: list[dict],
-    me: str,
-) -> dict:
-    """One party's state, events, timings and notes."""
+@dataclass
+class _Attempts:
+    """What the verified records say about the run's MPC attempts and who stopped."""
+
+    rosters: dict[int, dict]  # the leader's rosters by attempt (``_rosters``)
+    newest: int | None  # the newest attempt (the leader's newest roster), if any
+    aborts: list[dict]  # every verified abort record (``_aborts``)
+    given_up: dict[str, dict]  # compute party: its abort of the newest attempt
+    withdrawals: dict[str, dict]  # input party: its withdrawal
+
+    @property
+    def roster(self) -> dict | None:
+        return self.rosters.get(self.newest) if self.newest is not None else None
+
+    def stopped(self) -> list[dict]:
+        """The compute parties that gave up the newest attempt, and why."""
+        return [
+            {"party": p, "reason": a["reason"], "scope": a["scope"], "attempt": a["attempt"]}
+            for p, a in self.given_up.items()
+        ]
+
+
+def _attempts(reader: RunReader, view: Verified) -> _Attempts:
+    """The rosters, the newest attempt, the aborts, and who gave up the newest attempt or withdrew."""
+    rosters = _rosters(reader, view)
+    attempts = reader.attempts(view.keys)
+    newest = attempts[-1] if attempts else None
+    aborts = _aborts(reader, view)
+    gave_up = reader.attempt_aborts(view.keys, newest) if newest is not None else []  # layout's rule
+    given_up = {
+        a["party"]: a for a in aborts if a["scope"] == "attempt" and a["attempt"] == newest and a["party"] in gave_up
+    }
+    withdrawals = {a["party"]: a for a in aborts if a["scope"] == "withdrawal"}
+    return _Attempts(rosters, newest, aborts, given_up, withdrawals)
+
+
+def _progress(
+    reader: RunReader, party, view: Verified, present: set[str], newest: int | None, errors: list[dict]
+) -> tuple[dict[str, Any], dict[str, float], list[str]]:
+    """A party's events (stage: time), timings and history (stages of earlier attempts)."""
     events: dict[str, Any] = {}
     timings: dict[str, float] = {}
     history: list[str] = []
-    first_error = len(errors)
     done_key = reader.input_done_key(party.id)
     if party.has("input") and done_key in view.keys:
         events["shared"] = view.headers[done_key].get("created_at")
@@ -143,25 +170,55 @@ def _party(
         events[stage] = header.get("created_at")
         if isinstance(payload.get("seconds"), dict):
             timings.update(payload["seconds"])
-    errors_of = [reason for key, reason in view.invalid.items() if key == done_key]
-    errors_of += [e["error"] for e in errors[first_error:]]
-    abort = given_up.get(party.id)
-    if abort is None and party.id in withdrawals and "shared" not in events:
-        abort = withdrawals[party.id]  # withdrew its input and did not share since
-    if abort is not None:
-        events["aborted"] = abort["at"]
+    return events, timings, history
+
+
+def _abort_of(party, events: dict[str, Any], attempts: _Attempts) -> dict | None:
+    """The party's abort of the newest attempt, or its withdrawal if it did not share since."""
+    abort = attempts.given_up.get(party.id)
+    if abort is None and party.id in attempts.withdrawals and "shared" not in events:
+        abort = attempts.withdrawals[party.id]  # withdrew its input and did not share since
+    return abort
+
+
+def _state(events: dict[str, Any], abort: dict | None, errors_of: list[str]) -> str:
     reached = [s for s in STATES if s in events]
     state = "aborted" if abort else (reached[-1] if reached else "waiting")
-    if errors_of and state == "waiting":
-        state = "invalid"
-    target, order = final_state(party.roles), [*STATES[1:], "aborted"]
+    return "invalid" if errors_of and state == "waiting" else state
+
+
+def _in_order(events: dict[str, Any]) -> dict[str, Any]:
+    """The events in the order of the states, then any others by name."""
+    order = [*STATES[1:], "aborted"]
+    return {k: events[k] for k in [*order, *sorted(set(events) - set(order))] if k in events}
+
+
+def _party(
+    reader: RunReader,
+    party,
+    view: Verified,
+    present: set[str],
+    attempts: _Attempts,
+    errors: list[dict],
+    me: str,
+) -> dict:
+    """One party's state, events, timings and notes."""
+    first_error = len(errors)
+    events, timings, history = _progress(reader, party, view, present, attempts.newest, errors)
+    done_key = reader.input_done_key(party.id)
+    errors_of = [reason for key, reason in view.invalid.items() if key == done_key]
+    errors_of += [e["error"] for e in errors[first_error:]]
+    abort = _abort_of(party, events, attempts)
+    if abort is not None:
+        events["aborted"] = abort["at"]
+    state, target, roster = _state(events, abort, errors_of), final_state(party.roles), attempts.roster
     return {
         "id": party.id,
         "roles": list(party.roles),
         "state": state,
         "final_state": target,
         "done": state in STATES and STATES.index(state) >= STATES.index(target),
-        "events": {k: events[k] for k in [*order, *sorted(set(events) - set(order))] if k in events},
+        "events": _in_order(events),
         "timings": timings or None,
         "abort_reason": abort["reason"] if abort else None,
         "abort_scope": (f"attempt {abort['attempt']}" if abort["scope"] == "attempt" else abort["scope"])
@@ -183,6 +240,49 @@ def _status(spec: FederationSpec, parties: list[dict], stopped: list, first: flo
     if first is None:
         return "not started"
     return "stalled" if now - first > sum(spec.deadlines.values()) else "running"  # stalled: past every deadline
+
+
+def _verified(reader: RunReader, present: set[str]) -> tuple[Verified, list[dict]]:
+    """The run's deciding records, verified, and an error for each that does not verify."""
+    described = {k: d for k in present if (d := reader.describe(k)) is not None}
+    view = reader.verified({k for k, d in described.items() if d.kind in _DECIDING})
+    errors = [
+        {"party": described[k].party, "key": k, "error": e, "on_party": described[k].kind == "input-done"}
+        for k, e in view.invalid.items()
+    ]
+    return view, errors
+
+
+def _span(parties: list[dict], attempts: _Attempts) -> tuple[float | None, float | None]:
+    """The first and the last time stamp of the run's records (None, None before any)."""
+    stamps = [t for p in parties for t in p["events"].values() if isinstance(t, (int, float))]
+    stamps += [r["at"] for r in attempts.rosters.values() if isinstance(r["at"], (int, float))]
+    stamps += [a["at"] for a in attempts.aborts if isinstance(a["at"], (int, float))]
+    return (min(stamps), max(stamps)) if stamps else (None, None)
+
+
+def _run_header(spec: FederationSpec, run: str) -> dict:
+    date = run_date(run)
+    return {
+        "computation": spec.computation,
+        "run": run,
+        "logical_date": date.isoformat() if date else None,
+        "spec_hash": spec.spec_hash,
+        "threshold": spec.threshold,
+        "leader": spec.leader.id,
+    }
+
+
+def _clock(status: str, first: float | None, last: float | None, now: float) -> dict:
+    elapsed = round((now if status == "running" else last or now) - first, 1) if first is not None else None
+    return {"first_at": first, "last_at": last, "elapsed": elapsed}
+
+
+def _viewer(spec: FederationSpec, me_id: str, result: dict | None) -> dict:
+    """The viewing party, and its result if it is a recipient."""
+    me = next((p for p in spec.parties if p.id == me_id), None)
+    recipient = bool(me and me.has("recipient"))
+    return {"me": me_id, "recipient": recipient, "result": result if recipient else None}
 
 
 def run_overview(
@@ -209,59 +309,26 @@ def run_overview(
     reader = RunReader(spec, run, store, viewer=me_id)
     if present is None:
         present = reader.present(patient=False)
-    described = {k: d for k in present if (d := reader.describe(k)) is not None}
-    view = reader.verified({k for k, d in described.items() if d.kind in _DECIDING})
-    errors = [
-        {"party": described[k].party, "key": k, "error": e, "on_party": described[k].kind == "input-done"}
-        for k, e in view.invalid.items()
-    ]
-    rosters = _rosters(reader, view)
-    attempts = reader.attempts(view.keys)
-    newest = attempts[-1] if attempts else None
-    roster = rosters.get(newest) if newest is not None else None
-    aborts = _aborts(reader, view)
-    gave_up = reader.attempt_aborts(view.keys, newest) if newest is not None else []  # layout's rule
-    given_up = {
-        a["party"]: a for a in aborts if a["scope"] == "attempt" and a["attempt"] == newest and a["party"] in gave_up
-    }
-    withdrawals = {a["party"]: a for a in aborts if a["scope"] == "withdrawal"}
+    view, errors = _verified(reader, present)
+    attempts = _attempts(reader, view)
     own_errors: list[dict] = []
-    parties = [
-        _party(reader, p, view, present, newest, roster, given_up, withdrawals, own_errors, me_id) for p in spec.parties
-    ]
+    parties = [_party(reader, p, view, present, attempts, own_errors, me_id) for p in spec.parties]
     errors += [{**e, "on_party": True} for e in own_errors]
-    stamps = [t for p in parties for t in p["events"].values() if isinstance(t, (int, float))]
-    stamps += [r["at"] for r in rosters.values() if isinstance(r["at"], (int, float))]
-    stamps += [a["at"] for a in aborts if isinstance(a["at"], (int, float))]
-    first, last = (min(stamps), max(stamps)) if stamps else (None, None)
-    stopped = [
-        {"party": p, "reason": a["reason"], "scope": a["scope"], "attempt": a["attempt"]} for p, a in given_up.items()
-    ]
+    first, last = _span(parties, attempts)
+    stopped = attempts.stopped()
     status = _status(spec, parties, stopped, first, now)
-    date = run_date(run)
-    me = next((p for p in spec.parties if p.id == me_id), None)
-    recipient = bool(me and me.has("recipient"))
     return {
-        "computation": spec.computation,
-        "run": run,
-        "logical_date": date.isoformat() if date else None,
-        "spec_hash": spec.spec_hash,
-        "threshold": spec.threshold,
-        "leader": spec.leader.id,
+        **_run_header(spec, run),
         "status": status,
-        "attempt": newest,
-        "roster": roster,
+        "attempt": attempts.newest,
+        "roster": attempts.roster,
         "parties": parties,
         "aborts": stopped,
         "finished": status in ("finished", "stalled") or (status == "aborted" and now - (last or now) > QUIET_SECONDS),
-        "withdrawals": list(withdrawals.values()),
+        "withdrawals": list(attempts.withdrawals.values()),
         "errors": errors,
-        "first_at": first,
-        "last_at": last,
-        "elapsed": round((now if status == "running" else last or now) - first, 1) if first is not None else None,
-        "me": me_id,
-        "recipient": recipient,
-        "result": result if recipient else None,
+        **_clock(status, first, last, now),
+        **_viewer(spec, me_id, result),
         "checked_at": now,
     }
 

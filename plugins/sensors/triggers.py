@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from mpc_federation.channel import RunReader, Verified
+    from mpc_federation.layout import Readiness
 
 FAST_POLL_SECONDS = 0.5  # while the rendezvous is near: at most about half a second late
 ACTIVE_SECONDS = 60.0  # after the wait starts and after any new object: parties of one night move together
@@ -27,6 +32,28 @@ def rendezvous_near(layout, stage: str, keys: set[str], *, floor: int) -> bool:
         return True
     shared = len(layout.shared(keys))
     return shared >= floor or 2 * shared > len(layout.spec.input_parties)
+
+
+@dataclass
+class _Pace:
+    """How fast the trigger lists, and what it logged last: fast while the rendezvous is near
+    (``near``) or until ``active_until`` (a while after the start and after each new object)."""
+
+    active_until: float
+    near: bool = False
+    seen: set[str] = field(default_factory=set)
+    missing: list[str] = field(default_factory=list)
+
+
+def _decided(state: Readiness) -> TriggerEvent | None:
+    """The event that ends the wait, if ``state`` decides it: skipped, stopped or ready."""
+    if state.skip:
+        return TriggerEvent({"status": "skipped", "reason": state.skip})
+    if state.stop:
+        return TriggerEvent({"status": "stopped", "reason": state.stop})
+    if state.ready:
+        return TriggerEvent({"status": "ready", "left_out": state.missing})
+    return None
 
 
 class CoordinationTrigger(BaseTrigger):
@@ -94,10 +121,35 @@ class CoordinationTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        layout, floor = await self._reader()
+        started, listings = time.time(), 0
+        pace = _Pace(active_until=started + ACTIVE_SECONDS)  # fast for a while after the wait starts or anything new
+        try:
+            while True:
+                polled = time.time()
+                listings += 1
+                view = await self._list(layout)
+                if view is not None:
+                    state = self._readiness(layout, view, floor)
+                    event = _decided(state)
+                    if event is not None:
+                        yield event
+                        return
+                    self._follow(pace, layout, view.keys, state.missing, floor)
+                if time.time() >= self.deadline:
+                    yield TriggerEvent({"status": "timeout", "missing": pace.missing})
+                    return
+                # Every interval from the start of the last listing: a slow listing is not added on top.
+                pause = self._interval(pace.near) - (time.time() - polled)
+                await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
+        finally:
+            self._log_listings(layout, listings, started)
+
+    async def _reader(self) -> tuple[RunReader, int]:
+        """The run's reader (the spec's public keys only) and the program's privacy floor."""
         from asgiref.sync import sync_to_async
 
         from mpc_federation.channel import RunReader
-        from mpc_federation.layout import readiness
         from mpc_federation.programs import load_program, privacy_floor
         from mpc_federation.spec import load_spec
         from mpc_operators.hooks import CoordinationHook
@@ -107,70 +159,59 @@ class CoordinationTrigger(BaseTrigger):
         # As the provider's own async hooks do: the connection lookup off the event loop.
         hook = CoordinationHook(aws_conn_id=self.coordination_conn_id)
         store = await sync_to_async(hook.store)(spec.bucket)
-        layout = RunReader(spec, self.run_key, store, viewer=self.party_id)
-        missing: list[str] = []
-        started, listings, near = time.time(), 0, False
-        seen: set[str] = set()
-        active_until = started + ACTIVE_SECONDS  # fast for a while after the wait starts or anything new
+        return RunReader(spec, self.run_key, store, viewer=self.party_id), floor
+
+    async def _list(self, layout: RunReader) -> Verified | None:
+        """The run's verified objects from one impatient listing, bounded by the deadline: the loop
+        in ``run`` is the retry, and an unreachable bucket must not hold the trigger past its
+        absolute deadline. None if the listing failed (logged)."""
         try:
-            while True:
-                polled = time.time()
-                try:
-                    # One impatient listing, bounded by the deadline: this loop is the retry, and an
-                    # unreachable bucket must not hold the trigger past its absolute deadline.
-                    listings += 1
-                    view = await asyncio.wait_for(
-                        asyncio.to_thread(layout.verified, patient=False), timeout=max(1.0, self.deadline - time.time())
-                    )
-                except Exception as exc:  # the bucket briefly unreachable is not the end of the run
-                    self.log.warning("Listing %s failed: %s", layout.root, exc)
-                else:
-                    state = readiness(
-                        layout,
-                        self.party_id,
-                        self.stage,
-                        view.keys,
-                        floor=floor,
-                        cutoff_passed=time.time() >= self.cutoff,
-                        rosters=view.rosters(layout),
-                    )
-                    if state.skip:
-                        yield TriggerEvent({"status": "skipped", "reason": state.skip})
-                        return
-                    if state.stop:
-                        yield TriggerEvent({"status": "stopped", "reason": state.stop})
-                        return
-                    if state.ready:
-                        yield TriggerEvent({"status": "ready", "left_out": state.missing})
-                        return
-                    if view.keys - seen:
-                        active_until = time.time() + ACTIVE_SECONDS
-                        seen |= view.keys
-                    was = near
-                    near = rendezvous_near(layout, self.stage, view.keys, floor=floor) or time.time() < active_until
-                    if missing != state.missing or near != was:
-                        self.log.info(
-                            "Waiting for %s: %s (polling every %.2g s)",
-                            self.stage,
-                            ", ".join(state.missing),
-                            self._interval(near),
-                        )
-                    missing = state.missing
-                if time.time() >= self.deadline:
-                    yield TriggerEvent({"status": "timeout", "missing": missing})
-                    return
-                # Every interval from the start of the last listing: a slow listing is not added on top.
-                pause = self._interval(near) - (time.time() - polled)
-                await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
-        finally:
-            waited = max(time.time() - started, 1e-3)
-            self.log.info(
-                "Listed %s %d times in %.1f s (%.0f listings per hour)",
-                layout.root,
-                listings,
-                waited,
-                listings * 3600 / waited,
+            return await asyncio.wait_for(
+                asyncio.to_thread(layout.verified, patient=False), timeout=max(1.0, self.deadline - time.time())
             )
+        except Exception as exc:  # the bucket briefly unreachable is not the end of the run
+            self.log.warning("Listing %s failed: %s", layout.root, exc)
+            return None
+
+    def _readiness(self, layout: RunReader, view: Verified, floor: int) -> Readiness:
+        from mpc_federation.layout import readiness
+
+        return readiness(
+            layout,
+            self.party_id,
+            self.stage,
+            view.keys,
+            floor=floor,
+            cutoff_passed=time.time() >= self.cutoff,
+            rosters=view.rosters(layout),
+        )
+
+    def _follow(self, pace: _Pace, layout: RunReader, keys: set[str], missing: list[str], floor: int) -> None:
+        """After a listing that decided nothing: list fast again for a while if anything is new, and
+        log the wait when what is missing or the pace changed."""
+        if keys - pace.seen:
+            pace.active_until = time.time() + ACTIVE_SECONDS
+            pace.seen |= keys
+        was = pace.near
+        pace.near = rendezvous_near(layout, self.stage, keys, floor=floor) or time.time() < pace.active_until
+        if pace.missing != missing or pace.near != was:
+            self.log.info(
+                "Waiting for %s: %s (polling every %.2g s)",
+                self.stage,
+                ", ".join(missing),
+                self._interval(pace.near),
+            )
+        pace.missing = missing
+
+    def _log_listings(self, layout: RunReader, listings: int, started: float) -> None:
+        waited = max(time.time() - started, 1e-3)
+        self.log.info(
+            "Listed %s %d times in %.1f s (%.0f listings per hour)",
+            layout.root,
+            listings,
+            waited,
+            listings * 3600 / waited,
+        )
 
     def _interval(self, near: bool) -> float:
         return min(self.fast_poll_interval, self.poll_interval) if near else self.poll_interval

@@ -142,6 +142,16 @@ def write_trips(folder: Path, fares, months=("2024-01", "2024-02")) -> Path:
     return folder
 
 
+def write_aggregate(path: Path, party: str, labels: list[str], values: dict[str, list[int]]) -> Path:
+    """An input party's aggregate file, as the Spark jobs write it."""
+    from mpc_federation.programs import AGGREGATE_FORMAT
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": AGGREGATE_FORMAT, "party": party, "dimensions": {"market": labels}, "values": values}
+    path.write_text(json.dumps(doc))
+    return path
+
+
 def small_parties(inputs: int = 3, computes: int = 3, recipients: tuple[str, ...] = ("regulator",)) -> list[dict]:
     """Parties for a test federation: the first ``computes`` input parties also compute."""
     parties = []

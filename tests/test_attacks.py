@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import compute_all, small_parties
+from conftest import compute_all, small_parties, write_aggregate
 
 from mpc_federation import stages
 from mpc_federation.envelope import IntegrityError, PartyKeys, seal
@@ -46,19 +46,9 @@ class Federation:
         self.runs = {pid: self.party_run(pid, date) for pid in self.keys}
         self.files = {}
         for pid in COMPANIES:
-            path = tmp_path / pid / "aggregate.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(
-                json.dumps(
-                    {
-                        "format": "mpc-aggregate/1",
-                        "party": pid,
-                        "dimensions": {"market": self.labels},
-                        "values": {"revenue_cents": REVENUE[pid]},
-                    }
-                )
+            self.files[pid] = write_aggregate(
+                tmp_path / pid / "aggregate.json", pid, self.labels, {"revenue_cents": REVENUE[pid]}
             )
-            self.files[pid] = path
         self.local_before = {pid: hashlib.sha256(p.read_bytes()).hexdigest() for pid, p in self.files.items()}
 
     @property

@@ -25,7 +25,7 @@ import localnet
 import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowFailException
-from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties
+from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties, write_aggregate
 
 from mpc_federation import reasons, stages
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys
@@ -72,19 +72,7 @@ class Federation:
         return self.spec.dimensions(DATE)["market"]
 
     def write_aggregate(self, pid: str, values: list[int]) -> Path:
-        path = self.tmp / pid / "aggregate.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "format": "mpc-aggregate/1",
-                    "party": pid,
-                    "dimensions": {"market": self.labels},
-                    "values": {"revenue_cents": values},
-                }
-            )
-        )
-        return path
+        return write_aggregate(self.tmp / pid / "aggregate.json", pid, self.labels, {"revenue_cents": values})
 
     def local_state(self) -> dict[str, str]:
         return {pid: hashlib.sha256(p.read_bytes()).hexdigest() for pid, p in self.files.items()}

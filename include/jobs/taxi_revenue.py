@@ -46,18 +46,22 @@ encrypted shuffle of include/jobs/mpc_oblivious.py (docs/oblivious.md): the same
 errors, and shuffle volumes that do not depend on the data. The job ships that module to the
 executors itself, so it still runs alone through spark-submit.
 
-Money never goes through floating point: the amount is cast to decimal(18,2), summed as a
-decimal, and turned into integer cents exactly. Bad input exits with code 2 and one line on
-stderr starting with "taxi_revenue: error:", leaving the output as it was; so does an input an
-executor cannot read (the line names the input and Spark's reason, not a stack trace).
+Money is exact: an amount counts as its value cast to decimal(18,2), taken as integer cents (see
+:func:`exact_cents`: a double takes a floating-point shortcut only where it provably gives the
+same cent) and summed as bigints (a sum that would overflow is redone as a decimal sum). Bad input
+exits with code 2 and one line on stderr starting with "taxi_revenue: error:", leaving the output
+as it was; so does an input an executor cannot read (the line names the input and Spark's reason,
+not a stack trace).
 """
 
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import sys
+from datetime import date
 from decimal import Decimal
 
 try:
@@ -147,8 +151,10 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
     :param columns: {'revenue': name, 'time': name, 'participant': name or None}
     :param participant_value: this party's licence id, or None to take every row
     :param where: ' in FILE' for error messages
-    :return: DataFrame of (amount_null bool, money decimal(18,2), bad_text string, month string,
-        time_text string, mine bool)
+    :return: DataFrame of (amount_null bool, money decimal(18,2), cents bigint (money in cents),
+        bad bool (not null but not a number), bad_text string, day int (the pickup's date as days
+        since 1970-01-01, see :func:`month_index`), time_text string, mine bool); a column no
+        aggregation reads is never computed (Spark prunes it)
     :raises InputError: on a missing column or a type that cannot hold the value
     :raises _SchemaDrift: on column names that differ only by case
     """
@@ -177,21 +183,56 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
     # try_cast gives null instead of failing for "abc", NaN, infinity or values too big for
     # decimal(18,2); those rows are counted as "not numbers".
     money = raw.try_cast(MONEY)
+    cents = exact_cents(raw, rtype, money)
     if columns.get("participant"):
         part = resolve_column(names, columns["participant"], "participant", where)
         mine = F.coalesce(F.col(f"`{part}`").cast("string") == F.lit(participant_value), F.lit(False))
     else:
         mine = F.lit(True)
-    # The session time zone is UTC, so this is the UTC month (timestamp_ntz has no zone at all).
+    # The session time zone is UTC, so this is the UTC date (timestamp_ntz has no zone at all).
     tcol = F.col(f"`{when}`")
     return df.select(
         raw.isNull().alias("amount_null"),
         money.alias("money"),
+        cents.alias("cents"),
+        (raw.isNotNull() & cents.isNull()).alias("bad"),
         F.when(raw.isNotNull() & money.isNull(), raw.cast("string")).alias("bad_text"),
-        F.date_format(tcol, "yyyy-MM").alias("month"),
+        F.unix_date(tcol.cast("date")).alias("day"),
         tcol.cast("string").alias("time_text"),
         mine.alias("mine"),
     )
+
+
+def exact_cents(raw, rtype, money):
+    """The amount in integer cents, exactly ``money`` * 100 (null where ``money`` is null), cheaply.
+
+    Casting to decimal(18,2) is the dearest step per row (a double goes through its decimal
+    text), so the common cases skip it:
+
+    * an integer is simply times 100 (below 10**16 in magnitude, what decimal(18,2) holds);
+    * a double d with |d| < 1e9 whose d * 100 is not within 0.001 of a half cent is rounded to the
+      nearest cent in floating point: d's decimal text and the exact d * 100 are within 2e-5 cents
+      of the computed d * 100 (a few ulps of numbers below 2**37), so the decimal cast's half-up
+      rounding of that text gives the same cent. Ties, large values, NaN and infinities take the
+      decimal cast.
+
+    :param raw: the amount column as read
+    :param rtype: its Spark type
+    :param money: ``raw`` cast to decimal(18,2) (null when that fails)
+    :return: a bigint column
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, IntegralType
+
+    slow = (money * 100).cast("long")  # exact: decimal(18,2) * 100 is below 10**18
+    if isinstance(rtype, IntegralType):
+        bound = F.lit(10**16)
+        return F.when((raw > -bound) & (raw < bound), raw.cast("long") * 100)
+    if isinstance(rtype, DoubleType):
+        x = raw * 100.0
+        fast = (F.abs(raw) < 1e9) & (F.abs(x - F.floor(x) - 0.5) > 0.001)
+        return F.when(fast, F.floor(x + 0.5)).otherwise(slow)
+    return slow
 
 
 def read_trips(spark, path: str, columns: dict, participant_value: str | None):
@@ -267,22 +308,49 @@ def _schema_groups(spark, path: str):
 # --- aggregation and policy -------------------------------------------------------------
 
 
-def count_and_sum(trips, months: list[str], drop_negatives: bool) -> dict:
+def month_index(day, months: list[str]):
+    """The index of the declared month a row's day falls in (an int column), null for other days.
+
+    Comparing the day number with each month's first and last day is exact (the proleptic
+    Gregorian calendar of both Spark and Python) and much cheaper per row than a month string or
+    ``year``/``month`` (which convert every day to a calendar date).
+
+    :param day: :func:`normalize`'s day column (days since 1970-01-01)
+    :param months: declared 'YYYY-MM' months
+    """
+    from pyspark.sql import functions as F
+
+    epoch = date(1970, 1, 1).toordinal()
+    index = None
+    for i, m in enumerate(months):
+        year, month = int(m[:4]), int(m[5:])
+        first = date(year, month, 1).toordinal() - epoch
+        inside = (day >= first) & (day < first + calendar.monthrange(year, month)[1])
+        index = F.when(inside, F.lit(i)) if index is None else index.when(inside, F.lit(i))
+    return index
+
+
+def count_and_sum(trips, months: list[str], drop_negatives: bool, examples: bool = True) -> dict:
     """One pass over the normalized trips: every count of the policy and the sum per month.
 
     :param trips: output of :func:`read_trips`
     :param months: declared 'YYYY-MM' months
     :param drop_negatives: leave negative amounts out of the sums
-    :return: the aggregated row as a dict; sums ``m0``.. are Decimals (or None)
+    :param examples: also find the examples the policy's messages quote (a few string and decimal
+        aggregates more per row: :func:`revenue_by_month` asks for them only when the night stops)
+    :return: the aggregated row as a dict; sums ``m0``.. are Decimals (or None); the examples
+        are None without ``examples``
     """
     from pyspark.sql import functions as F
 
-    mine, money = F.col("mine"), F.col("money")
-    in_period = mine & F.col("month").isin(months)
-    outside = mine & ~F.coalesce(F.col("month").isin(months), F.lit(False))
-    keep = in_period & money.isNotNull()
+    # The month index is computed once per row (Spark does not inline it into every aggregate).
+    trips = trips.withColumn("month", month_index(F.col("day"), months))
+    mine, cents, month = F.col("mine"), F.col("cents"), F.col("month")
+    in_period = mine & month.isNotNull()
+    outside = mine & month.isNull()
+    keep = in_period & cents.isNotNull()
     if drop_negatives:
-        keep = keep & (money >= 0)
+        keep = keep & (cents >= 0)
 
     def count(cond):
         return F.count(F.when(cond, 1))
@@ -292,17 +360,33 @@ def count_and_sum(trips, months: list[str], drop_negatives: bool) -> dict:
         count(mine).alias("rows_mine"),
         count(in_period).alias("rows_in_period"),
         count(outside).alias("rows_outside_period"),
-        F.min(F.when(outside, F.coalesce(F.col("time_text"), F.lit("null")))).alias("outside_example"),
         count(in_period & F.col("amount_null")).alias("null_amounts"),
-        count(in_period & F.col("bad_text").isNotNull()).alias("not_numbers"),
-        F.min(F.when(in_period, F.col("bad_text"))).alias("not_number_example"),
-        count(in_period & (money < 0)).alias("negatives"),
-        F.min(F.when(in_period & (money < 0), money)).alias("negative_example"),
+        count(in_period & F.col("bad")).alias("not_numbers"),
+        count(in_period & (cents < 0)).alias("negatives"),
         count(keep).alias("rows_used"),
     ]
-    # Decimal sums (decimal(28,2) in Spark): exact, and far from overflowing.
-    aggs += [F.sum(F.when(keep & (F.col("month") == m), money)).alias(f"m{i}") for i, m in enumerate(months)]
-    return trips.agg(*aggs).first().asDict()
+    if examples:
+        money = F.col("money")
+        aggs += [
+            F.min(F.when(outside, F.coalesce(F.col("time_text"), F.lit("null")))).alias("outside_example"),
+            F.min(F.when(in_period, F.col("bad_text"))).alias("not_number_example"),
+            F.min(F.when(in_period & (money < 0), money)).alias("negative_example"),
+        ]
+    # Sums of cents as bigints, with a count to tell an empty month from an overflow (try_sum's null).
+    for i in range(len(months)):
+        kept = keep & (month == i)
+        aggs += [F.try_sum(F.when(kept, cents)).alias(f"m{i}"), count(kept).alias(f"n{i}")]
+    row = trips.agg(*aggs).first().asDict()
+    if any(row[f"m{i}"] is None and row[f"n{i}"] for i in range(len(months))):
+        # Beyond 2**63 cents: the exact decimal sums (decimal(28,2) in Spark), in a second pass.
+        sums = [F.sum(F.when(keep & (month == i), F.col("money"))).alias(f"m{i}") for i in range(len(months))]
+        row.update(trips.agg(*sums).first().asDict())
+    else:
+        for i in range(len(months)):
+            row[f"m{i}"] = None if row[f"m{i}"] is None else Decimal(row[f"m{i}"]).scaleb(-2)
+    if not examples:
+        row.update(outside_example=None, not_number_example=None, negative_example=None)
+    return row
 
 
 # Row classes of the oblivious path: bit flags of a row in the period (see oblivious_count_and_sum).
@@ -321,20 +405,21 @@ def oblivious_rows(trips, months: list[str], drop_negatives: bool):
     from pyspark.sql import functions as F
 
     k = len(months)
-    mine, money, month = F.col("mine"), F.col("money"), F.col("month")
-    in_period = F.coalesce(month.isin(months), F.lit(False))
-    index = F.array_position(F.array(*[F.lit(m) for m in months]), month).cast("int") - 1
+    trips = trips.withColumn("month", month_index(F.col("day"), months))
+    mine, cents, month = F.col("mine"), F.col("cents"), F.col("month")
+    in_period = month.isNotNull()
+    index = month
     key = F.when(~mine, F.lit(k + 1)).when(in_period, index).otherwise(F.lit(k))
-    keep = money.isNotNull() & (money >= 0) if drop_negatives else money.isNotNull()
+    keep = cents.isNotNull() & (cents >= 0) if drop_negatives else cents.isNotNull()
     flags = (
         F.when(F.col("amount_null"), _NULL).otherwise(0)
-        + F.when(F.col("bad_text").isNotNull(), _NOT_NUMBER).otherwise(0)
-        + F.when(F.coalesce(money < 0, F.lit(False)), _NEGATIVE).otherwise(0)
+        + F.when(F.col("bad"), _NOT_NUMBER).otherwise(0)
+        + F.when(F.coalesce(cents < 0, F.lit(False)), _NEGATIVE).otherwise(0)
         + F.when(keep, _USED).otherwise(0)
     )
     cls = F.when(mine & in_period, flags).otherwise(F.lit(0))
-    cents = F.when(mine & in_period & keep, (money * 100).cast("long")).otherwise(F.lit(0).cast("long"))
-    rows = trips.select(key.cast("int").alias("key"), cls.cast("int").alias("cls"), cents.alias("value"))
+    value = F.when(mine & in_period & keep, cents).otherwise(F.lit(0).cast("long"))
+    rows = trips.select(key.cast("int").alias("key"), cls.cast("int").alias("cls"), value.alias("value"))
     return rows, k + 2, 16
 
 
@@ -465,8 +550,13 @@ def revenue_by_month(
     """
     drop = policy["negative_amounts"] == "drop"
     if oblivious_spark is None:
-        row = count_and_sum(trips, months, drop)
-        apply_policy(row, policy, columns, participant_value)
+        row = count_and_sum(trips, months, drop, examples=False)
+        try:
+            apply_policy(row, policy, columns, participant_value)
+        except InputError:
+            # The night stops: a second pass finds the examples the message quotes (same counts).
+            apply_policy(count_and_sum(trips, months, drop), policy, columns, participant_value)
+            raise
     else:
         row = oblivious_count_and_sum(oblivious_spark, trips, months, drop)
         try:

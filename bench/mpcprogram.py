@@ -58,16 +58,15 @@ def run(
     results, errors = {}, {}
 
     def compute_party(i: int) -> None:
-        job = MPCJob(
+        job = MPCJob.for_program(
+            program,
+            dims,
             program=str(HHI),
             party_index=i,
             endpoints=endpoints[i],
             threshold=t,
             roster=list(parties),
             shares=shares[i],
-            input_lengths=program.input_lengths(dims),
-            output_lengths=program.output_lengths(dims),
-            dims=dims,
             params=params,
             names=[f"compute_{j}" for j in range(computes)],
         )

@@ -43,16 +43,15 @@ def run_program(
     results, errors = {}, {}
 
     def compute_party(i: int) -> None:
-        job = MPCJob(
+        job = MPCJob.for_program(
+            program,
+            dims,
             program=str(path),
             party_index=i,
             endpoints=endpoints,
             threshold=t,
             roster=list(parties),
             shares=shares[i],
-            input_lengths=program.input_lengths(dims),
-            output_lengths=program.output_lengths(dims),
-            dims=dims,
             params=checked,
             names=[f"compute_{j}" for j in range(m)],
             withheld=withheld or [],

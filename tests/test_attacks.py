@@ -216,16 +216,15 @@ def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, resul
     dims = spec.dimensions(DATE)
     program = fed.runs["company_c"].program
     roster = list(COMPANIES)
-    job = MPCJob(
+    job = MPCJob.for_program(
+        program,
+        dims,
         program=str(spec.program_file),
         party_index=seat,
         endpoints=[c.endpoint for c in spec.compute_parties],
         threshold=1,
         roster=roster,
         shares={},
-        input_lengths=program.input_lengths(dims),
-        output_lengths=program.output_lengths(dims),
-        dims=dims,
         params=program.params(spec.program_params),
         names=list(COMPANIES),
         session=f"{spec.spec_hash}/{spec.program_hash}/{fed.runs['company_a'].channel.run}/attempt-1/"

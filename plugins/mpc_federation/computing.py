@@ -83,13 +83,12 @@ def mpc_job(run: PartyRun, attempt: int, roster: list[str], shares: dict, verdic
     from mpc_federation.launcher import MPCJob
 
     spec, program = run.spec, run.program
-    return MPCJob(
+    return MPCJob.for_program(
+        program,
+        run.dims,
         **mpyc_seat(run),
         roster=roster,
         shares=shares,
-        input_lengths=program.input_lengths(run.dims),
-        output_lengths=program.output_lengths(run.dims),
-        dims=run.dims,
         params=program.params(spec.program_params),
         session=f"{spec.spec_hash}/{spec.program_hash}/{run.channel.run}/attempt-{attempt}/{','.join(roster)}",
         agreement=agreement,

@@ -83,6 +83,16 @@ class MPCJob:
     names: list[str] = field(default_factory=list)
     withheld: list[list[str | None]] = field(default_factory=list)
 
+    @classmethod
+    def for_program(cls, secure_program, dims: dict[str, list[str]], /, **fields) -> MPCJob:
+        """A job whose input and output lengths are those of ``secure_program`` (a loaded
+        ``SecureProgram``; ``program`` in ``fields`` is its path) over the run's ``dims``."""
+        lengths = {
+            "input_lengths": secure_program.input_lengths(dims),
+            "output_lengths": secure_program.output_lengths(dims),
+        }
+        return cls(**lengths, dims=dims, **fields)
+
 
 @dataclass
 class MPCResult:

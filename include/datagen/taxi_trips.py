@@ -14,9 +14,9 @@ are exactly those of earlier versions.
 (``hvfhs_license_num``, ``base_passenger_fare``, ``pickup_datetime``, ...) of several licensees
 in one dataset, as the TLC publishes them; each licensee's party selects its rows by licence id.
 
-The module also holds the plaintext references, :func:`revenue_cents_by_month` and
-:func:`hvfhv_revenue_cents_by_month`, which read the Parquet with pyarrow only (no Spark) and
-apply the same data policy as the Spark job, so they can check it.
+The plaintext references, :func:`revenue_cents_by_month` and :func:`hvfhv_revenue_cents_by_month`,
+live in ``trip_references.py`` (importable from here too): they read the Parquet with pyarrow
+only (no Spark) and apply the same data policy as the Spark job, so they can check it.
 
 CLI::
 
@@ -29,18 +29,22 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # the generators' shared module, however this is loaded
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datagen_common import check_companies, company_rng, months_between, split_counts, write_parts  # noqa: E402
+from trip_defects import DEFECTS, REFUND_PAYMENT_TYPE, add_defects, defect_rates, epoch_us  # noqa: E402, F401
+from trip_references import (  # noqa: E402, F401 - the plaintext references, kept importable from here
+    DEFAULT_POLICY,
+    check_policy,
+    hvfhv_revenue_cents_by_month,
+    revenue_cents_by_month,
+)
 
 # The paper's setting: one big company and four small ones.
 PAPER_SPLIT = (50, 20, 10, 10, 10)
@@ -50,7 +54,6 @@ JFK_FLAT_FARE_CENTS = 7_000
 AIRPORT_ZONES = (132, 138)  # JFK, LaGuardia: pickups there pay the airport fee
 N_ZONES = 263
 
-_MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 SCHEMA = pa.schema(
     [
@@ -77,15 +80,6 @@ SCHEMA = pa.schema(
 )
 MONEY_COLUMNS = tuple(f.name for f in SCHEMA if f.type == pa.float64() and f.name != "trip_distance")
 
-# Defect rates of the realistic data (docs/data.md says why): fractions of all rows.
-DEFECTS = {
-    "refunds": 0.01,  # negative copies of an earlier trip (dispute / refund); the pair nets to zero
-    "null_fares": 0.005,  # fare amount missing
-    "outside_period": 0.002,  # pickup outside the generated months (clock errors, next-month pickups)
-}
-# The data policy the plaintext references apply by default: that of the Spark job and the spec.
-DEFAULT_POLICY = {"negative_amounts": "count", "null_amounts": "drop", "outside_period": "ignore"}
-REFUND_PAYMENT_TYPE = 4  # TLC payment_type 4: dispute
 
 # High-volume for-hire vehicle (HVFHV) records: Uber, Lyft and Via licence ids in TLC's files.
 HVFHV_LICENCES = ("HV0003", "HV0005", "HV0004")
@@ -124,12 +118,6 @@ HVFHV_MONEY_COLUMNS = (
     "driver_pay",
 )
 _HVFHV_BASES = {"HV0003": "B03404", "HV0005": "B03406", "HV0004": "B02800", "HV0002": "B03136"}
-
-
-def _parse_month(text: str) -> np.datetime64:
-    if not isinstance(text, str) or not _MONTH_RE.match(text):
-        raise ValueError(f"month must look like YYYY-MM, got {text!r}")
-    return np.datetime64(text, "M")
 
 
 def split_trips(trips: int, companies: list[str], split=None) -> dict[str, int]:
@@ -218,119 +206,9 @@ def _chunk(rng: np.random.Generator, n: int, t0_us: int, t1_us: int, skew=None) 
     return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in SCHEMA], schema=SCHEMA)
 
 
-def _epoch_us(month: np.datetime64) -> int:
-    return int(month.astype("datetime64[us]").astype(np.int64))
-
-
-# --- defects ------------------------------------------------------------------------------
-
-
-def defect_rates(defects) -> dict[str, float] | None:
-    """The defect rates to apply: None (clean), True (:data:`DEFECTS`), or a mapping.
-
-    :param defects: None/False, True, or ``{name: fraction of rows}`` with names from
-        :data:`DEFECTS`; names left out are 0, so one defect can be tried alone
-    :raises ValueError: on an unknown name or a rate outside [0, 0.2]
-    """
-    if defects is None or defects is False:
-        return None
-    if defects is True:
-        return dict(DEFECTS)
-    rates = {name: 0.0 for name in DEFECTS}
-    for name, rate in dict(defects).items():
-        if name not in DEFECTS:
-            raise ValueError(f"unknown defect {name!r} (known: {', '.join(DEFECTS)})")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 0.2:
-            raise ValueError(f"defect rate {name} must be a fraction from 0 to 0.2, got {rate!r}")
-        rates[name] = float(rate)
-    return rates
-
-
-def _pick(rng: np.random.Generator, pool: np.ndarray, rate: float, n: int) -> np.ndarray:
-    """About ``rate * n`` distinct indices from ``pool`` (binomial count, capped by the pool)."""
-    k = min(int(rng.binomial(n, rate)) if rate else 0, len(pool))
-    return np.sort(rng.choice(pool, size=k, replace=False)) if k else np.zeros(0, dtype=np.int64)
-
-
-def _outside_times(rng: np.random.Generator, k: int, t0_us: int, t1_us: int) -> np.ndarray:
-    """Pickup times outside [t0_us, t1_us): a third years off (clock errors, as 2002 or 2008 in
-    TLC files), a third on the day before, a third in the three days after the period."""
-    day = 86_400_000_000
-    old0, old1 = _epoch_us(np.datetime64("2001-01", "M")), _epoch_us(np.datetime64("2010-01", "M"))
-    kind = rng.integers(0, 3, size=k)
-    return np.where(
-        kind == 0,
-        rng.integers(old0, old1, size=k),
-        np.where(kind == 1, t0_us - 1 - rng.integers(0, day, size=k), t1_us + rng.integers(0, 3 * day, size=k)),
-    ).astype(np.int64)
-
-
-def add_defects(
-    table: pa.Table,
-    rng: np.random.Generator,
-    rates: dict[str, float],
-    t0_us: int,
-    t1_us: int,
-    *,
-    amount: str,
-    times: tuple[str, ...],
-    money: tuple[str, ...],
-    payment: str | None = None,
-) -> pa.Table:
-    """The same number of rows, with defects at the given rates.
-
-    Refunds: for each, one trip gets a negative copy (every money column negated, same times,
-    ``payment`` set to dispute) that replaces another row, so the pair nets to zero. Null fares
-    and out-of-period pickups (every time column shifted together) hit other rows only, so each
-    defect stays visible on its own and a month's net revenue never goes below zero.
-
-    :param table: clean rows, sorted by the first of ``times``
-    :param rng: the defect stream
-    :param rates: see :func:`defect_rates`
-    :param t0_us: start of the generated period (microseconds since the epoch)
-    :param t1_us: end of the generated period (exclusive)
-    :param amount: the revenue column (gets the nulls)
-    :param times: time columns, pickup first
-    :param money: columns negated in a refund
-    :param payment: payment type column, or None
-    :return: the table with defects, sorted by pickup
-    """
-    n = table.num_rows
-    cols = {name: table.column(name).to_numpy(zero_copy_only=False).copy() for name in table.column_names}
-    r = min(int(rng.binomial(n, rates["refunds"])) if rates["refunds"] else 0, n // 2)
-    chosen = rng.choice(n, size=2 * r, replace=False) if r else np.zeros(0, dtype=np.int64)
-    originals, replaced = chosen[:r], chosen[r:]
-    for name in cols:
-        cols[name][replaced] = cols[name][originals]
-    for name in money:
-        cols[name][replaced] = -cols[name][replaced]
-    if payment is not None:
-        cols[payment][replaced] = REFUND_PAYMENT_TYPE
-    order = np.argsort(cols[times[0]], kind="stable")
-    cols = {name: values[order] for name, values in cols.items()}
-    paired = np.zeros(n, dtype=bool)
-    paired[np.argsort(order)[chosen]] = True  # where the pairs went after sorting
-
-    free = np.flatnonzero(~paired)
-    nulls = _pick(rng, free, rates["null_fares"], n)
-    free = np.setdiff1d(free, nulls)
-    outside = _pick(rng, free, rates["outside_period"], n)
-    if len(outside):
-        pickup = cols[times[0]].astype("datetime64[us]").astype(np.int64)
-        shift = _outside_times(rng, len(outside), t0_us, t1_us) - pickup[outside]
-        for name in times:
-            values = cols[name].astype("datetime64[us]").astype(np.int64)
-            values[outside] += shift
-            cols[name] = values.astype("datetime64[us]")
-    mask = np.zeros(n, dtype=bool)
-    mask[nulls] = True
-    arrays = [pa.array(cols[f.name], type=f.type, mask=mask if f.name == amount else None) for f in table.schema]
-    return pa.Table.from_arrays(arrays, schema=table.schema)
-
-
 def _period_us(start: str, end: str) -> tuple[int, int]:
     months = months_between(start, end)
-    return _epoch_us(np.datetime64(months[0], "M")), _epoch_us(np.datetime64(months[-1], "M") + 1)
+    return epoch_us(np.datetime64(months[0], "M")), epoch_us(np.datetime64(months[-1], "M") + 1)
 
 
 # --- yellow taxi ---------------------------------------------------------------------------
@@ -352,7 +230,7 @@ def month_skew(start: str, end: str, weights) -> tuple[np.ndarray, np.ndarray] |
             f"{start}..{end}), not all 0, got {','.join(map(str, weights))}"
         )
     edges = np.array(
-        [_epoch_us(np.datetime64(m, "M")) for m in months] + [_epoch_us(np.datetime64(months[-1], "M") + 1)],
+        [epoch_us(np.datetime64(m, "M")) for m in months] + [epoch_us(np.datetime64(months[-1], "M") + 1)],
         dtype=np.int64,
     )
     return edges, w / w.sum()
@@ -530,109 +408,6 @@ def generate_hvfhv(
 
     write_parts(Path(out), tables())
     return counts
-
-
-# --- plaintext references ------------------------------------------------------------------
-
-
-def check_policy(policy) -> dict[str, str]:
-    """The data policy with defaults filled in (:data:`DEFAULT_POLICY`).
-
-    :raises ValueError: on an unknown name or value
-    """
-    choices = {
-        "negative_amounts": ("count", "drop", "fail"),
-        "null_amounts": ("drop", "fail"),
-        "outside_period": ("ignore", "fail"),
-    }
-    out = dict(DEFAULT_POLICY)
-    for name, value in dict(policy or {}).items():
-        if name not in choices or value not in choices[name]:
-            raise ValueError(f"bad policy {name}: {value!r}")
-        out[name] = value
-    return out
-
-
-def _revenue_cents(files: list[Path], amount: str, time: str, months, policy, participant=None) -> dict[str, int]:
-    """Net revenue in cents per month of the rows of ``files``, under the data policy.
-
-    :param files: Parquet files
-    :param amount: money column (two-decimal doubles)
-    :param time: pickup time column
-    :param months: 'YYYY-MM' strings
-    :param policy: see :func:`check_policy`
-    :param participant: (column, value) to keep one licensee's rows, or None
-    :raises ValueError: where the policy says 'fail'
-    """
-    policy = check_policy(policy)
-    months = list(months)
-    wanted = np.array([_parse_month(m) for m in months], dtype="datetime64[M]")
-    sums = np.zeros(len(months), dtype=np.int64)
-    columns = [amount, time] + ([participant[0]] if participant else [])
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=1 << 20):
-            fare = batch.column(amount)
-            present = ~pc.is_null(fare).to_numpy(zero_copy_only=False)
-            cents = np.rint(pc.fill_null(fare, 0).to_numpy(zero_copy_only=False) * 100).astype(np.int64)
-            month = batch.column(time).to_numpy(zero_copy_only=False).astype("datetime64[M]")
-            mine = (
-                np.ones(len(cents), dtype=bool)
-                if participant is None
-                else (batch.column(participant[0]).to_numpy(zero_copy_only=False) == participant[1])
-            )
-            in_period = mine & np.isin(month, wanted)
-            if policy["outside_period"] == "fail" and (mine & ~in_period).any():
-                raise ValueError(f"{int((mine & ~in_period).sum())} rows outside the period in {path}")
-            if policy["null_amounts"] == "fail" and (in_period & ~present).any():
-                raise ValueError(f"{int((in_period & ~present).sum())} null amounts in {path}")
-            negative = in_period & present & (cents < 0)
-            if policy["negative_amounts"] == "fail" and negative.any():
-                raise ValueError(f"{int(negative.sum())} negative amounts in {path}")
-            keep = in_period & present
-            if policy["negative_amounts"] == "drop":
-                keep &= ~negative
-            for i, m in enumerate(wanted):
-                sums[i] += cents[keep & (month == m)].sum(dtype=np.int64)
-    result = {"all": int(sums.sum())}
-    result.update({m: int(s) for m, s in zip(months, sums)})
-    return result
-
-
-def revenue_cents_by_month(root, company: str, months, policy=None) -> dict[str, int]:
-    """Plaintext revenue of one company in integer cents, straight from its Parquet.
-
-    cents = round(fare_amount * 100); only trips whose pickup month is in ``months``
-    count. Exact for amounts with at most two decimals (what :func:`generate` writes).
-    The data policy is that of the Spark job: by default negative amounts count (net
-    revenue), null amounts are dropped, pickups outside ``months`` are ignored.
-
-    :param root: the ``out`` folder given to :func:`generate`
-    :param company: company name
-    :param months: 'YYYY-MM' strings
-    :param policy: data policy (see :func:`check_policy`); default :data:`DEFAULT_POLICY`
-    :return: ``{'all': total, 'YYYY-MM': cents, ...}`` with 'all' the sum over ``months``
-    :raises ValueError: where the policy says 'fail'
-    """
-    files = sorted((Path(root) / company / "trips").glob("part-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no part-*.parquet files in {Path(root) / company / 'trips'}")
-    return _revenue_cents(files, "fare_amount", "tpep_pickup_datetime", months, policy)
-
-
-def hvfhv_revenue_cents_by_month(folder, licence: str, months, policy=None) -> dict[str, int]:
-    """Plaintext net revenue (``base_passenger_fare``) of one licensee in an HVFHV dataset.
-
-    :param folder: the ``out`` folder given to :func:`generate_hvfhv`
-    :param licence: licence id, e.g. 'HV0003'
-    :param months: 'YYYY-MM' strings
-    :param policy: data policy, as for :func:`revenue_cents_by_month`
-    """
-    files = sorted(Path(folder).glob("part-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no part-*.parquet files in {folder}")
-    return _revenue_cents(
-        files, "base_passenger_fare", "pickup_datetime", months, policy, participant=("hvfhs_license_num", licence)
-    )
 
 
 def main(argv=None) -> int:

@@ -6,16 +6,16 @@ never as an exact fraction: an exact fraction in lowest terms gives away its den
 market's total revenue. Secure integer ``//`` and ``SecFxp`` at default sizes are not usable here
 (the first did not finish with three parties in trials, the second overflows or is off by tens of
 HHI points), so this module computes the rounded quotient itself, from MPyC's vectorised building
-blocks (``np_to_bits``, ``np_find``, ``np_trunc``, ``np_sgn``) on secure integer arrays, in a number
+blocks (``np_to_bits``, ``np_find``, ``trunc`` below, ``np_sgn``) on secure integer arrays, in a number
 of rounds that does not depend on how many quotients are computed at once:
 
 1. **Normalise** the denominator: ``v = 2**(B - bitlen(D))`` from D's bits (``np_find`` of the
    leading one), so ``D1 = D*v`` lies in ``[2**(B-1), 2**B)`` and ``N1 = N*v`` keeps the quotient.
 2. **Reciprocal** by Newton's iteration in fixed point with F fractional bits: ``X ~ D1/2**(B-F)``,
    ``y0 = 2.9142 - 2x`` (relative error at most 0.0858 on ``[1/2, 1)``), then ``y <- y*(2 - x*y)``,
-   ``theta = ceil(log2(F/3.54))`` times (the error squares each time), with MPyC's probabilistic
-   truncation after every product (each adds at most one unit in the last place).
-3. **Estimate** ``z ~ (N1*y/2**(B+F) + 1) * 2**G`` (G = 4 fraction bits). With ``F = Q + 8``
+   ``theta = ceil(log2(F/3.54))`` times (the error squares each time), with a probabilistic
+   truncation after every product (``trunc``: each adds at most t + 1 units in the last place).
+3. **Estimate** ``z ~ (N1*y/2**(B+F) + 1) * 2**G`` (G = 6 fraction bits). With ``F = Q + 8``
    for quotients below ``2**Q`` it is within ``1/2`` of ``N/D + 1``; its G fraction bits are then
    cut off *exactly* (MPyC's ``np_to_bits`` on G bits), so ``m = floor(z / 2**G)`` is the integer
    nearest to an estimate of ``u = N/D + 1/2`` and ``u`` lies in ``[m - 1, m + 1)``.
@@ -23,17 +23,25 @@ of rounds that does not depend on how many quotients are computed at once:
    value lying in ``[-2D, 2D)``, so the comparison runs on ``B + 3`` bits. Ties round up (towards
    plus infinity), for negative quotients too.
 
-Nothing is opened except MPyC's own masked values inside these building blocks, so the result is
-a secret-shared integer; the caller reveals it (to the recipients only).
+Nothing is opened except masked values inside these building blocks, so the result is a
+secret-shared integer; the caller reveals it (to the recipients only).
+
+**Error budget** (in units ``u = 2**-F``, t the threshold): ``trunc`` rounds up by at most t + 1
+units. The reciprocal of the normalised root ends within ``(0.78 + 3(t+1))u`` of ``1/X``, its square
+within ``(1.56 + 7(t+1))u``, so the quotient estimate is off by at most ``2**Q * (1.56 + 7(t+1))u
+= (1.56 + 7(t+1)) / 256`` from the reciprocal and ``(t+1) / 2**G`` from cutting z: below ``1/2``
+for ``t <= 7`` (15 compute parties). ``round_div`` refuses a larger threshold.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 _Y0 = 2.9142135623731  # 2*sqrt(2) + 1/2, the best linear start for 1/x on [1/2, 1)
-_G = 4  # fraction bits of the estimate before its exact rounding
+_G = 6  # fraction bits of the estimate before its exact rounding
+MAX_THRESHOLD = 7  # the error budget above holds up to here
 
 
 class _Inverses(dict):
@@ -92,6 +100,8 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None, chunk: int = CHUN
     :param chunk: the most quotients computed at once.
     """
     secarray = type(den)
+    if mpc.threshold > MAX_THRESHOLD:
+        raise ValueError(f"round_div is exact for thresholds up to {MAX_THRESHOLD}, got {mpc.threshold}")
     if secarray.sectype.bit_length < size.secint_bits:
         raise ValueError(
             f"round_div needs SecInt({size.secint_bits}) for {size}, got SecInt({secarray.sectype.bit_length})"
@@ -138,11 +148,11 @@ def _round_div(mpc, num, den, size: DivisionSize, root):
         v = _normaliser(mpc, root, h)
         n1, scale = num * (v * v), 2 * h
         y_root = _reciprocal(mpc, _shift_down(mpc, root * v, h - f, h + 1), f, size.iterations)
-        y = mpc.np_trunc(y_root * y_root, f, l=2 * f + 6)  # ~ 2**(F + 2h) / D1
+        y = trunc(mpc, y_root * y_root, f, 2 * f + 6)  # ~ 2**(F + 2h) / D1
     # 3. m = round(N/D), rounded exactly from an estimate within 1/2 of N/D: z ~ (N/D + 1) * 2**G
     #    by probabilistic truncation, then its G fraction bits are cut off exactly (their bits).
     n1 = _shift_down(mpc, n1, scale - f, scale + size.quotient_bits + 2)
-    z = mpc.np_trunc(n1 * y, 2 * f - _G, l=size.quotient_bits + 2 * f + 6) + 2**_G
+    z = trunc(mpc, n1 * y, 2 * f - _G, size.quotient_bits + 2 * f + 6) + 2**_G
     fraction = (mpc.np_to_bits(z, _G) * np.array([2**j for j in range(_G)], dtype=object)).sum(axis=-1)
     m = (z - fraction) * _INVERSE_2G[type(z).sectype.field.modulus]  # exact: z - fraction is a multiple
     # 4. Exact correction: the true u = N/D + 1/2 lies in [m - 1, m + 1), so floor(u) is m or m - 1,
@@ -169,10 +179,10 @@ def _reciprocal(mpc, x, f: int, iterations: int):
     fused = type(x).sectype.bit_length >= 3 * f + 6
     for _ in range(iterations):
         if fused:
-            y = mpc.np_trunc(y * (2 ** (2 * f + 1) - x * y), 2 * f, l=3 * f + 6)
+            y = trunc(mpc, y * (2 ** (2 * f + 1) - x * y), 2 * f, 3 * f + 6)
         else:
-            e = mpc.np_trunc(x * y, f, l=2 * f + 6)
-            y = mpc.np_trunc(y * (2 ** (f + 1) - e), f, l=2 * f + 6)
+            e = trunc(mpc, x * y, f, 2 * f + 6)
+            y = trunc(mpc, y * (2 ** (f + 1) - e), f, 2 * f + 6)
     return y
 
 
@@ -186,7 +196,59 @@ def _shift_down(mpc, value, shift: int, bits: int):
     """value / 2**shift with probabilistic rounding (value times 2**-shift when shift < 0)."""
     if shift <= 0:
         return value * 2 ** (-shift)
-    return mpc.np_trunc(value, shift, l=bits)
+    return trunc(mpc, value, shift, bits)
+
+
+_turns = itertools.count()  # whose turn it is to send masks: every party calls trunc in the same order
+
+
+def trunc(mpc, a, f: int, bits: int):
+    """``floor(a / 2**f) + e`` elementwise, ``0 <= e <= t + 1``, for a secure integer array with
+    ``-2**(bits-1) <= a < 2**(bits-1)``  (MPyC's ``l``): probabilistic truncation in one input and one opening.
+
+    MPyC's ``np_trunc`` masks ``a`` with f shared random bits per value, each a product of t + 1
+    parties' random signs (a resharing each). Here t + 1 compute parties (taking turns) each input
+    a random integer ``r_i`` below ``2**(k+bits-s)`` (k the statistical security parameter, ``2**s >=
+    t + 1``) together with ``r_i mod 2**f``; ``c = a + 2**(bits-1) + sum r_i`` is opened, and
+    ``(a + 2**(bits-1) + sum(r_i mod 2**f) - (c mod 2**f)) / 2**f - 2**(bits-1-f)`` is exact in the
+    field. The honest sender's ``r_i`` makes ``c mod 2**f`` uniform and hides the rest of ``a``
+    statistically (2**-(k-s-1)), as in MPyC; the carry of up to t + 1 sums of f-bit residues is
+    the rounding error ``e``.
+    """
+    import numpy as np
+
+    from mpc_federation.mpyc_compat import bulk_randoms
+
+    secarray = type(a)
+    field = secarray.sectype.field
+    k, t, m = mpc.options.sec_param, mpc.threshold, len(mpc.parties)
+    spread = t.bit_length()
+    if not 0 < f < bits or bits + k + 2 > field.modulus.bit_length():
+        raise ValueError(
+            f"trunc by {f} of {bits}-bit values needs a field of at least {bits + k + 2} bits, "
+            f"not {field.modulus.bit_length()}"
+        )
+    first = next(_turns) % m
+    senders = [(first + i) % m for i in range(t + 1)]
+
+    @mpc.coroutine
+    async def run(a):
+        await mpc.returnType((secarray, a.shape))
+        n = a.size
+        if mpc.pid in senders:
+            r = np.array(bulk_randoms(2 ** (k + bits - spread), n), dtype=object)
+            mine = field.array(np.concatenate((r, r & (2**f - 1))), check=False)
+        else:
+            mine = field.array(np.zeros(2 * n, dtype=object), check=False)
+        masks = [x[0].value for x in await mpc.input(mine, senders=senders)]
+        total = masks[0] if len(masks) == 1 else np.sum(np.stack(masks), axis=0)
+        r, r_low = total[:n], total[n:]
+        shifted = (await mpc.gather(a)).value.reshape(n) + 2 ** (bits - 1) + r_low
+        c = (await mpc.output(field.array(shifted + r - r_low))).value & (2**f - 1)
+        y = (field.array(shifted - c) >> f) - 2 ** (bits - 1 - f)
+        return y.reshape(a.shape)
+
+    return run(a)
 
 
 def at_least(mpc, x, bound: int, bits: int):

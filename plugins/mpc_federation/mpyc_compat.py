@@ -26,7 +26,7 @@ def rerandomize(mpc, x):
     return mpc._reshare(x)
 
 
-def _bulk_randoms(order: int, count: int) -> list[int]:
+def bulk_randoms(order: int, count: int) -> list[int]:
     """``count`` uniform integers below ``order`` from one call to the OS's CSPRNG: 64 extra bits per
     value make the bias of the reduction negligible (below 2**-64)."""
     import os
@@ -58,7 +58,7 @@ def install_fast_random_split() -> None:
         s = np.asarray(s, dtype=object).reshape(n)
         if t == 0:
             return np.stack([s % p] * m)
-        c = np.array(_bulk_randoms(p, t * n), dtype=object).reshape(t, n)
+        c = np.array(bulk_randoms(p, t * n), dtype=object).reshape(t, n)
         rows = []
         for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
             y = c[t - 1]

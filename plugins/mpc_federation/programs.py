@@ -207,8 +207,10 @@ def _check_declaration(program: SecureProgram, path: Path) -> None:
 
 
 def fixed(value: int, decimals: int) -> Decimal:
-    """An integer number of 10**-decimals units as the exact decimal it stands for."""
-    return Decimal(value).scaleb(-decimals)
+    """An integer number of 10**-decimals units as the exact decimal it stands for (exact at any
+    size: ``Decimal.scaleb`` would round to the context's 28 digits)."""
+    sign, digits, exponent = Decimal(value).as_tuple()
+    return Decimal((sign, digits, int(exponent) - decimals))
 
 
 def check_aggregate(

@@ -1,0 +1,58 @@
+"""``arith.trunc`` (probabilistic truncation masked by random integers that t + 1 compute parties
+input) across real MPyC processes: ``floor(a / 2**f) + e`` with ``0 <= e <= t + 1`` on the extremes
+of its declared range and on random values, for three and five compute parties; and exact decoding
+of revealed values of any size."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from mpcrun import run_program
+
+from mpc_federation.arith import trunc
+from mpc_federation.programs import fixed
+
+PROBE = Path(__file__).resolve().parent / "programs" / "trunc_probe.py"
+SHIFTS = (1, 30, 61, 119)
+
+
+def cells() -> list[tuple[int, int]]:
+    """(hi, lo) with a = hi * 2**60 + lo: both ends of [-2**120, 2**120), zero, -1, and random."""
+    rng = random.Random(20261201)
+    extremes = [(-(2**60), 0), (2**60 - 1, 2**60 - 1), (0, 0), (-1, 2**60 - 1), (-1, 0), (0, 1)]
+    return extremes + [(rng.randint(-(2**60), 2**60 - 1), rng.randint(0, 2**60 - 1)) for _ in range(40)]
+
+
+@pytest.mark.parametrize("m,t", [(3, 1), (5, 2)])
+def test_trunc_is_the_floor_plus_at_most_t_plus_one(m, t):
+    values = cells()
+    labels = [f"c{i}" for i in range(len(values))]
+    party = {"hi": [hi for hi, _ in values], "lo": [lo for _, lo in values]}
+    out = run_program(PROBE, {"cell": labels}, {"company_a": party}, m=m, t=t)
+    seen = set()
+    for f in SHIFTS:
+        for label, (hi, lo), exact in zip(labels, values, out[f"shift_{f}"]["exact"]):
+            a = hi * 2**60 + lo
+            error = int(Decimal(exact)) - (a >> f)  # >> is the floor, for negative a too
+            assert 0 <= error <= t + 1, (label, f, error)
+            seen.add(error)
+    assert seen == set(range(t + 2))  # the declared error bound is also reached
+
+
+def test_trunc_refuses_a_field_too_small_for_its_mask():
+    import numpy as np
+    from mpyc.runtime import mpc
+
+    secint = mpc.SecInt(64)  # a field of 96 bits: 64-bit values and a 30-bit mask fit, 65-bit ones do not
+    with pytest.raises(ValueError, match="needs a field of at least 97 bits, not 96"):
+        trunc(mpc, secint.array(np.array([1])), 10, 65)
+
+
+def test_fixed_is_exact_at_any_size():
+    assert str(fixed(-(2**120), 0)) == str(-(2**120))
+    assert str(fixed(10**40 + 1, 3)) == "1" + "0" * 37 + ".001"
+    assert str(fixed(-5, 4)) == "-0.0005"
+    assert str(fixed(0, 2)) == "0.00"

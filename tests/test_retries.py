@@ -14,7 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 from botocore.retries.quota import RetryQuota
 from localnet import free_port
 
-from mpc_federation.retries import max_attempts_of, ride_out_outages
+from mpc_federation.retries import OUTAGE_BUDGET, max_attempts_of, outage_budget, ride_out_outages
 from mpc_federation.store import DEFAULT_CLIENT_CONFIG, QUICK_CLIENT_CONFIG, CoordinationStore, StoreConfig
 
 # Left alone, botocore's standard mode stops a call long before: by default after 3 attempts, and in
@@ -49,7 +49,8 @@ def test_a_call_keeps_retrying_for_its_budget_then_raises():
     client, attempts = refusing_client(DEFAULT_CLIENT_CONFIG)
     clock = TickingClock()  # read once per failed attempt: the budget is counted in attempts
     budget = STOCK_QUOTA_RETRIES + 50
-    ride_out_outages(client, budget=budget, max_backoff=0.001, clock=clock)
+    assert ride_out_outages(client, budget=budget, max_backoff=0.001, clock=clock) is client
+    assert outage_budget(client) == budget
     with pytest.raises(EndpointConnectionError):
         client.head_bucket(Bucket="b")
     # Retried at every failure less than ``budget`` after the first; raised at the first that was not.
@@ -111,19 +112,24 @@ def test_quick_and_other_modes_are_left_alone():
         with pytest.raises(EndpointConnectionError):
             client.head_bucket(Bucket="b")
         assert len(attempts) == (1 if config is QUICK_CLIENT_CONFIG else 3)
+        assert outage_budget(client) is None
 
 
 def test_the_store_bounds_its_patient_client_by_time_and_keeps_the_quick_one_quick():
-    from mpc_federation.retries import _NoQuota
-
     store = CoordinationStore(
         StoreConfig("b", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key="k", secret_key="s")
     )
-    emitter = store._client.meta.events._emitter  # botocore keeps handlers by unique id here
-    handler = emitter._unique_id_handlers["retry-config-s3"]["handler"]
-    assert isinstance(handler.__self__._retry_quota, _NoQuota)
+    patient, quick = store.clients()
+    assert (outage_budget(patient), outage_budget(quick)) == (OUTAGE_BUDGET, None)
     attempts: list[int] = []
-    store._quick.meta.events.register("before-send.s3", lambda **_: attempts.append(1))
+    for client in store.clients():
+        client.meta.events.register("before-send.s3", lambda **_: attempts.append(1))
     with pytest.raises(EndpointConnectionError):
         store.list("x", patient=False)
     assert len(attempts) == 1
+
+
+def test_a_store_of_one_client_counts_it_once():
+    client, _ = refusing_client(DEFAULT_CLIENT_CONFIG)
+    store = CoordinationStore(client, "b")
+    assert store.clients() == (client,) and outage_budget(client) == OUTAGE_BUDGET

@@ -28,6 +28,8 @@ OUTAGE_BUDGET = 120.0
 # The longest sleep between two attempts: the call resumes at most this long after the bucket returns.
 MAX_BACKOFF = 2.0
 _FIRST_FAILURE = "mpc_first_failure"
+# The attribute by which a client made time-bounded carries its budget (read it with ``outage_budget``).
+_BUDGET_MARK = "mpc_outage_budget"
 
 
 class _WithinBudget(BaseRetryableChecker):
@@ -73,6 +75,11 @@ def max_attempts_of(client: Any) -> int | None:
     return int(retries.get("max_attempts", standard.DEFAULT_MAX_ATTEMPTS - 1)) + 1
 
 
+def outage_budget(client: Any) -> float | None:
+    """The budget ``ride_out_outages`` gave ``client``'s calls, or None if it left its retries alone."""
+    return getattr(client, _BUDGET_MARK, None)
+
+
 def ride_out_outages(
     client: Any,
     *,
@@ -83,7 +90,8 @@ def ride_out_outages(
     """Replace the standard retry handler of ``client`` by a time-bounded one; returns the client.
 
     A client in another retry mode (``legacy``, ``adaptive``, chosen in the connection) is left as
-    it is, and so is one allowed a single attempt (it must fail at once).
+    it is, and so is one allowed a single attempt (it must fail at once). A client made time-bounded
+    is marked with its budget: ``outage_budget(client)``.
 
     :param client: a boto3 client.
     :param budget: seconds after a call's first failure during which it keeps retrying.
@@ -110,4 +118,5 @@ def ride_out_outages(
     unique_id = f"retry-config-{service}"
     client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
     client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    setattr(client, _BUDGET_MARK, budget)
     return client

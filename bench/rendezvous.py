@@ -46,7 +46,7 @@ class RequestCounter:
         def init(reader, spec, run, store, viewer=None):
             counter._init(reader, spec, run, store, viewer)
             if type(reader) is channel.RunReader and viewer is not None:
-                for client in {id(c): c for c in (store._client, store._quick)}.values():
+                for client in store.clients():
                     client.meta.events.register("before-call.s3", counter._hook(viewer))
 
         channel.RunReader.__init__ = init

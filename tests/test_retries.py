@@ -1,7 +1,8 @@
 """The store's time-bounded retries (mpc_federation.retries) against a port that refuses connections.
 
 A refused connection fails in about a millisecond, so many attempts fit in a short budget. These
-tests count attempts with botocore's own ``before-send`` event; none asserts a duration.
+tests count attempts with botocore's own ``before-send`` event; none asserts a duration (the budget
+of a single call is measured on a fake clock).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import threading
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from botocore.retries.quota import RetryQuota
 from localnet import free_port
 
-from mpc_federation.retries import max_attempts_of, ride_out_outages
+from mpc_federation.retries import OUTAGE_BUDGET, max_attempts_of, outage_budget, ride_out_outages
 from mpc_federation.store import DEFAULT_CLIENT_CONFIG, QUICK_CLIENT_CONFIG, CoordinationStore, StoreConfig
 
-BOTOCORE_QUOTA_RETRIES = 500 // 10  # botocore's shared retry quota: 500 units, 10 per connection error
+# Left alone, botocore's standard mode stops a call long before: by default after 3 attempts, and in
+# any case once the client's retry quota is spent: 500 units allow at most 100 retries even at the
+# cheapest cost of 5 units per retry (a connection error costs 10 or 14, by botocore's version).
+STOCK_QUOTA_RETRIES = RetryQuota.INITIAL_CAPACITY // 5
 
 
 def refusing_client(config: dict) -> tuple[object, list[int]]:
@@ -28,12 +33,31 @@ def refusing_client(config: dict) -> tuple[object, list[int]]:
     return client, attempts
 
 
+class TickingClock:
+    """A fake clock, one second further at each reading; keeps its readings."""
+
+    def __init__(self):
+        self.readings: list[float] = []
+
+    def __call__(self) -> float:
+        self.readings.append(float(len(self.readings)))
+        return self.readings[-1]
+
+
 def test_a_call_keeps_retrying_for_its_budget_then_raises():
+    """One call retries past botocore's stock limits while its budget lasts, then raises, and not before."""
     client, attempts = refusing_client(DEFAULT_CLIENT_CONFIG)
-    ride_out_outages(client, budget=0.5, max_backoff=0.02)
+    clock = TickingClock()  # read once per failed attempt: the budget is counted in attempts
+    budget = STOCK_QUOTA_RETRIES + 50
+    assert ride_out_outages(client, budget=budget, max_backoff=0.001, clock=clock) is client
+    assert outage_budget(client) == budget
     with pytest.raises(EndpointConnectionError):
         client.head_bucket(Bucket="b")
-    assert len(attempts) > 3, attempts
+    # Retried at every failure less than ``budget`` after the first; raised at the first that was not.
+    assert clock.readings[-2] - clock.readings[0] < budget <= clock.readings[-1] - clock.readings[0]
+    assert len(attempts) == len(clock.readings) == budget + 1
+    # Neither botocore's retry quota nor the attempt count (500, a backstop) ended the call.
+    assert STOCK_QUOTA_RETRIES + 1 < len(attempts) < max_attempts_of(client)
 
 
 def test_concurrent_calls_share_no_quota():
@@ -54,7 +78,7 @@ def test_concurrent_calls_share_no_quota():
     for t in threads:
         t.join()
     assert len(errors) == 8 and all(isinstance(e, EndpointConnectionError) for e in errors), errors
-    assert len(attempts) > 8 + BOTOCORE_QUOTA_RETRIES, len(attempts)
+    assert len(attempts) > 8 + STOCK_QUOTA_RETRIES, len(attempts)
 
 
 def test_the_attempt_count_stays_a_backstop():
@@ -88,19 +112,24 @@ def test_quick_and_other_modes_are_left_alone():
         with pytest.raises(EndpointConnectionError):
             client.head_bucket(Bucket="b")
         assert len(attempts) == (1 if config is QUICK_CLIENT_CONFIG else 3)
+        assert outage_budget(client) is None
 
 
 def test_the_store_bounds_its_patient_client_by_time_and_keeps_the_quick_one_quick():
-    from mpc_federation.retries import _NoQuota
-
     store = CoordinationStore(
         StoreConfig("b", endpoint_url=f"http://127.0.0.1:{free_port()}", access_key="k", secret_key="s")
     )
-    emitter = store._client.meta.events._emitter  # botocore keeps handlers by unique id here
-    handler = emitter._unique_id_handlers["retry-config-s3"]["handler"]
-    assert isinstance(handler.__self__._retry_quota, _NoQuota)
+    patient, quick = store.clients()
+    assert (outage_budget(patient), outage_budget(quick)) == (OUTAGE_BUDGET, None)
     attempts: list[int] = []
-    store._quick.meta.events.register("before-send.s3", lambda **_: attempts.append(1))
+    for client in store.clients():
+        client.meta.events.register("before-send.s3", lambda **_: attempts.append(1))
     with pytest.raises(EndpointConnectionError):
         store.list("x", patient=False)
     assert len(attempts) == 1
+
+
+def test_a_store_of_one_client_counts_it_once():
+    client, _ = refusing_client(DEFAULT_CLIENT_CONFIG)
+    store = CoordinationStore(client, "b")
+    assert store.clients() == (client,) and outage_budget(client) == OUTAGE_BUDGET

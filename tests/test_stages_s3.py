@@ -10,13 +10,15 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from conftest import compute_each, small_parties
 
-from mpc_federation import stages
+from mpc_federation import computing, stages
 from mpc_federation.envelope import IntegrityError
+from mpc_federation.launcher import SEAT_FIELDS, seat_of
 from mpc_federation.layout import run_key
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import ProgramError, load_program
@@ -270,6 +272,16 @@ def test_edited_spec_at_one_party_names_that_party(federation, s3_server, tmp_pa
         channel.read(channel.input_key("company_a", "company_b"), "input-shares", "company_a", to="company_b")
     msg = str(info.value)
     assert "spec_hash" in msg and "party company_a runs a different federation spec than company_b" in msg
+
+
+def test_a_compute_partys_seat_is_what_start_mpc_takes(federation, s3_server):
+    """The seat's fields are start_mpc's parameters: mpyc_seat gives them all, and the job carries them."""
+    spec, keys = federation()
+    run = party_runs(spec, keys, s3_server)["company_b"]
+    seat = computing.mpyc_seat(run)
+    assert set(seat) == set(SEAT_FIELDS)
+    job = computing.mpc_job(run, 1, ["company_a"], {}, SimpleNamespace(withheld=[]), {})
+    assert seat_of(job) == seat and seat["party_index"] == 1
 
 
 def test_run_key():

@@ -65,7 +65,8 @@ def mpyc_certificates(run: PartyRun) -> list[str]:
 
 
 def mpyc_seat(run: PartyRun) -> dict:
-    """What this party's MPyC process needs before its job (``launcher.start_mpc``)."""
+    """This party's seat: what its MPyC process needs before its job, every one of
+    ``launcher.SEAT_FIELDS`` (the arguments of ``launcher.start_mpc``)."""
     spec = run.spec
     return {
         "program": str(spec.program_file),

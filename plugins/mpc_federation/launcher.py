@@ -11,6 +11,7 @@ process group is killed and the caller gets an error that says which stage ran o
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -149,14 +150,6 @@ def _kill_group(pgid: int) -> None:
     _LIVE.discard(pgid)
 
 
-SEAT_FIELDS = ("program", "party_index", "endpoints", "threshold", "tls_key", "certificates", "names")
-
-
-def seat_of(job: MPCJob) -> dict:
-    """The part of a job a process needs before it connects: who it is, whom it talks to, and how."""
-    return {name: getattr(job, name) for name in SEAT_FIELDS}
-
-
 def run_mpc(job: MPCJob, **kwargs) -> MPCResult:
     """Start the MPyC process and run ``job`` on it (see ``MPCProcess.run`` for the arguments)."""
     with start_mpc(**seat_of(job)) as process:
@@ -196,6 +189,17 @@ def start_mpc(
         folder.cleanup()
         raise
     return MPCProcess(proc, folder, seat={"program": program, "party_index": party_index, "tls": tls})
+
+
+# A compute party's seat, what its process needs before it connects (who it is, whom it talks to,
+# and how): the parameters of ``start_mpc``, listed there only. ``computing.mpyc_seat`` builds a
+# seat from a party's run, and ``computing.mpc_job`` builds the job from that seat.
+SEAT_FIELDS = tuple(inspect.signature(start_mpc).parameters)
+
+
+def seat_of(job: MPCJob) -> dict:
+    """The seat of a job: the arguments of ``start_mpc`` that run it."""
+    return {name: getattr(job, name) for name in SEAT_FIELDS}
 
 
 def _command(work_dir: Path, party_index: int, endpoints: list[str], threshold: int, tls: bool) -> list[str]:

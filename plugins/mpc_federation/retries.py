@@ -2,9 +2,10 @@
 
 botocore's standard mode retries connection errors, timeouts, 5xx and throttling, but two of its
 limits fit a night badly. Its back-off grows to 20 s, so a call may sleep well past the end of an
-outage; and its retry quota (500 tokens per client, 10 per connection error) is shared by every
-call of the client, so a party reading eight objects at once spends it in a few seconds of outage
-and then fails at once, with its stage deadline still far away.
+outage; and its retry quota (500 units per client, 5 to 14 per retry depending on the error and
+botocore's version) is shared by every call of the client, so a party reading eight objects at
+once spends it in a few seconds of outage and then fails at once, with its stage deadline still
+far away.
 
 ``ride_out_outages`` keeps botocore's own machinery (its retry conditions, jittered exponential
 back-off and event handler) and changes three things on one client: a call is retried while its
@@ -16,6 +17,7 @@ and there is no shared quota. The stage deadlines still bound the whole wait.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.retries import standard
@@ -26,12 +28,14 @@ OUTAGE_BUDGET = 120.0
 # The longest sleep between two attempts: the call resumes at most this long after the bucket returns.
 MAX_BACKOFF = 2.0
 _FIRST_FAILURE = "mpc_first_failure"
+# The attribute by which a client made time-bounded carries its budget (read it with ``outage_budget``).
+_BUDGET_MARK = "mpc_outage_budget"
 
 
 class _WithinBudget(BaseRetryableChecker):
     """Retryable while the call's first failure is less than ``budget`` seconds old."""
 
-    def __init__(self, budget: float, clock=time.monotonic):
+    def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic):
         self._budget = budget
         self._clock = clock
 
@@ -71,15 +75,28 @@ def max_attempts_of(client: Any) -> int | None:
     return int(retries.get("max_attempts", standard.DEFAULT_MAX_ATTEMPTS - 1)) + 1
 
 
-def ride_out_outages(client: Any, *, budget: float = OUTAGE_BUDGET, max_backoff: float = MAX_BACKOFF) -> Any:
+def outage_budget(client: Any) -> float | None:
+    """The budget ``ride_out_outages`` gave ``client``'s calls, or None if it left its retries alone."""
+    return getattr(client, _BUDGET_MARK, None)
+
+
+def ride_out_outages(
+    client: Any,
+    *,
+    budget: float = OUTAGE_BUDGET,
+    max_backoff: float = MAX_BACKOFF,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
     """Replace the standard retry handler of ``client`` by a time-bounded one; returns the client.
 
     A client in another retry mode (``legacy``, ``adaptive``, chosen in the connection) is left as
-    it is, and so is one allowed a single attempt (it must fail at once).
+    it is, and so is one allowed a single attempt (it must fail at once). A client made time-bounded
+    is marked with its budget: ``outage_budget(client)``.
 
     :param client: a boto3 client.
     :param budget: seconds after a call's first failure during which it keeps retrying.
     :param max_backoff: cap of the jittered exponential back-off, in seconds.
+    :param clock: the seconds ``budget`` is measured in (``time.monotonic``; tests give a fake one).
     """
     attempts = max_attempts_of(client)
     if attempts is None or attempts <= 1:
@@ -89,7 +106,7 @@ def ride_out_outages(client: Any, *, budget: float = OUTAGE_BUDGET, max_backoff:
     throttling = standard.ThrottlingErrorDetector(adapter)
     handler = standard.RetryHandler(
         retry_policy=standard.RetryPolicy(
-            retry_checker=_AllOf(standard.StandardRetryConditions(max_attempts=attempts), _WithinBudget(budget)),
+            retry_checker=_AllOf(standard.StandardRetryConditions(max_attempts=attempts), _WithinBudget(budget, clock)),
             retry_backoff=standard.ExponentialBackoff(
                 max_backoff=max_backoff, service_name=service, throttling_detector=throttling
             ),
@@ -101,4 +118,5 @@ def ride_out_outages(client: Any, *, budget: float = OUTAGE_BUDGET, max_backoff:
     unique_id = f"retry-config-{service}"
     client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
     client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    setattr(client, _BUDGET_MARK, budget)
     return client

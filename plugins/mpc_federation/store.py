@@ -157,6 +157,12 @@ class CoordinationStore:
     def name(self) -> str:
         return store_name(self._client, self.bucket)
 
+    def clients(self) -> tuple[Any, ...]:
+        """The distinct boto3 clients the store calls through: the patient one first, then the quick
+        one (for ``patient=False``) if it is another. For instrumentation, such as counting the
+        requests with a botocore event hook; the store's calls go through its verbs."""
+        return (self._client,) if self._quick is self._client else (self._client, self._quick)
+
     def _for(self, patient: bool) -> Any:
         return self._client if patient else self._quick
 

@@ -56,3 +56,26 @@ def test_fixed_is_exact_at_any_size():
     assert str(fixed(10**40 + 1, 3)) == "1" + "0" * 37 + ".001"
     assert str(fixed(-5, 4)) == "-0.0005"
     assert str(fixed(0, 2)) == "0.00"
+
+
+@pytest.mark.parametrize("t,m", [(1, 3), (1, 4), (2, 5), (3, 7)])
+def test_the_bulk_random_split_is_a_shamir_sharing_of_degree_t(t, m):
+    """The installed ``np_random_split`` (bulk randomness; additions for t = 1, Horner otherwise):
+    every set of t + 1 parties recombines the secrets, and t shares alone are not all zero."""
+    import itertools
+
+    import numpy as np
+    from mpyc import thresha
+    from mpyc.runtime import mpc
+
+    from mpc_federation import mpyc_compat
+
+    mpyc_compat.install_fast_random_split()
+    field = mpc.SecInt(124).field
+    secrets = [0, 1, 5, field.modulus - 1, 2**100]
+    rows = thresha.np_random_split(field, field.array(np.array(secrets, dtype=object)), t, m)
+    assert rows.shape == (m, len(secrets))
+    for subset in itertools.combinations(range(m), t + 1):
+        points = [(i + 1, [field(int(v)) for v in rows[i]]) for i in subset]
+        assert [int(v) % field.modulus for v in thresha.recombine(field, points)] == secrets
+    assert any(int(v) for v in rows[:t].flatten())  # the random coefficients are really drawn

@@ -37,10 +37,12 @@ def settings(params: dict | None) -> dict:
     return merged
 
 
-def division(decimals: int) -> DivisionSize:
-    """10**(4+d) * sum r^2 / (sum r)^2: denominators below (MAX_PARTIES * 2**40)**2 (< 2**94 for 100 firms)."""
+def division(decimals: int, firms: int = MAX_PARTIES) -> DivisionSize:
+    """10**(4+d) * sum r^2 / (sum r)^2 over ``firms`` firms (a public number): denominators below
+    (firms * 2**40)**2, i.e. below 2**94 for 100 firms and 2**86 for 5; the secure comparisons and bit
+    decompositions cost one step per bit, so a smaller roster pays for fewer bits."""
     return DivisionSize(
-        den_bits=2 * (REVENUE_BITS + MAX_PARTIES.bit_length()), quotient_bits=(10 ** (4 + decimals)).bit_length()
+        den_bits=2 * (REVENUE_BITS + firms.bit_length()), quotient_bits=(10 ** (4 + decimals)).bit_length()
     )
 
 
@@ -54,7 +56,10 @@ def hhi(mpc, secint, inputs, params):
     squares = (revenue * revenue).sum(axis=0)
     total = ok * (revenue.sum(axis=0) - 1) + 1  # the total revenue where revealed, 1 elsewhere
     num = ok * (10 ** (4 + p["decimals"]) * squares)
-    return {"hhi": round_div(mpc, num, total * total, division(p["decimals"]), root=total), "suppressed": 1 - ok}
+    return {
+        "hhi": round_div(mpc, num, total * total, division(p["decimals"], inputs.parties), root=total),
+        "suppressed": 1 - ok,
+    }
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:

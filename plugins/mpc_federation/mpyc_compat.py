@@ -60,6 +60,12 @@ def install_fast_random_split() -> None:
             return np.stack([s % p] * m)
         c = np.array(bulk_randoms(p, t * n), dtype=object).reshape(t, n)
         rows = []
+        if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
+            y = s
+            for _ in range(m):
+                y = (y + c[0]) % p
+                rows.append(y)
+            return np.stack(rows)
         for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
             y = c[t - 1]
             for j in range(t - 2, -1, -1):

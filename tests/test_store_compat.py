@@ -151,3 +151,37 @@ def test_the_leader_reads_back_a_roster_that_is_already_there(federation, s3_ser
     assert stages.fix_roster(leader, 2, wait_seconds=30) == (2, ["company_a", "company_b", "company_c"])
     assert stages.fix_roster(leader, 2, wait_seconds=30) == (2, ["company_a", "company_b", "company_c"])
     assert leader.store.get(other) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-12-01T23:10:18.524Z",
+        "2026-12-01T23:10:18Z",
+        "2026-12-01T23:10:18.123456789Z",
+        "Tue, 01 Dec 2026 23:10:18 GMT",
+        "2026-12-01T23:10:18+02:00",
+        "1796166618",
+    ],
+)
+def test_timestamps_parse_to_the_instants_botocore_gives(value):
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    from mpc_federation.store import parse_timestamp
+
+    assert parse_timestamp(value) == botocore_parse(value)
+
+
+def test_both_clients_of_a_store_parse_timestamps_fast(servers):
+    """A listing's and a GET's timestamps come from ``store.parse_timestamp`` (which answers in
+    ``datetime.UTC``; botocore's own parser answers with dateutil's time zones)."""
+    from datetime import UTC
+
+    for kind, server in servers.items():
+        store = store_at(server, f"timestamps-{kind}", "emulated")
+        store.put("some/key", b"x")
+        for client in store.clients():
+            listed = client.list_objects_v2(Bucket=store.bucket, Prefix="some/")["Contents"][0]["LastModified"]
+            got = client.get_object(Bucket=store.bucket, Key="some/key")["LastModified"]
+            assert listed.tzinfo is UTC and got.tzinfo is UTC, kind
+        assert list(store.list_with_etags("some/")) == ["some/key"]

@@ -142,6 +142,12 @@ def test_five_compute_parties():
 
 
 # -- inputs outside their declared ranges, refused inside the MPC -------------------------------------------
+def program_plaintext(path: Path, parties: list[dict]) -> dict:
+    import sys
+
+    return sys.modules[load_program(path).program.compute.__module__].plaintext(parties)
+
+
 def forged(program, honest: dict[str, list[int]], lie: dict[str, list[int]], m: int = 3) -> list[dict]:
     """An input party's payloads whose values are ``lie`` but whose witness is that of ``honest``
     (the best a cheater can do: no witness exists for an out-of-range value)."""
@@ -202,6 +208,29 @@ def test_an_input_outside_its_range_is_refused(lie):
     result = run_program(PROGRAMS / "pay_gap.py", levels, honest)  # the cause removed
     assert result["suppressed"]["exact"] == ["0", "1"]
     assert result["mean_gap_cents"]["exact"][1] is None and result["women_to_men_ratio"]["exact"][1] is None
+
+
+def test_the_input_checks_span_chunks():
+    """More values than the worker checks at once (``witnesses.CHUNK``, which bounds its memory):
+    a value outside its range in the last chunk is refused, naming only its party; with honest
+    inputs every cell is summed exactly (the nonzero indicators kept from every chunk)."""
+    from mpc_federation.witnesses import CHUNK
+
+    program = load_program(PROGRAMS / "sum.py").program
+    rng = random.Random(11)
+    n = CHUNK + 3
+    labels = [f"m{i}" for i in range(n)]
+    honest = {p: {"value": [rng.choice([0, rng.randint(-(2**50), 2**50 - 1)]) for _ in labels]} for p in "abc"}
+    honest["a"]["value"][-1] = honest["b"]["value"][-1] = honest["c"]["value"][-1] = 7
+    lie = {"value": honest["b"]["value"][:-1] + [2**50]}  # one past the range, in the second chunk
+    with pytest.raises(MPCRefused) as info:
+        run_program(PROGRAMS / "sum.py", {"market": labels}, honest, payloads={"b": forged(program, honest["b"], lie)})
+    assert "the inputs of b are outside their declared ranges" in info.value.reason
+    assert "the inputs of a" not in info.value.reason and ", c" not in info.value.reason
+    result = run_program(PROGRAMS / "sum.py", {"market": labels}, honest)
+    expected = program_plaintext(PROGRAMS / "sum.py", list(honest.values()))
+    assert [None if x is None else int(x) for x in result["total"]["exact"]] == expected["total"]
+    assert result["total"]["exact"][-1] == "21"
 
 
 def test_a_negative_revenue_is_refused():

@@ -67,6 +67,29 @@ def make(spec_input, values: list[int], modulus: int) -> list[int]:
     return out
 
 
+CHUNK = 4096  # values per party checked at once: bounds the checks' memory (42 field elements per HHI value)
+
+
+def part(witness: list, lay: WitnessLayout, start: int, stop: int) -> list:
+    """The piece of one party's witness (in ``lay``'s order) for its values ``[start, stop)``, laid
+    out as the witness of those values alone (``layout(spec_input, stop - start)``)."""
+    n, bits = lay.n, lay.bits
+    out = witness[start * bits : stop * bits]
+    pos = n * bits
+    if lay.upper:
+        out = out + witness[pos + start * bits : pos + stop * bits]
+        pos += n * bits
+    if lay.nonzero:
+        out = out + witness[pos + start : pos + stop] + witness[pos + n + start : pos + n + stop]
+    return out
+
+
+def indicator(witness: list, lay: WitnessLayout) -> list:
+    """The verified indicators ``z = [x != 0]`` of one party's witness (``nonzero`` inputs)."""
+    start = lay.size - 2 * lay.n
+    return witness[start : start + lay.n]
+
+
 def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]:
     """``count`` pseudorandom field elements from a public seed (SHAKE-256), for one label."""
     width = (modulus.bit_length() + 64 + 7) // 8  # 64 extra bits: negligible bias mod p

@@ -81,7 +81,9 @@ def _secure_array(secint, shares: list[int]):
 
 async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
     """Refuse, naming them, if any input party's values are outside their declared ranges (or its
-    shares do not have the lengths the run's dimensions give)."""
+    shares do not have the lengths the run's dimensions give). Checks ``witnesses.CHUNK`` values
+    of every party at a time; afterwards each party's witness is replaced by the verified nonzero
+    indicators the program may use (``job["shares"][party]["nonzero"]``)."""
     import numpy as np
 
     roster = job["roster"]
@@ -96,23 +98,33 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     if wrong:
         raise AgreementError(f"the shares of {', '.join(dict.fromkeys(wrong))} do not have the lengths of this run")
     total = None
-    for spec_input in program.inputs:  # every party at once: one batched inner product per input
+    for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
         n = job["input_lengths"][spec_input.name]
-        size = witnesses.layout(spec_input, n).size
-        values = _secure_array(secint, [s for party in roster for s in job["shares"][party]["values"][spec_input.name]])
-        witness = _secure_array(
-            secint, [s for party in roster for s in job["shares"][party]["witness"][spec_input.name]]
-        )
-        c = witnesses.combinations(
-            mpc,
-            secint,
-            spec_input,
-            values.reshape((len(roster), n)),
-            witness.reshape((len(roster), size)),
-            seed,
-            [f"{party}/{spec_input.name}" for party in roster],
-        )
-        total = c if total is None else total + c
+        lay = witnesses.layout(spec_input, n)
+        for start in range(0, n, witnesses.CHUNK):
+            stop = min(start + witnesses.CHUNK, n)
+            values = [s for party in roster for s in job["shares"][party]["values"][spec_input.name][start:stop]]
+            witness = [
+                s
+                for party in roster
+                for s in witnesses.part(job["shares"][party]["witness"][spec_input.name], lay, start, stop)
+            ]
+            c = witnesses.combinations(
+                mpc,
+                secint,
+                spec_input,
+                _secure_array(secint, values).reshape((len(roster), stop - start)),
+                _secure_array(secint, witness).reshape((len(roster), len(witness) // len(roster))),
+                seed,
+                [f"{party}/{spec_input.name}/{start}" for party in roster],
+            )
+            c = (await mpc.gather(c)).value  # this party's shares: the chunk's arrays can go
+            total = c if total is None else total + c
+        for party in roster:  # keep the verified indicators, drop the rest of the witness
+            shares = job["shares"][party]
+            witness = shares["witness"].pop(spec_input.name)
+            shares.setdefault("nonzero", {})[spec_input.name] = witnesses.indicator(witness, lay) if lay.nonzero else []
+    total = secint.array(secint.field.array(total))
     valid = await mpc.np_is_zero_public(total)
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
@@ -190,7 +202,6 @@ async def _agree(mpc, job: dict, names: list[str]) -> bytes:
 def _program_inputs(secint, program, job: dict):
     """The roster's shares as (parties, n) secure arrays per input, with the verified nonzero
     indicators of inputs that declare them."""
-    from mpc_federation import witnesses
     from mpc_federation.programs import ProgramInputs
 
     roster = job["roster"]
@@ -204,9 +215,8 @@ def _program_inputs(secint, program, job: dict):
                 raise ValueError(f"input {spec_input.name} of {party}: {len(shares)} shares, expected {n}")
             rows.append(shares)
         values[spec_input.name] = _secure_array(secint, [s for row in rows for s in row]).reshape((len(rows), n))
-        if spec_input.nonzero:
-            start = witnesses.layout(spec_input, n).size - 2 * n
-            z = [s for party in roster for s in job["shares"][party]["witness"][spec_input.name][start : start + n]]
+        if spec_input.nonzero:  # the verified indicators _validate kept
+            z = [s for party in roster for s in job["shares"][party]["nonzero"][spec_input.name]]
             nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(roster), n))
     return ProgramInputs(values, nonzero, len(roster))
 

@@ -35,7 +35,6 @@ for ``t <= 7`` (15 compute parties). ``round_div`` refuses a larger threshold.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -199,17 +198,15 @@ def _shift_down(mpc, value, shift: int, bits: int):
     return trunc(mpc, value, shift, bits)
 
 
-_turns = itertools.count()  # whose turn it is to send masks: every party calls trunc in the same order
-
-
 def trunc(mpc, a, f: int, bits: int):
     """``floor(a / 2**f) + e`` elementwise, ``0 <= e <= t + 1``, for a secure integer array with
-    ``-2**(bits-1) <= a < 2**(bits-1)``  (MPyC's ``l``): probabilistic truncation in one input and one opening.
+    ``-2**(bits-1) <= a < 2**(bits-1)`` (MPyC's ``l``): probabilistic truncation in one input and
+    one opening.
 
     MPyC's ``np_trunc`` masks ``a`` with f shared random bits per value, each a product of t + 1
-    parties' random signs (a resharing each). Here t + 1 compute parties (taking turns) each input
-    a random integer ``r_i`` below ``2**(k+bits-s)`` (k the statistical security parameter, ``2**s >=
-    t + 1``) together with ``r_i mod 2**f``; ``c = a + 2**(bits-1) + sum r_i`` is opened, and
+    parties' random signs (a resharing each). Here t + 1 compute parties each input a random
+    integer ``r_i`` below ``2**(k+bits-s)`` (k the statistical security parameter, ``2**s >= t + 1``)
+    together with ``r_i mod 2**f``; ``c = a + 2**(bits-1) + sum r_i`` is opened, and
     ``(a + 2**(bits-1) + sum(r_i mod 2**f) - (c mod 2**f)) / 2**f - 2**(bits-1-f)`` is exact in the
     field. The honest sender's ``r_i`` makes ``c mod 2**f`` uniform and hides the rest of ``a``
     statistically (2**-(k-s-1)), as in MPyC; the carry of up to t + 1 sums of f-bit residues is
@@ -221,15 +218,17 @@ def trunc(mpc, a, f: int, bits: int):
 
     secarray = type(a)
     field = secarray.sectype.field
-    k, t, m = mpc.options.sec_param, mpc.threshold, len(mpc.parties)
+    k, t = mpc.options.sec_param, mpc.threshold
     spread = t.bit_length()
     if not 0 < f < bits or bits + k + 2 > field.modulus.bit_length():
         raise ValueError(
             f"trunc by {f} of {bits}-bit values needs a field of at least {bits + k + 2} bits, "
             f"not {field.modulus.bit_length()}"
         )
-    first = next(_turns) % m
-    senders = [(first + i) % m for i in range(t + 1)]
+    # Always the first t + 1 parties: a choice that cannot differ between parties, whatever order
+    # concurrent coroutines call trunc in (the inputs are 2 values per value truncated, next to the
+    # hundreds of values per market every party reshares).
+    senders = list(range(t + 1))
 
     @mpc.coroutine
     async def run(a):

@@ -124,8 +124,9 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
             shares = job["shares"][party]
             witness = shares["witness"].pop(spec_input.name)
             shares.setdefault("nonzero", {})[spec_input.name] = witnesses.indicator(witness, lay) if lay.nonzero else []
-    total = secint.array(secint.field.array(total))
-    valid = await mpc.np_is_zero_public(total)
+    if total is None:  # no values at all: nothing to check
+        return
+    valid = await mpc.np_is_zero_public(secint.array(secint.field.array(total)))
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(

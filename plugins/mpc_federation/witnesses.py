@@ -97,20 +97,12 @@ def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]
     return [int.from_bytes(stream[i * width : (i + 1) * width], "big") % modulus for i in range(count)]
 
 
-def combination(mpc, secint, spec_input, values, witness, seed: bytes, label: str):
-    """The random linear combination of one input's constraints for one party: a secure integer
-    that is 0 when the witness is honest. ``values`` and ``witness`` are secure arrays."""
-    both = combinations(
-        mpc, secint, spec_input, values.reshape((1, values.size)), witness.reshape((1, witness.size)), seed, [label]
-    )
-    return both[0]
-
-
 def combinations(mpc, secint, spec_input, values, witness, seed: bytes, labels: list[str]):
-    """``combination`` for many parties at once: ``values`` of shape (parties, n) and ``witness`` of
-    shape (parties, layout size), one label per party (its coefficients are those ``combination``
-    draws for that label). Returns the secure array of the parties' combinations: the quadratic
-    terms of all parties are one batched inner product (one resharing of one value per party)."""
+    """The random linear combination of one input's constraints for each party: a secure array,
+    0 where a party's witness is honest. ``values`` of shape (parties, n) and ``witness`` of shape
+    (parties, layout size), one label per party (its coefficients are drawn for that label). The
+    quadratic terms of all parties are one batched inner product (one resharing of one value per
+    party)."""
     import numpy as np
 
     parties, n = values.shape

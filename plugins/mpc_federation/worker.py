@@ -73,7 +73,7 @@ async def _refuse_on_error(mpc, check) -> None:
         raise SystemExit(3) from None
 
 
-def _secure_array(secint, shares: list[int]):
+def _secure_array(secint, shares):
     import numpy as np
 
     return secint.array(secint.field.array(np.array(shares, dtype=object)))
@@ -126,7 +126,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
             shares.setdefault("nonzero", {})[spec_input.name] = witnesses.indicator(witness, lay) if lay.nonzero else []
     if total is None:  # no values at all: nothing to check
         return
-    valid = await mpc.np_is_zero_public(secint.array(secint.field.array(total)))
+    valid = await mpc.np_is_zero_public(_secure_array(secint, total))
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(

@@ -301,16 +301,14 @@ class RunChannel(RunReader):
 
         def fetch(party: str):
             key = self.input_key(party, self.me.id)
-            token, cached = (listing or {}).get(key), self._seen.get(key)
-            if token is not None and cached is not None and cached[0] == token and key in self._blobs:
-                result, error = cached[2], cached[3]
-                if result is None:
-                    raise IntegrityError(error or f"object {key} does not verify")
-                return party, key, self._blobs[key], result[1]
-            blob = self.store.get(key)
-            if blob is None:
+            d = self.describe(key)
+            outcome = self._verify_cached(key, (listing or {}).get(key), d) if d is not None else None
+            if outcome is None:  # absent
                 return party, key, None, None
-            return (party, key, blob, self.open(blob, key, "input-shares", party, to=self.me.id)[1])
+            result, error = outcome
+            if result is None:
+                raise IntegrityError(error or f"object {key} does not verify")
+            return party, key, self._blobs[key], result[1]
 
         threads = READ_THREADS if threads is None else threads
         if len(parties) <= 1 or threads <= 1:

@@ -284,6 +284,7 @@ def test_time_kinds(spark, tmp_path, time_type):
         (pa.int32(), [12, -3], [1200, -300]),
         (pa.int64(), [12, 7], [1200, 700]),
         (pa.float32(), [12.5, 0.25], [1250, 25]),
+        (pa.float64(), [0.125, 1.005], [13, 101]),  # half-cent ties take the decimal cast, half-up
         (pa.decimal128(10, 3), [Decimal("1.005"), Decimal("2.004")], [101, 200]),  # half-up to cents
         (pa.decimal128(38, 2), [Decimal("123456789.01"), Decimal("0.99")], [12345678901, 99]),
         (pa.string(), [" 12.50", "1e1"], [1250, 1000]),
@@ -292,6 +293,13 @@ def test_time_kinds(spark, tmp_path, time_type):
 def test_amount_types(spark, tmp_path, amount_type, values, cents):
     folder = simple(tmp_path / "d", values, months=["2024-01", "2024-01"], amount_type=amount_type)
     assert aggregate(spark, folder)["revenue_cents"] == [sum(cents), sum(cents), 0, 0]
+
+
+def test_month_sums_beyond_64_bits_are_exact(spark, tmp_path):
+    """Cents are summed as 64-bit integers; a month whose sum would overflow is summed again as
+    exact decimals."""
+    folder = simple(tmp_path / "d", [9 * 10**15] * 20, months=["2024-01"] * 20, amount_type=pa.int64())
+    assert aggregate(spark, folder, max_cents=10**20)["revenue_cents"] == [18 * 10**18, 18 * 10**18, 0, 0]
 
 
 def test_files_of_one_dataset_with_different_schemas(spark, tmp_path):

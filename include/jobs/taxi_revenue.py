@@ -551,20 +551,14 @@ def revenue_by_month(
     drop = policy["negative_amounts"] == "drop"
     if oblivious_spark is None:
         row = count_and_sum(trips, months, drop, examples=False)
-        try:
-            apply_policy(row, policy, columns, participant_value)
-        except InputError:
-            # The night stops: a second pass finds the examples the message quotes (same counts).
-            apply_policy(count_and_sum(trips, months, drop), policy, columns, participant_value)
-            raise
     else:
         row = oblivious_count_and_sum(oblivious_spark, trips, months, drop)
-        try:
-            apply_policy(row, policy, columns, participant_value)
-        except InputError:
-            # The night stops: the plain pass finds the example the message quotes (same message).
-            apply_policy(count_and_sum(trips, months, drop), policy, columns, participant_value)
-            raise
+    try:
+        apply_policy(row, policy, columns, participant_value)
+    except InputError:
+        # The night stops: a second, plain pass finds the examples the message quotes (same counts).
+        apply_policy(count_and_sum(trips, months, drop), policy, columns, participant_value)
+        raise
     per_month = [to_cents(row[f"m{i}"]) for i in range(len(months))]
     markets, cents = ["all", *months], [sum(per_month), *per_month]
     check_markets(markets, cents, max_cents)

@@ -142,12 +142,6 @@ def test_five_compute_parties():
 
 
 # -- inputs outside their declared ranges, refused inside the MPC -------------------------------------------
-def program_plaintext(path: Path, parties: list[dict]) -> dict:
-    import sys
-
-    return sys.modules[load_program(path).program.compute.__module__].plaintext(parties)
-
-
 def forged(program, honest: dict[str, list[int]], lie: dict[str, list[int]], m: int = 3) -> list[dict]:
     """An input party's payloads whose values are ``lie`` but whose witness is that of ``honest``
     (the best a cheater can do: no witness exists for an out-of-range value)."""
@@ -228,7 +222,7 @@ def test_the_input_checks_span_chunks():
     assert "the inputs of b are outside their declared ranges" in info.value.reason
     assert "the inputs of a" not in info.value.reason and ", c" not in info.value.reason
     result = run_program(PROGRAMS / "sum.py", {"market": labels}, honest)
-    expected = program_plaintext(PROGRAMS / "sum.py", list(honest.values()))
+    expected = load_program(PROGRAMS / "sum.py").module.plaintext(list(honest.values()))
     assert [None if x is None else int(x) for x in result["total"]["exact"]] == expected["total"]
     assert result["total"]["exact"][-1] == "21"
 

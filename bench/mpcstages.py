@@ -135,15 +135,8 @@ def still_missing(run, stage: str) -> list[str]:
     """The sensor's condition for ``stage`` on one listing of the run: who is still missing."""
     from mpc_federation import stages
 
-    reader = run.reader
-    if hasattr(reader, "verified_for"):  # the sensor's poke: a verified listing with ETags
-        view = reader.verified_for(stage)
-    else:  # the older API
-        view = reader.verified() if hasattr(reader, "verified") else run.channel.present()
-    if hasattr(stages, "wait_state"):
-        state = stages.wait_state(run, stage, view, cutoff_passed=False)
-        return [] if state.ready else (state.missing or [state.stop or "?"])
-    return sorted(set(stages.pending(run.channel, stage, view).values()))  # the older API
+    state = stages.wait_state(run, stage, run.reader.verified_for(stage), cutoff_passed=False)
+    return [] if state.ready else (state.missing or [state.stop or "?"])
 
 
 def sensor_runs(fed: Federation, parties: list) -> dict:

@@ -429,16 +429,8 @@ def test_production_keys_start_without_allowing_test_keys(federation, s3_server,
     )
     monkeypatch.delenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", raising=False)
     labels = spec.dimensions(DATE)["market"]
-    aggregate = tmp_path / "aggregate.json"
-    aggregate.write_text(
-        json.dumps(
-            {
-                "format": "mpc-aggregate/1",
-                "party": "company_a",
-                "dimensions": {"market": labels},
-                "values": {"revenue_cents": REVENUE["company_a"]},
-            }
-        )
+    aggregate = write_aggregate(
+        tmp_path / "aggregate.json", "company_a", labels, {"revenue_cents": REVENUE["company_a"]}
     )
     share = MPCShareOperator(
         task_id="share", spec_path=str(spec.source), party_id="company_a", aggregate_uri=str(aggregate)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -317,37 +318,67 @@ def fmt_s(seconds: float | None, digits: int = 2) -> str:
     return "–" if seconds is None else f"{seconds:,.{digits}f}"
 
 
-class S3Requests:
-    """Counts the S3 requests of every boto3 client created after ``__enter__`` (botocore's
-    ``before-send`` event of the default session), by kind: GET, HEAD, PUT, LIST, other.
-    ``snapshot()`` returns the counts so far; ``since(snapshot)`` the counts after it."""
+def request_kind(operation: str) -> str:
+    """An S3 call's kind in the reports: LIST, GET (GetObject, HeadObject), PUT, else its name."""
+    for prefix, kind in (("List", "LIST"), ("Get", "GET"), ("Head", "GET"), ("Put", "PUT")):
+        if operation.startswith(prefix):
+            return kind
+    return operation
 
-    def __init__(self):
-        self.counts: dict[str, int] = {}
+
+class S3Requests:
+    """Counts S3 calls by kind (``request_kind``), from botocore's ``before-call`` event.
+
+    By default every call of every boto3 client created after ``__enter__`` counts, under "all".
+    With ``per_reader``, the calls of each read-only ``RunReader`` created meanwhile (a trigger's or
+    a sensor's) count under the party it reads for.
+    ``snapshot()`` returns the counts so far by party; ``since(snapshot)`` the counts after it."""
+
+    def __init__(self, *, per_reader: bool = False):
+        self.per_reader = per_reader
+        self.counts: dict[str, Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
 
-    def _count(self, request=None, **_):
-        method = getattr(request, "method", "?")
-        url = getattr(request, "url", "") or ""
-        kind = "LIST" if method == "GET" and "list-type=" in url else method
-        with self._lock:
-            self.counts[kind] = self.counts.get(kind, 0) + 1
-        return None  # send the request as usual
+    def _hook(self, party: str):
+        def count(model, **_):
+            with self._lock:
+                self.counts[party][request_kind(model.name)] += 1
+
+        return count
 
     def __enter__(self) -> S3Requests:
-        import boto3
+        if not self.per_reader:
+            import boto3
 
-        self._events = boto3._get_default_session().events
-        self._events.register("before-send.s3", self._count, unique_id="bench-s3-requests")
+            self._events = boto3._get_default_session().events
+            self._events.register("before-call.s3", self._hook("all"), unique_id="bench-s3-requests")
+            return self
+        from mpc_federation import channel
+
+        self._init = init = channel.RunReader.__init__
+
+        def counted_init(reader, spec, run, store, viewer=None):
+            init(reader, spec, run, store, viewer)
+            if type(reader) is channel.RunReader and viewer is not None:
+                for client in store.clients():
+                    client.meta.events.register("before-call.s3", self._hook(viewer))
+
+        channel.RunReader.__init__ = counted_init
         return self
 
     def __exit__(self, *exc) -> None:
-        self._events.unregister("before-send.s3", unique_id="bench-s3-requests")
+        if not self.per_reader:
+            self._events.unregister("before-call.s3", unique_id="bench-s3-requests")
+            return
+        from mpc_federation import channel
 
-    def snapshot(self) -> dict[str, int]:
+        channel.RunReader.__init__ = self._init
+
+    def snapshot(self) -> dict[str, Counter]:
         with self._lock:
-            return dict(self.counts)
+            return {party: Counter(c) for party, c in self.counts.items()}
 
-    def since(self, snapshot: dict[str, int]) -> dict[str, int]:
-        now = self.snapshot()
-        return {k: now[k] - snapshot.get(k, 0) for k in sorted(now) if now[k] - snapshot.get(k, 0)}
+    def since(self, snapshot: dict[str, Counter], party: str = "all") -> dict[str, int]:
+        """The calls of ``party`` after ``snapshot``, by kind."""
+        now, before = self.snapshot().get(party, Counter()), snapshot.get(party, Counter())
+        return {k: now[k] - before[k] for k in sorted(now) if now[k] - before[k]}

@@ -23,63 +23,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-class RequestCounter:
-    """Counts the S3 API calls of every trigger, by the trigger's party: each trigger reads through a
-    ``RunReader`` with itself as viewer, whose store's clients get a botocore ``before-call`` hook."""
-
-    def __init__(self):
-        self.counts: dict[str, Counter] = defaultdict(Counter)
-        self._lock = threading.Lock()
-
-    def __enter__(self):
-        from mpc_federation import channel
-
-        self._reader, self._init = channel.RunReader, channel.RunReader.__init__
-        counter = self
-
-        def init(reader, spec, run, store, viewer=None):
-            counter._init(reader, spec, run, store, viewer)
-            if type(reader) is channel.RunReader and viewer is not None:
-                for client in store.clients():
-                    client.meta.events.register("before-call.s3", counter._hook(viewer))
-
-        channel.RunReader.__init__ = init
-        return self
-
-    def _hook(self, party: str):
-        def count(model, **_):
-            kind = (
-                "LIST"
-                if model.name.startswith("List")
-                else "GET"
-                if model.name.startswith(("Get", "Head"))
-                else model.name
-            )
-            with self._lock:
-                self.counts[party][kind] += 1
-
-        return count
-
-    def __exit__(self, *exc):
-        self._reader.__init__ = self._init
-
-    def snapshot(self) -> dict[str, Counter]:
-        with self._lock:
-            return {p: Counter(c) for p, c in self.counts.items()}
-
-
-def _per_hour(before: dict, after: dict, seconds: float) -> dict[str, dict[str, float]]:
-    out = {}
-    for party, c in after.items():
-        b = before.get(party, Counter())
-        out[party] = {k: round((c[k] - b.get(k, 0)) * 3600 / seconds) for k in c}
-    return out
+def _per_hour(requests, before: dict, seconds: float) -> dict[str, dict[str, float]]:
+    """Each waiting party's calls since ``before`` (``S3Requests.snapshot``), per hour."""
+    return {
+        party: {k: round(n * 3600 / seconds) for k, n in requests.since(before, party).items()}
+        for party in requests.snapshot()
+    }
 
 
 def main(argv=None) -> int:
@@ -89,7 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]
-    from common import log  # puts plugins/ and scripts/ on the path
+    from common import S3Requests, log  # puts plugins/ and scripts/ on the path
     from mpcstages import make_federation, random_aggregates
 
     # isort: split
@@ -132,7 +86,7 @@ def main(argv=None) -> int:
                 ch = runs[recipient].channel
                 return ch.verified().headers[ch.input_done_key(party)]["created_at"]
 
-            async def scenario(counter: RequestCounter) -> dict:
+            async def scenario(counter: S3Requests) -> dict:
                 waiting = {p: asyncio.ensure_future(wait(trigger(p, "inputs"))) for p in computes}
                 result_wait = asyncio.ensure_future(wait(trigger(recipient, "result")))
                 await asyncio.sleep(1.0)
@@ -140,12 +94,12 @@ def main(argv=None) -> int:
                 await asyncio.sleep(ACTIVE_SECONDS + 2)  # the trigger polls fast for a minute after news
                 t0, c0 = time.time(), counter.snapshot()
                 await asyncio.sleep(args.far)  # far: one input party of five shared, nothing new for a minute
-                far = _per_hour(c0, counter.snapshot(), time.time() - t0)
+                far = _per_hour(counter, c0, time.time() - t0)
                 for p in inputs[1:4]:
                     await asyncio.to_thread(stages.share, runs[p], aggregates[p])
                 t0, c0 = time.time(), counter.snapshot()
                 await asyncio.sleep(args.near)  # near: four of five shared
-                near = _per_hour(c0, counter.snapshot(), time.time() - t0)
+                near = _per_hour(counter, c0, time.time() - t0)
                 await asyncio.to_thread(stages.share, runs[inputs[4]], aggregates[inputs[4]])
                 last_input = done_at(inputs[4])
                 ready = {p: await f for p, f in waiting.items()}
@@ -157,7 +111,7 @@ def main(argv=None) -> int:
                 event, at = await result_wait
                 for th in threads:
                     await asyncio.to_thread(th.join)
-                during = _per_hour(c_compute, counter.snapshot(), at - t_compute)
+                during = _per_hour(counter, c_compute, at - t_compute)
                 ch = runs[recipient].channel
                 view = ch.verified()
                 attempt = ch.live_attempt(view.keys)
@@ -172,7 +126,7 @@ def main(argv=None) -> int:
                     "requests_per_hour_result_wait": during.get(recipient),
                 }
 
-            with RequestCounter() as counter:
+            with S3Requests(per_reader=True) as counter:
                 out = asyncio.run(scenario(counter))
         finally:
             s3.stop()

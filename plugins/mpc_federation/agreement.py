@@ -10,8 +10,9 @@ The view of a compute party (``stages._compute_attempt`` builds it)::
     {"attempt": n,
      "roster": [input parties of the leader's signed roster],
      "roster_at": the roster's signed created_at,
-     "seen": [input parties whose verified done marker this party saw, signed at or before
-              roster_at: they shared in time],
+     "seen": [input parties off the roster whose verified done marker this party saw, signed
+              at or before roster_at: they shared in time (the markers of roster parties are
+              not fetched: their shares show they shared)],
      "ledger": {"fixed_roster": [roster fixed by released months] or None,
                 "withheld": [[dimension, label], ...]}}
 

@@ -178,11 +178,8 @@ class RunReader(RunLayout):
         not verify is left out with a warning naming it. Results are remembered per key and listing
         token (or body digest), so an unchanged object is neither fetched nor verified again.
         """
-        if listing is None:
-            lister = getattr(self.store, "list_with_etags", None)
-            where = f"{self.root}/{prefix}"
-            listing = lister(where, patient=patient) if lister else set(self.store.list(where, patient=patient))
-        tokens = listing if isinstance(listing, dict) else dict.fromkeys(listing)
+        tokens = self.listing(prefix, patient=patient) if listing is None else listing
+        tokens = tokens if isinstance(tokens, dict) else dict.fromkeys(tokens)
         wanted = [
             (key, d)
             for key in sorted(tokens)
@@ -205,17 +202,20 @@ class RunReader(RunLayout):
             view.headers[key], view.payloads[key] = result
         return view
 
+    def listing(self, prefix: str = "", *, patient: bool = True) -> dict[str, str | None]:
+        """The keys below the run's root and ``prefix``, each with its listing token (ETag or
+        LastModified; None from a store that lists keys only). NOT verified."""
+        lister = getattr(self.store, "list_with_etags", None)
+        where = f"{self.root}/{prefix}"
+        return lister(where, patient=patient) if lister else dict.fromkeys(self.store.list(where, patient=patient))
+
     def verified_control(self, *, patient: bool = True) -> Verified:
         """``verified`` over the roster, abort and output objects only: three small listings instead
         of one over every input party's objects (thousands of keys with many input parties). What
         attempts, rosters and stops are decided from; not who shared."""
-        lister = getattr(self.store, "list_with_etags", None)
         listing: dict[str, str | None] = {}
         for prefix in ("roster/", "abort/", "outputs/"):
-            where = f"{self.root}/{prefix}"
-            listing.update(
-                lister(where, patient=patient) if lister else dict.fromkeys(self.store.list(where, patient=patient))
-            )
+            listing.update(self.listing(prefix, patient=patient))
         return self.verified(listing)
 
     def verified_for(self, stage: str, *, patient: bool = True) -> Verified:
@@ -283,6 +283,25 @@ class RunChannel(RunReader):
 
     def _prefetches(self, d: Described) -> bool:
         return d.kind == "input-shares" and d.to == self.me.id and self.me.has("compute")
+
+    def prefetch_shares(self) -> None:
+        """Fetch and verify the input shares sealed to this compute party (``read_inputs`` then
+        reads them from memory), not the done markers: a follower's work while the leader fixes
+        the roster."""
+        listing = self.listing("inputs/")
+        self.verified({k: v for k, v in listing.items() if (d := self.describe(k)) is not None and self._prefetches(d)})
+
+    def verified_beyond(self, roster: list[str]) -> Verified:
+        """``verified`` of the whole run except the done markers of the parties on ``roster``
+        (neither fetched nor in the view): what a compute party decides from once the roster is
+        fixed. A roster party's share, signed and sealed to this party, shows that it shared;
+        only the markers of parties the roster leaves out still decide something
+        (``agreement``: whether they shared in time). The view's ``listing`` keeps every key."""
+        listing = self.listing()
+        markers = {self.input_done_key(p) for p in roster}
+        view = self.verified({k: v for k, v in listing.items() if k not in markers})
+        view.listing = listing
+        return view
 
     def read_inputs(
         self, parties: list[str], *, threads: int | None = None, listing: Mapping[str, str | None] | None = None

@@ -14,7 +14,8 @@ from mpc_federation.stage_base import StageError, explain_aborts
 
 
 def seen_in_time(channel: RunChannel, view, roster_at: float | None) -> list[str]:
-    """The input parties whose verified done marker (in ``view``) was signed no later than the roster."""
+    """The input parties whose verified done marker (in ``view``) was signed no later than the roster
+    (with ``RunChannel.verified_beyond``: those the roster leaves out, the only ones that matter)."""
     return [
         p
         for p in channel.shared(view.keys)

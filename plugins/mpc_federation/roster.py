@@ -98,8 +98,8 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
     """
     if run.party_id == run.spec.leader.id:
         _publish_roster(run, attempt, ledger_dir)
-    else:  # verify the done markers and shares (the compute stage needs them) while the leader fixes the roster
-        run.channel.verified()
+    else:  # fetch and verify the shares (the compute stage needs them) while the leader fixes the roster
+        run.channel.prefetch_shares()
     return _await_live_roster(run, attempt, wait_seconds)
 
 

@@ -222,7 +222,7 @@ def _compute_attempt(
     """
     channel = run.channel
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
-    view = channel.verified()
+    view = channel.verified_beyond(roster)
     seen = computing.seen_in_time(channel, view, roster_at)
     shares, consumed = computing.roster_shares(run, roster, view.listing)
     verdict = computing.ledger_verdict(run, attempt, roster, consumed, ledger_dir)

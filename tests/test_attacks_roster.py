@@ -445,6 +445,40 @@ def test_done_marker_hidden_from_everyone_fails_the_left_out_party_loudly(fed, a
     assert isinstance(skipped, AirflowSkipException) and "disclosure ledger fixed the roster" in str(skipped)
 
 
+def test_an_older_sharing_served_to_one_compute_party_is_refused_inside_the_mpc(fed, airflow_conn):
+    # company_e shares; the bucket's operator keeps its share for company_b, makes its done marker
+    # unreadable so that company_e shares again (fresh random shares of the same values), then
+    # serves company_b the older share. Mixed, the shares recombine to no value of company_e's.
+    for pid in ("company_a", "company_b", "company_c", "company_d", "company_e"):
+        fed.share(pid, APRIL)
+    channel = fed.run("company_a", APRIL).channel
+    to_b = channel.input_key("company_e", "company_b")
+    older = fed.store.get(to_b)
+    fed.store.put(channel.input_done_key("company_e"), b"unreadable")
+    assert fed.share("company_e", APRIL)["status"] == "shared"  # its retry replaces every object
+    newer = fed.store.get(to_b)
+    assert newer != older
+    fed.store.put(to_b, older)
+    local = fed.local_state()
+
+    out = fed.compute_all(APRIL, 1)
+    assert_refused(
+        out,
+        "compute parties hold shares of different sharings of company_e (the bucket served some of "
+        "them an older sharing of the same run)",
+        kind=MPCRefused,
+    )
+    fed.expect_nothing_revealed(APRIL)
+    assert fed.store.list(ledger_root(fed.spec) + "/") == []  # nothing released, nothing on record
+    assert fed.local_state() == local
+
+    fed.store.put(to_b, newer)  # the cause removed: the bucket serves the current object
+    out = fed.compute_all(APRIL, 2)
+    everyone = ["company_a", "company_b", "company_c", "company_d", "company_e"]
+    assert all(isinstance(out[p], dict) and out[p]["roster"] == everyone for p in COMPUTES), out
+    fed.expect_result(fed.reveal(APRIL), APRIL, everyone, 2)
+
+
 # -- 6. the bucket operator deletes the ledger --------------------------------------------------------------------
 def test_deleted_ledger_records_the_private_copies_still_refuse(fed, airflow_conn):
     for pid in COMPUTES:
@@ -566,6 +600,13 @@ def test_units_keys_and_agreement_rules(fed):
         agreement.check([other, other, other], ["x", "y", "z"])
     with pytest.raises(agreement.AgreementError, match="y disagree with x on roster_at"):
         agreement.check([base, {**base, "roster_at": 6.0}, base], ["x", "y", "z"])
+    held = {**base, "sharings": {"a": "s1", "b": "s2", "c": None}}
+    agreement.check([held, held, held], ["x", "y", "z"])
+    with pytest.raises(agreement.AgreementError, match="different sharings of b "):
+        agreement.check([held, {**held, "sharings": {"a": "s1", "b": "old", "c": None}}, held], ["x", "y", "z"])
+    with pytest.raises(agreement.AgreementError, match="y disagree with x on roster, sharings"):
+        other = {**held, "roster": ["a", "b"], "sharings": {"a": "s1", "b": "s2"}}
+        agreement.check([held, other, held], ["x", "y", "z"])
 
 
 def test_a_retry_over_other_input_objects_releases_nothing(fed, airflow_conn):

@@ -13,12 +13,16 @@ The view of a compute party (``stages._compute_attempt`` builds it)::
      "seen": [input parties off the roster whose verified done marker this party saw, signed
               at or before roster_at: they shared in time (the markers of roster parties are
               not fetched: their shares show they shared)],
+     "sharings": {input party: the id of the sharing this party's share belongs to},
      "ledger": {"fixed_roster": [roster fixed by released months] or None,
                 "withheld": [[dimension, label], ...]}}
 
 Rules: every key but ``seen`` must be the same in all views (the ledger verdict first, with its
 own reason); a roster that differs from the ledger's fixed roster is refused; a roster that leaves
-out a party any compute party saw in time is refused, unless the ledger fixed the roster.
+out a party any compute party saw in time is refused, unless the ledger fixed the roster; shares
+of different sharings of one input party are refused (an input party that shared again, e.g. after
+its done marker could not be read, and the bucket serving some compute parties its older shares:
+mixed, they would recombine to no value of the party's).
 """
 
 from __future__ import annotations
@@ -67,6 +71,14 @@ def check(views: list[dict[str, Any]], names: list[str]) -> None:
                     f"roster {_names(roster)} of attempt {first.get('attempt')} leaves out {', '.join(left_out)}, "
                     f"whose shares {names[i]} saw before the roster was fixed"
                 )
+    sharings = [view.get("sharings") or {} for view in views]
+    common = set.intersection(*(set(s) for s in sharings))  # parties in every view (rosters agree below)
+    mixed = sorted(p for p in common if len({s[p] for s in sharings}) > 1)
+    if mixed:
+        raise AgreementError(
+            f"compute parties hold shares of different sharings of {', '.join(mixed)} (the bucket served "
+            "some of them an older sharing of the same run)"
+        )
     rest = [{k: v for k, v in view.items() if k != "seen"} for view in views]
     differ = [names[i] for i, view in enumerate(rest) if view != rest[0]]
     if differ:

@@ -24,21 +24,24 @@ def seen_in_time(channel: RunChannel, view, roster_at: float | None) -> list[str
     ]
 
 
-def roster_shares(run: PartyRun, roster: list[str], listing: dict) -> tuple[dict, dict]:
-    """This party's shares of every input party on the roster, and the digest of each object used.
+def roster_shares(run: PartyRun, roster: list[str], listing: dict) -> tuple[dict, dict, dict]:
+    """This party's shares of every input party on the roster, the digest of each object used, and
+    the id of the sharing each share belongs to (``agreement``: every compute party must hold the
+    same sharing of each input party; None for shares written before sharings had ids).
 
     :param listing: the fresh listing the shares are read against (``Verified.listing``): a share
         already fetched and verified with an unchanged ETag is not fetched again.
     """
     from mpc_federation import ledger
 
-    shares, consumed = {}, {}
+    shares, consumed, sharings = {}, {}, {}
     for party, key, blob, record in run.channel.read_inputs(roster, listing=listing):
         if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
         shares[party] = record["shares"]
+        sharings[party] = record.get("sharing")
         consumed[key] = ledger.sha256(blob)
-    return shares, consumed
+    return shares, consumed, sharings
 
 
 def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dict, ledger_dir: str | Path | None):

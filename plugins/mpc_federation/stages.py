@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,12 +77,13 @@ def share(run: PartyRun, aggregate: dict) -> dict:
 
     computes = spec.compute_parties
     payloads = input_payloads(program, vectors, spec.threshold, len(computes))
+    sharing = secrets.token_hex(16)  # names this one sharing: the compute parties must all hold it
     for compute_party, payload in zip(computes, payloads):
         channel.publish(
             channel.input_key(run.party_id, compute_party.id),
             "input-shares",
             "input",
-            {"shares": payload},
+            {"shares": payload, "sharing": sharing},
             to=compute_party.id,
         )
     seconds = round(time.monotonic() - t0, 3)
@@ -224,9 +226,16 @@ def _compute_attempt(
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
     view = channel.verified_beyond(roster)
     seen = computing.seen_in_time(channel, view, roster_at)
-    shares, consumed = computing.roster_shares(run, roster, view.listing)
+    shares, consumed, sharings = computing.roster_shares(run, roster, view.listing)
     verdict = computing.ledger_verdict(run, attempt, roster, consumed, ledger_dir)
-    agreement = {"attempt": attempt, "roster": roster, "roster_at": roster_at, "seen": seen, "ledger": verdict.view()}
+    agreement = {
+        "attempt": attempt,
+        "roster": roster,
+        "roster_at": roster_at,
+        "seen": seen,
+        "sharings": sharings,
+        "ledger": verdict.view(),
+    }
     result = process.run(
         computing.mpc_job(run, attempt, roster, shares, verdict, agreement),
         connect_timeout=connect_timeout,

@@ -149,6 +149,28 @@ def test_compute_party_killed_mid_mpc_stops_the_others_and_a_retry_succeeds(fede
     assert total_of(result) == VALUES["company_a"] + VALUES["company_b"] + VALUES["company_c"]
 
 
+def test_a_worker_ended_by_a_peer_that_gave_up_says_why(tmp_path):
+    """A compute party that gives up publishes why, then stops its MPyC process; a peer's process
+    can die of the closed connection before its next poll. Its error is then the published
+    reason, not the crash; a process killed by a signal still says so."""
+    from types import SimpleNamespace
+
+    from mpc_federation.launcher import MPCRunError, _outcome
+
+    reason = "attempt 1 was given up: company_a: an input object does not verify"
+
+    def outcome(returncode: int, stop_reason):
+        proc = SimpleNamespace(returncode=returncode)
+        with pytest.raises(MPCRunError) as info:
+            _outcome(proc, tmp_path / "out.json", ["Traceback", "ConnectionResetError"], 0.1, 0.0, True, stop_reason)
+        return str(info.value)
+
+    assert outcome(1, lambda: reason) == f"stopped: {reason}"
+    assert outcome(1, lambda: None).startswith("MPyC process exited with code 1\n")
+    assert outcome(-9, lambda: reason).startswith("MPyC process exited with code -9")  # its own death
+    assert outcome(1, None).startswith("MPyC process exited with code 1")
+
+
 def test_straggler_left_out_after_cutoff_when_the_floor_holds(federation, s3_server, coordination_conn, tmp_path):
     spec, keys = fault_federation(federation, inputs=4, deadlines={"cutoff": 2, "inputs": 20})
     runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))

@@ -344,7 +344,7 @@ def _supervise(proc, out_file, connect_timeout, run_timeout, stop_reason, poll_s
                 log += texts
                 if connected_at is None and any(text.startswith(CONNECTED) for text in texts):
                     connected_at = time.monotonic()
-        return _outcome(proc, out_file, log, (connected_at or time.monotonic()) - start, start, tls)
+        return _outcome(proc, out_file, log, (connected_at or time.monotonic()) - start, start, tls, stop_reason)
     finally:
         sel.close()
 
@@ -359,12 +359,22 @@ def _check_deadlines(elapsed: float, connected: bool, connect_timeout: float, ru
         raise MPCRunError(f"MPC did not finish within {run_timeout:.0f} s\n{_tail(log)}")
 
 
-def _outcome(proc, out_file: Path, log: list[str], connect_seconds: float, start: float, tls: bool) -> MPCResult:
-    """The exited worker's result: a refusal, a failure, or this party's output shares."""
+def _outcome(
+    proc, out_file: Path, log: list[str], connect_seconds: float, start: float, tls: bool, stop_reason=None
+) -> MPCResult:
+    """The exited worker's result: a refusal, a failure, or this party's output shares.
+
+    A compute party that gives up publishes why, then stops its MPyC process; the connections it
+    closes can end this process before the next poll of ``stop_reason``, so a process that failed
+    (not one killed by a signal) is explained by that reason when there is one, not by the crash
+    it caused."""
     refusals = [line[len(REFUSED) :].strip() for line in log if line.startswith(REFUSED)]
     if refusals:
         raise MPCRefused(refusals[0])
     if proc.returncode != 0:
+        reason = stop_reason() if stop_reason is not None and proc.returncode > 0 else None
+        if reason:
+            raise MPCRunError(f"stopped: {reason}")
         raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
     shares = json.loads(out_file.read_text())["shares"]
     sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]

@@ -138,6 +138,11 @@ class Federation:
         with pytest.raises(stages.StageError, match="no live MPC attempt"):
             stages.reveal(self.run("regulator", date))
 
+    def expect_nothing_released(self, date: datetime) -> None:
+        """Nothing revealed, and nothing on record in the bucket's ledger."""
+        self.expect_nothing_revealed(date)
+        assert self.store.list(ledger_root(self.spec) + "/") == []
+
     def expect_result(
         self, result: dict, date: datetime, roster: list[str], attempt: int, withheld: list[list[str]] | None = None
     ) -> None:
@@ -407,8 +412,7 @@ def test_done_marker_hidden_from_the_leader_is_refused_inside_the_mpc(fed, airfl
         "leaves out company_d, whose shares company_b saw before the roster was fixed",
         kind=MPCRefused,
     )
-    fed.expect_nothing_revealed(APRIL)
-    assert fed.store.list(ledger_root(fed.spec) + "/") == []  # nothing released, nothing on record
+    fed.expect_nothing_released(APRIL)
     failed = confirm_inclusion(fed, "company_d", APRIL)
     assert isinstance(failed, AirflowFailException)
     assert "the roster [company_a, company_b, company_c] of attempt 1" in str(failed)
@@ -468,8 +472,7 @@ def test_an_older_sharing_served_to_one_compute_party_is_refused_inside_the_mpc(
         "them an older sharing of the same run)",
         kind=MPCRefused,
     )
-    fed.expect_nothing_revealed(APRIL)
-    assert fed.store.list(ledger_root(fed.spec) + "/") == []  # nothing released, nothing on record
+    fed.expect_nothing_released(APRIL)
     assert fed.local_state() == local
 
     fed.store.put(to_b, newer)  # the cause removed: the bucket serves the current object

@@ -165,7 +165,7 @@ class RunReader(RunLayout):
     def present(self, prefix: str = "", *, patient: bool = True) -> set[str]:
         """Keys below the run's root: one listing, NOT verified (the monitor's and tests' view).
         Every decision uses ``verified`` instead."""
-        return set(self.store.list(f"{self.root}/{prefix}", patient=patient))
+        return set(self.listing(prefix, patient=patient))
 
     def verified(
         self, listing: set[str] | Mapping[str, str | None] | None = None, *, prefix: str = "", patient: bool = True

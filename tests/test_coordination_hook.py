@@ -112,3 +112,25 @@ def test_unreachable_bucket_fails_the_connection_test_at_once(monkeypatch):
     }
     ok, message = connect(monkeypatch, "mpc_dead", dead).test_connection()
     assert not ok and "EndpointConnectionError" in message and "'tested'" in message
+
+
+def test_hooks_of_one_process_parse_the_s3_model_once_and_build_no_user_agent_twice(moto, monkeypatch):
+    """A triggerer makes a hook per trigger and ``airflow dags test`` one per task, on the
+    rendezvous's critical path: the second hook's store reads no service-model file, and its quick
+    client extends the patient one's config (one user agent, naming the hook, not a stack walk)."""
+    from botocore.loaders import JSONFileLoader
+
+    connect(monkeypatch, "mpc_first", moto.connection()).store("b1")
+    loaded = []
+    original = JSONFileLoader.load_file
+    monkeypatch.setattr(JSONFileLoader, "load_file", lambda self, path: loaded.append(path) or original(self, path))
+    store = connect(monkeypatch, "mpc_second", moto.connection()).store("hook-bucket")
+    assert loaded == []
+    patient, quick = store.clients()
+    assert quick.meta.config.user_agent_extra == patient.meta.config.user_agent_extra
+    assert "Caller/CoordinationHook" in patient.meta.config.user_agent_extra
+    assert quick.meta.config.retries["total_max_attempts"] == 1
+    assert quick.meta.endpoint_url == patient.meta.endpoint_url == moto.url
+    store.ensure_bucket()
+    assert store.put_new("k", b"v") is True
+    assert "k" in store.list("", patient=False)

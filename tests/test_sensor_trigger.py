@@ -391,6 +391,11 @@ def test_sensor_execute_deferrable(fed):
     with pytest.raises(AirflowFailException, match="never showed: company_a"):
         waiting.execute_complete(CONTEXT, event)
     assert waiting.execute_complete(CONTEXT, {"status": "ready", "left_out": []}) is None
+    # A task resumed by its trigger's "ready" builds no clients and lists nothing: its next task
+    # verifies what it reads (only an input party's inclusion is checked again).
+    resumed = sensor(spec, "regulator", "result")
+    resumed._party_run = lambda context: pytest.fail("the resumed sensor opened the store")
+    assert resumed.execute_complete(CONTEXT, {"status": "ready", "left_out": []}) is None
 
     # A stop carries the verified reasons from the bucket, not just the trigger's word.
     for c in ("company_a", "company_b", "company_c"):

@@ -185,16 +185,18 @@ class MPCCoordinationSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
-        run = self._party_run(context)
-        if event["status"] == "ready":
-            # The trigger's word is checked again from verified objects (it holds no keys either,
-            # but this is where the task decides).
-            if self.stage == "roster":
-                if not self._included(run):
-                    raise AirflowFailException(f"run {run.reader.run}: the roster is gone again")
-                return None
+        if event["status"] == "ready" and self.stage != "roster":
+            # The trigger decided from verified objects; the next task verifies what it reads. No
+            # store is opened here: on the rendezvous's critical path it costs clients and a listing.
             if event.get("left_out"):
                 self.log.warning("Going ahead after the cut-off without: %s", ", ".join(event["left_out"]))
+            return None
+        run = self._party_run(context)
+        if event["status"] == "ready":
+            # An input party's inclusion is checked again from verified objects (the trigger holds
+            # no keys either, but this is where the task decides).
+            if not self._included(run):
+                raise AirflowFailException(f"run {run.reader.run}: the roster is gone again")
             return None
         if event["status"] == "skipped":
             raise AirflowSkipException(f"run {run.reader.run}: {event['reason']}")

@@ -213,6 +213,11 @@ PARSE = textwrap.dedent("""
                             "retries": sorted({t.retries for t in d.tasks}),
                             "docs": all(t.doc_md for t in d.tasks) and bool(d.doc_md),
                             "deferrable": [t.task_id for t in d.tasks if getattr(t, "deferrable", False)],
+                            "wait_in_task": [
+                                t.task_id
+                                for t in d.tasks
+                                if getattr(t, "wait_for_inputs", False) or getattr(t, "wait_for_result", False)
+                            ],
                             "types": {t.task_id: type(t).__name__ for t in d.tasks},
                             "aggregate_args": list(getattr(d.task_dict.get("aggregate"), "application_args", [])),
                             "serialized": len(serialized[d.dag_id]),
@@ -222,9 +227,11 @@ PARSE = textwrap.dedent("""
 """)
 
 
-def parse_dags(party: str | None, tmp_path, spec_dir=None, *, deferrable: bool = True) -> dict:
+def parse_dags(party: str | None, tmp_path, spec_dir=None, *, deferrable: bool = True, **mpc: str) -> dict:
     """The project's DAG folder parsed by Airflow's DagBag in a fresh process, as ``party``, with the
-    network blocked: import errors, heavy modules imported, and per DAG what a test checks."""
+    network blocked: import errors, heavy modules imported, and per DAG what a test checks.
+
+    :param mpc: more ``[mpc]`` settings (``wait_in_task="True"``)."""
     env = localnet.outside_environ()
     env.update(
         {
@@ -240,6 +247,7 @@ def parse_dags(party: str | None, tmp_path, spec_dir=None, *, deferrable: bool =
         env["AIRFLOW__MPC__PARTY_ID"] = party
     if spec_dir is not None:
         env["AIRFLOW__MPC__SPEC_DIR"] = str(spec_dir)
+    env.update({f"AIRFLOW__MPC__{key.upper()}": value for key, value in mpc.items()})
     out = subprocess.run(
         [sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True, text=True, timeout=180
     )
@@ -259,6 +267,7 @@ def party_settings(**changes):
         "results_uri": "",
         "aggregate_uri": "",
         "compute_queue": "",
+        "wait_in_task": False,
         "allow_test_keys": False,
     }
     return MPCSettings(**{**values, **changes})

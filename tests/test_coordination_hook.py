@@ -116,8 +116,8 @@ def test_unreachable_bucket_fails_the_connection_test_at_once(monkeypatch):
 
 def test_hooks_of_one_process_parse_the_s3_model_once_and_build_no_user_agent_twice(moto, monkeypatch):
     """A triggerer makes a hook per trigger and ``airflow dags test`` one per task, on the
-    rendezvous's critical path: the second hook's store reads no service-model file, and its quick
-    client extends the patient one's config (one user agent, naming the hook, not a stack walk)."""
+    rendezvous's critical path: the second hook's store reads no service-model file, and its user
+    agent names the hook (the provider's own caller lookup walks the call stack)."""
     from botocore.loaders import JSONFileLoader
 
     connect(monkeypatch, "mpc_first", moto.connection()).store("b1")

@@ -23,8 +23,24 @@ def test_each_role_gets_only_its_tasks(tmp_path):
         assert dag["catchup"] is False
         assert dag["docs"], "every task and the DAG carry doc_md"
         assert dag["deferrable"] == [t for t in tasks if t.startswith("wait_for_") or t == "confirm_inclusion"]
+        assert dag["wait_in_task"] == []
         # A recipient also gets its report DAG, scheduled on the result asset.
         assert ("taxi_hhi_report" in parsed["dags"]) == (party == "regulator")
+
+
+def test_with_wait_in_task_the_compute_and_reveal_tasks_wait_themselves(tmp_path):
+    """[mpc] wait_in_task: no sensor task before compute and reveal (no hand-off on the rendezvous);
+    an input party still confirms its inclusion in the triggerer."""
+    expected = {
+        "company_a": ["aggregate", "share", "compute"],
+        "company_d": ["aggregate", "share", "confirm_inclusion"],
+        "regulator": ["reveal"],
+    }
+    for party, tasks in expected.items():
+        parsed = parse_dags(party, tmp_path, wait_in_task="True")
+        assert parsed["errors"] == {}
+        assert parsed["dags"]["taxi_hhi"]["tasks"] == tasks
+        assert parsed["dags"]["taxi_hhi"]["wait_in_task"] == [t for t in tasks if t in ("compute", "reveal")]
 
 
 def test_sensors_follow_airflows_default_deferrable(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,7 +34,14 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
         subprocess.run(
             [str(VENV_BIN / "airflow"), *command], env=regulator.env(), check=True, capture_output=True, timeout=300
         )
-    codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900)
+    # The leader and the recipient wait in their compute and reveal tasks ([mpc] wait_in_task), the
+    # others after sensors.
+    in_task = {"company_a", "regulator"}
+
+    def env_of(party):
+        return {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": str(party.id in in_task)}
+
+    codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900, env_of=env_of)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
     assert codes == {p.id: 0 for p in parties}, {pid: logs[pid].read_text()[-3000:] for pid, c in codes.items() if c}
 
@@ -54,6 +62,14 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"] and hhi["decimals"] == 2
     assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]
     assert "reveal" in logs["regulator"].read_text()
+    tasks = {
+        p.id: {t for (t,) in metadata(p, "SELECT task_id FROM task_instance WHERE dag_id = 'taxi_hhi'")}
+        for p in parties
+    }
+    assert tasks["regulator"] == {"reveal"} and tasks["company_a"] == {"aggregate", "share", "compute"}
+    assert {"wait_for_inputs", "compute"} <= tasks["company_b"]
+    for party in ("company_a", "regulator"):  # the task itself listed the run until its stage was ready
+        assert re.search(r"Listed \S+ \d+ times in", logs[party].read_text())
     # The result is an asset event a downstream DAG can be scheduled on, naming the run.
     [(extra,)] = metadata(
         regulator,

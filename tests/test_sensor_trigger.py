@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import threading
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import localnet
 import pytest
@@ -133,6 +135,7 @@ def sensor(spec, party_id: str, stage: str, **kwargs) -> MPCCoordinationSensor:
 
 
 CONTEXT = {"logical_date": DATE}
+FIRST_TRY = {**CONTEXT, "ti": SimpleNamespace(try_number=1)}  # what an operator's execute reads of its try
 
 
 # -- the trigger -------------------------------------------------------------------------------------
@@ -499,3 +502,93 @@ def test_confirm_inclusion_deferred_then_included_or_skipped(fed):
 
     with pytest.raises(AirflowSkipException, match="shared after the roster .* was fixed"):
         sensor(spec, "company_d", "roster", deferrable=False).poke(CONTEXT)
+
+
+# -- waiting in the task itself ([mpc] wait_in_task) ----------------------------------------------------
+def test_waiting_in_the_task_goes_ahead_at_the_fast_pace_once_the_last_input_shared(fed):
+    """``waiting.wait``, the trigger's pace in the task's own process: the last party's object is
+    seen at the fast pace, although the slow one is longer than the whole test."""
+    from mpc_federation import waiting
+
+    spec, runs, _ = fed()
+    for c in ("company_b", "company_c"):
+        share(runs[c])
+    writer = later(0.5, share, runs["company_a"])
+    now = time.time()
+    state = waiting.wait(
+        runs["company_b"], "inputs", deadline=now + 30, cutoff=now + 30, poll_interval=30, fast_poll_interval=0.2
+    )
+    writer.join()
+    assert state.ready and state.missing == [] and not (state.stop or state.skip)
+    assert time.time() - now < 10  # listed at the fast pace (the first minute of a wait), not every 30 s
+
+
+def test_a_compute_task_that_waits_itself_fails_at_the_deadline_naming_who_never_showed(fed):
+    from mpc_operators import MPCComputeOperator
+
+    spec, runs, as_party = fed(inputs_deadline=1, cutoff=1)
+    as_party("company_b")
+    for c in ("company_b", "company_c"):
+        share(runs[c])
+    task = MPCComputeOperator(task_id="compute", spec_path=str(spec.source), party_id="company_b", wait_for_inputs=True)
+    with pytest.raises(
+        AirflowFailException, match="deadline passed waiting for inputs; parties that never showed: company_a"
+    ):
+        task.execute(FIRST_TRY)
+    assert stages.wait_state(runs["company_b"], "inputs", cutoff_passed=False).missing == [
+        "company_a"
+    ]  # nothing computed
+
+
+def test_a_reveal_task_that_waits_itself_stops_at_once_when_the_attempt_is_given_up(fed):
+    from mpc_operators import MPCRevealOperator
+
+    spec, runs, as_party = fed(result_deadline=60)
+    as_party("regulator")
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    stages.fix_roster(runs["company_a"], 1, 5)
+    stages.give_up(runs["company_c"].channel, 1, "peer unreachable")
+    task = MPCRevealOperator(task_id="reveal", spec_path=str(spec.source), party_id="regulator", wait_for_result=True)
+    start = time.monotonic()
+    with pytest.raises(AirflowFailException, match="stopped waiting for result") as info:
+        task.execute(FIRST_TRY)
+    assert time.monotonic() - start < 30  # at once, not at the deadline
+    assert "peer unreachable" in str(info.value)  # the verified reason, explained
+
+
+def test_a_retry_that_waits_itself_goes_ahead_with_the_floor_at_once(fed, caplog):
+    """The first try waited for stragglers until the cut-off; a retry must not wait for them again
+    (the other compute parties' waits for the roster would run out meanwhile)."""
+    from mpc_operators.base import wait_in_task
+
+    spec, runs, _ = fed(inputs=4, cutoff=60, inputs_deadline=60)
+    for c in ("company_a", "company_b", "company_c"):  # the floor (3); company_d still aggregating
+        share(runs[c])
+    task = SimpleNamespace(log=logging.getLogger("test"))
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        wait_in_task(task, runs["company_a"], "inputs", {"ti": SimpleNamespace(try_number=2)})
+    assert time.monotonic() - start < 30  # went ahead, not at the 60 s cut-off
+    assert "Going ahead after the cut-off without: company_d" in caplog.text
+    state = stages.wait_state(runs["company_a"], "inputs", cutoff_passed=False)
+    assert not state.ready and state.missing == ["company_d"]  # the first try would still wait
+
+
+def test_waiting_in_the_task_through_an_unreachable_bucket_says_so_at_the_deadline(fed, monkeypatch, caplog):
+    from mpc_federation import waiting
+
+    spec, runs, _ = fed()
+    run = runs["company_b"]
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(run.reader, "verified", unreachable)
+    now = time.time()
+    with caplog.at_level(logging.WARNING):
+        state = waiting.wait(run, "inputs", deadline=now + 1.5, cutoff=now + 1.5, fast_poll_interval=0.2)
+    assert not state.ready and state.missing == ["(the coordination bucket was unreachable)"]
+    assert [r.getMessage() for r in caplog.records if "failed" in r.getMessage()] == [
+        f"Listing {run.reader.root} failed: connection refused"
+    ]  # once per outage, not on every poll

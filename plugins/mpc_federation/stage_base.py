@@ -24,6 +24,14 @@ def verified(reader, present):
     return present if isinstance(present, Verified) else reader.verified(present)
 
 
+def explained(state, reader, view):
+    """``state`` (a ``layout.Readiness``) with a stop's reason followed by the verified reasons of
+    the run's aborts (``explain_aborts``)."""
+    if state.stop:
+        state.stop = f"{state.stop}; {explain_aborts(reader, view)}".rstrip("; ")
+    return state
+
+
 def explain_aborts(reader, present=None) -> str:
     """The verified reasons of every abort record of the run (one that does not verify is ignored,
     with a warning naming it)."""

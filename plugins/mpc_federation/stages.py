@@ -25,7 +25,7 @@ from mpc_federation.layout import Readiness, readiness
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
 from mpc_federation.roster import fix_roster, give_up, inclusion
-from mpc_federation.stage_base import StageError, explain_aborts, floor, verified
+from mpc_federation.stage_base import StageError, explain_aborts, explained, floor, verified
 
 if TYPE_CHECKING:
     from mpc_federation.launcher import MPCProcess
@@ -131,9 +131,7 @@ def wait_state(run: PartyRun, stage: str, present=None, *, cutoff_passed: bool) 
         cutoff_passed=cutoff_passed,
         rosters=view.rosters(reader),
     )
-    if state.stop:
-        state.stop = f"{state.stop}; {explain_aborts(reader, view)}".rstrip("; ")
-    return state
+    return explained(state, reader, view)
 
 
 # -- compute (compute parties) ---------------------------------------------------------------------

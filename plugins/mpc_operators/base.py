@@ -86,6 +86,43 @@ def open_party_run_for(
         return PartyRun(spec, party_id, logical_date_of(context), keys, store)
 
 
+def end_wait(run_key: str, stage: str, state: Any, log: Any) -> None:
+    """What a decided wait (``layout.Readiness``) means for the task waiting for ``stage``: skip it,
+    fail it naming the cause or the parties that never showed, or go ahead (logging who the
+    leader goes ahead without, after the cut-off)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if state.stop:
+        raise AirflowFailException(f"run {run_key}: stopped waiting for {stage}: {state.stop}")
+    if state.skip:
+        raise AirflowSkipException(f"run {run_key}: {state.skip}")
+    if not state.ready:
+        raise AirflowFailException(
+            f"run {run_key}: deadline passed waiting for {stage}; "
+            f"parties that never showed: {', '.join(state.missing) or '(none listed)'}"
+        )
+    if state.missing:
+        log.warning("Going ahead after the cut-off without: %s", ", ".join(state.missing))
+
+
+def wait_in_task(task: Any, run: Any, stage: str, context: Any) -> None:
+    """Wait for ``stage`` in the running task (``waiting.wait``), from now for the spec's deadline
+    of the stage, then ``end_wait``: the wait the sensor would make, without handing over to
+    another task (the task holds its worker slot meanwhile). A retry waits with the cut-off
+    passed: the first try already waited for stragglers, and the other compute parties' waits for
+    the leader's roster (the ``connect`` deadline) must not run out meanwhile."""
+    import time
+
+    from mpc_federation import waiting
+
+    now = time.time()
+    deadline, cutoff = waiting.deadlines(run.spec, stage, now)
+    if context["ti"].try_number > 1:
+        cutoff = now
+    state = waiting.wait(run, stage, deadline=deadline, cutoff=cutoff, logger=task.log)
+    end_wait(run.reader.run, stage, state, task.log)
+
+
 @contextmanager
 def final_errors():
     """Errors that a retry cannot fix (bad input, bad spec, tampered objects) fail the task at once."""

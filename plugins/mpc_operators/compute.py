@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpc_operators.base import MPCBaseOperator, final_errors
+from mpc_operators.base import MPCBaseOperator, final_errors, wait_in_task
 
 
 class MPCComputeOperator(MPCBaseOperator):
@@ -17,6 +17,9 @@ class MPCComputeOperator(MPCBaseOperator):
     :param ledger_uri: this party's private disclosure-ledger folder (``[mpc] ledger_uri``; a local
         path or an object-storage URI): its own record of what it released, which the bucket's
         operator cannot hide. Put the task on a queue whose workers all reach it.
+    :param wait_for_inputs: wait for the inputs in this task first, as the ``inputs`` sensor
+        would (``[mpc] wait_in_task``): no hand-off from a sensor, and the shares and done markers
+        verified while waiting are not fetched again; the task holds its worker slot meanwhile.
 
     Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.
     """
@@ -31,10 +34,12 @@ class MPCComputeOperator(MPCBaseOperator):
         connect_timeout: float | None = None,
         run_timeout: float | None = None,
         ledger_uri: str | None = None,
+        wait_for_inputs: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ledger_uri = ledger_uri
+        self.wait_for_inputs = wait_for_inputs
         self.connect_timeout = connect_timeout
         self.run_timeout = run_timeout
 
@@ -45,6 +50,8 @@ class MPCComputeOperator(MPCBaseOperator):
         from mpc_federation.ledger import NothingToRelease
 
         run = self.party_run(context)
+        if self.wait_for_inputs:
+            wait_in_task(self, run, "inputs", context)
         try:
             with final_errors():
                 # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.

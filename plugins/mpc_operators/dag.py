@@ -156,31 +156,41 @@ def _input_tasks(
 
 
 def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
-    """Wait for the inputs, then compute (on ``[mpc] compute_queue`` if set)."""
+    """Wait for the inputs, then compute (on ``[mpc] compute_queue`` if set); with ``[mpc]
+    wait_in_task`` the compute task waits itself."""
     from mpc_operators import MPCComputeOperator
 
     queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
-    return [
-        sensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common),
-        MPCComputeOperator(task_id="compute", ledger_uri=settings.ledger_uri, doc_md=_COMPUTE_DOC, **queue, **common),
-    ]
+    compute = MPCComputeOperator(
+        task_id="compute",
+        ledger_uri=settings.ledger_uri,
+        wait_for_inputs=settings.wait_in_task,
+        doc_md=_COMPUTE_DOC,
+        **queue,
+        **common,
+    )
+    if settings.wait_in_task:
+        return [compute]
+    return [sensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common), compute]
 
 
 def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
-    """Wait for the output shares, then reveal (an update of the result asset)."""
+    """Wait for the output shares, then reveal (an update of the result asset); with ``[mpc]
+    wait_in_task`` the reveal task waits itself."""
     from mpc_operators import MPCRevealOperator
     from mpc_operators.reveal import result_asset
 
-    return [
-        sensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common),
-        MPCRevealOperator(
-            task_id="reveal",
-            results_uri=settings.results_uri or None,
-            outlets=[result_asset(spec.computation)],
-            doc_md=_REVEAL_DOC,
-            **common,
-        ),
-    ]
+    reveal = MPCRevealOperator(
+        task_id="reveal",
+        results_uri=settings.results_uri or None,
+        wait_for_result=settings.wait_in_task,
+        outlets=[result_asset(spec.computation)],
+        doc_md=_REVEAL_DOC,
+        **common,
+    )
+    if settings.wait_in_task:
+        return [reveal]
+    return [sensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common), reveal]
 
 
 def run_key_macro(dag_run) -> str:

@@ -75,19 +75,15 @@ class CoordinationHook(S3Hook):
     def conditional_writes(self) -> str:
         return str(self.conn_config.extra_config.get("conditional_writes", "required"))
 
-    def quick_client(self, client: Any) -> Any:
-        """The quick twin of ``client`` (one attempt, short timeouts), for callers that poll anyway:
-        its session and config, so the provider's user agent, which walks the call stack to name
-        the caller, is not made again."""
+    def quick_client(self) -> Any:
+        """A client that fails at once (one attempt, short timeouts), for callers that poll anyway:
+        from the same session as ``get_conn``'s (the region resolved alike), so no model is parsed again."""
         from botocore.config import Config
 
         from mpc_federation.store import QUICK_CLIENT_CONFIG
 
-        return self.get_session(region_name=self.region_name).client(
-            self._resolve_service_name(is_resource_type=False),
-            endpoint_url=self.conn_config.get_service_endpoint_url(service_name="s3"),
-            config=client.meta.config.merge(Config(**QUICK_CLIENT_CONFIG)),
-            verify=self.verify,
+        return self.get_client_type(
+            region_name=self.region_name, config=self.config.merge(Config(**QUICK_CLIENT_CONFIG))
         )
 
     def store(self, bucket: str, *, quick: bool = False, probe_key: str | None = None):
@@ -99,10 +95,9 @@ class CoordinationHook(S3Hook):
         """
         from mpc_federation.store import PROBE_KEY, CoordinationStore
 
-        client = self.get_conn()
-        quick_client = self.quick_client(client)
+        quick_client = self.quick_client()
         return CoordinationStore(
-            quick_client if quick else client,
+            quick_client if quick else self.get_conn(),
             bucket,
             quick_client=quick_client,
             conditional_writes=self.conditional_writes,

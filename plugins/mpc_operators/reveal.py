@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mpc_operators.base import MPCBaseOperator, final_errors
+from mpc_operators.base import MPCBaseOperator, final_errors, wait_in_task
 
 
 def result_asset(computation: str):
@@ -28,20 +28,32 @@ class MPCRevealOperator(MPCBaseOperator):
         (``<results_uri>/<computation>/<run>/result.json``; a local path or an object-storage
         URI through ``ObjectStoragePath``); None: XCom only.
     :param results_conn_id: connection for ``results_uri`` on an object store.
+    :param wait_for_result: wait for the output shares in this task first, as the ``result``
+        sensor would (``[mpc] wait_in_task``); the task holds its worker slot meanwhile.
     """
 
     template_fields = (*MPCBaseOperator.template_fields, "results_uri")
     ui_color = "#dff2d9"
 
-    def __init__(self, *, results_uri: str | None = None, results_conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        results_uri: str | None = None,
+        results_conn_id: str | None = None,
+        wait_for_result: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.results_uri = results_uri
         self.results_conn_id = results_conn_id
+        self.wait_for_result = wait_for_result
 
     def execute(self, context: Any) -> dict:
         from mpc_federation import stages
 
         run = self.party_run(context)
+        if self.wait_for_result:
+            wait_in_task(self, run, "result", context)
         with final_errors():
             result = stages.reveal(run)
         for name, output in result["outputs"].items():

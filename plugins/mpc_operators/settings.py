@@ -46,6 +46,13 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "The Airflow queue of the compute task: the workers at this party's MPC endpoint "
         "listen on it; empty: the default queue.",
     ),
+    "wait_in_task": (
+        "False",
+        "True: the compute and reveal tasks wait for their inputs themselves, polling fast once the "
+        "rendezvous is near, instead of after a deferred sensor: no hand-off between tasks on the "
+        "rendezvous, but the task holds its worker slot (and this party's keys) while it waits. "
+        "Set it alike for the DAG processor and every worker: it decides which tasks the DAG has.",
+    ),
     "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),
 }
 # The project's include/federations in a clone, the package data of an installed distribution.
@@ -65,6 +72,7 @@ class MPCSettings:
     results_uri: str
     aggregate_uri: str
     compute_queue: str
+    wait_in_task: bool
     allow_test_keys: bool
 
     @classmethod
@@ -87,13 +95,18 @@ class MPCSettings:
             results_uri=get("results_uri"),
             aggregate_uri=get("aggregate_uri"),
             compute_queue=get("compute_queue"),
-            allow_test_keys=get("allow_test_keys", "False").lower() in ("1", "true", "yes"),
+            wait_in_task=_true(get("wait_in_task", "False")),
+            allow_test_keys=_true(get("allow_test_keys", "False")),
         )
         if require_party and not settings.party_id:
             raise PartyConfigError(
                 "[mpc] party_id is not set (AIRFLOW__MPC__PARTY_ID): each party's Airflow must say which party it is"
             )
         return settings
+
+
+def _true(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
 
 
 def join_uri(root: str, name: str) -> str:

@@ -10,6 +10,8 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mpc_federation.waiting import FAST_POLL_SECONDS, POLL_SECONDS
+from mpc_operators.base import end_wait
 from mpc_operators.hooks import COORDINATION_CONN_ID
 from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
@@ -67,10 +69,10 @@ class MPCCoordinationSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         coordination_conn_id: str = COORDINATION_CONN_ID,
         keys_conn_id: str = KEYS_CONN_ID,
-        fast_poke_interval: float = 0.5,
+        fast_poke_interval: float = FAST_POLL_SECONDS,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", 5)
+        kwargs.setdefault("poke_interval", POLL_SECONDS)
         super().__init__(**kwargs)
         self.spec_path = spec_path
         self.party_id = party_id
@@ -98,14 +100,12 @@ class MPCCoordinationSensor(BaseSensorOperator):
 
     def _times(self, run, context: Any) -> tuple[float, float]:
         """(deadline, cutoff) in epoch seconds, from when this sensor first started waiting."""
+        from mpc_federation.waiting import deadlines
+
         if self._started is None:
             first = context["ti"].get_first_reschedule_date(context) if self.reschedule else None
             self._started = first.timestamp() if first is not None else time.time()
-        deadlines = run.spec.deadlines
-        wait = {"inputs": deadlines["inputs"], "roster": deadlines["inputs"] + deadlines["connect"]}.get(
-            self.stage, deadlines["result"]
-        )
-        return self._started + wait, self._started + deadlines["cutoff"]
+        return deadlines(run.spec, self.stage, self._started)
 
     def _check(self, run, context: Any) -> bool:
         from mpc_federation import stages
@@ -119,18 +119,11 @@ class MPCCoordinationSensor(BaseSensorOperator):
                 self._fail_timeout(run, ["(the coordination bucket was unreachable)"])
             return False
         state = stages.wait_state(run, self.stage, view, cutoff_passed=time.time() >= cutoff)
-        if state.stop:
-            raise AirflowFailException(f"run {run.reader.run}: stopped waiting for {self.stage}: {state.stop}")
-        if state.skip:
-            raise AirflowSkipException(f"run {run.reader.run}: {state.skip}")
-        if state.ready:
-            if self.stage == "roster":
-                return self._included(run, view)
-            if state.missing:
-                self.log.warning("Going ahead after the cut-off without: %s", ", ".join(state.missing))
+        if state.ready and self.stage == "roster" and not (state.stop or state.skip):
+            return self._included(run, view)
+        if state.ready or state.stop or state.skip or time.time() >= deadline:
+            end_wait(run.reader.run, self.stage, state, self.log)  # raises unless ready
             return True
-        if time.time() >= deadline:
-            self._fail_timeout(run, state.missing)
         self.log.info("Waiting for %s: %s", self.stage, ", ".join(state.missing))
         return False
 
@@ -148,10 +141,9 @@ class MPCCoordinationSensor(BaseSensorOperator):
         return False
 
     def _fail_timeout(self, run, missing: list[str]) -> None:
-        raise AirflowFailException(
-            f"run {run.reader.run}: deadline passed waiting for {self.stage}; "
-            f"parties that never showed: {', '.join(missing) or '(none listed)'}"
-        )
+        from mpc_federation.layout import Readiness
+
+        end_wait(run.reader.run, self.stage, Readiness(ready=False, missing=missing), self.log)
 
     def poke(self, context: Any) -> bool:
         return self._check(self._party_run(context), context)

@@ -1,0 +1,198 @@
+"""Waiting for a stage of a run: the readiness rule (``layout.readiness``) applied to verified
+listings, polled fast while the rendezvous is near and slowly while it is far.
+
+One ``Waiter`` holds when a wait ends and how often it lists, for both ways of waiting: the
+deferrable sensor's trigger (``sensors.triggers``, asynchronous, in the triggerer) and ``wait``
+below (in the task itself, which then goes on with the reader it verified with).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from mpc_federation.layout import Readiness, readiness
+
+if TYPE_CHECKING:
+    from mpc_federation.channel import RunReader, Verified
+    from mpc_federation.party import PartyRun
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 5.0  # while the rendezvous is far: a straggler still aggregating
+FAST_POLL_SECONDS = 0.5  # while it is near: at most about half a second late
+ACTIVE_SECONDS = 60.0  # after the wait starts and after any new object: parties of one night move together
+
+
+def deadlines(spec, stage: str, started: float) -> tuple[float, float]:
+    """(deadline, cutoff) in epoch seconds of a wait for ``stage`` that started at ``started``: the
+    spec's deadline of the stage (an input party's roster wait also allows the connection), and the
+    cut-off after which the leader may go ahead without stragglers."""
+    wait = {"inputs": spec.deadlines["inputs"], "roster": spec.deadlines["inputs"] + spec.deadlines["connect"]}
+    return started + wait.get(stage, spec.deadlines["result"]), started + spec.deadlines["cutoff"]
+
+
+def rendezvous_near(layout: RunReader, keys: set[str], *, floor: int) -> bool:
+    """Whether the stage may become ready within seconds, so the waiter lists fast: a roster
+    exists (the compute parties are running MPyC, or about to), or at least the privacy floor of
+    input parties, or more than half of them, have shared (the rest of a night's parties, the
+    roster and for a small computation the outputs are then usually seconds away). Otherwise the
+    parties are still aggregating (minutes): the waiter lists slowly. The same rule for every
+    stage: a recipient's ``result`` is as near as the compute parties' ``inputs``, one MPC later.
+
+    :param keys: the verified keys of the run.
+    """
+    if layout.attempts(keys):
+        return True
+    shared = len(layout.shared(keys))
+    return shared >= floor or 2 * shared > len(layout.spec.input_parties)
+
+
+class Waiter:
+    """One wait of ``party_id`` for ``stage``: ``decide`` on each verified listing, ``pause``
+    between listings (measured from a listing's start, so a slow listing is not added on top).
+
+    It lists every ``fast_poll_interval`` seconds while the rendezvous is near (``rendezvous_near``)
+    or something happened lately (the first minute of the wait, and a minute after each new
+    object: the parties of one night run on one schedule), and every ``poll_interval`` seconds
+    otherwise, so the last party's object is seen within about ``fast_poll_interval``.
+
+    :param reader: the run's reader: a ``RunReader`` (public keys only) or, in a compute task, its ``RunChannel``.
+    :param floor: the program's privacy floor (``stage_base.floor``).
+    :param deadline: epoch seconds; absolute, so a restart does not extend the wait.
+    :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
+    :param logger: where a change of what is missing, or of the pace, is logged (a logger).
+    """
+
+    def __init__(
+        self,
+        reader: RunReader,
+        party_id: str,
+        stage: str,
+        *,
+        floor: int,
+        deadline: float,
+        cutoff: float,
+        poll_interval: float = POLL_SECONDS,
+        fast_poll_interval: float = FAST_POLL_SECONDS,
+        logger: Any = log,
+    ) -> None:
+        self.reader = reader
+        self.party_id = party_id
+        self.stage = stage
+        self.floor = floor
+        self.deadline = deadline
+        self.cutoff = cutoff
+        self.poll_interval = poll_interval
+        self.fast_poll_interval = min(fast_poll_interval, poll_interval)
+        self.log = logger
+        self.started = time.time()
+        self.listings = 0
+        self.active_until = self.started + ACTIVE_SECONDS
+        self.near = False
+        self.seen: set[str] = set()
+        self.missing: list[str] = []
+
+    def listing(self) -> float:
+        """Count a listing about to start; returns when it starts (for ``pause``)."""
+        self.listings += 1
+        return time.time()
+
+    def decide(self, view: Verified) -> Readiness | None:
+        """The readiness from one verified listing if it ends the wait (ready, skip or stop); else
+        None, after following the pace (fast again for a while if anything is new)."""
+        layout = self.reader
+        state = readiness(
+            layout,
+            self.party_id,
+            self.stage,
+            view.keys,
+            floor=self.floor,
+            cutoff_passed=time.time() >= self.cutoff,
+            rosters=view.rosters(layout),
+        )
+        if state.ready or state.skip or state.stop:
+            return state
+        if view.keys - self.seen:
+            self.active_until = time.time() + ACTIVE_SECONDS
+            self.seen |= view.keys
+        was = self.near
+        self.near = rendezvous_near(layout, view.keys, floor=self.floor) or time.time() < self.active_until
+        if self.missing != state.missing or self.near != was:
+            self.log.info(
+                "Waiting for %s: %s (polling every %.2g s)", self.stage, ", ".join(state.missing), self.interval()
+            )
+        self.missing = state.missing
+        return None
+
+    def interval(self) -> float:
+        return self.fast_poll_interval if self.near else self.poll_interval
+
+    def timed_out(self) -> bool:
+        return time.time() >= self.deadline
+
+    def pause(self, polled: float) -> float:
+        """Seconds to sleep after the listing that started at ``polled`` (never past the deadline)."""
+        return max(0.0, min(self.interval() - (time.time() - polled), self.deadline - time.time()))
+
+    def summary(self) -> str:
+        waited = max(time.time() - self.started, 1e-3)
+        return (
+            f"Listed {self.reader.root} {self.listings} times in {waited:.1f} s "
+            f"({self.listings * 3600 / waited:.0f} listings per hour)"
+        )
+
+
+def wait(
+    run: PartyRun,
+    stage: str,
+    *,
+    deadline: float,
+    cutoff: float,
+    poll_interval: float = POLL_SECONDS,
+    fast_poll_interval: float = FAST_POLL_SECONDS,
+    logger: Any = log,
+) -> Readiness:
+    """Wait in this process until ``stage`` is decided: ready, skip, or stop (its reason explained
+    from the verified aborts); at the deadline, not ready, with what is missing.
+
+    It lists through ``run.reader``, so what it verified (a compute party's channel also fetches
+    the shares sealed to it) is not fetched again by the stage that follows.
+    """
+    from mpc_federation.stage_base import explained, floor
+
+    reader = run.reader
+    waiter = Waiter(
+        reader,
+        run.party_id,
+        stage,
+        floor=floor(run),
+        deadline=deadline,
+        cutoff=cutoff,
+        poll_interval=poll_interval,
+        fast_poll_interval=fast_poll_interval,
+        logger=logger,
+    )
+    failing = False
+    try:
+        while True:
+            polled = waiter.listing()
+            try:
+                # The whole run, as the trigger lists it: the pace counts who shared (the loop is the retry).
+                view = reader.verified(patient=False)
+            except Exception as exc:  # the bucket briefly unreachable is not the end of the run
+                if not failing:  # once per outage, not on every poll
+                    logger.warning("Listing %s failed: %s", reader.root, exc)
+                failing, view = True, None
+            else:
+                failing = False
+            state = waiter.decide(view) if view is not None else None
+            if state is not None:
+                return explained(state, reader, view)
+            if waiter.timed_out():
+                unreachable = ["(the coordination bucket was unreachable)"] if failing else []
+                return Readiness(ready=False, missing=waiter.missing + unreachable)
+            time.sleep(waiter.pause(polled))
+    finally:
+        logger.info("%s", waiter.summary())

@@ -75,9 +75,21 @@ def bucket_records(store, root: str) -> dict[str, tuple[dict, dict | None]]:
 
 
 def run_coordination(
-    work: Path, s3, *, companies: int, computes: int, trips: int, spark_master: str, timeout: float
+    work: Path,
+    s3,
+    *,
+    companies: int,
+    computes: int,
+    trips: int,
+    spark_master: str,
+    timeout: float,
+    wait_in_task: bool = False,
 ) -> dict:
-    """One night of a small federation through real Airflow, Spark, S3 server and MPyC."""
+    """One night of a small federation through real Airflow, Spark, S3 server and MPyC.
+
+    :param wait_in_task: every party's ``[mpc] wait_in_task`` (the compute and reveal tasks wait
+        themselves instead of after the sensors).
+    """
     import uuid
 
     import demo
@@ -96,7 +108,13 @@ def run_coordination(
     spec = load_spec(spec_path)
     log(f"(3) airflow dags test: {len(parties)} parties at once ({', '.join(p.id for p in parties)})")
     t0 = time.monotonic()
-    codes = run_dags_test(parties, spec.computation, DATE, timeout)
+    codes = run_dags_test(
+        parties,
+        spec.computation,
+        DATE,
+        timeout,
+        env_of=lambda party: {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": str(wait_in_task)},
+    )
     wall = time.monotonic() - t0
     if any(codes.values()):
         logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
@@ -118,6 +136,7 @@ def run_coordination(
             "trips": trips,
             "wall_s": wall,
             "poll_interval_s": {"far": 5, "near": 0.5},
+            "wait_in_task": wait_in_task,
         }
     )
     return out
@@ -141,12 +160,13 @@ def analyse(parties, spec, store, run_key: str) -> dict:
         computed = next((pl for k, (h, pl) in records.items() if k.startswith(f"status/{c.id}/computed")), None)
         launch = computing.get("at") if computing else None
         connect = (computed or {}).get("seconds", {}).get("connect")
+        sensor = ti.get("wait_for_inputs")  # none when the compute task waits itself
         compute[c.id] = {
-            "sensor_done_after_s": ti["wait_for_inputs"]["end"] - last_pub,
+            "sensor_done_after_s": None if sensor is None else sensor["end"] - last_pub,
             "compute_task_start_after_s": ti["compute"]["start"] - last_pub,
             "mpyc_launch_after_s": None if launch is None else launch - last_pub,
             "mpyc_connected_after_s": None if launch is None or connect is None else launch + connect - last_pub,
-            "gap_sensor_to_compute_s": ti["compute"]["start"] - ti["wait_for_inputs"]["end"],
+            "gap_sensor_to_compute_s": None if sensor is None else ti["compute"]["start"] - sensor["end"],
         }
     outputs = [h["created_at"] for k, (h, _) in records.items() if k.startswith("outputs/")]
     recipient = spec.recipients[0].id
@@ -168,7 +188,9 @@ def analyse(parties, spec, store, run_key: str) -> dict:
         "all_mpyc_running_after_s": max((c["mpyc_launch_after_s"] or 0) for c in compute.values()),
         "all_connected_after_s": max((c["mpyc_connected_after_s"] or 0) for c in compute.values()),
         "recipient": {
-            "sensor_done_after_last_output_s": rti["wait_for_result"]["end"] - max(outputs),
+            "sensor_done_after_last_output_s": (
+                rti["wait_for_result"]["end"] - max(outputs) if "wait_for_result" in rti else None
+            ),
             "reveal_done_after_last_output_s": rti["reveal"]["end"] - max(outputs),
         },
         "task_gaps_s": gaps,
@@ -195,6 +217,7 @@ def main(argv=None) -> int:
     parser.add_argument("--computes", type=int, default=3)
     parser.add_argument("--trips", type=int, default=5000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--wait-in-task", action="store_true", help="[mpc] wait_in_task = True at every party")
     args = parser.parse_args(argv)
     import localnet
 
@@ -209,6 +232,7 @@ def main(argv=None) -> int:
                 trips=args.trips,
                 spark_master="local[*]",
                 timeout=1800,
+                wait_in_task=args.wait_in_task,
             )
         finally:
             s3.stop()

@@ -183,9 +183,12 @@ def run_stages(
     run_timeout: float = 900,
     rtt_ms: float = 0.0,
     requests: S3Requests | None = None,
+    wait_in_task: bool = False,
 ) -> dict:
     """Share, rendezvous, compute, reveal; every stage timed per party. With ``rtt_ms``, the MPyC
-    links between compute parties go through an emulated WAN of that round-trip time.
+    links between compute parties go through an emulated WAN of that round-trip time. With
+    ``wait_in_task`` the compute and reveal tasks wait themselves (``[mpc] wait_in_task``): the
+    waits list through the parties' own runs, which the stages then go on with.
 
     The input parties share one after the other in this process (each would run on its own
     machine, at the same time): ``mpc_critical_s`` counts the slowest party's share, and
@@ -208,7 +211,8 @@ def run_stages(
             counts[stage] = requests.since(mark)
             mark = requests.snapshot()
 
-    sensors = sensor_runs(fed, [*spec.compute_parties, spec.recipients[0]])
+    waiting = [*spec.compute_parties, spec.recipients[0]]
+    sensors = {p.id: runs[p.id] for p in waiting} if wait_in_task else sensor_runs(fed, waiting)
     share_s = {}
     with _profiled(profile_dir, "share-all-parties"):
         for i, party in enumerate(spec.input_parties):  # one after the other: each would run on its own machine

@@ -50,8 +50,9 @@ def main(argv=None) -> int:
     import localnet
 
     from mpc_federation import stages
+    from mpc_federation.waiting import ACTIVE_SECONDS
     from mpc_operators.hooks import COORDINATION_CONN_ID
-    from sensors.triggers import ACTIVE_SECONDS, CoordinationTrigger
+    from sensors.triggers import CoordinationTrigger
 
     with tempfile.TemporaryDirectory(prefix="mpc-rendezvous-") as tmp:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()

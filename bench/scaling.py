@@ -57,6 +57,7 @@ def run_point(
     repeat: int = 1,
     profile_dir: Path | None = None,
     rtt_ms: float = 0.0,
+    wait_in_task: bool = False,
 ) -> dict:
     runs = []
     # The HHI program takes at most 100 firms; beyond, its copy with the division sized for 1,000.
@@ -65,7 +66,9 @@ def run_point(
         with S3Requests() as requests:  # the parties' clients are made in make_federation
             fed = make_federation(work / "federations", s3, inputs, computes, months, program=program)
             aggregates = random_aggregates(fed, seed=1000 * inputs + 10 * computes + months + r)
-            run = run_stages(fed, aggregates, profile_dir=profile_dir, requests=requests, rtt_ms=rtt_ms)
+            run = run_stages(
+                fed, aggregates, profile_dir=profile_dir, requests=requests, rtt_ms=rtt_ms, wait_in_task=wait_in_task
+            )
         run["equals_plaintext"] = run["result"]["outputs"]["hhi"]["exact"] == plaintext_hhi(aggregates)
         run.pop("result")
         runs.append(run)

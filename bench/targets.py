@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", action="append", help="run only the points whose name contains this")
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="emulated WAN between the compute parties")
+    parser.add_argument(
+        "--wait-in-task", action="store_true", help="the compute and reveal tasks wait themselves ([mpc] wait_in_task)"
+    )
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # MPyC, imported below, parses the command line too
     from common import load_average, log  # puts plugins/ and scripts/ on the path
@@ -45,8 +48,17 @@ def main(argv=None) -> int:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()
         try:
             for name, ((inputs, computes, months), target) in points.items():
-                point = run_point(Path(tmp), s3, inputs, computes, months, repeat=args.repeat, rtt_ms=args.rtt_ms)
-                point.update(name=name, target_s=target, load=load_average()[0])
+                point = run_point(
+                    Path(tmp),
+                    s3,
+                    inputs,
+                    computes,
+                    months,
+                    repeat=args.repeat,
+                    rtt_ms=args.rtt_ms,
+                    wait_in_task=args.wait_in_task,
+                )
+                point.update(name=name, target_s=target, load=load_average()[0], wait_in_task=args.wait_in_task)
                 rows[name] = point
                 log(
                     f"{name} (RTT {args.rtt_ms:g} ms, {point['rounds'] or '-'} rounds): {point['mpc_s']:.2f} s "

@@ -161,17 +161,20 @@ def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -
     from mpc_operators import MPCComputeOperator
 
     queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
-    compute = MPCComputeOperator(
-        task_id="compute",
-        ledger_uri=settings.ledger_uri,
-        wait_for_inputs=settings.wait_in_task,
-        doc_md=_COMPUTE_DOC,
-        **queue,
-        **common,
+    tasks = []
+    if not settings.wait_in_task:
+        tasks.append(sensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common))
+    tasks.append(
+        MPCComputeOperator(
+            task_id="compute",
+            ledger_uri=settings.ledger_uri,
+            wait_for_inputs=settings.wait_in_task,
+            doc_md=_COMPUTE_DOC,
+            **queue,
+            **common,
+        )
     )
-    if settings.wait_in_task:
-        return [compute]
-    return [sensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common), compute]
+    return tasks
 
 
 def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
@@ -180,17 +183,20 @@ def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, c
     from mpc_operators import MPCRevealOperator
     from mpc_operators.reveal import result_asset
 
-    reveal = MPCRevealOperator(
-        task_id="reveal",
-        results_uri=settings.results_uri or None,
-        wait_for_result=settings.wait_in_task,
-        outlets=[result_asset(spec.computation)],
-        doc_md=_REVEAL_DOC,
-        **common,
+    tasks = []
+    if not settings.wait_in_task:
+        tasks.append(sensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common))
+    tasks.append(
+        MPCRevealOperator(
+            task_id="reveal",
+            results_uri=settings.results_uri or None,
+            wait_for_result=settings.wait_in_task,
+            outlets=[result_asset(spec.computation)],
+            doc_md=_REVEAL_DOC,
+            **common,
+        )
     )
-    if settings.wait_in_task:
-        return [reveal]
-    return [sensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common), reveal]
+    return tasks
 
 
 def run_key_macro(dag_run) -> str:

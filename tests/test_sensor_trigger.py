@@ -535,9 +535,8 @@ def test_a_compute_task_that_waits_itself_fails_at_the_deadline_naming_who_never
         AirflowFailException, match="deadline passed waiting for inputs; parties that never showed: company_a"
     ):
         task.execute(FIRST_TRY)
-    assert stages.wait_state(runs["company_b"], "inputs", cutoff_passed=False).missing == [
-        "company_a"
-    ]  # nothing computed
+    state = stages.wait_state(runs["company_b"], "inputs", cutoff_passed=False)
+    assert state.missing == ["company_a"]  # nothing computed
 
 
 def test_a_reveal_task_that_waits_itself_stops_at_once_when_the_attempt_is_given_up(fed):

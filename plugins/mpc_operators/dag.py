@@ -161,10 +161,8 @@ def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -
     from mpc_operators import MPCComputeOperator
 
     queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
-    tasks = []
-    if not settings.wait_in_task:
-        tasks.append(sensor(task_id="wait_for_inputs", stage="inputs", doc_md=_WAIT_INPUTS_DOC, **common))
-    tasks.append(
+    return [
+        *_sensor_unless_in_task(settings, sensor, "wait_for_inputs", "inputs", _WAIT_INPUTS_DOC, common),
         MPCComputeOperator(
             task_id="compute",
             ledger_uri=settings.ledger_uri,
@@ -172,9 +170,8 @@ def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -
             doc_md=_COMPUTE_DOC,
             **queue,
             **common,
-        )
-    )
-    return tasks
+        ),
+    ]
 
 
 def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
@@ -183,10 +180,8 @@ def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, c
     from mpc_operators import MPCRevealOperator
     from mpc_operators.reveal import result_asset
 
-    tasks = []
-    if not settings.wait_in_task:
-        tasks.append(sensor(task_id="wait_for_result", stage="result", doc_md=_WAIT_RESULT_DOC, **common))
-    tasks.append(
+    return [
+        *_sensor_unless_in_task(settings, sensor, "wait_for_result", "result", _WAIT_RESULT_DOC, common),
         MPCRevealOperator(
             task_id="reveal",
             results_uri=settings.results_uri or None,
@@ -194,9 +189,16 @@ def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, c
             outlets=[result_asset(spec.computation)],
             doc_md=_REVEAL_DOC,
             **common,
-        )
-    )
-    return tasks
+        ),
+    ]
+
+
+def _sensor_unless_in_task(
+    settings: MPCSettings, sensor: Any, task_id: str, stage: str, doc: str, common: dict[str, Any]
+) -> list:
+    """The sensor that waits for ``stage`` before the next task, or none with ``[mpc] wait_in_task``
+    (the task waits itself). Made before that task, so the DAG lists the tasks in their order."""
+    return [] if settings.wait_in_task else [sensor(task_id=task_id, stage=stage, doc_md=doc, **common)]
 
 
 def run_key_macro(dag_run) -> str:

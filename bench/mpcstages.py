@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,7 +188,9 @@ def run_stages(
     """Share, rendezvous, compute, reveal; every stage timed per party. With ``rtt_ms``, the MPyC
     links between compute parties go through an emulated WAN of that round-trip time. With
     ``wait_in_task`` the compute and reveal tasks wait themselves (``[mpc] wait_in_task``): the
-    waits list through the parties' own runs, which the stages then go on with.
+    waits list through the parties' own runs, which the stages then go on with, and the compute
+    parties start MPyC once the rendezvous is near (``computing.EarlyStart``, when
+    ``waiting.rendezvous_near`` holds: the floor or more than half of the input parties shared).
 
     The input parties share one after the other in this process (each would run on its own
     machine, at the same time): ``mpc_critical_s`` counts the slowest party's share, and
@@ -200,113 +202,127 @@ def run_stages(
     "after_inputs_s": ..., "requests": {stage: {kind: count}} (with ``requests``)}.
     """
     from mpc_federation import stages
+    from mpc_federation.computing import EarlyStart
+    from mpc_federation.stage_base import floor
 
-    spec, runs = fed.spec, fed.runs
-    counts: dict[str, dict[str, int]] = {}
-    mark = requests.snapshot() if requests else {}
+    with ExitStack() as stack:
+        recorder = stack.enter_context(MPCRecorder(profile_dir))
+        monitor = stack.enter_context(WorkerMonitor())
+        proxies = stack.enter_context(_emulated_wan(fed.spec, rtt_ms))
+        early = {c.id: stack.enter_context(EarlyStart(fed.runs[c.id])) for c in fed.spec.compute_parties}
+        spec, runs = fed.spec, fed.runs
+        near_at = min(floor(runs[spec.compute_parties[0].id]), len(spec.input_parties) // 2 + 1)
+        counts: dict[str, dict[str, int]] = {}
+        mark = requests.snapshot() if requests else {}
 
-    def counted(stage: str) -> None:
-        nonlocal mark
-        if requests is not None:
-            counts[stage] = requests.since(mark)
-            mark = requests.snapshot()
+        def counted(stage: str) -> None:
+            nonlocal mark
+            if requests is not None:
+                counts[stage] = requests.since(mark)
+                mark = requests.snapshot()
 
-    waiting = [*spec.compute_parties, spec.recipients[0]]
-    sensors = {p.id: runs[p.id] for p in waiting} if wait_in_task else sensor_runs(fed, waiting)
-    share_s = {}
-    with _profiled(profile_dir, "share-all-parties"):
-        for i, party in enumerate(spec.input_parties):  # one after the other: each would run on its own machine
-            if i == len(spec.input_parties) - 1:
-                counted("share")
-                for c in spec.compute_parties:  # the sensors poked while the others shared
-                    still_missing(sensors[c.id], "inputs")
-                counted("sensor pokes before the last input")
+        waiting = [*spec.compute_parties, spec.recipients[0]]
+        sensors = {p.id: runs[p.id] for p in waiting} if wait_in_task else sensor_runs(fed, waiting)
+        share_s = {}
+        with _profiled(profile_dir, "share-all-parties"):
+            for i, party in enumerate(spec.input_parties):  # one after the other: each would run on its own machine
+                if wait_in_task and i == near_at:  # the compute tasks' waits see the rendezvous near
+                    for c in spec.compute_parties:
+                        early[c.id]()
+                if i == len(spec.input_parties) - 1:
+                    counted("share")
+                    for c in spec.compute_parties:  # the sensors poked while the others shared
+                        still_missing(sensors[c.id], "inputs")
+                    counted("sensor pokes before the last input")
+                t0 = time.monotonic()
+                stages.share(runs[party.id], aggregates[party.id])
+                share_s[party.id] = time.monotonic() - t0
+        counted("share of the last input party")
+
+        # The rendezvous: each compute party's sensor condition (its poke after the last input).
+        rendezvous_s = {}
+        for party in spec.compute_parties:
             t0 = time.monotonic()
-            stages.share(runs[party.id], aggregates[party.id])
-            share_s[party.id] = time.monotonic() - t0
-    counted("share of the last input party")
+            missing = still_missing(sensors[party.id], "inputs")
+            rendezvous_s[party.id] = time.monotonic() - t0
+            if missing:
+                raise RuntimeError(f"inputs still missing after every party shared: {missing}")
+        counted("rendezvous")
 
-    # The rendezvous: each compute party's sensor condition (its poke after the last input).
-    rendezvous_s = {}
-    for party in spec.compute_parties:
-        t0 = time.monotonic()
-        missing = still_missing(sensors[party.id], "inputs")
-        rendezvous_s[party.id] = time.monotonic() - t0
-        if missing:
-            raise RuntimeError(f"inputs still missing after every party shared: {missing}")
-    counted("rendezvous")
+        results, errors, stage_s, stage_at = {}, {}, {}, {}
 
-    results, errors, stage_s, stage_at = {}, {}, {}, {}
+        def go(run):
+            t0 = time.monotonic()
+            stage_at[run.party_id] = t0
+            try:
+                with _profiled(profile_dir, f"compute-{run.party_id}"):
+                    # connect_timeout = run_timeout: the launcher may read the worker's "connected" line
+                    # late (see the report), so a long silent MPC must not count against connecting.
+                    results[run.party_id] = stages.compute(
+                        run, connect_timeout=run_timeout, run_timeout=run_timeout, process=early[run.party_id].process
+                    )
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors[run.party_id] = exc
+            stage_s[run.party_id] = time.monotonic() - t0
 
-    def go(run):
-        t0 = time.monotonic()
-        stage_at[run.party_id] = t0
-        try:
-            with _profiled(profile_dir, f"compute-{run.party_id}"):
-                # connect_timeout = run_timeout: the launcher may read the worker's "connected" line
-                # late (see the report), so a long silent MPC must not count against connecting.
-                results[run.party_id] = stages.compute(run, connect_timeout=run_timeout, run_timeout=run_timeout)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors[run.party_id] = exc
-        stage_s[run.party_id] = time.monotonic() - t0
-
-    with MPCRecorder(profile_dir) as recorder, WorkerMonitor() as monitor, _emulated_wan(spec, rtt_ms) as proxies:
         t_compute = time.monotonic()
         compute_wall = all_at_once(go, [(runs[p.id],) for p in spec.compute_parties])
         rounds = max((proxy.max_flights for proxy in proxies), default=None)
-    counted("compute")
-    if errors:
-        raise RuntimeError(f"compute failed: {errors}")
+        counted("compute")
+        if errors:
+            raise RuntimeError(f"compute failed: {errors}")
 
-    recipient = spec.recipients[0]
-    t0 = time.monotonic()
-    missing = still_missing(sensors[recipient.id], "result")
-    result_rendezvous = time.monotonic() - t0
-    if missing:
-        raise RuntimeError(f"output shares missing: {missing}")
-    t0 = time.monotonic()
-    with _profiled(profile_dir, "reveal"):
-        result = stages.reveal(runs[recipient.id])
-    reveal_s = time.monotonic() - t0
-    counted("result rendezvous and reveal")
+        recipient = spec.recipients[0]
+        t0 = time.monotonic()
+        missing = still_missing(sensors[recipient.id], "result")
+        result_rendezvous = time.monotonic() - t0
+        if missing:
+            raise RuntimeError(f"output shares missing: {missing}")
+        t0 = time.monotonic()
+        with _profiled(profile_dir, "reveal"):
+            result = stages.reveal(runs[recipient.id])
+        reveal_s = time.monotonic() - t0
+        counted("result rendezvous and reveal")
 
-    peaks = monitor.peak_mib()
-    compute = {}
-    for i, party in enumerate(spec.compute_parties):
-        rec = recorder.results.get(i, {})
-        start, end = stage_at[party.id], stage_at[party.id] + stage_s[party.id]
-        compute[party.id] = {
-            "stage_s": stage_s[party.id],
-            "peak_rss_mib": peaks.get(i),
-            "tls": results[party.id].get("tls"),
-            "worker_cpu_s": round(monitor.cpu_seconds.get(i, 0.0), 2),
-            # before MPyC: fixing the roster (followers poll for the leader's), reading and
-            # decrypting the input shares (the MPyC process starts and connects meanwhile);
-            # after: publishing the output shares and status.
-            "before_mpyc_s": rec["launched_at"] - start if rec else None,
-            "mpyc_started_after_stage_s": rec["started_at"] - start if rec else None,
-            "after_mpyc_s": end - rec["finished_at"] if rec else None,
-            "launched_after_first_s": rec["launched_at"] - t_compute if rec else None,
-            **{k: v for k, v in rec.items() if k not in ("started_at", "launched_at", "finished_at")},
+        peaks = monitor.peak_mib()
+        compute = {}
+        for i, party in enumerate(spec.compute_parties):
+            rec = recorder.results.get(i, {})
+            start, end = stage_at[party.id], stage_at[party.id] + stage_s[party.id]
+            compute[party.id] = {
+                "stage_s": stage_s[party.id],
+                "peak_rss_mib": peaks.get(i),
+                "tls": results[party.id].get("tls"),
+                "worker_cpu_s": round(monitor.cpu_seconds.get(i, 0.0), 2),
+                # before MPyC: fixing the roster (followers poll for the leader's), reading and
+                # decrypting the input shares (the MPyC process starts and connects meanwhile);
+                # after: publishing the output shares and status.
+                "before_mpyc_s": rec["launched_at"] - start if rec else None,
+                "mpyc_started_after_stage_s": rec["started_at"] - start if rec else None,
+                "after_mpyc_s": end - rec["finished_at"] if rec else None,
+                "launched_after_first_s": rec["launched_at"] - t_compute if rec else None,
+                **{k: v for k, v in rec.items() if k not in ("started_at", "launched_at", "finished_at")},
+            }
+        max_share = max(share_s.values())
+        after_inputs = max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s
+        critical = max_share + after_inputs
+        machine = (
+            sum(share_s.values()) + sum(rendezvous_s.values()) + sum(stage_s.values()) + result_rendezvous + reveal_s
+        )
+        return {
+            "share_s": share_s,
+            "rendezvous_s": rendezvous_s,
+            "compute": compute,
+            "compute_wall_s": compute_wall,
+            "result_rendezvous_s": result_rendezvous,
+            "reveal_s": reveal_s,
+            "result": result,
+            "mpc_critical_s": critical,
+            "rtt_ms": rtt_ms,
+            "rounds": rounds,
+            "after_inputs_s": after_inputs,
+            "requests": counts,
+            "mpc_machine_s": machine,
+            "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
+            "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values()),
         }
-    max_share = max(share_s.values())
-    after_inputs = max(rendezvous_s.values()) + compute_wall + result_rendezvous + reveal_s
-    critical = max_share + after_inputs
-    machine = sum(share_s.values()) + sum(rendezvous_s.values()) + sum(stage_s.values()) + result_rendezvous + reveal_s
-    return {
-        "share_s": share_s,
-        "rendezvous_s": rendezvous_s,
-        "compute": compute,
-        "compute_wall_s": compute_wall,
-        "result_rendezvous_s": result_rendezvous,
-        "reveal_s": reveal_s,
-        "result": result,
-        "mpc_critical_s": critical,
-        "rtt_ms": rtt_ms,
-        "rounds": rounds,
-        "after_inputs_s": after_inputs,
-        "requests": counts,
-        "mpc_machine_s": machine,
-        "bytes_sent_total": sum(c.get("bytes_sent", 0) for c in compute.values()),
-        "peak_rss_max_mib": max((c["peak_rss_mib"] or 0) for c in compute.values()),
-    }

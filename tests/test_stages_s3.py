@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -180,6 +181,58 @@ def test_full_protocol(federation, s3_server, tmp_path):
     for needle in needles:
         for blob in blobs:
             assert needle not in blob
+
+
+def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input(federation, s3_server, monkeypatch):
+    """``[mpc] wait_in_task``: once the floor has shared, each compute party's own wait starts its
+    MPyC process (``computing.EarlyStart``), which loads and connects while the last input is
+    awaited; the compute stage hands that very process its job and starts no other. The result
+    equals plaintext."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mpc_federation import launcher, waiting
+
+    spec, keys = federation(parties=small_parties(inputs=4))
+    runs = party_runs(spec, keys, s3_server)
+    companies = [p.id for p in spec.input_parties]
+    computes = [p.id for p in spec.compute_parties]
+    rng = random.Random(15)
+    aggregates = {c: aggregate(runs[c], [rng.randint(10**9, 10**10) for _ in range(3)]) for c in companies}
+    started: list[tuple[int, bool]] = []  # (MPyC index, whether company_d had shared then)
+    last_shared = False
+    real_start = launcher.start_mpc
+    monkeypatch.setattr(
+        launcher, "start_mpc", lambda **seat: started.append((seat["party_index"], last_shared)) or real_start(**seat)
+    )
+    for c in companies[:3]:  # the floor: the rendezvous is near
+        stages.share(runs[c], aggregates[c])
+    early = {c: computing.EarlyStart(runs[c]) for c in computes}
+
+    def wait_then_compute(c: str) -> dict:
+        with early[c]:
+            now = time.time()
+            state = waiting.wait(
+                runs[c], "inputs", deadline=now + 120, cutoff=now + 120, fast_poll_interval=0.2, when_near=early[c]
+            )
+            assert state.ready, state
+            return stages.compute(runs[c], connect_timeout=60, run_timeout=120, process=early[c].process)
+
+    with ThreadPoolExecutor(len(computes)) as pool:
+        futures = [pool.submit(wait_then_compute, c) for c in computes]
+        for _ in range(600):  # each wait lists at once and finds the rendezvous near
+            if all(e.process is not None for e in early.values()) or any(f.done() for f in futures):
+                break
+            time.sleep(0.1)
+        assert sorted(started) == [(0, False), (1, False), (2, False)]
+        last_shared = True
+        stages.share(runs["company_d"], aggregates["company_d"])
+        computed = [f.result(timeout=180) for f in futures]
+    assert sorted(started) == [(0, False), (1, False), (2, False)]  # the stage started no other process
+    assert all(e.process._proc.returncode == 0 for e in early.values())  # each ran its job to the end
+    assert all(r["roster"] == companies for r in computed)
+    result = stages.reveal(runs["regulator"])
+    plain = rounded_hhi([aggregates[c]["values"]["revenue_cents"][0] for c in companies])
+    assert Decimal(result["outputs"]["hhi"]["exact"][0]) == plain
 
 
 def test_bad_aggregate_uploads_nothing(federation, s3_server):

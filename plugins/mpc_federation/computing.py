@@ -5,12 +5,16 @@ the output shares."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mpc_federation.channel import RunChannel
 from mpc_federation.layout import ledger_key
 from mpc_federation.party import PartyRun
 from mpc_federation.roster import current_sha, ledger_records
 from mpc_federation.stage_base import StageError, explain_aborts
+
+if TYPE_CHECKING:
+    from mpc_federation.launcher import MPCProcess
 
 
 def seen_in_time(channel: RunChannel, view, roster_at: float | None) -> list[str]:
@@ -81,6 +85,33 @@ def mpyc_seat(run: PartyRun) -> dict:
         "certificates": mpyc_certificates(run),
         "names": [c.id for c in spec.compute_parties],
     }
+
+
+class EarlyStart:
+    """This compute party's MPyC process, started while the party still waits for the inputs: call
+    it (``waiting.wait``'s ``when_near``) and the process imports, loads the program and connects
+    to the other compute parties during the wait, so that neither is on the path from the last
+    input to the MPC. It gets nothing of the run before ``stages.compute(process=...)`` hands it
+    the job, and the deadlines count from then. Use it as a context manager: a process that got
+    no job (the wait failed) is stopped at the end.
+    """
+
+    def __init__(self, run: PartyRun) -> None:
+        self.run = run
+        self.process: MPCProcess | None = None
+
+    def __call__(self) -> None:
+        from mpc_federation.launcher import start_mpc
+
+        if self.process is None:
+            self.process = start_mpc(**mpyc_seat(self.run))
+
+    def __enter__(self) -> EarlyStart:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.stop()
 
 
 def mpc_job(run: PartyRun, attempt: int, roster: list[str], shares: dict, verdict, agreement: dict):

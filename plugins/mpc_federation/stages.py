@@ -142,6 +142,7 @@ def compute(
     connect_timeout: float | None = None,
     run_timeout: float | None = None,
     ledger_dir: str | Path | None = None,
+    process: MPCProcess | None = None,
 ) -> dict:
     """Run this compute party's MPyC process over the roster's shares and publish output shares.
 
@@ -150,6 +151,8 @@ def compute(
     ``ledger.NothingToRelease`` when the disclosure ledger withholds every unit of the run.
 
     :param ledger_dir: this party's private ledger folder (its own memory of what it released).
+    :param process: this party's MPyC process if it started before the stage (``computing.EarlyStart``);
+        the stage hands it the job and stops it. None: the stage starts it.
     """
     from mpc_federation.launcher import MPCRefused, start_mpc
     from mpc_federation.ledger import LedgerError, NothingToRelease
@@ -160,7 +163,7 @@ def compute(
     t0 = time.monotonic()
     # MPyC starts and connects while the roster is fixed and the shares are read: it gets nothing
     # of the run until its job is handed over, and it is stopped if the stage ends before.
-    with start_mpc(**computing.mpyc_seat(run)) as process:
+    with process or start_mpc(**computing.mpyc_seat(run)) as process:
         live, roster = fix_roster(run, attempt, connect_timeout, ledger_dir=ledger_dir)
         header, record = channel.read_with_header(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
         if record.get("nothing_to_release"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mpc_federation.layout import Readiness, readiness
@@ -90,7 +91,8 @@ class Waiter:
         self.started = time.time()
         self.listings = 0
         self.active_until = self.started + ACTIVE_SECONDS
-        self.near = False
+        self.near = False  # listing fast
+        self.close = False  # the rendezvous itself is near (``rendezvous_near``), not only news
         self.seen: set[str] = set()
         self.missing: list[str] = []
 
@@ -118,7 +120,8 @@ class Waiter:
             self.active_until = time.time() + ACTIVE_SECONDS
             self.seen |= view.keys
         was = self.near
-        self.near = rendezvous_near(layout, view.keys, floor=self.floor) or time.time() < self.active_until
+        self.close = rendezvous_near(layout, view.keys, floor=self.floor)
+        self.near = self.close or time.time() < self.active_until
         if self.missing != state.missing or self.near != was:
             self.log.info(
                 "Waiting for %s: %s (polling every %.2g s)", self.stage, ", ".join(state.missing), self.interval()
@@ -153,12 +156,17 @@ def wait(
     poll_interval: float = POLL_SECONDS,
     fast_poll_interval: float = FAST_POLL_SECONDS,
     logger: Any = log,
+    when_near: Callable[[], None] | None = None,
 ) -> Readiness:
     """Wait in this process until ``stage`` is decided: ready, skip, or stop (its reason explained
     from the verified aborts); at the deadline, not ready, with what is missing.
 
     It lists through ``run.reader``, so what it verified (a compute party's channel also fetches
     the shares sealed to it) is not fetched again by the stage that follows.
+
+    :param when_near: called once, the first time the rendezvous is near (``rendezvous_near``) and
+        the wait not yet decided: e.g. a compute party starts its MPyC process then
+        (``computing.EarlyStart``), so that it is connected when the roster is fixed.
     """
     from mpc_federation.stage_base import explained, floor
 
@@ -190,6 +198,9 @@ def wait(
             state = waiter.decide(view) if view is not None else None
             if state is not None:
                 return explained(state, reader, view)
+            if waiter.close and when_near is not None:
+                when_near()
+                when_near = None
             if waiter.timed_out():
                 unreachable = ["(the coordination bucket was unreachable)"] if failing else []
                 return Readiness(ready=False, missing=waiter.missing + unreachable)

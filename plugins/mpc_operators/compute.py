@@ -18,8 +18,9 @@ class MPCComputeOperator(MPCBaseOperator):
         path or an object-storage URI): its own record of what it released, which the bucket's
         operator cannot hide. Put the task on a queue whose workers all reach it.
     :param wait_for_inputs: wait for the inputs in this task first, as the ``inputs`` sensor
-        would (``[mpc] wait_in_task``): no hand-off from a sensor, and the shares and done markers
-        verified while waiting are not fetched again; the task holds its worker slot meanwhile.
+        would (``[mpc] wait_in_task``): no hand-off from a sensor, the shares and done markers
+        verified while waiting are not fetched again, and the MPyC process starts and connects
+        once the rendezvous is near; the task holds its worker slot meanwhile.
 
     Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.
     """
@@ -47,13 +48,14 @@ class MPCComputeOperator(MPCBaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mpc_federation import stages
+        from mpc_federation.computing import EarlyStart
         from mpc_federation.ledger import NothingToRelease
 
         run = self.party_run(context)
-        if self.wait_for_inputs:
-            wait_in_task(self, run, "inputs", context)
         try:
-            with final_errors():
+            with final_errors(), EarlyStart(run) as early:
+                if self.wait_for_inputs:  # MPyC starts and connects while the last inputs come
+                    wait_in_task(self, run, "inputs", context, when_near=early)
                 # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
                 result = stages.compute(
                     run,
@@ -61,6 +63,7 @@ class MPCComputeOperator(MPCBaseOperator):
                     connect_timeout=self.connect_timeout,
                     run_timeout=self.run_timeout,
                     ledger_dir=self.ledger_uri,
+                    process=early.process,
                 )
         except NothingToRelease as exc:
             raise AirflowSkipException(str(exc)) from None

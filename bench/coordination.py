@@ -3,9 +3,10 @@
 
 * every party's task instances (start/end) from its own sqlite ``airflow.db``;
 * the signed records in the bucket: when every input party published ``inputs/<p>/done`` (the
-  envelope header's ``created_at``), when each compute party started computing (its ``computing``
-  status record, written just before it launches MPyC) and how long MPyC took to connect (its
-  ``computed`` record).
+  envelope header's ``created_at``), when the leader published the roster, when each compute party
+  started computing (its ``computing`` status record, written just before it hands MPyC its job),
+  how long MPyC took to connect after that (its ``computed`` record), and when the recipient
+  recorded the result revealed (its ``revealed`` record, before its task ends).
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ def analyse(parties, spec, store, run_key: str) -> dict:
     outputs = [h["created_at"] for k, (h, _) in records.items() if k.startswith("outputs/")]
     recipient = spec.recipients[0].id
     rti = tis[recipient]
+    rosters = [h["created_at"] for k, (h, _) in records.items() if k.startswith("roster/")]
+    revealed = [h["created_at"] for k, (h, _) in records.items() if k.startswith(f"status/{recipient}/revealed")]
     gaps = {}
     for pid, ti in tis.items():
         chain = [t for t in ORDER if t in ti and ti[t]["start"] is not None]
@@ -185,12 +188,14 @@ def analyse(parties, spec, store, run_key: str) -> dict:
         },
         "inputs_done_spread_s": max(done.values()) - min(done.values()),
         "compute": compute,
+        "roster_after_s": min(rosters) - last_pub if rosters else None,  # the leader's part of the rendezvous
         "all_mpyc_running_after_s": max((c["mpyc_launch_after_s"] or 0) for c in compute.values()),
         "all_connected_after_s": max((c["mpyc_connected_after_s"] or 0) for c in compute.values()),
         "recipient": {
             "sensor_done_after_last_output_s": (
                 rti["wait_for_result"]["end"] - max(outputs) if "wait_for_result" in rti else None
             ),
+            "revealed_record_after_last_output_s": min(revealed) - max(outputs) if revealed else None,
             "reveal_done_after_last_output_s": rti["reveal"]["end"] - max(outputs),
         },
         "task_gaps_s": gaps,
@@ -239,6 +244,7 @@ def main(argv=None) -> int:
     summary = {
         k: out[k]
         for k in (
+            "roster_after_s",
             "all_mpyc_running_after_s",
             "all_connected_after_s",
             "recipient",

@@ -131,11 +131,13 @@ def _profiled(profile_dir: Path | None, name: str):
         profiler.dump_stats(str(profile_dir / f"{name}.prof"))
 
 
-def still_missing(run, stage: str) -> list[str]:
-    """The sensor's condition for ``stage`` on one listing of the run: who is still missing."""
+def still_missing(run, stage: str, view=None) -> list[str]:
+    """The sensor's condition for ``stage`` on one listing of the run (``view``, or a new one): who
+    is still missing."""
     from mpc_federation import stages
 
-    state = stages.wait_state(run, stage, run.reader.verified_for(stage), cutoff_passed=False)
+    view = run.reader.verified_for(stage) if view is None else view
+    state = stages.wait_state(run, stage, view, cutoff_passed=False)
     return [] if state.ready else (state.missing or [state.stop or "?"])
 
 
@@ -274,13 +276,14 @@ def run_stages(
 
         recipient = spec.recipients[0]
         t0 = time.monotonic()
-        missing = still_missing(sensors[recipient.id], "result")
+        view = sensors[recipient.id].reader.verified_for("result")
+        missing = still_missing(sensors[recipient.id], "result", view)
         result_rendezvous = time.monotonic() - t0
         if missing:
             raise RuntimeError(f"output shares missing: {missing}")
         t0 = time.monotonic()
-        with _profiled(profile_dir, "reveal"):
-            result = stages.reveal(runs[recipient.id])
+        with _profiled(profile_dir, "reveal"):  # waiting itself, the reveal goes on with the wait's listing
+            result = stages.reveal(runs[recipient.id], view if wait_in_task else None)
         reveal_s = time.monotonic() - t0
         counted("result rendezvous and reveal")
 

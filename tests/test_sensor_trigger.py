@@ -515,11 +515,12 @@ def test_waiting_in_the_task_goes_ahead_at_the_fast_pace_once_the_last_input_sha
         share(runs[c])
     writer = later(0.5, share, runs["company_a"])
     now = time.time()
-    state = waiting.wait(
+    state, view = waiting.wait(
         runs["company_b"], "inputs", deadline=now + 30, cutoff=now + 30, poll_interval=30, fast_poll_interval=0.2
     )
     writer.join()
     assert state.ready and state.missing == [] and not (state.stop or state.skip)
+    assert {runs["company_b"].channel.input_done_key(c) for c in ("company_a", "company_b", "company_c")} <= view.keys
     assert time.time() - now < 10  # listed at the fast pace (the first minute of a wait), not every 30 s
 
 
@@ -586,8 +587,8 @@ def test_waiting_in_the_task_through_an_unreachable_bucket_says_so_at_the_deadli
     monkeypatch.setattr(run.reader, "verified", unreachable)
     now = time.time()
     with caplog.at_level(logging.WARNING):
-        state = waiting.wait(run, "inputs", deadline=now + 1.5, cutoff=now + 1.5, fast_poll_interval=0.2)
-    assert not state.ready and state.missing == ["(the coordination bucket was unreachable)"]
+        state, view = waiting.wait(run, "inputs", deadline=now + 1.5, cutoff=now + 1.5, fast_poll_interval=0.2)
+    assert not state.ready and state.missing == ["(the coordination bucket was unreachable)"] and view is None
     assert [r.getMessage() for r in caplog.records if "failed" in r.getMessage()] == [
         f"Listing {run.reader.root} failed: connection refused"
     ]  # once per outage, not on every poll

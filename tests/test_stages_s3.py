@@ -186,8 +186,9 @@ def test_full_protocol(federation, s3_server, tmp_path):
 def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input(federation, s3_server, monkeypatch):
     """``[mpc] wait_in_task``: once the floor has shared, each compute party's own wait starts its
     MPyC process (``computing.EarlyStart``), which loads and connects while the last input is
-    awaited; the compute stage hands that very process its job and starts no other. The result
-    equals plaintext."""
+    awaited; the compute stage hands that very process its job and starts no other. The
+    recipient's own wait opens the output shares sealed to it, and the reveal goes on with that
+    listing without reading the bucket again. The result equals plaintext."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mpc_federation import launcher, waiting
@@ -211,7 +212,7 @@ def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input
     def wait_then_compute(c: str) -> dict:
         with early[c]:
             now = time.time()
-            state = waiting.wait(
+            state, _ = waiting.wait(
                 runs[c], "inputs", deadline=now + 120, cutoff=now + 120, fast_poll_interval=0.2, when_near=early[c]
             )
             assert state.ready, state
@@ -230,9 +231,21 @@ def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input
     assert sorted(started) == [(0, False), (1, False), (2, False)]  # the stage started no other process
     assert all(e.process._proc.returncode == 0 for e in early.values())  # each ran its job to the end
     assert all(r["roster"] == companies for r in computed)
-    result = stages.reveal(runs["regulator"])
+    recipient = runs["regulator"]
+    now = time.time()
+    state, view = waiting.wait(recipient, "result", deadline=now + 60, cutoff=now)
+    assert state.ready
+    reads: list[str] = []
+    for name in ("get", "list", "list_with_etags"):
+        call = getattr(recipient.store, name)
+        monkeypatch.setattr(
+            recipient.store, name, lambda *a, _call=call, _name=name, **k: reads.append(_name) or _call(*a, **k)
+        )
+    result = stages.reveal(recipient, view)
+    assert reads == []  # decided from the wait's verified listing; only the "revealed" record is written
     plain = rounded_hhi([aggregates[c]["values"]["revenue_cents"][0] for c in companies])
     assert Decimal(result["outputs"]["hhi"]["exact"][0]) == plain
+    assert result == stages.reveal(recipient) and reads  # the same result, read from the bucket
 
 
 def test_bad_aggregate_uploads_nothing(federation, s3_server):

@@ -16,10 +16,10 @@ import logging
 import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mpc_federation import computing
-from mpc_federation.channel import RunChannel
+from mpc_federation.channel import RunChannel, Verified
 from mpc_federation.envelope import IntegrityError
 from mpc_federation.layout import Readiness, readiness
 from mpc_federation.party import PartyRun
@@ -265,25 +265,36 @@ def _compute_attempt(
 
 
 # -- reveal (recipients) -------------------------------------------------------------------------------------
-def reveal(run: PartyRun) -> dict:
+def reveal(run: PartyRun, view: Verified | None = None) -> dict:
     """Gather output shares of the live attempt, check they agree on the roster and on one
-    polynomial, recombine and decode: the result record (the reveal task returns it as XCom)."""
+    polynomial, recombine and decode: the result record (the reveal task returns it as XCom).
+
+    :param view: the verified listing to decide from (``waiting.wait``'s, through this party's
+        channel: its roster and the output shares sealed to this party are already verified and
+        opened); None: list the run's control objects now.
+    """
     from mpc_federation.sharing import decode, recombine
 
     spec, program, channel = run.spec, run.program, run.channel
     if not run.me.has("recipient"):
         raise StageError(f"party {run.party_id} is not a recipient of {spec.computation}")
-    attempt = channel.live_attempt(channel.verified_control().keys)  # signed objects only: junk aborts stop nobody
+    view = channel.verified_control() if view is None else view
+    attempt = channel.live_attempt(view.keys)  # signed objects only: junk aborts stop nobody
     if attempt is None:
         raise StageError("no live MPC attempt for this run (no roster, or the newest attempt was given up)")
-    roster = channel.read(channel.roster_key(attempt), "roster", spec.leader.id, attempt=attempt)["roster"]
+
+    def read(key: str, kind: str, party: str, **expected) -> Any:
+        """The verified payload of ``key``: from ``view`` if it opened it there, else fetched now."""
+        if key in view.keys and view.payloads.get(key) is not None:
+            return view.payloads[key]
+        return channel.read(key, kind, party, attempt=attempt, **expected)
+
+    roster = read(channel.roster_key(attempt), "roster", spec.leader.id)["roster"]
     if len(roster) < floor(run):
         raise StageError(f"roster has {len(roster)} input parties, below the floor of {floor(run)}: not revealed")
     shares, withheld = {}, None
     for index, c in enumerate(spec.compute_parties):
-        record = channel.read(
-            channel.output_key(attempt, c.id, run.party_id), "output-shares", c.id, to=run.party_id, attempt=attempt
-        )
+        record = read(channel.output_key(attempt, c.id, run.party_id), "output-shares", c.id, to=run.party_id)
         if record is None:
             continue
         if record["roster"] != roster:

@@ -157,12 +157,15 @@ def wait(
     fast_poll_interval: float = FAST_POLL_SECONDS,
     logger: Any = log,
     when_near: Callable[[], None] | None = None,
-) -> Readiness:
+) -> tuple[Readiness, Verified | None]:
     """Wait in this process until ``stage`` is decided: ready, skip, or stop (its reason explained
-    from the verified aborts); at the deadline, not ready, with what is missing.
+    from the verified aborts); at the deadline, not ready, with what is missing. Returns the
+    decision and the verified listing it was made from (None at a deadline with the bucket
+    unreachable).
 
     It lists through ``run.reader``, so what it verified (a compute party's channel also fetches
-    the shares sealed to it) is not fetched again by the stage that follows.
+    the shares sealed to it, a recipient's opens the output shares sealed to it) is not fetched
+    again by the stage that follows.
 
     :param when_near: called once, the first time the rendezvous is near (``rendezvous_near``) and
         the wait not yet decided: e.g. a compute party starts its MPyC process then
@@ -197,13 +200,13 @@ def wait(
                 failing = False
             state = waiter.decide(view) if view is not None else None
             if state is not None:
-                return explained(state, reader, view)
+                return explained(state, reader, view), view
             if waiter.close and when_near is not None:
                 when_near()
                 when_near = None
             if waiter.timed_out():
                 unreachable = ["(the coordination bucket was unreachable)"] if failing else []
-                return Readiness(ready=False, missing=waiter.missing + unreachable)
+                return Readiness(ready=False, missing=waiter.missing + unreachable), view
             time.sleep(waiter.pause(polled))
     finally:
         logger.info("%s", waiter.summary())

@@ -105,13 +105,15 @@ def end_wait(run_key: str, stage: str, state: Any, log: Any) -> None:
         log.warning("Going ahead after the cut-off without: %s", ", ".join(state.missing))
 
 
-def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None) -> None:
+def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None) -> Any:
     """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
     rendezvous is near), from now for the spec's deadline of the stage, then ``end_wait``: the wait
     the sensor would make, without handing over to another task (the task holds its worker slot
-    meanwhile). A retry waits with the cut-off passed: the first try already waited for
-    stragglers, and the other compute parties' waits for the leader's roster (the ``connect``
-    deadline) must not run out meanwhile."""
+    meanwhile). Returns the verified listing the wait went ahead on (``channel.Verified``).
+
+    A retry waits with the cut-off passed: the first try already waited for stragglers, and the
+    other compute parties' waits for the leader's roster (the ``connect`` deadline) must not run
+    out meanwhile."""
     import time
 
     from mpc_federation import waiting
@@ -120,8 +122,9 @@ def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: An
     deadline, cutoff = waiting.deadlines(run.spec, stage, now)
     if context["ti"].try_number > 1:
         cutoff = now
-    state = waiting.wait(run, stage, deadline=deadline, cutoff=cutoff, logger=task.log, when_near=when_near)
+    state, view = waiting.wait(run, stage, deadline=deadline, cutoff=cutoff, logger=task.log, when_near=when_near)
     end_wait(run.reader.run, stage, state, task.log)
+    return view
 
 
 @contextmanager

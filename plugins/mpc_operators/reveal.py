@@ -52,10 +52,10 @@ class MPCRevealOperator(MPCBaseOperator):
         from mpc_federation import stages
 
         run = self.party_run(context)
-        if self.wait_for_result:
-            wait_in_task(self, run, "result", context)
+        # Waiting here, the reveal decides from the listing the wait went ahead on: nothing fetched twice.
+        view = wait_in_task(self, run, "result", context) if self.wait_for_result else None
         with final_errors():
-            result = stages.reveal(run)
+            result = stages.reveal(run, view)
         for name, output in result["outputs"].items():
             for label, exact in zip(output["labels"], output["exact"]):
                 self.log.info("%s[%s] = %s", name, label, exact)

@@ -50,7 +50,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "False",
         "True: the compute and reveal tasks wait for their inputs themselves, polling fast once the "
         "rendezvous is near, instead of after a deferred sensor: no hand-off between tasks on the "
-        "rendezvous, but the task holds its worker slot (and this party's keys) while it waits. "
+        "rendezvous, and a compute party's MPyC process starts and connects once the rendezvous is "
+        "near; but the task holds its worker slot (and this party's keys) while it waits. "
         "Set it alike for the DAG processor and every worker: it decides which tasks the DAG has.",
     ),
     "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),

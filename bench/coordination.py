@@ -4,9 +4,10 @@
 * every party's task instances (start/end) from its own sqlite ``airflow.db``;
 * the signed records in the bucket: when every input party published ``inputs/<p>/done`` (the
   envelope header's ``created_at``), when the leader published the roster, when each compute party
-  started computing (its ``computing`` status record, written just before it hands MPyC its job),
-  how long MPyC took to connect after that (its ``computed`` record), and when the recipient
-  recorded the result revealed (its ``revealed`` record, before its task ends).
+  began its attempt over the roster (its ``computing`` status record, written before it reads its
+  shares and hands MPyC the job; "in MPyC" below), when its MPyC process was connected (the
+  ``computed`` record's connect time after that point, 0 for a process connected ahead), and when
+  the recipient recorded the result revealed (its ``revealed`` record, before its task ends).
 """
 
 from __future__ import annotations

@@ -191,8 +191,8 @@ def run_stages(
     links between compute parties go through an emulated WAN of that round-trip time. With
     ``wait_in_task`` the compute and reveal tasks wait themselves (``[mpc] wait_in_task``): the
     waits list through the parties' own runs, which the stages then go on with, and the compute
-    parties start MPyC once the rendezvous is near (``computing.EarlyStart``, when
-    ``waiting.rendezvous_near`` holds: the floor or more than half of the input parties shared).
+    parties start MPyC once the rendezvous is near (``computing.EarlyStart``, from the
+    ``waiting.near_from``-th input party's share on).
 
     The input parties share one after the other in this process (each would run on its own
     machine, at the same time): ``mpc_critical_s`` counts the slowest party's share, and
@@ -206,6 +206,7 @@ def run_stages(
     from mpc_federation import stages
     from mpc_federation.computing import EarlyStart
     from mpc_federation.stage_base import floor
+    from mpc_federation.waiting import near_from
 
     with ExitStack() as stack:
         recorder = stack.enter_context(MPCRecorder(profile_dir))
@@ -213,7 +214,7 @@ def run_stages(
         proxies = stack.enter_context(_emulated_wan(fed.spec, rtt_ms))
         early = {c.id: stack.enter_context(EarlyStart(fed.runs[c.id])) for c in fed.spec.compute_parties}
         spec, runs = fed.spec, fed.runs
-        near_at = min(floor(runs[spec.compute_parties[0].id]), len(spec.input_parties) // 2 + 1)
+        near_at = near_from(floor(runs[spec.compute_parties[0].id]), len(spec.input_parties))
         counts: dict[str, dict[str, int]] = {}
         mark = requests.snapshot() if requests else {}
 
@@ -261,7 +262,7 @@ def run_stages(
                     # connect_timeout = run_timeout: the launcher may read the worker's "connected" line
                     # late (see the report), so a long silent MPC must not count against connecting.
                     results[run.party_id] = stages.compute(
-                        run, connect_timeout=run_timeout, run_timeout=run_timeout, process=early[run.party_id].process
+                        run, connect_timeout=run_timeout, run_timeout=run_timeout, process=early[run.party_id].take()
                     )
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors[run.party_id] = exc

@@ -169,3 +169,41 @@ def test_a_process_started_ahead_holds_no_job_and_is_stopped_with_its_stage(tmp_
     assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie"
     assert folders(tmp_path / "root") == []
     assert worker not in launcher._LIVE
+
+
+def test_a_process_started_ahead_is_handed_over_only_while_it_runs_and_is_recent(tmp_path, monkeypatch):
+    """``computing.EarlyStart.take``: a process started while the task waited is the stage's if it
+    still runs and is younger than ``EARLY_SECONDS``; one that died, or waited longer (its idle
+    connections may be gone), is stopped, its folder removed, and the stage starts afresh."""
+    import localnet
+
+    from mpc_federation import computing
+    from mpc_federation.tls import certificate
+
+    monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
+    key = PartyKeys.generate("p", test_only=True).tls_key
+
+    def started() -> launcher.MPCProcess:
+        return launcher.start_mpc(
+            program=str(SLOW),
+            party_index=0,
+            endpoints=[f"127.0.0.1:{localnet.free_port()}"],
+            threshold=0,
+            tls_key=key,
+            certificates=[certificate(key, 0, "p")],
+            names=["p"],
+        )
+
+    with computing.EarlyStart(run=None) as early:
+        early.process = started()
+        assert early.take() is early.process and early.process.running()  # running and recent
+        monkeypatch.setattr(computing, "EARLY_SECONDS", 0.0)
+        old = early.process
+        assert early.take() is None
+        assert not old.running() and not old.work_dir.exists()  # stopped, the TLS key removed
+        monkeypatch.setattr(computing, "EARLY_SECONDS", 120.0)
+        early.process = dead = started()
+        os.killpg(dead._proc.pid, signal.SIGKILL)
+        assert wait_for(lambda: not dead.running())
+        assert early.take() is None and not dead.work_dir.exists()
+    assert folders(tmp_path / "root") == []

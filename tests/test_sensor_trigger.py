@@ -524,20 +524,55 @@ def test_waiting_in_the_task_goes_ahead_at_the_fast_pace_once_the_last_input_sha
     assert time.time() - now < 10  # listed at the fast pace (the first minute of a wait), not every 30 s
 
 
-def test_a_compute_task_that_waits_itself_fails_at_the_deadline_naming_who_never_showed(fed):
+def test_a_compute_task_that_waits_itself_fails_at_the_deadline_naming_who_never_showed(fed, monkeypatch):
+    """Two of three parties shared: the rendezvous is near, so the task starts its MPyC process
+    while it waits (``computing.EarlyStart``); at the deadline it fails naming the missing party,
+    and the process it started is gone."""
+    from mpc_federation import launcher
     from mpc_operators import MPCComputeOperator
 
     spec, runs, as_party = fed(inputs_deadline=1, cutoff=1)
     as_party("company_b")
     for c in ("company_b", "company_c"):
         share(runs[c])
+    started = []
+    real_start = launcher.start_mpc
+    monkeypatch.setattr(launcher, "start_mpc", lambda **seat: started.append(real_start(**seat)) or started[-1])
     task = MPCComputeOperator(task_id="compute", spec_path=str(spec.source), party_id="company_b", wait_for_inputs=True)
     with pytest.raises(
         AirflowFailException, match="deadline passed waiting for inputs; parties that never showed: company_a"
     ):
         task.execute(FIRST_TRY)
+    assert len(started) == 1  # started while waiting, then stopped with its folder (TLS key) removed
+    assert not started[0].running() and not started[0].work_dir.exists()
+    assert started[0]._proc.pid not in launcher._LIVE
     state = stages.wait_state(runs["company_b"], "inputs", cutoff_passed=False)
     assert state.missing == ["company_a"]  # nothing computed
+
+
+def test_waiting_calls_when_near_once_and_only_once_the_rendezvous_is_near(fed, monkeypatch):
+    """One of three parties shared: far (below the floor and not more than half), so nothing starts
+    ahead; two of three: near, and ``when_near`` is called once however often the wait lists."""
+    from mpc_federation import waiting
+
+    spec, runs, _ = fed()
+    run, calls, listings = runs["company_b"], [], []
+    verified = run.reader.verified
+    monkeypatch.setattr(run.reader, "verified", lambda **kw: listings.append(1) or verified(**kw))
+    share(runs["company_a"])
+    now = time.time()
+    state, _ = waiting.wait(
+        run, "inputs", deadline=now + 1, cutoff=now + 60, fast_poll_interval=0.1, when_near=lambda: calls.append(1)
+    )
+    assert not state.ready and calls == [] and len(listings) > 1
+    share(runs["company_b"])
+    listings.clear()
+    now = time.time()
+    state, _ = waiting.wait(
+        run, "inputs", deadline=now + 1, cutoff=now + 60, fast_poll_interval=0.1, when_near=lambda: calls.append(1)
+    )
+    assert not state.ready and state.missing == ["company_c"]
+    assert calls == [1] and len(listings) > 1  # once, although it listed again after the call
 
 
 def test_a_reveal_task_that_waits_itself_stops_at_once_when_the_attempt_is_given_up(fed):

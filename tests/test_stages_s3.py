@@ -224,6 +224,7 @@ def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input
             if all(e.process is not None for e in early.values()) or any(f.done() for f in futures):
                 break
             time.sleep(0.1)
+        assert [f.exception() for f in futures if f.done()] == []
         assert sorted(started) == [(0, False), (1, False), (2, False)]
         last_shared = True
         stages.share(runs["company_d"], aggregates["company_d"])
@@ -245,7 +246,7 @@ def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input
     assert reads == []  # decided from the wait's verified listing; only the "revealed" record is written
     plain = rounded_hhi([aggregates[c]["values"]["revenue_cents"][0] for c in companies])
     assert Decimal(result["outputs"]["hhi"]["exact"][0]) == plain
-    assert result == stages.reveal(recipient) and reads  # the same result, read from the bucket
+    assert result == stages.reveal(recipient) and reads  # the same result when the reveal lists the run itself
 
 
 def test_bad_aggregate_uploads_nothing(federation, s3_server):

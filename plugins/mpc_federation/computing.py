@@ -4,6 +4,7 @@ the output shares."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,9 @@ from mpc_federation.stage_base import StageError, explain_aborts
 
 if TYPE_CHECKING:
     from mpc_federation.launcher import MPCProcess
+
+log = logging.getLogger(__name__)
+EARLY_SECONDS = 120.0  # how long a process started ahead of its stage may wait for its job
 
 
 def seen_in_time(channel: RunChannel, view, roster_at: float | None) -> list[str]:
@@ -91,9 +95,13 @@ class EarlyStart:
     """This compute party's MPyC process, started while the party still waits for the inputs: call
     it (``waiting.wait``'s ``when_near``) and the process imports, loads the program and connects
     to the other compute parties during the wait, so that neither is on the path from the last
-    input to the MPC. It gets nothing of the run before ``stages.compute(process=...)`` hands it
-    the job, and the deadlines count from then. Use it as a context manager: a process that got
-    no job (the wait failed) is stopped at the end.
+    input to the MPC. It gets nothing of the run before ``stages.compute(process=early.take())``
+    hands it the job, and the deadlines count from then. Use it as a context manager: a process
+    that got no job (the wait failed) is stopped at the end.
+
+    A process that waited longer than ``EARLY_SECONDS`` is not used: its idle connections may have
+    been dropped on the way (a NAT's idle timeout is about 350 s) or a peer restarted meanwhile,
+    and MPyC does not reconnect. The stage then starts a fresh one.
     """
 
     def __init__(self, run: PartyRun) -> None:
@@ -105,6 +113,21 @@ class EarlyStart:
 
         if self.process is None:
             self.process = start_mpc(**mpyc_seat(self.run))
+
+    def take(self) -> MPCProcess | None:
+        """The process for the stage, if it was started, still runs and is recent; else None
+        (after stopping it)."""
+        import time
+
+        process = self.process
+        if process is not None and not (process.running() and time.monotonic() - process.started < EARLY_SECONDS):
+            log.info(
+                "Not using the MPyC process started %.0f s ago while waiting: starting afresh",
+                time.monotonic() - process.started,
+            )
+            process.stop()
+            process = None
+        return process
 
     def __enter__(self) -> EarlyStart:
         return self

@@ -253,6 +253,10 @@ class MPCProcess:
     def __enter__(self) -> MPCProcess:
         return self
 
+    def running(self) -> bool:
+        """Whether the process has not exited (a process waiting for its job exits on a broken seat)."""
+        return self._proc.poll() is None
+
     def __exit__(self, *exc) -> None:
         self.stop()
 

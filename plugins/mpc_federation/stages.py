@@ -151,8 +151,9 @@ def compute(
     ``ledger.NothingToRelease`` when the disclosure ledger withholds every unit of the run.
 
     :param ledger_dir: this party's private ledger folder (its own memory of what it released).
-    :param process: this party's MPyC process if it started before the stage (``computing.EarlyStart``);
-        the stage hands it the job and stops it. None: the stage starts it.
+    :param process: this party's MPyC process if it started before the stage
+        (``computing.EarlyStart.take``); the stage hands it the job and stops it. None: the stage
+        starts it.
     """
     from mpc_federation.launcher import MPCRefused, start_mpc
     from mpc_federation.ledger import LedgerError, NothingToRelease
@@ -221,7 +222,7 @@ def _compute_attempt(
 ) -> dict:
     """One attempt over ``roster``: the steps of ``computing`` in order, between two status records.
 
-    :param process: this party's MPyC process, started by ``compute`` (``launcher.start_mpc``).
+    :param process: this party's MPyC process, from ``compute`` (started there or ahead of the stage).
     """
     channel = run.channel
     _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})

@@ -46,8 +46,13 @@ def rendezvous_near(layout: RunReader, keys: set[str], *, floor: int) -> bool:
     """
     if layout.attempts(keys):
         return True
-    shared = len(layout.shared(keys))
-    return shared >= floor or 2 * shared > len(layout.spec.input_parties)
+    return len(layout.shared(keys)) >= near_from(floor, len(layout.spec.input_parties))
+
+
+def near_from(floor: int, inputs: int) -> int:
+    """How many of ``inputs`` input parties must have shared for the rendezvous to be near: the
+    privacy floor, or more than half of them."""
+    return min(floor, inputs // 2 + 1)
 
 
 class Waiter:
@@ -91,8 +96,8 @@ class Waiter:
         self.started = time.time()
         self.listings = 0
         self.active_until = self.started + ACTIVE_SECONDS
-        self.near = False  # listing fast
-        self.close = False  # the rendezvous itself is near (``rendezvous_near``), not only news
+        self.fast = False  # listing at the fast pace
+        self.near = False  # the rendezvous itself is near (``rendezvous_near``), not only news
         self.seen: set[str] = set()
         self.missing: list[str] = []
 
@@ -119,10 +124,10 @@ class Waiter:
         if view.keys - self.seen:
             self.active_until = time.time() + ACTIVE_SECONDS
             self.seen |= view.keys
-        was = self.near
-        self.close = rendezvous_near(layout, view.keys, floor=self.floor)
-        self.near = self.close or time.time() < self.active_until
-        if self.missing != state.missing or self.near != was:
+        was = self.fast
+        self.near = rendezvous_near(layout, view.keys, floor=self.floor)
+        self.fast = self.near or time.time() < self.active_until
+        if self.missing != state.missing or self.fast != was:
             self.log.info(
                 "Waiting for %s: %s (polling every %.2g s)", self.stage, ", ".join(state.missing), self.interval()
             )
@@ -130,7 +135,7 @@ class Waiter:
         return None
 
     def interval(self) -> float:
-        return self.fast_poll_interval if self.near else self.poll_interval
+        return self.fast_poll_interval if self.fast else self.poll_interval
 
     def timed_out(self) -> bool:
         return time.time() >= self.deadline
@@ -169,7 +174,8 @@ def wait(
 
     :param when_near: called once, the first time the rendezvous is near (``rendezvous_near``) and
         the wait not yet decided: e.g. a compute party starts its MPyC process then
-        (``computing.EarlyStart``), so that it is connected when the roster is fixed.
+        (``computing.EarlyStart``), so that it is connected when the roster is fixed. An error it
+        raises is logged, and the wait goes on.
     """
     from mpc_federation.stage_base import explained, floor
 
@@ -201,12 +207,15 @@ def wait(
             state = waiter.decide(view) if view is not None else None
             if state is not None:
                 return explained(state, reader, view), view
-            if waiter.close and when_near is not None:
-                when_near()
-                when_near = None
             if waiter.timed_out():
                 unreachable = ["(the coordination bucket was unreachable)"] if failing else []
                 return Readiness(ready=False, missing=waiter.missing + unreachable), view
+            if waiter.near and when_near is not None:
+                try:
+                    when_near()
+                except Exception as exc:  # a head start only: the stage that follows does it anyway
+                    logger.warning("Could not start ahead of the rendezvous: %s", exc)
+                when_near = None
             time.sleep(waiter.pause(polled))
     finally:
         logger.info("%s", waiter.summary())

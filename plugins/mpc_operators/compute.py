@@ -53,18 +53,19 @@ class MPCComputeOperator(MPCBaseOperator):
 
         run = self.party_run(context)
         try:
-            with final_errors(), EarlyStart(run) as early:
+            with EarlyStart(run) as early:
                 if self.wait_for_inputs:  # MPyC starts and connects while the last inputs come
                     wait_in_task(self, run, "inputs", context, when_near=early)
-                # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
-                result = stages.compute(
-                    run,
-                    attempt=context["ti"].try_number,
-                    connect_timeout=self.connect_timeout,
-                    run_timeout=self.run_timeout,
-                    ledger_dir=self.ledger_uri,
-                    process=early.process,
-                )
+                with final_errors():
+                    # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
+                    result = stages.compute(
+                        run,
+                        attempt=context["ti"].try_number,
+                        connect_timeout=self.connect_timeout,
+                        run_timeout=self.run_timeout,
+                        ledger_dir=self.ledger_uri,
+                        process=early.take(),
+                    )
         except NothingToRelease as exc:
             raise AirflowSkipException(str(exc)) from None
         self.log.info(

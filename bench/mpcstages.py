@@ -190,7 +190,7 @@ def run_stages(
     """Share, rendezvous, compute, reveal; every stage timed per party. With ``rtt_ms``, the MPyC
     links between compute parties go through an emulated WAN of that round-trip time. With
     ``wait_in_task`` the compute and reveal tasks wait themselves (``[mpc] wait_in_task``): the
-    waits list through the parties' own runs, which the stages then go on with, and the compute
+    waits list through the parties' own runs, whose listings the stages then go on with, and the compute
     parties start MPyC once the rendezvous is near (``computing.EarlyStart``, from the
     ``waiting.near_from``-th input party's share on).
 
@@ -243,10 +243,11 @@ def run_stages(
         counted("share of the last input party")
 
         # The rendezvous: each compute party's sensor condition (its poke after the last input).
-        rendezvous_s = {}
+        rendezvous_s, views = {}, {}
         for party in spec.compute_parties:
             t0 = time.monotonic()
-            missing = still_missing(sensors[party.id], "inputs")
+            views[party.id] = sensors[party.id].reader.verified_for("inputs")
+            missing = still_missing(sensors[party.id], "inputs", views[party.id])
             rendezvous_s[party.id] = time.monotonic() - t0
             if missing:
                 raise RuntimeError(f"inputs still missing after every party shared: {missing}")
@@ -262,7 +263,11 @@ def run_stages(
                     # connect_timeout = run_timeout: the launcher may read the worker's "connected" line
                     # late (see the report), so a long silent MPC must not count against connecting.
                     results[run.party_id] = stages.compute(
-                        run, connect_timeout=run_timeout, run_timeout=run_timeout, process=early[run.party_id].take()
+                        run,
+                        connect_timeout=run_timeout,
+                        run_timeout=run_timeout,
+                        process=early[run.party_id].take(),
+                        view=views[run.party_id] if wait_in_task else None,
                     )
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors[run.party_id] = exc

@@ -186,9 +186,10 @@ def test_full_protocol(federation, s3_server, tmp_path):
 def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input(federation, s3_server, monkeypatch):
     """``[mpc] wait_in_task``: once the floor has shared, each compute party's own wait starts its
     MPyC process (``computing.EarlyStart``), which loads and connects while the last input is
-    awaited; the compute stage hands that very process its job and starts no other. The
-    recipient's own wait opens the output shares sealed to it, and the reveal goes on with that
-    listing without reading the bucket again. The result equals plaintext."""
+    awaited; the compute stage hands that very process its job, starts no other, and goes on with
+    the listing the wait went ahead on. The recipient's own wait opens the output shares sealed to
+    it, and the reveal goes on with that listing without reading the bucket again. The result
+    equals plaintext."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mpc_federation import launcher, waiting
@@ -209,14 +210,18 @@ def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input
         stages.share(runs[c], aggregates[c])
     early = {c: computing.EarlyStart(runs[c]) for c in computes}
 
+    listed: dict[str, list[str]] = {c: [] for c in computes}  # what each compute stage listed
+
     def wait_then_compute(c: str) -> dict:
         with early[c]:
             now = time.time()
-            state, _ = waiting.wait(
+            state, view = waiting.wait(
                 runs[c], "inputs", deadline=now + 120, cutoff=now + 120, fast_poll_interval=0.2, when_near=early[c]
             )
             assert state.ready, state
-            return stages.compute(runs[c], connect_timeout=60, run_timeout=120, process=early[c].process)
+            lister = runs[c].store.list_with_etags
+            runs[c].store.list_with_etags = lambda where, **kw: listed[c].append(where) or lister(where, **kw)
+            return stages.compute(runs[c], connect_timeout=60, run_timeout=120, process=early[c].take(), view=view)
 
     with ThreadPoolExecutor(len(computes)) as pool:
         futures = [pool.submit(wait_then_compute, c) for c in computes]
@@ -232,6 +237,11 @@ def test_compute_parties_waiting_in_their_tasks_start_mpyc_before_the_last_input
     assert sorted(started) == [(0, False), (1, False), (2, False)]  # the stage started no other process
     assert all(e.process._proc.returncode == 0 for e in early.values())  # each ran its job to the end
     assert all(r["roster"] == companies for r in computed)
+    # The stage went on with the wait's listing: the leader fixed the roster from it and the
+    # followers had their shares from it; each listed the whole run once, for what lies beyond the roster.
+    root = runs["regulator"].channel.root
+    for c in computes:
+        assert listed[c].count(f"{root}/") == 1 and f"{root}/inputs/" not in listed[c], (c, listed[c])
     recipient = runs["regulator"]
     now = time.time()
     state, view = waiting.wait(recipient, "result", deadline=now + 60, cutoff=now)

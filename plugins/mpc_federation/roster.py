@@ -12,7 +12,7 @@ import json
 import logging
 import time
 
-from mpc_federation.channel import RunChannel
+from mpc_federation.channel import RunChannel, Verified
 from mpc_federation.envelope import IntegrityError
 from mpc_federation.party import PartyRun
 from mpc_federation.stage_base import StageError, explain_aborts, floor, verified
@@ -84,7 +84,9 @@ def _pick_roster(run: PartyRun, attempt: int, shared: list[str], ledger_dir) -> 
     return payload
 
 
-def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=None) -> tuple[int, list[str]]:
+def fix_roster(
+    run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=None, view: Verified | None = None
+) -> tuple[int, list[str]]:
     """The attempt and its included input parties: the leader publishes, the others follow.
 
     Decided from verified objects only. The leader takes every input party whose signed done
@@ -95,20 +97,23 @@ def fix_roster(run: PartyRun, attempt: int, wait_seconds: float, *, ledger_dir=N
     :param attempt: the leader's attempt number (its task's try); ignored by the others, who
         take the newest attempt that no compute party has given up.
     :param ledger_dir: this party's private ledger folder (``[mpc] ledger_uri``).
+    :param view: the verified listing of the whole run that this party's wait went ahead on, moments
+        ago (``waiting.wait`` through its channel): the leader takes who shared from it, and a
+        follower's shares were fetched with it. None: list the run now.
     """
     if run.party_id == run.spec.leader.id:
-        _publish_roster(run, attempt, ledger_dir)
-    else:  # fetch and verify the shares (the compute stage needs them) while the leader fixes the roster
+        _publish_roster(run, attempt, ledger_dir, view)
+    elif view is None:  # fetch and verify the shares (the compute stage needs them) while the leader fixes the roster
         run.channel.prefetch_shares()
     return _await_live_roster(run, attempt, wait_seconds)
 
 
-def _publish_roster(run: PartyRun, attempt: int, ledger_dir) -> None:
+def _publish_roster(run: PartyRun, attempt: int, ledger_dir, view: Verified | None) -> None:
     """The leader fixes the roster of ``attempt`` (written once), or gives the attempt up saying why."""
     from mpc_federation.ledger import LedgerError
 
     channel = run.channel
-    shared = channel.shared(channel.verified().keys)
+    shared = channel.shared((channel.verified() if view is None else view).keys)
     try:
         payload = _pick_roster(run, attempt, shared, ledger_dir)
     except (StageError, LedgerError) as exc:

@@ -143,6 +143,7 @@ def compute(
     run_timeout: float | None = None,
     ledger_dir: str | Path | None = None,
     process: MPCProcess | None = None,
+    view: Verified | None = None,
 ) -> dict:
     """Run this compute party's MPyC process over the roster's shares and publish output shares.
 
@@ -154,6 +155,7 @@ def compute(
     :param process: this party's MPyC process if it started before the stage
         (``computing.EarlyStart.take``); the stage hands it the job and stops it. None: the stage
         starts it.
+    :param view: the verified listing this party's wait went ahead on (``roster.fix_roster``).
     """
     from mpc_federation.launcher import MPCRefused, start_mpc
     from mpc_federation.ledger import LedgerError, NothingToRelease
@@ -165,7 +167,7 @@ def compute(
     # MPyC starts and connects while the roster is fixed and the shares are read: it gets nothing
     # of the run until its job is handed over, and it is stopped if the stage ends before.
     with process or start_mpc(**computing.mpyc_seat(run)) as process:
-        live, roster = fix_roster(run, attempt, connect_timeout, ledger_dir=ledger_dir)
+        live, roster = fix_roster(run, attempt, connect_timeout, ledger_dir=ledger_dir, view=view)
         header, record = channel.read_with_header(channel.roster_key(live), "roster", spec.leader.id, attempt=live)
         if record.get("nothing_to_release"):
             _record(channel, "skipped", "compute", {"attempt": live, "reason": record["nothing_to_release"]})

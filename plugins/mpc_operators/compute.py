@@ -54,8 +54,9 @@ class MPCComputeOperator(MPCBaseOperator):
         run = self.party_run(context)
         try:
             with EarlyStart(run) as early:
-                if self.wait_for_inputs:  # MPyC starts and connects while the last inputs come
-                    wait_in_task(self, run, "inputs", context, when_near=early)
+                # Waiting here, MPyC starts and connects while the last inputs come, and the
+                # stage goes on with the listing the wait went ahead on.
+                view = wait_in_task(self, run, "inputs", context, when_near=early) if self.wait_for_inputs else None
                 with final_errors():
                     # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
                     result = stages.compute(
@@ -65,6 +66,7 @@ class MPCComputeOperator(MPCBaseOperator):
                         run_timeout=self.run_timeout,
                         ledger_dir=self.ledger_uri,
                         process=early.take(),
+                        view=view,
                     )
         except NothingToRelease as exc:
             raise AirflowSkipException(str(exc)) from None

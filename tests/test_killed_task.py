@@ -141,26 +141,31 @@ def test_on_kill_stops_the_mpyc_process_group(tmp_path, monkeypatch):
         outcome["result"]
 
 
+def lone_process() -> launcher.MPCProcess:
+    """A one-party MPyC process over TLS, started ahead of its job (``launcher.start_mpc``)."""
+    import localnet
+
+    from mpc_federation.tls import certificate
+
+    key = PartyKeys.generate("p", test_only=True).tls_key
+    return launcher.start_mpc(
+        program=str(SLOW),
+        party_index=0,
+        endpoints=[f"127.0.0.1:{localnet.free_port()}"],
+        threshold=0,
+        tls_key=key,
+        certificates=[certificate(key, 0, "p")],
+        names=["p"],
+    )
+
+
 def test_a_process_started_ahead_holds_no_job_and_is_stopped_with_its_stage(tmp_path, monkeypatch):
     """``start_mpc`` runs MPyC before the roster is final: until ``run`` its folder holds the seat
     (program, names, certificates, TLS key) but no job and no shares; a stage that fails before the
     hand-over kills the process and removes the folder."""
-    import localnet
-
     monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
-    key = PartyKeys.generate("p", test_only=True).tls_key
-    from mpc_federation.tls import certificate
-
     with pytest.raises(RuntimeError, match="the roster could not be fixed"):
-        with launcher.start_mpc(
-            program=str(SLOW),
-            party_index=0,
-            endpoints=[f"127.0.0.1:{localnet.free_port()}"],
-            threshold=0,
-            tls_key=key,
-            certificates=[certificate(key, 0, "p")],
-            names=["p"],
-        ) as process:
+        with lone_process() as process:
             worker = process._proc.pid
             assert wait_for(lambda: "mpc_federation.worker" in " ".join(psutil.Process(worker).cmdline()))
             (folder,) = folders(tmp_path / "root")
@@ -175,34 +180,18 @@ def test_a_process_started_ahead_is_handed_over_only_while_it_runs_and_is_recent
     """``computing.EarlyStart.take``: a process started while the task waited is the stage's if it
     still runs and is younger than ``EARLY_SECONDS``; one that died, or waited longer (its idle
     connections may be gone), is stopped, its folder removed, and the stage starts afresh."""
-    import localnet
-
     from mpc_federation import computing
-    from mpc_federation.tls import certificate
 
     monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
-    key = PartyKeys.generate("p", test_only=True).tls_key
-
-    def started() -> launcher.MPCProcess:
-        return launcher.start_mpc(
-            program=str(SLOW),
-            party_index=0,
-            endpoints=[f"127.0.0.1:{localnet.free_port()}"],
-            threshold=0,
-            tls_key=key,
-            certificates=[certificate(key, 0, "p")],
-            names=["p"],
-        )
-
     with computing.EarlyStart(run=None) as early:
-        early.process = started()
+        early.process = lone_process()
         assert early.take() is early.process and early.process.running()  # running and recent
         monkeypatch.setattr(computing, "EARLY_SECONDS", 0.0)
         old = early.process
         assert early.take() is None
         assert not old.running() and not old.work_dir.exists()  # stopped, the TLS key removed
         monkeypatch.setattr(computing, "EARLY_SECONDS", 120.0)
-        early.process = dead = started()
+        early.process = dead = lone_process()
         os.killpg(dead._proc.pid, signal.SIGKILL)
         assert wait_for(lambda: not dead.running())
         assert early.take() is None and not dead.work_dir.exists()

@@ -341,6 +341,26 @@ def test_roster_ends_the_wait_for_inputs(federation, s3_server):
     assert stages.fix_roster(runs["company_b"], 1, wait_seconds=5) == (1, roster)
 
 
+def test_a_leader_that_goes_on_with_its_waits_listing_still_includes_a_party_that_shared_since(federation, s3_server):
+    """The leader's wait went ahead after the cut-off without company_d; company_d shares before
+    the roster is fixed. Fixing the roster from the wait's listing (``fix_roster(view=...)``) fetches
+    the markers that listing lacked, so company_d is on the roster: leaving it out would have every
+    compute party refuse the attempt, since they see its marker signed before the roster."""
+    from mpc_federation import waiting
+
+    spec, keys = federation(parties=small_parties(inputs=4))
+    runs = party_runs(spec, keys, s3_server)
+    companies = [p.id for p in spec.input_parties]
+    for c in companies[:3]:
+        stages.share(runs[c], aggregate(runs[c], [1, 2, 3]))
+    now = time.time()
+    state, view = waiting.wait(runs["company_a"], "inputs", deadline=now + 30, cutoff=now)
+    assert state.ready and state.missing == ["company_d"]
+    stages.share(runs["company_d"], aggregate(runs["company_d"], [1, 2, 3]))
+    assert runs["company_a"].channel.input_done_key("company_d") not in view.keys
+    assert stages.fix_roster(runs["company_a"], 1, wait_seconds=5, view=view) == (1, companies)
+
+
 def test_edited_spec_at_one_party_names_that_party(federation, s3_server, tmp_path):
     """A party that runs an edited copy of the spec is caught by the hash in every envelope."""
     spec, keys = federation()

@@ -98,8 +98,9 @@ def fix_roster(
         take the newest attempt that no compute party has given up.
     :param ledger_dir: this party's private ledger folder (``[mpc] ledger_uri``).
     :param view: the verified listing of the whole run that this party's wait went ahead on, moments
-        ago (``waiting.wait`` through its channel): the leader takes who shared from it, and a
-        follower's shares were fetched with it. None: list the run now.
+        ago (``waiting.wait`` through its channel): the leader takes who shared from it (and fetches
+        the done markers of the parties it lacks), and a follower's shares were fetched with it.
+        None: list the run now.
     """
     if run.party_id == run.spec.leader.id:
         _publish_roster(run, attempt, ledger_dir, view)
@@ -113,7 +114,7 @@ def _publish_roster(run: PartyRun, attempt: int, ledger_dir, view: Verified | No
     from mpc_federation.ledger import LedgerError
 
     channel = run.channel
-    shared = channel.shared((channel.verified() if view is None else view).keys)
+    shared = channel.shared(channel.verified().keys if view is None else view.keys | _latecomers(channel, view))
     try:
         payload = _pick_roster(run, attempt, shared, ledger_dir)
     except (StageError, LedgerError) as exc:
@@ -123,6 +124,14 @@ def _publish_roster(run: PartyRun, attempt: int, ledger_dir, view: Verified | No
         channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True
     ):
         _check_fixed_roster(channel, attempt, payload)
+
+
+def _latecomers(channel: RunChannel, view: Verified) -> set[str]:
+    """The verified done markers of the input parties that ``view`` (the wait's listing, moments
+    old) lacks, fetched now: the roster leaves out no party that shared before it was fixed, which
+    the agreement inside the MPC would refuse. One GET per absent party, none when everyone shared."""
+    absent = [key for p in channel.spec.input_parties if (key := channel.input_done_key(p.id)) not in view.keys]
+    return channel.verified(dict.fromkeys(absent)).keys if absent else set()
 
 
 def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, list[str]]:

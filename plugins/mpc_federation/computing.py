@@ -5,6 +5,7 @@ the output shares."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,8 +118,6 @@ class EarlyStart:
     def take(self) -> MPCProcess | None:
         """The process for the stage, if it was started, still runs and is recent; else None
         (after stopping it)."""
-        import time
-
         process = self.process
         if process is not None and not (process.running() and time.monotonic() - process.started < EARLY_SECONDS):
             log.info(

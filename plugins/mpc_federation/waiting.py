@@ -156,12 +156,8 @@ def wait(
     run: PartyRun,
     stage: str,
     *,
-    deadline: float,
-    cutoff: float,
-    poll_interval: float = POLL_SECONDS,
-    fast_poll_interval: float = FAST_POLL_SECONDS,
-    logger: Any = log,
     when_near: Callable[[], None] | None = None,
+    **pace: Any,
 ) -> tuple[Readiness, Verified | None]:
     """Wait in this process until ``stage`` is decided: ready, skip, or stop (its reason explained
     from the verified aborts); at the deadline, not ready, with what is missing. Returns the
@@ -172,6 +168,8 @@ def wait(
     the shares sealed to it, a recipient's opens the output shares sealed to it) is not fetched
     again by the stage that follows.
 
+    :param pace: ``Waiter``'s keyword arguments: ``deadline`` and ``cutoff``, and optionally the
+        poll intervals and the logger.
     :param when_near: called once, the first time the rendezvous is near (``rendezvous_near``) and
         the wait not yet decided: e.g. a compute party starts its MPyC process then
         (``computing.EarlyStart``), so that it is connected when the roster is fixed. An error it
@@ -180,17 +178,8 @@ def wait(
     from mpc_federation.stage_base import explained, floor
 
     reader = run.reader
-    waiter = Waiter(
-        reader,
-        run.party_id,
-        stage,
-        floor=floor(run),
-        deadline=deadline,
-        cutoff=cutoff,
-        poll_interval=poll_interval,
-        fast_poll_interval=fast_poll_interval,
-        logger=logger,
-    )
+    waiter = Waiter(reader, run.party_id, stage, floor=floor(run), **pace)
+    logger = waiter.log
     failing = False
     try:
         while True:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -12,6 +12,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from mpc_operators.hooks import COORDINATION_CONN_ID
 from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
+
+if TYPE_CHECKING:
+    from mpc_federation.channel import Verified
 
 
 class MPCBaseOperator(BaseOperator):
@@ -105,11 +108,11 @@ def end_wait(run_key: str, stage: str, state: Any, log: Any) -> None:
         log.warning("Going ahead after the cut-off without: %s", ", ".join(state.missing))
 
 
-def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None) -> Any:
+def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None) -> Verified | None:
     """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
     rendezvous is near), from now for the spec's deadline of the stage, then ``end_wait``: the wait
     the sensor would make, without handing over to another task (the task holds its worker slot
-    meanwhile). Returns the verified listing the wait went ahead on (``channel.Verified``).
+    meanwhile). Returns the verified listing the wait went ahead on.
 
     A retry waits with the cut-off passed: the first try already waited for stragglers, and the
     other compute parties' waits for the leader's roster (the ``connect`` deadline) must not run

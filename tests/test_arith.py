@@ -79,3 +79,61 @@ def test_the_bulk_random_split_is_a_shamir_sharing_of_degree_t(t, m):
         points = [(i + 1, [field(int(v)) for v in rows[i]]) for i in subset]
         assert [int(v) % field.modulus for v in thresha.recombine(field, points)] == secrets
     assert any(int(v) for v in rows[:t].flatten())  # the random coefficients are really drawn
+
+
+@pytest.mark.parametrize("order", [3, 2**64, 2**64 + 1, "field"])
+def test_bulk_randoms_are_uniform_below_the_order(order):
+    """Each value lies in [0, order); a draw at or above the order is drawn again, never reduced
+    (2**64 + 1 takes 65-bit draws and redraws about half of them, yet reaches 2**64 itself only
+    through a draw of exactly that value); a small order hits every value about equally."""
+    from collections import Counter
+
+    from mpyc.runtime import mpc
+
+    from mpc_federation.mpyc_compat import bulk_randoms
+
+    if order == "field":
+        order = mpc.SecInt(124).field.modulus
+    values = bulk_randoms(order, 30000)
+    assert len(values) == 30000 and all(0 <= int(v) < order for v in values)
+    if order == 3:
+        assert all(9000 < c < 11000 for c in Counter(int(v) for v in values).values())
+        assert len(Counter(int(v) for v in values)) == 3
+    else:  # the top bit is used (about half the values), not wasted on the rejection
+        assert 13000 < sum(1 for v in values if int(v) >= order // 2) < 17000
+
+
+@pytest.mark.parametrize("t,m", [(1, 3), (2, 5), (3, 7)])
+def test_the_small_integer_recombination_equals_mpycs(t, m):
+    """The installed ``np_recombine`` (Lagrange coefficients as small integers over one denominator)
+    gives what MPyC's own ``recombine`` gives for every point set a party meets: all m points in
+    the rotated orders of a resharing, t + 1 points of an output, several targets at once."""
+    import itertools
+
+    import numpy as np
+    from mpyc import thresha
+    from mpyc.runtime import mpc
+
+    from mpc_federation import mpyc_compat
+
+    field = mpc.SecInt(124).field
+    secrets = np.array([0, 1, 5, field.modulus - 1, 2**100], dtype=object)
+
+    def mpycs(points, x_rs):  # MPyC's recombination of field elements, one value at a time
+        return thresha.recombine(field, [(x, [field(int(v)) for v in share]) for x, share in points], x_rs)
+
+    mpyc_compat.install_fast_recombine()
+    assert thresha.np_recombine._small
+    shares = thresha.np_random_split(field, field.array(secrets), 2 * t, m)  # degree 2t: a product
+    sets = [[(u + j) % m for j in range(m)] for u in range(m)] + list(itertools.combinations(range(m), 2 * t + 1))
+    for subset in sets:
+        points = [(i + 1, shares[i]) for i in subset]
+        fast = thresha.np_recombine(field, points)
+        assert isinstance(fast, field.array) and list(fast.value) == list(secrets)
+        assert list(fast.value) == [v.value for v in mpycs(points, 0)]
+    low = thresha.np_random_split(field, field.array(secrets), t, m)
+    for subset in itertools.combinations(range(m), t + 1):
+        points = [(i + 1, low[i]) for i in subset]
+        both = thresha.np_recombine(field, points, [0, m + 1])
+        assert both.shape == (2, len(secrets)) and list(both.value[0]) == list(secrets)
+        assert [list(row) for row in both.value] == [[v.value for v in row] for row in mpycs(points, [0, m + 1])]

@@ -7,6 +7,9 @@ MPyC does this inside every multiplication (``_reshare``) but has no public call
 
 from __future__ import annotations
 
+import functools
+import math
+
 import mpyc
 
 WRITTEN_FOR = ("0.11",)
@@ -21,19 +24,39 @@ def check_version() -> None:
 
 
 def rerandomize(mpc, x):
-    """A fresh random degree-t sharing of the secure array ``x`` (MPyC's resharing protocol)."""
+    """A fresh random degree-t sharing of the secure array ``x`` (MPyC's resharing protocol), whose
+    shares may also be those of a degree-2t sharing, e.g. a local product: MPyC's own products end so."""
     check_version()
     return mpc._reshare(x)
 
 
-def bulk_randoms(order: int, count: int) -> list[int]:
-    """``count`` uniform integers below ``order`` from one call to the OS's CSPRNG: 64 extra bits per
-    value make the bias of the reduction negligible (below 2**-64)."""
+def bulk_randoms(order: int, count: int):
+    """``count`` uniform integers in ``[0, order)`` from the OS's CSPRNG, as an object array: each is
+    drawn from ``bit_length(order - 1)`` random bits, and a draw at or above ``order`` is drawn again
+    (exactly uniform; for MPyC's primes, just below a power of two, a redraw has probability below
+    2**-140, and for a power of two there is none)."""
+    import numpy as np
+
+    bits = (order - 1).bit_length()
+    out = _draws(bits, count)
+    while (again := np.flatnonzero(out >= order)).size:
+        out[again] = _draws(bits, again.size)
+    return out
+
+
+def _draws(bits: int, count: int):
+    """``count`` integers of ``bits`` random bits from one call to ``os.urandom``."""
     import os
 
-    width = (order.bit_length() + 64 + 7) // 8
-    stream = os.urandom(width * count)
-    return [int.from_bytes(stream[i : i + width], "little") % order for i in range(0, width * count, width)]
+    import numpy as np
+
+    width = (bits + 7) // 8
+    extra, stream, read = 8 * width - bits, os.urandom(width * count), int.from_bytes
+    if extra:
+        values = [read(stream[i : i + width], "little") >> extra for i in range(0, width * count, width)]
+    else:
+        values = [read(stream[i : i + width], "little") for i in range(0, width * count, width)]
+    return np.array(values, dtype=object)
 
 
 def install_fast_random_split() -> None:
@@ -58,7 +81,7 @@ def install_fast_random_split() -> None:
         s = np.asarray(s, dtype=object).reshape(n)
         if t == 0:
             return np.stack([s % p] * m)
-        c = np.array(bulk_randoms(p, t * n), dtype=object).reshape(t, n)
+        c = bulk_randoms(p, t * n).reshape(t, n)
         rows = []
         if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
             y = s
@@ -91,3 +114,63 @@ def cache_ssl_contexts() -> None:
     cached = functools.lru_cache(maxsize=4)(ssl.create_default_context)
     cached._cached = True  # type: ignore[attr-defined]  # marks the patch as applied
     ssl.create_default_context = cached  # type: ignore[assignment]  # the same call, cached
+
+
+def install_fast_recombine() -> None:
+    """Replace MPyC's ``thresha.np_recombine`` (Lagrange coefficients as field elements: a product of
+    two field-size integers per share) by the same interpolation with the coefficients as small
+    integers over one common denominator: at 0 from the points 1..m, the coefficients are
+    ``(-1)**(i+1) * C(m, i)`` and the denominator 1, so a resharing's recombination multiplies each
+    share by a small integer and reduces once."""
+    check_version()
+    import numpy as np
+    from mpyc import thresha
+
+    if getattr(thresha.np_recombine, "_small", False):
+        return
+
+    def np_recombine(field, points, x_rs=0):
+        p = field.modulus
+        one = not isinstance(x_rs, list)
+        targets = [x_rs] if one else x_rs
+        xs, shares = zip(*points)
+        if not isinstance(p, int) or field.order != p or not all(type(x) is int for x in (*xs, *targets)):
+            return original(field, points, x_rs)
+        values = [np.asarray(s.value if isinstance(s, field.array) else s, dtype=object) for s in shares]
+        rows = []
+        for x_r in targets:
+            numerators, denominator = _lagrange(tuple(xs), x_r)
+            total = values[0] * numerators[0]  # a new array: the sums below are in place
+            for a, v in zip(numerators[1:], values[1:]):
+                if a == 1:
+                    total += v
+                elif a == -1:
+                    total -= v
+                else:
+                    total += v * a
+            total %= p
+            if denominator != 1:
+                total = total * pow(denominator, -1, p) % p
+            rows.append(total)
+        return field.array(rows[0] if one else np.stack(rows), check=False)
+
+    original = thresha.np_recombine
+    np_recombine._small = True  # type: ignore[attr-defined]  # marks the patch as applied
+    thresha.np_recombine = np_recombine
+
+
+@functools.cache
+def _lagrange(xs: tuple[int, ...], x_r: int) -> tuple[tuple[int, ...], int]:
+    """The Lagrange coefficients at ``x_r`` of the points ``xs``, as integer numerators over one
+    positive common denominator."""
+    from fractions import Fraction
+
+    coefficients = []
+    for i, x_i in enumerate(xs):
+        c = Fraction(1)
+        for j, x_j in enumerate(xs):
+            if i != j:
+                c *= Fraction(x_r - x_j, x_i - x_j)
+        coefficients.append(c)
+    denominator = math.lcm(*(c.denominator for c in coefficients))
+    return tuple(int(c * denominator) for c in coefficients), denominator

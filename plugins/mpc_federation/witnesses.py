@@ -97,48 +97,44 @@ def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]
     return [int.from_bytes(stream[i * width : (i + 1) * width], "big") % modulus for i in range(count)]
 
 
-def combinations(mpc, secint, spec_input, values, witness, seed: bytes, labels: list[str]):
-    """The random linear combination of one input's constraints for each party: a secure array,
-    0 where a party's witness is honest. ``values`` of shape (parties, n) and ``witness`` of shape
-    (parties, layout size), one label per party (its coefficients are drawn for that label). The
-    quadratic terms of all parties are one batched inner product (one resharing of one value per
-    party)."""
+def combinations(spec_input, values, witness, seed: bytes, labels: list[str], modulus: int):
+    """This party's shares of the random linear combination of one input's constraints for each
+    party: 0 where a party's witness is honest. ``values`` of shape (parties, n) and ``witness`` of
+    shape (parties, layout size) are this party's shares as integers, one label per party (its
+    coefficients are drawn for that label).
+
+    Everything is local: the constraints are evaluated on the shares as plain integers and reduced
+    once, so the result is a sharing of degree 2t (a product of two degree-t sharings, plus linear
+    terms). Sums of such results over chunks and inputs stay of degree 2t; one resharing (MPyC's,
+    as after its own products) brings the total back to degree t before it is tested."""
     import numpy as np
 
     parties, n = values.shape
     lay = layout(spec_input, n)
-    p = secint.field.modulus
     L = lay.bits
     counter = iter(range(16))
-    pos = 0
-    left, right, linear = [], [], []
+    total = np.zeros(parties, dtype=object)
     twos = np.array([2**j for j in range(L)], dtype=object)
 
     def family(count):  # independent pseudorandom coefficients for one family of constraints, per party
         k = next(counter)
-        return np.array([coefficients(seed, f"{label}/{k}", count, p) for label in labels], dtype=object).reshape(
+        return np.array([coefficients(seed, f"{label}/{k}", count, modulus) for label in labels], dtype=object).reshape(
             (parties, count)
         )
 
     ranges = [values - spec_input.low]
     if lay.upper:
         ranges.append(spec_input.high - values)
+    pos = 0
     for target in ranges:
         bits = witness[:, pos : pos + n * L]
         pos += n * L
-        r = family(n * L)
-        left.append(bits * r)  # r*b*b - r*b: each bit is 0 or 1
-        right.append(bits)
-        linear.append(-(bits * r).sum(axis=1))
+        total += (family(n * L) * bits * (bits - 1)).sum(axis=1)  # each bit is 0 or 1
         recomposed = (bits.reshape((parties, n, L)) * twos).sum(axis=2)
-        linear.append(((recomposed - target) * family(n)).sum(axis=1))
+        total += ((recomposed - target) * family(n)).sum(axis=1)  # the bits are those of the target
     if lay.nonzero:
         z, w = witness[:, pos : pos + n], witness[:, pos + n : pos + 2 * n]
-        r1, r2, r3 = family(n), family(n), family(n)
-        left += [z * r1, -(values * r2), values * r3]  # z*z - z, x - x*z, x*w - z
-        right += [z, z, w]
-        linear += [-(z * r1).sum(axis=1), (values * r2).sum(axis=1), -(z * r3).sum(axis=1)]
-    lhs, rhs = mpc.np_concatenate(left, axis=1), mpc.np_concatenate(right, axis=1)
-    k = lhs.shape[1]
-    quadratic = mpc.np_matmul(lhs.reshape((parties, 1, k)), rhs.reshape((parties, k, 1)))  # one resharing
-    return quadratic.reshape((parties,)) + sum(linear[1:], linear[0])
+        total += (family(n) * z * (z - 1)).sum(axis=1)  # z is 0 or 1
+        total += (family(n) * values * (1 - z)).sum(axis=1)  # x = 0 where z = 0
+        total += (family(n) * (values * w - z)).sum(axis=1)  # z = 1 exactly where x has an inverse
+    return total % modulus

@@ -97,7 +97,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     ]
     if wrong:
         raise AgreementError(f"the shares of {', '.join(dict.fromkeys(wrong))} do not have the lengths of this run")
-    total = None
+    p, total = secint.field.modulus, np.zeros(len(roster), dtype=object)
     for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
         n = job["input_lengths"][spec_input.name]
         lay = witnesses.layout(spec_input, n)
@@ -109,24 +109,24 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
                 for party in roster
                 for s in witnesses.part(job["shares"][party]["witness"][spec_input.name], lay, start, stop)
             ]
-            c = witnesses.combinations(
-                mpc,
-                secint,
+            total += witnesses.combinations(
                 spec_input,
-                _secure_array(secint, values).reshape((len(roster), stop - start)),
-                _secure_array(secint, witness).reshape((len(roster), len(witness) // len(roster))),
+                (np.array(values, dtype=object) % p).reshape((len(roster), stop - start)),
+                (np.array(witness, dtype=object) % p).reshape((len(roster), len(witness) // len(roster))),
                 seed,
                 [f"{party}/{spec_input.name}/{start}" for party in roster],
+                p,
             )
-            c = (await mpc.gather(c)).value  # this party's shares: the chunk's arrays can go
-            total = c if total is None else total + c
         for party in roster:  # keep the verified indicators, drop the rest of the witness
             shares = job["shares"][party]
             witness = shares["witness"].pop(spec_input.name)
             shares.setdefault("nonzero", {})[spec_input.name] = witnesses.indicator(witness, lay) if lay.nonzero else []
-    if total is None:  # no values at all: nothing to check
-        return
-    valid = await mpc.np_is_zero_public(_secure_array(secint, total))
+    if not any(job["input_lengths"][spec_input.name] for spec_input in program.inputs):
+        return  # no values at all: nothing to check
+    from mpc_federation import mpyc_compat
+
+    # Degree 2t, summed locally over every chunk and input: one resharing to degree t, then the test.
+    valid = await mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total)))
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(
@@ -268,6 +268,7 @@ def main() -> None:
     from mpc_federation.programs import load_program
 
     mpyc_compat.install_fast_random_split()
+    mpyc_compat.install_fast_recombine()
     mpyc_compat.cache_ssl_contexts()
     program = load_program(seat["program"]).program
     shares = mpc.run(_run(mpc, program, seat, args.job))

@@ -15,7 +15,8 @@ the MPC, the way Prio validates client inputs: with each value ``x`` of an input
 The compute parties check all constraints at once: each is a polynomial of degree at most 2 that
 is 0 for an honest witness (``b*(b-1)``, ``sum(b_j 2**j) - (x - low)``, ``z*(z-1)``,
 ``x*(1-z)``, ``x*w - z``); they take a random linear combination with coefficients drawn after
-the inputs were fixed (one secure inner product per party), and MPyC's public zero test tells,
+the inputs were fixed (evaluated by each compute party on its shares, as one would a secure
+inner product: a single resharing for every party, chunk and input), and MPyC's public zero test tells,
 per input party, only whether *its* combination is 0. A party's verdict depends on its own input
 alone, so naming the party that failed reveals nothing about anyone else. A wrong witness passes
 with probability about 1/p (p has more than 150 bits).

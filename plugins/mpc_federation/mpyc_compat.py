@@ -2,7 +2,12 @@
 
 Output sharings are re-randomised before they are released to recipients, so that the shares a
 recipient gets are a fresh random sharing of the outputs, independent of how they were computed.
-MPyC does this inside every multiplication (``_reshare``) but has no public call for it.
+MPyC does this inside every multiplication (``_reshare``) but has no public call for it; the input
+checks use the same call to bring their local degree-2t sums back to degree t.
+
+The MPyC process also replaces two of MPyC's vectorised Shamir steps, used by every resharing
+without PRSS, by the same arithmetic in fewer Python operations: the split
+(``install_fast_random_split``) and the recombination (``install_fast_recombine``).
 """
 
 from __future__ import annotations

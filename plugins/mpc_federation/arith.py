@@ -235,7 +235,7 @@ def trunc(mpc, a, f: int, bits: int):
         await mpc.returnType((secarray, a.shape))
         n = a.size
         if mpc.pid in senders:
-            r = np.array(bulk_randoms(2 ** (k + bits - spread), n), dtype=object)
+            r = bulk_randoms(2 ** (k + bits - spread), n)
             mine = field.array(np.concatenate((r, r & (2**f - 1))), check=False)
         else:
             mine = field.array(np.zeros(2 * n, dtype=object), check=False)

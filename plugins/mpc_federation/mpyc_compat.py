@@ -5,9 +5,9 @@ recipient gets are a fresh random sharing of the outputs, independent of how the
 MPyC does this inside every multiplication (``_reshare``) but has no public call for it; the input
 checks use the same call to bring their local degree-2t sums back to degree t.
 
-The MPyC process also replaces two of MPyC's vectorised Shamir steps, used by every resharing
-without PRSS, by the same arithmetic in fewer Python operations: the split
-(``install_fast_random_split``) and the recombination (``install_fast_recombine``).
+The MPyC process also replaces two of MPyC's vectorised Shamir steps by the same arithmetic in
+fewer Python operations: the split of every resharing and input (``install_fast_random_split``)
+and the recombination of every resharing and output (``install_fast_recombine``).
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def rerandomize(mpc, x):
 def bulk_randoms(order: int, count: int):
     """``count`` uniform integers in ``[0, order)`` from the OS's CSPRNG, as an object array: each is
     drawn from ``bit_length(order - 1)`` random bits, and a draw at or above ``order`` is drawn again
-    (exactly uniform; for MPyC's primes, just below a power of two, a redraw has probability below
-    2**-140, and for a power of two there is none)."""
+    (exactly uniform; fewer than half the draws are redrawn, none for a power of two, and hardly any
+    for the primes ``SecInt`` picks by default, just below a power of two)."""
     import numpy as np
 
     bits = (order - 1).bit_length()
+    if not bits:  # order 1: only 0
+        return np.zeros(count, dtype=object)
     out = _draws(bits, count)
     while (again := np.flatnonzero(out >= order)).size:
         out[again] = _draws(bits, again.size)
@@ -124,9 +126,10 @@ def cache_ssl_contexts() -> None:
 def install_fast_recombine() -> None:
     """Replace MPyC's ``thresha.np_recombine`` (Lagrange coefficients as field elements: a product of
     two field-size integers per share) by the same interpolation with the coefficients as small
-    integers over one common denominator: at 0 from the points 1..m, the coefficients are
-    ``(-1)**(i+1) * C(m, i)`` and the denominator 1, so a resharing's recombination multiplies each
-    share by a small integer and reduces once."""
+    integer numerators over one common denominator, reduced once. For a resharing with m = 2t + 1
+    (all the points 1..m) the coefficients at 0 are ``(-1)**(i+1) * C(m, i)`` and the denominator 1;
+    other point sets (m > 2t + 1, an output's t + 1 shares) have other small numerators and
+    denominators, and the sum is multiplied once by the denominator's inverse."""
     check_version()
     import numpy as np
     from mpyc import thresha

@@ -59,10 +59,7 @@ def _draws(bits: int, count: int):
 
     width = (bits + 7) // 8
     extra, stream, read = 8 * width - bits, os.urandom(width * count), int.from_bytes
-    if extra:
-        values = [read(stream[i : i + width], "little") >> extra for i in range(0, width * count, width)]
-    else:
-        values = [read(stream[i : i + width], "little") for i in range(0, width * count, width)]
+    values = [read(stream[i : i + width], "little") >> extra for i in range(0, width * count, width)]
     return np.array(values, dtype=object)
 
 

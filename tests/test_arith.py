@@ -142,3 +142,23 @@ def test_the_small_integer_recombination_equals_mpycs(t, m, monkeypatch):
         both = thresha.np_recombine(field, points, [0, m + 1])
         assert both.shape == (2, len(secrets)) and list(both.value[0]) == list(secrets)
         assert [list(row) for row in both.value] == [[v.value for v in row] for row in mpycs(points, [0, m + 1])]
+
+
+def test_round_div_is_exact_where_valid_and_zero_elsewhere():
+    """``round_div(..., valid=...)``: the normalisation starts before the mask is known, yet a cell
+    whose mask is 0 is exactly 0 (0 / 1), even with a denominator of 0 or the largest one, and a
+    cell whose mask is 1 is the exactly rounded quotient, at the extremes and on random values."""
+    from mpc_federation.arith import plain_round_div
+
+    rng = random.Random(20261202)
+    top, root_top = 2**40, 2**10 - 1
+    valid = [(-top, 1), (top, 1), (0, 1), (1, root_top), (-1, root_top), (-1, 1), (top - 1, 2), (1, 2)]
+    valid += [(rng.randint(-top, top), rng.randint(1, root_top)) for _ in range(24)]
+    invalid = [(top, 0), (-top, 0), (0, 0), (123, root_top), (-top, 1), (7, 2)]
+    cells = [(n, r, 1) for n, r in valid] + [(n, r, 0) for n, r in invalid]
+    labels = [f"c{i}" for i in range(len(cells))]
+    party = {"num": [n for n, _, _ in cells], "root": [r for _, r, _ in cells], "flag": [f for _, _, f in cells]}
+    out = run_program(PROBE.with_name("round_div_probe.py"), {"cell": labels}, {"company_a": party})
+    expected = [str(plain_round_div(n, r * r)) if f else "0" for n, r, f in cells]
+    assert out["plain"]["exact"] == expected
+    assert out["rooted"]["exact"] == expected

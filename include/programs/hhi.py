@@ -53,13 +53,10 @@ def hhi(mpc, secint, inputs, params):
     revenue = inputs["revenue_cents"]  # (firms, markets)
     firms = inputs.nonzero["revenue_cents"].sum(axis=0)
     ok = at_least(mpc, firms, p["k"], PARTY_BITS)
-    squares = (revenue * revenue).sum(axis=0)
-    total = ok * (revenue.sum(axis=0) - 1) + 1  # the total revenue where revealed, 1 elsewhere
-    num = ok * (10 ** (4 + p["decimals"]) * squares)
-    return {
-        "hhi": round_div(mpc, num, total * total, division(p["decimals"], inputs.parties), root=total),
-        "suppressed": 1 - ok,
-    }
+    num = 10 ** (4 + p["decimals"]) * (revenue * revenue).sum(axis=0)
+    total = revenue.sum(axis=0)  # round_div divides 0 by 1 where not ok
+    size = division(p["decimals"], inputs.parties)
+    return {"hhi": round_div(mpc, num, total * total, size, root=total, valid=ok), "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:

@@ -30,10 +30,10 @@ def hhi(mpc, secint, inputs, params):
     p = settings(params)
     revenue = inputs["revenue_cents"]  # (firms, 1)
     ok = at_least(mpc, inputs.nonzero["revenue_cents"].sum(axis=0), p["k"], 9)
-    total = ok * (revenue.sum(axis=0) - 1) + 1  # 1 where suppressed: a safe division
-    num = ok * (10 ** (4 + p["decimals"]) * (revenue * revenue).sum(axis=0))
+    total = revenue.sum(axis=0)  # round_div divides 0 by 1 where suppressed
+    num = 10 ** (4 + p["decimals"]) * (revenue * revenue).sum(axis=0)
     size = DivisionSize(2 * (REVENUE_BITS + 7), (10 ** (4 + p["decimals"])).bit_length())
-    return {"hhi": round_div(mpc, num, total * total, size, root=total), "suppressed": 1 - ok}
+    return {"hhi": round_div(mpc, num, total * total, size, root=total, valid=ok), "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:

@@ -11,7 +11,7 @@ What a recipient learns: the rounded mean of each unsuppressed cell, never the p
 count (an exact fraction would give both away).
 """
 
-from mpc_federation.arith import DivisionSize, at_least, masked, plain_round_div, round_div
+from mpc_federation.arith import DivisionSize, at_least, plain_round_div, round_div
 from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
 SUM_BITS = 50  # per party and market: value_sum in [-2**50, 2**50 - 1]
@@ -49,8 +49,8 @@ def pooled_mean(mpc, secint, inputs, params):
     with_records = inputs.nonzero["count"].sum(axis=0)
     floors = at_least(mpc, mpc.np_stack((with_records - p["k"], records - p["n"])), 0, COUNT_BITS + 9)
     ok = floors[0] * floors[1]
-    num, den = masked(mpc, 10 ** p["decimals"] * total, records, ok)
-    return {"mean": round_div(mpc, num, den, division(p["decimals"])), "suppressed": 1 - ok}
+    mean = round_div(mpc, 10 ** p["decimals"] * total, records, division(p["decimals"]), valid=ok)
+    return {"mean": mean, "suppressed": 1 - ok}
 
 
 def plaintext(parties: list[dict[str, list[int]]], params: dict | None = None) -> dict[str, list]:

@@ -24,7 +24,7 @@ Reveal policy (the same for every recipient of the spec):
 A revealed level has suppressed = 0; its ratio is None only when the men's salaries are all zero.
 """
 
-from mpc_federation.arith import DivisionSize, at_least, masked, plain_round_div, round_div
+from mpc_federation.arith import DivisionSize, at_least, plain_round_div, round_div
 from mpc_federation.programs import Input, Output, SecureProgram, fixed
 
 SUM_BITS = 54  # per company, level and gender: salary sums up to 2**54 - 1 cents
@@ -68,8 +68,8 @@ def pay_gap(mpc, secint, inputs, params):
     )
     ok = floors[0] * floors[1] * floors[2] * floors[3]
     defined = ok * floors[4]  # men's salaries all zero: the ratio is undefined (None), not an error
-    gap = round_div(mpc, *masked(mpc, sm * cw - sw * cm, cm * cw, ok), GAP)
-    ratio = round_div(mpc, *masked(mpc, 10**RATIO_DECIMALS * sw * cm, sm * cw, defined), RATIO)
+    gap = round_div(mpc, sm * cw - sw * cm, cm * cw, GAP, valid=ok)
+    ratio = round_div(mpc, 10**RATIO_DECIMALS * sw * cm, sm * cw, RATIO, valid=defined)
     return {"mean_gap_cents": gap, "women_to_men_ratio": ratio, "ratio_suppressed": 1 - defined, "suppressed": 1 - ok}
 
 

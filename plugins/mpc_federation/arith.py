@@ -84,18 +84,22 @@ class DivisionSize:
 CHUNK = 4096  # quotients computed at once: bounds the memory; below it the rounds do not depend on n
 
 
-def round_div(mpc, num, den, size: DivisionSize, *, root=None, chunk: int = CHUNK):
+def round_div(mpc, num, den, size: DivisionSize, *, root=None, valid=None, chunk: int = CHUNK):
     """``floor(num/den + 1/2)`` elementwise, for secure integer arrays of one shape.
 
     Up to ``chunk`` quotients are computed at once, in a number of rounds that does not depend on
     how many; longer vectors are cut into chunks computed one after the other (the rounds then grow
     with ``n / chunk``, the memory does not grow with n).
 
-    :param num: numerators, ``|num| < den * 2**Q``.
-    :param den: denominators in ``[1, 2**B)``; callers mask cells with no quotient (see ``masked``).
+    :param num: numerators, ``|num| < den * 2**Q`` (where ``valid`` is 1).
+    :param den: denominators in ``[1, 2**B)`` (``[0, 2**B)`` where ``valid`` is 0).
     :param size: B and Q.
     :param root: optionally ``r`` with ``den = r * r`` (an HHI's total revenue): the normalisation
         then works on r's B/2 bits instead of den's B bits, about half the cost.
+    :param valid: optionally a 0/1 secure array: where it is 0 (a suppressed cell) the quotient is
+        0, computed as 0 / 1 whatever ``num`` and ``den`` are. The normalisation starts at once,
+        before ``valid`` is known, so the floor that usually gives ``valid`` runs alongside it
+        instead of before it (about 7 rounds fewer on the critical path).
     :param chunk: the most quotients computed at once.
     """
     secarray = type(den)
@@ -106,25 +110,26 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None, chunk: int = CHUN
             f"round_div needs SecInt({size.secint_bits}) for {size}, got SecInt({secarray.sectype.bit_length})"
         )
     if den.size <= chunk:
-        return _round_div(mpc, num, den, size, root)
-    return _chunked(mpc, num, den, size, root, chunk)
+        return _round_div(mpc, num, den, size, root, valid)
+    return _chunked(mpc, num, den, size, root, valid, chunk)
 
 
-def _chunked(mpc, num, den, size: DivisionSize, root, chunk: int):
+def _chunked(mpc, num, den, size: DivisionSize, root, valid, chunk: int):
     """``_round_div`` over consecutive slices of the flattened arrays, one slice at a time: each
     slice's result is awaited (this party's shares, nothing opened) before the next one starts."""
     import numpy as np
 
     secarray, shape, n = type(den), den.shape, den.size
-    flat = [None if a is None else a.reshape((n,)) for a in (num, den, root)]
+    flat = [None if a is None else a.reshape((n,)) for a in (num, den, root, valid)]
 
     @mpc.coroutine
-    async def run(num, den, root):
+    async def run(num, den, root, valid):
         await mpc.returnType((secarray, shape))
         parts = []
         for start in range(0, n, chunk):
             cut = slice(start, min(start + chunk, n))
-            q = _round_div(mpc, num[cut], den[cut], size, None if root is None else root[cut])
+            root_cut, valid_cut = (None if a is None else a[cut] for a in (root, valid))
+            q = _round_div(mpc, num[cut], den[cut], size, root_cut, valid_cut)
             parts.append((await mpc.gather(q)).value)
         field = secarray.sectype.field
         return field.array(np.concatenate(parts).reshape(shape), check=False)
@@ -132,19 +137,21 @@ def _chunked(mpc, num, den, size: DivisionSize, root, chunk: int):
     return run(*flat)
 
 
-def _round_div(mpc, num, den, size: DivisionSize, root):
+def _round_div(mpc, num, den, size: DivisionSize, root, valid):
     import numpy as np
 
     b, f = size.den_bits, size.frac_bits
+    h = b if root is None else (b + 1) // 2  # root < 2**h, D1 = (root * v)**2 in [2**(2h-2), 2**(2h))
+    # 1. v = 2**(number of leading zeros of den (or root) in its bits): D1 = den * v in [2**(B-1), 2**B).
+    v = _normaliser(mpc, den if root is None else root, h)
+    if valid is not None:  # 0 / 1 where not valid, with the normaliser of 1: every value inside as for 0 / 1
+        num, den, v = valid * num, valid * (den - 1) + 1, valid * (v - 2 ** (h - 1)) + 2 ** (h - 1)
+        root = None if root is None else valid * (root - 1) + 1
     if root is None:
-        # 1. v = 2**(number of leading zeros of den in B bits): D1 = den * v in [2**(B-1), 2**B).
-        v = _normaliser(mpc, den, b)
         n1, scale = num * v, b
         # 2. y ~ 2**(2F) / X with X ~ D1 / 2**(B-F), so y ~ 2**(F+B) / D1.
         y = _reciprocal(mpc, _shift_down(mpc, den * v, b - f, b + 1), f, size.iterations)
     else:
-        h = (b + 1) // 2  # root < 2**h, D1 = (root * v)**2 in [2**(2h-2), 2**(2h))
-        v = _normaliser(mpc, root, h)
         n1, scale = num * (v * v), 2 * h
         y_root = _reciprocal(mpc, _shift_down(mpc, root * v, h - f, h + 1), f, size.iterations)
         y = trunc(mpc, y_root * y_root, f, 2 * f + 6)  # ~ 2**(F + 2h) / D1
@@ -183,12 +190,6 @@ def _reciprocal(mpc, x, f: int, iterations: int):
             e = trunc(mpc, x * y, f, 2 * f + 6)
             y = trunc(mpc, y * (2 ** (f + 1) - e), f, 2 * f + 6)
     return y
-
-
-def masked(mpc, num, den, valid):
-    """(num, den) where ``valid`` is 1, and (0, 1) where it is 0: a safe division for cells that
-    will be suppressed (``valid`` must be a 0/1 secure array)."""
-    return valid * num, valid * (den - 1) + 1
 
 
 def _shift_down(mpc, value, shift: int, bits: int):

@@ -7,7 +7,9 @@ checks use the same call to bring their local degree-2t sums back to degree t.
 
 The MPyC process also replaces two of MPyC's vectorised Shamir steps by the same arithmetic in
 fewer Python operations: the split of every resharing and input (``install_fast_random_split``)
-and the recombination of every resharing and output (``install_fast_recombine``).
+and the recombination of every resharing and output (``install_fast_recombine``); and the carry
+circuit of MPyC's bit decompositions by one with half the secure products
+(``install_brent_kung_add_bits``).
 """
 
 from __future__ import annotations
@@ -179,3 +181,50 @@ def _lagrange(xs: tuple[int, ...], x_r: int) -> tuple[tuple[int, ...], int]:
         coefficients.append(c)
     denominator = math.lcm(*(c.denominator for c in coefficients))
     return tuple(int(c * denominator) for c in coefficients), denominator
+
+
+def install_brent_kung_add_bits() -> None:
+    """Replace MPyC's ``np_add_bits`` (the binary addition behind ``np_to_bits``, whose carries MPyC
+    computes with a Sklansky prefix circuit: 216 secure products for 43 bits, in 6 rounds) by the
+    same sum from a Brent-Kung prefix circuit: 110 products for 43 bits, in 9 rounds."""
+    check_version()
+    from mpyc import runtime
+
+    if getattr(runtime.Runtime.np_add_bits, "_brent_kung", False):
+        return
+
+    def np_add_bits(self, a, b):
+        if not a.size:
+            return a.copy()
+        c = brent_kung_carries(self, a, b)
+        c_in = self.np_concatenate((c[..., :1] * 0, c[..., :-1]), axis=-1)  # the carry into each bit
+        return a + b - c * 2 + c_in
+
+    np_add_bits._brent_kung = True  # type: ignore[attr-defined]  # marks the patch as applied
+    runtime.Runtime.np_add_bits = np_add_bits
+
+
+def brent_kung_carries(mpc, a, b):
+    """The carry out of each bit of ``a + b`` (bit vectors along the last axis, low bit first; ``a``
+    secure, ``b`` secure or public): a Brent-Kung prefix over (generate, propagate) pairs. Up the tree
+    each node i takes in the node ``d`` below it; down the tree the nodes still short of bit 0 take in
+    a complete prefix. A prefix that starts at bit 0 needs no propagate product (no carry comes in)."""
+    import numpy as np
+
+    n = a.shape[-1]
+    g = a * b  # generates; b public: no secure product
+    p = a + b - 2 * g  # propagates: a xor b
+    d = 1
+    while 2 * d <= n:
+        hi = np.arange(2 * d - 1, n, 2 * d)
+        p_hi = p[..., hi]
+        if hi.size > 1:  # the first node's range starts at bit 0: its propagate is never used
+            p = mpc.np_update(p, (..., hi[1:]), p_hi[..., 1:] * p[..., hi[1:] - d])
+        g = mpc.np_update(g, (..., hi), g[..., hi] + p_hi * g[..., hi - d])
+        d *= 2
+    while d > 1:
+        d //= 2
+        i = np.arange(3 * d - 1, n, 2 * d)
+        if i.size:
+            g = mpc.np_update(g, (..., i), g[..., i] + p[..., i] * g[..., i - d])
+    return g

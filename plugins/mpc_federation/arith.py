@@ -99,7 +99,7 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None, valid=None, chunk
     :param valid: optionally a 0/1 secure array: where it is 0 (a suppressed cell) the quotient is
         0, computed as 0 / 1 whatever ``num`` and ``den`` are. The normalisation starts at once,
         before ``valid`` is known, so the floor that usually gives ``valid`` runs alongside it
-        instead of before it (about 7 rounds fewer on the critical path).
+        instead of before it (a few rounds fewer on the critical path).
     :param chunk: the most quotients computed at once.
     """
     secarray = type(den)

@@ -241,37 +241,6 @@ def test_a_negative_revenue_is_refused():
     assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
 
 
-@pytest.mark.parametrize("verdict,expected", [([True, True], [[5, 7], [9, 11]]), ([True, False], [[0, 0], [0, 0]])])
-def test_the_program_sees_no_input_before_the_checks_passed(verdict, expected):
-    """The worker starts the program while the input checks run (its random bits need no input),
-    but the program's inputs are gated by the checks' verdict: nothing derived from an input can be
-    opened before it, and after a failed check the program gets zeros (the worker then refuses)."""
-    import asyncio
-
-    import numpy as np
-    from mpyc.runtime import mpc
-
-    from mpc_federation.worker import _gated
-
-    async def main():
-        await mpc.start()
-        pending = asyncio.get_running_loop().create_future()
-        opened = mpc.output(_gated(mpc, secint, [5, 7, 9, 11], (2, 2), pending) * 1)  # an opening, as early as can be
-        await asyncio.sleep(0.05)
-        early = opened.done()
-        pending.set_result(np.array(verdict))
-        values = await opened
-        await mpc.shutdown()
-        return early, values.tolist()
-
-    no_async, mpc.options.no_async = mpc.options.no_async, False  # one party: MPyC runs synchronously otherwise
-    try:
-        secint = mpc.SecInt(32)
-        assert mpc.run(main()) == (False, expected)
-    finally:
-        mpc.options.no_async = no_async
-
-
 # -- the launcher's deadlines and failures (cheap: one or two MPyC processes) --------------------------
 def one_party_job(program_path: Path, endpoints: list[str] | None = None) -> MPCJob:
     endpoints = endpoints or [f"127.0.0.1:{localnet.free_port()}"]

@@ -6,8 +6,7 @@ belongs to the seat it claims; then it waits for a ``go`` line on its standard i
 then reads the job (the roster, this party's shares). So it can start while the stage still fixes
 the roster. With the job it checks that all
 compute parties are about to do the same computation (session and views), and that every input
-party's values lie in their declared ranges (``witnesses``). The program starts alongside those
-checks on inputs that only the checks' verdict releases (``_gated``); then the worker zeroes
+party's values lie in their declared ranges (``witnesses``); then it runs the program, zeroes
 withheld cells, re-randomises the output sharings and writes this party's output shares.
 Nothing is opened inside the MPC except per-party validity verdicts: only recipients recombine.
 """
@@ -63,13 +62,11 @@ def check_seats(mpc, pinned: list[str], names: list[str]) -> None:
             )
 
 
-async def _refuse_on_error(mpc, check):
-    """``check()``'s result (awaited if it is a coroutine); on an ``AgreementError`` this party refuses."""
+async def _refuse_on_error(mpc, check) -> None:
     try:
         result = check()
         if asyncio.iscoroutine(result):
-            result = await result
-        return result
+            await result
     except AgreementError as exc:
         print(f"{REFUSED} {exc}", flush=True)
         await mpc.shutdown()
@@ -82,32 +79,11 @@ def _secure_array(secint, shares):
     return secint.array(secint.field.array(np.array(shares, dtype=object)))
 
 
-def _gated(mpc, secint, shares, shape: tuple, verdict):
-    """The secure array of these shares, available only once ``verdict`` (the input checks' public
-    per-party results) says every input is in range. So the program can be started while the checks
-    run, e.g. draw its random bits, yet opens nothing derived from an input before they passed;
-    after a failed check it gets zeros (the worker refuses and releases nothing)."""
-    import numpy as np
-
-    if verdict is None:  # nothing to check
-        return _secure_array(secint, shares).reshape(shape)
-
-    @mpc.coroutine
-    async def gate():
-        await mpc.returnType((secint.array, shape))
-        passed = bool(np.all(await verdict))
-        values = np.array(shares, dtype=object) if passed else np.zeros(len(shares), dtype=object)
-        return secint.field.array(values.reshape(shape))
-
-    return gate()
-
-
-def _start_checks(mpc, secint, program, job: dict, seed: bytes, witnesses):
-    """Start the input checks: raises ``AgreementError`` if any input party's shares do not have the
-    lengths the run's dimensions give, and returns the future public verdict, one bit per roster
-    party (None when there are no values to check; ``_verdict`` names the parties it refuses).
-    Checks ``witnesses.CHUNK`` values of every party at a time; each party's witness is replaced at
-    once by the verified nonzero indicators the program may use (``job["shares"][party]["nonzero"]``)."""
+async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
+    """Refuse, naming them, if any input party's values are outside their declared ranges (or its
+    shares do not have the lengths the run's dimensions give). Checks ``witnesses.CHUNK`` values
+    of every party at a time; afterwards each party's witness is replaced by the verified nonzero
+    indicators the program may use (``job["shares"][party]["nonzero"]``)."""
     import numpy as np
 
     roster = job["roster"]
@@ -146,20 +122,12 @@ def _start_checks(mpc, secint, program, job: dict, seed: bytes, witnesses):
             witness = shares["witness"].pop(spec_input.name)
             shares.setdefault("nonzero", {})[spec_input.name] = witnesses.indicator(witness, lay) if lay.nonzero else []
     if not any(job["input_lengths"][spec_input.name] for spec_input in program.inputs):
-        return None  # no values at all: nothing to check
+        return  # no values at all: nothing to check
     from mpc_federation import mpyc_compat
 
     # Degree 2t, summed locally over every chunk and input: one resharing to degree t, then the test.
-    return mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total)))
-
-
-async def _verdict(roster: list[str], verdict) -> None:
-    """Refuse, naming them, if any input party's values are outside their declared ranges."""
-    import numpy as np
-
-    if verdict is None:
-        return
-    bad = [party for party, ok in zip(roster, np.atleast_1d(await verdict)) if not ok]
+    valid = await mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total)))
+    bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(
             f"the inputs of {', '.join(bad)} are outside their declared ranges "
@@ -193,12 +161,9 @@ async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
         return None
     connected = time.monotonic()
     seed = await _agree(mpc, job, seat["names"])
-    verdict = await _refuse_on_error(mpc, lambda: _start_checks(mpc, secint, program, job, seed, witnesses))
-    # The program starts now, on inputs gated by the verdict: what it needs no input for (its random
-    # bits, its masks) runs alongside the checks.
-    result = program.compute(mpc, secint, _program_inputs(mpc, secint, program, job, verdict), job["params"])
-    await _refuse_on_error(mpc, lambda: _verdict(job["roster"], verdict))
+    await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
     validated = time.monotonic()
+    result = program.compute(mpc, secint, _program_inputs(secint, program, job), job["params"])
     if asyncio.iscoroutine(result):
         result = await result
     shares = await mpc.gather(_fresh_outputs(mpc, secint, program, job, result))
@@ -235,9 +200,9 @@ async def _agree(mpc, job: dict, names: list[str]) -> bytes:
     return hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()
 
 
-def _program_inputs(mpc, secint, program, job: dict, verdict):
+def _program_inputs(secint, program, job: dict):
     """The roster's shares as (parties, n) secure arrays per input, with the verified nonzero
-    indicators of inputs that declare them, each available once ``verdict`` passed (``_gated``)."""
+    indicators of inputs that declare them."""
     from mpc_federation.programs import ProgramInputs
 
     roster = job["roster"]
@@ -250,10 +215,10 @@ def _program_inputs(mpc, secint, program, job: dict, verdict):
             if len(shares) != n:
                 raise ValueError(f"input {spec_input.name} of {party}: {len(shares)} shares, expected {n}")
             rows.append(shares)
-        values[spec_input.name] = _gated(mpc, secint, [s for row in rows for s in row], (len(rows), n), verdict)
-        if spec_input.nonzero:  # the verified indicators _start_checks kept
+        values[spec_input.name] = _secure_array(secint, [s for row in rows for s in row]).reshape((len(rows), n))
+        if spec_input.nonzero:  # the verified indicators _validate kept
             z = [s for party in roster for s in job["shares"][party]["nonzero"][spec_input.name]]
-            nonzero[spec_input.name] = _gated(mpc, secint, z, (len(roster), n), verdict)
+            nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(roster), n))
     return ProgramInputs(values, nonzero, len(roster))
 
 

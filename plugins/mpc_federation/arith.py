@@ -96,8 +96,10 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None, valid=None, chunk
     :param size: B and Q.
     :param root: optionally ``r`` with ``den = r * r`` (an HHI's total revenue): the normalisation
         then works on r's B/2 bits instead of den's B bits, about half the cost.
-    :param valid: optionally a 0/1 secure array: where it is 0 (a suppressed cell) the quotient is
-        0, computed as 0 / 1 whatever ``num`` and ``den`` are. The normalisation starts at once,
+    :param valid: optionally a secure array that is 0 or 1 by construction (a floor from
+        ``at_least``, never an input: another value would push the steps out of their ranges);
+        where it is 0 (a suppressed cell) the quotient is 0, computed as 0 / 1 whatever ``num``
+        and ``den`` are. The normalisation starts at once,
         before ``valid`` is known, so the floor that usually gives ``valid`` runs alongside it
         instead of before it (a few rounds fewer on the critical path).
     :param chunk: the most quotients computed at once.

@@ -1,6 +1,6 @@
 """A test program: ``arith.round_div`` with a validity mask, revealed without suppression, so that
 a test can check the raw quotients: exact where ``flag`` is 1, and exactly 0 where it is 0, whatever
-the numerator and denominator there (0 included). Once on ``den`` itself, once given its root."""
+the numerator and denominator there (0 included). On ``den`` itself, given its root, and in chunks."""
 
 from mpc_federation.arith import DivisionSize, at_least, round_div
 from mpc_federation.programs import Input, Output, SecureProgram
@@ -16,6 +16,7 @@ async def probe(mpc, secint, inputs, params):
     return {
         "plain": round_div(mpc, num, den, SIZE, valid=valid),
         "rooted": round_div(mpc, num, den, SIZE, root=root, valid=valid),
+        "chunked": round_div(mpc, num, den, SIZE, root=root, valid=valid, chunk=7),
     }
 
 
@@ -26,7 +27,7 @@ PROGRAM = SecureProgram(
         Input("root", low=0, high=2**ROOT_BITS - 1, dim="cell"),
         Input("flag", low=0, high=1, dim="cell"),
     ),
-    outputs=(Output("plain", dim="cell"), Output("rooted", dim="cell")),
+    outputs=(Output("plain", dim="cell"), Output("rooted", dim="cell"), Output("chunked", dim="cell")),
     compute=probe,
     bit_length=SIZE.secint_bits,
     min_input_parties=1,

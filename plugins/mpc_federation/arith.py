@@ -99,9 +99,9 @@ def round_div(mpc, num, den, size: DivisionSize, *, root=None, valid=None, chunk
     :param valid: optionally a secure array that is 0 or 1 by construction (a floor from
         ``at_least``, never an input: another value would push the steps out of their ranges);
         where it is 0 (a suppressed cell) the quotient is 0, computed as 0 / 1 whatever ``num``
-        and ``den`` are. The normalisation starts at once,
-        before ``valid`` is known, so the floor that usually gives ``valid`` runs alongside it
-        instead of before it (a few rounds fewer on the critical path).
+        and ``den`` are. The normalisation starts at once, before ``valid`` is known, so the floor
+        that usually gives ``valid`` runs alongside it instead of before it (a few rounds fewer on
+        the critical path).
     :param chunk: the most quotients computed at once.
     """
     secarray = type(den)
@@ -147,8 +147,8 @@ def _round_div(mpc, num, den, size: DivisionSize, root, valid):
     # 1. v = 2**(number of leading zeros of den (or root) in its bits): D1 = den * v in [2**(B-1), 2**B).
     v = _normaliser(mpc, den if root is None else root, h)
     if valid is not None:  # 0 / 1 where not valid, with the normaliser of 1: every value inside as for 0 / 1
-        num, den, v = valid * num, valid * (den - 1) + 1, valid * (v - 2 ** (h - 1)) + 2 ** (h - 1)
-        root = None if root is None else valid * (root - 1) + 1
+        num, den, v = valid * num, mpc.np_where(valid, den, 1), mpc.np_where(valid, v, 2 ** (h - 1))
+        root = None if root is None else mpc.np_where(valid, root, 1)
     if root is None:
         n1, scale = num * v, b
         # 2. y ~ 2**(2F) / X with X ~ D1 / 2**(B-F), so y ~ 2**(F+B) / D1.

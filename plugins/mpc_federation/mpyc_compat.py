@@ -212,7 +212,7 @@ def brent_kung_carries(mpc, a, b):
     import numpy as np
 
     n = a.shape[-1]
-    g = a * b  # generates; b public: no secure product
+    g = a * b  # generates (a secure product only when b is secure; np_to_bits passes b public)
     p = a + b - 2 * g  # propagates: a xor b
     d = 1
     while 2 * d <= n:

@@ -17,6 +17,7 @@ from mpc_federation.programs import fixed
 
 PROBE = Path(__file__).resolve().parent / "programs" / "trunc_probe.py"
 ROUND_DIV_PROBE = PROBE.with_name("round_div_probe.py")
+RANDOM_BITS_PROBE = PROBE.with_name("random_bits_probe.py")
 SHIFTS = (1, 30, 61, 119)
 
 
@@ -199,3 +200,18 @@ def test_round_div_is_exact_where_valid_and_zero_elsewhere():
     assert out["plain"]["exact"] == expected
     assert out["rooted"]["exact"] == expected
     assert out["chunked"]["exact"] == expected  # cut into slices of 7 quotients
+
+
+@pytest.mark.parametrize("m,t", [(3, 1), (5, 2)])
+def test_bulk_random_bits_are_random_bits(m, t):
+    """The MPyC process's ``np_random_bits`` (signs from one ``os.urandom`` call, their product over
+    t + 1 senders): 0/1 bits, and -1/+1 signs when asked signed, about half of each (for t = 2 the
+    product of three signs takes its odd row through the halving)."""
+    n = 600
+    labels = [f"c{i}" for i in range(n)]
+    out = run_program(RANDOM_BITS_PROBE, {"cell": labels}, {"company_a": {"x": [0] * n}}, m=m, t=t)
+    assert set(out["bulk"]["exact"]) == {"1"}  # the replacement ran, not MPyC's own
+    bits = [int(v) for v in out["bits"]["exact"]]
+    signs = [int(v) for v in out["signs"]["exact"]]
+    assert set(bits) == {0, 1} and set(signs) == {-1, 1}
+    assert 220 < sum(bits) < 380 and 220 < signs.count(1) < 380  # ~300 each; outside: about 1e-9

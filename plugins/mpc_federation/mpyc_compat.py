@@ -7,7 +7,8 @@ checks use the same call to bring their local degree-2t sums back to degree t.
 
 The MPyC process also replaces two of MPyC's vectorised Shamir steps by the same arithmetic in
 fewer Python operations: the split of every resharing and input (``install_fast_random_split``)
-and the recombination of every resharing and output (``install_fast_recombine``); and the carry
+and the recombination of every resharing and output (``install_fast_recombine``); the random
+signs behind MPyC's random bits, drawn in bulk (``install_bulk_random_bits``); and the carry
 circuit of MPyC's bit decompositions by one with half the secure products
 (``install_brent_kung_add_bits``).
 """
@@ -54,15 +55,16 @@ def bulk_randoms(order: int, count: int):
 
 
 def _draws(bits: int, count: int):
-    """``count`` integers of ``bits`` random bits from one call to ``os.urandom``."""
+    """``count`` integers of ``bits`` random bits from one call to ``os.urandom``: each read from its
+    own big-endian bytes, their surplus top bits cleared by numpy (one C-level conversion each)."""
     import os
 
     import numpy as np
 
     width = (bits + 7) // 8
-    extra, stream, read = 8 * width - bits, os.urandom(width * count), int.from_bytes
-    values = [read(stream[i : i + width], "little") >> extra for i in range(0, width * count, width)]
-    return np.array(values, dtype=object)
+    stream = np.frombuffer(os.urandom(width * count), dtype=np.uint8).reshape(count, width).copy()
+    stream[:, 0] &= 0xFF >> (8 * width - bits)
+    return np.fromiter(map(int.from_bytes, stream.view(f"V{width}").ravel().tolist()), dtype=object, count=count)
 
 
 def install_fast_random_split() -> None:
@@ -228,3 +230,53 @@ def brent_kung_carries(mpc, a, b):
         if i.size:
             g = mpc.np_update(g, (..., i), g[..., i] + p[..., i] * g[..., i - d])
     return g
+
+
+def install_bulk_random_bits() -> None:
+    """Replace MPyC's ``np_random_bits`` in a prime field without PRSS (how the MPyC process runs),
+    which draws each sender's random sign with its own ``secrets.randbits(1)`` call, by the same
+    protocol with the signs unpacked from one ``os.urandom`` call: t + 1 parties input random signs,
+    their product (t resharings) is a random sign, and ``(sign + 1) / 2`` a random bit. Other
+    fields and PRSS go to MPyC's own."""
+    check_version()
+    import os
+
+    import numpy as np
+    from mpyc import asyncoro, runtime
+
+    original = runtime.Runtime.np_random_bits
+    if getattr(original, "_bulk", False):
+        return
+
+    @asyncoro.mpc_coro
+    async def bulk(self, sftype, n, signed):
+        secure = issubclass(sftype, self.SecureObject)
+        await self.returnType((sftype.array, True, (n,)) if secure else runtime.Future)
+        field, f = (sftype.field, sftype.frac_length) if secure else (sftype, 0)
+        m, t, p = len(self.parties), self.threshold, field.modulus
+        uci = self._program_counter[0] % m
+        senders = tuple((uci + i) % m for i in range(t + 1))  # as MPyC picks them
+        if self.pid in senders:  # -1, and +1 where the drawn bit is 1
+            signs = np.full(n, p - 1, dtype=object)
+            signs[np.unpackbits(np.frombuffer(os.urandom((n + 7) // 8), dtype=np.uint8))[:n] == 1] = 1
+        else:
+            signs = np.zeros(n, dtype=object)
+        inputs = await self.input(field.array(signs, check=False), senders=senders)
+        bits = np.stack([a[0] for a in inputs])
+        while (rows := bits.shape[0]) > 1:  # the product of the t + 1 signs, halving each round
+            odd = rows % 2
+            half = await self._reshare(bits[odd : (rows + 1) // 2] * bits[(rows + 1) // 2 :])
+            bits = np.concatenate((bits[:1], half), axis=0) if odd else half
+        bits = bits[0].value
+        if not signed:
+            bits = (bits + 1) * ((p + 1) >> 1)  # (sign + 1) / 2
+        return field.array(bits << f)
+
+    def np_random_bits(self, sftype, n, signed=False):
+        field = sftype.field if issubclass(sftype, self.SecureObject) else sftype
+        if not n or not self.options.no_prss or field.characteristic == 2 or field.order != field.modulus:
+            return original(self, sftype, n, signed)
+        return bulk(self, sftype, n, signed)
+
+    np_random_bits._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied
+    runtime.Runtime.np_random_bits = np_random_bits

@@ -19,7 +19,7 @@ the inputs were fixed (evaluated by each compute party on its shares, as one wou
 inner product: a single resharing for every party, chunk and input), and MPyC's public zero test tells,
 per input party, only whether *its* combination is 0. A party's verdict depends on its own input
 alone, so naming the party that failed reveals nothing about anyone else. A wrong witness passes
-with probability about 1/p (p has more than 150 bits).
+with probability at most ``max(2**-128, 2/p)`` (the coefficients have 128 bits; p has 96 bits or more).
 """
 
 from __future__ import annotations
@@ -91,11 +91,17 @@ def indicator(witness: list, lay: WitnessLayout) -> list:
     return witness[start : start + lay.n]
 
 
-def coefficients(seed: bytes, label: str, count: int, modulus: int) -> list[int]:
-    """``count`` pseudorandom field elements from a public seed (SHAKE-256), for one label."""
-    width = (modulus.bit_length() + 64 + 7) // 8  # 64 extra bits: negligible bias mod p
-    stream = hashlib.shake_256(seed + label.encode()).digest(width * count)
-    return [int.from_bytes(stream[i * width : (i + 1) * width], "big") % modulus for i in range(count)]
+def coefficients(seed: bytes, label: str, count: int):
+    """``count`` pseudorandom 128-bit integers from a public seed (SHAKE-256), for one label, as an
+    object array. The random linear combination needs no full field elements: for a constraint that
+    is not 0, one value of its coefficient mod p makes the sum 0, whatever the others are, and at
+    most ``ceil(2**128 / p)`` of the ``2**128`` draws have it: a wrong witness passes with
+    probability at most ``2**-128`` when ``p > 2**128``, ``2/p`` otherwise. A 128-bit coefficient
+    is read from two 64-bit words and multiplies a share faster than a field element."""
+    import numpy as np
+
+    words = np.frombuffer(hashlib.shake_256(seed + label.encode()).digest(16 * count), dtype="<u8").reshape(count, 2)
+    return (words[:, 1].astype(object) << 64) | words[:, 0].astype(object)
 
 
 def combinations(spec_input, values, witness, seed: bytes, labels: list[str], modulus: int):
@@ -119,9 +125,7 @@ def combinations(spec_input, values, witness, seed: bytes, labels: list[str], mo
 
     def family(count):  # independent pseudorandom coefficients for one family of constraints, per party
         k = next(counter)
-        return np.array([coefficients(seed, f"{label}/{k}", count, modulus) for label in labels], dtype=object).reshape(
-            (parties, count)
-        )
+        return np.stack([coefficients(seed, f"{label}/{k}", count) for label in labels]).reshape((parties, count))
 
     ranges = [values - spec_input.low]
     if lay.upper:

@@ -270,6 +270,7 @@ def main() -> None:
     mpyc_compat.install_fast_random_split()
     mpyc_compat.install_fast_recombine()
     mpyc_compat.install_brent_kung_add_bits()
+    mpyc_compat.install_bulk_random_bits()
     mpyc_compat.cache_ssl_contexts()
     program = load_program(seat["program"]).program
     shares = mpc.run(_run(mpc, program, seat, args.job))

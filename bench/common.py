@@ -189,15 +189,20 @@ def _hwm_kib(pid: int) -> int | None:
 
 class WorkerMonitor:
     """Polls this process's MPyC worker children (``-m mpc_federation.worker``): the peak RSS of each
-    (the kernel's VmHWM, so short spikes between polls are not missed) keyed by its MPyC index."""
+    (the kernel's VmHWM, so short spikes between polls are not missed) keyed by its MPyC index, and
+    its CPU time. The workers it knows are read every ``interval``; the process tree (which psutil
+    finds by reading every process's ``/proc`` entry, CPU the measured run would otherwise lose) is
+    searched for new ones every ``scan_interval``."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float = 0.02, scan_interval: float = 0.25):
         self.interval = interval
+        self.scan_interval = scan_interval
         self.peak_kib: dict[int, int] = {}
         self.cpu_seconds: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._index: dict[int, int] = {}
+        self._workers: dict = {}  # psutil.Process -> MPyC index
+        self._seen: set[int] = set()
 
     def __enter__(self) -> WorkerMonitor:
         self._thread.start()
@@ -207,30 +212,41 @@ class WorkerMonitor:
         self._stop.set()
         self._thread.join()
 
+    def _scan(self, me) -> None:
+        import psutil
+
+        try:
+            children = me.children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            if child.pid in self._seen:
+                continue
+            try:
+                cmd = child.cmdline()
+                self._seen.add(child.pid)
+                if "mpc_federation.worker" in cmd:
+                    self._workers[child] = int(cmd[cmd.index("-I") + 1])
+            except (psutil.Error, ValueError, IndexError):
+                continue
+
     def _loop(self) -> None:
         import psutil
 
-        me = psutil.Process()
+        me, scanned = psutil.Process(), float("-inf")
         while not self._stop.is_set():
-            try:
-                children = me.children(recursive=True)
-            except psutil.Error:
-                children = []
-            for child in children:
+            if time.monotonic() - scanned >= self.scan_interval:
+                self._scan(me)
+                scanned = time.monotonic()
+            for child, index in list(self._workers.items()):
                 try:
-                    if child.pid not in self._index:
-                        cmd = child.cmdline()
-                        if "mpc_federation.worker" not in cmd:
-                            continue
-                        self._index[child.pid] = int(cmd[cmd.index("-I") + 1])
-                    index = self._index[child.pid]
                     hwm = _hwm_kib(child.pid)
                     if hwm is not None:
                         self.peak_kib[index] = max(self.peak_kib.get(index, 0), hwm)
                     times = child.cpu_times()
                     self.cpu_seconds[index] = max(self.cpu_seconds.get(index, 0.0), times.user + times.system)
-                except (psutil.Error, ValueError, IndexError):
-                    continue
+                except psutil.Error:
+                    del self._workers[child]  # exited
             self._stop.wait(self.interval)
 
     def peak_mib(self) -> dict[int, float]:

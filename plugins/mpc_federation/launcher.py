@@ -233,7 +233,7 @@ def _spawn(cmd: list[str], cwd: Path, env: dict) -> subprocess.Popen:
 def _write_private(path: Path, data: dict) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
+        f.write(json.dumps(data))  # in one piece: json.dump writes every number of the shares apart
 
 
 class MPCProcess:

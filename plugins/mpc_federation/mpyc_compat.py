@@ -67,13 +67,38 @@ def _draws(bits: int, count: int):
     return np.fromiter(map(int.from_bytes, stream.view(f"V{width}").ravel().tolist()), dtype=object, count=count)
 
 
+def shamir_split(s, p: int, t: int, m: int):
+    """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
+    points 1..m, as an object array of shape (m, n), row i for point i + 1: the random coefficients
+    drawn in bulk from ``os.urandom`` (``bulk_randoms``), the polynomials evaluated by Horner's rule
+    at the small points (for t = 1, one addition per point)."""
+    import numpy as np
+
+    n = len(s)
+    s = np.asarray(s, dtype=object).reshape(n)
+    if t == 0:
+        return np.stack([s % p] * m)
+    c = bulk_randoms(p, t * n).reshape(t, n)
+    rows = []
+    if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
+        y = s
+        for _ in range(m):
+            y = (y + c[0]) % p
+            rows.append(y)
+        return np.stack(rows)
+    for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
+        y = c[t - 1]
+        for j in range(t - 2, -1, -1):
+            y = y * x + c[j]
+        rows.append((y * x + s) % p)
+    return np.stack(rows)
+
+
 def install_fast_random_split() -> None:
     """Replace MPyC's ``thresha.np_random_split`` (one ``secrets.randbelow`` call per coefficient and
     an object-array matrix product: a third of the CPU time of a large vectorised program without
-    PRSS, which reshares every product) by the same Shamir split, its random coefficients drawn in
-    bulk from ``os.urandom`` and the polynomials evaluated by Horner's rule at the small points."""
+    PRSS, which reshares every product) by the same Shamir split in bulk (``shamir_split``)."""
     check_version()
-    import numpy as np
     from mpyc import thresha
 
     if getattr(thresha.np_random_split, "_bulk", False):
@@ -83,26 +108,7 @@ def install_fast_random_split() -> None:
         p = field.modulus
         if not isinstance(p, int) or field.order != p:
             return original(field, s, t, m)
-        if isinstance(s, field.array):
-            s = s.value
-        n = len(s)
-        s = np.asarray(s, dtype=object).reshape(n)
-        if t == 0:
-            return np.stack([s % p] * m)
-        c = bulk_randoms(p, t * n).reshape(t, n)
-        rows = []
-        if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
-            y = s
-            for _ in range(m):
-                y = (y + c[0]) % p
-                rows.append(y)
-            return np.stack(rows)
-        for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
-            y = c[t - 1]
-            for j in range(t - 2, -1, -1):
-                y = y * x + c[j]
-            rows.append((y * x + s) % p)
-        return np.stack(rows)
+        return shamir_split(s.value if isinstance(s, field.array) else s, p, t, m)
 
     original = thresha.np_random_split
     np_random_split._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied

@@ -1,7 +1,8 @@
 """Shamir sharing with MPyC's own field and threshold code, and decoding of revealed outputs.
 
-Input parties split with ``mpyc.thresha.random_split`` over the program's SecInt field, so
-compute party i (x-coordinate i+1) can wrap its shares in secure integers directly.
+Input parties split over the program's SecInt field with the MPyC process's own Shamir split
+(``mpyc_compat.shamir_split``: MPyC's points, random coefficients drawn in bulk), so compute party
+i (x-coordinate i+1) can wrap its shares in secure integers directly.
 Recipients recombine with ``mpyc.thresha.recombine`` and check that any extra shares lie on
 the same polynomial, then read the integers at their declared precision.
 """
@@ -15,10 +16,12 @@ class ReconstructionError(ValueError):
 
 def split(field, values: list[int], t: int, m: int) -> list[list[int]]:
     """Shares of every value for each of m compute parties (row i for party i), degree t."""
-    from mpyc.thresha import random_split
+    import numpy as np
 
-    rows = random_split(field, [field(v) for v in values], t, m)
-    return [[int(s) % field.modulus for s in row] for row in rows]
+    from mpc_federation.mpyc_compat import shamir_split
+
+    p = field.modulus
+    return shamir_split(np.array(values, dtype=object) % p, p, t, m).tolist()
 
 
 def input_payloads(program, vectors: dict[str, list[int]], t: int, m: int) -> list[dict]:

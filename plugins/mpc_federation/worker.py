@@ -277,7 +277,7 @@ def main() -> None:
     if shares is None:
         raise SystemExit("mpc-worker: stopped before its job was given")
     with open(args.out, "w") as f:
-        json.dump({"shares": shares}, f)
+        f.write(json.dumps({"shares": shares}))  # in one piece, as the launcher writes the job
 
 
 if __name__ == "__main__":

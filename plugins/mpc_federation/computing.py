@@ -190,10 +190,11 @@ def publish_outputs(run: PartyRun, attempt: int, roster: list[str], shares, verd
     from mpc_federation import ledger
 
     channel = run.channel
+    held = {(d, label) for d, label in verdict.withheld}
     reasons = {
         f"{d or ''}/{label}": verdict.reasons[u]
         for d, label, u in ledger.units(run.program, run.dims)
-        if [d, label] in verdict.withheld
+        if (d, label) in held
     }
     for recipient in run.spec.recipients:
         channel.publish(

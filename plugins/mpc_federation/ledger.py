@@ -84,7 +84,7 @@ def period(dims: dict[str, list[str]]) -> tuple[list[str], str]:
 def units(program: Any, dims: dict[str, list[str]]) -> list[tuple[str | None, str, str]]:
     """(dimension, label, unit) of every data unit the program's outputs reveal, in output order."""
     months, span = period(dims)
-    out: list[tuple[str | None, str, str]] = []
+    out: dict[tuple[str | None, str, str], None] = {}  # ordered, each unit once (outputs share a dimension)
     pairs: list[tuple[str | None, str, str]]
     for output in program.outputs:
         if output.dim is None:
@@ -93,8 +93,8 @@ def units(program: Any, dims: dict[str, list[str]]) -> list[tuple[str | None, st
             pairs = [("market", label, f"all@{span}" if label == "all" else label) for label in dims["market"]]
         else:
             pairs = [(output.dim, label, f"{output.dim}={label}@{span}") for label in dims[output.dim]]
-        out += [p for p in pairs if p not in out]
-    return out
+        out.update(dict.fromkeys(pairs))
+    return list(out)
 
 
 # -- records -------------------------------------------------------------------------------------------------
@@ -303,9 +303,10 @@ def verdict(
     fixed = fixed_roster(records, months)
     all_units = units(program, dims)
     withheld, reasons = [], {}
+    released_before = [(r, set(r.units)) for r in records]  # sets: thousands of units per record
     for dim, label, unit in all_units:
-        for r in records:
-            if unit not in r.units:
+        for r, r_units in released_before:
+            if unit not in r_units:
                 continue
             if r.run != run:
                 why = f"released in run {r.run}"
@@ -318,7 +319,8 @@ def verdict(
             withheld.append([dim, label])
             reasons[unit] = why
             break
-    released = [u for d, label, u in all_units if [d, label] not in withheld]
+    held = {(d, label) for d, label in withheld}
+    released = [u for d, label, u in all_units if (d, label) not in held]
     return Verdict(fixed[0] if fixed else None, withheld, reasons, [u for _, _, u in all_units], released)
 
 

@@ -203,6 +203,7 @@ class WorkerMonitor:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._workers: dict = {}  # psutil.Process -> MPyC index
         self._seen: set[int] = set()
+        self._own_cmdline: list[str] = []
 
     def __enter__(self) -> WorkerMonitor:
         self._thread.start()
@@ -224,6 +225,8 @@ class WorkerMonitor:
                 continue
             try:
                 cmd = child.cmdline()
+                if cmd == self._own_cmdline:  # forked, not yet exec'd: look again at the next scan
+                    continue
                 self._seen.add(child.pid)
                 if "mpc_federation.worker" in cmd:
                     self._workers[child] = int(cmd[cmd.index("-I") + 1])
@@ -234,6 +237,7 @@ class WorkerMonitor:
         import psutil
 
         me, scanned = psutil.Process(), float("-inf")
+        self._own_cmdline = me.cmdline()
         while not self._stop.is_set():
             if time.monotonic() - scanned >= self.scan_interval:
                 self._scan(me)

@@ -285,6 +285,28 @@ def port_is_free(endpoint: str) -> bool:
             return False
 
 
+def test_the_job_file_is_private_and_what_json_dump_writes(tmp_path):
+    """The launcher writes the job piece by piece (one input party's shares at a time): the same
+    text as one ``json.dumps``, readable only by this user, and never over an existing file."""
+    import os
+    import stat
+
+    from mpc_federation.launcher import _write_private
+
+    job = {
+        "roster": ["company_a", "company_b"],
+        "shares": {"company_a": {"values": {"revenue_cents": [1, 2**150]}}, "company_b": {"values": {}}},
+        "threshold": 1,
+        "agreement": {"seen": ["company_a"], "nested": {"deeper": [None, True]}},
+    }
+    path = tmp_path / "job.json"
+    _write_private(path, job)
+    assert path.read_text() == json.dumps(job) and json.loads(path.read_text()) == job
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with pytest.raises(FileExistsError):
+        _write_private(path, job)
+
+
 def test_launcher_single_party_runs(tmp_path):
     from mpc_federation.programs import load_program as load
 

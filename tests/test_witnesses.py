@@ -1,5 +1,6 @@
 """The input checks' random linear combination, on plain values (a sharing with one share): 0 for
-every honest witness, not 0 for each kind of wrong one; and the coefficients it draws."""
+every honest witness, not 0 for each kind of wrong one (each family of constraints caught alone);
+the coefficients it draws; and the protocol version the compute parties compare first."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def test_honest_witnesses_combine_to_zero(spec):
         (BOUNDED, -4, "none"),
         (BOUNDED, 5, "bit=2"),  # a "bit" that is not 0 or 1, recomposition kept right
         (BOUNDED, 5, "flip"),  # a bit flipped: the recomposition is wrong
+        (BOUNDED, 21, "lower bits of 21"),  # x - low right, only high - x has no bits: the upper family alone
         (NONZERO, 9, "z=0"),  # a firm with revenue claims none
+        (NONZERO, 9, "z=0, w=0"),  # ... and hides it from x*w - z: x*(1 - z) alone catches it
         (NONZERO, 0, "z=1"),  # a firm without revenue claims some
         (NONZERO, 9, "w"),  # a wrong inverse
     ],
@@ -49,8 +52,12 @@ def test_each_wrong_witness_is_caught_and_only_its_party(spec, value, tamper):
         bad[2], bad[3] = 2, 0
     elif tamper == "flip":
         bad[0] ^= 1
-    elif tamper in ("z=0", "z=1"):
-        bad[lay.size - 4] = 0 if tamper == "z=0" else 1
+    elif tamper == "lower bits of 21":  # 21 - low = 24: the lower family holds, high - x = -1 has no bits
+        bad[: lay.bits] = [(21 - spec.low) >> j & 1 for j in range(lay.bits)]
+    elif tamper.startswith("z="):
+        bad[lay.size - 4] = 0 if tamper.startswith("z=0") else 1
+        if tamper == "z=0, w=0":
+            bad[lay.size - 2] = 0
     elif tamper == "w":
         bad[lay.size - 2] = 5
     verdicts = _verdicts(spec, rows, [witnesses.make(spec, honest_row, P), bad])
@@ -58,10 +65,42 @@ def test_each_wrong_witness_is_caught_and_only_its_party(spec, value, tamper):
 
 
 def test_coefficients_are_128_bit_and_depend_on_seed_and_label():
+    import hashlib
+
     a = witnesses.coefficients(SEED, "p/0", 1000)
     assert a.dtype == object and len(a) == 1000
     assert all(isinstance(c, int) and 0 <= c < 2**128 for c in a)
-    assert max(a).bit_length() > 120  # both 64-bit words are used
+    stream = hashlib.shake_256(SEED + b"p/0").digest(16 * 1000)  # what every compute party must derive
+    assert list(a) == [int.from_bytes(stream[16 * i : 16 * (i + 1)], "little") for i in range(1000)]
     assert list(witnesses.coefficients(SEED, "p/0", 1000)) == list(a)  # every compute party draws the same
     assert list(witnesses.coefficients(SEED, "p/1", 1000)) != list(a)
     assert list(witnesses.coefficients(b"t" * 32, "p/0", 1000)) != list(a)
+
+
+def test_compute_parties_on_different_protocol_versions_refuse_before_the_seed_is_used(capsys):
+    """Another release's checks would draw other coefficients and blame every input party: the
+    agreement exchange compares the protocol version first and refuses, naming the versions."""
+    import asyncio
+
+    from mpc_federation import worker
+
+    class Peers:  # MPyC's transfer: what each compute party sent (this one is party 0)
+        def __init__(self, other_version):
+            self.other_version, self.shut = other_version, False
+
+        async def transfer(self, mine):
+            return [mine, [self.other_version, *mine[1:]], mine]
+
+        async def shutdown(self):
+            self.shut = True
+
+    job = {"session": "spec/program/run/attempt-1/a,b,c", "agreement": {}}
+    names = ["company_a", "company_b", "company_c"]
+    assert len(asyncio.run(worker._agree(Peers(worker.PROTOCOL), job, names))) == 32  # the same: a seed
+    peers = Peers(worker.PROTOCOL - 1)
+    with pytest.raises(SystemExit) as refused:
+        asyncio.run(worker._agree(peers, job, names))
+    assert refused.value.code == 3 and peers.shut
+    out = capsys.readouterr().out
+    assert worker.REFUSED in out and "different versions of the secure protocol" in out
+    assert f"company_b {worker.PROTOCOL - 1}" in out and f"company_a {worker.PROTOCOL}" in out

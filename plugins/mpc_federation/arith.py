@@ -217,7 +217,7 @@ def trunc(mpc, a, f: int, bits: int):
     """
     import numpy as np
 
-    from mpc_federation.mpyc_compat import bulk_randoms
+    from mpc_federation.sharing import bulk_randoms
 
     secarray = type(a)
     field = secarray.sectype.field

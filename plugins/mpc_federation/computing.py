@@ -190,7 +190,7 @@ def publish_outputs(run: PartyRun, attempt: int, roster: list[str], shares, verd
     from mpc_federation import ledger
 
     channel = run.channel
-    held = {(d, label) for d, label in verdict.withheld}
+    held = ledger.cells(verdict.withheld)
     reasons = {
         f"{d or ''}/{label}": verdict.reasons[u]
         for d, label, u in ledger.units(run.program, run.dims)

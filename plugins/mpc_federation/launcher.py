@@ -233,7 +233,22 @@ def _spawn(cmd: list[str], cwd: Path, env: dict) -> subprocess.Popen:
 def _write_private(path: Path, data: dict) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(data))  # in one piece: json.dump writes every number of the shares apart
+        _write_json(f, data, depth=2)
+
+
+def _write_json(f, value, depth: int) -> None:
+    """``json.dump(value, f)``, each piece ``depth`` levels down (a job's shares of one input party)
+    encoded by one ``json.dumps``: ``json.dump`` runs the pure-Python encoder and writes every
+    number of the shares apart, while one ``json.dumps`` of a whole job would hold all of its text
+    (about 1 GB at 100,000 markets) at once."""
+    if depth == 0 or not isinstance(value, dict):
+        f.write(json.dumps(value))
+        return
+    f.write("{")
+    for i, (key, item) in enumerate(value.items()):
+        f.write((", " if i else "") + json.dumps(str(key)) + ": ")
+        _write_json(f, item, depth - 1)
+    f.write("}")
 
 
 class MPCProcess:

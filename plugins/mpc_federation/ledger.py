@@ -97,6 +97,11 @@ def units(program: Any, dims: dict[str, list[str]]) -> list[tuple[str | None, st
     return list(out)
 
 
+def cells(withheld: list) -> set[tuple]:
+    """The withheld ``[dimension, label]`` pairs as a set of tuples, to look cells up in."""
+    return {tuple(pair) for pair in withheld}
+
+
 # -- records -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Record:
@@ -319,7 +324,7 @@ def verdict(
             withheld.append([dim, label])
             reasons[unit] = why
             break
-    held = {(d, label) for d, label in withheld}
+    held = cells(withheld)
     released = [u for d, label, u in all_units if (d, label) not in held]
     return Verdict(fixed[0] if fixed else None, withheld, reasons, [u for _, _, u in all_units], released)
 

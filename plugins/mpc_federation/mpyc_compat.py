@@ -5,12 +5,12 @@ recipient gets are a fresh random sharing of the outputs, independent of how the
 MPyC does this inside every multiplication (``_reshare``) but has no public call for it; the input
 checks use the same call to bring their local degree-2t sums back to degree t.
 
-The MPyC process also replaces two of MPyC's vectorised Shamir steps by the same arithmetic in
-fewer Python operations: the split of every resharing and input (``install_fast_random_split``)
-and the recombination of every resharing and output (``install_fast_recombine``); the random
-signs behind MPyC's random bits, drawn in bulk (``install_bulk_random_bits``); and the carry
-circuit of MPyC's bit decompositions by one with half the secure products
-(``install_brent_kung_add_bits``).
+The MPyC process also replaces some of MPyC's steps by the same arithmetic in fewer Python
+operations: the split of every resharing and input (``install_fast_random_split``: the input
+parties' own ``sharing.shamir_split``), the recombination of every
+resharing and output (``install_fast_recombine``) and the random signs behind MPyC's random bits,
+drawn in bulk (``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions
+by one with half the secure products (``install_brent_kung_add_bits``).
 """
 
 from __future__ import annotations
@@ -38,71 +38,17 @@ def rerandomize(mpc, x):
     return mpc._reshare(x)
 
 
-def bulk_randoms(order: int, count: int):
-    """``count`` uniform integers in ``[0, order)`` from the OS's CSPRNG, as an object array: each is
-    drawn from ``bit_length(order - 1)`` random bits, and a draw at or above ``order`` is drawn again
-    (exactly uniform; fewer than half the draws are redrawn, none for a power of two, and hardly any
-    for the primes ``SecInt`` picks by default, just below a power of two)."""
-    import numpy as np
-
-    bits = (order - 1).bit_length()
-    if not bits:  # order 1: only 0
-        return np.zeros(count, dtype=object)
-    out = _draws(bits, count)
-    while (again := np.flatnonzero(out >= order)).size:
-        out[again] = _draws(bits, again.size)
-    return out
-
-
-def _draws(bits: int, count: int):
-    """``count`` integers of ``bits`` random bits from one call to ``os.urandom``: each read from its
-    own big-endian bytes, their surplus top bits cleared by numpy (one C-level conversion each)."""
-    import os
-
-    import numpy as np
-
-    width = (bits + 7) // 8
-    stream = np.frombuffer(os.urandom(width * count), dtype=np.uint8).reshape(count, width).copy()
-    stream[:, 0] &= 0xFF >> (8 * width - bits)
-    return np.fromiter(map(int.from_bytes, stream.view(f"V{width}").ravel().tolist()), dtype=object, count=count)
-
-
-def shamir_split(s, p: int, t: int, m: int):
-    """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
-    points 1..m, as an object array of shape (m, n), row i for point i + 1: the random coefficients
-    drawn in bulk from ``os.urandom`` (``bulk_randoms``), the polynomials evaluated by Horner's rule
-    at the small points (for t = 1, one addition per point)."""
-    import numpy as np
-
-    n = len(s)
-    s = np.asarray(s, dtype=object).reshape(n)
-    if t == 0:
-        return np.stack([s % p] * m)
-    c = bulk_randoms(p, t * n).reshape(t, n)
-    rows = []
-    if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
-        y = s
-        for _ in range(m):
-            y = (y + c[0]) % p
-            rows.append(y)
-        return np.stack(rows)
-    for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
-        y = c[t - 1]
-        for j in range(t - 2, -1, -1):
-            y = y * x + c[j]
-        rows.append((y * x + s) % p)
-    return np.stack(rows)
-
-
 def install_fast_random_split() -> None:
     """Replace MPyC's ``thresha.np_random_split`` (one ``secrets.randbelow`` call per coefficient and
     an object-array matrix product: a third of the CPU time of a large vectorised program without
-    PRSS, which reshares every product) by the same Shamir split in bulk (``shamir_split``)."""
+    PRSS, which reshares every product) by the same Shamir split in bulk (``sharing.shamir_split``)."""
     check_version()
     from mpyc import thresha
 
     if getattr(thresha.np_random_split, "_bulk", False):
         return
+
+    from mpc_federation.sharing import shamir_split
 
     def np_random_split(field, s, t, m):
         p = field.modulus

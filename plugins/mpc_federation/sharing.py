@@ -1,8 +1,8 @@
-"""Shamir sharing with MPyC's own field and threshold code, and decoding of revealed outputs.
+"""Shamir sharing over MPyC's fields, and decoding of revealed outputs.
 
-Input parties split over the program's SecInt field with the MPyC process's own Shamir split
-(``mpyc_compat.shamir_split``: MPyC's points, random coefficients drawn in bulk), so compute party
-i (x-coordinate i+1) can wrap its shares in secure integers directly.
+Input parties split over the program's SecInt field at MPyC's points (``shamir_split``, with
+random coefficients drawn in bulk; the MPyC process splits every resharing with it too), so compute
+party i (x-coordinate i+1) can wrap its shares in secure integers directly.
 Recipients recombine with ``mpyc.thresha.recombine`` and check that any extra shares lie on
 the same polynomial, then read the integers at their declared precision.
 """
@@ -18,10 +18,64 @@ def split(field, values: list[int], t: int, m: int) -> list[list[int]]:
     """Shares of every value for each of m compute parties (row i for party i), degree t."""
     import numpy as np
 
-    from mpc_federation.mpyc_compat import shamir_split
-
     p = field.modulus
     return shamir_split(np.array(values, dtype=object) % p, p, t, m).tolist()
+
+
+def bulk_randoms(order: int, count: int):
+    """``count`` uniform integers in ``[0, order)`` from the OS's CSPRNG, as an object array: each is
+    drawn from ``bit_length(order - 1)`` random bits, and a draw at or above ``order`` is drawn again
+    (exactly uniform; fewer than half the draws are redrawn, none for a power of two, and hardly any
+    for the primes ``SecInt`` picks by default, just below a power of two)."""
+    import numpy as np
+
+    bits = (order - 1).bit_length()
+    if not bits:  # order 1: only 0
+        return np.zeros(count, dtype=object)
+    out = _draws(bits, count)
+    while (again := np.flatnonzero(out >= order)).size:
+        out[again] = _draws(bits, again.size)
+    return out
+
+
+def _draws(bits: int, count: int):
+    """``count`` integers of ``bits`` random bits from one call to ``os.urandom``: each read from its
+    own big-endian bytes, their surplus top bits cleared by numpy (one C-level conversion each)."""
+    import os
+
+    import numpy as np
+
+    width = (bits + 7) // 8
+    stream = np.frombuffer(os.urandom(width * count), dtype=np.uint8).reshape(count, width).copy()
+    stream[:, 0] &= 0xFF >> (8 * width - bits)
+    return np.fromiter(map(int.from_bytes, stream.view(f"V{width}").ravel().tolist()), dtype=object, count=count)
+
+
+def shamir_split(s, p: int, t: int, m: int):
+    """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
+    points 1..m, as an object array of shape (m, n), row i for point i + 1: the random coefficients
+    drawn in bulk from ``os.urandom`` (``bulk_randoms``), the polynomials evaluated by Horner's rule
+    at the small points (for t = 1, one addition per point)."""
+    import numpy as np
+
+    n = len(s)
+    s = np.asarray(s, dtype=object).reshape(n)
+    if t == 0:
+        return np.stack([s % p] * m)
+    c = bulk_randoms(p, t * n).reshape(t, n)
+    rows = []
+    if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
+        y = s
+        for _ in range(m):
+            y = (y + c[0]) % p
+            rows.append(y)
+        return np.stack(rows)
+    for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
+        y = c[t - 1]
+        for j in range(t - 2, -1, -1):
+            y = y * x + c[j]
+        rows.append((y * x + s) % p)
+    return np.stack(rows)
 
 
 def input_payloads(program, vectors: dict[str, list[int]], t: int, m: int) -> list[dict]:

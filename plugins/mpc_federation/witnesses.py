@@ -19,13 +19,18 @@ the inputs were fixed (evaluated by each compute party on its shares, as one wou
 inner product: a single resharing for every party, chunk and input), and MPyC's public zero test tells,
 per input party, only whether *its* combination is 0. A party's verdict depends on its own input
 alone, so naming the party that failed reveals nothing about anyone else. A wrong witness passes
-with probability at most ``max(2**-128, 2/p)`` (the coefficients have 128 bits; p has 96 bits or more).
+with probability at most ``2**-128 + 2/p``: a 128-bit coefficient that cancels the wrong constraint
+(``coefficients``), or MPyC's zero test erring (1/p); below ``2**-95`` from ``SecInt(64)`` on.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,13 @@ def indicator(witness: list, lay: WitnessLayout) -> list:
     return witness[start : start + lay.n]
 
 
-def coefficients(seed: bytes, label: str, count: int):
+def coefficients(seed: bytes, label: str, count: int) -> np.ndarray:
     """``count`` pseudorandom 128-bit integers from a public seed (SHAKE-256), for one label, as an
     object array. The random linear combination needs no full field elements: for a constraint that
     is not 0, one value of its coefficient mod p makes the sum 0, whatever the others are, and at
-    most ``ceil(2**128 / p)`` of the ``2**128`` draws have it: a wrong witness passes with
-    probability at most ``2**-128`` when ``p > 2**128``, ``2/p`` otherwise. A 128-bit coefficient
-    is read from two 64-bit words and multiplies a share faster than a field element."""
+    most ``ceil(2**128 / p)`` of the ``2**128`` draws have it: probability at most
+    ``2**-128 + 1/p``. A 128-bit coefficient is read from two 64-bit words and multiplies a share
+    faster than a field element."""
     import numpy as np
 
     words = np.frombuffer(hashlib.shake_256(seed + label.encode()).digest(16 * count), dtype="<u8").reshape(count, 2)

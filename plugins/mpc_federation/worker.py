@@ -26,6 +26,10 @@ from mpc_federation.agreement import check as check_agreement
 
 CONNECTED = "mpc-worker: connected"
 REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises MPCRefused
+# The version of what the MPyC processes say to each other and compute (the input checks'
+# coefficients, random bits, carry circuits): raised with every change there, so that compute
+# parties on different releases refuse together instead of computing garbage or blaming inputs.
+PROTOCOL = 9
 
 
 def _parse_own_args() -> argparse.Namespace:
@@ -184,13 +188,20 @@ async def _agree(mpc, job: dict, names: list[str]) -> bytes:
 
     Peers that connected on the same ports but for another spec, run, attempt or roster must not
     compute together: one exchange (one round) carries the session, the view and this party's share
-    of the seed, before any share is touched."""
-    exchanged = await mpc.transfer([job["session"], job.get("agreement", {}), secrets.token_bytes(32)])
-    sessions, views, tokens = (
-        [x[i] if isinstance(x, list) and len(x) == 3 else None for x in exchanged] for i in range(3)
+    of the seed, before any share is touched; and the protocol version of each party's release."""
+    mine = [PROTOCOL, job["session"], job.get("agreement", {}), secrets.token_bytes(32)]
+    exchanged = await mpc.transfer(mine)
+    protocols, sessions, views, tokens = (
+        [x[i] if isinstance(x, list) and len(x) == len(mine) else None for x in exchanged] for i in range(len(mine))
     )  # anything malformed differs from every session
 
     def same_session():
+        if len(set(map(repr, protocols))) != 1:
+            versions = ", ".join(f"{name} {p!r}" for name, p in zip(names, protocols))
+            raise AgreementError(
+                f"compute parties run different versions of the secure protocol ({versions}): "
+                "install the same release of mpc-federation on every compute party"
+            )
         if len(set(sessions)) != 1:
             differ = [names[i] for i, s in enumerate(sessions) if s != sessions[0]]
             raise AgreementError(f"compute parties {', '.join(differ)} run another session than {names[0]}")

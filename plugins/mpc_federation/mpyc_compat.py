@@ -6,11 +6,11 @@ MPyC does this inside every multiplication (``_reshare``) but has no public call
 checks use the same call to bring their local degree-2t sums back to degree t.
 
 The MPyC process also replaces some of MPyC's steps by the same arithmetic in fewer Python
-operations: the split of every resharing and input (``install_fast_random_split``: the input
-parties' own ``sharing.shamir_split``), the recombination of every
-resharing and output (``install_fast_recombine``) and the random signs behind MPyC's random bits,
-drawn in bulk (``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions
-by one with half the secure products (``install_brent_kung_add_bits``).
+operations: the split of every resharing and input (``install_fast_random_split``, with the input
+parties' own ``sharing.shamir_split``), the recombination of every resharing and output
+(``install_fast_recombine``) and the random signs behind MPyC's random bits, drawn in bulk
+(``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions by one with
+half the secure products (``install_brent_kung_add_bits``).
 """
 
 from __future__ import annotations

@@ -187,8 +187,9 @@ async def _agree(mpc, job: dict, names: list[str]) -> bytes:
     the input checks' coefficients, drawn only now, after every input was fixed (in the job).
 
     Peers that connected on the same ports but for another spec, run, attempt or roster must not
-    compute together: one exchange (one round) carries the session, the view and this party's share
-    of the seed, before any share is touched; and the protocol version of each party's release."""
+    compute together, nor peers on a release with another protocol: one exchange (one round)
+    carries the protocol version, the session, the view and this party's share of the seed, before
+    any share is touched."""
     mine = [PROTOCOL, job["session"], job.get("agreement", {}), secrets.token_bytes(32)]
     exchanged = await mpc.transfer(mine)
     protocols, sessions, views, tokens = (

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import time
@@ -61,12 +60,14 @@ def task_instances(db: Path, dag_id: str) -> dict[str, dict]:
 
 
 def _envelope(blob: bytes) -> tuple[dict, dict | None]:
-    doc = json.loads(blob)
+    from mpc_federation.envelope import parts
+
+    doc, body = parts(blob)
     header = doc["header"]
     payload = None
     if not header.get("encrypted"):
         try:
-            payload = json.loads(base64.b64decode(doc["payload"]))
+            payload = json.loads(body)
         except ValueError:
             payload = None
     return header, payload

@@ -5,7 +5,6 @@ succeeds when retried after the cause is removed."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ import yaml
 from conftest import compute_all, small_parties, write_aggregate
 
 from mpc_federation import stages
-from mpc_federation.envelope import IntegrityError, PartyKeys, seal
+from mpc_federation.envelope import IntegrityError, PartyKeys, assemble, parts, seal
 from mpc_federation.launcher import MPCJob, MPCRefused, MPCRunError, run_mpc
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import load_program
@@ -89,10 +88,12 @@ def assert_all_failed(out: dict, victim: str, victim_error: str) -> None:
 
 
 def tamper(store: CoordinationStore, key: str, edit) -> bytes:
+    """Apply ``edit`` to the object's document (``payload``: its payload's bytes) and write it back."""
     original = store.get(key)
-    doc = json.loads(original)
+    doc, payload = parts(original)
+    doc["payload"] = payload
     edit(doc)
-    store.put(key, json.dumps(doc).encode())
+    store.put(key, assemble(doc, doc.pop("payload")))
     return original
 
 
@@ -107,9 +108,9 @@ def test_flipped_byte_in_a_share_object(fed):
     key = fed.runs["company_a"].channel.input_key("company_b", "company_a")
 
     def flip(doc):
-        payload = bytearray(base64.b64decode(doc["payload"]))
+        payload = bytearray(doc["payload"])
         payload[len(payload) // 2] ^= 0x01
-        doc["payload"] = base64.b64encode(bytes(payload)).decode()
+        doc["payload"] = bytes(payload)
 
     original = tamper(fed.store, key, flip)
     out = fed.compute_all(1)
@@ -127,7 +128,7 @@ def test_object_signed_by_a_key_not_in_the_spec(fed):
     channel = fed.runs["company_a"].channel
     key = channel.input_key("company_b", "company_a")
     original = fed.store.get(key)
-    header = json.loads(original)["header"]
+    header = parts(original)[0]["header"]
     forged = {"shares": {"revenue_cents": [1, 2, 3, 4]}}
     mallory = PartyKeys.generate("company_b", test_only=True)  # claims to be company_b
     fed.store.put(
@@ -175,7 +176,7 @@ def test_a_party_writing_under_another_partys_name(fed):
         fed.share(pid)
     key = fed.runs["company_a"].channel.input_key("company_b", "company_a")
     original = fed.store.get(key)
-    header = {k: v for k, v in json.loads(original)["header"].items() if k not in ("encrypted", "payload_sha256")}
+    header = {k: v for k, v in parts(original)[0]["header"].items() if k not in ("encrypted", "payload_sha256")}
     # company_c, a member, writes at company_b's place: once in its own name, once claiming to be company_b.
     as_itself = seal(
         {**header, "party": "company_c"},

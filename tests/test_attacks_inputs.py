@@ -28,7 +28,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties, write_aggregate
 
 from mpc_federation import reasons, stages
-from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys
+from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, assemble, parts
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import ProgramError
 from mpc_federation.spec import SpecError, canonical_json, load_spec
@@ -128,23 +128,22 @@ def assert_hhi(result: dict, revenues: list[list[int]]) -> None:
 def bucket_dump(store: CoordinationStore) -> bytes:
     """Every object in the bucket as stored, plus the decoded header and payload of every envelope
     that is not encrypted (what anyone who reads the bucket can see)."""
-    parts = []
+    pieces = []
     for key in store.list(""):
         blob = store.get(key) or b""
-        parts += [key.encode(), blob]
+        pieces += [key.encode(), blob]
         try:
-            doc = json.loads(blob)
+            doc, payload = parts(blob)
         except ValueError:
             continue
-        parts.append(json.dumps(doc).encode())
-        if isinstance(doc, dict) and isinstance(doc.get("header"), dict) and not doc["header"].get("encrypted"):
-            payload = base64.b64decode(doc.get("payload", ""))
-            parts.append(payload)
+        pieces.append(json.dumps(doc).encode())
+        if isinstance(doc.get("header"), dict) and not doc["header"].get("encrypted"):
+            pieces.append(payload)
             try:
-                parts.append(json.dumps(json.loads(payload)).encode())
+                pieces.append(json.dumps(json.loads(payload)).encode())
             except ValueError:
                 pass
-    return b"\n".join(parts)
+    return b"\n".join(pieces)
 
 
 def assert_not_in_bucket(store: CoordinationStore, *values: int) -> None:
@@ -172,11 +171,11 @@ def airflow_context(**extra) -> dict:
 def resign_as(blob: bytes, signer: PartyKeys) -> bytes:
     """What a member can do with another member's object: keep the ciphertext, put its own name in
     the header and sign that with its own key."""
-    doc = json.loads(blob)
+    doc, payload = parts(blob)
     header = {**doc["header"], "party": signer.party, "created_at": time.time()}
     doc["header"] = header
     doc["signature"] = base64.b64encode(signer.signing.sign(canonical_json(header)).signature).decode()
-    return canonical_json(doc)
+    return assemble(doc, payload)
 
 
 @pytest.fixture
@@ -198,7 +197,7 @@ def test_a_member_resigning_another_members_ciphertexts_as_its_own(five):
         copied = resign_as(fed.store.get(channel.input_key("company_e", c)), fed.keys["company_d"])
         fed.store.put(key, copied)
         # The attack as found: the very ciphertext of company_e, under a valid signature of company_d.
-        assert json.loads(copied)["payload"] == json.loads(fed.store.get(channel.input_key("company_e", c)))["payload"]
+        assert parts(copied)[1] == parts(fed.store.get(channel.input_key("company_e", c)))[1]
     out = fed.compute_all(1)
     for pid in COMPUTES:  # every compute party reads its own copied object, or stops on the one that did
         assert isinstance(out[pid], Exception), out[pid]

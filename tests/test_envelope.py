@@ -9,7 +9,7 @@ import json
 import pytest
 from nacl.public import PublicKey, SealedBox
 
-from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, open_envelope, seal
+from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, assemble, open_envelope, parts, seal
 from mpc_federation.spec import canonical_json
 
 HEADER = {
@@ -41,11 +41,10 @@ def box_key(k: PartyKeys) -> str:
 
 
 def tamper_payload(blob: bytes, index: int = 0) -> bytes:
-    doc = json.loads(blob)
-    payload = bytearray(base64.b64decode(doc["payload"]))
+    doc, body = parts(blob)
+    payload = bytearray(body)
     payload[index] ^= 0x01
-    doc["payload"] = base64.b64encode(bytes(payload)).decode()
-    return json.dumps(doc).encode()
+    return assemble(doc, bytes(payload))
 
 
 def test_plain_roundtrip(keys):
@@ -55,14 +54,14 @@ def test_plain_roundtrip(keys):
     assert payload == PAYLOAD
     assert got_header["encrypted"] is False
     assert {k: got_header[k] for k in header} == header
-    assert PAYLOAD in base64.b64decode(json.loads(blob)["payload"])  # plain means readable
+    assert parts(blob)[1] == PAYLOAD and PAYLOAD in blob  # plain means readable, as it is
 
 
 def test_encrypted_roundtrip(keys):
     blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
-    doc = json.loads(blob)
-    assert doc["format"] == "mpc-envelope/2" and doc["header"]["encrypted"] is True
-    assert b"123456789012" not in blob and b"123456789012" not in base64.b64decode(doc["payload"])
+    doc, body = parts(blob)
+    assert doc["format"] == "mpc-envelope/3" and doc["header"]["encrypted"] is True
+    assert b"123456789012" not in blob and b"123456789012" not in base64.b64encode(body)
     header, payload = open_envelope(
         blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
     )
@@ -84,11 +83,11 @@ def test_tampered_payload_byte(keys, encrypted, index):
 
 
 def test_tampered_header_breaks_signature(keys):
-    doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    doc, body = parts(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
     doc["header"]["attempt"] = 2
     with pytest.raises(IntegrityError, match="signature does not verify"):
         open_envelope(
-            json.dumps(doc).encode(),
+            assemble(doc, body),
             name=NAME,
             expected={**HEADER, "attempt": 2},
             signer_key=sign_key(keys["company_a"]),
@@ -143,11 +142,11 @@ def test_encrypted_to_someone_else(keys):
 
 def resign(blob: bytes, signer: PartyKeys, **changes) -> bytes:
     """What a member can do with someone else's object: keep its ciphertext, change the header, sign it."""
-    doc = json.loads(blob)
+    doc, body = parts(blob)
     header = {**doc["header"], **changes}
     doc["header"] = header
     doc["signature"] = base64.b64encode(signer.signing.sign(canonical_json(header)).signature).decode()
-    return canonical_json(doc)
+    return assemble(doc, body)
 
 
 def test_sealed_content_is_bound_to_its_sender(keys):
@@ -185,19 +184,18 @@ def test_sealed_content_is_bound_to_its_run_and_kind(keys, field, other):
 
 
 def test_sealed_content_without_a_binding_is_refused(keys):
-    """A sealed payload as format 1 wrote it (the bare payload) does not pass as format 2."""
-    doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    """A sealed payload as format 1 wrote it (the bare payload) does not pass as format 3."""
+    doc, _ = parts(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
     bare = SealedBox(PublicKey(base64.b64decode(box_key(keys["company_b"])))).encrypt(PAYLOAD)
 
     header = {**doc["header"], "payload_sha256": hashlib.sha256(bare).hexdigest()}
     doc.update(
         header=header,
-        payload=base64.b64encode(bare).decode(),
         signature=base64.b64encode(keys["company_a"].signing.sign(canonical_json(header)).signature).decode(),
     )
     with pytest.raises(IntegrityError, match="carries no valid binding"):
         open_envelope(
-            canonical_json(doc),
+            assemble(doc, bare),
             name=NAME,
             expected=HEADER,
             signer_key=sign_key(keys["company_a"]),
@@ -205,10 +203,11 @@ def test_sealed_content_without_a_binding_is_refused(keys):
         )
 
 
-def test_format_1_is_refused_by_name(keys):
-    doc = json.loads(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
-    doc["format"] = "mpc-envelope/1"
-    with pytest.raises(IntegrityError, match="format 'mpc-envelope/1' is not 'mpc-envelope/2'"):
+def test_format_2_is_refused_by_name(keys):
+    """An object of the previous format (one JSON document, the payload in base64) is named as such."""
+    doc, body = parts(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    doc.update(format="mpc-envelope/2", payload=base64.b64encode(body).decode())
+    with pytest.raises(IntegrityError, match="format 'mpc-envelope/2' is not 'mpc-envelope/3'"):
         open_envelope(
             canonical_json(doc),
             name=NAME,
@@ -220,7 +219,13 @@ def test_format_1_is_refused_by_name(keys):
 
 @pytest.mark.parametrize(
     "blob",
-    [b"not json", b"{}", json.dumps({"format": "other/1", "header": {}, "payload": "", "signature": ""}).encode()],
+    [
+        b"not json",
+        b"{}",
+        b"[]\npayload",
+        json.dumps({"format": "other/1", "header": {}, "signature": ""}).encode() + b"\n",
+        json.dumps({"format": "mpc-envelope/3", "header": [], "signature": ""}).encode() + b"\n",
+    ],
 )
 def test_malformed_envelope(keys, blob):
     with pytest.raises(IntegrityError) as info:

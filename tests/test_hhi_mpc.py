@@ -21,7 +21,7 @@ from mpcrun import run_program
 from mpc_federation.arith import plain_round_div
 from mpc_federation.launcher import MPCJob, MPCRefused, run_mpc
 from mpc_federation.programs import load_program
-from mpc_federation.sharing import input_payloads, recombine, split
+from mpc_federation.sharing import input_payloads, pack, recombine, split
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = REPO / "include" / "programs"
@@ -148,7 +148,7 @@ def forged(program, honest: dict[str, list[int]], lie: dict[str, list[int]], m: 
     payloads = input_payloads(program, honest, 1, m)
     for name, vector in lie.items():
         for i, row in enumerate(split(program.field, vector, 1, m)):
-            payloads[i]["values"][name] = row
+            payloads[i]["values"][name] = pack(row, program.modulus)
     return payloads
 
 

@@ -4,8 +4,6 @@ bucket, and the privacy floor."""
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,11 +16,12 @@ import yaml
 from conftest import compute_each, small_parties
 
 from mpc_federation import computing, stages
-from mpc_federation.envelope import IntegrityError
+from mpc_federation.envelope import IntegrityError, parts
 from mpc_federation.launcher import SEAT_FIELDS, seat_of
 from mpc_federation.layout import run_key
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import ProgramError, load_program
+from mpc_federation.sharing import unpack
 from mpc_federation.spec import load_spec
 from mpc_federation.store import CoordinationStore
 
@@ -108,8 +107,10 @@ def test_full_protocol(federation, s3_server, tmp_path):
     record = runs["company_b"].channel.read(
         leader.input_key("company_a", "company_b"), "input-shares", "company_a", to="company_b"
     )
-    assert len(record["shares"]["values"]["revenue_cents"]) == 4
-    assert len(record["shares"]["witness"]["revenue_cents"]) == 4 * (40 + 2)  # range bits, nonzero, inverse
+    modulus = runs["company_b"].program.modulus
+    assert len(unpack(record["shares"]["values"]["revenue_cents"], modulus)) == 4
+    witness = unpack(record["shares"]["witness"]["revenue_cents"], modulus)
+    assert len(witness) == 4 * (40 + 2)  # range bits, nonzero, inverse
     with pytest.raises(IntegrityError):
         runs["company_c"].channel.read(
             leader.input_key("company_a", "company_b"), "input-shares", "company_a", to="company_b"
@@ -172,8 +173,7 @@ def test_full_protocol(federation, s3_server, tmp_path):
     ) - data_keys
     blobs = []
     for key, blob in objects.items():
-        doc = json.loads(blob)
-        blobs += [blob, base64.b64decode(doc["payload"]), key.encode()]
+        blobs += [blob, parts(blob)[1], key.encode()]
     needles = []
     for c in companies:
         for value in aggregates[c]["values"]["revenue_cents"]:

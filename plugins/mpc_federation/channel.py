@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, seal
+from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, parts, seal
 from mpc_federation.layout import Described, RunLayout
 from mpc_federation.spec import FederationSpec
 
@@ -128,7 +128,7 @@ class RunReader(RunLayout):
         except IntegrityError as exc:
             # Sealed to someone else: open_envelope checked signature, digest and header first.
             if keys is None and str(exc).endswith("not readable here"):
-                return json.loads(blob)["header"], None
+                return parts(blob)[0]["header"], None
             raise IntegrityError(self._explain(exc, party)) from None
         try:
             return header, json.loads(payload)

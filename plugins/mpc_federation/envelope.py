@@ -5,11 +5,14 @@ spec and program hashes) and is signed by its party's Ed25519 key over the heade
 payload digest. Payloads for one party are sealed to that party's X25519 key, so the
 bucket's operator and the network see ciphertext only. libsodium does the cryptography.
 
-Format ``mpc-envelope/2``: a sealed payload is the canonical JSON
-``{"bind": {computation, run, attempt, party, kind, to}, "payload": base64}``, so the sender,
-computation, run, attempt, kind and recipient are inside the ciphertext too. A SealedBox is
-anonymous: without the binding, a member could re-sign another party's ciphertext under its own
-name and have it counted as its own input. The reader compares the binding with the signed
+Format ``mpc-envelope/3``: an object is the canonical JSON ``{"format", "header", "signature"}``
+(one line: canonical JSON has no raw newline), a newline, then the payload's bytes as they are
+(``parts``, ``assemble``): a share object of 3,000 markets is not base64'd twice and parsed as
+megabytes of JSON text. A sealed payload is, inside the ciphertext, the canonical JSON
+``{"bind": {computation, run, attempt, party, kind, to}}``, a newline, then the payload, so the
+sender, computation, run, attempt, kind and recipient are inside the ciphertext too. A SealedBox
+is anonymous: without the binding, a member could re-sign another party's ciphertext under its
+own name and have it counted as its own input. The reader compares the binding with the signed
 header after decryption.
 """
 
@@ -26,7 +29,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from mpc_federation.spec import canonical_json
 
-FORMAT = "mpc-envelope/2"
+FORMAT = "mpc-envelope/3"
 # Header fields bound inside a sealed payload (the sender is "party", the recipient "to").
 BOUND_FIELDS = ("computation", "run", "attempt", "party", "kind", "to")
 TEST_KEY_MARK = "TEST KEY - NOT FOR PRODUCTION"
@@ -96,7 +99,7 @@ class PartyKeys:
 def seal(header: dict, payload: bytes, keys: PartyKeys, recipient_box_key: str | None) -> bytes:
     """Encrypt ``payload`` to the recipient (if any), then sign header and ciphertext."""
     if recipient_box_key is not None:
-        inner = canonical_json({"bind": {k: header.get(k) for k in BOUND_FIELDS}, "payload": _b64(payload)})
+        inner = assemble({"bind": {k: header.get(k) for k in BOUND_FIELDS}}, payload)
         payload = SealedBox(PublicKey(base64.b64decode(recipient_box_key))).encrypt(inner)
     header = {
         **header,
@@ -104,7 +107,23 @@ def seal(header: dict, payload: bytes, keys: PartyKeys, recipient_box_key: str |
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
     signature = keys.signing.sign(canonical_json(header)).signature
-    return canonical_json({"format": FORMAT, "header": header, "payload": _b64(payload), "signature": _b64(signature)})
+    return assemble({"format": FORMAT, "header": header, "signature": _b64(signature)}, payload)
+
+
+def assemble(doc: dict, payload: bytes) -> bytes:
+    """``doc`` as canonical JSON (one line), a newline, then ``payload`` as it is."""
+    return canonical_json(doc) + b"\n" + payload
+
+
+def parts(blob: bytes) -> tuple[dict, bytes]:
+    """The JSON document and the payload ``assemble`` joined, NOT verified (an empty payload if
+    there is no newline: an object of an older format is then refused by its format's name);
+    ValueError if the first line is not a JSON object."""
+    line, _, payload = blob.partition(b"\n")
+    doc = json.loads(line)
+    if not isinstance(doc, dict):
+        raise ValueError("its first line is not a JSON object")
+    return doc, payload
 
 
 def open_envelope(
@@ -119,11 +138,12 @@ def open_envelope(
     """
     claimed = expected.get("party", "?")
     try:
-        doc = json.loads(blob)
-        header, payload = doc["header"], base64.b64decode(doc["payload"])
-        signature = base64.b64decode(doc["signature"])
+        doc, payload = parts(blob)
         if doc.get("format") != FORMAT:
             raise ValueError(f"format {doc.get('format')!r} is not {FORMAT!r}")
+        header, signature = doc["header"], base64.b64decode(doc["signature"])
+        if not isinstance(header, dict):
+            raise TypeError("the header is not a mapping")
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
     claimed = header.get("party", claimed)
@@ -162,8 +182,8 @@ def open_envelope(
 def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str) -> bytes:
     """The payload inside a sealed envelope, once its binding matches the signed header."""
     try:
-        inner = json.loads(plaintext)
-        bind, payload = inner["bind"], base64.b64decode(inner["payload"], validate=True)
+        inner, payload = parts(plaintext)
+        bind = inner["bind"]
         if not isinstance(bind, dict):
             raise TypeError("bind is not a mapping")
     except (ValueError, KeyError, TypeError) as exc:

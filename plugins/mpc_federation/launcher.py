@@ -53,8 +53,9 @@ class MPCJob:
     :param endpoints: host:port of every compute party, in that order.
     :param threshold: Shamir degree t, with 2t < number of compute parties.
     :param roster: included input parties, in the order the program sees them.
-    :param shares: this party's shares: {input party: {"values": {input name: [int]},
-        "witness": {input name: [int]}}} (see ``witnesses``).
+    :param shares: this party's shares: {input party: {"values": {input name: packed},
+        "witness": {input name: packed}}}, as the input party packed them (``sharing.pack``; see
+        ``witnesses``).
     :param dims: the run's dimension labels (to place withheld cells).
     :param session: what every compute party must agree on before computing (spec, program,
         run, attempt, roster); checked inside the MPC right after connecting.
@@ -72,7 +73,7 @@ class MPCJob:
     endpoints: list[str]
     threshold: int
     roster: list[str]
-    shares: dict[str, dict[str, list[int]]]
+    shares: dict[str, dict[str, dict[str, str]]]
     input_lengths: dict[str, int]
     output_lengths: dict[str, int]
     dims: dict[str, list[str]]
@@ -238,9 +239,9 @@ def _write_private(path: Path, data: dict) -> None:
 
 def _write_json(f, value, depth: int) -> None:
     """``json.dump(value, f)``, each piece ``depth`` levels down (a job's shares of one input party)
-    encoded by one ``json.dumps``: ``json.dump`` runs the pure-Python encoder and writes every
-    number of the shares apart, while one ``json.dumps`` of a whole job would hold all of its text
-    (about 1 GB at 100,000 markets) at once."""
+    encoded by one ``json.dumps``: ``json.dump`` runs the pure-Python encoder piece by piece, while
+    one ``json.dumps`` of a whole job would hold all of its text (over 100 MB per input party at
+    100,000 markets) at once."""
     if depth == 0 or not isinstance(value, dict):
         f.write(json.dumps(value))
         return

@@ -27,9 +27,10 @@ from mpc_federation.agreement import check as check_agreement
 CONNECTED = "mpc-worker: connected"
 REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises MPCRefused
 # The version of what the MPyC processes say to each other and compute (the input checks'
-# coefficients, random bits, carry circuits): raised with every change there, so that compute
-# parties on different releases refuse together instead of computing garbage or blaming inputs.
-PROTOCOL = 9
+# coefficients, random bits, carry circuits) and of the input shares they read (``sharing.pack``):
+# raised with every change there, so that compute parties on different releases refuse together
+# instead of computing garbage or blaming inputs.
+PROTOCOL = 10
 
 
 def _parse_own_args() -> argparse.Namespace:
@@ -77,6 +78,23 @@ async def _refuse_on_error(mpc, check) -> None:
         raise SystemExit(3) from None
 
 
+def _unpack_shares(job: dict, program) -> None:
+    """Every roster party's packed vectors of shares (``sharing.pack``) as lists of integers, in
+    place; refuses naming the parties whose shares are not packed vectors."""
+    from mpc_federation.sharing import unpack
+
+    wrong = []
+    for party in job["roster"]:
+        try:
+            for part in job["shares"][party].values():
+                for name, text in part.items():
+                    part[name] = unpack(text, program.modulus)
+        except (ValueError, AttributeError) as exc:
+            wrong.append(f"{party} ({exc})")
+    if wrong:
+        raise AgreementError(f"the shares of {', '.join(wrong)} are not vectors of shares of this release")
+
+
 def _secure_array(secint, shares):
     import numpy as np
 
@@ -91,6 +109,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     import numpy as np
 
     roster = job["roster"]
+    _unpack_shares(job, program)
     wrong = [
         party
         for party in roster

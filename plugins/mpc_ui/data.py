@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpc_federation.channel import RunReader, Verified
-from mpc_federation.envelope import IntegrityError
+from mpc_federation.envelope import IntegrityError, parts
 from mpc_federation.layout import run_date, run_key
 from mpc_federation.spec import FederationSpec
 
@@ -48,7 +48,7 @@ def final_state(roles: tuple[str, ...] | list[str]) -> str:
 def _signed_attempt(blob: bytes) -> int:
     """The attempt an envelope's header claims: a hint for verifying it (the signature covers it)."""
     try:
-        attempt = json.loads(blob).get("header", {}).get("attempt", 0)
+        attempt = parts(blob)[0].get("header", {}).get("attempt", 0)
     except (ValueError, AttributeError):
         return 0
     return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else 0

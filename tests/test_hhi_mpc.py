@@ -241,6 +241,27 @@ def test_a_negative_revenue_is_refused():
     assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
 
 
+@pytest.mark.parametrize("where", ["every compute party", "compute party 1 only"])
+def test_shares_that_are_not_packed_vectors_are_refused(where):
+    """An input party (or a release of another encoding) sending something other than packed
+    vectors of shares (``sharing.pack``): refused inside the MPC, naming that party only, before
+    any share is used; the same run with its honest shares succeeds."""
+    program = load_program(HHI_PATH).program
+    honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
+    bad = input_payloads(program, {"revenue_cents": honest["b"]}, 1, 3)
+    for i in range(3) if where == "every compute party" else [1]:
+        bad[i]["values"]["revenue_cents"] = [300, 20]  # a JSON list, as the previous release sent
+        bad[i]["witness"]["revenue_cents"] = bad[i]["witness"]["revenue_cents"][:-4]  # cut short
+    with pytest.raises(MPCRefused) as info:  # by the first compute party, told by the others
+        run_hhi(["all", "2024-01"], honest, payloads={"b": bad})
+    text = info.value.reason
+    assert "the shares of b are not vectors of shares of this run and release" in text, text
+    assert "compute_1 got from b: values of revenue_cents: a vector of shares must be packed text, not list" in text
+    assert ("compute_0 got from b" in text) == (where == "every compute party")
+    assert "got from a" not in text and "got from c" not in text
+    assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
+
+
 # -- the launcher's deadlines and failures (cheap: one or two MPyC processes) --------------------------
 def one_party_job(program_path: Path, endpoints: list[str] | None = None) -> MPCJob:
     endpoints = endpoints or [f"127.0.0.1:{localnet.free_port()}"]

@@ -3,14 +3,26 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import random
 from pathlib import Path
 
 import pytest
 
 from mpc_federation.programs import Input, Output, SecureProgram, load_program
-from mpc_federation.sharing import ReconstructionError, decode, input_payloads, recombine, split, to_signed
+from mpc_federation.sharing import (
+    ReconstructionError,
+    decode,
+    input_payloads,
+    pack,
+    recombine,
+    split,
+    to_signed,
+    unpack,
+    width,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HHI = load_program(REPO / "include" / "programs" / "hhi.py").program
@@ -153,10 +165,43 @@ def test_input_payloads_hold_values_and_witnesses():
     vectors = {"revenue_cents": [5, 0, 2**40 - 1]}
     payloads = input_payloads(HHI, vectors, 1, 3)
     assert len(payloads) == 3 and set(payloads[0]) == {"values", "witness"}
-    both = {i: payloads[i]["values"]["revenue_cents"] + payloads[i]["witness"]["revenue_cents"] for i in (0, 1)}
+    both = {i: [*unpacked(payloads[i], "values"), *unpacked(payloads[i], "witness")] for i in (0, 1)}
     plain = recombine(HHI.field, both, 1)
     assert plain[:3] == [5, 0, 2**40 - 1]
     bits = plain[3 : 3 + 3 * 40]
     assert bits[:40] == [1, 0, 1] + [0] * 37 and bits[40:80] == [0] * 40 and bits[80:] == [1] * 40
     assert plain[123:126] == [1, 0, 1]  # nonzero indicators, then the inverses
     assert plain[126] * 5 % P == 1 and plain[127] == 0 and plain[128] * (2**40 - 1) % P == 1
+
+
+def unpacked(payload: dict, part: str) -> list[int]:
+    return unpack(payload[part]["revenue_cents"], P)
+
+
+@pytest.mark.parametrize("modulus", [2, 3, 256, 257, 2**64 - 59, P])
+def test_packed_vectors_roundtrip(modulus):
+    """A vector of shares travels as fixed-width big-endian bytes in base64: every field element,
+    the largest included, comes back as it was, and the text is far shorter than JSON's decimals."""
+    rng = random.Random(modulus)
+    values = [0, 1, modulus - 1, *(rng.randrange(modulus) for _ in range(50))]
+    text = pack(values, modulus)
+    assert unpack(text, modulus) == values and unpack(pack([], modulus), modulus) == []
+    assert (
+        len(base64.b64decode(text)) == len(values) * width(modulus) == len(values) * -(-(modulus - 1).bit_length() // 8)
+    )
+    if modulus == P:
+        assert len(text) < 0.6 * len(json.dumps(values))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ([1, 2, 3], "must be packed text, not list"),
+        ("not base64!", "is not base64"),
+        (base64.b64encode(b"\x00" * 21).decode(), "has 21 bytes, not a multiple of 20"),
+    ],
+)
+def test_what_is_not_a_packed_vector_is_refused(text, message):
+    assert width(P) == 20
+    with pytest.raises(ValueError, match=message):
+        unpack(text, P)

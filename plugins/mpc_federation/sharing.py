@@ -81,8 +81,8 @@ def shamir_split(s, p: int, t: int, m: int):
 
 def pack(values, modulus: int) -> str:
     """Field elements (Python integers in ``[0, modulus)``) as one base64 text: each in ``width(modulus)``
-    big-endian bytes, concatenated. About 2.5 times shorter than a JSON list of their decimals, and
-    read back by numpy (``unpack``) instead of the JSON parser."""
+    big-endian bytes, concatenated. Little more than half as long as a JSON list of their decimals,
+    and read back by numpy (``unpack``) instead of the JSON parser."""
     import base64
     from itertools import repeat
 

@@ -78,21 +78,28 @@ async def _refuse_on_error(mpc, check) -> None:
         raise SystemExit(3) from None
 
 
-def _unpack_shares(job: dict, program) -> None:
+def _unpack_shares(job: dict, program) -> list[list[str]]:
     """Every roster party's packed vectors of shares (``sharing.pack``) as lists of integers, in
-    place; refuses naming the parties whose shares are not packed vectors."""
+    place; returns ``[input party, why]`` for every party whose shares are not packed vectors of
+    the lengths the run's dimensions give (``_agree`` refuses on every compute party at once)."""
+    from mpc_federation import witnesses
     from mpc_federation.sharing import unpack
 
     wrong = []
     for party in job["roster"]:
+        where = "shares"
         try:
-            for part in job["shares"][party].values():
-                for name, text in part.items():
-                    part[name] = unpack(text, program.modulus)
-        except (ValueError, AttributeError) as exc:
-            wrong.append(f"{party} ({exc})")
-    if wrong:
-        raise AgreementError(f"the shares of {', '.join(wrong)} are not vectors of shares of this release")
+            shares = job["shares"][party]
+            for spec_input in program.inputs:
+                n = job["input_lengths"][spec_input.name]
+                for part, length in (("values", n), ("witness", witnesses.layout(spec_input, n).size)):
+                    where = f"{part} of {spec_input.name}"
+                    vector = shares[part][spec_input.name] = unpack(shares[part][spec_input.name], program.modulus)
+                    if len(vector) != length:
+                        raise ValueError(f"{len(vector)} shares, expected {length}")
+        except (ValueError, KeyError, TypeError) as exc:
+            wrong.append([party, f"{where}: {exc if isinstance(exc, ValueError) else 'missing or malformed'}"])
+    return wrong
 
 
 def _secure_array(secint, shares):
@@ -102,24 +109,14 @@ def _secure_array(secint, shares):
 
 
 async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
-    """Refuse, naming them, if any input party's values are outside their declared ranges (or its
-    shares do not have the lengths the run's dimensions give). Checks ``witnesses.CHUNK`` values
-    of every party at a time; afterwards each party's witness is replaced by the verified nonzero
-    indicators the program may use (``job["shares"][party]["nonzero"]``)."""
+    """Refuse, naming them, if any input party's values are outside their declared ranges (its
+    shares are unpacked and of the run's lengths: ``_unpack_shares``, ``_agree``). Checks
+    ``witnesses.CHUNK`` values of every party at a time; afterwards each party's witness is
+    replaced by the verified nonzero indicators the program may use
+    (``job["shares"][party]["nonzero"]``)."""
     import numpy as np
 
     roster = job["roster"]
-    _unpack_shares(job, program)
-    wrong = [
-        party
-        for party in roster
-        for spec_input in program.inputs
-        if len(job["shares"][party]["values"][spec_input.name]) != job["input_lengths"][spec_input.name]
-        or len(job["shares"][party]["witness"][spec_input.name])
-        != witnesses.layout(spec_input, job["input_lengths"][spec_input.name]).size
-    ]
-    if wrong:
-        raise AgreementError(f"the shares of {', '.join(dict.fromkeys(wrong))} do not have the lengths of this run")
     p, total = secint.field.modulus, np.zeros(len(roster), dtype=object)
     for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
         n = job["input_lengths"][spec_input.name]
@@ -183,7 +180,7 @@ async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
     if job is None:
         return None
     connected = time.monotonic()
-    seed = await _agree(mpc, job, seat["names"])
+    seed = await _agree(mpc, job, seat["names"], _unpack_shares(job, program))
     await _refuse_on_error(mpc, lambda: _validate(mpc, secint, program, job, seed, witnesses))
     validated = time.monotonic()
     result = program.compute(mpc, secint, _program_inputs(secint, program, job), job["params"])
@@ -201,17 +198,20 @@ async def _run(mpc, program, seat: dict, job_file: str) -> list[int] | None:
     return [int(s) for s in shares.value]
 
 
-async def _agree(mpc, job: dict, names: list[str]) -> bytes:
-    """Refuse unless every compute party is about to do the same computation; returns the seed of
-    the input checks' coefficients, drawn only now, after every input was fixed (in the job).
+async def _agree(mpc, job: dict, names: list[str], malformed: list[list[str]] | None = None) -> bytes:
+    """Refuse unless every compute party is about to do the same computation on well-formed
+    shares; returns the seed of the input checks' coefficients, drawn only now, after every input
+    was fixed (in the job).
 
     Peers that connected on the same ports but for another spec, run, attempt or roster must not
     compute together, nor peers on a release with another protocol: one exchange (one round)
-    carries the protocol version, the session, the view and this party's share of the seed, before
-    any share is touched."""
-    mine = [PROTOCOL, job["session"], job.get("agreement", {}), secrets.token_bytes(32)]
+    carries the protocol version, the session, the view, the input parties whose shares this
+    party could not unpack (``_unpack_shares``: an input party may send garbage to one compute
+    party only, and every one must refuse) and this party's share of the seed, before any share
+    is used."""
+    mine = [PROTOCOL, job["session"], job.get("agreement", {}), malformed or [], secrets.token_bytes(32)]
     exchanged = await mpc.transfer(mine)
-    protocols, sessions, views, tokens = (
+    protocols, sessions, views, reports, tokens = (
         [x[i] if isinstance(x, list) and len(x) == len(mine) else None for x in exchanged] for i in range(len(mine))
     )  # anything malformed differs from every session
 
@@ -226,6 +226,13 @@ async def _agree(mpc, job: dict, names: list[str]) -> bytes:
             differ = [names[i] for i, s in enumerate(sessions) if s != sessions[0]]
             raise AgreementError(f"compute parties {', '.join(differ)} run another session than {names[0]}")
         check_agreement(views, names)
+        found = [(names[i], *entry) for i, report in enumerate(reports) for entry in report or []]
+        if found:
+            parties = dict.fromkeys(party for _, party, _ in found)
+            raise AgreementError(
+                f"the shares of {', '.join(parties)} are not vectors of shares of this run and release "
+                f"({'; '.join(f'{who} got from {party}: {why}' for who, party, why in found)}); no share was used"
+            )
 
     await _refuse_on_error(mpc, same_session)
     return hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()

@@ -88,12 +88,10 @@ def assert_all_failed(out: dict, victim: str, victim_error: str) -> None:
 
 
 def tamper(store: CoordinationStore, key: str, edit) -> bytes:
-    """Apply ``edit`` to the object's document (``payload``: its payload's bytes) and write it back."""
+    """Write back the object with its payload's bytes replaced by ``edit(payload)``; the original."""
     original = store.get(key)
     doc, payload = parts(original)
-    doc["payload"] = payload
-    edit(doc)
-    store.put(key, assemble(doc, doc.pop("payload")))
+    store.put(key, assemble(doc, edit(payload)))
     return original
 
 
@@ -107,10 +105,10 @@ def test_flipped_byte_in_a_share_object(fed):
         fed.share(pid)
     key = fed.runs["company_a"].channel.input_key("company_b", "company_a")
 
-    def flip(doc):
-        payload = bytearray(doc["payload"])
-        payload[len(payload) // 2] ^= 0x01
-        doc["payload"] = bytes(payload)
+    def flip(payload: bytes) -> bytes:
+        flipped = bytearray(payload)
+        flipped[len(flipped) // 2] ^= 0x01
+        return bytes(flipped)
 
     original = tamper(fed.store, key, flip)
     out = fed.compute_all(1)

@@ -29,6 +29,7 @@ from conftest import REPO, TAXI_TEMPLATE, compute_all, small_parties, write_aggr
 
 from mpc_federation import reasons, stages
 from mpc_federation.envelope import TEST_KEY_MARK, IntegrityError, PartyKeys, assemble, parts
+from mpc_federation.launcher import MPCRefused
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import ProgramError
 from mpc_federation.spec import SpecError, canonical_json, load_spec
@@ -211,6 +212,32 @@ def test_a_member_resigning_another_members_ciphertexts_as_its_own(five):
     assert fed.local_state() == fed.local_before
     for key, blob in originals.items():  # the cause removed: company_d's own shares
         fed.store.put(key, blob)
+    fed.expect_success(2, {p: REVENUE[p] for p in fed.companies})
+
+
+def test_a_member_sealing_garbage_to_one_compute_party(five):
+    """company_d seals honest shares to two compute parties and, to company_b only, a share object
+    that is no mapping of packed vectors (a JSON list): company_b's stage hands it on rather than
+    failing alone, and every compute party refuses in the MPC's agreement exchange, naming
+    company_d, before any share is used. Nothing is revealed; with company_d's own shares back,
+    the retry succeeds."""
+    fed = five
+    for pid in fed.companies:
+        fed.share(pid)
+    channel = fed.runs["company_d"].channel
+    key = channel.input_key("company_d", "company_b")
+    original = fed.store.get(key)
+    fed.store.put(key, channel.sign("input-shares", "input", [1, 2, 3], to="company_b"))  # type: ignore[arg-type]
+    out = fed.compute_all(1)
+    for pid in COMPUTES:
+        assert isinstance(out[pid], MPCRefused), out[pid]
+        reason = out[pid].reason
+        assert "the shares of company_d are not vectors of shares of this run and release" in reason, reason
+        assert "company_b got from company_d: shares: not a mapping of vectors" in reason
+        assert "company_a got from" not in reason and "from company_e" not in reason
+    fed.expect_nothing_revealed()
+    assert fed.local_state() == fed.local_before
+    fed.store.put(key, original)  # the cause removed
     fed.expect_success(2, {p: REVENUE[p] for p in fed.companies})
 
 

@@ -61,7 +61,7 @@ def test_encrypted_roundtrip(keys):
     blob = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
     doc, body = parts(blob)
     assert doc["format"] == "mpc-envelope/3" and doc["header"]["encrypted"] is True
-    assert b"123456789012" not in blob and b"123456789012" not in base64.b64encode(body)
+    assert b"123456789012" not in blob and PAYLOAD not in body
     header, payload = open_envelope(
         blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
     )
@@ -203,18 +203,100 @@ def test_sealed_content_without_a_binding_is_refused(keys):
         )
 
 
-def test_format_2_is_refused_by_name(keys):
-    """An object of the previous format (one JSON document, the payload in base64) is named as such."""
-    doc, body = parts(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
-    doc.update(format="mpc-envelope/2", payload=base64.b64encode(body).decode())
-    with pytest.raises(IntegrityError, match="format 'mpc-envelope/2' is not 'mpc-envelope/3'"):
+def seal_format_2(header: dict, payload: bytes, keys: PartyKeys, recipient_box_key: str | None) -> bytes:
+    """What the previous release wrote (``mpc-envelope/2``): one JSON document, base64 inside and out."""
+    if recipient_box_key is not None:
+        bind = {k: header.get(k) for k in ("computation", "run", "attempt", "party", "kind", "to")}
+        inner = canonical_json({"bind": bind, "payload": base64.b64encode(payload).decode()})
+        payload = SealedBox(PublicKey(base64.b64decode(recipient_box_key))).encrypt(inner)
+    header = {
+        **header,
+        "encrypted": recipient_box_key is not None,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    signature = base64.b64encode(keys.signing.sign(canonical_json(header)).signature).decode()
+    doc = {"format": "mpc-envelope/2", "header": header, "payload": base64.b64encode(payload).decode()}
+    return canonical_json({**doc, "signature": signature})
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_format_2_is_still_read(keys, encrypted):
+    """Records an earlier release wrote (the disclosure ledger's outlive releases) keep counting."""
+    header = HEADER if encrypted else {**HEADER, "to": None}
+    recipient = box_key(keys["company_b"]) if encrypted else None
+    blob = seal_format_2(header, PAYLOAD, keys["company_a"], recipient)
+    _, payload = open_envelope(
+        blob, name=NAME, expected=header, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
+    )
+    assert payload == PAYLOAD
+    doc = json.loads(blob)
+    flipped = bytearray(base64.b64decode(doc["payload"]))
+    flipped[0] ^= 0x01
+    tampered = canonical_json({**doc, "payload": base64.b64encode(bytes(flipped)).decode()})
+    with pytest.raises(IntegrityError, match="digest"):  # and its payload is as tightly bound as before
+        open_envelope(tampered, name=NAME, expected=header, signer_key=sign_key(keys["company_a"]))
+    with pytest.raises(IntegrityError, match="not an object of format 'mpc-envelope/2'"):
+        open_envelope(blob + b"\n", name=NAME, expected=header, signer_key=sign_key(keys["company_a"]))
+
+
+@pytest.mark.parametrize(
+    "direction", ["format 2 ciphertext in a format 3 frame", "format 3 ciphertext in a format 2 frame"]
+)
+def test_a_ciphertext_reframed_in_the_other_format_is_refused(keys, direction):
+    """The format is not signed: the bucket's operator can re-frame an object. Each format's
+    ciphertext is read only with its own inner form, so a re-framed one never opens."""
+    old = seal_format_2(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    new = seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"]))
+    if direction.startswith("format 2"):
+        doc = json.loads(old)
+        body = base64.b64decode(doc.pop("payload"))
+        reframed = assemble({**doc, "format": "mpc-envelope/3"}, body)
+    else:
+        doc, body = parts(new)
+        reframed = canonical_json({**doc, "format": "mpc-envelope/2", "payload": base64.b64encode(body).decode()})
+    with pytest.raises(IntegrityError, match="carries no valid binding"):
         open_envelope(
-            canonical_json(doc),
+            reframed, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
+        )
+
+
+def test_format_1_is_refused_by_name(keys):
+    doc, body = parts(seal(HEADER, PAYLOAD, keys["company_a"], box_key(keys["company_b"])))
+    doc["format"] = "mpc-envelope/1"
+    with pytest.raises(IntegrityError, match="format 'mpc-envelope/1' is not 'mpc-envelope/3'"):
+        open_envelope(
+            assemble(doc, body),
             name=NAME,
             expected=HEADER,
             signer_key=sign_key(keys["company_a"]),
             keys=keys["company_b"],
         )
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_payloads_with_newlines_and_any_bytes_travel_as_they_are(keys, encrypted):
+    header = HEADER if encrypted else {**HEADER, "to": None}
+    payload = b"\n\n" + bytes(range(256)) + b"\n{}\n"
+    recipient = box_key(keys["company_b"]) if encrypted else None
+    blob = seal(header, payload, keys["company_a"], recipient)
+    got = open_envelope(
+        blob, name=NAME, expected=header, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
+    )
+    assert got[1] == payload
+
+
+def test_sealed_content_without_its_separator_is_refused(keys):
+    """Inside format 3's ciphertext: the binding line alone (or with other keys) does not pass."""
+    bind = {k: HEADER.get(k) for k in ("computation", "run", "attempt", "party", "kind", "to")}
+    for inner in (canonical_json({"bind": bind}), canonical_json({"bind": bind, "payload": ""}) + b"\n" + PAYLOAD):
+        ciphertext = SealedBox(PublicKey(base64.b64decode(box_key(keys["company_b"])))).encrypt(inner)
+        header = {**HEADER, "encrypted": True, "payload_sha256": hashlib.sha256(ciphertext).hexdigest()}
+        signature = base64.b64encode(keys["company_a"].signing.sign(canonical_json(header)).signature).decode()
+        blob = assemble({"format": "mpc-envelope/3", "header": header, "signature": signature}, ciphertext)
+        with pytest.raises(IntegrityError, match="carries no valid binding"):
+            open_envelope(
+                blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"]
+            )
 
 
 @pytest.mark.parametrize(
@@ -223,6 +305,8 @@ def test_format_2_is_refused_by_name(keys):
         b"not json",
         b"{}",
         b"[]\npayload",
+        json.dumps({"format": "mpc-envelope/3", "header": {}, "signature": ""}).encode(),  # no payload line
+        json.dumps({"format": "mpc-envelope/2", "header": {}, "signature": ""}).encode(),  # no payload
         json.dumps({"format": "other/1", "header": {}, "signature": ""}).encode() + b"\n",
         json.dumps({"format": "mpc-envelope/3", "header": [], "signature": ""}).encode() + b"\n",
     ],

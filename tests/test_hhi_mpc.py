@@ -21,7 +21,7 @@ from mpcrun import run_program
 from mpc_federation.arith import plain_round_div
 from mpc_federation.launcher import MPCJob, MPCRefused, run_mpc
 from mpc_federation.programs import load_program
-from mpc_federation.sharing import input_payloads, pack, recombine, split
+from mpc_federation.sharing import input_payloads, pack, recombine, split, unpack
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = REPO / "include" / "programs"
@@ -241,23 +241,29 @@ def test_a_negative_revenue_is_refused():
     assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
 
 
-@pytest.mark.parametrize("where", ["every compute party", "compute party 1 only"])
-def test_shares_that_are_not_packed_vectors_are_refused(where):
+@pytest.mark.parametrize("what", ["a JSON list to every compute party", "a short vector to compute party 1 only"])
+def test_shares_that_are_not_packed_vectors_of_the_run_are_refused(what):
     """An input party (or a release of another encoding) sending something other than packed
-    vectors of shares (``sharing.pack``): refused inside the MPC, naming that party only, before
+    vectors of shares of the run's lengths (``sharing.pack``), to every compute party or to one
+    only: every compute party refuses in the agreement exchange, naming that party only, before
     any share is used; the same run with its honest shares succeeds."""
     program = load_program(HHI_PATH).program
     honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
     bad = input_payloads(program, {"revenue_cents": honest["b"]}, 1, 3)
-    for i in range(3) if where == "every compute party" else [1]:
-        bad[i]["values"]["revenue_cents"] = [300, 20]  # a JSON list, as the previous release sent
-        bad[i]["witness"]["revenue_cents"] = bad[i]["witness"]["revenue_cents"][:-4]  # cut short
+    if what.startswith("a JSON list"):
+        for i in range(3):
+            bad[i]["values"]["revenue_cents"] = [300, 20]  # as the previous release sent them
+        found = "compute_1 got from b: values of revenue_cents: a vector of shares must be packed text, not list"
+    else:
+        witness = unpack(bad[1]["witness"]["revenue_cents"], program.modulus)
+        bad[1]["witness"]["revenue_cents"] = pack(witness[:-1], program.modulus)
+        found = "compute_1 got from b: witness of revenue_cents: 83 shares, expected 84"
     with pytest.raises(MPCRefused) as info:  # by the first compute party, told by the others
         run_hhi(["all", "2024-01"], honest, payloads={"b": bad})
     text = info.value.reason
     assert "the shares of b are not vectors of shares of this run and release" in text, text
-    assert "compute_1 got from b: values of revenue_cents: a vector of shares must be packed text, not list" in text
-    assert ("compute_0 got from b" in text) == (where == "every compute party")
+    assert found in text
+    assert ("compute_0 got from b" in text) == what.startswith("a JSON list")
     assert "got from a" not in text and "got from c" not in text
     assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
 

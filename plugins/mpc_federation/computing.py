@@ -47,8 +47,9 @@ def roster_shares(run: PartyRun, roster: list[str], listing: dict) -> tuple[dict
     for party, key, blob, record in run.channel.read_inputs(roster, listing=listing):
         if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
-        shares[party] = record["shares"]
-        sharings[party] = record.get("sharing")
+        # Anything but a mapping is left to the MPyC process, which refuses on every compute party at once.
+        shares[party] = record.get("shares") if isinstance(record, dict) else None
+        sharings[party] = record.get("sharing") if isinstance(record, dict) else None
         consumed[key] = ledger.sha256(blob)
     return shares, consumed, sharings
 

@@ -14,6 +14,11 @@ sender, computation, run, attempt, kind and recipient are inside the ciphertext 
 is anonymous: without the binding, a member could re-sign another party's ciphertext under its
 own name and have it counted as its own input. The reader compares the binding with the signed
 header after decryption.
+
+Objects of format ``mpc-envelope/2`` (one JSON document, the payload in base64, inside a sealed
+one ``{"bind", "payload"}``) are still read, never written: records an earlier release wrote,
+such as the disclosure ledger's, must keep counting. Each format's ciphertext is read only
+with its own inner form, so re-framing one as the other is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from nacl.signing import SigningKey, VerifyKey
 from mpc_federation.spec import canonical_json
 
 FORMAT = "mpc-envelope/3"
+OLD_FORMAT = "mpc-envelope/2"  # read, never written
 # Header fields bound inside a sealed payload (the sender is "party", the recipient "to").
 BOUND_FIELDS = ("computation", "run", "attempt", "party", "kind", "to")
 TEST_KEY_MARK = "TEST KEY - NOT FOR PRODUCTION"
@@ -116,13 +122,21 @@ def assemble(doc: dict, payload: bytes) -> bytes:
 
 
 def parts(blob: bytes) -> tuple[dict, bytes]:
-    """The JSON document and the payload ``assemble`` joined, NOT verified (an empty payload if
-    there is no newline: an object of an older format is then refused by its format's name);
-    ValueError if the first line is not a JSON object."""
-    line, _, payload = blob.partition(b"\n")
+    """An object's JSON document and its payload, NOT verified: format 3's line, newline and
+    bytes, or format 2's one document with the payload in base64. ValueError for anything else
+    (naming a format that is neither)."""
+    line, newline, payload = blob.partition(b"\n")
     doc = json.loads(line)
     if not isinstance(doc, dict):
         raise ValueError("its first line is not a JSON object")
+    if doc.get("format") == OLD_FORMAT:
+        if newline or not isinstance(doc.get("payload"), str):
+            raise ValueError(f"not an object of format {OLD_FORMAT!r}")
+        return doc, base64.b64decode(doc["payload"], validate=True)
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"format {doc.get('format')!r} is not {FORMAT!r}")
+    if not newline:
+        raise ValueError("no newline between its document and its payload")
     return doc, payload
 
 
@@ -139,8 +153,6 @@ def open_envelope(
     claimed = expected.get("party", "?")
     try:
         doc, payload = parts(blob)
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"format {doc.get('format')!r} is not {FORMAT!r}")
         header, signature = doc["header"], base64.b64decode(doc["signature"])
         if not isinstance(header, dict):
             raise TypeError("the header is not a mapping")
@@ -175,15 +187,25 @@ def open_envelope(
             raise IntegrityError(
                 f"object {name} (claimed party {claimed}): cannot be decrypted with the keys of {keys.party}"
             ) from None
-        payload = _unbind(payload, header, name=name, claimed=claimed)
+        payload = _unbind(payload, header, name=name, claimed=claimed, old=doc["format"] == OLD_FORMAT)
     return header, payload
 
 
-def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str) -> bytes:
-    """The payload inside a sealed envelope, once its binding matches the signed header."""
+def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str, old: bool = False) -> bytes:
+    """The payload inside a sealed envelope, once its binding matches the signed header.
+
+    :param old: the envelope is of format 2 (its inner form: one document with the payload in base64).
+    """
     try:
-        inner, payload = parts(plaintext)
-        bind = inner["bind"]
+        if old:
+            inner = json.loads(plaintext)
+            bind, payload = inner["bind"], base64.b64decode(inner["payload"], validate=True)
+        else:
+            line, newline, payload = plaintext.partition(b"\n")
+            inner = json.loads(line)
+            if not newline or not isinstance(inner, dict) or set(inner) != {"bind"}:
+                raise ValueError("not a binding line followed by the payload")
+            bind = inner["bind"]
         if not isinstance(bind, dict):
             raise TypeError("bind is not a mapping")
     except (ValueError, KeyError, TypeError) as exc:

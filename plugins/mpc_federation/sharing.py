@@ -46,10 +46,17 @@ def _draws(bits: int, count: int):
 
     import numpy as np
 
-    width = (bits + 7) // 8
-    stream = np.frombuffer(os.urandom(width * count), dtype=np.uint8).reshape(count, width).copy()
-    stream[:, 0] &= 0xFF >> (8 * width - bits)
-    return np.fromiter(map(int.from_bytes, stream.view(f"V{width}").ravel().tolist()), dtype=object, count=count)
+    size = (bits + 7) // 8
+    stream = np.frombuffer(os.urandom(size * count), dtype=np.uint8).reshape(count, size).copy()
+    stream[:, 0] &= 0xFF >> (8 * size - bits)
+    return np.fromiter(_integers(stream.tobytes(), size), dtype=object, count=count)
+
+
+def _integers(data: bytes, size: int):
+    """The big-endian integers of ``size`` bytes each that ``data`` holds, one C-level conversion each."""
+    import numpy as np
+
+    return map(int.from_bytes, np.frombuffer(data, dtype=f"V{size}").tolist())
 
 
 def shamir_split(s, p: int, t: int, m: int):
@@ -96,8 +103,6 @@ def unpack(text, modulus: int) -> list[int]:
     import base64
     import binascii
 
-    import numpy as np
-
     if not isinstance(text, str):
         raise ValueError(f"a vector of shares must be packed text, not {type(text).__name__}")
     try:
@@ -107,7 +112,7 @@ def unpack(text, modulus: int) -> list[int]:
     w = width(modulus)
     if len(data) % w:
         raise ValueError(f"a vector of shares has {len(data)} bytes, not a multiple of {w}")
-    return list(map(int.from_bytes, np.frombuffer(data, dtype=f"V{w}").tolist()))
+    return list(_integers(data, w))
 
 
 def width(modulus: int) -> int:

@@ -85,16 +85,21 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
     from mpc_federation import witnesses
     from mpc_federation.sharing import unpack
 
+    lengths = {}
+    for spec_input in program.inputs:
+        n = job["input_lengths"][spec_input.name]
+        lengths[spec_input.name] = {"values": n, "witness": witnesses.layout(spec_input, n).size}
     wrong = []
     for party in job["roster"]:
         where = "shares"
         try:
             shares = job["shares"][party]
-            for spec_input in program.inputs:
-                n = job["input_lengths"][spec_input.name]
-                for part, length in (("values", n), ("witness", witnesses.layout(spec_input, n).size)):
-                    where = f"{part} of {spec_input.name}"
-                    vector = shares[part][spec_input.name] = unpack(shares[part][spec_input.name], program.modulus)
+            if not isinstance(shares, dict):
+                raise ValueError("not a mapping of vectors")
+            for name, parts in lengths.items():
+                for part, length in parts.items():
+                    where = f"{part} of {name}"
+                    vector = shares[part][name] = unpack(shares[part][name], program.modulus)
                     if len(vector) != length:
                         raise ValueError(f"{len(vector)} shares, expected {length}")
         except (ValueError, KeyError, TypeError) as exc:
@@ -225,14 +230,14 @@ async def _agree(mpc, job: dict, names: list[str], malformed: list[list[str]] | 
         if len(set(sessions)) != 1:
             differ = [names[i] for i, s in enumerate(sessions) if s != sessions[0]]
             raise AgreementError(f"compute parties {', '.join(differ)} run another session than {names[0]}")
-        check_agreement(views, names)
         found = [(names[i], *entry) for i, report in enumerate(reports) for entry in report or []]
-        if found:
+        if found:  # before the views: a share object that is no mapping has no sharing id either
             parties = dict.fromkeys(party for _, party, _ in found)
             raise AgreementError(
                 f"the shares of {', '.join(parties)} are not vectors of shares of this run and release "
                 f"({'; '.join(f'{who} got from {party}: {why}' for who, party, why in found)}); no share was used"
             )
+        check_agreement(views, names)
 
     await _refuse_on_error(mpc, same_session)
     return hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()
@@ -247,13 +252,8 @@ def _program_inputs(secint, program, job: dict):
     values, nonzero = {}, {}
     for spec_input in program.inputs:
         n = job["input_lengths"][spec_input.name]
-        rows = []
-        for party in roster:
-            shares = job["shares"][party]["values"][spec_input.name]
-            if len(shares) != n:
-                raise ValueError(f"input {spec_input.name} of {party}: {len(shares)} shares, expected {n}")
-            rows.append(shares)
-        values[spec_input.name] = _secure_array(secint, [s for row in rows for s in row]).reshape((len(rows), n))
+        rows = [s for party in roster for s in job["shares"][party]["values"][spec_input.name]]  # n each
+        values[spec_input.name] = _secure_array(secint, rows).reshape((len(roster), n))
         if spec_input.nonzero:  # the verified indicators _validate kept
             z = [s for party in roster for s in job["shares"][party]["nonzero"][spec_input.name]]
             nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(roster), n))

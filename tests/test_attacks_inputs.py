@@ -215,30 +215,52 @@ def test_a_member_resigning_another_members_ciphertexts_as_its_own(five):
     fed.expect_success(2, {p: REVENUE[p] for p in fed.companies})
 
 
-def test_a_member_sealing_garbage_to_one_compute_party(five):
+@pytest.mark.parametrize("garbage", ["a JSON list", "a list for its sharing id"])
+def test_a_member_sealing_garbage_to_one_compute_party(five, garbage):
     """company_d seals honest shares to two compute parties and, to company_b only, a share object
-    that is no mapping of packed vectors (a JSON list): company_b's stage hands it on rather than
-    failing alone, and every compute party refuses in the MPC's agreement exchange, naming
-    company_d, before any share is used. Nothing is revealed; with company_d's own shares back,
-    the retry succeeds."""
+    that is no mapping of packed vectors (a JSON list), or honest shares under a sharing id that
+    is no text: company_b's stage hands it on rather than failing alone, and every compute party
+    refuses in the MPC's agreement exchange, naming company_d, before any share is used. Nothing
+    is revealed; with company_d's own shares back, the retry succeeds."""
     fed = five
     for pid in fed.companies:
         fed.share(pid)
     channel = fed.runs["company_d"].channel
     key = channel.input_key("company_d", "company_b")
     original = fed.store.get(key)
-    fed.store.put(key, channel.sign("input-shares", "input", [1, 2, 3], to="company_b"))  # type: ignore[arg-type]
+    record = fed.runs["company_b"].channel.read(key, "input-shares", "company_d", to="company_b")
+    forged = [1, 2, 3] if garbage == "a JSON list" else {**record, "sharing": [1]}
+    fed.store.put(key, channel.sign("input-shares", "input", forged, to="company_b"))  # type: ignore[arg-type]
     out = fed.compute_all(1)
     for pid in COMPUTES:
         assert isinstance(out[pid], MPCRefused), out[pid]
         reason = out[pid].reason
-        assert "the shares of company_d are not vectors of shares of this run and release" in reason, reason
-        assert "company_b got from company_d: shares: not a mapping of vectors" in reason
-        assert "company_a got from" not in reason and "from company_e" not in reason
+        if garbage == "a JSON list":
+            assert "the shares of company_d are not vectors of shares of this run and release" in reason, reason
+            assert "company_b got from company_d: shares: not a mapping of vectors" in reason
+            assert "company_a got from" not in reason and "from company_e" not in reason
+        else:
+            assert "compute parties hold shares of different sharings of company_d" in reason, reason
     fed.expect_nothing_revealed()
     assert fed.local_state() == fed.local_before
     fed.store.put(key, original)  # the cause removed
     fed.expect_success(2, {p: REVENUE[p] for p in fed.companies})
+
+
+def test_what_a_member_adds_to_its_share_object_is_dropped(five):
+    """company_d adds an entry of its own to the shares it seals to company_b (a "nonzero" entry,
+    the name of what the input checks keep): the MPyC process keeps only the vectors it checked,
+    so it neither crashes that compute party alone nor reaches the program; the run succeeds and
+    equals plaintext."""
+    fed = five
+    for pid in fed.companies:
+        fed.share(pid)
+    channel = fed.runs["company_d"].channel
+    key = channel.input_key("company_d", "company_b")
+    record = fed.runs["company_b"].channel.read(key, "input-shares", "company_d", to="company_b")
+    record["shares"]["nonzero"] = 0
+    fed.store.put(key, channel.sign("input-shares", "input", record, to="company_b"))
+    fed.expect_success(1, {p: REVENUE[p] for p in fed.companies})
 
 
 # -- item 4: nothing derived from a party's data in the bucket -----------------------------------------------

@@ -299,6 +299,21 @@ def test_sealed_content_without_its_separator_is_refused(keys):
             )
 
 
+def test_json_nested_too_deep_is_malformed_not_a_crash(keys):
+    """The bucket's operator nests the first line, or a member the sealed binding line, past
+    Python's recursion limit: an IntegrityError like any malformed object, not a RecursionError
+    that would stop the reading party alone."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(IntegrityError, match="malformed envelope"):
+        open_envelope(deep + b"\n", name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]))
+    ciphertext = SealedBox(PublicKey(base64.b64decode(box_key(keys["company_b"])))).encrypt(deep + b"\n" + PAYLOAD)
+    header = {**HEADER, "encrypted": True, "payload_sha256": hashlib.sha256(ciphertext).hexdigest()}
+    signature = base64.b64encode(keys["company_a"].signing.sign(canonical_json(header)).signature).decode()
+    blob = assemble({"format": "mpc-envelope/3", "header": header, "signature": signature}, ciphertext)
+    with pytest.raises(IntegrityError, match="carries no valid binding"):
+        open_envelope(blob, name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]), keys=keys["company_b"])
+
+
 @pytest.mark.parametrize(
     "blob",
     [

@@ -132,7 +132,7 @@ class RunReader(RunLayout):
             raise IntegrityError(self._explain(exc, party)) from None
         try:
             return header, json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise IntegrityError(f"object {key} (claimed party {party}): payload is not JSON") from None
 
     def read(

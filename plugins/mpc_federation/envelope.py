@@ -156,7 +156,7 @@ def open_envelope(
         header, signature = doc["header"], base64.b64decode(doc["signature"])
         if not isinstance(header, dict):
             raise TypeError("the header is not a mapping")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
     claimed = header.get("party", claimed)
     if "party" in expected and claimed != expected["party"]:  # someone writing at another party's place
@@ -208,7 +208,7 @@ def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str, old: boo
             bind = inner["bind"]
         if not isinstance(bind, dict):
             raise TypeError("bind is not a mapping")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise IntegrityError(
             f"object {name} (claimed party {claimed}): sealed content carries no valid "
             f"binding to its sender and run ({exc})"

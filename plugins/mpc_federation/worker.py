@@ -91,15 +91,16 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
         lengths[spec_input.name] = {"values": n, "witness": witnesses.layout(spec_input, n).size}
     wrong = []
     for party in job["roster"]:
-        where = "shares"
+        sent, where = job["shares"][party], "shares"
+        kept: dict[str, dict[str, list[int]]] = {"values": {}, "witness": {}}
+        job["shares"][party] = kept  # only the vectors checked here, nothing else the input party sent
         try:
-            shares = job["shares"][party]
-            if not isinstance(shares, dict):
+            if not isinstance(sent, dict):
                 raise ValueError("not a mapping of vectors")
             for name, parts in lengths.items():
                 for part, length in parts.items():
                     where = f"{part} of {name}"
-                    vector = shares[part][name] = unpack(shares[part][name], program.modulus)
+                    vector = kept[part][name] = unpack(sent[part][name], program.modulus)
                     if len(vector) != length:
                         raise ValueError(f"{len(vector)} shares, expected {length}")
         except (ValueError, KeyError, TypeError) as exc:
@@ -231,13 +232,19 @@ async def _agree(mpc, job: dict, names: list[str], malformed: list[list[str]] | 
             differ = [names[i] for i, s in enumerate(sessions) if s != sessions[0]]
             raise AgreementError(f"compute parties {', '.join(differ)} run another session than {names[0]}")
         found = [(names[i], *entry) for i, report in enumerate(reports) for entry in report or []]
-        if found:  # before the views: a share object that is no mapping has no sharing id either
-            parties = dict.fromkeys(party for _, party, _ in found)
-            raise AgreementError(
-                f"the shares of {', '.join(parties)} are not vectors of shares of this run and release "
-                f"({'; '.join(f'{who} got from {party}: {why}' for who, party, why in found)}); no share was used"
-            )
-        check_agreement(views, names)
+        if not found:
+            check_agreement(views, names)
+            return
+        parties = dict.fromkeys(party for _, party, _ in found)
+        reason = (
+            f"the shares of {', '.join(parties)} are not vectors of shares of this run and release "
+            f"({'; '.join(f'{who} got from {party}: {why}' for who, party, why in found)}); no share was used"
+        )
+        try:  # the views may disagree too (such a share object has no sharing id, for one): say both
+            check_agreement(views, names)
+        except AgreementError as exc:
+            reason = f"{reason}; and {exc}"
+        raise AgreementError(reason)
 
     await _refuse_on_error(mpc, same_session)
     return hashlib.sha256(b"".join(t if isinstance(t, bytes) else b"" for t in tokens)).digest()

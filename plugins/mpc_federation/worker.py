@@ -91,7 +91,7 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
         lengths[spec_input.name] = {"values": n, "witness": witnesses.layout(spec_input, n).size}
     wrong = []
     for party in job["roster"]:
-        sent, where = job["shares"][party], "shares"
+        sent, where = job["shares"].get(party), "shares"
         kept: dict[str, dict[str, list[int]]] = {"values": {}, "witness": {}}
         job["shares"][party] = kept  # only the vectors checked here, nothing else the input party sent
         try:

@@ -47,9 +47,10 @@ def roster_shares(run: PartyRun, roster: list[str], listing: dict) -> tuple[dict
     for party, key, blob, record in run.channel.read_inputs(roster, listing=listing):
         if blob is None:
             raise StageError(f"input party {party} is on the roster but its shares for {run.party_id} are missing")
-        # Anything but a mapping is left to the MPyC process, which refuses on every compute party at once.
-        shares[party] = record.get("shares") if isinstance(record, dict) else None
-        sharing = record.get("sharing") if isinstance(record, dict) else None
+        # Whatever is malformed goes on as None: the MPyC process refuses on every compute party at once.
+        record = record if isinstance(record, dict) else {}
+        shares[party] = record.get("shares")
+        sharing = record.get("sharing")
         sharings[party] = sharing if isinstance(sharing, str) else None  # an id, compared inside the MPC
         consumed[key] = ledger.sha256(blob)
     return shares, consumed, sharings

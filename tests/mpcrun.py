@@ -24,12 +24,14 @@ def run_program(
     payloads: dict | None = None,
     withheld: list | None = None,
     timeout: float = 300,
+    errors: dict[int, Exception] | None = None,
 ) -> dict:
     """Share every party's input vectors, run the program on m MPyC processes, recombine and decode.
 
     :param parties: {input party: {input name: vector}}, in roster order.
     :param payloads: {input party: [payload per compute party]} to use instead of honest ones
         (an input party that lies about its witness).
+    :param errors: a dict that receives every compute party's error, by index.
     :return: the decoded outputs (see ``sharing.decode``); raises the first compute party's error.
     """
     program = load_program(path).program
@@ -40,7 +42,8 @@ def run_program(
         for i in range(m):
             shares[i][party] = rows[i]
     endpoints = [f"127.0.0.1:{port}" for port in localnet.free_ports(m)]
-    results, errors = {}, {}
+    results: dict = {}
+    errors = {} if errors is None else errors
 
     def compute_party(i: int) -> None:
         job = MPCJob.for_program(

@@ -372,3 +372,39 @@ def test_launcher_reports_a_crashing_program(tmp_path):
     with pytest.raises(MPCRunError) as info:
         run_mpc(job, connect_timeout=30, run_timeout=60)
     assert "exited with code" in str(info.value) and "bad program 1234" in str(info.value)
+
+
+def test_a_compute_party_that_hangs_up_mid_run_stops_the_others_at_once(tmp_path):
+    """compute_2's MPyC process exits as the program starts (a crash, a kill): the other two stop at
+    once with an error naming it, instead of waiting for its messages until the run's deadline (MPyC
+    forgets a connection closed cleanly and waits on); the run succeeds once compute_2 stays."""
+    from mpc_federation.launcher import MPCRunError
+
+    parties = {"a": {"x": [1]}, "b": {"x": [2]}, "c": {"x": [3]}}
+    path = write_program(tmp_path, "mpc.pid == 2 and __import__('os')._exit(9)")
+    errors: dict[int, Exception] = {}
+    with pytest.raises(MPCRunError):
+        run_program(path, {}, parties, timeout=120, errors=errors)
+    assert sorted(errors) == [0, 1, 2], errors
+    assert "exited with code 9" in str(errors[2])
+    for i in (0, 1):
+        assert isinstance(errors[i], MPCRunError) and "did not finish" not in str(errors[i]), errors[i]
+        assert "compute_2 closed its connection during the MPC" in str(errors[i]), errors[i]
+    write_program(tmp_path, "pass")
+    assert run_program(path, {}, parties)["y"]["exact"] == ["6"]
+
+
+def test_a_hang_up_is_explained_by_the_reason_the_peer_publishes_next():
+    """The MPyC process stops at once when a peer hangs up, usually before that peer's stage has
+    published why it gave up: the launcher waits a little for that reason (``HUNG_UP_PATIENCE``)
+    instead of reporting a bare exit code, and does not wait when nobody hung up."""
+    from mpc_federation.launcher import _published_reason
+    from mpc_federation.worker import HUNG_UP
+
+    answers = iter([None, None, "attempt 1 was given up by company_c: mpc-failed"])
+    hung_up = ["mpc-worker: connected", f"{HUNG_UP} company_c closed its connection during the MPC"]
+    assert _published_reason(lambda: next(answers), hung_up) == "attempt 1 was given up by company_c: mpc-failed"
+    calls = []
+    assert _published_reason(lambda: calls.append(1), ["mpc-worker: connected", "Traceback"]) is None
+    assert calls == [1]  # asked once: no peer hung up, so no reason is on its way
+    assert _published_reason(None, hung_up) is None

@@ -104,3 +104,27 @@ def test_compute_parties_on_different_protocol_versions_refuse_before_the_seed_i
     out = capsys.readouterr().out
     assert worker.REFUSED in out and "different versions of the secure protocol" in out
     assert f"company_b {worker.PROTOCOL - 1}" in out and f"company_a {worker.PROTOCOL}" in out
+
+
+def test_a_refusal_does_not_wait_for_a_peer_that_is_gone(capsys, monkeypatch):
+    """A compute party that refuses waits at MPyC's shutdown barrier for the others, but only for
+    ``REFUSAL_GRACE_SECONDS``: a peer that crashed or quit never reaches it, and the refusal must
+    reach the launcher before the run's deadline."""
+    import asyncio
+
+    from mpc_federation import worker
+
+    class GonePeer:  # MPyC's shutdown barrier with a peer that never sends its part
+        async def shutdown(self):
+            await asyncio.Event().wait()
+
+    def refuse():
+        raise worker.AgreementError(
+            "the connection for the seat of company_c closed before its certificate was checked"
+        )
+
+    monkeypatch.setattr(worker, "REFUSAL_GRACE_SECONDS", 0.2)
+    with pytest.raises(SystemExit) as refused:
+        asyncio.run(asyncio.wait_for(worker._refuse_on_error(GonePeer(), refuse), 30))
+    assert refused.value.code == 3
+    assert f"{worker.REFUSED} the connection for the seat of company_c closed" in capsys.readouterr().out

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpc_federation.tls import write_mpyc_config
-from mpc_federation.worker import CONNECTED, REFUSED
+from mpc_federation.worker import CONNECTED, HUNG_UP, REFUSED
 
 PLUGINS_DIR = Path(__file__).resolve().parents[1]
+HUNG_UP_PATIENCE = 3.0  # s: how long to wait for the reason of a peer that hung up (it publishes it next)
 _BYTES_SENT = re.compile(r"bytes sent: (\d+)")
 
 
@@ -392,7 +393,7 @@ def _outcome(
     if refusals:
         raise MPCRefused(refusals[0])
     if proc.returncode != 0:
-        reason = stop_reason() if stop_reason is not None and proc.returncode > 0 else None
+        reason = _published_reason(stop_reason, log) if proc.returncode > 0 else None
         if reason:
             raise MPCRunError(f"stopped: {reason}")
         raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
@@ -406,6 +407,18 @@ def _outcome(
         sent[-1] if sent else None,
         tls and any("connected via SSL" in line for line in log),
     )
+
+
+def _published_reason(stop_reason: Callable[[], str | None] | None, log: list[str]) -> str | None:
+    """Why another compute party gave up, if it said so. A peer whose MPyC process hung up (killed,
+    or its stage failed and stopped it) publishes its reason moments later: wait for it a little."""
+    if stop_reason is None:
+        return None
+    patient = any(line.startswith(HUNG_UP) for line in log)
+    until = time.monotonic() + (HUNG_UP_PATIENCE if patient else 0)
+    while not (reason := stop_reason()) and time.monotonic() < until:
+        time.sleep(0.25)
+    return reason
 
 
 def _tail(lines: list[str], n: int = 30) -> str:

@@ -10,7 +10,8 @@ operations: the split of every resharing and input (``install_fast_random_split`
 parties' own ``sharing.shamir_split``), the recombination of every resharing and output
 (``install_fast_recombine``) and the random signs behind MPyC's random bits, drawn in bulk
 (``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions by one with
-half the secure products (``install_brent_kung_add_bits``).
+half the secure products (``install_brent_kung_add_bits``). And it stops at once when a peer hangs
+up in the middle of the MPC (``install_hang_up_guard``).
 """
 
 from __future__ import annotations
@@ -232,3 +233,31 @@ def install_bulk_random_bits() -> None:
 
     np_random_bits._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied
     runtime.Runtime.np_random_bits = np_random_bits
+
+
+def install_hang_up_guard(names: list[str], prefix: str) -> None:
+    """Stop this MPyC process at once when a peer's connection closes in the middle of the MPC,
+    naming that compute party. MPyC forgets a connection closed cleanly (e.g. by a peer process
+    that exited) and hands a reset to asyncio's error handler; either way the receives pending
+    from that peer wait until the run's deadline. Connections closed during MPyC's shutdown (its
+    own future pending again, after the barrier) and while connecting are MPyC's business.
+
+    :param names: the compute parties' names, by party index
+    :param prefix: the start of the line the process exits with, for the launcher
+    """
+    check_version()
+    from mpyc import asyncoro
+
+    original = asyncoro.MessageExchanger.connection_lost
+    if getattr(original, "_guard", False):
+        return
+
+    def connection_lost(self, exc):
+        own = self.runtime.parties[self.runtime.pid].protocol
+        if self.peer_pid is not None and own is not None and own.done():  # connected, not shutting down
+            # SystemExit leaves asyncio's callbacks and the event loop: the process exits with it.
+            raise SystemExit(f"{prefix} {names[self.peer_pid]} closed its connection during the MPC")
+        return original(self, exc)
+
+    connection_lost._guard = True  # type: ignore[attr-defined]  # marks the patch as applied
+    asyncoro.MessageExchanger.connection_lost = connection_lost

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import secrets
@@ -26,11 +27,16 @@ from mpc_federation.agreement import check as check_agreement
 
 CONNECTED = "mpc-worker: connected"
 REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises MPCRefused
+HUNG_UP = "mpc-worker: hung up:"  # a peer closed its connection during the MPC (install_hang_up_guard)
 # The version of what the MPyC processes say to each other and compute (the input checks'
 # coefficients, random bits, carry circuits) and of the input shares they read (``sharing.pack``):
 # raised with every change there, so that compute parties on different releases refuse together
 # instead of computing garbage or blaming inputs.
 PROTOCOL = 10
+# How long a refusing party waits at MPyC's shutdown barrier, which lets the others print their own
+# refusal before its connections close; a peer that is gone (crashed, or an impostor that quit)
+# never reaches the barrier.
+REFUSAL_GRACE_SECONDS = 10.0
 
 
 def _parse_own_args() -> argparse.Namespace:
@@ -74,7 +80,8 @@ async def _refuse_on_error(mpc, check) -> None:
             await result
     except AgreementError as exc:
         print(f"{REFUSED} {exc}", flush=True)
-        await mpc.shutdown()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(mpc.shutdown(), REFUSAL_GRACE_SECONDS)
         raise SystemExit(3) from None
 
 
@@ -317,6 +324,7 @@ def main() -> None:
     mpyc_compat.install_brent_kung_add_bits()
     mpyc_compat.install_bulk_random_bits()
     mpyc_compat.cache_ssl_contexts()
+    mpyc_compat.install_hang_up_guard(seat["names"], HUNG_UP)
     program = load_program(seat["program"]).program
     shares = mpc.run(_run(mpc, program, seat, args.job))
     if shares is None:

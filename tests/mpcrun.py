@@ -36,31 +36,13 @@ def run_program(
     """
     program = load_program(path).program
     checked = program.params(params)
-    shares: list[dict] = [{} for _ in range(m)]
-    for party, vectors in parties.items():
-        rows = (payloads or {}).get(party) or input_payloads(program, vectors, t, m)
-        for i in range(m):
-            shares[i][party] = rows[i]
-    endpoints = [f"127.0.0.1:{port}" for port in localnet.free_ports(m)]
+    jobs = compute_jobs(path, dims, parties, checked, m, t, payloads, withheld)
     results: dict = {}
     errors = {} if errors is None else errors
 
     def compute_party(i: int) -> None:
-        job = MPCJob.for_program(
-            program,
-            dims,
-            program=str(path),
-            party_index=i,
-            endpoints=endpoints,
-            threshold=t,
-            roster=list(parties),
-            shares=shares[i],
-            params=checked,
-            names=[f"compute_{j}" for j in range(m)],
-            withheld=withheld or [],
-        )
         try:
-            results[i] = run_mpc(job, connect_timeout=60, run_timeout=timeout)
+            results[i] = run_mpc(jobs[i], connect_timeout=60, run_timeout=timeout)
         except Exception as exc:  # reported below with every party's error
             errors[i] = exc
 
@@ -73,3 +55,40 @@ def run_program(
         raise errors[min(errors)]
     values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
     return decode(program, dims, values, checked, withheld or [])
+
+
+def compute_jobs(
+    path: Path,
+    dims: dict[str, list[str]],
+    parties: dict[str, dict[str, list[int]]],
+    params: dict | None = None,
+    m: int = 3,
+    t: int = 1,
+    payloads: dict | None = None,
+    withheld: list | None = None,
+) -> list[MPCJob]:
+    """Every compute party's job (``run_program``'s arguments), on free loopback ports; the
+    compute parties are named ``compute_0``, ``compute_1``, ..."""
+    program = load_program(path).program
+    shares: list[dict] = [{} for _ in range(m)]
+    for party, vectors in parties.items():
+        rows = (payloads or {}).get(party) or input_payloads(program, vectors, t, m)
+        for i in range(m):
+            shares[i][party] = rows[i]
+    endpoints = [f"127.0.0.1:{port}" for port in localnet.free_ports(m)]
+    return [
+        MPCJob.for_program(
+            program,
+            dims,
+            program=str(path),
+            party_index=i,
+            endpoints=endpoints,
+            threshold=t,
+            roster=list(parties),
+            shares=shares[i],
+            params=program.params(params),
+            names=[f"compute_{j}" for j in range(m)],
+            withheld=withheld or [],
+        )
+        for i in range(m)
+    ]

@@ -393,10 +393,12 @@ def _outcome(
     if refusals:
         raise MPCRefused(refusals[0])
     if proc.returncode != 0:
-        reason = _published_reason(stop_reason, log) if proc.returncode > 0 else None
+        hung_up = [line[len(HUNG_UP) :].strip() for line in log if line.startswith(HUNG_UP)]
+        reason = _published_reason(stop_reason, patient=bool(hung_up)) if proc.returncode > 0 else None
         if reason:
             raise MPCRunError(f"stopped: {reason}")
-        raise MPCRunError(f"MPyC process exited with code {proc.returncode}\n{_tail(log)}")
+        cause = f": {hung_up[0]}" if hung_up else ""
+        raise MPCRunError(f"MPyC process exited with code {proc.returncode}{cause}\n{_tail(log)}")
     shares = json.loads(out_file.read_text())["shares"]
     sent = [int(m.group(1)) for line in log for m in [_BYTES_SENT.search(line)] if m]
     return MPCResult(
@@ -409,12 +411,12 @@ def _outcome(
     )
 
 
-def _published_reason(stop_reason: Callable[[], str | None] | None, log: list[str]) -> str | None:
+def _published_reason(stop_reason: Callable[[], str | None] | None, *, patient: bool) -> str | None:
     """Why another compute party gave up, if it said so. A peer whose MPyC process hung up (killed,
-    or its stage failed and stopped it) publishes its reason moments later: wait for it a little."""
+    or its stage failed and stopped it) publishes its reason moments later: ``patient`` waits for
+    it a little."""
     if stop_reason is None:
         return None
-    patient = any(line.startswith(HUNG_UP) for line in log)
     until = time.monotonic() + (HUNG_UP_PATIENCE if patient else 0)
     while not (reason := stop_reason()) and time.monotonic() < until:
         time.sleep(0.25)

@@ -236,16 +236,19 @@ def install_bulk_random_bits() -> None:
 
 
 def install_hang_up_guard(names: list[str], prefix: str) -> None:
-    """Stop this MPyC process at once when a peer's connection closes in the middle of the MPC,
-    naming that compute party. MPyC forgets a connection closed cleanly (e.g. by a peer process
-    that exited) and hands a reset to asyncio's error handler; either way the receives pending
-    from that peer wait until the run's deadline. Connections closed during MPyC's shutdown (its
-    own future pending again, after the barrier) and while connecting are MPyC's business.
+    """End this MPyC process at once when a connected peer's connection closes, naming that compute
+    party: a peer process that exited or was killed, while this one runs the MPC or still waits for
+    its job. MPyC forgets a connection closed cleanly and hands a reset to asyncio's error handler;
+    either way the receives pending from that peer wait until the run's deadline, and a process
+    waiting for its job would be handed one it cannot run. Connections closed during MPyC's
+    shutdown (its own future pending again, after the barrier) or while connecting are MPyC's.
 
     :param names: the compute parties' names, by party index
-    :param prefix: the start of the line the process exits with, for the launcher
+    :param prefix: the start of the line the process prints before it exits, for the launcher
     """
     check_version()
+    import os
+
     from mpyc import asyncoro
 
     original = asyncoro.MessageExchanger.connection_lost
@@ -255,8 +258,9 @@ def install_hang_up_guard(names: list[str], prefix: str) -> None:
     def connection_lost(self, exc):
         own = self.runtime.parties[self.runtime.pid].protocol
         if self.peer_pid is not None and own is not None and own.done():  # connected, not shutting down
-            # SystemExit leaves asyncio's callbacks and the event loop: the process exits with it.
-            raise SystemExit(f"{prefix} {names[self.peer_pid]} closed its connection during the MPC")
+            peer = names[self.peer_pid] if self.peer_pid < len(names) else f"compute party {self.peer_pid}"
+            print(f"{prefix} {peer} closed its connection", flush=True)
+            os._exit(1)  # not SystemExit: the interpreter would wait for the thread reading the job's "go"
         return original(self, exc)
 
     connection_lost._guard = True  # type: ignore[attr-defined]  # marks the patch as applied

@@ -27,7 +27,7 @@ from mpc_federation.agreement import check as check_agreement
 
 CONNECTED = "mpc-worker: connected"
 REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises MPCRefused
-HUNG_UP = "mpc-worker: hung up:"  # a peer closed its connection during the MPC (install_hang_up_guard)
+HUNG_UP = "mpc-worker: hung up:"  # a connected peer closed its connection (install_hang_up_guard)
 # The version of what the MPyC processes say to each other and compute (the input checks'
 # coefficients, random bits, carry circuits) and of the input shares they read (``sharing.pack``):
 # raised with every change there, so that compute parties on different releases refuse together

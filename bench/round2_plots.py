@@ -1,6 +1,7 @@
 """Plots of the round-two measurements (docs/benchmarks.md, "Performance, round two"): the two
-rendezvous before and after adaptive polling, and the secure program's time, CPU and peak RSS per
-MPyC process against the number of markets.
+rendezvous before and after adaptive polling, the secure program's time, CPU and peak RSS per
+MPyC process against the number of markets, and where every target stands (``standing_plot``,
+drawn by bench/standing.py).
 
     .venv/bin/python bench/round2_plots.py RESULTS_DIR OUT_DIR
 
@@ -46,11 +47,7 @@ def rendezvous_plot(results: Path, out: Path) -> Path | None:
     ax.set_xticks(list(xs), labels, fontsize=8)
     ax.set_ylabel("seconds")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "round2_rendezvous.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "round2_rendezvous.png")
 
 
 def markets_plot(results: Path, out: Path) -> Path | None:
@@ -78,8 +75,30 @@ def markets_plot(results: Path, out: Path) -> Path | None:
     a2.set_xscale("log")
     a2.set_xlabel("markets")
     a2.set_ylabel("peak RSS per MPyC process, MiB")
+    return _save(fig, out / "round2_markets.png")
+
+
+def standing_plot(rows: list, out: Path) -> Path:
+    """Measured ÷ target of each row of bench/standing.py (``target``, ``ratio``), on a log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.2))
+    ys = range(len(rows))[::-1]
+    ax.barh(list(ys), [r.ratio for r in rows], color=["#3b75af" if r.ratio <= 1 else "#c0504d" for r in rows])
+    ax.axvline(1.0, color="grey", ls="--", lw=1)
+    ax.set_yticks(list(ys), [r.target for r in rows], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured ÷ target (left of 1: met)")
+    return _save(fig, out / "round2_standing.png")
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    path = out / "round2_markets.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

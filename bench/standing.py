@@ -18,10 +18,11 @@ during the first rendezvous.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from round2_plots import _load, standing_plot
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,6 @@ class Row:
     @property
     def ratio(self) -> float:
         return self.measured / self.limit
-
-
-def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def rows(results: Path) -> list[Row]:
@@ -171,33 +168,13 @@ def table(found: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def plot(found: list[Row], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(found) + 1.2))
-    ys = range(len(found))[::-1]
-    ax.barh(list(ys), [r.ratio for r in found], color=["#3b75af" if r.ratio <= 1 else "#c0504d" for r in found])
-    ax.axvline(1.0, color="grey", ls="--", lw=1)
-    ax.set_yticks(list(ys), [r.target for r in found], fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("measured ÷ target (left of 1: met)")
-    fig.tight_layout()
-    path = out / "round2_standing.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def main(argv=None) -> int:
     argv = argv if argv is not None else sys.argv[1:]
     results, out = Path(argv[0]), Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
     found = rows(results)
     print(table(found))
-    print(plot(found, out))
+    print(standing_plot(found, out))
     return 0
 
 

@@ -51,3 +51,42 @@ def test_bench_smoke_tiny(tmp_path):
     for png in ("table1.png", "scaling_inputs.png", "scaling_markets.png", "local_stage.png"):
         assert (out / "plots" / png).stat().st_size > 1000, png
     print(f"bench smoke run: {seconds:.1f} s")
+
+
+def test_standing_reads_a_sittings_results(tmp_path):
+    """bench/standing.py over the files bench/standing.sh writes (only the keys it reads): each
+    target's measured value and ratio, Table 1 composed from the same sitting, missing files left out."""
+    import standing
+
+    def write(name: str, data: dict) -> None:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+    for i, (first, second) in enumerate([(0.5, 0.7), (0.6, 1.2)], start=1):
+        write(
+            f"night_wait_{i}.json",
+            {"all_mpyc_running_after_s": first, "recipient": {"reveal_done_after_last_output_s": second}},
+        )
+    point = {"mpc_s": 0.8, "mpc_runs_s": [0.7, 0.8, 0.9]}
+    write(
+        "targets.json",
+        {"5 inputs, 3 compute, 2 markets": point, "7 inputs, 7 compute (t = 3), 2 markets": {**point, "mpc_s": 2.0}},
+    )
+    b = {"share_s": {"a": 0.5, "b": 0.2}, "compute_wall_s": 1.0}
+    write(
+        "table1/results.json",
+        {"table1": {"a_s": 20.0, "local_s": {"a": 14.0, "b": 14.5}, "b": b, "ratios": {"b_over_a": 0.8}}},
+    )
+    rows = {r.target: r for r in standing.rows(tmp_path)}
+    assert rows["rendezvous: last input → every compute party in MPyC"].measured == 0.6
+    assert rows["rendezvous: last output → result revealed"].ratio == 1.2
+    assert rows["7 compute parties (t = 3) ÷ 3 compute parties"].measured == 2.5
+    table1 = rows["Table 1 through Airflow, b ÷ a (10 M trips)"]
+    assert abs(table1.measured - (14.7 + 0.6 + 1.0 + 1.2) / 20.0) < 1e-9, table1
+    assert len(rows) == 5  # no sensors night, 1,000 inputs, WAN, 100,000 markets or Spark files
+    assert "| 1.20 (not met) |" in standing.table(list(rows.values()))
+    assert (
+        standing.main([str(tmp_path), str(tmp_path / "plots")]) == 0
+        and (tmp_path / "plots" / "round2_standing.png").is_file()
+    )

@@ -45,6 +45,8 @@ TARGETS = {
     "7 inputs, 7 compute (t = 3), 2 markets": ((7, 7, 1), None),
     "5 inputs, 3 compute, 3,000 markets": ((5, 3, 2999), 30.0),
 }
+# The same points' targets with 50 ms round-trip time between the compute parties (targets.py --rtt-ms 50).
+WAN_TARGETS = {"5 inputs, 3 compute, 2 markets": 3.0, "5 inputs, 3 compute, 3,000 markets": 10.0}
 
 
 def run_point(

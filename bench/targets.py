@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # MPyC, imported below, parses the command line too
     from common import load_average, log  # puts plugins/ and scripts/ on the path
-    from scaling import TARGETS, run_point
+    from scaling import TARGETS, WAN_TARGETS, run_point
 
     # isort: split
     import localnet
@@ -48,6 +48,8 @@ def main(argv=None) -> int:
         s3 = localnet.S3Server(Path(tmp) / "s3").start()
         try:
             for name, ((inputs, computes, months), target) in points.items():
+                if args.rtt_ms:
+                    target = WAN_TARGETS.get(name) if args.rtt_ms == 50 else None
                 point = run_point(
                     Path(tmp),
                     s3,

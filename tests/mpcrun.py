@@ -34,9 +34,7 @@ def run_program(
     :param errors: a dict that receives every compute party's error, by index.
     :return: the decoded outputs (see ``sharing.decode``); raises the first compute party's error.
     """
-    program = load_program(path).program
-    checked = program.params(params)
-    jobs = compute_jobs(path, dims, parties, checked, m, t, payloads, withheld)
+    jobs = compute_jobs(path, dims, parties, params, m, t, payloads, withheld)
     results: dict = {}
     errors = {} if errors is None else errors
 
@@ -53,8 +51,9 @@ def run_program(
         th.join()
     if errors:
         raise errors[min(errors)]
+    program = load_program(path).program
     values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
-    return decode(program, dims, values, checked, withheld or [])
+    return decode(program, dims, values, jobs[0].params, withheld or [])
 
 
 def compute_jobs(
@@ -70,6 +69,7 @@ def compute_jobs(
     """Every compute party's job (``run_program``'s arguments), on free loopback ports; the
     compute parties are named ``compute_0``, ``compute_1``, ..."""
     program = load_program(path).program
+    checked = program.params(params)
     shares: list[dict] = [{} for _ in range(m)]
     for party, vectors in parties.items():
         rows = (payloads or {}).get(party) or input_payloads(program, vectors, t, m)
@@ -86,7 +86,7 @@ def compute_jobs(
             threshold=t,
             roster=list(parties),
             shares=shares[i],
-            params=program.params(params),
+            params=checked,
             names=[f"compute_{j}" for j in range(m)],
             withheld=withheld or [],
         )

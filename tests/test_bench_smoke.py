@@ -68,21 +68,20 @@ def test_standing_reads_a_sittings_results(tmp_path):
             f"night_wait_{i}.json",
             {"all_mpyc_running_after_s": first, "recipient": {"reveal_done_after_last_output_s": second}},
         )
-    point = {"mpc_s": 0.8, "mpc_runs_s": [0.7, 0.8, 0.9]}
-    write(
-        "targets.json",
-        {"5 inputs, 3 compute, 2 markets": point, "7 inputs, 7 compute (t = 3), 2 markets": {**point, "mpc_s": 2.0}},
-    )
+    point = {"mpc_s": 0.8, "mpc_runs_s": [0.7, 0.8, 0.9], "target_s": 1.0}
+    seven = {**point, "mpc_s": 2.0, "target_s": None}  # no limit of its own: a ratio to the 3-party point
+    write("targets.json", {"5 inputs, 3 compute, 2 markets": point, "7 inputs, 7 compute (t = 3), 2 markets": seven})
     b = {"share_s": {"a": 0.5, "b": 0.2}, "compute_wall_s": 1.0}
     write(
         "table1/results.json",
         {"table1": {"a_s": 20.0, "local_s": {"a": 14.0, "b": 14.5}, "b": b, "ratios": {"b_over_a": 0.8}}},
     )
     rows = {r.target: r for r in standing.rows(tmp_path)}
-    assert rows["rendezvous: last input → every compute party in MPyC"].measured == 0.6
-    assert rows["rendezvous: last output → result revealed"].ratio == 1.2
-    assert rows["7 compute parties (t = 3) ÷ 3 compute parties"].measured == 2.5
-    table1 = rows["Table 1 through Airflow, b ÷ a (10 M trips)"]
+    assert rows["rendezvous, `wait_in_task`: last input → every compute party in MPyC"].measured == 0.6
+    assert rows["rendezvous, `wait_in_task`: last output → revealed"].ratio == 1.2
+    assert rows["7 compute parties (t = 3) ÷ 3"].measured == 2.5
+    assert rows["MPC stages, 5 inputs, 3 compute, 2 markets"].ratio == 0.8
+    table1 = rows["Table 1 through Airflow, b ÷ a"]
     assert abs(table1.measured - (14.7 + 0.6 + 1.0 + 1.2) / 20.0) < 1e-9, table1
     assert len(rows) == 5  # no sensors night, 1,000 inputs, WAN, 100,000 markets or Spark files
     assert "| 1.20 (not met) |" in standing.table(list(rows.values()))

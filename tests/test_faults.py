@@ -171,6 +171,37 @@ def test_a_worker_ended_by_a_peer_that_gave_up_says_why(tmp_path):
     assert outcome(1, None).startswith("MPyC process exited with code 1")
 
 
+def test_a_worker_ended_by_a_peer_that_hung_up_waits_a_little_for_its_reason(tmp_path, monkeypatch):
+    """The MPyC process ends as soon as a peer hangs up (``mpyc_compat.install_hang_up_guard``),
+    usually before that peer's stage has published why it gave up: the launcher waits up to
+    ``HUNG_UP_PATIENCE`` for the reason, then names the peer that hung up; without a hang-up it
+    asks once."""
+    from types import SimpleNamespace
+
+    from mpc_federation import launcher
+    from mpc_federation.worker import HUNG_UP
+
+    reason = "attempt 1 was given up: company_c: mpc-failed"
+    log = ["mpc-worker: connected", f"{HUNG_UP} company_c closed its connection"]
+    monkeypatch.setattr(launcher, "HUNG_UP_PATIENCE", 1.0)
+
+    def outcome(lines: list[str], answers: list) -> tuple[str, int]:
+        asked = []
+
+        def stop_reason():
+            asked.append(1)
+            return answers[min(len(asked), len(answers)) - 1]
+
+        with pytest.raises(launcher.MPCRunError) as info:
+            launcher._outcome(SimpleNamespace(returncode=1), tmp_path / "out.json", lines, 0.1, 0.0, True, stop_reason)
+        return str(info.value), len(asked)
+
+    assert outcome(log, [None, None, reason]) == (f"stopped: {reason}", 3)  # published moments later
+    text, asked = outcome(log, [None])  # never published: the hang-up is the reason given
+    assert text.startswith("MPyC process exited with code 1: company_c closed its connection\n") and asked > 1
+    assert outcome(["Traceback"], [None])[1] == 1  # nobody hung up: no reason is on its way
+
+
 def test_straggler_left_out_after_cutoff_when_the_floor_holds(federation, s3_server, coordination_conn, tmp_path):
     spec, keys = fault_federation(federation, inputs=4, deadlines={"cutoff": 2, "inputs": 20})
     runs = runs_for(spec, keys, s3_server.store_config(spec.bucket))

@@ -119,12 +119,10 @@ def test_a_refusal_does_not_wait_for_a_peer_that_is_gone(capsys, monkeypatch):
             await asyncio.Event().wait()
 
     def refuse():
-        raise worker.AgreementError(
-            "the connection for the seat of company_c closed before its certificate was checked"
-        )
+        raise worker.AgreementError("the connection for the seat of company_a presented the certificate of company_c")
 
     monkeypatch.setattr(worker, "REFUSAL_GRACE_SECONDS", 0.2)
     with pytest.raises(SystemExit) as refused:
         asyncio.run(asyncio.wait_for(worker._refuse_on_error(GonePeer(), refuse), 30))
     assert refused.value.code == 3
-    assert f"{worker.REFUSED} the connection for the seat of company_c closed" in capsys.readouterr().out
+    assert f"{worker.REFUSED} the connection for the seat of company_a presented" in capsys.readouterr().out

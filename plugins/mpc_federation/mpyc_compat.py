@@ -10,8 +10,8 @@ operations: the split of every resharing and input (``install_fast_random_split`
 parties' own ``sharing.shamir_split``), the recombination of every resharing and output
 (``install_fast_recombine``) and the random signs behind MPyC's random bits, drawn in bulk
 (``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions by one with
-half the secure products (``install_brent_kung_add_bits``). And it stops at once when a peer hangs
-up in the middle of the MPC (``install_hang_up_guard``).
+half the secure products (``install_brent_kung_add_bits``). And it ends the process when a
+connected peer hangs up, instead of waiting for that peer until the deadline (``install_hang_up_guard``).
 """
 
 from __future__ import annotations
@@ -235,18 +235,23 @@ def install_bulk_random_bits() -> None:
     runtime.Runtime.np_random_bits = np_random_bits
 
 
-def install_hang_up_guard(names: list[str], prefix: str) -> None:
-    """End this MPyC process at once when a connected peer's connection closes, naming that compute
-    party: a peer process that exited or was killed, while this one runs the MPC or still waits for
-    its job. MPyC forgets a connection closed cleanly and hands a reset to asyncio's error handler;
+def install_hang_up_guard(names: list[str], prefix: str, settle: float = 0.2) -> None:
+    """End this MPyC process when a connected peer's connection closes, naming that compute party:
+    a peer process that exited or was killed, while this one runs the MPC or still waits for its
+    job. MPyC forgets a connection closed cleanly and hands a reset to asyncio's error handler;
     either way the receives pending from that peer wait until the run's deadline, and a process
     waiting for its job would be handed one it cannot run. Connections closed during MPyC's
     shutdown (its own future pending again, after the barrier) or while connecting are MPyC's.
 
+    The process ends ``settle`` seconds after the first close: the other peers that leave because
+    of the same hang-up close theirs that much later, so the first one named is the one that hung up.
+
     :param names: the compute parties' names, by party index
     :param prefix: the start of the line the process prints before it exits, for the launcher
+    :param settle: seconds between the first close and the exit
     """
     check_version()
+    import asyncio
     import os
 
     from mpyc import asyncoro
@@ -254,13 +259,22 @@ def install_hang_up_guard(names: list[str], prefix: str) -> None:
     original = asyncoro.MessageExchanger.connection_lost
     if getattr(original, "_guard", False):
         return
+    closed: list[str] = []
+
+    def leave() -> None:
+        try:
+            then = f" (then {', '.join(closed[1:])})" if closed[1:] else ""
+            print(f"{prefix} {closed[0]} closed its connection{then}", flush=True)
+        finally:
+            os._exit(1)  # not SystemExit: the interpreter would wait for the thread reading the job's "go"
 
     def connection_lost(self, exc):
         own = self.runtime.parties[self.runtime.pid].protocol
         if self.peer_pid is not None and own is not None and own.done():  # connected, not shutting down
-            peer = names[self.peer_pid] if self.peer_pid < len(names) else f"compute party {self.peer_pid}"
-            print(f"{prefix} {peer} closed its connection", flush=True)
-            os._exit(1)  # not SystemExit: the interpreter would wait for the thread reading the job's "go"
+            if not closed:
+                asyncio.get_running_loop().call_later(settle, leave)
+            closed.append(names[self.peer_pid] if self.peer_pid < len(names) else f"compute party {self.peer_pid}")
+            return None
         return original(self, exc)
 
     connection_lost._guard = True  # type: ignore[attr-defined]  # marks the patch as applied

@@ -245,6 +245,8 @@ def install_hang_up_guard(names: list[str], prefix: str, settle: float = 0.2) ->
 
     The process ends ``settle`` seconds after the first close: the other peers that leave because
     of the same hang-up close theirs that much later, so the first one named is the one that hung up.
+    Meanwhile nothing is sent on a closed connection (uvloop raises on a closed TCP transport, which
+    would stop MPyC's loop before the exit names anyone).
 
     :param names: the compute parties' names, by party index
     :param prefix: the start of the line the process prints before it exits, for the launcher
@@ -256,7 +258,7 @@ def install_hang_up_guard(names: list[str], prefix: str, settle: float = 0.2) ->
 
     from mpyc import asyncoro
 
-    original = asyncoro.MessageExchanger.connection_lost
+    original, original_send = asyncoro.MessageExchanger.connection_lost, asyncoro.MessageExchanger.send
     if getattr(original, "_guard", False):
         return
     closed: list[str] = []
@@ -277,5 +279,10 @@ def install_hang_up_guard(names: list[str], prefix: str, settle: float = 0.2) ->
             return None
         return original(self, exc)
 
+    def send(self, pc, payload):
+        if not self.transport.is_closing():
+            original_send(self, pc, payload)
+
     connection_lost._guard = True  # type: ignore[attr-defined]  # marks the patch as applied
     asyncoro.MessageExchanger.connection_lost = connection_lost
+    asyncoro.MessageExchanger.send = send

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 
-def _load(path: Path) -> dict | None:
+def load_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -26,7 +26,7 @@ def rendezvous_plot(results: Path, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trig, night = _load(results / "rendezvous.json"), _load(results / "coordination.json")
+    trig, night = load_json(results / "rendezvous.json"), load_json(results / "coordination.json")
     if trig is None:
         return None
     labels = ["last input → all compute\nparties go (trigger)", "last output → recipient\ngoes (trigger)"]
@@ -57,7 +57,7 @@ def markets_plot(results: Path, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     points = sorted(
-        (p for p in (_load(f) for f in results.glob("prog-m*.json")) if p and not p["rtt_ms"] and p["computes"] == 3),
+        (p for p in map(load_json, results.glob("prog-m*.json")) if p and not p["rtt_ms"] and p["computes"] == 3),
         key=lambda p: p["markets"],
     )
     if not points:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from report_targets import RATIO_TARGETS
-from round2_plots import _load, standing_plot
+from round2_plots import load_json, standing_plot
 
 # The issue's targets that no benchmark's JSON carries; the MPC stages' points carry theirs
 # (``target_s``: bench/scaling.TARGETS, and WAN_TARGETS with 50 ms RTT), Table 1 its ratio's.
@@ -52,42 +52,42 @@ def _runs(point: dict) -> str:
 
 def rows(results: Path) -> list[Row]:
     out: list[Row] = []
-    nights = [n for n in (_load(results / f"night_wait_{i}.json") for i in (1, 2)) if n]
+    nights = [n for n in (load_json(results / f"night_wait_{i}.json") for i in (1, 2)) if n]
     first = [n["all_mpyc_running_after_s"] for n in nights]
     second = [n["recipient"]["reveal_done_after_last_output_s"] for n in nights]
     for name, values in (("last input → every compute party in MPyC", first), ("last output → revealed", second)):
         if values:
             how = f"{len(values)} nights of 6 Airflows: " + ", ".join(f"{x:.2f}" for x in values)
             out.append(Row(f"rendezvous, `wait_in_task`: {name}", max(values), RENDEZVOUS_S, "s", how))
-    sensors = _load(results / "night_sensors.json")
+    sensors = load_json(results / "night_sensors.json")
     if sensors:
         both = (sensors["all_mpyc_running_after_s"], sensors["recipient"]["reveal_done_after_last_output_s"])
         how = "one night: {:.2f} to MPyC, {:.2f} to revealed".format(*both)
         out.append(Row("rendezvous with the sensors (the default), the slower", max(both), RENDEZVOUS_S, "s", how))
     for file, label in (("targets", ""), ("targets_1000", ""), ("targets_wan", " with 50 ms RTT")):
-        for name, point in (_load(results / f"{file}.json") or {}).items():
+        for name, point in (load_json(results / f"{file}.json") or {}).items():
             if point.get("target_s"):
                 out.append(Row(f"MPC stages{label}, {name}", point["mpc_s"], point["target_s"], "s", _runs(point)))
-    points = _load(results / "targets.json") or {}
+    points = load_json(results / "targets.json") or {}
     base, seven = points.get("5 inputs, 3 compute, 2 markets"), points.get("7 inputs, 7 compute (t = 3), 2 markets")
     if base and seven:
         how = f"medians {seven['mpc_s']:.2f} s ÷ {base['mpc_s']:.2f} s"
         out.append(Row("7 compute parties (t = 3) ÷ 3", seven["mpc_s"] / base["mpc_s"], SEVEN_OVER_THREE, "×", how))
-    program = _load(results / "program_100k.json")
+    program = load_json(results / "program_100k.json")
     if program:
         how = (
             f"CPU per MPyC process {max(program['worker_cpu_s'].values()):.0f} s, "
             f"peak RSS {max(program['peak_rss_mib'].values()):,.0f} MiB"
         )
         out.append(Row("100,000 markets: checks and program in MPyC", program["mpc_s"], MARKETS_100K_S, "s", how))
-    spark = _load(results / "sparkrows.json")
+    spark = load_json(results / "sparkrows.json")
     if spark:
         how = (
             f"{spark['spark_per_row_core_ns']:.0f} ns ÷ {spark['arrow_per_row_ns']:.1f} ns per row, "
             f"{spark['sizes']['large']:,} trips; fixed start-up {spark['spark_fixed_s']:.1f} s"
         )
         out.append(Row("Spark per row and core ÷ pyarrow", spark["per_row_core_ratio"], SPARK_PER_ROW_RATIO, "×", how))
-    table1 = (_load(results / "table1" / "results.json") or {}).get("table1")
+    table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
     if table1 and nights:
         b = table1["b"]
         own = max(table1["local_s"][c] + b["share_s"][c] for c in table1["local_s"])

@@ -304,6 +304,8 @@ def test_json_nested_too_deep_is_malformed_not_a_crash(keys):
     Python's recursion limit: an IntegrityError like any malformed object, not a RecursionError
     that would stop the reading party alone."""
     deep = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(ValueError, match="nested too deep"):  # every reader of an object's framing
+        parts(deep + b"\n")
     with pytest.raises(IntegrityError, match="malformed envelope"):
         open_envelope(deep + b"\n", name=NAME, expected=HEADER, signer_key=sign_key(keys["company_a"]))
     ciphertext = SealedBox(PublicKey(base64.b64decode(box_key(keys["company_b"])))).encrypt(deep + b"\n" + PAYLOAD)

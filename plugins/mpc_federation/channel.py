@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, parts, seal
+from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, parts, read_json, seal
 from mpc_federation.layout import Described, RunLayout
 from mpc_federation.spec import FederationSpec
 
@@ -131,8 +131,8 @@ class RunReader(RunLayout):
                 return parts(blob)[0]["header"], None
             raise IntegrityError(self._explain(exc, party)) from None
         try:
-            return header, json.loads(payload)
-        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            return header, read_json(payload)
+        except ValueError:
             raise IntegrityError(f"object {key} (claimed party {party}): payload is not JSON") from None
 
     def read(

@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
@@ -121,12 +122,21 @@ def assemble(doc: dict, payload: bytes) -> bytes:
     return canonical_json(doc) + b"\n" + payload
 
 
+def read_json(data: bytes | str) -> Any:
+    """``json.loads`` of text from the bucket: ValueError for anything that is not JSON, also for
+    JSON nested deeper than Python's recursion limit (which ``json.loads`` raises as RecursionError)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 def parts(blob: bytes) -> tuple[dict, bytes]:
     """An object's JSON document and its payload, NOT verified: format 3's line, newline and
     bytes, or format 2's one document with the payload in base64. ValueError for anything else
     (naming a format that is neither)."""
     line, newline, payload = blob.partition(b"\n")
-    doc = json.loads(line)
+    doc = read_json(line)
     if not isinstance(doc, dict):
         raise ValueError("its first line is not a JSON object")
     if doc.get("format") == OLD_FORMAT:
@@ -156,7 +166,7 @@ def open_envelope(
         header, signature = doc["header"], base64.b64decode(doc["signature"])
         if not isinstance(header, dict):
             raise TypeError("the header is not a mapping")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+    except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"object {name} (claimed party {claimed}): malformed envelope: {exc}") from None
     claimed = header.get("party", claimed)
     if "party" in expected and claimed != expected["party"]:  # someone writing at another party's place
@@ -198,17 +208,17 @@ def _unbind(plaintext: bytes, header: dict, *, name: str, claimed: str, old: boo
     """
     try:
         if old:
-            inner = json.loads(plaintext)
+            inner = read_json(plaintext)
             bind, payload = inner["bind"], base64.b64decode(inner["payload"], validate=True)
         else:
             line, newline, payload = plaintext.partition(b"\n")
-            inner = json.loads(line)
+            inner = read_json(line)
             if not newline or not isinstance(inner, dict) or set(inner) != {"bind"}:
                 raise ValueError("not a binding line followed by the payload")
             bind = inner["bind"]
         if not isinstance(bind, dict):
             raise TypeError("bind is not a mapping")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(
             f"object {name} (claimed party {claimed}): sealed content carries no valid "
             f"binding to its sender and run ({exc})"

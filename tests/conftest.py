@@ -267,7 +267,7 @@ def party_settings(**changes):
         "results_uri": "",
         "aggregate_uri": "",
         "compute_queue": "",
-        "wait_in_task": False,
+        "wait_in_task": "near",
         "allow_test_keys": False,
     }
     return MPCSettings(**{**values, **changes})

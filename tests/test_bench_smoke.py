@@ -65,7 +65,7 @@ def test_standing_reads_a_sittings_results(tmp_path):
 
     for i, (first, second) in enumerate([(0.5, 0.7), (0.6, 1.2)], start=1):
         write(
-            f"night_wait_{i}.json",
+            f"night_near_{i}.json",
             {"all_mpyc_running_after_s": first, "recipient": {"reveal_done_after_last_output_s": second}},
         )
     point = {"mpc_s": 0.8, "mpc_runs_s": [0.7, 0.8, 0.9], "target_s": 1.0}
@@ -76,14 +76,18 @@ def test_standing_reads_a_sittings_results(tmp_path):
         "table1/results.json",
         {"table1": {"a_s": 20.0, "local_s": {"a": 14.0, "b": 14.5}, "b": b, "ratios": {"b_over_a": 0.8}}},
     )
+    slow = {"all_mpyc_running_after_s": 1.5, "recipient": {"reveal_done_after_last_output_s": 9}}
+    write("night_sensors_1.json", slow)
     rows = {r.target: r for r in standing.rows(tmp_path)}
-    assert rows["rendezvous, `wait_in_task`: last input → every compute party in MPyC"].measured == 0.6
-    assert rows["rendezvous, `wait_in_task`: last output → revealed"].ratio == 1.2
+    near = "rendezvous, `wait_in_task = near` (the default)"
+    assert rows[f"{near}: last input → every compute party in MPyC"].measured == 0.6
+    assert rows[f"{near}: last output → revealed"].ratio == 1.2
+    assert rows["rendezvous, `wait_in_task = False` (the sensors): last output → revealed"].measured == 9
     assert rows["7 compute parties (t = 3) ÷ 3"].measured == 2.5
     assert rows["MPC stages, 5 inputs, 3 compute, 2 markets"].ratio == 0.8
     table1 = rows["Table 1 through Airflow, b ÷ a"]
-    assert abs(table1.measured - (14.7 + 0.6 + 1.0 + 1.2) / 20.0) < 1e-9, table1
-    assert len(rows) == 5  # no sensors night, 1,000 inputs, WAN, 100,000 markets or Spark files
+    assert abs(table1.measured - (14.7 + 0.6 + 1.0 + 1.2) / 20.0) < 1e-9, table1  # the default's nights
+    assert len(rows) == 7  # no night of tasks, 1,000 inputs, WAN, 100,000 markets or Spark files
     assert "| 1.20 (not met) |" in standing.table(list(rows.values()))
     assert (
         standing.main([str(tmp_path), str(tmp_path / "plots")]) == 0

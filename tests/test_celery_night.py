@@ -31,7 +31,7 @@ DATE = "2024-04-01"
 LOGICAL = "2024-04-01T00:00:00Z"
 DAG_ID = "taxi_hhi"
 RECIPIENT = "company_a"
-LOCAL_TASKS = ("aggregate", "share", "wait_for_inputs", "reveal")  # the default queue's tasks
+LOCAL_TASKS = ("aggregate", "share", "reveal")  # the default queue's tasks
 
 
 def party_roles() -> list[dict]:

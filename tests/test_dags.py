@@ -6,10 +6,13 @@ from conftest import REPO, parse_dags
 
 
 def test_each_role_gets_only_its_tasks(tmp_path):
+    """[mpc] wait_in_task = near, the default: no sensor before compute and reveal, which defer
+    while the rendezvous is far and then wait themselves; an input party confirms its inclusion in
+    the triggerer."""
     expected = {
-        "company_a": ["aggregate", "share", "wait_for_inputs", "compute"],
+        "company_a": ["aggregate", "share", "compute"],
         "company_d": ["aggregate", "share", "confirm_inclusion"],
-        "regulator": ["wait_for_result", "reveal"],
+        "regulator": ["reveal"],
     }
     for party, tasks in expected.items():
         parsed = parse_dags(party, tmp_path)
@@ -22,30 +25,44 @@ def test_each_role_gets_only_its_tasks(tmp_path):
         assert "mpc" in dag["tags"] and "taxi_hhi" in dag["tags"]
         assert dag["catchup"] is False
         assert dag["docs"], "every task and the DAG carry doc_md"
-        assert dag["deferrable"] == [t for t in tasks if t.startswith("wait_for_") or t == "confirm_inclusion"]
-        assert dag["wait_in_task"] == []
+        waiting = [t for t in tasks if t in ("compute", "reveal")]
+        assert dag["wait_in_task"] == waiting
+        assert dag["deferrable"] == [t for t in tasks if t in ("confirm_inclusion", *waiting)]
         # A recipient also gets its report DAG, scheduled on the result asset.
         assert ("taxi_hhi_report" in parsed["dags"]) == (party == "regulator")
 
 
-def test_with_wait_in_task_the_compute_and_reveal_tasks_wait_themselves(tmp_path):
-    """[mpc] wait_in_task: no sensor task before compute and reveal (no hand-off on the rendezvous);
-    an input party still confirms its inclusion in the triggerer."""
+def test_wait_in_task_says_who_waits(tmp_path):
+    """False: a sensor before compute and reveal waits until the stage is ready (the task does not
+    wait); True: the tasks wait throughout, never deferring. An input party still confirms its
+    inclusion in the triggerer either way; a value that is none of these is a clear import error."""
     expected = {
-        "company_a": ["aggregate", "share", "compute"],
-        "company_d": ["aggregate", "share", "confirm_inclusion"],
-        "regulator": ["reveal"],
+        "False": {
+            "company_a": (["aggregate", "share", "wait_for_inputs", "compute"], [], ["wait_for_inputs"]),
+            "regulator": (["wait_for_result", "reveal"], [], ["wait_for_result"]),
+        },
+        "True": {
+            "company_a": (["aggregate", "share", "compute"], ["compute"], []),
+            "company_d": (["aggregate", "share", "confirm_inclusion"], [], ["confirm_inclusion"]),
+            "regulator": (["reveal"], ["reveal"], []),
+        },
     }
-    for party, tasks in expected.items():
-        parsed = parse_dags(party, tmp_path, wait_in_task="True")
-        assert parsed["errors"] == {}
-        assert parsed["dags"]["taxi_hhi"]["tasks"] == tasks
-        assert parsed["dags"]["taxi_hhi"]["wait_in_task"] == [t for t in tasks if t in ("compute", "reveal")]
+    for mode, parties in expected.items():
+        for party, (tasks, in_task, deferrable) in parties.items():
+            parsed = parse_dags(party, tmp_path, wait_in_task=mode)
+            assert parsed["errors"] == {}
+            dag = parsed["dags"]["taxi_hhi"]
+            assert (dag["tasks"], dag["wait_in_task"], dag["deferrable"]) == (tasks, in_task, deferrable), mode
+    [message] = parse_dags("company_a", tmp_path, wait_in_task="sometimes")["errors"].values()
+    assert "[mpc] wait_in_task must be False, near or True, not 'sometimes'" in message
 
 
-def test_sensors_follow_airflows_default_deferrable(tmp_path):
-    parsed = parse_dags("company_d", tmp_path, deferrable=False)
-    assert parsed["errors"] == {} and parsed["dags"]["taxi_hhi"]["deferrable"] == []
+def test_sensors_and_waiting_tasks_follow_airflows_default_deferrable(tmp_path):
+    """An Airflow that does not defer (no triggerer): the sensors poke, and the tasks of
+    ``[mpc] wait_in_task = near`` wait throughout instead of deferring while the rendezvous is far."""
+    parsed = {party: parse_dags(party, tmp_path, deferrable=False) for party in ("company_a", "company_d")}
+    assert all(p["errors"] == {} and p["dags"]["taxi_hhi"]["deferrable"] == [] for p in parsed.values())
+    assert parsed["company_a"]["dags"]["taxi_hhi"]["wait_in_task"] == ["compute"]
 
 
 def test_missing_party_id_is_a_clear_import_error(tmp_path):

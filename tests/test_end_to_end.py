@@ -34,12 +34,13 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
         subprocess.run(
             [str(VENV_BIN / "airflow"), *command], env=regulator.env(), check=True, capture_output=True, timeout=300
         )
-    # The leader and the recipient wait in their compute and reveal tasks ([mpc] wait_in_task), the
-    # others after sensors.
-    in_task = {"company_a", "regulator"}
+    # Every way of waiting ([mpc] wait_in_task): the leader waits in its compute task throughout,
+    # company_c's compute task and the recipient's reveal task defer while the rendezvous is far
+    # (the default), company_b waits after its sensor only.
+    waits = {"company_a": "True", "company_c": "near", "regulator": "near"}
 
     def env_of(party):
-        return {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": str(party.id in in_task)}
+        return {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": waits.get(party.id, "False")}
 
     codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900, env_of=env_of)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
@@ -67,9 +68,14 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
         for p in parties
     }
     assert tasks["regulator"] == {"reveal"} and tasks["company_a"] == {"aggregate", "share", "compute"}
-    assert {"wait_for_inputs", "compute"} <= tasks["company_b"]
-    for party in ("company_a", "regulator"):  # the task itself listed the run until its stage was ready
+    assert tasks["company_c"] == tasks["company_a"] and {"wait_for_inputs", "compute"} <= tasks["company_b"]
+    for party in waits:  # the task itself listed the run until its stage was ready
         assert re.search(r"Listed \S+ \d+ times in", logs[party].read_text())
+    # The recipient's reveal task started with the night, when nobody had shared: it deferred, and
+    # the trigger resumed it once the rendezvous was near.
+    night = logs["regulator"].read_text()
+    assert "The rendezvous for result is far: deferring until it is near" in night
+    assert re.search(r"Resumed by the trigger: (near|ready)", night)
     # The result is an asset event a downstream DAG can be scheduled on, naming the run.
     [(extra,)] = metadata(
         regulator,

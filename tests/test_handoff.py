@@ -41,17 +41,17 @@ def test_the_dag_takes_the_users_arguments_and_the_partys_settings(tmp_path):
     )
     assert dag.dag_id == "taxi_hhi" and dag.tags == {"nightly"} and dag.max_active_runs == 2
     tasks = dag.task_dict
-    assert list(tasks) == ["aggregate", "share", "wait_for_inputs", "compute"]
+    assert list(tasks) == ["aggregate", "share", "compute"]
     assert tasks["share"].retries == 5 and tasks["share"].owner == "company_a"  # defaults merged, not replaced
     assert tasks["compute"].queue == "mpc-compute-company_a"  # the workers at the MPC endpoint
-    assert {tasks[t].queue for t in ("aggregate", "share", "wait_for_inputs")} == {"default"}
+    assert {tasks[t].queue for t in ("aggregate", "share")} == {"default"}
     assert tasks["compute"].ledger_uri == str(tmp_path / "ledger")
     # The input is a URI handed to Spark unchanged (pathlib would fold s3a:// into s3a:/).
     args = tasks["aggregate"].application_args
     assert args[args.index("--input") + 1] == "s3a://trips-bucket/yellow/" + _spec_input()
 
     regulator = federation_dag(SPEC, party_id="regulator", settings=settings(tmp_path, party_id=""))
-    assert list(regulator.task_dict) == ["wait_for_result", "reveal"]
+    assert list(regulator.task_dict) == ["reveal"]
     assert regulator.task_dict["reveal"].outlets == [result_asset("taxi_hhi")]
     assert regulator.timetable is not None and regulator.dag_id == "taxi_hhi"
 
@@ -115,3 +115,30 @@ def test_the_ledger_copy_lives_at_a_uri(tmp_path):
     local = ledger.write_private(tmp_path / "local", Spec, "20240401T000000Z", 1, b"x")
     assert local.read_bytes() == b"x" and not list(local.parent.glob("*.tmp"))
     assert str(path).endswith("20240401T000000Z-attempt-2")
+
+
+def test_wait_in_task_near_makes_the_tasks_wait_deferring_while_far(tmp_path, monkeypatch):
+    from mpc_operators.dag import federation_dag
+    from mpc_operators.settings import PartyConfigError, wait_mode
+
+    assert [wait_mode(v) for v in ("False", "0", "no", "near", " Near ", "True", "1")] == [
+        "sensors",
+        "sensors",
+        "sensors",
+        "near",
+        "near",
+        "tasks",
+        "tasks",
+    ]
+    with pytest.raises(PartyConfigError, match="must be False, near or True, not 'later'"):
+        wait_mode("later")
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    for party, task_id in (("company_a", "compute"), ("regulator", "reveal")):
+        dag = federation_dag(SPEC, party_id=party, settings=settings(tmp_path, party_id=""))  # near, the default
+        task = dag.task_dict[task_id]
+        assert not any(t.startswith("wait_for_") for t in dag.task_dict)
+        assert task.deferrable and (task.wait_for_inputs if task_id == "compute" else task.wait_for_result)
+        dag = federation_dag(SPEC, party_id=party, settings=settings(tmp_path, party_id="", wait_in_task="tasks"))
+        assert not dag.task_dict[task_id].deferrable  # waits throughout
+        dag = federation_dag(SPEC, party_id=party, settings=settings(tmp_path, party_id="", wait_in_task="sensors"))
+        assert any(t.startswith("wait_for_") for t in dag.task_dict) and not dag.task_dict[task_id].deferrable

@@ -285,10 +285,10 @@ def test_pay_equity_dag_from_the_same_factory(tmp_path):
 
     company = parse_dags("company_a", tmp_path)
     assert company["errors"] == {} and company["heavy"] == []
-    assert company["dags"]["pay_equity"]["tasks"] == ["aggregate", "share", "wait_for_inputs", "compute"]
-    assert company["dags"]["taxi_hhi"]["tasks"] == ["aggregate", "share", "wait_for_inputs", "compute"]
+    assert company["dags"]["pay_equity"]["tasks"] == ["aggregate", "share", "compute"]
+    assert company["dags"]["taxi_hhi"]["tasks"] == ["aggregate", "share", "compute"]
     office = parse_dags("equality_office", tmp_path)
     assert sorted(office["dags"]) == ["pay_equity", "pay_equity_report"]  # a recipient: its report DAG too
     dag = office["dags"]["pay_equity"]
-    assert dag["tasks"] == ["wait_for_result", "reveal"] and dag["schedule"] == "30 3 * * *"
+    assert dag["tasks"] == ["reveal"] and dag["schedule"] == "30 3 * * *"
     assert dag["owners"] == ["equality_office"] and "pay_equity" in dag["tags"]

@@ -100,6 +100,7 @@ def trigger_for(
     deadline_in: float = 20,
     cutoff_in: float | None = None,
     conn_id: str = COORDINATION_CONN_ID,
+    hand_over_when_near: bool = False,
 ) -> CoordinationTrigger:
     now = time.time()
     return CoordinationTrigger(
@@ -111,6 +112,7 @@ def trigger_for(
         deadline=now + deadline_in,
         cutoff=now + (deadline_in if cutoff_in is None else cutoff_in),
         poll_interval=0.2,
+        hand_over_when_near=hand_over_when_near,
     )
 
 
@@ -504,6 +506,91 @@ def test_confirm_inclusion_deferred_then_included_or_skipped(fed):
         sensor(spec, "company_d", "roster", deferrable=False).poke(CONTEXT)
 
 
+# -- a task that defers while the rendezvous is far ([mpc] wait_in_task = near) -----------------------
+def test_a_trigger_that_hands_over_ends_once_the_rendezvous_is_near(fed):
+    """One of three shared: far, the trigger waits; two of three: near (``waiting.rendezvous_near``),
+    and it ends, company_c still missing, with the wait's deadline and cut-off: the task it resumes
+    waits the last seconds itself, by them."""
+    spec, runs, _ = fed()
+    share(runs["company_a"])
+    trigger = trigger_for(spec, "company_b", "inputs", hand_over_when_near=True)
+    writer = later(0.6, share, runs["company_b"])
+    start = time.monotonic()
+    event = first_event(trigger)
+    writer.join()
+    assert time.monotonic() - start >= 0.5  # it did wait while the rendezvous was far
+    times = {"deadline": trigger.deadline, "cutoff": trigger.cutoff}
+    assert event == {"status": "near", "missing": ["company_c"], **times}
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["hand_over_when_near"] is True and CoordinationTrigger(**kwargs).hand_over_when_near
+    # Without hand-over, near is not the end of the wait.
+    event = first_event(trigger_for(spec, "company_b", "inputs", deadline_in=1.0))
+    assert event == {"status": "timeout", "missing": ["company_c"]}
+
+
+def test_a_task_that_waits_defers_while_the_rendezvous_is_far_and_resumes_with_its_deadline(fed):
+    """``deferrable`` with ``wait_for_result``: far (one of three shared, no roster), the reveal task
+    defers to a trigger that hands over once near, whose event carries the wait's deadline and
+    cut-off to ``execute_complete``; near already (two of three), it does not defer and waits itself."""
+    from mpc_operators import MPCRevealOperator
+    from mpc_operators.base import DEFERRAL_GRACE_SECONDS, defer_while_far
+
+    spec, runs, as_party = fed(result_deadline=30)
+    as_party("regulator")
+    share(runs["company_a"])
+    task = MPCRevealOperator(
+        task_id="reveal", spec_path=str(spec.source), party_id="regulator", wait_for_result=True, deferrable=True
+    )
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        task.execute(FIRST_TRY)
+    deferred = info.value
+    trigger = deferred.trigger
+    assert isinstance(trigger, CoordinationTrigger) and trigger.hand_over_when_near and trigger.stage == "result"
+    assert deferred.method_name == "execute_complete"
+    assert before + 30 <= trigger.deadline <= time.time() + 30  # the spec's result deadline, from now
+    timeout = deferred.timeout.total_seconds()
+    assert trigger.deadline - time.time() + DEFERRAL_GRACE_SECONDS - 1 <= timeout <= trigger.deadline - before + 61
+    # Resumed by the trigger, it waits by the deadline it deferred with, not a fresh one: here one
+    # that passed, so it fails at once naming the leader, whose outputs never came.
+    with pytest.raises(AirflowFailException, match="deadline passed waiting for result.*never showed: company_a"):
+        task.execute_complete(FIRST_TRY, {"status": "near", "missing": [], "deadline": time.time(), "cutoff": 0})
+    # Near already (two of three shared): no deferral, the task waits itself.
+    share(runs["company_b"])
+    assert defer_while_far(task, task.party_run(FIRST_TRY), "result", FIRST_TRY) is None
+    # Decided already (the attempt given up after a roster): no deferral either, and the task's own
+    # wait stops at once with the verified reason.
+    share(runs["company_c"])
+    stages.fix_roster(runs["company_a"], 1, 5)
+    stages.give_up(runs["company_c"].channel, 1, "peer unreachable")
+    with pytest.raises(AirflowFailException, match="stopped waiting for result.*peer unreachable"):
+        task.execute(FIRST_TRY)
+    # A retry never defers: it waits with the cut-off passed.
+    with pytest.raises(AirflowFailException, match="stopped waiting for result"):
+        task.execute({**CONTEXT, "ti": SimpleNamespace(try_number=2)})
+
+
+def test_a_task_resumed_from_its_deferral_keeps_the_waits_deadline_and_cutoff(fed, caplog):
+    """The compute task that resumes after deferring must not start the spec's deadline and
+    cut-off again: the leader goes ahead at the cut-off the wait began with, and a wait runs out at
+    its first deadline, not a full deadline after resuming."""
+    from mpc_operators.base import wait_in_task
+
+    spec, runs, _ = fed(inputs=4, cutoff=60, inputs_deadline=60)
+    for c in ("company_a", "company_b", "company_c"):  # the floor (3); company_d still aggregating
+        share(runs[c])
+    task = SimpleNamespace(log=logging.getLogger("test"))
+    now = time.time()
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING):  # the cut-off it deferred with has passed
+        wait_in_task(task, runs["company_a"], "inputs", FIRST_TRY, times=(now + 60, now - 1))
+    assert time.monotonic() - start < 30
+    assert "Going ahead after the cut-off without: company_d" in caplog.text
+    with pytest.raises(AirflowFailException, match="deadline passed waiting for inputs.*never showed: company_d"):
+        wait_in_task(task, runs["company_b"], "inputs", FIRST_TRY, times=(now + 1, now + 60))
+    assert time.time() - now < 30
+
+
 # -- waiting in the task itself ([mpc] wait_in_task) ----------------------------------------------------
 def test_waiting_in_the_task_goes_ahead_at_the_fast_pace_once_the_last_input_shared(fed):
     """``waiting.wait``, the trigger's pace in the task's own process: the last party's object is
@@ -627,3 +714,24 @@ def test_waiting_in_the_task_through_an_unreachable_bucket_says_so_at_the_deadli
     assert [r.getMessage() for r in caplog.records if "failed" in r.getMessage()] == [
         f"Listing {run.reader.root} failed: connection refused"
     ]  # once per outage, not on every poll
+
+
+def test_a_new_object_makes_the_wait_list_faster_for_a_moment(fed, monkeypatch):
+    """What was there when the wait started is no news (the fast pace of a wait's first minute);
+    an object that comes later is: for ``BURST_SECONDS`` the wait lists every
+    ``BURST_POLL_SECONDS``, as the rest of a burst (the other compute parties' outputs) is near."""
+    from mpc_federation import waiting
+
+    spec, runs, _ = fed()
+    run = runs["company_b"]
+    share(runs["company_a"])
+    monkeypatch.setattr(waiting, "BURST_SECONDS", 0.5)
+    now = time.time()
+    waiter = waiting.Waiter(run.reader, "company_b", "inputs", floor=3, deadline=now + 60, cutoff=now + 60)
+    assert waiter.decide(run.reader.verified(patient=False)) is None
+    assert waiter.interval() == waiting.FAST_POLL_SECONDS
+    share(runs["company_c"])
+    assert waiter.decide(run.reader.verified(patient=False)) is None
+    assert waiter.interval() == waiting.BURST_POLL_SECONDS < waiting.FAST_POLL_SECONDS
+    time.sleep(0.6)
+    assert waiter.interval() == waiting.FAST_POLL_SECONDS

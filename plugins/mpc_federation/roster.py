@@ -136,8 +136,11 @@ def _latecomers(channel: RunChannel, view: Verified) -> set[str]:
 
 def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tuple[int, list[str]]:
     """The live attempt this party computes in and its roster, once the leader's roster is there."""
+    from mpc_federation.waiting import BURST_POLL_SECONDS, BURST_SECONDS
+
     spec, channel = run.spec, run.channel
-    deadline, pause = time.monotonic() + wait_seconds, 0.1
+    started = time.monotonic()
+    deadline = started + wait_seconds
     while True:
         view = channel.verified_control()  # rosters and aborts: not every input party's objects
         live = channel.live_attempt(view.keys)
@@ -157,8 +160,9 @@ def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tupl
                 + (f"; {aborted}" if aborted else "")
                 + (f"; ignored objects that do not verify: {ignored}" if ignored else "")
             )
-        time.sleep(pause)
-        pause = min(pause * 2, 0.25)  # the leader is a moment away: one cheap LIST (ETag-cached) per pause
+        # The leader's roster follows the inputs within a moment: one cheap LIST (ETag-cached) per
+        # pause, at the pace of a burst first (``waiting``), then every 0.25 s.
+        time.sleep(BURST_POLL_SECONDS if time.monotonic() - started < BURST_SECONDS else 0.25)
 
 
 def _check_fixed_roster(channel: RunChannel, attempt: int, payload: dict) -> None:

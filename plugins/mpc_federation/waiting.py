@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 5.0  # while the rendezvous is far: a straggler still aggregating
 FAST_POLL_SECONDS = 0.5  # while it is near: at most about half a second late
 ACTIVE_SECONDS = 60.0  # after the wait starts and after any new object: parties of one night move together
+# For a moment after a new object, faster still: the compute parties publish their output shares
+# (and their status records) within a fraction of a second of each other, so the first one says
+# the others are about to come. A few dozen more listings a night.
+BURST_SECONDS = 2.0
+BURST_POLL_SECONDS = 0.1
 
 
 def deadlines(spec, stage: str, started: float) -> tuple[float, float]:
@@ -62,7 +67,10 @@ class Waiter:
     It lists every ``fast_poll_interval`` seconds while the rendezvous is near (``rendezvous_near``)
     or something happened lately (the first minute of the wait, and a minute after each new
     object: the parties of one night run on one schedule), and every ``poll_interval`` seconds
-    otherwise, so the last party's object is seen within about ``fast_poll_interval``.
+    otherwise, so the last party's object is seen within about ``fast_poll_interval``. For
+    ``BURST_SECONDS`` after a new object (not the wait's first listing) it lists every
+    ``BURST_POLL_SECONDS`` (at most ``fast_poll_interval``): the rest of a burst, such as the other
+    compute parties' output shares, is seen within about that.
 
     :param reader: the run's reader: a ``RunReader`` (public keys only) or, in a compute task, its ``RunChannel``.
     :param floor: the program's privacy floor (``stage_base.floor``).
@@ -96,6 +104,7 @@ class Waiter:
         self.started = time.time()
         self.listings = 0
         self.active_until = self.started + ACTIVE_SECONDS
+        self.burst_until = 0.0
         self.fast = False  # listing at the fast pace
         self.near = False  # the rendezvous itself is near (``rendezvous_near``), not only news
         self.seen: set[str] = set()
@@ -122,6 +131,8 @@ class Waiter:
         if state.ready or state.skip or state.stop:
             return state
         if view.keys - self.seen:
+            if self.seen:  # news, not what was there when the wait started
+                self.burst_until = time.time() + BURST_SECONDS
             self.active_until = time.time() + ACTIVE_SECONDS
             self.seen |= view.keys
         was = self.fast
@@ -135,6 +146,8 @@ class Waiter:
         return None
 
     def interval(self) -> float:
+        if time.time() < self.burst_until:
+            return min(BURST_POLL_SECONDS, self.fast_poll_interval)
         return self.fast_poll_interval if self.fast else self.poll_interval
 
     def timed_out(self) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -15,6 +16,10 @@ from mpc_operators.links import MPCRunLink
 
 if TYPE_CHECKING:
     from mpc_federation.channel import Verified
+
+# A deferred wait's own timeout comes this long after its deadline: the trigger ends the wait at the
+# deadline itself, naming who never showed; this holds the deadline even when no triggerer runs.
+DEFERRAL_GRACE_SECONDS = 60.0
 
 
 class MPCBaseOperator(BaseOperator):
@@ -47,6 +52,46 @@ class MPCBaseOperator(BaseOperator):
 
     def party_run(self, context: Any):
         return open_party_run(self, context)
+
+
+class MPCWaitingOperator(MPCBaseOperator):
+    """An MPC operator that may first wait for its stage itself (``[mpc] wait_in_task``): with
+    ``deferrable`` it defers while the rendezvous is far (``defer_while_far``) and is resumed in
+    ``execute_complete``; either way it goes on with ``run_stage``.
+
+    :param deferrable: when the task waits itself, defer to the triggerer while the rendezvous is
+        far and wait in the task only once it is near (``[mpc] wait_in_task = near``): no worker
+        slot held while the parties aggregate, and no hand-off between tasks when the last one
+        publishes. Default: ``[operators] default_deferrable``.
+    """
+
+    stage: str  # what the task waits for: "inputs" or "result"
+
+    def __init__(
+        self, *, deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False), **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+
+    def waits(self) -> bool:
+        """Whether this task waits for its stage itself."""
+        raise NotImplementedError
+
+    def run_stage(self, run: Any, context: Any, times: tuple[float, float] | None) -> dict:
+        """Wait if ``waits()`` (``wait_in_task``, keeping ``times``), then do the stage."""
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict:
+        run = self.party_run(context)
+        if self.waits() and self.deferrable:
+            defer_while_far(self, run, self.stage, context)  # resumes in execute_complete
+        return self.run_stage(run, context, None)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict:
+        """Resumed by the trigger (the rendezvous is near, decided, or past its deadline): wait the
+        rest here, by the deadline and cut-off the wait began with (in ``event``), then do the stage."""
+        self.log.info("Resumed by the trigger: %s", event["status"])
+        return self.run_stage(self.party_run(context), context, (event["deadline"], event["cutoff"]))
 
 
 def open_party_run(task: Any, context: Any):
@@ -108,11 +153,16 @@ def end_wait(run_key: str, stage: str, state: Any, log: Any) -> None:
         log.warning("Going ahead after the cut-off without: %s", ", ".join(state.missing))
 
 
-def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None) -> Verified | None:
+def wait_in_task(
+    task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None, times: tuple[float, float] | None = None
+) -> Verified | None:
     """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
     rendezvous is near), from now for the spec's deadline of the stage, then ``end_wait``: the wait
     the sensor would make, without handing over to another task (the task holds its worker slot
     meanwhile). Returns the verified listing the wait went ahead on.
+
+    :param times: (deadline, cutoff) in epoch seconds of the wait this task began before it
+        deferred (``defer_while_far``): kept, so deferring extends neither.
 
     A retry waits with the cut-off passed: the first try already waited for stragglers, and the
     other compute parties' waits for the leader's roster (the ``connect`` deadline) must not run
@@ -122,12 +172,83 @@ def wait_in_task(task: Any, run: Any, stage: str, context: Any, *, when_near: An
     from mpc_federation import waiting
 
     now = time.time()
-    deadline, cutoff = waiting.deadlines(run.spec, stage, now)
-    if context["ti"].try_number > 1:
+    deadline, cutoff = times or waiting.deadlines(run.spec, stage, now)
+    if times is None and context["ti"].try_number > 1:
         cutoff = now
     state, view = waiting.wait(run, stage, deadline=deadline, cutoff=cutoff, logger=task.log, when_near=when_near)
     end_wait(run.reader.run, stage, state, task.log)
     return view
+
+
+def defer_while_far(task: Any, run: Any, stage: str, context: Any) -> None:
+    """``[mpc] wait_in_task = near``: while the rendezvous for ``stage`` is far
+    (``waiting.rendezvous_near``: parties still aggregating), defer ``task`` to the coordination
+    trigger, so it holds no worker slot; the trigger resumes it in ``execute_complete`` once the
+    rendezvous is near (or decided, or its deadline passed), with an event that carries the wait's
+    ``deadline`` and ``cutoff``, and the task waits the rest itself by them (``wait_in_task``).
+    Returns at once when the rendezvous is near or decided already, and on a retry (which waits
+    with the cut-off passed)."""
+    import time
+
+    from mpc_federation import stages, waiting
+    from mpc_federation.stage_base import floor
+
+    if context["ti"].try_number > 1:
+        return
+    deadline, cutoff = waiting.deadlines(run.spec, stage, time.time())
+    try:
+        view = run.reader.verified(patient=False)  # the whole run, as the trigger and the wait list it
+    except Exception as exc:  # the trigger lists again, until the deadline
+        task.log.warning("Listing the run's objects failed: %s", exc)
+    else:
+        state = stages.wait_state(run, stage, view, cutoff_passed=False)
+        if state.ready or state.stop or state.skip or waiting.rendezvous_near(run.reader, view.keys, floor=floor(run)):
+            return
+    task.log.info("The rendezvous for %s is far: deferring until it is near", stage)
+    defer_wait(task, run, stage, deadline, cutoff, hand_over_when_near=True)
+
+
+def defer_wait(
+    task: Any,
+    run: Any,
+    stage: str,
+    deadline: float,
+    cutoff: float,
+    *,
+    poll_interval: float | None = None,
+    fast_poll_interval: float | None = None,
+    hand_over_when_near: bool = False,
+) -> None:
+    """Defer ``task`` (an MPC operator or the sensor) to a ``CoordinationTrigger`` waiting for
+    ``stage`` until ``deadline``, to resume in ``execute_complete`` with its event. The deferral
+    also times out a little after the deadline (``DEFERRAL_GRACE_SECONDS``), so the deadline holds
+    even when no triggerer runs.
+
+    :param poll_interval: the trigger's listing pace while the rendezvous is far, and
+        ``fast_poll_interval`` while it is near (default: ``mpc_federation.waiting``'s).
+    :param hand_over_when_near: the trigger ends once the rendezvous is near, not only once decided.
+    """
+    import time
+    from datetime import timedelta
+
+    from mpc_federation import waiting
+    from mpc_operators.sensor import coordination_trigger_class
+
+    poll = waiting.POLL_SECONDS if poll_interval is None else poll_interval
+    trigger = coordination_trigger_class()(
+        spec_path=task.spec_path,
+        party_id=task.party_id,
+        run=run.reader.run,
+        stage=stage,
+        coordination_conn_id=task.coordination_conn_id,
+        deadline=deadline,
+        cutoff=cutoff,
+        poll_interval=poll,
+        fast_poll_interval=min(waiting.FAST_POLL_SECONDS if fast_poll_interval is None else fast_poll_interval, poll),
+        hand_over_when_near=hand_over_when_near,
+    )
+    timeout = timedelta(seconds=max(1.0, deadline - time.time()) + DEFERRAL_GRACE_SECONDS)
+    task.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
 
 @contextmanager

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpc_operators.base import MPCBaseOperator, final_errors, wait_in_task
+from mpc_operators.base import MPCWaitingOperator, final_errors, wait_in_task
 
 
-class MPCComputeOperator(MPCBaseOperator):
+class MPCComputeOperator(MPCWaitingOperator):
     """Fix the roster (the leader publishes it, the others follow), decrypt this party's input
     shares, run the program in an MPyC subprocess with the other compute parties under
     wall-clock deadlines, and publish the output shares sealed to each recipient.
@@ -21,11 +21,13 @@ class MPCComputeOperator(MPCBaseOperator):
         would (``[mpc] wait_in_task``): no hand-off from a sensor, the shares and done markers
         verified while waiting are not fetched again, and the MPyC process starts and connects
         once the rendezvous is near; the task holds its worker slot meanwhile.
+    :param deferrable: with ``wait_for_inputs``, defer while the rendezvous is far (``MPCWaitingOperator``).
 
     Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.
     """
 
-    template_fields = (*MPCBaseOperator.template_fields, "ledger_uri")
+    template_fields = (*MPCWaitingOperator.template_fields, "ledger_uri")
+    stage = "inputs"
 
     ui_color = "#f2e2d9"
 
@@ -44,19 +46,25 @@ class MPCComputeOperator(MPCBaseOperator):
         self.connect_timeout = connect_timeout
         self.run_timeout = run_timeout
 
-    def execute(self, context: Any) -> dict:
+    def waits(self) -> bool:
+        return self.wait_for_inputs
+
+    def run_stage(self, run: Any, context: Any, times: tuple[float, float] | None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mpc_federation import stages
         from mpc_federation.computing import EarlyStart
         from mpc_federation.ledger import NothingToRelease
 
-        run = self.party_run(context)
         try:
             with EarlyStart(run) as early:
                 # Waiting here, MPyC starts and connects while the last inputs come, and the
                 # stage goes on with the listing the wait went ahead on.
-                view = wait_in_task(self, run, "inputs", context, when_near=early) if self.wait_for_inputs else None
+                view = (
+                    wait_in_task(self, run, "inputs", context, when_near=early, times=times)
+                    if self.wait_for_inputs
+                    else None
+                )
                 with final_errors():
                     # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
                     result = stages.compute(

@@ -156,17 +156,19 @@ def _input_tasks(
 
 
 def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
-    """Wait for the inputs, then compute (on ``[mpc] compute_queue`` if set); with ``[mpc]
-    wait_in_task`` the compute task waits itself."""
+    """Wait for the inputs, then compute (on ``[mpc] compute_queue`` if set); ``[mpc]
+    wait_in_task`` says who waits (``_waiting``)."""
     from mpc_operators import MPCComputeOperator
 
     queue: dict[str, Any] = {"queue": settings.compute_queue} if settings.compute_queue else {}
+    waits, in_task, deferrable = _waiting(settings, sensor, "wait_for_inputs", "inputs", _WAIT_INPUTS_DOC, common)
     return [
-        *_sensor_unless_in_task(settings, sensor, "wait_for_inputs", "inputs", _WAIT_INPUTS_DOC, common),
+        *waits,
         MPCComputeOperator(
             task_id="compute",
             ledger_uri=settings.ledger_uri,
-            wait_for_inputs=settings.wait_in_task,
+            wait_for_inputs=in_task,
+            deferrable=deferrable,
             doc_md=_COMPUTE_DOC,
             **queue,
             **common,
@@ -175,17 +177,19 @@ def _compute_tasks(settings: MPCSettings, sensor: Any, common: dict[str, Any]) -
 
 
 def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, common: dict[str, Any]) -> list:
-    """Wait for the output shares, then reveal (an update of the result asset); with ``[mpc]
-    wait_in_task`` the reveal task waits itself."""
+    """Wait for the output shares, then reveal (an update of the result asset); ``[mpc]
+    wait_in_task`` says who waits (``_waiting``)."""
     from mpc_operators import MPCRevealOperator
     from mpc_operators.reveal import result_asset
 
+    waits, in_task, deferrable = _waiting(settings, sensor, "wait_for_result", "result", _WAIT_RESULT_DOC, common)
     return [
-        *_sensor_unless_in_task(settings, sensor, "wait_for_result", "result", _WAIT_RESULT_DOC, common),
+        *waits,
         MPCRevealOperator(
             task_id="reveal",
             results_uri=settings.results_uri or None,
-            wait_for_result=settings.wait_in_task,
+            wait_for_result=in_task,
+            deferrable=deferrable,
             outlets=[result_asset(spec.computation)],
             doc_md=_REVEAL_DOC,
             **common,
@@ -193,12 +197,25 @@ def _recipient_tasks(spec: FederationSpec, settings: MPCSettings, sensor: Any, c
     ]
 
 
-def _sensor_unless_in_task(
+def _waiting(
     settings: MPCSettings, sensor: Any, task_id: str, stage: str, doc: str, common: dict[str, Any]
-) -> list:
-    """The sensor that waits for ``stage`` before the next task, or none with ``[mpc] wait_in_task``
-    (the task waits itself). Made before that task, so the DAG lists the tasks in their order."""
-    return [] if settings.wait_in_task else [sensor(task_id=task_id, stage=stage, doc_md=doc, **common)]
+) -> tuple[list, bool, bool]:
+    """Who waits for ``stage`` (``[mpc] wait_in_task``): the sensor tasks (made here, before the
+    task that follows, so the DAG lists the tasks in their order), whether the following task
+    waits itself, and whether it defers while the rendezvous is far.
+
+    - ``near``: no sensor; the task defers while the rendezvous is far, then waits itself (if this
+      Airflow defers at all, ``[operators] default_deferrable``, as the sensors would; else it
+      waits throughout, as with ``tasks``);
+    - ``sensors``: the sensor waits until the stage is ready, the task does not wait;
+    - ``tasks``: no sensor; the task waits throughout.
+    """
+    from airflow.configuration import conf
+
+    mode = settings.wait_in_task
+    if mode == "sensors":
+        return [sensor(task_id=task_id, stage=stage, doc_md=doc, **common)], False, False
+    return [], True, mode == "near" and conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 def run_key_macro(dag_run) -> str:
@@ -248,12 +265,16 @@ when this party shared before the roster was fixed and was left out (its shares 
 leader, or the leader broke the protocol). Reads verified, signed records with public keys only."""
 _WAIT_INPUTS_DOC = """Waits (in the triggerer) until every input party has shared, or until the leader fixed the
 roster. Fails at the deadline naming the parties that never showed; stops at once on an abort."""
-_COMPUTE_DOC = """Runs this party's MPyC process with the other compute parties (mutual TLS when configured),
-over the roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**
+_COMPUTE_DOC = """Waits for the inputs, unless a `wait_for_inputs` sensor did (`[mpc] wait_in_task`; by default
+deferred in the triggerer while the rendezvous is far, then here, starting MPyC ahead). Then runs
+this party's MPyC process with the other compute parties (mutual TLS when configured), over the
+roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**
 Before publishing, records what it released in the disclosure ledger (the bucket, and a private copy
 at `[mpc] ledger_uri`); units released before are withheld, and the task skips when nothing is
 left to release."""
 _WAIT_RESULT_DOC = """Waits until every compute party has published output shares for this recipient."""
-_REVEAL_DOC = """Reconstructs the declared outputs from the compute parties' shares (checking they agree),
-returns the result record as XCom (and emits it as an asset event; a copy goes to
-`[mpc] results_uri` when set). Only recipients have this task."""
+_REVEAL_DOC = """Waits for the output shares, unless a `wait_for_result` sensor did (`[mpc] wait_in_task`; by
+default deferred in the triggerer while the rendezvous is far, then here). Then reconstructs the
+declared outputs from the compute parties' shares (checking they agree), returns the result
+record as XCom (and emits it as an asset event; a copy goes to `[mpc] results_uri` when set).
+Only recipients have this task."""

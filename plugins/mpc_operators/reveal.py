@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mpc_operators.base import MPCBaseOperator, final_errors, wait_in_task
+from mpc_operators.base import MPCWaitingOperator, final_errors, wait_in_task
 
 
 def result_asset(computation: str):
@@ -16,7 +16,7 @@ def result_asset(computation: str):
     return Asset(name=f"mpc_result_{computation}", uri=f"mpc://{computation}/result", group="mpc")
 
 
-class MPCRevealOperator(MPCBaseOperator):
+class MPCRevealOperator(MPCWaitingOperator):
     """Gather the output shares sealed to this recipient, check they agree on the roster and on
     one polynomial, reconstruct the declared outputs and return the result record as XCom. It
     emits an event of the computation's result asset (``result_asset``, when it is among the
@@ -30,9 +30,11 @@ class MPCRevealOperator(MPCBaseOperator):
     :param results_conn_id: connection for ``results_uri`` on an object store.
     :param wait_for_result: wait for the output shares in this task first, as the ``result``
         sensor would (``[mpc] wait_in_task``); the task holds its worker slot meanwhile.
+    :param deferrable: with ``wait_for_result``, defer while the rendezvous is far (``MPCWaitingOperator``).
     """
 
-    template_fields = (*MPCBaseOperator.template_fields, "results_uri")
+    template_fields = (*MPCWaitingOperator.template_fields, "results_uri")
+    stage = "result"
     ui_color = "#dff2d9"
 
     def __init__(
@@ -48,12 +50,14 @@ class MPCRevealOperator(MPCBaseOperator):
         self.results_conn_id = results_conn_id
         self.wait_for_result = wait_for_result
 
-    def execute(self, context: Any) -> dict:
+    def waits(self) -> bool:
+        return self.wait_for_result
+
+    def run_stage(self, run: Any, context: Any, times: tuple[float, float] | None) -> dict:
         from mpc_federation import stages
 
-        run = self.party_run(context)
         # Waiting here, the reveal decides from the listing the wait went ahead on: nothing fetched twice.
-        view = wait_in_task(self, run, "result", context) if self.wait_for_result else None
+        view = wait_in_task(self, run, "result", context, times=times) if self.wait_for_result else None
         with final_errors():
             result = stages.reveal(run, view)
         for name, output in result["outputs"].items():

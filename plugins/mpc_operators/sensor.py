@@ -21,3 +21,8 @@ def sensors_package() -> str:
 def coordination_sensor_class() -> Any:
     """The class ``MPCCoordinationSensor`` (plugins/sensors/coordination.py)."""
     return importlib.import_module(f"{sensors_package()}.coordination").MPCCoordinationSensor
+
+
+def coordination_trigger_class() -> Any:
+    """The class ``CoordinationTrigger`` (plugins/sensors/triggers.py)."""
+    return importlib.import_module(f"{sensors_package()}.triggers").CoordinationTrigger

@@ -47,12 +47,17 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "listen on it; empty: the default queue.",
     ),
     "wait_in_task": (
-        "False",
-        "True: the compute and reveal tasks wait for their inputs themselves, polling fast once the "
-        "rendezvous is near, instead of after a deferred sensor: no hand-off between tasks on the "
-        "rendezvous, and a compute party's MPyC process starts and connects once the rendezvous is "
-        "near; but the task holds its worker slot (and this party's keys) while it waits. "
-        "Set it alike for the DAG processor and every worker: it decides which tasks the DAG has.",
+        "near",
+        "Who waits on a rendezvous. near: the compute and reveal tasks, deferred in the triggerer "
+        "while the rendezvous is far (no worker slot, public keys only), then, once it is near (the "
+        "privacy floor or more than half of the input parties shared, or a roster exists), in the "
+        "task itself, polling fast: nothing is handed between tasks when the last party publishes, "
+        "and a compute party's MPyC process starts and connects ahead; without "
+        "[operators] default_deferrable, the tasks wait throughout. False: the wait_for_inputs and "
+        "wait_for_result sensors until the stage is ready, then the next task starts. True: the "
+        "tasks throughout. A task that waits holds its worker slot (and this party's keys) while "
+        "it waits. Set it alike for the DAG processor and every worker: it decides which tasks the "
+        "DAG has.",
     ),
     "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),
 }
@@ -73,7 +78,7 @@ class MPCSettings:
     results_uri: str
     aggregate_uri: str
     compute_queue: str
-    wait_in_task: bool
+    wait_in_task: str  # "sensors", "near" or "tasks": ``wait_mode``
     allow_test_keys: bool
 
     @classmethod
@@ -96,7 +101,7 @@ class MPCSettings:
             results_uri=get("results_uri"),
             aggregate_uri=get("aggregate_uri"),
             compute_queue=get("compute_queue"),
-            wait_in_task=_true(get("wait_in_task", "False")),
+            wait_in_task=wait_mode(get("wait_in_task", "near")),
             allow_test_keys=_true(get("allow_test_keys", "False")),
         )
         if require_party and not settings.party_id:
@@ -108,6 +113,20 @@ class MPCSettings:
 
 def _true(value: str) -> bool:
     return value.lower() in ("1", "true", "yes")
+
+
+def wait_mode(value: str) -> str:
+    """The way of waiting that ``[mpc] wait_in_task`` names: ``near`` (the tasks defer while the
+    rendezvous is far, then wait), ``sensors`` (False: sensor tasks wait) or ``tasks`` (True: the
+    tasks wait throughout)."""
+    text = value.strip().lower()
+    if text in ("0", "false", "no"):
+        return "sensors"
+    if _true(text):
+        return "tasks"
+    if text == "near":
+        return "near"
+    raise PartyConfigError(f"[mpc] wait_in_task must be False, near or True, not {value!r}")
 
 
 def join_uri(root: str, name: str) -> str:

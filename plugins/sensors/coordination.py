@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 
 from airflow.configuration import conf
@@ -11,12 +10,10 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mpc_federation.waiting import FAST_POLL_SECONDS, POLL_SECONDS
-from mpc_operators.base import end_wait
+from mpc_operators.base import defer_wait, end_wait
 from mpc_operators.hooks import COORDINATION_CONN_ID
 from mpc_operators.keys import KEYS_CONN_ID
 from mpc_operators.links import MPCRunLink
-
-DEFERRAL_GRACE_SECONDS = 60.0
 
 
 class MPCCoordinationSensor(BaseSensorOperator):
@@ -151,29 +148,18 @@ class MPCCoordinationSensor(BaseSensorOperator):
     def execute(self, context: Any) -> None:
         if not self.deferrable:
             return super().execute(context)
-        from .triggers import CoordinationTrigger
-
         run = self._party_run(context)
         if self._check(run, context):
             return None
         deadline, cutoff = self._times(run, context)
-        # The trigger ends the wait at the deadline itself, naming who never showed; the deferral's
-        # own timeout (a little later) holds the deadline even when no triggerer runs.
-        timeout = timedelta(seconds=max(1.0, deadline - time.time()) + DEFERRAL_GRACE_SECONDS)
-        self.defer(
-            timeout=timeout,
-            trigger=CoordinationTrigger(
-                spec_path=self.spec_path,
-                party_id=self.party_id,
-                run=run.reader.run,
-                stage=self.stage,
-                coordination_conn_id=self.coordination_conn_id,
-                deadline=deadline,
-                cutoff=cutoff,
-                poll_interval=self.poke_interval,
-                fast_poll_interval=min(self.fast_poke_interval, self.poke_interval),
-            ),
-            method_name="execute_complete",
+        defer_wait(
+            self,
+            run,
+            self.stage,
+            deadline,
+            cutoff,
+            poll_interval=self.poke_interval,
+            fast_poll_interval=self.fast_poke_interval,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:

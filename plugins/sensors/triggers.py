@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from mpc_federation.layout import Readiness
 
 
-def _event(state: Readiness) -> TriggerEvent:
-    """The event that ends the wait that ``state`` decided: skipped, stopped or ready."""
+def _decided(state: Readiness) -> dict[str, Any]:
+    """What ends the wait that ``state`` decided: skipped, stopped or ready."""
     if state.skip:
-        return TriggerEvent({"status": "skipped", "reason": state.skip})
+        return {"status": "skipped", "reason": state.skip}
     if state.stop:
-        return TriggerEvent({"status": "stopped", "reason": state.stop})
-    return TriggerEvent({"status": "ready", "left_out": state.missing})
+        return {"status": "stopped", "reason": state.stop}
+    return {"status": "ready", "left_out": state.missing}
 
 
 class CoordinationTrigger(BaseTrigger):
@@ -44,6 +44,10 @@ class CoordinationTrigger(BaseTrigger):
     :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
     :param poll_interval: seconds from one listing's start to the next while the rendezvous is far.
     :param fast_poll_interval: the same while it is near (at most ``poll_interval``).
+    :param hand_over_when_near: end with a ``near`` event once the rendezvous is near
+        (``waiting.rendezvous_near``) and not yet decided: the deferred task then waits the last
+        seconds itself (``mpc_operators.base.defer_while_far``, ``[mpc] wait_in_task = near``).
+        Every event then carries the wait's ``deadline`` and ``cutoff`` for that task.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class CoordinationTrigger(BaseTrigger):
         cutoff: float,
         poll_interval: float = POLL_SECONDS,
         fast_poll_interval: float = FAST_POLL_SECONDS,
+        hand_over_when_near: bool = False,
     ) -> None:
         super().__init__()
         self.spec_path = spec_path
@@ -69,6 +74,7 @@ class CoordinationTrigger(BaseTrigger):
         self.cutoff = cutoff
         self.poll_interval = poll_interval
         self.fast_poll_interval = fast_poll_interval
+        self.hand_over_when_near = hand_over_when_near
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # This module's own name: sensors.triggers in a cloned project, mpc_sensors.triggers installed.
@@ -84,6 +90,7 @@ class CoordinationTrigger(BaseTrigger):
                 "cutoff": self.cutoff,
                 "poll_interval": self.poll_interval,
                 "fast_poll_interval": self.fast_poll_interval,
+                "hand_over_when_near": self.hand_over_when_near,
             },
         )
 
@@ -108,14 +115,24 @@ class CoordinationTrigger(BaseTrigger):
                 view = await self._list(layout)
                 state = waiter.decide(view) if view is not None else None
                 if state is not None:
-                    yield _event(state)
+                    yield self._end(_decided(state))
+                    return
+                if self.hand_over_when_near and waiter.near:
+                    yield self._end({"status": "near", "missing": waiter.missing})
                     return
                 if waiter.timed_out():
-                    yield TriggerEvent({"status": "timeout", "missing": waiter.missing})
+                    yield self._end({"status": "timeout", "missing": waiter.missing})
                     return
                 await asyncio.sleep(waiter.pause(polled))
         finally:
             self.log.info("%s", waiter.summary())
+
+    def _end(self, payload: dict[str, Any]) -> TriggerEvent:
+        """The event that ends this wait. A trigger that hands over also gives the wait's deadline
+        and cut-off, which the task it resumes keeps (``mpc_operators.base.wait_in_task``)."""
+        if self.hand_over_when_near:
+            payload = {**payload, "deadline": self.deadline, "cutoff": self.cutoff}
+        return TriggerEvent(payload)
 
     async def _reader(self) -> tuple[RunReader, int]:
         """The run's reader (the spec's public keys only) and the program's privacy floor."""

@@ -86,12 +86,13 @@ def run_coordination(
     trips: int,
     spark_master: str,
     timeout: float,
-    wait_in_task: bool = False,
+    wait_in_task: str = "False",
 ) -> dict:
     """One night of a small federation through real Airflow, Spark, S3 server and MPyC.
 
-    :param wait_in_task: every party's ``[mpc] wait_in_task`` (the compute and reveal tasks wait
-        themselves instead of after the sensors).
+    :param wait_in_task: every party's ``[mpc] wait_in_task``: ``False`` (the sensors wait),
+        ``near`` (the sensors hand over to the compute and reveal tasks once the rendezvous is
+        near) or ``True`` (those tasks wait throughout).
     """
     import uuid
 
@@ -116,7 +117,7 @@ def run_coordination(
         spec.computation,
         DATE,
         timeout,
-        env_of=lambda party: {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": str(wait_in_task)},
+        env_of=lambda party: {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": wait_in_task},
     )
     wall = time.monotonic() - t0
     if any(codes.values()):
@@ -224,7 +225,14 @@ def main(argv=None) -> int:
     parser.add_argument("--computes", type=int, default=3)
     parser.add_argument("--trips", type=int, default=5000)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--wait-in-task", action="store_true", help="[mpc] wait_in_task = True at every party")
+    parser.add_argument(
+        "--wait-in-task",
+        nargs="?",
+        const="True",
+        default="False",
+        choices=("False", "near", "True"),
+        help="[mpc] wait_in_task at every party (no value: True)",
+    )
     args = parser.parse_args(argv)
     import localnet
 

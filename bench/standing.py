@@ -3,10 +3,11 @@ a markdown table (measured, target, measured ÷ target) and a plot of the ratios
 
     .venv/bin/python bench/standing.py RESULTS_DIR OUT_DIR
 
-RESULTS_DIR holds what ``standing.sh`` wrote: ``night_wait_{1,2}.json`` and ``night_sensors.json``
-(bench/coordination.py), ``targets.json``, ``targets_1000.json`` and ``targets_wan.json``
-(bench/targets.py), ``program_100k.json`` (bench/mpcprogram.py), ``sparkrows.json`` and
-``table1/results.json`` (bench/run.py). A file that is missing leaves its rows out.
+RESULTS_DIR holds what ``standing.sh`` wrote: ``night_near_*.json``, ``night_tasks_*.json`` and
+``night_sensors_*.json`` (bench/coordination.py, one file per night), ``targets.json``,
+``targets_1000.json`` and ``targets_wan.json`` (bench/targets.py), ``program_100k.json``
+(bench/mpcprogram.py), ``sparkrows.json`` and ``table1/results.json`` (bench/run.py). A file
+that is missing leaves its rows out.
 
 Table 1 through Airflow is composed from the same sitting: the largest party's local stage and
 share, the night's first rendezvous (last input published → every compute party in MPyC), the
@@ -31,6 +32,13 @@ RENDEZVOUS_S = 1.0
 SEVEN_OVER_THREE = 2.0
 MARKETS_100K_S = 30.0
 SPARK_PER_ROW_RATIO = 3.0
+# The nights (bench/coordination.py) by their ``[mpc] wait_in_task``: file prefix and label, the
+# default first, whose rendezvous compose Table 1 through Airflow.
+NIGHTS = (
+    ("night_near", "`wait_in_task = near` (the default)"),
+    ("night_tasks", "`wait_in_task = True`"),
+    ("night_sensors", "`wait_in_task = False` (the sensors)"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,18 +60,16 @@ def _runs(point: dict) -> str:
 
 def rows(results: Path) -> list[Row]:
     out: list[Row] = []
-    nights = [n for n in (load_json(results / f"night_wait_{i}.json") for i in (1, 2)) if n]
-    first = [n["all_mpyc_running_after_s"] for n in nights]
-    second = [n["recipient"]["reveal_done_after_last_output_s"] for n in nights]
-    for name, values in (("last input → every compute party in MPyC", first), ("last output → revealed", second)):
-        if values:
-            how = f"{len(values)} nights of 6 Airflows: " + ", ".join(f"{x:.2f}" for x in values)
-            out.append(Row(f"rendezvous, `wait_in_task`: {name}", max(values), RENDEZVOUS_S, "s", how))
-    sensors = load_json(results / "night_sensors.json")
-    if sensors:
-        both = (sensors["all_mpyc_running_after_s"], sensors["recipient"]["reveal_done_after_last_output_s"])
-        how = "one night: {:.2f} to MPyC, {:.2f} to revealed".format(*both)
-        out.append(Row("rendezvous with the sensors (the default), the slower", max(both), RENDEZVOUS_S, "s", how))
+    nights: list[dict] = []  # the default's: Table 1 through Airflow is composed with its rendezvous
+    for prefix, label in NIGHTS:
+        found = [n for n in map(load_json, sorted(results.glob(f"{prefix}_*.json"))) if n]
+        nights = nights or found
+        first = [n["all_mpyc_running_after_s"] for n in found]
+        second = [n["recipient"]["reveal_done_after_last_output_s"] for n in found]
+        for name, values in (("last input → every compute party in MPyC", first), ("last output → revealed", second)):
+            if values:
+                how = f"{len(values)} night(s) of 6 Airflows: " + ", ".join(f"{x:.2f}" for x in values)
+                out.append(Row(f"rendezvous, {label}: {name}", max(values), RENDEZVOUS_S, "s", how))
     for file, label in (("targets", ""), ("targets_1000", ""), ("targets_wan", " with 50 ms RTT")):
         for name, point in (load_json(results / f"{file}.json") or {}).items():
             if point.get("target_s"):
@@ -89,6 +95,8 @@ def rows(results: Path) -> list[Row]:
         out.append(Row("Spark per row and core ÷ pyarrow", spark["per_row_core_ratio"], SPARK_PER_ROW_RATIO, "×", how))
     table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
     if table1 and nights:
+        first = [n["all_mpyc_running_after_s"] for n in nights]
+        second = [n["recipient"]["reveal_done_after_last_output_s"] for n in nights]
         b = table1["b"]
         own = max(table1["local_s"][c] + b["share_s"][c] for c in table1["local_s"])
         critical = own + max(first) + b["compute_wall_s"] + max(second)

@@ -24,9 +24,10 @@ step() {  # step NAME ARGS...: one benchmark, its log and JSON in OUT_DIR, the t
     # A step that fails leaves its rows out; the sitting goes on.
     "$py" "$@" --json "$out/$name.json" >"$out/$name.log" 2>&1 || echo "  $name failed ($?): see $out/$name.log" | tee -a "$out/steps.log"
 }
-step night_wait_1 bench/coordination.py --wait-in-task
-step night_wait_2 bench/coordination.py --wait-in-task
-step night_sensors bench/coordination.py
+step night_near_1 bench/coordination.py --wait-in-task near
+step night_near_2 bench/coordination.py --wait-in-task near
+step night_tasks_1 bench/coordination.py --wait-in-task True
+step night_sensors_1 bench/coordination.py --wait-in-task False
 step targets bench/targets.py --wait-in-task --repeat 3 --only "5 inputs, 3 compute, 2" \
     --only "100 inputs" --only "7 inputs" --only "3,000"
 step targets_1000 bench/targets.py --wait-in-task --only "1,000"

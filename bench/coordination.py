@@ -86,13 +86,13 @@ def run_coordination(
     trips: int,
     spark_master: str,
     timeout: float,
-    wait_in_task: str = "False",
+    wait_in_task: str = "near",
 ) -> dict:
     """One night of a small federation through real Airflow, Spark, S3 server and MPyC.
 
-    :param wait_in_task: every party's ``[mpc] wait_in_task``: ``False`` (the sensors wait),
-        ``near`` (the sensors hand over to the compute and reveal tasks once the rendezvous is
-        near) or ``True`` (those tasks wait throughout).
+    :param wait_in_task: every party's ``[mpc] wait_in_task``: ``near`` (the default: the compute
+        and reveal tasks defer while the rendezvous is far, then wait themselves), ``False`` (sensor
+        tasks wait until the stage is ready) or ``True`` (those tasks wait throughout).
     """
     import uuid
 
@@ -229,9 +229,9 @@ def main(argv=None) -> int:
         "--wait-in-task",
         nargs="?",
         const="True",
-        default="False",
+        default="near",
         choices=("False", "near", "True"),
-        help="[mpc] wait_in_task at every party (no value: True)",
+        help="[mpc] wait_in_task at every party (default: near, the product's default; no value: True)",
     )
     args = parser.parse_args(argv)
     import localnet

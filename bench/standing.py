@@ -60,10 +60,11 @@ def _runs(point: dict) -> str:
 
 def rows(results: Path) -> list[Row]:
     out: list[Row] = []
-    nights: list[dict] = []  # the default's: Table 1 through Airflow is composed with its rendezvous
+    nights: list[dict] = []  # Table 1 through Airflow is composed with the default's rendezvous
     for prefix, label in NIGHTS:
         found = [n for n in map(load_json, sorted(results.glob(f"{prefix}_*.json"))) if n]
-        nights = nights or found
+        if prefix == NIGHTS[0][0]:
+            nights = found
         first = [n["all_mpyc_running_after_s"] for n in found]
         second = [n["recipient"]["reveal_done_after_last_output_s"] for n in found]
         for name, values in (("last input → every compute party in MPyC", first), ("last output → revealed", second)):

@@ -58,11 +58,13 @@ def test_wait_in_task_says_who_waits(tmp_path):
 
 
 def test_sensors_and_waiting_tasks_follow_airflows_default_deferrable(tmp_path):
-    """An Airflow that does not defer (no triggerer): the sensors poke, and the tasks of
-    ``[mpc] wait_in_task = near`` wait throughout instead of deferring while the rendezvous is far."""
+    """An Airflow that does not defer (no triggerer): the sensors poke, and ``[mpc] wait_in_task =
+    near`` falls back to them (public keys only) rather than to a task that holds this party's keys
+    for the whole night."""
     parsed = {party: parse_dags(party, tmp_path, deferrable=False) for party in ("company_a", "company_d")}
     assert all(p["errors"] == {} and p["dags"]["taxi_hhi"]["deferrable"] == [] for p in parsed.values())
-    assert parsed["company_a"]["dags"]["taxi_hhi"]["wait_in_task"] == ["compute"]
+    dag = parsed["company_a"]["dags"]["taxi_hhi"]
+    assert dag["tasks"] == ["aggregate", "share", "wait_for_inputs", "compute"] and dag["wait_in_task"] == []
 
 
 def test_missing_party_id_is_a_clear_import_error(tmp_path):

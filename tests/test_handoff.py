@@ -137,8 +137,12 @@ def test_wait_in_task_near_makes_the_tasks_wait_deferring_while_far(tmp_path, mo
         dag = federation_dag(SPEC, party_id=party, settings=settings(tmp_path, party_id=""))  # near, the default
         task = dag.task_dict[task_id]
         assert not any(t.startswith("wait_for_") for t in dag.task_dict)
-        assert task.deferrable and (task.wait_for_inputs if task_id == "compute" else task.wait_for_result)
+        assert task.deferrable and task.waits()
         dag = federation_dag(SPEC, party_id=party, settings=settings(tmp_path, party_id="", wait_in_task="tasks"))
-        assert not dag.task_dict[task_id].deferrable  # waits throughout
+        assert dag.task_dict[task_id].waits() and not dag.task_dict[task_id].deferrable  # waits throughout
         dag = federation_dag(SPEC, party_id=party, settings=settings(tmp_path, party_id="", wait_in_task="sensors"))
-        assert any(t.startswith("wait_for_") for t in dag.task_dict) and not dag.task_dict[task_id].deferrable
+        assert any(t.startswith("wait_for_") for t in dag.task_dict) and not dag.task_dict[task_id].waits()
+    # Without a triggerer, near falls back to the sensors, not to a task that waits all night.
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    dag = federation_dag(SPEC, party_id="company_a", settings=settings(tmp_path, party_id=""))
+    assert "wait_for_inputs" in dag.task_dict and not dag.task_dict["compute"].wait_for_inputs

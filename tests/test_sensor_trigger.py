@@ -552,9 +552,17 @@ def test_a_task_that_waits_defers_while_the_rendezvous_is_far_and_resumes_with_i
     timeout = deferred.timeout.total_seconds()
     assert trigger.deadline - time.time() + DEFERRAL_GRACE_SECONDS - 1 <= timeout <= trigger.deadline - before + 61
     # Resumed by the trigger, it waits by the deadline it deferred with, not a fresh one: here one
-    # that passed, so it fails at once naming the leader, whose outputs never came.
+    # that passed, so it fails at once (not after the spec's 30 s) naming the leader, whose outputs
+    # never came.
+    resumed = time.monotonic()
     with pytest.raises(AirflowFailException, match="deadline passed waiting for result.*never showed: company_a"):
-        task.execute_complete(FIRST_TRY, {"status": "near", "missing": [], "deadline": time.time(), "cutoff": 0})
+        task.execute_complete(FIRST_TRY, {"status": "timeout", "missing": [], "deadline": time.time(), "cutoff": 0})
+    assert time.monotonic() - resumed < 10
+    # A retry never defers, even while the rendezvous is far: it waits in the task.
+    assert (
+        defer_while_far(task, task.party_run(FIRST_TRY), "result", {**CONTEXT, "ti": SimpleNamespace(try_number=2)})
+        is None
+    )
     # Near already (two of three shared): no deferral, the task waits itself.
     share(runs["company_b"])
     assert defer_while_far(task, task.party_run(FIRST_TRY), "result", FIRST_TRY) is None
@@ -565,9 +573,10 @@ def test_a_task_that_waits_defers_while_the_rendezvous_is_far_and_resumes_with_i
     stages.give_up(runs["company_c"].channel, 1, "peer unreachable")
     with pytest.raises(AirflowFailException, match="stopped waiting for result.*peer unreachable"):
         task.execute(FIRST_TRY)
-    # A retry never defers: it waits with the cut-off passed.
-    with pytest.raises(AirflowFailException, match="stopped waiting for result"):
-        task.execute({**CONTEXT, "ti": SimpleNamespace(try_number=2)})
+    # Resumed by whatever event, the task decides from what it verifies itself: here the stop.
+    event = {"status": "ready", "left_out": [], "deadline": time.time() + 30, "cutoff": 0}
+    with pytest.raises(AirflowFailException, match="stopped waiting for result.*peer unreachable"):
+        task.execute_complete(FIRST_TRY, event)
 
 
 def test_a_task_resumed_from_its_deferral_keeps_the_waits_deadline_and_cutoff(fed, caplog):
@@ -724,12 +733,18 @@ def test_a_new_object_makes_the_wait_list_faster_for_a_moment(fed, monkeypatch):
 
     spec, runs, _ = fed()
     run = runs["company_b"]
-    share(runs["company_a"])
     monkeypatch.setattr(waiting, "BURST_SECONDS", 0.5)
     now = time.time()
     waiter = waiting.Waiter(run.reader, "company_b", "inputs", floor=3, deadline=now + 60, cutoff=now + 60)
+    assert waiter.decide(run.reader.verified(patient=False)) is None  # nothing there yet
+    share(runs["company_a"])
     assert waiter.decide(run.reader.verified(patient=False)) is None
+    assert waiter.interval() == waiting.BURST_POLL_SECONDS  # the first news after an empty listing
+    time.sleep(0.6)
     assert waiter.interval() == waiting.FAST_POLL_SECONDS
+    waiter = waiting.Waiter(run.reader, "company_b", "inputs", floor=3, deadline=now + 60, cutoff=now + 60)
+    assert waiter.decide(run.reader.verified(patient=False)) is None
+    assert waiter.interval() == waiting.FAST_POLL_SECONDS  # what was there when the wait began is no news
     share(runs["company_c"])
     assert waiter.decide(run.reader.verified(patient=False)) is None
     assert waiter.interval() == waiting.BURST_POLL_SECONDS < waiting.FAST_POLL_SECONDS

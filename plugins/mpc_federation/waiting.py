@@ -105,6 +105,7 @@ class Waiter:
         self.listings = 0
         self.active_until = self.started + ACTIVE_SECONDS
         self.burst_until = 0.0
+        self.decided_once = False  # what the first listing shows is there, not news
         self.fast = False  # listing at the fast pace
         self.near = False  # the rendezvous itself is near (``rendezvous_near``), not only news
         self.seen: set[str] = set()
@@ -131,10 +132,11 @@ class Waiter:
         if state.ready or state.skip or state.stop:
             return state
         if view.keys - self.seen:
-            if self.seen:  # news, not what was there when the wait started
+            if self.decided_once:
                 self.burst_until = time.time() + BURST_SECONDS
             self.active_until = time.time() + ACTIVE_SECONDS
             self.seen |= view.keys
+        self.decided_once = True
         was = self.fast
         self.near = rendezvous_near(layout, view.keys, floor=self.floor)
         self.fast = self.near or time.time() < self.active_until

@@ -204,18 +204,21 @@ def _waiting(
     task that follows, so the DAG lists the tasks in their order), whether the following task
     waits itself, and whether it defers while the rendezvous is far.
 
-    - ``near``: no sensor; the task defers while the rendezvous is far, then waits itself (if this
-      Airflow defers at all, ``[operators] default_deferrable``, as the sensors would; else it
-      waits throughout, as with ``tasks``);
+    - ``near``: no sensor; the task defers while the rendezvous is far, then waits itself. In an
+      Airflow that does not defer (``[operators] default_deferrable`` False: no triggerer), as
+      ``sensors``: a sensor that waits with public keys only, rather than a task that holds this
+      party's keys for the whole night;
     - ``sensors``: the sensor waits until the stage is ready, the task does not wait;
     - ``tasks``: no sensor; the task waits throughout.
     """
     from airflow.configuration import conf
 
     mode = settings.wait_in_task
+    if mode == "near" and not conf.getboolean("operators", "default_deferrable", fallback=False):
+        mode = "sensors"
     if mode == "sensors":
         return [sensor(task_id=task_id, stage=stage, doc_md=doc, **common)], False, False
-    return [], True, mode == "near" and conf.getboolean("operators", "default_deferrable", fallback=False)
+    return [], True, mode == "near"
 
 
 def run_key_macro(dag_run) -> str:
@@ -265,7 +268,7 @@ when this party shared before the roster was fixed and was left out (its shares 
 leader, or the leader broke the protocol). Reads verified, signed records with public keys only."""
 _WAIT_INPUTS_DOC = """Waits (in the triggerer) until every input party has shared, or until the leader fixed the
 roster. Fails at the deadline naming the parties that never showed; stops at once on an abort."""
-_COMPUTE_DOC = """Waits for the inputs, unless a `wait_for_inputs` sensor did (`[mpc] wait_in_task`; by default
+_COMPUTE_DOC = """Waits for the inputs, unless a `wait_for_inputs` sensor did (`[mpc] wait_in_task`; with `near`,
 deferred in the triggerer while the rendezvous is far, then here, starting MPyC ahead). Then runs
 this party's MPyC process with the other compute parties (mutual TLS when configured), over the
 roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**
@@ -273,8 +276,8 @@ Before publishing, records what it released in the disclosure ledger (the bucket
 at `[mpc] ledger_uri`); units released before are withheld, and the task skips when nothing is
 left to release."""
 _WAIT_RESULT_DOC = """Waits until every compute party has published output shares for this recipient."""
-_REVEAL_DOC = """Waits for the output shares, unless a `wait_for_result` sensor did (`[mpc] wait_in_task`; by
-default deferred in the triggerer while the rendezvous is far, then here). Then reconstructs the
+_REVEAL_DOC = """Waits for the output shares, unless a `wait_for_result` sensor did (`[mpc] wait_in_task`; with
+`near`, deferred in the triggerer while the rendezvous is far, then here). Then reconstructs the
 declared outputs from the compute parties' shares (checking they agree), returns the result
 record as XCom (and emits it as an asset event; a copy goes to `[mpc] results_uri` when set).
 Only recipients have this task."""

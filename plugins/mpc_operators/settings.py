@@ -53,7 +53,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "privacy floor or more than half of the input parties shared, or a roster exists), in the "
         "task itself, polling fast: nothing is handed between tasks when the last party publishes, "
         "and a compute party's MPyC process starts and connects ahead; without "
-        "[operators] default_deferrable, the tasks wait throughout. False: the wait_for_inputs and "
+        "[operators] default_deferrable (no triggerer), as False. False: the wait_for_inputs and "
         "wait_for_result sensors until the stage is ready, then the next task starts. True: the "
         "tasks throughout. A task that waits holds its worker slot (and this party's keys) while "
         "it waits. Set it alike for the DAG processor and every worker: it decides which tasks the "

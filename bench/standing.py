@@ -60,13 +60,13 @@ def _runs(point: dict) -> str:
 
 def rows(results: Path) -> list[Row]:
     out: list[Row] = []
-    nights: list[dict] = []  # Table 1 through Airflow is composed with the default's rendezvous
+    default: tuple[list[float], list[float]] = ([], [])  # Table 1 through Airflow uses the default's rendezvous
     for prefix, label in NIGHTS:
         found = [n for n in map(load_json, sorted(results.glob(f"{prefix}_*.json"))) if n]
-        if prefix == NIGHTS[0][0]:
-            nights = found
         first = [n["all_mpyc_running_after_s"] for n in found]
         second = [n["recipient"]["reveal_done_after_last_output_s"] for n in found]
+        if prefix == NIGHTS[0][0]:
+            default = (first, second)
         for name, values in (("last input → every compute party in MPyC", first), ("last output → revealed", second)):
             if values:
                 how = f"{len(values)} night(s) of 6 Airflows: " + ", ".join(f"{x:.2f}" for x in values)
@@ -95,9 +95,8 @@ def rows(results: Path) -> list[Row]:
         )
         out.append(Row("Spark per row and core ÷ pyarrow", spark["per_row_core_ratio"], SPARK_PER_ROW_RATIO, "×", how))
     table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
-    if table1 and nights:
-        first = [n["all_mpyc_running_after_s"] for n in nights]
-        second = [n["recipient"]["reveal_done_after_last_output_s"] for n in nights]
+    first, second = default
+    if table1 and first:
         b = table1["b"]
         own = max(table1["local_s"][c] + b["share_s"][c] for c in table1["local_s"])
         critical = own + max(first) + b["compute_wall_s"] + max(second)

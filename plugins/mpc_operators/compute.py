@@ -61,7 +61,7 @@ class MPCComputeOperator(MPCWaitingOperator):
                 # Waiting here, MPyC starts and connects while the last inputs come, and the
                 # stage goes on with the listing the wait went ahead on.
                 view = (
-                    wait_in_task(self, run, "inputs", context, when_near=early, times=times)
+                    wait_in_task(self, run, self.stage, context, when_near=early, times=times)
                     if self.wait_for_inputs
                     else None
                 )

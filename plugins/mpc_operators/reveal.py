@@ -57,7 +57,7 @@ class MPCRevealOperator(MPCWaitingOperator):
         from mpc_federation import stages
 
         # Waiting here, the reveal decides from the listing the wait went ahead on: nothing fetched twice.
-        view = wait_in_task(self, run, "result", context, times=times) if self.wait_for_result else None
+        view = wait_in_task(self, run, self.stage, context, times=times) if self.wait_for_result else None
         with final_errors():
             result = stages.reveal(run, view)
         for name, output in result["outputs"].items():

@@ -595,9 +595,15 @@ def test_a_task_resumed_from_its_deferral_keeps_the_waits_deadline_and_cutoff(fe
         wait_in_task(task, runs["company_a"], "inputs", FIRST_TRY, times=(now + 60, now - 1))
     assert time.monotonic() - start < 30
     assert "Going ahead after the cut-off without: company_d" in caplog.text
-    with pytest.raises(AirflowFailException, match="deadline passed waiting for inputs.*never showed: company_d"):
+    caplog.clear()
+    with (
+        caplog.at_level(logging.INFO),
+        pytest.raises(AirflowFailException, match="deadline passed waiting for inputs.*never showed: company_d"),
+    ):
         wait_in_task(task, runs["company_b"], "inputs", FIRST_TRY, times=(now + 1, now + 60))
     assert time.time() - now < 30
+    # The trigger handed over on news: the resumed wait lists at the burst pace from its first listing.
+    assert "Waiting for inputs: company_d (polling every 0.1 s)" in caplog.text
 
 
 # -- waiting in the task itself ([mpc] wait_in_task) ----------------------------------------------------
@@ -748,5 +754,11 @@ def test_a_new_object_makes_the_wait_list_faster_for_a_moment(fed, monkeypatch):
     share(runs["company_c"])
     assert waiter.decide(run.reader.verified(patient=False)) is None
     assert waiter.interval() == waiting.BURST_POLL_SECONDS < waiting.FAST_POLL_SECONDS
+    time.sleep(0.6)
+    assert waiter.interval() == waiting.FAST_POLL_SECONDS
+    # A wait that goes on from one that has just seen news (a task resumed by its trigger) starts in a burst.
+    waiter = waiting.Waiter(run.reader, "company_b", "inputs", floor=3, deadline=now + 60, cutoff=now + 60, burst=True)
+    assert waiter.decide(run.reader.verified(patient=False)) is None
+    assert waiter.interval() == waiting.BURST_POLL_SECONDS
     time.sleep(0.6)
     assert waiter.interval() == waiting.FAST_POLL_SECONDS

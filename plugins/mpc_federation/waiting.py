@@ -77,6 +77,9 @@ class Waiter:
     :param deadline: epoch seconds; absolute, so a restart does not extend the wait.
     :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
     :param logger: where a change of what is missing, or of the pace, is logged (a logger).
+    :param burst: start in a burst, as after a new object: the wait goes on from one that has just
+        seen news (a task resumed by its trigger, which hands over on the listing that found the
+        rendezvous near).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Waiter:
         poll_interval: float = POLL_SECONDS,
         fast_poll_interval: float = FAST_POLL_SECONDS,
         logger: Any = log,
+        burst: bool = False,
     ) -> None:
         self.reader = reader
         self.party_id = party_id
@@ -104,7 +108,7 @@ class Waiter:
         self.started = time.time()
         self.listings = 0
         self.active_until = self.started + ACTIVE_SECONDS
-        self.burst_until = 0.0
+        self.burst_until = self.started + BURST_SECONDS if burst else 0.0
         self.decided_once = False  # what the first listing shows is there, not news
         self.fast = False  # listing at the fast pace
         self.near = False  # the rendezvous itself is near (``rendezvous_near``), not only news

@@ -162,7 +162,8 @@ def wait_in_task(
     meanwhile). Returns the verified listing the wait went ahead on.
 
     :param times: (deadline, cutoff) in epoch seconds of the wait this task began before it
-        deferred (``defer_while_far``): kept, so deferring extends neither.
+        deferred (``defer_while_far``): kept, so deferring extends neither. The resumed wait
+        starts in a burst (``waiting.Waiter``).
 
     A retry waits with the cut-off passed: the first try already waited for stragglers, and the
     other compute parties' waits for the leader's roster (the ``connect`` deadline) must not run
@@ -175,7 +176,10 @@ def wait_in_task(
     deadline, cutoff = times or waiting.deadlines(run.spec, stage, now)
     if times is None and context["ti"].try_number > 1:
         cutoff = now
-    state, view = waiting.wait(run, stage, deadline=deadline, cutoff=cutoff, logger=task.log, when_near=when_near)
+    # Resumed by the trigger (``times``): it handed over on news, so the wait goes on in a burst.
+    state, view = waiting.wait(
+        run, stage, deadline=deadline, cutoff=cutoff, logger=task.log, when_near=when_near, burst=times is not None
+    )
     end_wait(run.reader.run, stage, state, task.log)
     return view
 

@@ -731,6 +731,28 @@ def test_waiting_in_the_task_through_an_unreachable_bucket_says_so_at_the_deadli
     ]  # once per outage, not on every poll
 
 
+def test_a_task_that_waits_itself_lists_faster_while_the_rendezvous_is_near(fed, monkeypatch):
+    """``near_poll_interval`` (``wait_in_task``'s ``TASK_NEAR_POLL_SECONDS``) is the pace once the
+    rendezvous is near; before, the wait keeps ``fast_poll_interval`` (its first minute)."""
+    from mpc_federation import waiting
+
+    spec, runs, _ = fed()
+    run = runs["company_b"]
+    monkeypatch.setattr(waiting, "BURST_SECONDS", 0.0)  # the pace itself, not a burst after news
+    now = time.time()
+    pace = {"deadline": now + 60, "cutoff": now + 60, "near_poll_interval": waiting.TASK_NEAR_POLL_SECONDS}
+    waiter = waiting.Waiter(run.reader, "company_b", "inputs", floor=3, **pace)
+    assert waiter.decide(run.reader.verified(patient=False)) is None and not waiter.near
+    assert waiter.interval() == waiting.FAST_POLL_SECONDS
+    for c in ("company_a", "company_c"):  # two of three: more than half shared
+        share(runs[c])
+    assert waiter.decide(run.reader.verified(patient=False)) is None and waiter.near
+    assert waiter.interval() == waiting.TASK_NEAR_POLL_SECONDS < waiting.FAST_POLL_SECONDS
+    plain = waiting.Waiter(run.reader, "company_b", "inputs", floor=3, deadline=now + 60, cutoff=now + 60)
+    assert plain.decide(run.reader.verified(patient=False)) is None and plain.near
+    assert plain.interval() == waiting.FAST_POLL_SECONDS  # the sensors' and triggers' pace
+
+
 def test_a_new_object_makes_the_wait_list_faster_for_a_moment(fed, monkeypatch):
     """What was there when the wait started is no news (the fast pace of a wait's first minute);
     an object that comes later is: for ``BURST_SECONDS`` the wait lists every

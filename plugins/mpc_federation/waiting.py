@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0  # while the rendezvous is far: a straggler still aggregating
 FAST_POLL_SECONDS = 0.5  # while it is near: at most about half a second late
+# While it is near, in a task that waits itself (``[mpc] wait_in_task``): the compute parties and
+# the recipients, a handful per federation whatever the number of input parties, on the critical
+# path of the night. The input parties' sensors keep the pace above.
+TASK_NEAR_POLL_SECONDS = 0.2
 ACTIVE_SECONDS = 60.0  # after the wait starts and after any new object: parties of one night move together
 # For a moment after a new object, faster still: the compute parties publish their output shares
 # (and their status records) within a fraction of a second of each other, so the first one says
@@ -64,19 +68,21 @@ class Waiter:
     """One wait of ``party_id`` for ``stage``: ``decide`` on each verified listing, ``pause``
     between listings (measured from a listing's start, so a slow listing is not added on top).
 
-    It lists every ``fast_poll_interval`` seconds while the rendezvous is near (``rendezvous_near``)
-    or something happened lately (the first minute of the wait, and a minute after each new
-    object: the parties of one night run on one schedule), and every ``poll_interval`` seconds
-    otherwise, so the last party's object is seen within about ``fast_poll_interval``. For
-    ``BURST_SECONDS`` after a new object (not the wait's first listing) it lists every
-    ``BURST_POLL_SECONDS`` (at most ``fast_poll_interval``): the rest of a burst, such as the other
-    compute parties' output shares, is seen within about that.
+    It lists every ``near_poll_interval`` seconds while the rendezvous is near (``rendezvous_near``),
+    every ``fast_poll_interval`` seconds while something happened lately (the first minute of the
+    wait, and a minute after each new object: the parties of one night run on one schedule), and
+    every ``poll_interval`` seconds otherwise, so the last party's object is seen within about
+    ``near_poll_interval``. For ``BURST_SECONDS`` after a new object (not the wait's first listing)
+    it lists every ``BURST_POLL_SECONDS`` (at most ``near_poll_interval``): the rest of a burst,
+    such as the other compute parties' output shares, is seen within about that.
 
     :param reader: the run's reader: a ``RunReader`` (public keys only) or, in a compute task, its ``RunChannel``.
     :param floor: the program's privacy floor (``stage_base.floor``).
     :param deadline: epoch seconds; absolute, so a restart does not extend the wait.
     :param cutoff: epoch seconds after which the leader may go ahead without stragglers.
     :param logger: where a change of what is missing, or of the pace, is logged (a logger).
+    :param near_poll_interval: the pace while the rendezvous is near (default ``fast_poll_interval``;
+        at most that).
     :param burst: start in a burst, as after a new object: the wait goes on from one that has just
         seen news (a task resumed by its trigger, which hands over on the listing that found the
         rendezvous near).
@@ -94,6 +100,7 @@ class Waiter:
         poll_interval: float = POLL_SECONDS,
         fast_poll_interval: float = FAST_POLL_SECONDS,
         logger: Any = log,
+        near_poll_interval: float | None = None,
         burst: bool = False,
     ) -> None:
         self.reader = reader
@@ -104,6 +111,7 @@ class Waiter:
         self.cutoff = cutoff
         self.poll_interval = poll_interval
         self.fast_poll_interval = min(fast_poll_interval, poll_interval)
+        self.near_poll_interval = min(near_poll_interval or fast_poll_interval, self.fast_poll_interval)
         self.log = logger
         self.started = time.time()
         self.listings = 0
@@ -153,7 +161,9 @@ class Waiter:
 
     def interval(self) -> float:
         if time.time() < self.burst_until:
-            return min(BURST_POLL_SECONDS, self.fast_poll_interval)
+            return min(BURST_POLL_SECONDS, self.near_poll_interval)
+        if self.near:
+            return self.near_poll_interval
         return self.fast_poll_interval if self.fast else self.poll_interval
 
     def timed_out(self) -> bool:

@@ -159,7 +159,8 @@ def wait_in_task(
     """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
     rendezvous is near), from now for the spec's deadline of the stage, then ``end_wait``: the wait
     the sensor would make, without handing over to another task (the task holds its worker slot
-    meanwhile). Returns the verified listing the wait went ahead on.
+    meanwhile), and faster while the rendezvous is near (``waiting.TASK_NEAR_POLL_SECONDS``).
+    Returns the verified listing the wait went ahead on.
 
     :param times: (deadline, cutoff) in epoch seconds of the wait this task began before it
         deferred (``defer_while_far``): kept, so deferring extends neither. The resumed wait
@@ -178,7 +179,14 @@ def wait_in_task(
         cutoff = now
     # Resumed by the trigger (``times``): it handed over on news, so the wait goes on in a burst.
     state, view = waiting.wait(
-        run, stage, deadline=deadline, cutoff=cutoff, logger=task.log, when_near=when_near, burst=times is not None
+        run,
+        stage,
+        deadline=deadline,
+        cutoff=cutoff,
+        logger=task.log,
+        when_near=when_near,
+        near_poll_interval=waiting.TASK_NEAR_POLL_SECONDS,
+        burst=times is not None,
     )
     end_wait(run.reader.run, stage, state, task.log)
     return view

@@ -694,6 +694,28 @@ def test_a_reveal_task_that_waits_itself_stops_at_once_when_the_attempt_is_given
     assert "peer unreachable" in str(info.value)  # the verified reason, explained
 
 
+def test_a_reveal_task_that_waits_itself_makes_its_first_writes_check_while_it_waits(fed, monkeypatch):
+    """Near (a roster, no output shares yet), a reveal task that waits itself checks that the store
+    honours conditional writes (two PUTs its ``revealed`` record would otherwise make after the
+    last output share) and loads the program's field for the recombination, while it waits."""
+    from mpc_federation.store import CoordinationStore
+    from mpc_operators import MPCRevealOperator
+
+    spec, runs, as_party = fed(result_deadline=1)
+    as_party("regulator")
+    for c in ("company_a", "company_b", "company_c"):
+        share(runs[c])
+    stages.fix_roster(runs["company_a"], 1, 5)
+    monkeypatch.setattr(CoordinationStore, "_checked", set())  # as in a fresh task process
+    loaded = []
+    monkeypatch.setattr("mpc_federation.sharing.load_recombine", loaded.append)
+    task = MPCRevealOperator(task_id="reveal", spec_path=str(spec.source), party_id="regulator", wait_for_result=True)
+    with pytest.raises(AirflowFailException, match="deadline passed waiting for result"):
+        task.execute(FIRST_TRY)
+    assert len(CoordinationStore._checked) == 1  # checked while waiting: nothing was written
+    assert [p.name for p in loaded] == ["hhi"]
+
+
 def test_a_retry_that_waits_itself_goes_ahead_with_the_floor_at_once(fed, caplog):
     """The first try waited for stragglers until the cut-off; a retry must not wait for them again
     (the other compute parties' waits for the roster would run out meanwhile)."""

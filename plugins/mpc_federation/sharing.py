@@ -168,6 +168,15 @@ def recombine(field, shares: dict[int, list[int]], t: int) -> list[int]:
     return secrets
 
 
+def load_recombine(program) -> None:
+    """Load what ``recombine`` needs for ``program`` (MPyC's field and interpolation modules, about
+    half a second of imports on two cores) ahead: a recipient does it while it waits for the
+    output shares, so it is not on the path from the last output share to the result."""
+    import mpyc.thresha  # noqa: F401
+
+    program.field  # noqa: B018 - a cached property: the field, built once
+
+
 def to_signed(value: int, modulus: int) -> int:
     return value - modulus if value > modulus // 2 else value
 

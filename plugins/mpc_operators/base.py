@@ -157,7 +157,8 @@ def wait_in_task(
     task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None, times: tuple[float, float] | None = None
 ) -> Verified | None:
     """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
-    rendezvous is near), from now for the spec's deadline of the stage, then ``end_wait``: the wait
+    rendezvous is near, and then checks that the store honours conditional writes, as the task's
+    first write would), from now for the spec's deadline of the stage, then ``end_wait``: the wait
     the sensor would make, without handing over to another task (the task holds its worker slot
     meanwhile), and faster while the rendezvous is near (``waiting.TASK_NEAR_POLL_SECONDS``).
     Returns the verified listing the wait went ahead on.
@@ -177,6 +178,12 @@ def wait_in_task(
     deadline, cutoff = times or waiting.deadlines(run.spec, stage, now)
     if times is None and context["ti"].try_number > 1:
         cutoff = now
+
+    def ahead() -> None:
+        if when_near is not None:
+            when_near()
+        # The check the task's first write makes (two PUTs, once per process), made while it waits.
+        run.store.check_conditional_writes()
     # Resumed by the trigger (``times``): it handed over on news, so the wait goes on in a burst.
     state, view = waiting.wait(
         run,
@@ -184,7 +191,7 @@ def wait_in_task(
         deadline=deadline,
         cutoff=cutoff,
         logger=task.log,
-        when_near=when_near,
+        when_near=ahead,
         near_poll_interval=waiting.TASK_NEAR_POLL_SECONDS,
         burst=times is not None,
     )

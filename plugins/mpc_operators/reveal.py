@@ -55,9 +55,15 @@ class MPCRevealOperator(MPCWaitingOperator):
 
     def run_stage(self, run: Any, context: Any, times: tuple[float, float] | None) -> dict:
         from mpc_federation import stages
+        from mpc_federation.sharing import load_recombine
 
-        # Waiting here, the reveal decides from the listing the wait went ahead on: nothing fetched twice.
-        view = wait_in_task(self, run, self.stage, context, times=times) if self.wait_for_result else None
+        # Waiting here, the reveal decides from the listing the wait went ahead on: nothing fetched
+        # twice; and it loads what the recombination needs once the MPC runs (near: a roster exists).
+        view = (
+            wait_in_task(self, run, self.stage, context, times=times, when_near=lambda: load_recombine(run.program))
+            if self.wait_for_result
+            else None
+        )
         with final_errors():
             result = stages.reveal(run, view)
         for name, output in result["outputs"].items():

@@ -169,9 +169,9 @@ def recombine(field, shares: dict[int, list[int]], t: int) -> list[int]:
 
 
 def load_recombine(program) -> None:
-    """Load what ``recombine`` needs for ``program`` (MPyC's field and interpolation modules, about
-    half a second of imports on two cores) ahead: a recipient does it while it waits for the
-    output shares, so it is not on the path from the last output share to the result."""
+    """Load what ``recombine`` needs for ``program`` (MPyC's field and interpolation modules: about
+    0.1 s of imports alone, more beside a night's other processes) ahead: a recipient does it while
+    it waits for the output shares, so it is not on the path from the last output share to the result."""
     import mpyc.thresha  # noqa: F401
 
     program.field  # noqa: B018 - a cached property: the field, built once

@@ -184,6 +184,7 @@ def wait_in_task(
             when_near()
         # The check the task's first write makes (two PUTs, once per process), made while it waits.
         run.store.check_conditional_writes()
+
     # Resumed by the trigger (``times``): it handed over on news, so the wait goes on in a burst.
     state, view = waiting.wait(
         run,

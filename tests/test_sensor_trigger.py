@@ -626,6 +626,23 @@ def test_waiting_in_the_task_goes_ahead_at_the_fast_pace_once_the_last_input_sha
     assert time.time() - now < 10  # listed at the fast pace (the first minute of a wait), not every 30 s
 
 
+def test_a_task_that_waits_itself_lists_every_fifth_of_a_second_while_the_rendezvous_is_near(fed, caplog):
+    """``wait_in_task``: near (two of three shared), the wait lists every ``TASK_NEAR_POLL_SECONDS``,
+    not at the sensors' 0.5 s."""
+    from mpc_operators.base import wait_in_task
+
+    spec, runs, _ = fed(inputs_deadline=1, cutoff=1)
+    for c in ("company_b", "company_c"):
+        share(runs[c])
+    task = SimpleNamespace(log=logging.getLogger("test"))
+    with (
+        caplog.at_level(logging.INFO),
+        pytest.raises(AirflowFailException, match="deadline passed waiting for inputs.*never showed: company_a"),
+    ):
+        wait_in_task(task, runs["company_b"], "inputs", FIRST_TRY)
+    assert "Waiting for inputs: company_a (polling every 0.2 s)" in caplog.text
+
+
 def test_a_compute_task_that_waits_itself_fails_at_the_deadline_naming_who_never_showed(fed, monkeypatch):
     """Two of three parties shared: the rendezvous is near, so the task starts its MPyC process
     while it waits (``computing.EarlyStart``); at the deadline it fails naming the missing party,
@@ -706,13 +723,13 @@ def test_a_reveal_task_that_waits_itself_makes_its_first_writes_check_while_it_w
     for c in ("company_a", "company_b", "company_c"):
         share(runs[c])
     stages.fix_roster(runs["company_a"], 1, 5)
-    monkeypatch.setattr(CoordinationStore, "_checked", set())  # as in a fresh task process
-    loaded = []
+    checks, loaded = [], []
+    monkeypatch.setattr(CoordinationStore, "check_conditional_writes", lambda store, **how: checks.append(how))
     monkeypatch.setattr("mpc_federation.sharing.load_recombine", loaded.append)
     task = MPCRevealOperator(task_id="reveal", spec_path=str(spec.source), party_id="regulator", wait_for_result=True)
     with pytest.raises(AirflowFailException, match="deadline passed waiting for result"):
         task.execute(FIRST_TRY)
-    assert len(CoordinationStore._checked) == 1  # checked while waiting: nothing was written
+    assert checks == [{"patient": False}]  # once, while waiting (nothing was written), failing fast
     assert [p.name for p in loaded] == ["hhi"]
 
 
@@ -753,9 +770,9 @@ def test_waiting_in_the_task_through_an_unreachable_bucket_says_so_at_the_deadli
     ]  # once per outage, not on every poll
 
 
-def test_a_task_that_waits_itself_lists_faster_while_the_rendezvous_is_near(fed, monkeypatch):
-    """``near_poll_interval`` (``wait_in_task``'s ``TASK_NEAR_POLL_SECONDS``) is the pace once the
-    rendezvous is near; before, the wait keeps ``fast_poll_interval`` (its first minute)."""
+def test_a_waiters_near_poll_interval_is_its_pace_once_the_rendezvous_is_near(fed, monkeypatch):
+    """``near_poll_interval`` (``wait_in_task`` passes ``TASK_NEAR_POLL_SECONDS``) is the pace once
+    the rendezvous is near; before, the wait keeps ``fast_poll_interval`` (its first minute)."""
     from mpc_federation import waiting
 
     spec, runs, _ = fed()

@@ -111,7 +111,8 @@ class Waiter:
         self.cutoff = cutoff
         self.poll_interval = poll_interval
         self.fast_poll_interval = min(fast_poll_interval, poll_interval)
-        self.near_poll_interval = min(near_poll_interval or fast_poll_interval, self.fast_poll_interval)
+        near = fast_poll_interval if near_poll_interval is None else near_poll_interval
+        self.near_poll_interval = min(near, self.fast_poll_interval)
         self.log = logger
         self.started = time.time()
         self.listings = 0
@@ -149,10 +150,10 @@ class Waiter:
             self.active_until = time.time() + ACTIVE_SECONDS
             self.seen |= view.keys
         self.decided_once = True
-        was = self.fast
+        was = (self.fast, self.near)
         self.near = rendezvous_near(layout, view.keys, floor=self.floor)
         self.fast = self.near or time.time() < self.active_until
-        if self.missing != state.missing or self.fast != was:
+        if self.missing != state.missing or (self.fast, self.near) != was:
             self.log.info(
                 "Waiting for %s: %s (polling every %.2g s)", self.stage, ", ".join(state.missing), self.interval()
             )
@@ -232,7 +233,7 @@ def wait(
                 try:
                     when_near()
                 except Exception as exc:  # a head start only: the stage that follows does it anyway
-                    logger.warning("Could not start ahead of the rendezvous: %s", exc)
+                    logger.warning("Could not prepare ahead of the rendezvous: %s", exc)
                 when_near = None
             time.sleep(waiter.pause(polled))
     finally:

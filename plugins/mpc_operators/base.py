@@ -157,8 +157,9 @@ def wait_in_task(
     task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None, times: tuple[float, float] | None = None
 ) -> Verified | None:
     """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
-    rendezvous is near, and then checks that the store honours conditional writes, as the task's
-    first write would), from now for the spec's deadline of the stage, then ``end_wait``: the wait
+    rendezvous is near and the wait not yet decided, and then checks that the store honours
+    conditional writes, as the task's first write would), from now for the spec's deadline of the
+    stage, then ``end_wait``: the wait
     the sensor would make, without handing over to another task (the task holds its worker slot
     meanwhile), and faster while the rendezvous is near (``waiting.TASK_NEAR_POLL_SECONDS``).
     Returns the verified listing the wait went ahead on.
@@ -180,12 +181,16 @@ def wait_in_task(
         cutoff = now
 
     def ahead() -> None:
-        if when_near is not None:
-            when_near()
-        # The check the task's first write makes (two PUTs, once per process), made while it waits.
-        run.store.check_conditional_writes()
+        try:
+            if when_near is not None:
+                when_near()
+        finally:
+            # The check the task's first write makes (two PUTs, once per process), made while it
+            # waits, with the quick client: an outage fails it at once, and the first write checks again.
+            run.store.check_conditional_writes(patient=False)
 
-    # Resumed by the trigger (``times``): it handed over on news, so the wait goes on in a burst.
+    # Resumed by the trigger (``times``: only a trigger that hands over gives them): it handed over
+    # on news, so the wait goes on in a burst.
     state, view = waiting.wait(
         run,
         stage,

@@ -58,7 +58,7 @@ class MPCRevealOperator(MPCWaitingOperator):
         from mpc_federation.sharing import load_recombine
 
         # Waiting here, the reveal decides from the listing the wait went ahead on: nothing fetched
-        # twice; and it loads what the recombination needs once the MPC runs (near: a roster exists).
+        # twice; and it loads what the recombination needs once the rendezvous is near.
         view = (
             wait_in_task(self, run, self.stage, context, times=times, when_near=lambda: load_recombine(run.program))
             if self.wait_for_result

@@ -156,13 +156,12 @@ def end_wait(run_key: str, stage: str, state: Any, log: Any) -> None:
 def wait_in_task(
     task: Any, run: Any, stage: str, context: Any, *, when_near: Any = None, times: tuple[float, float] | None = None
 ) -> Verified | None:
-    """Wait for ``stage`` in the running task (``waiting.wait``, which calls ``when_near`` once the
-    rendezvous is near and the wait not yet decided, and then checks that the store honours
-    conditional writes, as the task's first write would), from now for the spec's deadline of the
-    stage, then ``end_wait``: the wait
-    the sensor would make, without handing over to another task (the task holds its worker slot
-    meanwhile), and faster while the rendezvous is near (``waiting.TASK_NEAR_POLL_SECONDS``).
-    Returns the verified listing the wait went ahead on.
+    """Wait for ``stage`` in the running task from now for the spec's deadline of the stage, then
+    ``end_wait``: the wait the sensor would make, without handing over to another task (the task
+    holds its worker slot meanwhile), and faster while the rendezvous is near
+    (``waiting.TASK_NEAR_POLL_SECONDS``). Once it is near and the wait not yet decided,
+    ``waiting.wait`` calls ``when_near`` and this checks that the store honours conditional
+    writes, as the task's first write would. Returns the verified listing the wait went ahead on.
 
     :param times: (deadline, cutoff) in epoch seconds of the wait this task began before it
         deferred (``defer_while_far``): kept, so deferring extends neither. The resumed wait

@@ -62,22 +62,26 @@ def test_fixed_is_exact_at_any_size():
 
 @pytest.mark.parametrize("t,m", [(1, 3), (1, 4), (2, 5), (3, 7)])
 def test_the_bulk_random_split_is_a_shamir_sharing_of_degree_t(t, m, monkeypatch):
-    """The installed ``np_random_split`` (bulk randomness; additions for t = 1, Horner otherwise):
-    every set of t + 1 parties recombines the secrets, and t shares alone are not all zero."""
+    """The installed ``np_random_split`` (bulk randomness, in machine words): one ``limbs.Words``
+    per party, each surviving MPyC's pickling; every set of t + 1 parties recombines the secrets,
+    and t shares alone are not all zero."""
     import itertools
+    import pickle
 
     import numpy as np
     from mpyc import thresha
     from mpyc.runtime import mpc
 
-    from mpc_federation import mpyc_compat
+    from mpc_federation import limbs, mpyc_compat
 
     monkeypatch.setattr(thresha, "np_random_split", thresha.np_random_split)  # MPyC's again afterwards
     mpyc_compat.install_fast_random_split()
     field = mpc.SecInt(124).field
     secrets = [0, 1, 5, field.modulus - 1, 2**100]
-    rows = thresha.np_random_split(field, field.array(np.array(secrets, dtype=object)), t, m)
-    assert rows.shape == (m, len(secrets))
+    split = thresha.np_random_split(field, field.array(np.array(secrets, dtype=object)), t, m)
+    assert len(split) == m and all(isinstance(row, limbs.Words) and len(row) == len(secrets) for row in split)
+    rows = np.stack([np.asarray(pickle.loads(pickle.dumps(row))) for row in split])  # as MPyC sends them
+    assert all(0 <= int(v) < field.modulus for v in rows.flatten())
     for subset in itertools.combinations(range(m), t + 1):
         points = [(i + 1, [field(int(v)) for v in rows[i]]) for i in subset]
         assert [int(v) % field.modulus for v in thresha.recombine(field, points)] == secrets
@@ -105,31 +109,37 @@ def test_bulk_randoms_are_uniform_below_the_order(order):
         assert 13000 < sum(1 for v in values if int(v) >= order // 2) < 17000
 
 
+@pytest.mark.parametrize("words", [False, True], ids=["object arrays", "limbs.Words"])
 @pytest.mark.parametrize("t,m", [(1, 3), (1, 4), (2, 5), (2, 6), (3, 7)])
-def test_the_small_integer_recombination_equals_mpycs(t, m, monkeypatch):
+def test_the_small_integer_recombination_equals_mpycs(t, m, words, monkeypatch):
     """The installed ``np_recombine`` (Lagrange coefficients as small integers over one denominator)
     gives what MPyC's own ``recombine`` gives for the point sets of a resharing (the 2t + 1 parties
     from a rotating start, in MPyC's order: the others', then this party's own share last) and of
     an output (t + 1 shares), and for several targets at once; with m > 2t + 1 the coefficients
-    have denominators other than 1."""
+    have denominators other than 1. The shares come as object arrays (MPyC's split, an output) or
+    as ``limbs.Words`` (the installed split's, summed in machine words)."""
     import itertools
 
     import numpy as np
     from mpyc import thresha
     from mpyc.runtime import mpc
 
-    from mpc_federation import mpyc_compat
+    from mpc_federation import limbs, mpyc_compat
 
     field = mpc.SecInt(124).field
     secrets = np.array([0, 1, 5, field.modulus - 1, 2**100], dtype=object)
 
     def mpycs(points, x_rs):  # MPyC's recombination of field elements, one value at a time
-        return thresha.recombine(field, [(x, [field(int(v)) for v in share]) for x, share in points], x_rs)
+        return thresha.recombine(field, [(x, [field(int(v)) for v in np.asarray(share)]) for x, share in points], x_rs)
 
     monkeypatch.setattr(thresha, "np_recombine", thresha.np_recombine)  # MPyC's again afterwards
     mpyc_compat.install_fast_recombine()
     assert thresha.np_recombine._small
+    if words:
+        monkeypatch.setattr(thresha, "np_random_split", thresha.np_random_split)  # MPyC's again afterwards
+        mpyc_compat.install_fast_random_split()
     shares = thresha.np_random_split(field, field.array(secrets), 2 * t, m)  # degree 2t: a product
+    assert all(isinstance(row, limbs.Words) == words for row in shares)
     windows = [[(u + j) % m for j in range(2 * t + 1)] for u in range(m)]
     sets = [[i for i in w if i != own] + [own] for w in windows for own in w]
     assert m == 2 * t + 1 or any(mpyc_compat._lagrange(tuple(i + 1 for i in s), 0)[1] != 1 for s in sets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import random
 from fractions import Fraction
@@ -26,73 +27,150 @@ def _prime(bits: int) -> int:
 PRIMES = [_prime(b) for b in (47, 49, 96, 156, 232, 300)]
 
 
-@pytest.mark.parametrize("p", PRIMES, ids=lambda p: f"{p.bit_length()} bits")
+def _ids(p: int) -> str:
+    return f"{p.bit_length()} bits"
+
+
+@pytest.fixture(params=["in words", "in integers"])
+def small(request, monkeypatch):
+    """``split`` in limbs (every vector counts as large) or in Python's integers (every one small)."""
+    monkeypatch.setattr(limbs, "SMALL", 0 if request.param == "in words" else 2**62)
+    return request.param
+
+
+def _lagrange(points: tuple[int, ...], p: int) -> list[int]:
+    """Lagrange coefficients at 0 of ``points``, mod p."""
+    out = []
+    for x_i in points:
+        c = Fraction(1)
+        for x_j in points:
+            if x_j != x_i:
+                c *= Fraction(-x_j, x_i - x_j)
+        out.append(c.numerator * pow(c.denominator, -1, p) % p)
+    return out
+
+
+@pytest.mark.parametrize("p", PRIMES, ids=_ids)
 def test_words_hold_every_value_and_travel_in_six_bytes_a_limb(p):
     rng = random.Random(p)
-    values = [0, 1, p - 1, p // 2, 2**47, 2**48 - 1] + [rng.randrange(p) for _ in range(500)]
-    values = [v for v in values if v < p]
+    values = [v for v in [0, 1, p - 1, p // 2, 2**47, 2**48 - 1, 2**48] if v < p]
+    values += [rng.randrange(p) for _ in range(500)]
     words = limbs.to_words(values, limbs.limb_count(p))
     assert words.shape == (limbs.limb_count(p), len(values)) and words.dtype == np.int64
     assert list(limbs.to_ints(words)) == values
-    wire = limbs.Words(words)
-    back = pickle.loads(pickle.dumps(wire))
-    assert isinstance(back, limbs.Words) and list(np.asarray(back)) == values
-    assert len(pickle.dumps(wire)) < 6 * words.size + 200  # 6 bytes a limb, not a pickled integer each
+    wire = pickle.dumps(limbs.Words(words))
+    back = pickle.loads(wire)
+    assert isinstance(back, limbs.Words) and len(back) == len(values)
+    assert list(np.asarray(back)) == values  # read straight from the bytes
+    assert (back.words == words).all()  # and as limbs
+    assert len(wire) < 6 * words.size + 200  # 6 bytes a limb, not a pickled integer each
 
 
-@pytest.mark.parametrize("p", PRIMES, ids=lambda p: f"{p.bit_length()} bits")
+def test_a_vector_of_shares_of_the_wrong_length_is_refused():
+    """What a peer's pickle hands ``_unpickle``: bytes that are not whole values are refused."""
+    assert len(limbs._unpickle(b"\x00" * 24, 2)) == 2
+    with pytest.raises(ValueError, match="has 13 bytes, not a multiple of 12"):
+        limbs._unpickle(b"\x00" * 13, 2)
+    with pytest.raises(ValueError, match="not a multiple"):
+        limbs._unpickle(b"", 0)
+
+
+@pytest.mark.parametrize("p", PRIMES, ids=_ids)
 def test_combine_equals_the_sum_mod_p_for_coefficients_up_to_the_headroom(p):
     """Signed coefficients whose absolute values sum to just below 2**14 (the bound of ``combine``),
-    over values at the edges of the field and random ones."""
+    over values at the edges of the field and random ones, with rows in memory and unpickled."""
     rng = random.Random(p + 1)
     count, n = limbs.limb_count(p), 400
     for coefficients in ([3, -3, 1], [1], [-1, -1], [7, -21, 35, -35, 21, -7, 1], [5461, -5461, 5461]):
         assert sum(map(abs, coefficients)) < limbs.HEADROOM
         rows = [[rng.choice([0, 1, p - 1, rng.randrange(p)]) for _ in range(n)] for _ in coefficients]
-        got = limbs.combine(coefficients, [limbs.Words(limbs.to_words(r, count)) for r in rows], p)
+        words = [limbs.Words(limbs.to_words(r, count)) for r in rows]
+        words = [pickle.loads(pickle.dumps(w)) if i % 2 else w for i, w in enumerate(words)]
+        got = limbs.combine(coefficients, words, p)
         assert list(got) == [sum(a * r[i] for a, r in zip(coefficients, rows)) % p for i in range(n)]
 
 
-@pytest.mark.parametrize("t,m", [(1, 3), (1, 4), (2, 5), (3, 7)])
-@pytest.mark.parametrize("p", PRIMES[1:5], ids=lambda p: f"{p.bit_length()} bits")
-def test_split_gives_shares_of_degree_t_that_every_t_plus_1_parties_recombine(p, t, m):
-    import itertools
-
+@pytest.mark.parametrize("t,m", [(0, 3), (1, 3), (1, 4), (2, 5), (3, 7)])
+@pytest.mark.parametrize("p", PRIMES, ids=_ids)
+def test_split_gives_shares_of_degree_t_that_every_t_plus_1_parties_recombine(p, t, m, small):
     rng = random.Random(p + t)
     secrets = [0, 1, p - 1] + [rng.randrange(p) for _ in range(50)]
-    rows = [np.asarray(row) for row in limbs.split(secrets, p, t, m)]
+    split = limbs.split(secrets, p, t, m)
+    assert all(isinstance(row, limbs.Words) == (small == "in words") for row in split)
+    rows = [np.asarray(pickle.loads(pickle.dumps(row))) for row in split]
     assert all(0 <= int(v) < p for row in rows for v in row)
     for subset in itertools.combinations(range(1, m + 1), t + 1):
-        lagrange = []
-        for x_i in subset:
-            c = Fraction(1)
-            for x_j in subset:
-                if x_j != x_i:
-                    c *= Fraction(-x_j, x_i - x_j)
-            lagrange.append(c.numerator * pow(c.denominator, -1, p) % p)
+        lagrange = _lagrange(subset, p)
         assert [sum(c * int(rows[x - 1][k]) for c, x in zip(lagrange, subset)) % p for k in range(len(secrets))] == [
             s % p for s in secrets
         ]
-    assert any(int(v) for v in rows[0][:3])  # shares of 0, 1, p - 1 are not the secrets themselves
+    if t:  # t shares of the secret 0 are not 0, and no share is its secret: the coefficients are drawn
+        assert all(int(rows[i][0]) for i in range(t))
+        assert not any(int(a) == s for row in rows for a, s in zip(row, secrets))
 
 
-@pytest.mark.parametrize(
-    "p", [PRIMES[3], 2**96 + 2**48 + 1, 3 * 2**94 + 1], ids=["just below 2**156", "just above 2**96", "0.75 of 2**96"]
-)
-def test_randoms_are_uniform_below_p(p):
-    """Every value lies in [0, p); the top bit is set in the share of draws it should be (half of
-    2**bits for a prime just below it; about a third for 0.75 * 2**96: the rejected quarter is drawn again)."""
+def test_the_coefficients_of_each_degree_are_drawn_apart(small):
+    """With t = 3 the polynomial of each secret, read back from 4 shares, has coefficients that
+    differ from each other and between secrets: each degree has its own draw."""
+    p, t = PRIMES[3], 3
+    rows = [np.asarray(row) for row in limbs.split([0] * 20, p, t, t + 1)]
+    xs = list(range(1, t + 2))
+    coefficients = []
+    for k in range(20):  # solve the Vandermonde system for c_1..c_t (the secret is 0)
+        ys = [Fraction(int(rows[x - 1][k])) for x in xs]
+        # Newton's divided differences mod p, then expand
+        table = [[y % p for y in ys]]
+        for level in range(1, t + 1):
+            prev = table[-1]
+            table.append(
+                [(prev[i + 1] - prev[i]) * pow(xs[i + level] - xs[i], -1, p) % p for i in range(len(prev) - 1)]
+            )
+        newton = [table[i][0] for i in range(t + 1)]
+        poly = [0] * (t + 1)  # coefficients, low degree first
+        for i in range(t, -1, -1):  # Horner over the Newton basis
+            shifted = [0] + poly[:-1]
+            poly = [(s - xs[i] * c) % p for s, c in zip(shifted, poly)]
+            poly[0] = (poly[0] + newton[i]) % p
+        assert poly[0] == 0
+        coefficients.append(tuple(poly[1:]))
+    assert all(len(set(c)) == t for c in coefficients)
+    assert len({c for cs in coefficients for c in cs}) == 20 * t
+
+
+@pytest.mark.parametrize("order", [1, 3, 2**48, 2**64 + 1, 2**96, 2**96 - 1, "field"])
+def test_randoms_are_uniform_below_the_order(order):
+    """Each value lies in [0, order); a small order hits every value about equally; otherwise all
+    values differ, every bit below the order's top bit is set about half the time, and the top bit
+    as often as it should be (2**64 + 1 takes 65-bit draws and redraws about half of them; a power of
+    two at a limb's end, the masks of ``arith.trunc``, takes whole limbs)."""
+    from collections import Counter
+
+    if order == "field":
+        order = PRIMES[3]
     n = 30000
-    values = limbs.to_ints(limbs.randoms_below(p, n))
-    assert len(values) == n and all(0 <= int(v) < p for v in values)
-    top = 1 << ((p - 1).bit_length() - 1)
-    share = sum(1 for v in values if int(v) >= top) / n
-    expected = (p - top) / p
-    assert abs(share - expected) < 0.02, (share, expected)
+    values = [int(v) for v in limbs.to_ints(limbs.randoms_below(order, n))]
+    assert len(values) == n and all(0 <= v < order for v in values)
+    if order <= 3:
+        counts = Counter(values)
+        assert len(counts) == order and all(n / order * 0.9 < c < n / order * 1.1 for c in counts.values())
+        return
+    assert len(set(values)) == n
+    top = (order - 1).bit_length() - 1
+    for bit in range(top):
+        assert 0.47 < sum(v >> bit & 1 for v in values) / n < 0.53, bit
+    expected = (order - 2**top) / order
+    assert abs(sum(v >> top & 1 for v in values) / n - expected) < 0.02
 
 
-def test_empty_vectors_split_and_combine():
+def test_small_vectors_are_split_in_integers_and_large_ones_in_words():
+    p = PRIMES[3]
+    assert all(isinstance(row, np.ndarray) for row in limbs.split([1] * (limbs.SMALL - 1), p, 1, 3))
+    assert all(isinstance(row, limbs.Words) for row in limbs.split([1] * limbs.SMALL, p, 1, 3))
+
+
+def test_empty_vectors_split_and_combine(monkeypatch):
+    monkeypatch.setattr(limbs, "SMALL", 0)
     p = PRIMES[3]
     rows = limbs.split([], p, 1, 3)
     assert [len(r) for r in rows] == [0, 0, 0]
-    assert len(limbs.combine([3, -3, 1], rows, p)) == 0
+    assert len(limbs.combine([3, -3, 1], [pickle.loads(pickle.dumps(r)) for r in rows], p)) == 0

@@ -4,11 +4,13 @@ MPyC keeps a field array as a numpy array of Python integers, so every addition 
 share is a Python operation on a big integer (100-300 ns each here). A resharing only splits each
 value into Shamir shares (additions of random multiples) and recombines the shares it receives
 (a sum with small integer coefficients): linear steps that numpy can do on machine words. Here a
-vector is an ``(L, n)`` int64 array of 48-bit limbs, least significant first (``words``); a sum of
-up to 2**14 terms of 48-bit limbs fits in 62 bits, so limbs are added and scaled without carries
-and reduced modulo p once (``reduce``). The shares travel as 6 bytes per limb (``Words``'s pickle).
+vector is an ``(L, n)`` int64 array of 48-bit limbs, least significant first (``words``); a sum
+whose coefficients' absolute values add up to less than 2**14 stays below 2**62 in every limb, so
+limbs are added and scaled without carries and reduced modulo p once (``reduce``). The shares
+travel as 6 bytes per limb (``Words``'s pickle), which are also each value's little-endian bytes.
 
-Used by ``mpyc_compat.install_fast_random_split`` and ``install_fast_recombine`` in the MPyC process.
+Used by ``mpyc_compat.install_fast_random_split`` and ``install_fast_recombine`` in the MPyC process,
+and by input parties (``sharing.split``); ``randoms_below`` is the one sampler of uniform integers.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ BITS = 48  # bits per limb: 6 bytes, and 15 bits of headroom in an int64
 MASK = (1 << BITS) - 1
 HEADROOM = 1 << 14  # the largest sum of absolute coefficients (and quotient) a limb takes
 LITTLE: Literal["little"] = "little"  # limbs and values are little-endian bytes
+SMALL = 256  # fewer values than this are split in Python's integers: numpy's cost per call dominates
 
 
-def limb_count(p: int) -> int:
-    return -(-(p - 1).bit_length() // BITS)
+def limb_count(order: int) -> int:
+    """The limbs that hold every integer in ``[0, order)`` (at least one)."""
+    return max(1, -(-(order - 1).bit_length() // BITS))
 
 
 def to_words(values, count: int):
@@ -58,6 +62,13 @@ def to_ints(words):
     return np.asarray(Words(words))
 
 
+def integers(data, width: int, byteorder: Literal["little", "big"] = LITTLE):
+    """The integers of ``width`` bytes each that ``data`` holds (bytes or a uint8 array), as an object
+    array: one C-level ``int.from_bytes`` each."""
+    values = np.frombuffer(data, dtype=f"V{width}").tolist()
+    return np.fromiter(map(int.from_bytes, values, repeat(byteorder)), dtype=object, count=len(values))
+
+
 def _normalise(w) -> None:
     """Carry each limb's excess into the next, in place: limbs below the top end in ``[0, 2**48)``,
     the top one keeps the sign and the rest of the value."""
@@ -72,9 +83,10 @@ def _p_words(p: int, count: int):
 
 
 def reduce(w, p: int):
-    """The values of the limbs ``w`` (any int64 limbs of a value in ``(-2**14 p, 2**14 p)``) modulo p,
-    as normalised limbs in ``[0, p)``; ``w`` is changed. The quotient is estimated in floating point
-    from the top two limbs (off by at most one), then corrected exactly."""
+    """The values of the limbs ``w`` modulo p, as normalised limbs in ``[0, p)``; ``w`` is changed.
+    Each value must lie in ``(-2**14 p, 2**14 p)`` and each limb below ``2**62`` in absolute value
+    (what ``split`` and ``combine`` make). The quotient is estimated in floating point from the top
+    two limbs (off by at most one), then corrected exactly."""
     count = w.shape[0]
     pw = _p_words(p, count)
     _normalise(w)
@@ -92,12 +104,13 @@ def reduce(w, p: int):
     return np.where(d[-1] < 0, w, d)
 
 
-def randoms_below(p: int, n: int):
-    """``n`` uniform values in ``[0, p)`` as limbs: each drawn from ``bit_length(p - 1)`` random bits
-    of ``os.urandom``, and drawn again if it is ``p`` or more."""
-    count = limb_count(p)
-    top_mask = (1 << ((p - 1).bit_length() - BITS * (count - 1))) - 1
-    pw = _p_words(p, count)
+def randoms_below(order: int, n: int):
+    """``n`` uniform integers in ``[0, order)`` from the OS's CSPRNG, as limbs: each drawn from
+    ``bit_length(order - 1)`` random bits of ``os.urandom``, and drawn again if it is ``order`` or
+    more (exactly uniform; fewer than half the draws are redrawn, none for a power of two, and
+    hardly any for the primes ``SecInt`` picks, just below a power of two)."""
+    count = limb_count(order)
+    top_mask = (1 << ((order - 1).bit_length() - BITS * (count - 1))) - 1
 
     def draw(k):
         w = _from_bytes(os.urandom(6 * count * k), count)
@@ -105,8 +118,11 @@ def randoms_below(p: int, n: int):
         return w
 
     w = draw(n)
+    if not order & (order - 1):  # a power of two: every draw is below it (and it may need a limb more)
+        return w
+    ow = _p_words(order, count)
     while True:
-        d = w - pw
+        d = w - ow
         _normalise(d)
         again = np.flatnonzero(d[-1] >= 0)
         if not again.size:
@@ -114,18 +130,25 @@ def randoms_below(p: int, n: int):
         w[:, again] = draw(again.size)
 
 
-def split(s, p: int, t: int, m: int) -> list[Words]:
-    """Shamir shares of degree t >= 1 of the values ``s`` (integers in ``[0, p)``) for the points
-    1..m, one ``Words`` per point: s plus random multiples, in limbs."""
-    count = limb_count(p)
-    secret = to_words(np.asarray(s, dtype=object).reshape(-1).tolist(), count)
-    n = secret.shape[1]
-    c = [randoms_below(p, n) for _ in range(t)]
+def split(s, p: int, t: int, m: int) -> list:
+    """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
+    points 1..m (m below 2**14), one row per point: the random coefficients drawn in bulk
+    (``randoms_below``), the polynomials evaluated by Horner's rule at the small points (for t = 1,
+    one addition per point). A row is a ``Words``, reduced in limbs; below ``SMALL`` values, where
+    numpy's cost per call outweighs the work, an object array of Python integers instead."""
+    values = np.asarray(s, dtype=object).reshape(-1)
+    n, count = len(values), limb_count(p)
+    if n < SMALL:
+        return list(_split_ints(values, p, [to_ints(randoms_below(p, n)) for _ in range(t)], m))
+    secret = to_words(values.tolist(), count)
+    c = [randoms_below(p, n) for _ in range(t)]  # c[j] multiplies x**(j + 1)
     rows = []
     for x in range(1, m + 1):
-        if t == 1:
+        if t == 0:
+            y = secret.copy()
+        elif t == 1:
             y = secret + x * c[0]
-        else:  # Horner: s + c_1 x + ... + c_t x**t, reduced after each step (small x)
+        else:  # Horner: s + c_1 x + ... + c_t x**t, reduced after each step (below (x + 1) p)
             y = c[t - 1].copy()
             for j in range(t - 2, -1, -1):
                 y = reduce(y * x + c[j], p)
@@ -134,13 +157,29 @@ def split(s, p: int, t: int, m: int) -> list[Words]:
     return rows
 
 
+def _split_ints(s, p: int, c: list, m: int):
+    """``split``'s rows in Python's integers, from the coefficients ``c`` (object arrays)."""
+    t = len(c)
+    for x in range(1, m + 1):
+        y = s % p
+        if t:
+            y = c[t - 1]
+            for j in range(t - 2, -1, -1):
+                y = y * x + c[j]
+            y = (y * x + s) % p
+        yield y
+
+
 def combine(coefficients, rows, p: int):
     """``sum(a * row) mod p`` for small integer coefficients (the sum of their absolute values below
     2**14) and ``Words`` rows, as an object array of integers in ``[0, p)``."""
     total = None
     for a, row in zip(coefficients, rows):
-        term = row.words * a if a != 1 else row.words
-        total = term.copy() if total is None else total + term
+        term = row.words * a  # a new array
+        if total is None:
+            total = term
+        else:
+            total += term
     return to_ints(reduce(total, p))
 
 
@@ -169,13 +208,13 @@ class Words:
         return len(self._data) // (6 * self._count) if self._words is None else self._words.shape[1]
 
     def __array__(self, dtype=None, copy=None):
-        n, width = len(self), 6 * self._count
-        values = self._bytes().view(f"S{width}").reshape(n).tolist()  # little-endian: the zeros S drops are high
-        return np.fromiter(map(int.from_bytes, values, repeat(LITTLE)), dtype=object, count=n)
+        return integers(self._bytes(), 6 * self._count)
 
     def __reduce__(self):
         return (_unpickle, (self._bytes().tobytes(), self._count))
 
 
 def _unpickle(data: bytes, count: int) -> Words:
+    if count < 1 or len(data) % (6 * count):
+        raise ValueError(f"a vector of shares has {len(data)} bytes, not a multiple of {6 * max(count, 1)}")
     return Words(data=data, count=count)

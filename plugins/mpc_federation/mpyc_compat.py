@@ -7,7 +7,7 @@ checks use the same call to bring their local degree-2t sums back to degree t.
 
 The MPyC process also replaces some of MPyC's steps by the same arithmetic in fewer Python
 operations: the split of every resharing and input (``install_fast_random_split``, with the input
-parties' own ``sharing.shamir_split``), the recombination of every resharing and output
+parties' own ``limbs.split``: in machine words), the recombination of every resharing and output
 (``install_fast_recombine``) and the random signs behind MPyC's random bits, drawn in bulk
 (``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions by one with
 half the secure products (``install_brent_kung_add_bits``). And it ends the process when a
@@ -44,8 +44,7 @@ def install_fast_random_split() -> None:
     an object-array matrix product: a third of the CPU time of a large vectorised program without
     PRSS, which reshares every product) by the same Shamir split in bulk and in machine words
     (``limbs.split``): one ``limbs.Words`` per party, which MPyC pickles and sends as it is, and
-    which the installed ``np_recombine`` sums in machine words too. Degree 0 (nothing random)
-    goes to ``sharing.shamir_split``."""
+    which the installed ``np_recombine`` sums in machine words too."""
     check_version()
     from mpyc import thresha
 
@@ -53,14 +52,12 @@ def install_fast_random_split() -> None:
         return
 
     from mpc_federation import limbs
-    from mpc_federation.sharing import shamir_split
 
     def np_random_split(field, s, t, m):
         p = field.modulus
         if not isinstance(p, int) or field.order != p:
             return original(field, s, t, m)
-        values = s.value if isinstance(s, field.array) else s
-        return limbs.split(values, p, t, m) if t else shamir_split(values, p, t, m)
+        return limbs.split(s.value if isinstance(s, field.array) else s, p, t, m)
 
     original = thresha.np_random_split
     np_random_split._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied

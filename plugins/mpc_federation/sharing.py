@@ -1,6 +1,6 @@
 """Shamir sharing over MPyC's fields, and decoding of revealed outputs.
 
-Input parties split over the program's SecInt field at MPyC's points (``shamir_split``, with
+Input parties split over the program's SecInt field at MPyC's points (``limbs.split``, with
 random coefficients drawn in bulk; the MPyC process splits every resharing with it too), so compute
 party i (x-coordinate i+1) can wrap its shares in secure integers directly. A vector of shares
 travels as one text (``pack``: fixed-width bytes, base64), not as a JSON list of big integers.
@@ -19,71 +19,10 @@ def split(field, values: list[int], t: int, m: int) -> list[list[int]]:
     """Shares of every value for each of m compute parties (row i for party i), degree t."""
     import numpy as np
 
+    from mpc_federation import limbs
+
     p = field.modulus
-    return shamir_split(np.array(values, dtype=object) % p, p, t, m).tolist()
-
-
-def bulk_randoms(order: int, count: int):
-    """``count`` uniform integers in ``[0, order)`` from the OS's CSPRNG, as an object array: each is
-    drawn from ``bit_length(order - 1)`` random bits, and a draw at or above ``order`` is drawn again
-    (exactly uniform; fewer than half the draws are redrawn, none for a power of two, and hardly any
-    for the primes ``SecInt`` picks by default, just below a power of two)."""
-    import numpy as np
-
-    bits = (order - 1).bit_length()
-    if not bits:  # order 1: only 0
-        return np.zeros(count, dtype=object)
-    out = _draws(bits, count)
-    while (again := np.flatnonzero(out >= order)).size:
-        out[again] = _draws(bits, again.size)
-    return out
-
-
-def _draws(bits: int, count: int):
-    """``count`` integers of ``bits`` random bits from one call to ``os.urandom``: each read from its
-    own big-endian bytes, their surplus top bits cleared by numpy (one C-level conversion each)."""
-    import os
-
-    import numpy as np
-
-    size = (bits + 7) // 8
-    stream = np.frombuffer(os.urandom(size * count), dtype=np.uint8).reshape(count, size).copy()
-    stream[:, 0] &= 0xFF >> (8 * size - bits)
-    return np.fromiter(_integers(stream.tobytes(), size), dtype=object, count=count)
-
-
-def _integers(data: bytes, size: int):
-    """The big-endian integers of ``size`` bytes each that ``data`` holds, one C-level conversion each."""
-    import numpy as np
-
-    return map(int.from_bytes, np.frombuffer(data, dtype=f"V{size}").tolist())
-
-
-def shamir_split(s, p: int, t: int, m: int):
-    """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
-    points 1..m, as an object array of shape (m, n), row i for point i + 1: the random coefficients
-    drawn in bulk from ``os.urandom`` (``bulk_randoms``), the polynomials evaluated by Horner's rule
-    at the small points (for t = 1, one addition per point)."""
-    import numpy as np
-
-    n = len(s)
-    s = np.asarray(s, dtype=object).reshape(n)
-    if t == 0:
-        return np.stack([s % p] * m)
-    c = bulk_randoms(p, t * n).reshape(t, n)
-    rows = []
-    if t == 1:  # s + c x at x = 1, 2, ...: one addition per point
-        y = s
-        for _ in range(m):
-            y = (y + c[0]) % p
-            rows.append(y)
-        return np.stack(rows)
-    for x in range(1, m + 1):  # Horner: s + c_1 x + ... + c_t x**t, elementwise (small x)
-        y = c[t - 1]
-        for j in range(t - 2, -1, -1):
-            y = y * x + c[j]
-        rows.append((y * x + s) % p)
-    return np.stack(rows)
+    return [np.asarray(row).tolist() for row in limbs.split(np.array(values, dtype=object) % p, p, t, m)]
 
 
 def pack(values, modulus: int) -> str:
@@ -109,10 +48,12 @@ def unpack(text, modulus: int) -> list[int]:
         data = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise ValueError(f"a vector of shares is not base64 ({exc})") from None
+    from mpc_federation.limbs import integers
+
     w = width(modulus)
     if len(data) % w:
         raise ValueError(f"a vector of shares has {len(data)} bytes, not a multiple of {w}")
-    return list(_integers(data, w))
+    return integers(data, w, "big").tolist()
 
 
 def width(modulus: int) -> int:

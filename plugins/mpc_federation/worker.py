@@ -32,7 +32,7 @@ HUNG_UP = "mpc-worker: hung up:"  # a connected peer closed its connection (inst
 # coefficients, random bits, carry circuits) and of the input shares they read (``sharing.pack``):
 # raised with every change there, so that compute parties on different releases refuse together
 # instead of computing garbage or blaming inputs.
-PROTOCOL = 10
+PROTOCOL = 11
 # How long a refusing party waits at MPyC's shutdown barrier, which lets the others print their own
 # refusal before its connections close; a peer that is gone (crashed, or an impostor that quit)
 # never reaches the barrier.

@@ -161,13 +161,13 @@ def _split_ints(s, p: int, c: list, m: int):
     """``split``'s rows in Python's integers, from the coefficients ``c`` (object arrays)."""
     t = len(c)
     for x in range(1, m + 1):
-        y = s % p
-        if t:
-            y = c[t - 1]
-            for j in range(t - 2, -1, -1):
-                y = y * x + c[j]
-            y = (y * x + s) % p
-        yield y
+        if not t:
+            yield s % p
+            continue
+        y = c[t - 1]
+        for j in range(t - 2, -1, -1):
+            y = y * x + c[j]
+        yield (y * x + s) % p
 
 
 def combine(coefficients, rows, p: int):

@@ -42,14 +42,14 @@ def unpack(text, modulus: int) -> list[int]:
     import base64
     import binascii
 
+    from mpc_federation.limbs import integers
+
     if not isinstance(text, str):
         raise ValueError(f"a vector of shares must be packed text, not {type(text).__name__}")
     try:
         data = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise ValueError(f"a vector of shares is not base64 ({exc})") from None
-    from mpc_federation.limbs import integers
-
     w = width(modulus)
     if len(data) % w:
         raise ValueError(f"a vector of shares has {len(data)} bytes, not a multiple of {w}")

@@ -76,7 +76,7 @@ def test_the_bulk_random_split_is_a_shamir_sharing_of_degree_t(t, m, words, monk
     from mpc_federation import limbs, mpyc_compat
 
     monkeypatch.setattr(thresha, "np_random_split", thresha.np_random_split)  # MPyC's again afterwards
-    monkeypatch.setattr(limbs, "SMALL", 0 if words else limbs.SMALL)
+    monkeypatch.setattr(limbs, "SMALL", 0 if words else 2**62)  # every vector large, or every one small
     mpyc_compat.install_fast_random_split()
     field = mpc.SecInt(124).field
     secrets = [0, 1, 5, field.modulus - 1, 2**100]
@@ -92,16 +92,18 @@ def test_the_bulk_random_split_is_a_shamir_sharing_of_degree_t(t, m, words, monk
     assert not any(a == b for a, b in zip(again, rows[0]))  # and drawn anew for every split
 
 
-@pytest.mark.parametrize("words", [False, True], ids=["object arrays", "limbs.Words"])
+@pytest.mark.parametrize("words", [False, True], ids=["small vectors", "large vectors"])
 @pytest.mark.parametrize("t,m", [(1, 3), (1, 4), (2, 5), (2, 6), (3, 7)])
 def test_the_small_integer_recombination_equals_mpycs(t, m, words, monkeypatch):
     """The installed ``np_recombine`` (Lagrange coefficients as small integers over one denominator)
     gives what MPyC's own ``recombine`` gives for the point sets of a resharing (the 2t + 1 parties
     from a rotating start, in MPyC's order: the others', then this party's own share last) and of
     an output (t + 1 shares), and for several targets at once; with m > 2t + 1 the coefficients
-    have denominators other than 1. The shares come as object arrays (MPyC's split, an output) or
-    as ``limbs.Words`` (the installed split's, summed in machine words)."""
+    have denominators other than 1. The shares come from the installed split, the others' through
+    a pickle: object arrays for a small vector, ``limbs.Words`` (summed in machine words) for a
+    large one."""
     import itertools
+    import pickle
 
     import numpy as np
     from mpyc import thresha
@@ -118,27 +120,20 @@ def test_the_small_integer_recombination_equals_mpycs(t, m, words, monkeypatch):
     monkeypatch.setattr(thresha, "np_recombine", thresha.np_recombine)  # MPyC's again afterwards
     mpyc_compat.install_fast_recombine()
     assert thresha.np_recombine._small
-    if words:
-        monkeypatch.setattr(thresha, "np_random_split", thresha.np_random_split)  # MPyC's again afterwards
-        monkeypatch.setattr(limbs, "SMALL", 0)  # every vector counts as large
-        mpyc_compat.install_fast_random_split()
+    monkeypatch.setattr(thresha, "np_random_split", thresha.np_random_split)  # MPyC's again afterwards
+    monkeypatch.setattr(limbs, "SMALL", 0 if words else 2**62)  # every vector large, or every one small
+    mpyc_compat.install_fast_random_split()
     shares = thresha.np_random_split(field, field.array(secrets), 2 * t, m)  # degree 2t: a product
     assert all(isinstance(row, limbs.Words) == words for row in shares)
+    received = [pickle.loads(pickle.dumps(row)) for row in shares]  # as the peers get them
     windows = [[(u + j) % m for j in range(2 * t + 1)] for u in range(m)]
     sets = [[i for i in w if i != own] + [own] for w in windows for own in w]
     assert m == 2 * t + 1 or any(mpyc_compat._lagrange(tuple(i + 1 for i in s), 0)[1] != 1 for s in sets)
-    for subset in sets:
-        points = [(i + 1, shares[i]) for i in subset]
+    for subset in sets:  # the others' shares received, this party's own last, as MPyC's _reshare has them
+        points = [(i + 1, received[i]) for i in subset[:-1]] + [(subset[-1] + 1, shares[subset[-1]])]
         fast = thresha.np_recombine(field, points)
         assert isinstance(fast, field.array) and list(fast.value) == list(secrets)
         assert list(fast.value) == [v.value for v in mpycs(points, 0)]
-    if words:  # a peer on the previous release sends object arrays; numerators past the headroom
-        mixed = [(x, np.asarray(share) if i % 2 else share) for i, (x, share) in enumerate(points)]
-        assert list(thresha.np_recombine(field, mixed).value) == list(secrets)
-        headroom = limbs.HEADROOM
-        monkeypatch.setattr(limbs, "HEADROOM", 1)
-        assert list(thresha.np_recombine(field, points).value) == list(secrets)
-        monkeypatch.setattr(limbs, "HEADROOM", headroom)
     low = thresha.np_random_split(field, field.array(secrets), t, m)
     for subset in itertools.combinations(range(m), t + 1):
         points = [(i + 1, low[i]) for i in subset]

@@ -23,8 +23,10 @@ def _prime(bits: int) -> int:
     return p
 
 
-# One limb (48 bits), two limbs with a 1-bit top, and the HHI's (156 bits), the pay gap's, and wider fields.
-PRIMES = [_prime(b) for b in (47, 49, 96, 156, 232, 300)]
+# One limb (48 bits), two limbs with a 1-bit top, four with a 1-bit top, the HHI's (156 bits), the
+# pay gap's, and wider fields.
+PRIMES = [_prime(b) for b in (47, 49, 96, 145, 156, 232, 300)]
+HHI = PRIMES[4]
 
 
 def _ids(p: int) -> str:
@@ -90,6 +92,28 @@ def test_combine_equals_the_sum_mod_p_for_coefficients_up_to_the_headroom(p):
         assert list(got) == [sum(a * r[i] for a, r in zip(coefficients, rows)) % p for i in range(n)]
 
 
+def _limbs_of(values: list[int], count: int):
+    """Signed integers as ``count`` limbs of 48 bits, the top one taking the rest (not normalised
+    beyond that: what ``combine`` and ``split`` hand ``reduce``)."""
+    rows = []
+    for v in values:
+        a = abs(v)
+        digits = [(a >> (48 * i)) & limbs.MASK for i in range(count - 1)] + [a >> (48 * (count - 1))]
+        rows.append([d if v >= 0 else -d for d in digits])
+    return np.array(rows, dtype=np.int64).T.copy()
+
+
+@pytest.mark.parametrize("p", PRIMES, ids=_ids)
+def test_reduce_is_exact_next_to_every_multiple_of_p(p):
+    """k p - 1, k p and k p + 1 for every |k| below 2**14 (the headroom): the values where the
+    quotient's floating-point estimate can be off by one either way, so that each correction runs."""
+    count = limbs.limb_count(p)
+    values = [k * p + d for k in range(-(2**14) + 1, 2**14) for d in (-1, 0, 1)]
+    values = [v for v in values if abs(v) < 2**14 * p]
+    got = limbs.to_ints(limbs.reduce(_limbs_of(values, count), p))
+    assert list(got) == [v % p for v in values]
+
+
 @pytest.mark.parametrize("t,m", [(0, 3), (1, 3), (1, 4), (2, 5), (3, 7)])
 @pytest.mark.parametrize("p", PRIMES, ids=_ids)
 def test_split_gives_shares_of_degree_t_that_every_t_plus_1_parties_recombine(p, t, m, small):
@@ -112,7 +136,7 @@ def test_split_gives_shares_of_degree_t_that_every_t_plus_1_parties_recombine(p,
 def test_the_coefficients_of_each_degree_are_drawn_apart(small):
     """With t = 3 the polynomial of each secret, read back from 4 shares, has coefficients that
     differ from each other and between secrets: each degree has its own draw."""
-    p, t = PRIMES[3], 3
+    p, t = HHI, 3
     rows = [np.asarray(row) for row in limbs.split([0] * 20, p, t, t + 1)]
     xs = list(range(1, t + 2))
     coefficients = []
@@ -146,7 +170,7 @@ def test_randoms_are_uniform_below_the_order(order):
     from collections import Counter
 
     if order == "field":
-        order = PRIMES[3]
+        order = HHI
     n = 30000
     values = [int(v) for v in limbs.to_ints(limbs.randoms_below(order, n))]
     assert len(values) == n and all(0 <= v < order for v in values)
@@ -162,15 +186,50 @@ def test_randoms_are_uniform_below_the_order(order):
     assert abs(sum(v >> top & 1 for v in values) / n - expected) < 0.02
 
 
+def test_combine_sums_integers_where_rows_are_not_words_or_coefficients_pass_the_headroom(monkeypatch):
+    """Rows of a small vector's split (object arrays), a mix with ``Words``, and ``Words`` with
+    coefficients past the headroom: summed in Python's integers, the same result."""
+    p, rng = HHI, random.Random(5)
+    rows = [[rng.randrange(p) for _ in range(300)] for _ in range(3)]
+    words = [limbs.Words(limbs.to_words(r, limbs.limb_count(p))) for r in rows]
+    expected = [(3 * a - 3 * b + c) % p for a, b, c in zip(*rows)]
+    assert list(limbs.combine([3, -3, 1], [np.array(r, dtype=object) for r in rows], p)) == expected
+    assert list(limbs.combine([3, -3, 1], [words[0], np.array(rows[1], dtype=object), words[2]], p)) == expected
+    monkeypatch.setattr(limbs, "HEADROOM", 7)  # 3 + 3 + 1: not below it
+    monkeypatch.setattr(limbs, "reduce", None)  # the limbs are not used
+    assert list(limbs.combine([3, -3, 1], words, p)) == expected
+
+
 def test_small_vectors_are_split_in_integers_and_large_ones_in_words():
-    p = PRIMES[3]
+    p = HHI
     assert all(isinstance(row, np.ndarray) for row in limbs.split([1] * (limbs.SMALL - 1), p, 1, 3))
     assert all(isinstance(row, limbs.Words) for row in limbs.split([1] * limbs.SMALL, p, 1, 3))
 
 
+@pytest.mark.parametrize("order", [1, 3, 2**64, 2**64 + 1, "field"])
+def test_random_integers_are_uniform_below_the_order(order):
+    """The same law as ``randoms_below``, drawn straight as Python integers."""
+    from collections import Counter
+
+    if order == "field":
+        order = HHI
+    n = 30000
+    values = [int(v) for v in limbs.random_integers(order, n)]
+    assert len(values) == n and all(0 <= v < order for v in values)
+    if order <= 3:
+        counts = Counter(values)
+        assert len(counts) == order and all(n / order * 0.9 < c < n / order * 1.1 for c in counts.values())
+        return
+    assert len(set(values)) == n
+    top = (order - 1).bit_length() - 1
+    for bit in range(0, top, 7):
+        assert 0.47 < sum(v >> bit & 1 for v in values) / n < 0.53, bit
+    assert abs(sum(v >> top & 1 for v in values) / n - (order - 2**top) / order) < 0.02
+
+
 def test_empty_vectors_split_and_combine(monkeypatch):
     monkeypatch.setattr(limbs, "SMALL", 0)
-    p = PRIMES[3]
+    p = HHI
     rows = limbs.split([], p, 1, 3)
     assert [len(r) for r in rows] == [0, 0, 0]
     assert len(limbs.combine([3, -3, 1], [pickle.loads(pickle.dumps(r)) for r in rows], p)) == 0

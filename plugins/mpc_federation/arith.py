@@ -238,7 +238,7 @@ def trunc(mpc, a, f: int, bits: int):
         await mpc.returnType((secarray, a.shape))
         n = a.size
         if mpc.pid in senders:
-            r = limbs.to_ints(limbs.randoms_below(2 ** (k + bits - spread), n))
+            r = limbs.random_integers(2 ** (k + bits - spread), n)
             mine = field.array(np.concatenate((r, r & (2**f - 1))), check=False)
         else:
             mine = field.array(np.zeros(2 * n, dtype=object), check=False)

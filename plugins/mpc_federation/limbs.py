@@ -6,11 +6,14 @@ value into Shamir shares (additions of random multiples) and recombines the shar
 (a sum with small integer coefficients): linear steps that numpy can do on machine words. Here a
 vector is an ``(L, n)`` int64 array of 48-bit limbs, least significant first (``words``); a sum
 whose coefficients' absolute values add up to less than 2**14 stays below 2**62 in every limb, so
-limbs are added and scaled without carries and reduced modulo p once (``reduce``). The shares
-travel as 6 bytes per limb (``Words``'s pickle), which are also each value's little-endian bytes.
+limbs are added and scaled without carries and reduced modulo p at the end (``reduce``; once for
+a recombination or a split of degree 1). The shares travel as 6 bytes per limb (``Words``'s
+pickle), which are also each value's little-endian bytes. Vectors of fewer than ``SMALL`` values
+stay in Python's integers.
 
 Used by ``mpyc_compat.install_fast_random_split`` and ``install_fast_recombine`` in the MPyC process,
-and by input parties (``sharing.split``); ``randoms_below`` is the one sampler of uniform integers.
+and by input parties (``sharing.split``); ``randoms_below`` and ``random_integers`` draw uniform
+integers (as limbs, as Python integers).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ BITS = 48  # bits per limb: 6 bytes, and 15 bits of headroom in an int64
 MASK = (1 << BITS) - 1
 HEADROOM = 1 << 14  # the largest sum of absolute coefficients (and quotient) a limb takes
 LITTLE: Literal["little"] = "little"  # limbs and values are little-endian bytes
-SMALL = 256  # fewer values than this are split in Python's integers: numpy's cost per call dominates
+SMALL = 768  # fewer values are split in Python's integers: about where a resharing costs as much either way
 
 
 def limb_count(order: int) -> int:
@@ -130,16 +133,37 @@ def randoms_below(order: int, n: int):
         w[:, again] = draw(again.size)
 
 
+def random_integers(order: int, n: int):
+    """What ``randoms_below`` draws, as an object array of Python integers, without limbs: each
+    value read from its own ``bit_length(order - 1)`` random bits of ``os.urandom`` (big-endian,
+    the surplus top bits cleared by numpy), redrawn while it is ``order`` or more. Cheaper than
+    limbs for a few values, and for ``arith.trunc``'s masks, which stay integers."""
+    bits = (order - 1).bit_length()
+    if not bits:  # order 1: only 0
+        return np.zeros(n, dtype=object)
+    size = (bits + 7) // 8
+
+    def draw(k):
+        stream = np.frombuffer(os.urandom(size * k), dtype=np.uint8).reshape(k, size).copy()
+        stream[:, 0] &= 0xFF >> (8 * size - bits)
+        return integers(stream, size, "big")
+
+    out = draw(n)
+    while (again := np.flatnonzero(out >= order)).size:
+        out[again] = draw(again.size)
+    return out
+
+
 def split(s, p: int, t: int, m: int) -> list:
     """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
-    points 1..m (m below 2**14), one row per point: the random coefficients drawn in bulk
-    (``randoms_below``), the polynomials evaluated by Horner's rule at the small points (for t = 1,
-    one addition per point). A row is a ``Words``, reduced in limbs; below ``SMALL`` values, where
-    numpy's cost per call outweighs the work, an object array of Python integers instead."""
+    points 1..m (m below 2**14), one row per point: the random coefficients drawn in bulk, the
+    polynomials evaluated by Horner's rule at the small points (reduced after each step for
+    t > 1). A row is a ``Words`` in limbs; below ``SMALL`` values, where numpy's cost per call
+    outweighs the work, an object array of Python integers instead."""
     values = np.asarray(s, dtype=object).reshape(-1)
     n, count = len(values), limb_count(p)
     if n < SMALL:
-        return list(_split_ints(values, p, [to_ints(randoms_below(p, n)) for _ in range(t)], m))
+        return list(_split_ints(values, p, [random_integers(p, n) for _ in range(t)], m))
     secret = to_words(values.tolist(), count)
     c = [randoms_below(p, n) for _ in range(t)]  # c[j] multiplies x**(j + 1)
     rows = []
@@ -171,16 +195,25 @@ def _split_ints(s, p: int, c: list, m: int):
 
 
 def combine(coefficients, rows, p: int):
-    """``sum(a * row) mod p`` for small integer coefficients (the sum of their absolute values below
-    2**14) and ``Words`` rows, as an object array of integers in ``[0, p)``."""
-    total = None
-    for a, row in zip(coefficients, rows):
-        term = row.words * a  # a new array
-        if total is None:
-            total = term
+    """``sum(a * row) mod p`` for small integer coefficients, as an object array of integers in
+    ``[0, p)``: in limbs when every row is a ``Words`` and the coefficients' absolute values add up
+    to less than ``HEADROOM``, otherwise in Python's integers (rows of ``split``'s small vectors,
+    or of anything numpy reads as integers)."""
+    if all(isinstance(row, Words) for row in rows) and sum(map(abs, coefficients)) < HEADROOM:
+        total = rows[0].words * coefficients[0]  # a new array: the sums below are in place
+        for a, row in zip(coefficients[1:], rows[1:]):
+            total += row.words * a
+        return to_ints(reduce(total, p))
+    values = [np.asarray(row, dtype=object) for row in rows]
+    total = values[0] * coefficients[0]
+    for a, v in zip(coefficients[1:], values[1:]):
+        if a == 1:
+            total += v
+        elif a == -1:
+            total -= v
         else:
-            total += term
-    return to_ints(reduce(total, p))
+            total += v * a
+    return total % p
 
 
 class Words:

@@ -43,8 +43,9 @@ def install_fast_random_split() -> None:
     """Replace MPyC's ``thresha.np_random_split`` (one ``secrets.randbelow`` call per coefficient and
     an object-array matrix product: a third of the CPU time of a large vectorised program without
     PRSS, which reshares every product) by the same Shamir split in bulk and in machine words
-    (``limbs.split``): one ``limbs.Words`` per party, which MPyC pickles and sends as it is, and
-    which the installed ``np_recombine`` sums in machine words too."""
+    (``limbs.split``): for a vector of ``limbs.SMALL`` values or more one ``limbs.Words`` per party,
+    which MPyC pickles and sends as it is, and which the installed ``np_recombine`` sums in machine
+    words too."""
     check_version()
     from mpyc import thresha
 
@@ -85,9 +86,8 @@ def install_fast_recombine() -> None:
     integer numerators over one common denominator, reduced once. For a resharing with m = 2t + 1
     (all the points 1..m) the coefficients at 0 are ``(-1)**(i+1) * C(m, i)`` and the denominator 1;
     other point sets (m > 2t + 1, an output's t + 1 shares) have other small numerators and
-    denominators, and the sum is multiplied once by the denominator's inverse. The shares of a
-    resharing come as ``limbs.Words`` from the installed split: they are summed in machine words
-    (``limbs.combine``)."""
+    denominators, and the sum is multiplied once by the denominator's inverse (``limbs.combine``:
+    in machine words for a resharing's ``limbs.Words`` from the installed split)."""
     check_version()
     import numpy as np
     from mpyc import thresha
@@ -103,19 +103,12 @@ def install_fast_recombine() -> None:
         targets = [x_rs] if one else x_rs
         xs, shares = zip(*points)
         if not isinstance(p, int) or field.order != p or not all(type(x) is int for x in (*xs, *targets)):
-            points = [(x, np.asarray(s) if isinstance(s, limbs.Words) else s) for x, s in points]
             return original(field, points, x_rs)
-        in_words = all(isinstance(s, limbs.Words) for s in shares)  # a resharing's, from the split above
-        values = None
+        values = [s.value if isinstance(s, field.array) else s for s in shares]
         rows = []
         for x_r in targets:
             numerators, denominator = _lagrange(tuple(xs), x_r)
-            if in_words and sum(map(abs, numerators)) < limbs.HEADROOM:
-                total = limbs.combine(numerators, shares, p)
-            else:
-                if values is None:
-                    values = [np.asarray(s.value if isinstance(s, field.array) else s, dtype=object) for s in shares]
-                total = _small_sum(numerators, values) % p
+            total = limbs.combine(numerators, values, p)  # in machine words for a resharing's Words
             if denominator != 1:
                 total = total * pow(denominator, -1, p) % p
             rows.append(total)
@@ -124,19 +117,6 @@ def install_fast_recombine() -> None:
     original = thresha.np_recombine
     np_recombine._small = True  # type: ignore[attr-defined]  # marks the patch as applied
     thresha.np_recombine = np_recombine
-
-
-def _small_sum(numerators, values):
-    """``sum(a * v)`` over object arrays of integers, for small integers ``a``: a new array."""
-    total = values[0] * numerators[0]  # a new array: the sums below are in place
-    for a, v in zip(numerators[1:], values[1:]):
-        if a == 1:
-            total += v
-        elif a == -1:
-            total -= v
-        else:
-            total += v * a
-    return total
 
 
 @functools.cache

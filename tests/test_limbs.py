@@ -161,18 +161,24 @@ def test_the_coefficients_of_each_degree_are_drawn_apart(small):
     assert len({c for cs in coefficients for c in cs}) == 20 * t
 
 
+@pytest.mark.parametrize("sampler", ["randoms_below", "random_integers"])
 @pytest.mark.parametrize("order", [1, 3, 2**48, 2**64 + 1, 2**96, 2**96 - 1, "field"])
-def test_randoms_are_uniform_below_the_order(order):
+def test_randoms_are_uniform_below_the_order(order, sampler):
     """Each value lies in [0, order); a small order hits every value about equally; otherwise all
     values differ, every bit below the order's top bit is set about half the time, and the top bit
     as often as it should be (2**64 + 1 takes 65-bit draws and redraws about half of them; a power of
-    two at a limb's end, the masks of ``arith.trunc``, takes whole limbs)."""
+    two at a limb's end, the masks of ``arith.trunc``, takes whole limbs). The same law as limbs
+    (``randoms_below``) and as Python integers (``random_integers``)."""
     from collections import Counter
 
     if order == "field":
         order = HHI
     n = 30000
-    values = [int(v) for v in limbs.to_ints(limbs.randoms_below(order, n))]
+    if sampler == "randoms_below":
+        drawn = limbs.to_ints(limbs.randoms_below(order, n))
+    else:
+        drawn = limbs.random_integers(order, n)
+    values = [int(v) for v in drawn]
     assert len(values) == n and all(0 <= v < order for v in values)
     if order <= 3:
         counts = Counter(values)
@@ -204,27 +210,6 @@ def test_small_vectors_are_split_in_integers_and_large_ones_in_words():
     p = HHI
     assert all(isinstance(row, np.ndarray) for row in limbs.split([1] * (limbs.SMALL - 1), p, 1, 3))
     assert all(isinstance(row, limbs.Words) for row in limbs.split([1] * limbs.SMALL, p, 1, 3))
-
-
-@pytest.mark.parametrize("order", [1, 3, 2**64, 2**64 + 1, "field"])
-def test_random_integers_are_uniform_below_the_order(order):
-    """The same law as ``randoms_below``, drawn straight as Python integers."""
-    from collections import Counter
-
-    if order == "field":
-        order = HHI
-    n = 30000
-    values = [int(v) for v in limbs.random_integers(order, n)]
-    assert len(values) == n and all(0 <= v < order for v in values)
-    if order <= 3:
-        counts = Counter(values)
-        assert len(counts) == order and all(n / order * 0.9 < c < n / order * 1.1 for c in counts.values())
-        return
-    assert len(set(values)) == n
-    top = (order - 1).bit_length() - 1
-    for bit in range(0, top, 7):
-        assert 0.47 < sum(v >> bit & 1 for v in values) / n < 0.53, bit
-    assert abs(sum(v >> top & 1 for v in values) / n - (order - 2**top) / order) < 0.02
 
 
 def test_empty_vectors_split_and_combine(monkeypatch):

@@ -278,6 +278,37 @@ def test_time_kinds(spark, tmp_path, time_type):
     assert aggregate(spark, folder)["revenue_cents"] == [999, 0, 999, 0]
 
 
+@pytest.mark.parametrize("time_type", ["timestamp_ntz", "timestamp_utc", "date"])
+def test_month_boundaries(spark, tmp_path, time_type):
+    """The first and last instant (or day) of each declared month, and the neighbours just outside,
+    over a year's end and a leap day, with the months declared out of order: each fare lands in its
+    month (each fare is a power of two, so a sum names its rows)."""
+    edges = {
+        "2023-11-30 23:59:59.999999": None,
+        "2023-12-01 00:00:00": "2023-12",
+        "2023-12-31 23:59:59.999999": "2023-12",
+        "2024-01-01 00:00:00": "2024-01",
+        "2024-01-31 23:59:59.999999": "2024-01",
+        "2024-02-01 00:00:00": "2024-02",
+        "2024-02-29 23:59:59.999999": "2024-02",
+        "2024-03-01 00:00:00": None,
+    }
+    if time_type == "date":
+        edges = {text[:10]: month for text, month in edges.items()}
+        times = pa.array([date.fromisoformat(text) for text in edges])
+    else:
+        times = pa.array(list(edges)).cast(pa.timestamp("us"))
+        times = times.cast(pa.timestamp("us", "UTC")) if time_type == "timestamp_utc" else times
+    fares = [2**i for i in range(len(edges))]
+    folder = write(tmp_path / "d", "part-0.parquet", pa.table({"tpep_pickup_datetime": times, "fare_amount": fares}))
+    months = ["2024-02", "2023-12", "2024-01"]
+    per = [sum(100 * f for f, m in zip(fares, edges.values()) if m == month) for month in months]
+    assert per == [100 * (32 + 64), 100 * (2 + 4), 100 * (8 + 16)]
+    result = aggregate(spark, folder, months=months)
+    assert result["revenue_cents"] == [sum(per), *per]
+    assert (result["stats"]["rows_in_period"], result["stats"]["rows_outside_period"]) == (6, 2)
+
+
 @pytest.mark.parametrize(
     "amount_type, values, cents",
     [

@@ -57,11 +57,10 @@ not a stack trace).
 from __future__ import annotations
 
 import argparse
-import calendar
 import json
 import os
 import sys
-from datetime import date
+import time
 from decimal import Decimal
 
 try:
@@ -152,9 +151,9 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
     :param participant_value: this party's licence id, or None to take every row
     :param where: ' in FILE' for error messages
     :return: DataFrame of (amount_null bool, money decimal(18,2), cents bigint (money in cents),
-        bad bool (not null but not a number), bad_text string, day int (the pickup's date as days
-        since 1970-01-01, see :func:`month_index`), time_text string, mine bool); a column no
-        aggregation reads is never computed (Spark prunes it)
+        bad bool (not null but not a number), bad_text string, time (the pickup time as read: a
+        timestamp, timestamp_ntz or date, see :func:`month_index`), time_text string, mine bool);
+        a column no aggregation reads is never computed (Spark prunes it)
     :raises InputError: on a missing column or a type that cannot hold the value
     :raises _SchemaDrift: on column names that differ only by case
     """
@@ -189,7 +188,6 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
         mine = F.coalesce(F.col(f"`{part}`").cast("string") == F.lit(participant_value), F.lit(False))
     else:
         mine = F.lit(True)
-    # The session time zone is UTC, so this is the UTC date (timestamp_ntz has no zone at all).
     tcol = F.col(f"`{when}`")
     return df.select(
         raw.isNull().alias("amount_null"),
@@ -197,7 +195,7 @@ def normalize(df, columns: dict, participant_value: str | None, where: str = "")
         cents.alias("cents"),
         (raw.isNotNull() & cents.isNull()).alias("bad"),
         F.when(raw.isNotNull() & money.isNull(), raw.cast("string")).alias("bad_text"),
-        F.unix_date(tcol.cast("date")).alias("day"),
+        tcol.alias("time"),
         tcol.cast("string").alias("time_text"),
         mine.alias("mine"),
     )
@@ -308,24 +306,28 @@ def _schema_groups(spark, path: str):
 # --- aggregation and policy -------------------------------------------------------------
 
 
-def month_index(day, months: list[str]):
-    """The index of the declared month a row's day falls in (an int column), null for other days.
+def month_index(trips, months: list[str]):
+    """The index of the declared month a row's pickup falls in (an int column), null for other times.
 
-    Comparing the day number with each month's first and last day is exact (the proleptic
-    Gregorian calendar of both Spark and Python) and much cheaper per row than a month string or
-    ``year``/``month`` (which convert every day to a calendar date).
+    The time is compared, in its own type, with each month's first instant and the next month's:
+    constants Spark computes once (a timestamp's in the session time zone, UTC, so months are UTC
+    months; a timestamp_ntz's or a date's as written). That is exact, and much cheaper per row
+    than converting every time to a date or to a month string.
 
-    :param day: :func:`normalize`'s day column (days since 1970-01-01)
+    :param trips: output of :func:`read_trips` (its ``time`` column)
     :param months: declared 'YYYY-MM' months
     """
     from pyspark.sql import functions as F
 
-    epoch = date(1970, 1, 1).toordinal()
+    time, ttype = F.col("time"), trips.schema["time"].dataType
+
+    def first(year: int, month: int):
+        return F.lit(f"{year:04d}-{month:02d}-01").cast(ttype)
+
     index = None
     for i, m in enumerate(months):
         year, month = int(m[:4]), int(m[5:])
-        first = date(year, month, 1).toordinal() - epoch
-        inside = (day >= first) & (day < first + calendar.monthrange(year, month)[1])
+        inside = (time >= first(year, month)) & (time < first(year + month // 12, month % 12 + 1))
         index = F.when(inside, F.lit(i)) if index is None else index.when(inside, F.lit(i))
     return index
 
@@ -344,7 +346,7 @@ def count_and_sum(trips, months: list[str], drop_negatives: bool, examples: bool
     from pyspark.sql import functions as F
 
     # The month index is computed once per row (Spark does not inline it into every aggregate).
-    trips = trips.withColumn("month", month_index(F.col("day"), months))
+    trips = trips.withColumn("month", month_index(trips, months))
     mine, cents, month = F.col("mine"), F.col("cents"), F.col("month")
     in_period = mine & month.isNotNull()
     outside = mine & month.isNull()
@@ -405,7 +407,7 @@ def oblivious_rows(trips, months: list[str], drop_negatives: bool):
     from pyspark.sql import functions as F
 
     k = len(months)
-    trips = trips.withColumn("month", month_index(F.col("day"), months))
+    trips = trips.withColumn("month", month_index(trips, months))
     mine, cents, month = F.col("mine"), F.col("cents"), F.col("month")
     in_period = month.isNotNull()
     index = month
@@ -618,15 +620,19 @@ def run(args: argparse.Namespace) -> dict:
         },
     )
     try:
+        started = time.monotonic()
         with mpc_job.spark_errors(args.input):  # an executor's failure too: one line naming the input
             trips, schemas = read_trips(spark, args.input, columns, value)
             result = revenue_by_month(
                 trips, months, policy, columns, value, args.max_cents, oblivious_spark=spark if args.oblivious else None
             )
+        spark_seconds = time.monotonic() - started
     finally:
         spark.stop()
 
     result["stats"]["schemas"] = schemas
+    # The reading and aggregation alone, without the JVM's and the session's start-up (bench/sparkrows.py).
+    result["stats"]["spark_seconds"] = round(spark_seconds, 3)
     doc = {
         "format": FORMAT,
         "party": party,

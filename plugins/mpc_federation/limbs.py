@@ -62,7 +62,7 @@ def _to_bytes(words):
 
 def to_ints(words):
     """The integers of normalised limbs (each in ``[0, 2**48)``), as an object array."""
-    return np.asarray(Words(words))
+    return integers(_to_bytes(words), 6 * words.shape[0])
 
 
 def integers(data, width: int, byteorder: Literal["little", "big"] = LITTLE):

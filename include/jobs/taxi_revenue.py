@@ -319,7 +319,7 @@ def month_index(trips, months: list[str]):
     """
     from pyspark.sql import functions as F
 
-    time, ttype = F.col("time"), trips.schema["time"].dataType
+    pickup, ttype = F.col("time"), trips.schema["time"].dataType
 
     def first(year: int, month: int):
         return F.lit(f"{year:04d}-{month:02d}-01").cast(ttype)
@@ -327,7 +327,7 @@ def month_index(trips, months: list[str]):
     index = None
     for i, m in enumerate(months):
         year, month = int(m[:4]), int(m[5:])
-        inside = (time >= first(year, month)) & (time < first(year + month // 12, month % 12 + 1))
+        inside = (pickup >= first(year, month)) & (pickup < first(year + month // 12, month % 12 + 1))
         index = F.when(inside, F.lit(i)) if index is None else index.when(inside, F.lit(i))
     return index
 

@@ -4,10 +4,7 @@ spark-submit, ``local[*]``) on a 1,000-trip dataset and on ``--trips`` trips of 
 
     .venv/bin/python bench/sparkrows.py --trips 10000000 [--repeat 2] [--json FILE]
 
-per-row (Spark) = (T(N) - T(1,000)) / N; per core = that times the cores Spark used. T is the whole
-spark-submit; the same difference of the job's own reading and aggregation (its stats'
-``spark_seconds``, without the JVM's and the session's start-up, whose spread of 1-3 s here hides a
-per-row cost of a few seconds) is reported next to it as ``in_job``.
+per-row (Spark) = (T(N) - T(1,000)) / N; per core = that times the cores Spark used.
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ def main(argv=None) -> int:
             (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
             log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
         trips_dir = folder / "company_a" / "trips"
-        spark, in_job = [], []
+        spark = []
         for r in range(args.repeat):
             run = spark_submit(
                 TAXI_JOB,
@@ -60,7 +57,6 @@ def main(argv=None) -> int:
                 "local[*]",
             )
             spark.append(run.seconds)
-            in_job.append(json.loads((folder / f"agg-{r}.json").read_text())["stats"]["spark_seconds"])
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
         same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
@@ -69,15 +65,10 @@ def main(argv=None) -> int:
             "rows_read": arrow["rows_read"],
             "spark_s": min(spark),
             "spark_runs_s": spark,
-            "in_job_s": min(in_job),
-            "in_job_runs_s": in_job,
             "arrow_1thread_s": arrow["seconds"],
             "same_result": same,
         }
-        log(
-            f"{name}: {trips:,} trips: Spark {min(spark):.1f} s ({min(in_job):.2f} s in the job), "
-            f"pyarrow (1 thread) {arrow['seconds']:.2f} s"
-        )
+        log(f"{name}: {trips:,} trips: Spark {min(spark):.1f} s, pyarrow (1 thread) {arrow['seconds']:.2f} s")
     large, tiny = out["large"], out["tiny"]
     rows = large["rows_read"]
     out["spark_fixed_s"] = tiny["spark_s"]
@@ -85,8 +76,6 @@ def main(argv=None) -> int:
     out["spark_per_row_core_ns"] = out["spark_per_row_ns"] * out["cores"]
     out["arrow_per_row_ns"] = large["arrow_1thread_s"] / rows * 1e9
     out["per_row_core_ratio"] = out["spark_per_row_core_ns"] / out["arrow_per_row_ns"]
-    out["in_job_per_row_core_ns"] = (large["in_job_s"] - tiny["in_job_s"]) / rows * 1e9 * out["cores"]
-    out["in_job_per_row_core_ratio"] = out["in_job_per_row_core_ns"] / out["arrow_per_row_ns"]
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -60,7 +60,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from decimal import Decimal
 
 try:
@@ -620,19 +619,15 @@ def run(args: argparse.Namespace) -> dict:
         },
     )
     try:
-        started = time.monotonic()
         with mpc_job.spark_errors(args.input):  # an executor's failure too: one line naming the input
             trips, schemas = read_trips(spark, args.input, columns, value)
             result = revenue_by_month(
                 trips, months, policy, columns, value, args.max_cents, oblivious_spark=spark if args.oblivious else None
             )
-        spark_seconds = time.monotonic() - started
     finally:
         spark.stop()
 
     result["stats"]["schemas"] = schemas
-    # The reading and aggregation alone, without the JVM's and the session's start-up (bench/sparkrows.py).
-    result["stats"]["spark_seconds"] = round(spark_seconds, 3)
     doc = {
         "format": FORMAT,
         "party": party,

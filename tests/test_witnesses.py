@@ -19,8 +19,50 @@ SEED = b"s" * 32
 def _verdicts(spec, rows: list[list[int]], witness_rows: list[list[int]]) -> list[int]:
     values = np.array([[v % P for v in row] for row in rows], dtype=object)
     witness = np.array([[w % P for w in row] for row in witness_rows], dtype=object)
-    labels = [f"party{i}" for i in range(len(rows))]
-    return list(witnesses.combinations(spec, values, witness, SEED, labels, P))
+    return list(witnesses.combinations(spec, values, witness, SEED, "x/0", P))
+
+
+def _by_constraint(spec, values, witness, label: str) -> list[int]:
+    """The combination as its definition reads, constraint by constraint (the coefficients drawn
+    as ``combinations`` draws them): the reference for the inner products it computes instead."""
+    parties, n = values.shape
+    lay = witnesses.layout(spec, n)
+    family = iter(range(16))
+    draws = []
+    for _ in range(2 if lay.upper else 1):
+        draws.append([witnesses.coefficients(SEED, f"{label}/{next(family)}", k) for k in (n * lay.bits, n)])
+    f = [witnesses.coefficients(SEED, f"{label}/{next(family)}", n) for _ in range(3)] if lay.nonzero else []
+    out = []
+    for i in range(parties):
+        x, wit, total, pos = [int(v) for v in values[i]], [int(v) for v in witness[i]], 0, 0
+        for r, (c, d) in enumerate(draws):
+            for k in range(n):
+                target = x[k] - spec.low if r == 0 else spec.high - x[k]
+                bits = wit[pos + k * lay.bits : pos + (k + 1) * lay.bits]
+                total += sum(int(c[k * lay.bits + j]) * b * (b - 1) for j, b in enumerate(bits))
+                total += int(d[k]) * (sum(b << j for j, b in enumerate(bits)) - target)
+            pos += n * lay.bits
+        if lay.nonzero:
+            for k in range(n):
+                z, w = wit[pos + k], wit[pos + n + k]
+                total += int(f[0][k]) * z * (z - 1) + int(f[1][k]) * x[k] * (1 - z) + int(f[2][k]) * (x[k] * w - z)
+        out.append(total % P)
+    return out
+
+
+@pytest.mark.parametrize("spec", [BOUNDED, NONZERO])
+def test_the_inner_products_equal_the_combination_by_constraint(spec):
+    """On random shares (what a compute party holds: anything in the field), the inner products
+    ``combinations`` gathers equal the sum of every constraint times its coefficient."""
+    import random
+
+    rng = random.Random(7)
+    lay = witnesses.layout(spec, 5)
+    values = np.array([[rng.randrange(P) for _ in range(5)] for _ in range(3)], dtype=object)
+    witness = np.array([[rng.randrange(P) for _ in range(lay.size)] for _ in range(3)], dtype=object)
+    got = list(witnesses.combinations(spec, values, witness, SEED, "x/0", P))
+    assert got == _by_constraint(spec, values, witness, "x/0")
+    assert all(got)  # random shares are no honest witness
 
 
 @pytest.mark.parametrize("spec", [BOUNDED, NONZERO])

@@ -17,8 +17,9 @@ is 0 for an honest witness (``b*(b-1)``, ``sum(b_j 2**j) - (x - low)``, ``z*(z-1
 ``x*(1-z)``, ``x*w - z``); they take a random linear combination with coefficients drawn after
 the inputs were fixed (evaluated by each compute party on its shares, as one would a secure
 inner product: a single resharing for every party, chunk and input), and MPyC's public zero test tells,
-per input party, only whether *its* combination is 0. A party's verdict depends on its own input
-alone, so naming the party that failed reveals nothing about anyone else. A wrong witness passes
+per input party, only whether *its* combination is 0. Every party's combination uses the same
+coefficients, but each is tested on its own: a party's verdict depends on its own input alone, so
+naming the party that failed reveals nothing about anyone else. A wrong witness passes
 with probability at most ``2**-128 + 2/p``: a 128-bit coefficient that cancels the wrong constraint
 (``coefficients``), or MPyC's zero test erring (1/p); below ``2**-95`` from ``SecInt(64)`` on.
 """
@@ -109,16 +110,24 @@ def coefficients(seed: bytes, label: str, count: int) -> np.ndarray:
     return (words[:, 1].astype(object) << 64) | words[:, 0].astype(object)
 
 
-def combinations(spec_input, values, witness, seed: bytes, labels: list[str], modulus: int):
+def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: int):
     """This party's shares of the random linear combination of one input's constraints for each
     party: 0 where a party's witness is honest. ``values`` of shape (parties, n) and ``witness`` of
-    shape (parties, layout size) are this party's shares as integers, one label per party (its
-    coefficients are drawn for that label).
+    shape (parties, layout size) are this party's shares as integers; the coefficients are drawn for
+    ``label`` and are the same for every party (each party's sum is tested on its own, so its
+    verdict still depends on its own constraints alone).
 
     Everything is local: the constraints are evaluated on the shares as plain integers and reduced
     once, so the result is a sharing of degree 2t (a product of two degree-t sharings, plus linear
     terms). Sums of such results over chunks and inputs stay of degree 2t; one resharing (MPyC's,
-    as after its own products) brings the total back to degree t before it is tested."""
+    as after its own products) brings the total back to degree t before it is tested.
+
+    The sum is gathered by the terms' shares rather than by constraint: for the range bits ``b`` of a
+    target ``y`` with coefficients ``c`` (per bit) and ``d`` (per value),
+    ``sum c*(b*b - b) + sum d*(sum 2**j b_j - y) = b . (c*b + e) - d . y`` with the public
+    ``e = d*2**j - c``: two products per bit in one inner product (numpy's ``dot``), not four
+    operations and a sum; the nonzero indicators' three constraints likewise in two inner products.
+    """
     import numpy as np
 
     parties, n = values.shape
@@ -128,23 +137,26 @@ def combinations(spec_input, values, witness, seed: bytes, labels: list[str], mo
     total = np.zeros(parties, dtype=object)
     twos = np.array([2**j for j in range(L)], dtype=object)
 
-    def family(count):  # independent pseudorandom coefficients for one family of constraints, per party
-        k = next(counter)
-        return np.stack([coefficients(seed, f"{label}/{k}", count) for label in labels]).reshape((parties, count))
+    def family(count):  # independent pseudorandom coefficients for one family of constraints
+        return coefficients(seed, f"{label}/{next(counter)}", count)
 
     ranges = [values - spec_input.low]
     if lay.upper:
         ranges.append(spec_input.high - values)
     pos = 0
     for target in ranges:
+        c, d = family(n * L), family(n)  # c: each bit is 0 or 1; d: the bits are those of the target
+        e = (d.reshape(n, 1) * twos).reshape(n * L) - c
         bits = witness[:, pos : pos + n * L]
         pos += n * L
-        total += (family(n * L) * bits * (bits - 1)).sum(axis=1)  # each bit is 0 or 1
-        recomposed = (bits.reshape((parties, n, L)) * twos).sum(axis=2)
-        total += ((recomposed - target) * family(n)).sum(axis=1)  # the bits are those of the target
+        for i in range(parties):
+            total[i] += np.dot(bits[i], c * bits[i] + e) - np.dot(d, target[i])
     if lay.nonzero:
         z, w = witness[:, pos : pos + n], witness[:, pos + n : pos + 2 * n]
-        total += (family(n) * z * (z - 1)).sum(axis=1)  # z is 0 or 1
-        total += (family(n) * values * (1 - z)).sum(axis=1)  # x = 0 where z = 0
-        total += (family(n) * (values * w - z)).sum(axis=1)  # z = 1 exactly where x has an inverse
+        # f1*z*(z-1) (z is 0 or 1) + f2*x*(1-z) (x = 0 where z = 0) + f3*(x*w - z) (z = 1 exactly
+        # where x has an inverse) = z . (f1*z - f2*x - f1 - f3) + x . (f2 + f3*w)
+        f1, f2, f3 = family(n), family(n), family(n)
+        for i in range(parties):
+            x = values[i]
+            total[i] += np.dot(z[i], f1 * z[i] - f2 * x - (f1 + f3)) + np.dot(x, f2 + f3 * w[i])
     return total % modulus

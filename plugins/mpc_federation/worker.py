@@ -32,7 +32,7 @@ HUNG_UP = "mpc-worker: hung up:"  # a connected peer closed its connection (inst
 # coefficients, random bits, carry circuits) and of the input shares they read (``sharing.pack``):
 # raised with every change there, so that compute parties on different releases refuse together
 # instead of computing garbage or blaming inputs.
-PROTOCOL = 11
+PROTOCOL = 12
 # How long a refusing party waits at MPyC's shutdown barrier, which lets the others print their own
 # refusal before its connections close; a peer that is gone (crashed, or an impostor that quit)
 # never reaches the barrier.
@@ -147,7 +147,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
                 (np.array(values, dtype=object) % p).reshape((len(roster), stop - start)),
                 (np.array(witness, dtype=object) % p).reshape((len(roster), len(witness) // len(roster))),
                 seed,
-                [f"{party}/{spec_input.name}/{start}" for party in roster],
+                f"{spec_input.name}/{start}",
                 p,
             )
         for party in roster:  # keep the verified indicators, drop the rest of the witness

@@ -218,3 +218,22 @@ def test_empty_vectors_split_and_combine(monkeypatch):
     rows = limbs.split([], p, 1, 3)
     assert [len(r) for r in rows] == [0, 0, 0]
     assert len(limbs.combine([3, -3, 1], [pickle.loads(pickle.dumps(r)) for r in rows], p)) == 0
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 7])
+def test_limbs_are_read_from_and_written_to_the_wire_bytes_in_place(count):
+    """The 6-byte little-endian limbs of the wire, value after value, for every vector length (the
+    8-byte reads past the last limb, the 4- and 2-byte writes), from contiguous limbs and from a view."""
+    import os
+
+    for n in (0, 1, 5, 1000):
+        data = os.urandom(6 * count * n)
+        words = limbs._from_bytes(data, count)
+        assert words.shape == (count, n) and words.flags.c_contiguous
+        limb = [
+            [int.from_bytes(data[6 * (count * j + i) : 6 * (count * j + i + 1)], "little") for j in range(n)]
+            for i in range(count)
+        ]
+        assert words.tolist() == limb
+        assert limbs._to_bytes(words).tobytes() == data
+        assert limbs._to_bytes(np.asfortranarray(words)).tobytes() == data

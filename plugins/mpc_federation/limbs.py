@@ -7,8 +7,9 @@ value into Shamir shares (additions of random multiples) and recombines the shar
 vector is an ``(L, n)`` int64 array of 48-bit limbs, least significant first (``words``); a sum
 whose coefficients' absolute values add up to less than 2**14 stays below 2**62 in every limb, so
 limbs are added and scaled without carries and reduced modulo p at the end (``reduce``; once for
-a recombination or a split of degree 1). The shares travel as 6 bytes per limb (``Words``'s
-pickle), which are also each value's little-endian bytes. Vectors of fewer than ``SMALL`` values
+a recombination; a split of degree 1 only subtracts p where it fits, row after row). The shares
+travel as 6 bytes per limb (``Words``'s pickle), which are also each value's little-endian bytes,
+read and written through views with 6-byte strides. Vectors of fewer than ``SMALL`` values
 stay in Python's integers.
 
 Used by ``mpyc_compat.install_fast_random_split`` and ``install_fast_recombine`` in the MPyC process,
@@ -44,20 +45,31 @@ def to_words(values, count: int):
 
 
 def _from_bytes(data, count: int):
-    """Limbs from 6 little-endian bytes each, value after value (``bytes`` or a numpy buffer)."""
-    raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, count, 6)
-    words = np.zeros((count, raw.shape[0]), dtype="<i8")
-    words.view(np.uint8).reshape(count, -1, 8)[:, :, :6] = raw.transpose(1, 0, 2)
+    """Limbs from 6 little-endian bytes each, value after value (``bytes`` or a numpy buffer): each
+    limb read as the 8 bytes from its start (a view with 6-byte strides over the data and 2 zero
+    bytes after it), its top 2 bytes then cleared; far fewer steps than copying bytes one by one."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    n = raw.size // (6 * count)
+    padded = np.zeros(raw.size + 2, dtype=np.uint8)
+    padded[: raw.size] = raw
+    eight = np.ndarray((count, n), dtype="<i8", buffer=padded, strides=(6, 6 * count))
+    words = np.empty((count, n), dtype="<i8")
+    np.bitwise_and(eight, MASK, out=words)
     return words
 
 
 def _to_bytes(words):
     """The limbs (each in ``[0, 2**48)``) as 6 little-endian bytes each, value after value: an (n, 6L)
-    uint8 array."""
+    uint8 array, written as a 4-byte and a 2-byte integer per limb (views with 6-byte strides)."""
     count, n = words.shape
-    out = np.empty((n, count, 6), dtype=np.uint8)
-    out[...] = np.ascontiguousarray(words, dtype="<i8").view(np.uint8).reshape(count, n, 8)[:, :, :6].transpose(1, 0, 2)
-    return out.reshape(n, 6 * count)
+    out = np.empty((n, 6 * count), dtype=np.uint8)
+    if not n:
+        return out
+    low = np.ndarray((count, n), dtype="<u4", buffer=out, strides=(6, 6 * count))
+    high = np.ndarray((count, n), dtype="<u2", buffer=out, offset=4, strides=(6, 6 * count))
+    np.copyto(low, words, casting="unsafe")  # the low 32 bits
+    np.copyto(high, words >> 32, casting="unsafe")
+    return out
 
 
 def to_ints(words):
@@ -102,6 +114,15 @@ def reduce(w, p: int):
     _normalise(w)  # now in [-p, 2p)
     w += (w[-1] < 0) * pw
     _normalise(w)  # [0, 2p)
+    d = w - pw
+    _normalise(d)
+    return np.where(d[-1] < 0, w, d)
+
+
+def _below_p(w, pw):
+    """Values in ``[0, 2p)`` (limbs each below 2**62) as normalised limbs in ``[0, p)``: p subtracted
+    where it fits; ``w`` is changed. Half of ``reduce``'s steps, for a sum of two values below p."""
+    _normalise(w)
     d = w - pw
     _normalise(d)
     return np.where(d[-1] < 0, w, d)
@@ -158,20 +179,25 @@ def split(s, p: int, t: int, m: int) -> list:
     """Shamir shares of degree t of the values ``s`` (integers in ``[0, p)``, p a prime) for the
     points 1..m (m below 2**14), one row per point: the random coefficients drawn in bulk, the
     polynomials evaluated by Horner's rule at the small points (reduced after each step for
-    t > 1). A row is a ``Words`` in limbs; below ``SMALL`` values, where numpy's cost per call
-    outweighs the work, an object array of Python integers instead."""
+    t > 1; for t = 1 each row is the last one plus the coefficient, less p where that fits). A
+    row is a ``Words`` in limbs; below ``SMALL`` values, where numpy's cost per call outweighs the
+    work, an object array of Python integers instead."""
     values = np.asarray(s, dtype=object).reshape(-1)
     n, count = len(values), limb_count(p)
     if n < SMALL:
         return list(_split_ints(values, p, [random_integers(p, n) for _ in range(t)], m))
     secret = to_words(values.tolist(), count)
     c = [randoms_below(p, n) for _ in range(t)]  # c[j] multiplies x**(j + 1)
+    if t == 1:  # s + x c, each row from the last: s + c below 2p, one conditional subtraction of p
+        pw, y, rows = _p_words(p, count), secret, []
+        for _ in range(m):
+            y = _below_p(y + c[0], pw)
+            rows.append(Words(y))
+        return rows
     rows = []
     for x in range(1, m + 1):
         if t == 0:
             y = secret.copy()
-        elif t == 1:
-            y = secret + x * c[0]
         else:  # Horner: s + c_1 x + ... + c_t x**t, reduced after each step (below (x + 1) p)
             y = c[t - 1].copy()
             for j in range(t - 2, -1, -1):

@@ -201,8 +201,9 @@ def test_round_div_is_exact_where_valid_and_zero_elsewhere():
 @pytest.mark.parametrize("m,t", [(3, 1), (5, 2)])
 def test_bulk_random_bits_are_random_bits(m, t):
     """The MPyC process's ``np_random_bits`` (signs from one ``os.urandom`` call, their product over
-    t + 1 senders; the probe fails if MPyC's own ran): 0/1 bits, and -1/+1 signs when asked signed,
-    about half of each (for t = 2 the product of three signs takes its odd row through the halving)."""
+    t + 1 senders) and ``_np_randoms`` (each sender's masks drawn at once; the probe fails if MPyC's
+    own ran): 0/1 bits, and -1/+1 signs when asked signed, about half of each (for t = 2 the product
+    of three signs takes its odd row through the halving); masks below their bound, all different."""
     n = 600
     labels = [f"c{i}" for i in range(n)]
     out = run_program(RANDOM_BITS_PROBE, {"cell": labels}, {"company_a": {"x": [0] * n}}, m=m, t=t)
@@ -210,3 +211,8 @@ def test_bulk_random_bits_are_random_bits(m, t):
     signs = [int(v) for v in out["signs"]["exact"]]
     assert set(bits) == {0, 1} and set(signs) == {-1, 1}
     assert 220 < sum(bits) < 380 and 220 < signs.count(1) < 380  # ~300 each; outside: about 1e-9
+    # The masks: t + 1 senders' draws below 2**19 (t = 1) or 2**18 (t = 2), summed: below 2**20.
+    masks = [int(v) for v in out["masks"]["exact"]]
+    each = 2 ** ((2**20 // (t + 1)).bit_length() - 1)
+    assert all(0 <= v < (t + 1) * each for v in masks) and len(set(masks)) > n - 5
+    assert 0.4 < sum(masks) / n / ((t + 1) * each / 2) < 1.6  # the mean of a sum of uniforms, roughly

@@ -8,10 +8,11 @@ checks use the same call to bring their local degree-2t sums back to degree t.
 The MPyC process also replaces some of MPyC's steps by the same arithmetic in fewer Python
 operations: the split of every resharing and input (``install_fast_random_split``, with the input
 parties' own ``limbs.split``: in machine words), the recombination of every resharing and output
-(``install_fast_recombine``) and the random signs behind MPyC's random bits, drawn in bulk
-(``install_bulk_random_bits``); and the carry circuit of MPyC's bit decompositions by one with
-half the secure products (``install_brent_kung_add_bits``). And it ends the process when a
-connected peer hangs up, instead of waiting for that peer until the deadline (``install_hang_up_guard``).
+(``install_fast_recombine``), the random signs behind MPyC's random bits and the random masks
+of its comparisons, drawn in bulk (``install_bulk_random_bits``, ``install_bulk_randoms``); and
+the carry circuit of MPyC's bit decompositions by one with half the secure products
+(``install_brent_kung_add_bits``). And it ends the process when a connected peer hangs up, instead
+of waiting for that peer until the deadline (``install_hang_up_guard``).
 """
 
 from __future__ import annotations
@@ -231,6 +232,50 @@ def install_bulk_random_bits() -> None:
 
     np_random_bits._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied
     runtime.Runtime.np_random_bits = np_random_bits
+
+
+def install_bulk_randoms() -> None:
+    """Replace MPyC's ``_np_randoms`` in a prime field without PRSS (the random masks of its
+    comparisons, bit decompositions and zero tests), where each of the t + 1 senders draws every
+    value with its own ``secrets.randbelow`` call (an ``os.urandom`` call or two each), by the same
+    protocol with each sender's values drawn at once (``limbs.random_integers``, as uniform):
+    the same senders and bound, the sum of their inputs. Other fields and PRSS go to MPyC's own."""
+    check_version()
+    import numpy as np
+    from mpyc import asyncoro, runtime
+
+    from mpc_federation import limbs
+
+    original = runtime.Runtime._np_randoms
+    if getattr(original, "_bulk", False):
+        return
+
+    def _np_randoms(self, sftype, n, bound=None):
+        secure = issubclass(sftype, self.SecureObject)
+        field = sftype.field if secure else sftype
+        if not self.options.no_prss or field.characteristic == 2 or field.order != field.modulus:
+            return original(self, sftype, n, bound)
+        m, t = len(self.parties), self.threshold
+        # As MPyC: t + 1 senders, each below a power of 2 that keeps their sum below the bound.
+        bound = field.order if bound is None else 1 << max(0, (bound // (t + 1)).bit_length() - 1)
+        uci = self._program_counter[0] % m
+        senders = tuple((uci + i) % m for i in range(t + 1))
+        if self.pid in senders:
+            x = field.array(limbs.random_integers(bound, n))
+        else:
+            x = field.array(np.zeros(n, dtype=object), check=False)
+        x = self.input(x, senders=senders)
+
+        @asyncoro.mpc_coro_no_pc
+        async def add_shares(x):
+            await self.returnType((sftype.array, (n,)) if secure else runtime.Future)
+            total = np.sum(np.stack([a[0].value for a in await x]), axis=0)
+            return field.array(total)
+
+        return add_shares(x)
+
+    _np_randoms._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied
+    runtime.Runtime._np_randoms = _np_randoms
 
 
 def install_hang_up_guard(names: list[str], prefix: str, settle: float = 0.2) -> None:

@@ -188,7 +188,8 @@ def install_bulk_random_bits() -> None:
     """Replace MPyC's ``np_random_bits`` in a prime field without PRSS (how the MPyC process runs),
     which draws each sender's random sign with its own ``secrets.randbits(1)`` call, by the same
     protocol with the signs unpacked from one ``os.urandom`` call: t + 1 parties input random signs,
-    their product (t resharings) is a random sign, and ``(sign + 1) / 2`` a random bit. Other
+    their product (t resharings) is a random sign, and ``(sign + 1) / 2`` a random bit (the first
+    sender inputs its sign halved, so the bit is the product plus 1/2: no product more). Other
     fields and PRSS go to MPyC's own."""
     check_version()
     import os
@@ -208,9 +209,12 @@ def install_bulk_random_bits() -> None:
         m, t, p = len(self.parties), self.threshold, field.modulus
         uci = self._program_counter[0] % m
         senders = tuple((uci + i) % m for i in range(t + 1))  # as MPyC picks them
-        if self.pid in senders:  # -1, and +1 where the drawn bit is 1
-            signs = np.full(n, p - 1, dtype=object)
-            signs[np.unpackbits(np.frombuffer(os.urandom((n + 7) // 8), dtype=np.uint8))[:n] == 1] = 1
+        # For bits the first sender draws its sign halved, so that the product is sign / 2 and
+        # the bit (sign + 1) / 2 one addition away.
+        one = 1 if signed or self.pid != senders[0] else (p + 1) >> 1
+        if self.pid in senders:  # -one, and +one where the drawn bit is 1
+            signs = np.full(n, p - one, dtype=object)
+            signs[np.unpackbits(np.frombuffer(os.urandom((n + 7) // 8), dtype=np.uint8))[:n] == 1] = one
         else:
             signs = np.zeros(n, dtype=object)
         inputs = await self.input(field.array(signs, check=False), senders=senders)
@@ -221,8 +225,8 @@ def install_bulk_random_bits() -> None:
             bits = np.concatenate((bits[:1], half), axis=0) if odd else half
         bits = bits[0].value
         if not signed:
-            bits = (bits + 1) * ((p + 1) >> 1)  # (sign + 1) / 2
-        return field.array(bits << f)
+            bits = bits + ((p + 1) >> 1)  # sign / 2 + 1 / 2
+        return field.array(bits << f if f else bits)
 
     def np_random_bits(self, sftype, n, signed=False):
         field = sftype.field if issubclass(sftype, self.SecureObject) else sftype

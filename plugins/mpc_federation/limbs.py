@@ -50,8 +50,8 @@ def _from_bytes(data, count: int):
     bytes after it), its top 2 bytes then cleared; far fewer steps than copying bytes one by one."""
     raw = np.frombuffer(data, dtype=np.uint8)
     n = raw.size // (6 * count)
-    padded = np.zeros(raw.size + 2, dtype=np.uint8)
-    padded[: raw.size] = raw
+    padded = np.empty(raw.size + 2, dtype=np.uint8)
+    padded[: raw.size], padded[raw.size :] = raw, 0
     eight = np.ndarray((count, n), dtype="<i8", buffer=padded, strides=(6, 6 * count))
     words = np.empty((count, n), dtype="<i8")
     np.bitwise_and(eight, MASK, out=words)

@@ -112,16 +112,14 @@ def reduce(w, p: int):
     q = np.floor((w[-1].astype(np.float64) * 2.0**BITS + w[-2].astype(np.float64)) / top).astype(np.int64)
     w -= q * pw
     _normalise(w)  # now in [-p, 2p)
-    w += (w[-1] < 0) * pw
-    _normalise(w)  # [0, 2p)
-    d = w - pw
-    _normalise(d)
-    return np.where(d[-1] < 0, w, d)
+    w += (w[-1] < 0) * pw  # [0, 2p)
+    return _below_p(w, pw)
 
 
 def _below_p(w, pw):
     """Values in ``[0, 2p)`` (limbs each below 2**62) as normalised limbs in ``[0, p)``: p subtracted
-    where it fits; ``w`` is changed. Half of ``reduce``'s steps, for a sum of two values below p."""
+    where it fits; ``w`` is changed. ``reduce``'s last step, and alone half of its steps, for a sum of
+    two values below p."""
     _normalise(w)
     d = w - pw
     _normalise(d)

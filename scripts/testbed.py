@@ -177,6 +177,10 @@ def wait_runs(state: dict, dag_id: str, runs: dict[str, str], timeout: float) ->
     missing = [p for p in runs if p not in final]
     if missing:
         say(f"testbed: runs not finished within {timeout:.0f} s: {', '.join(missing)}")
+        for pid in missing:  # where each one stands, task by task
+            status, body = apis[pid].call("GET", f"/dags/{dag_id}/dagRuns/{runs[pid]}/taskInstances")
+            tasks = body.get("task_instances", []) if status == 200 and isinstance(body, dict) else []
+            say(f"  {pid:<12} " + ", ".join(f"{t['task_id']} {t['state']} (try {t['try_number']})" for t in tasks))
         return 1
     return 0 if all(s == "success" for s in final.values()) else 1
 

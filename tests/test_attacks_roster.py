@@ -131,6 +131,11 @@ class Federation:
             timeout=120,
         )
 
+    def start_again(self, date: datetime, attempt: int) -> None:
+        """A compute party gives ``attempt`` up, so that every party's retry meets on a fresh one
+        (a retry of a party that finished the live attempt ends as it did: ``roster.finished_here``)."""
+        stages.give_up(self.run("company_c", date).channel, attempt, "a compute party starts the run again")
+
     def reveal(self, date: datetime) -> dict:
         return stages.reveal(self.run("regulator", date))
 
@@ -223,6 +228,7 @@ def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     # company_e shares late; a new attempt over the same months must keep the released roster.
     fed.share("company_e", APRIL)
     local = fed.local_state()
+    fed.start_again(APRIL, 1)
     out = fed.compute_all(APRIL, 2)
     assert all(isinstance(out[p], dict) and out[p]["roster"] == four and out[p]["withheld"] == [] for p in COMPUTES), (
         out
@@ -245,6 +251,7 @@ def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     leader_store = HidingStore(fed.store, lambda k: k.startswith(ledger_root(fed.spec) + "/"))
     runs = {pid: fed.run(pid, APRIL) for pid in COMPUTES}
     runs["company_a"] = fed.run("company_a", APRIL, store=leader_store)
+    fed.start_again(APRIL, 2)
     out = fed.compute_all(APRIL, 3, runs, ledgers={**fed.ledgers, "company_a": fed.tmp / "lost"})
     assert_refused(out, "refused by the compute parties", "disagree on the disclosure ledger", kind=MPCRefused)
     assert "refused by the compute parties: compute parties disagree on the disclosure ledger" in explain(
@@ -289,7 +296,12 @@ def test_a_later_night_over_the_same_period_releases_nothing_new(fed, airflow_co
             deferrable=False,
         ).poke({"logical_date": APRIL_LATER})
     assert isinstance(confirm_inclusion(fed, "company_d", APRIL_LATER), AirflowSkipException)
-    assert not any(fed.store.list(f"{fed.run('regulator', APRIL_LATER).channel.root}/outputs/"))
+    # A retry of the compute tasks skips as the first try did, and fixes no second roster.
+    out = fed.compute_all(APRIL_LATER, 2)
+    assert all(isinstance(out[p], NothingToRelease) and "released in run 20240402T030000Z" in str(out[p]) for p in out)
+    root = fed.run("regulator", APRIL_LATER).channel.root
+    assert fed.store.list(f"{root}/roster/") == [fed.run("regulator", APRIL_LATER).channel.roster_key(1)]
+    assert not any(fed.store.list(f"{root}/outputs/"))
     assert fed.local_state() == local
 
 
@@ -441,7 +453,8 @@ def test_done_marker_hidden_from_everyone_fails_the_left_out_party_loudly(fed, a
     ) in str(failed)
     assert fed.local_state() == local
     # The period is now released over [a, b, c] (hiding is a denial of service for company_d, not a
-    # disclosure): a retry keeps that roster, and company_d's task says why it is left out.
+    # disclosure): another attempt keeps that roster, and company_d's task says why it is left out.
+    fed.start_again(APRIL, 1)
     out = fed.compute_all(APRIL, 2)
     assert all(isinstance(out[p], dict) and out[p]["roster"] == list(COMPUTES) for p in COMPUTES), out
     fed.expect_result(fed.reveal(APRIL), APRIL, list(COMPUTES), 2)
@@ -502,6 +515,7 @@ def test_deleted_ledger_records_the_private_copies_still_refuse(fed, airflow_con
     assert fed.roster_record(APRIL_LATER, 1)["roster"] == list(COMPUTES)
 
     # Even a leader that lost its own copy too cannot release: the others' copies refuse in the MPC.
+    fed.start_again(APRIL_LATER, 1)
     out = fed.compute_all(APRIL_LATER, 2, ledgers={**fed.ledgers, "company_a": fed.tmp / "lost"})
     assert_refused(out, "disagree on the disclosure ledger", kind=MPCRefused)
     fed.expect_nothing_revealed(APRIL_LATER)
@@ -519,6 +533,7 @@ def test_ui_overview_without_private_keys(fed, airflow_conn, monkeypatch, tmp_pa
     fed.store.put(f"{root}/abort/company_d/inputs", b"junk")
     assert all(isinstance(r, dict) for r in fed.compute_all(APRIL, 1).values())
     fed.share("company_e", APRIL)  # late: the ledger keeps it out of attempt 2
+    fed.start_again(APRIL, 1)
     assert all(isinstance(r, dict) for r in fed.compute_all(APRIL, 2).values())
     fed.reveal(APRIL)
 
@@ -622,6 +637,7 @@ def test_a_retry_over_other_input_objects_releases_nothing(fed, airflow_conn):
     channel = fed.run("company_c", APRIL).channel
     fed.store._client.delete_object(Bucket=fed.spec.bucket, Key=channel.input_done_key("company_c"))
     assert fed.share("company_c", APRIL)["status"] == "shared"  # fresh sealed objects
+    fed.start_again(APRIL, 1)
     out = fed.compute_all(APRIL, 2)
     for pid in COMPUTES:
         assert isinstance(out[pid], NothingToRelease), out[pid]

@@ -400,13 +400,31 @@ def test_every_task_can_be_retried(federation, s3_server, tmp_path):
         assert share(runs[pid])["status"] == "already shared"  # share retried: nothing changes
     assert {k: store.get(k) for k in store.list(f"{root}/inputs/")} == before
 
+    companies = ("company_a", "company_b", "company_c")
     first = compute_all(runs, attempt=1)
-    retried = compute_all(runs, attempt=2)  # compute retried by every party: a fresh attempt
-    assert [retried[p]["attempt"] for p in ("company_a", "company_b", "company_c")] == [2, 2, 2], (first, retried)
+    assert [first[p]["attempt"] for p in companies] == [1, 1, 1], first
     one = stages.reveal(runs["regulator"])
+    control = {k: store.get(k) for k in store.list(f"{root}/roster/") + store.list(f"{root}/outputs/")}
+
+    # A compute task retried after it finished (Airflow did not hear of its end: a lost worker, a
+    # stale executor event) ends as it did, alone or with every party: no second MPC, nothing written.
+    alone = stages.compute(runs["company_b"], attempt=2)
+    retried = compute_all(runs, attempt=2)
+    for out in (alone, *(retried[p] for p in companies)):
+        assert out["status"] == "already computed" and out["attempt"] == 1, (alone, retried)
+        assert out["roster"] == list(companies) and out["withheld"] == []
+    assert {k: store.get(k) for k in store.list(f"{root}/roster/") + store.list(f"{root}/outputs/")} == control
     two = stages.reveal(runs["regulator"])  # reveal retried: the same result
-    assert one["outputs"] == two["outputs"] and one["attempt"] == two["attempt"] == 2
-    assert total_of(two) == sum(VALUES[p] for p in ("company_a", "company_b", "company_c"))
+    assert one["outputs"] == two["outputs"] and one["attempt"] == two["attempt"] == 1
+
+    # Once a compute party gives the attempt up, every party's retry meets on a fresh one.
+    stages.give_up(runs["company_c"].channel, 1, "a test gives the attempt up")
+    fresh = compute_all(runs, attempt=3)
+    assert [fresh[p]["attempt"] for p in companies] == [3, 3, 3], fresh
+    assert all("status" not in fresh[p] for p in companies), fresh
+    three = stages.reveal(runs["regulator"])
+    assert three["attempt"] == 3 and three["outputs"] == one["outputs"]
+    assert total_of(three) == sum(VALUES[p] for p in companies)
 
 
 def test_a_failing_input_task_publishes_its_withdrawal(federation, s3_server, monkeypatch, caplog):

@@ -194,6 +194,31 @@ def _check_fixed_roster(channel: RunChannel, attempt: int, payload: dict) -> Non
         )
 
 
+def finished_here(run: PartyRun, view: Verified) -> dict | None:
+    """This party's own signed record of its part in the live attempt of ``view``, if it finished
+    it: ``computed`` (its output shares are there) or ``skipped`` (nothing to release); else None.
+
+    A retry of a compute task that finished (Airflow lost the success: a worker or API server lost
+    after the stage, a stale executor event) ends with this record: nobody else will start
+    another attempt for it to join.
+    """
+    channel = run.channel
+    live = channel.live_attempt(view.keys)
+    if live is None:
+        return None
+    if _skipped(channel, live, view):
+        stage = "skipped"
+    elif channel.output_key(live, run.party_id, run.spec.recipients[0].id) in view.keys:
+        stage = "computed"
+    else:
+        return None
+    try:
+        record = channel.read(channel.status_key(run.party_id, stage), "status", run.party_id)
+    except IntegrityError:
+        return None
+    return record if record is not None and record.get("attempt") == live else None
+
+
 def _skipped(channel: RunChannel, attempt: int, view) -> bool:
     """Whether this party already skipped ``attempt`` (its roster left nothing to release)."""
     roster = view.payloads.get(channel.roster_key(attempt))

@@ -24,7 +24,7 @@ from mpc_federation.envelope import IntegrityError
 from mpc_federation.layout import Readiness, readiness
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
-from mpc_federation.roster import fix_roster, give_up, inclusion
+from mpc_federation.roster import finished_here, fix_roster, give_up, inclusion
 from mpc_federation.stage_base import StageError, explain_aborts, explained, floor, verified
 
 if TYPE_CHECKING:
@@ -148,7 +148,8 @@ def compute(
     """Run this compute party's MPyC process over the roster's shares and publish output shares.
 
     On failure this party gives up the attempt in the bucket, which stops the other compute
-    parties within seconds; a retry by every party converges on the next attempt. Raises
+    parties within seconds; a retry by every party converges on the next attempt. A retry of a
+    party that finished the live attempt ends as it did (``roster.finished_here``). Raises
     ``ledger.NothingToRelease`` when the disclosure ledger withholds every unit of the run.
 
     :param ledger_dir: this party's private ledger folder (its own memory of what it released).
@@ -161,6 +162,8 @@ def compute(
     from mpc_federation.ledger import LedgerError, NothingToRelease
 
     spec, channel = run.spec, run.channel
+    if attempt > 1 and (done := finished_here(run, channel.verified_control())) is not None:
+        return _finished_before(run, done)
     connect_timeout = connect_timeout or spec.deadlines["connect"]
     run_timeout = run_timeout or spec.deadlines["mpc"]
     t0 = time.monotonic()
@@ -193,6 +196,24 @@ def compute(
         except Exception as exc:
             _give_up_quietly(run, live, exc)
             raise
+
+
+def _finished_before(run: PartyRun, record: dict) -> dict:
+    """A retried compute task whose earlier try finished the live attempt (``roster.finished_here``)
+    ends as that try did, from its own signed record: no second MPC, nothing published again."""
+    from mpc_federation.ledger import NothingToRelease
+
+    channel = run.channel
+    if record["stage"] == "skipped":
+        raise NothingToRelease(f"run {channel.run}: nothing to release: {record.get('reason')}")
+    log.info(
+        "Run %s: this party computed in attempt %s already (an earlier try of this task, whose end "
+        "Airflow did not record): its output shares stand",
+        channel.run,
+        record["attempt"],
+    )
+    summary = {k: record.get(k) for k in ("attempt", "roster", "seconds", "tls", "withheld")}
+    return {"run": channel.run, **summary, "status": "already computed"}
 
 
 def _give_up_quietly(run: PartyRun, attempt: int, exc: Exception) -> None:

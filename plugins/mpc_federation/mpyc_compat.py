@@ -184,6 +184,22 @@ def brent_kung_carries(mpc, a, b):
     return g
 
 
+def _bulk_field(runtime, sftype):
+    """The field of ``sftype`` if the bulk draws replace MPyC's for it: a prime field, without
+    PRSS (how the MPyC process runs); else None (MPyC's own draws)."""
+    field = sftype.field if issubclass(sftype, runtime.SecureObject) else sftype
+    if not runtime.options.no_prss or field.characteristic == 2 or field.order != field.modulus:
+        return None
+    return field
+
+
+def _senders(runtime) -> tuple[int, ...]:
+    """The t + 1 parties that input the random values of a draw, as MPyC picks them."""
+    m, t = len(runtime.parties), runtime.threshold
+    uci = runtime._program_counter[0] % m
+    return tuple((uci + i) % m for i in range(t + 1))
+
+
 def install_bulk_random_bits() -> None:
     """Replace MPyC's ``np_random_bits`` in a prime field without PRSS (how the MPyC process runs),
     which draws each sender's random sign with its own ``secrets.randbits(1)`` call, by the same
@@ -206,9 +222,7 @@ def install_bulk_random_bits() -> None:
         secure = issubclass(sftype, self.SecureObject)
         await self.returnType((sftype.array, True, (n,)) if secure else runtime.Future)
         field, f = (sftype.field, sftype.frac_length) if secure else (sftype, 0)
-        m, t, p = len(self.parties), self.threshold, field.modulus
-        uci = self._program_counter[0] % m
-        senders = tuple((uci + i) % m for i in range(t + 1))  # as MPyC picks them
+        p, senders = field.modulus, _senders(self)
         # For bits the first sender draws its sign halved, so that the product is sign / 2 and
         # the bit (sign + 1) / 2 one addition away.
         one = 1 if signed or self.pid != senders[0] else (p + 1) >> 1
@@ -229,8 +243,7 @@ def install_bulk_random_bits() -> None:
         return field.array(bits << f if f else bits)
 
     def np_random_bits(self, sftype, n, signed=False):
-        field = sftype.field if issubclass(sftype, self.SecureObject) else sftype
-        if not n or not self.options.no_prss or field.characteristic == 2 or field.order != field.modulus:
+        if not n or _bulk_field(self, sftype) is None:
             return original(self, sftype, n, signed)
         return bulk(self, sftype, n, signed)
 
@@ -256,14 +269,11 @@ def install_bulk_randoms() -> None:
 
     def _np_randoms(self, sftype, n, bound=None):
         secure = issubclass(sftype, self.SecureObject)
-        field = sftype.field if secure else sftype
-        if not self.options.no_prss or field.characteristic == 2 or field.order != field.modulus:
+        if (field := _bulk_field(self, sftype)) is None:
             return original(self, sftype, n, bound)
-        m, t = len(self.parties), self.threshold
         # As MPyC: t + 1 senders, each below a power of 2 that keeps their sum below the bound.
-        bound = field.order if bound is None else 1 << max(0, (bound // (t + 1)).bit_length() - 1)
-        uci = self._program_counter[0] % m
-        senders = tuple((uci + i) % m for i in range(t + 1))
+        bound = field.order if bound is None else 1 << max(0, (bound // (self.threshold + 1)).bit_length() - 1)
+        senders = _senders(self)
         if self.pid in senders:
             x = field.array(limbs.random_integers(bound, n))
         else:

@@ -89,11 +89,19 @@ def rows(results: Path) -> list[Row]:
         out.append(Row("100,000 markets: checks and program in MPyC", program["mpc_s"], MARKETS_100K_S, "s", how))
     spark = load_json(results / "sparkrows.json")
     if spark:
-        how = (
-            f"{spark['spark_per_row_core_ns']:.0f} ns ÷ {spark['arrow_per_row_ns']:.1f} ns per row, "
-            f"{spark['sizes']['large']:,} trips; fixed start-up {spark['spark_fixed_s']:.1f} s"
+        # Inside the job where measured: the whole spark-submit's start-up varies as much as the per-row part.
+        inside = "in_job_per_row_core_ratio" in spark
+        ns, ratio = (
+            ("in_job_per_row_core_ns", "in_job_per_row_core_ratio")
+            if inside
+            else ("spark_per_row_core_ns", "per_row_core_ratio")
         )
-        out.append(Row("Spark per row and core ÷ pyarrow", spark["per_row_core_ratio"], SPARK_PER_ROW_RATIO, "×", how))
+        how = (
+            f"{spark[ns]:.0f} ns ÷ {spark['arrow_per_row_ns']:.1f} ns per row"
+            f"{' inside the job' if inside else ''}, {spark['sizes']['large']:,} trips; whole spark-submit "
+            f"{spark['per_row_core_ratio']:.1f}×, fixed start-up {spark['spark_fixed_s']:.1f} s"
+        )
+        out.append(Row("Spark per row and core ÷ pyarrow", spark[ratio], SPARK_PER_ROW_RATIO, "×", how))
     table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
     first, second = default
     if table1 and first:

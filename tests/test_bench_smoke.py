@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -93,3 +95,24 @@ def test_standing_reads_a_sittings_results(tmp_path):
         standing.main([str(tmp_path), str(tmp_path / "plots")]) == 0
         and (tmp_path / "plots" / "round2_standing.png").is_file()
     )
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_standing_spark_row_is_measured_inside_the_job_where_it_can(tmp_path, inside):
+    """The Spark row takes the per-row ratio from the job's own seconds when sparkrows.py measured
+    them (its whole spark-submit's start-up varies as much as the per-row part), else the whole run's."""
+    import standing
+
+    spark = {
+        "sizes": {"large": 50_000_000},
+        "spark_fixed_s": 16.0,
+        "spark_per_row_core_ns": 260.0,
+        "arrow_per_row_ns": 20.0,
+        "per_row_core_ratio": 13.0,
+    }
+    if inside:
+        spark.update(in_job_per_row_core_ns=160.0, in_job_per_row_core_ratio=8.0)
+    (tmp_path / "sparkrows.json").write_text(json.dumps(spark))
+    (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("Spark")]
+    assert row.measured == (8.0 if inside else 13.0)
+    assert ("160 ns" in row.how and "inside the job" in row.how) == inside and "whole spark-submit 13.0×" in row.how

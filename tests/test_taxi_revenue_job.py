@@ -154,6 +154,9 @@ def test_output_format_and_local_stats(runs):
     assert stats["policy"] == {"negative_amounts": "count", "null_amounts": "drop", "outside_period": "ignore"}
     line = [x for x in runs["done"]["a"].stdout.splitlines() if x.startswith("taxi_revenue: rows:")]
     assert line == [job.stats_line(stats)]
+    timed = [x for x in runs["done"]["a"].stdout.splitlines() if x.startswith(job.JOB_TIMING)]
+    assert len(timed) == 1 and float(timed[0].split()[-2]) > 0  # in the log (bench/sparkrows.py), not the file
+    assert "seconds" not in json.dumps(stats)
     assert f"{stats['negative_amounts']} negative amounts counted (net revenue)" in line[0]
 
 

@@ -146,9 +146,7 @@ def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tupl
         live = channel.live_attempt(view.keys)
         # Follow the live attempt, but never one this party already completed: a re-run waits
         # for the leader's next attempt instead of replaying the last one.
-        done_here = live is not None and (
-            channel.output_key(live, run.party_id, spec.recipients[0].id) in view.keys or _skipped(channel, live, view)
-        )
+        done_here = live is not None and _finished_as(run, live, view) is not None
         if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
             return live, list(view.payloads[channel.roster_key(live)]["roster"])
         if time.monotonic() > deadline:
@@ -204,19 +202,22 @@ def finished_here(run: PartyRun, view: Verified) -> dict | None:
     """
     channel = run.channel
     live = channel.live_attempt(view.keys)
-    if live is None:
-        return None
-    if _skipped(channel, live, view):
-        stage = "skipped"
-    elif channel.output_key(live, run.party_id, run.spec.recipients[0].id) in view.keys:
-        stage = "computed"
-    else:
+    if live is None or (stage := _finished_as(run, live, view)) is None:
         return None
     try:
         record = channel.read(channel.status_key(run.party_id, stage), "status", run.party_id)
     except IntegrityError:
         return None
     return record if record is not None and record.get("attempt") == live else None
+
+
+def _finished_as(run: PartyRun, attempt: int, view: Verified) -> str | None:
+    """How this party finished ``attempt`` by ``view``: ``computed`` (its output shares are there),
+    ``skipped`` (its roster left nothing to release, and this party said so), or None."""
+    channel = run.channel
+    if channel.output_key(attempt, run.party_id, run.spec.recipients[0].id) in view.keys:
+        return "computed"
+    return "skipped" if _skipped(channel, attempt, view) else None
 
 
 def _skipped(channel: RunChannel, attempt: int, view) -> bool:

@@ -21,7 +21,7 @@ from mpcrun import compute_jobs, run_program
 from mpc_federation.arith import plain_round_div
 from mpc_federation.launcher import MPCJob, MPCRefused, run_mpc
 from mpc_federation.programs import load_program
-from mpc_federation.sharing import input_payloads, pack, recombine, split, unpack
+from mpc_federation.sharing import input_payloads, pack, recombine, split, unpack, width
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = REPO / "include" / "programs"
@@ -266,6 +266,25 @@ def test_shares_that_are_not_packed_vectors_of_the_run_are_refused(what):
     assert ("compute_0 got from b" in text) == what.startswith("a JSON list")
     assert "got from a" not in text and "got from c" not in text
     assert run_hhi(["all", "2024-01"], honest)["hhi"]["exact"] == ["3800.00", "3888.89"]
+
+
+def test_shares_written_as_integers_beyond_the_modulus_count_as_their_residues():
+    """A packed share is any integer of the field's width: an input party may write ``s + p`` for
+    a share ``s`` where that fits, in its values and in its witness. Every compute party reads it
+    as ``s``: the checks pass and the result is the honest one."""
+    program = load_program(HHI_PATH).program
+    p, room = program.modulus, 256 ** width(program.modulus)
+    honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
+    payloads = input_payloads(program, {"revenue_cents": honest["b"]}, 1, 3)
+    lifted = 0
+    for payload in payloads:
+        for part in ("values", "witness"):
+            shares = unpack(payload[part]["revenue_cents"], p)
+            raised = [s + p if s + p < room else s for s in shares]
+            lifted += sum(r != s for r, s in zip(raised, shares))
+            payload[part]["revenue_cents"] = pack(raised, p)
+    assert lifted > 100  # most of the 3 x 86 shares are written beyond p
+    assert run_hhi(["all", "2024-01"], honest, payloads={"b": payloads})["hhi"]["exact"] == ["3800.00", "3888.89"]
 
 
 # -- the launcher's deadlines and failures (cheap: one or two MPyC processes) --------------------------

@@ -21,6 +21,7 @@ from mpc_federation.sharing import (
     split,
     to_signed,
     unpack,
+    unpack_array,
     width,
 )
 
@@ -186,6 +187,8 @@ def test_packed_vectors_roundtrip(modulus):
     values = [0, 1, modulus - 1, *(rng.randrange(modulus) for _ in range(50))]
     text = pack(values, modulus)
     assert unpack(text, modulus) == values and unpack(pack([], modulus), modulus) == []
+    array = unpack_array(text, modulus)  # what the MPyC process reads: an object array of Python integers
+    assert array.dtype == object and array.tolist() == values and all(type(v) is int for v in array)
     assert (
         len(base64.b64decode(text)) == len(values) * width(modulus) == len(values) * -(-(modulus - 1).bit_length() // 8)
     )

@@ -168,3 +168,26 @@ def test_a_refusal_does_not_wait_for_a_peer_that_is_gone(capsys, monkeypatch):
         asyncio.run(asyncio.wait_for(worker._refuse_on_error(GonePeer(), refuse), 30))
     assert refused.value.code == 3
     assert f"{worker.REFUSED} the connection for the seat of company_a presented" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec", [BOUNDED, NONZERO])
+def test_the_pieces_of_a_witness_are_the_witnesses_of_their_values(spec):
+    """The MPyC process checks a long input in pieces (``witnesses.CHUNK`` values at a time): the
+    piece of a party's witness (an object array) for values ``[start, stop)`` is exactly the
+    witness of those values alone, and the pieces combine as the whole does."""
+    values = [spec.low, spec.high, 1, 0 if spec.low <= 0 else 3, 7, spec.high - 1, 2]
+    whole = np.array(witnesses.make(spec, values, P), dtype=object)
+    lay = witnesses.layout(spec, len(values))
+    for start, stop in ((0, 3), (3, 7), (2, 3), (0, 7)):
+        piece = witnesses.part(whole, lay, start, stop)
+        assert isinstance(piece, np.ndarray) and piece.tolist() == witnesses.make(spec, values[start:stop], P)
+    if lay.nonzero:
+        assert witnesses.indicator(whole, lay).tolist() == [1 if v else 0 for v in values]
+    row = np.array([values], dtype=object) % P
+    pieces = [
+        witnesses.combinations(spec, row[:, a:b], witnesses.part(whole, lay, a, b).reshape(1, -1), SEED, f"x/{a}", P)
+        for a, b in ((0, 3), (3, 7))
+    ]
+    assert [int(p[0]) for p in pieces] == [0, 0]
+    lifted = witnesses.combinations(spec, row, (whole + P).reshape(1, -1), SEED, "x/0", P)  # other representatives
+    assert lifted.tolist() == witnesses.combinations(spec, row, whole.reshape(1, -1), SEED, "x/0", P).tolist() == [0]

@@ -36,9 +36,14 @@ def pack(values, modulus: int) -> str:
 
 
 def unpack(text, modulus: int) -> list[int]:
-    """The integers ``pack`` wrote (not reduced: a value of another party may be any integer of
-    ``width(modulus)`` bytes; its users reduce mod p). Raises ValueError if ``text`` is not such
-    a text."""
+    """The integers ``pack`` wrote, as a list (``unpack_array``'s)."""
+    return unpack_array(text, modulus).tolist()
+
+
+def unpack_array(text, modulus: int):
+    """The integers ``pack`` wrote, as a numpy object array (not reduced: a value of another party
+    may be any integer of ``width(modulus)`` bytes; its users reduce mod p). Raises ValueError if
+    ``text`` is not such a text."""
     import base64
     import binascii
 
@@ -53,7 +58,7 @@ def unpack(text, modulus: int) -> list[int]:
     w = width(modulus)
     if len(data) % w:
         raise ValueError(f"a vector of shares has {len(data)} bytes, not a multiple of {w}")
-    return integers(data, w, "big").tolist()
+    return integers(data, w, "big")
 
 
 def width(modulus: int) -> int:

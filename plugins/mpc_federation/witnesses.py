@@ -77,21 +77,23 @@ def make(spec_input, values: list[int], modulus: int) -> list[int]:
 CHUNK = 4096  # values per party checked at once: bounds the checks' memory (42 field elements per HHI value)
 
 
-def part(witness: list, lay: WitnessLayout, start: int, stop: int) -> list:
-    """The piece of one party's witness (in ``lay``'s order) for its values ``[start, stop)``, laid
-    out as the witness of those values alone (``layout(spec_input, stop - start)``)."""
+def part(witness: np.ndarray, lay: WitnessLayout, start: int, stop: int) -> np.ndarray:
+    """The piece of one party's witness (an array in ``lay``'s order) for its values ``[start,
+    stop)``, laid out as the witness of those values alone (``layout(spec_input, stop - start)``)."""
+    import numpy as np
+
     n, bits = lay.n, lay.bits
-    out = witness[start * bits : stop * bits]
+    pieces = [witness[start * bits : stop * bits]]
     pos = n * bits
     if lay.upper:
-        out = out + witness[pos + start * bits : pos + stop * bits]
+        pieces.append(witness[pos + start * bits : pos + stop * bits])
         pos += n * bits
     if lay.nonzero:
-        out = out + witness[pos + start : pos + stop] + witness[pos + n + start : pos + n + stop]
-    return out
+        pieces += [witness[pos + start : pos + stop], witness[pos + n + start : pos + n + stop]]
+    return np.concatenate(pieces)
 
 
-def indicator(witness: list, lay: WitnessLayout) -> list:
+def indicator(witness: np.ndarray, lay: WitnessLayout) -> np.ndarray:
     """The verified indicators ``z = [x != 0]`` of one party's witness (``nonzero`` inputs)."""
     start = lay.size - 2 * lay.n
     return witness[start : start + lay.n]
@@ -113,9 +115,10 @@ def coefficients(seed: bytes, label: str, count: int) -> np.ndarray:
 def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: int):
     """This party's shares of the random linear combination of one input's constraints for each
     party: 0 where a party's witness is honest. ``values`` of shape (parties, n) and ``witness`` of
-    shape (parties, layout size) are this party's shares as integers; the coefficients are drawn for
-    ``label`` and are the same for every party (each party's sum is tested on its own, so its
-    verdict still depends on its own constraints alone).
+    shape (parties, layout size) are this party's shares as integers (any representatives
+    mod p: only the sum is reduced); the coefficients are drawn for ``label`` and
+    are the same for every party (each party's sum is tested on its own, so its verdict still
+    depends on its own constraints alone).
 
     Everything is local: the constraints are evaluated on the shares as plain integers and reduced
     once, so the result is a sharing of degree 2t (a product of two degree-t sharings, plus linear

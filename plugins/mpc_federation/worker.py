@@ -21,6 +21,7 @@ import json
 import secrets
 import sys
 import time
+from typing import Any
 
 from mpc_federation.agreement import AgreementError
 from mpc_federation.agreement import check as check_agreement
@@ -86,11 +87,13 @@ async def _refuse_on_error(mpc, check) -> None:
 
 
 def _unpack_shares(job: dict, program) -> list[list[str]]:
-    """Every roster party's packed vectors of shares (``sharing.pack``) as lists of integers, in
-    place; returns ``[input party, why]`` for every party whose shares are not packed vectors of
-    the lengths the run's dimensions give (``_agree`` refuses on every compute party at once)."""
+    """Every roster party's packed vectors of shares (``sharing.pack``) as object arrays of
+    integers, in place, its values reduced mod p (a witness is only summed by the checks, which
+    reduce their sums, and ``_validate`` reduces the nonzero indicators it keeps); returns
+    ``[input party, why]`` for every party whose shares are not packed vectors of the lengths the
+    run's dimensions give (``_agree`` refuses on every compute party at once)."""
     from mpc_federation import witnesses
-    from mpc_federation.sharing import unpack
+    from mpc_federation.sharing import unpack_array
 
     lengths = {}
     for spec_input in program.inputs:
@@ -99,7 +102,7 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
     wrong = []
     for party in job["roster"]:
         sent, where = job["shares"].get(party), "shares"
-        kept: dict[str, dict[str, list[int]]] = {"values": {}, "witness": {}}
+        kept: dict[str, dict[str, Any]] = {"values": {}, "witness": {}}
         job["shares"][party] = kept  # only the vectors checked here, nothing else the input party sent
         try:
             if not isinstance(sent, dict):
@@ -107,7 +110,8 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
             for name, parts in lengths.items():
                 for part, length in parts.items():
                     where = f"{part} of {name}"
-                    vector = kept[part][name] = unpack(sent[part][name], program.modulus)
+                    vector = unpack_array(sent[part][name], program.modulus)
+                    kept[part][name] = vector % program.modulus if part == "values" else vector
                     if len(vector) != length:
                         raise ValueError(f"{len(vector)} shares, expected {length}")
         except (ValueError, KeyError, TypeError) as exc:
@@ -116,9 +120,16 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
 
 
 def _secure_array(secint, shares):
+    """A secure array of this party's shares: an object array of integers already reduced mod p."""
+    return secint.array(secint.field.array(shares, check=False))
+
+
+def _stacked(job: dict, part: str, name: str):
+    """The roster's vectors ``job["shares"][party][part][name]`` (object arrays), one after the
+    other in one object array."""
     import numpy as np
 
-    return secint.array(secint.field.array(np.array(shares, dtype=object)))
+    return np.concatenate([job["shares"][party][part][name] for party in job["roster"]])
 
 
 async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
@@ -136,16 +147,13 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         lay = witnesses.layout(spec_input, n)
         for start in range(0, n, witnesses.CHUNK):
             stop = min(start + witnesses.CHUNK, n)
-            values = [s for party in roster for s in job["shares"][party]["values"][spec_input.name][start:stop]]
-            witness = [
-                s
-                for party in roster
-                for s in witnesses.part(job["shares"][party]["witness"][spec_input.name], lay, start, stop)
-            ]
+            sent = [job["shares"][party] for party in roster]
+            values = np.concatenate([s["values"][spec_input.name][start:stop] for s in sent])
+            witness = np.concatenate([witnesses.part(s["witness"][spec_input.name], lay, start, stop) for s in sent])
             total += witnesses.combinations(
                 spec_input,
-                (np.array(values, dtype=object) % p).reshape((len(roster), stop - start)),
-                (np.array(witness, dtype=object) % p).reshape((len(roster), len(witness) // len(roster))),
+                values.reshape((len(roster), stop - start)),
+                witness.reshape((len(roster), len(witness) // len(roster))),
                 seed,
                 f"{spec_input.name}/{start}",
                 p,
@@ -153,13 +161,14 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         for party in roster:  # keep the verified indicators, drop the rest of the witness
             shares = job["shares"][party]
             witness = shares["witness"].pop(spec_input.name)
-            shares.setdefault("nonzero", {})[spec_input.name] = witnesses.indicator(witness, lay) if lay.nonzero else []
+            kept = witnesses.indicator(witness, lay) % p if lay.nonzero else []
+            shares.setdefault("nonzero", {})[spec_input.name] = kept
     if not any(job["input_lengths"][spec_input.name] for spec_input in program.inputs):
         return  # no values at all: nothing to check
     from mpc_federation import mpyc_compat
 
     # Degree 2t, summed locally over every chunk and input: one resharing to degree t, then the test.
-    valid = await mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total)))
+    valid = await mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total % p)))
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
     if bad:
         raise AgreementError(
@@ -266,10 +275,10 @@ def _program_inputs(secint, program, job: dict):
     values, nonzero = {}, {}
     for spec_input in program.inputs:
         n = job["input_lengths"][spec_input.name]
-        rows = [s for party in roster for s in job["shares"][party]["values"][spec_input.name]]  # n each
+        rows = _stacked(job, "values", spec_input.name)  # n each
         values[spec_input.name] = _secure_array(secint, rows).reshape((len(roster), n))
         if spec_input.nonzero:  # the verified indicators _validate kept
-            z = [s for party in roster for s in job["shares"][party]["nonzero"][spec_input.name]]
+            z = _stacked(job, "nonzero", spec_input.name)
             nonzero[spec_input.name] = _secure_array(secint, z).reshape((len(roster), n))
     return ProgramInputs(values, nonzero, len(roster))
 

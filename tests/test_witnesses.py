@@ -13,7 +13,10 @@ from mpc_federation.programs import Input
 P = 2**127 - 1  # a prime below 2**128: the bound is then 2/p
 BOUNDED = Input("x", low=-3, high=20)  # span 23: 5 bits of x - low and 5 of high - x
 NONZERO = Input("r", low=0, high=2**8 - 1, nonzero=True)  # span 2**8 - 1: no upper bits
+WIDE = Input("r", low=0, high=2**40 - 1, nonzero=True)  # the HHI's revenue: 40 bits
 SEED = b"s" * 32
+ODD_WIDTH = 38685626227668133590597803  # the prime after 2**85: 11 bytes
+HHI_FIELD = 91343852333181432387730302044767688728495783763  # the HHI program's field: 156 bits (20 bytes)
 
 
 def _verdicts(spec, rows: list[list[int]], witness_rows: list[list[int]]) -> list[int]:
@@ -22,7 +25,7 @@ def _verdicts(spec, rows: list[list[int]], witness_rows: list[list[int]]) -> lis
     return list(witnesses.combinations(spec, values, witness, SEED, "x/0", P))
 
 
-def _by_constraint(spec, values, witness, label: str) -> list[int]:
+def _by_constraint(spec, values, witness, label: str, modulus: int = P) -> list[int]:
     """The combination as its definition reads, constraint by constraint (the coefficients drawn
     as ``combinations`` draws them): the reference for the inner products it computes instead."""
     parties, n = values.shape
@@ -46,22 +49,31 @@ def _by_constraint(spec, values, witness, label: str) -> list[int]:
             for k in range(n):
                 z, w = wit[pos + k], wit[pos + n + k]
                 total += int(f[0][k]) * z * (z - 1) + int(f[1][k]) * x[k] * (1 - z) + int(f[2][k]) * (x[k] * w - z)
-        out.append(total % P)
+        out.append(total % modulus)
     return out
 
 
-@pytest.mark.parametrize("spec", [BOUNDED, NONZERO])
-def test_the_inner_products_equal_the_combination_by_constraint(spec):
-    """On random shares (what a compute party holds: anything in the field), the inner products
-    ``combinations`` gathers equal the sum of every constraint times its coefficient."""
+@pytest.mark.parametrize("spec", [BOUNDED, NONZERO, WIDE])
+@pytest.mark.parametrize("modulus", [P, ODD_WIDTH, HHI_FIELD])
+def test_the_inner_products_equal_the_combination_by_constraint(spec, modulus):
+    """On random shares (what a compute party holds: anything in the field, or any integer of the
+    field's width, written as big-endian bytes), the inner products ``combinations`` takes in
+    16-bit digits equal the sum of every constraint times its coefficient, in fields of an even and
+    an odd number of bytes, for bits of up to 40 places (recomposed 32 places at a time)."""
     import random
+
+    from mpc_federation.sharing import pack, unpack_bytes, width
 
     rng = random.Random(7)
     lay = witnesses.layout(spec, 5)
-    values = np.array([[rng.randrange(P) for _ in range(5)] for _ in range(3)], dtype=object)
-    witness = np.array([[rng.randrange(P) for _ in range(lay.size)] for _ in range(3)], dtype=object)
-    got = list(witnesses.combinations(spec, values, witness, SEED, "x/0", P))
-    assert got == _by_constraint(spec, values, witness, "x/0")
+    top = 256 ** width(modulus)  # a share may be written as any integer of the field's width
+    values = np.array([[rng.randrange(modulus) for _ in range(5)] for _ in range(3)], dtype=object)
+    witness = np.array([[rng.randrange(top) for _ in range(lay.size)] for _ in range(3)], dtype=object)
+    witness[0, :3] = [0, top - 1, modulus]  # the extremes of the digits and a representative of 0
+    as_read = np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
+    got = list(witnesses.combinations(spec, values, as_read, SEED, "x/0", modulus))
+    assert got == _by_constraint(spec, values, witness, "x/0", modulus)
+    assert got == list(witnesses.combinations(spec, values, witness, SEED, "x/0", modulus))  # integers alike
     assert all(got)  # random shares are no honest witness
 
 

@@ -44,10 +44,17 @@ def unpack_array(text, modulus: int):
     """The integers ``pack`` wrote, as a numpy object array (not reduced: a value of another party
     may be any integer of ``width(modulus)`` bytes; its users reduce mod p). Raises ValueError if
     ``text`` is not such a text."""
+    return integers(unpack_bytes(text, modulus))
+
+
+def unpack_bytes(text, modulus: int):
+    """The big-endian bytes of the integers ``pack`` wrote, one row each: a ``(n, width)`` uint8
+    array (what the input checks read, ``witnesses.combinations``). Raises ValueError if ``text``
+    is not such a text."""
     import base64
     import binascii
 
-    from mpc_federation.limbs import integers
+    import numpy as np
 
     if not isinstance(text, str):
         raise ValueError(f"a vector of shares must be packed text, not {type(text).__name__}")
@@ -58,7 +65,14 @@ def unpack_array(text, modulus: int):
     w = width(modulus)
     if len(data) % w:
         raise ValueError(f"a vector of shares has {len(data)} bytes, not a multiple of {w}")
-    return integers(data, w, "big")
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, w)
+
+
+def integers(rows):
+    """The integers of big-endian byte rows (``unpack_bytes``), as an object array."""
+    from mpc_federation import limbs
+
+    return limbs.integers(rows.tobytes(), rows.shape[1], "big")
 
 
 def width(modulus: int) -> int:

@@ -106,42 +106,60 @@ def coefficients(seed: bytes, label: str, count: int) -> np.ndarray:
     most ``ceil(2**128 / p)`` of the ``2**128`` draws have it: probability at most
     ``2**-128 + 1/p``. A 128-bit coefficient is read from two 64-bit words and multiplies a share
     faster than a field element."""
+    return _word_ints(_coefficient_words(seed, label, count))
+
+
+def _word_ints(words) -> np.ndarray:
+    """(k, 2) 64-bit words, low first, as an object array of k integers."""
+    return (words[:, 1].astype(object) << 64) | words[:, 0].astype(object)
+
+
+def _coefficient_words(seed: bytes, label: str, count: int) -> np.ndarray:
+    """``coefficients``' draws as a ``(count, 2)`` array of 64-bit words, low word first."""
     import numpy as np
 
-    words = np.frombuffer(hashlib.shake_256(seed + label.encode()).digest(16 * count), dtype="<u8").reshape(count, 2)
-    return (words[:, 1].astype(object) << 64) | words[:, 0].astype(object)
+    return np.frombuffer(hashlib.shake_256(seed + label.encode()).digest(16 * count), dtype="<u8").reshape(count, 2)
 
 
 def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: int):
     """This party's shares of the random linear combination of one input's constraints for each
-    party: 0 where a party's witness is honest. ``values`` of shape (parties, n) and ``witness`` of
-    shape (parties, layout size) are this party's shares as integers (any representatives
-    mod p: only the sum is reduced); the coefficients are drawn for ``label`` and
-    are the same for every party (each party's sum is tested on its own, so its verdict still
-    depends on its own constraints alone).
+    party: 0 where a party's witness is honest. ``values`` of shape (parties, n) are this party's
+    shares as integers, ``witness`` its shares of the witnesses: a (parties, layout size, width)
+    uint8 array of big-endian bytes (``sharing.unpack_bytes``), or a (parties, layout size) array of
+    nonnegative integers. Any representatives mod p will do: only the sums are reduced. The
+    coefficients are drawn for ``label`` and are the same for every party (each party's sum is tested
+    on its own, so its verdict still depends on its own constraints alone).
 
     Everything is local: the constraints are evaluated on the shares as plain integers and reduced
     once, so the result is a sharing of degree 2t (a product of two degree-t sharings, plus linear
     terms). Sums of such results over chunks and inputs stay of degree 2t; one resharing (MPyC's,
     as after its own products) brings the total back to degree t before it is tested.
 
-    The sum is gathered by the terms' shares rather than by constraint: for the range bits ``b`` of a
-    target ``y`` with coefficients ``c`` (per bit) and ``d`` (per value),
-    ``sum c*(b*b - b) + sum d*(sum 2**j b_j - y) = b . (c*b + e) - d . y`` with the public
-    ``e = d*2**j - c``: two products per bit in one inner product (numpy's ``dot``), not four
-    operations and a sum; the nonzero indicators' three constraints likewise in two inner products.
+    The range bits are nearly all of a witness (40 of the 42 shares per value of an HHI revenue), so
+    their terms are computed exactly without Python's integers: for the bits ``b`` of a target ``y``
+    with coefficients ``c`` (per bit) and ``d`` (per value),
+    ``sum c*(b*b - b) + sum d*(sum 2**j b_j - y) = c . b**2 - c . b + d . R - d . y`` with each
+    value's recomposition ``R = sum 2**j b_j``, and every inner product of two such vectors is
+    taken in 16-bit digits, as products of digit matrices of 64-bit integers (``_inner``), in
+    blocks small enough that no sum reaches 2**62: exact. (In floating point, BLAS's threads made
+    the checks three times slower in three MPyC processes on two cores.) The nonzero indicators'
+    three constraints are two inner products of Python's integers,
+    ``z . (f1*z - f2*x - f1 - f3) + x . (f2 + f3*w)``.
     """
     import numpy as np
 
+    from mpc_federation.sharing import integers
+
     parties, n = values.shape
     lay = layout(spec_input, n)
+    if witness.dtype == object:
+        witness = _as_bytes(witness)
     L = lay.bits
     counter = iter(range(16))
     total = np.zeros(parties, dtype=object)
-    twos = np.array([2**j for j in range(L)], dtype=object)
 
-    def family(count):  # independent pseudorandom coefficients for one family of constraints
-        return coefficients(seed, f"{label}/{next(counter)}", count)
+    def family(count):  # independent pseudorandom words for one family of constraints
+        return _coefficient_words(seed, f"{label}/{next(counter)}", count)
 
     ranges = [values - spec_input.low]
     if lay.upper:
@@ -149,17 +167,93 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
     pos = 0
     for target in ranges:
         c, d = family(n * L), family(n)  # c: each bit is 0 or 1; d: the bits are those of the target
-        e = (d.reshape(n, 1) * twos).reshape(n * L) - c
-        bits = witness[:, pos : pos + n * L]
-        pos += n * L
+        c_digits, d_digits, d_ints = _word_digits(c), _word_digits(d), _word_ints(d)
         for i in range(parties):
-            total[i] += np.dot(bits[i], c * bits[i] + e) - np.dot(d, target[i])
+            b = _byte_digits(witness[i, pos : pos + n * L])
+            total[i] += (
+                _inner(c_digits, _square(b), 2 * DIGIT + len(b).bit_length())  # sums of D products < 2**32
+                - _inner(c_digits, b)
+                + _recomposed(d_digits, b, n, L)
+                - np.dot(d_ints, target[i])
+            )
+        pos += n * L
     if lay.nonzero:
-        z, w = witness[:, pos : pos + n], witness[:, pos + n : pos + 2 * n]
         # f1*z*(z-1) (z is 0 or 1) + f2*x*(1-z) (x = 0 where z = 0) + f3*(x*w - z) (z = 1 exactly
         # where x has an inverse) = z . (f1*z - f2*x - f1 - f3) + x . (f2 + f3*w)
-        f1, f2, f3 = family(n), family(n), family(n)
+        f1, f2, f3 = (coefficients(seed, f"{label}/{next(counter)}", n) for _ in range(3))
         for i in range(parties):
             x = values[i]
-            total[i] += np.dot(z[i], f1 * z[i] - f2 * x - (f1 + f3)) + np.dot(x, f2 + f3 * w[i])
+            z, w = integers(witness[i, pos : pos + n]), integers(witness[i, pos + n : pos + 2 * n])
+            total[i] += np.dot(z, f1 * z - f2 * x - (f1 + f3)) + np.dot(x, f2 + f3 * w)
     return total % modulus
+
+
+# -- exact inner products in 16-bit digits ----------------------------------------------------------------
+# A vector of k numbers is a (digits, k) int64 array, the least significant 16-bit digit first.
+DIGIT = 16
+
+
+def _as_bytes(witness):
+    """Nonnegative integers (parties, size) as big-endian bytes (parties, size, width)."""
+    import numpy as np
+
+    w = max(1, (max((int(v) for v in witness.flat), default=0).bit_length() + 7) // 8)
+    data = b"".join(int(v).to_bytes(w, "big") for v in witness.flat)
+    return np.frombuffer(data, dtype=np.uint8).reshape(*witness.shape, w)
+
+
+def _byte_digits(rows):
+    """Big-endian byte rows (k, width) as digits (ceil(width / 2), k)."""
+    import numpy as np
+
+    k, w = rows.shape
+    if w % 2:
+        rows = np.concatenate((np.zeros((k, 1), dtype=np.uint8), rows), axis=1)
+    return np.ascontiguousarray(np.ascontiguousarray(rows).view(">u2")[:, ::-1].T, dtype=np.int64)
+
+
+def _word_digits(words):
+    """(k, 2) 64-bit words, low first, as digits (8, k)."""
+    import numpy as np
+
+    out = np.empty((8, len(words)), dtype=np.int64)
+    for i in range(8):
+        out[i] = (words[:, i // 4] >> np.uint64(DIGIT * (i % 4))) & np.uint64(0xFFFF)
+    return out
+
+
+def _square(b):
+    """Each number squared, as digit sums (2D - 1, k), each below D * 2**32 (not carried)."""
+    import numpy as np
+
+    digits, k = b.shape
+    out = np.zeros((2 * digits - 1, k), dtype=np.int64)
+    for j in range(digits):
+        out[j : j + digits] += b[j] * b
+    return out
+
+
+def _recomposed(d_digits, bits, n: int, L: int):
+    """``sum_v d_v * sum_j 2**j b_vj`` for the digits of d (8, n) and of the bits (D, n L), value
+    after value: each value's recomposition summed 16 bits of j at a time (below 2**32 per digit)."""
+    import numpy as np
+
+    by_value = bits.reshape(len(bits), n, L)
+    total = 0
+    for low in range(0, L, DIGIT):
+        j = np.arange(low, min(low + DIGIT, L))
+        total += _inner(d_digits, (by_value[:, :, j] << (j - low)).sum(axis=2), 2 * DIGIT) << low
+    return total
+
+
+def _inner(a, b, b_bits: int = DIGIT) -> int:
+    """``sum_k A_k * B_k`` as a Python integer, for the numbers ``A_k`` (digits ``a[:, k]``, below
+    2**16) and ``B_k`` (entries ``b[:, k]``, below ``2**b_bits``): the digit products summed in
+    64-bit integers, exactly, over as many numbers at a time as keeps each sum below 2**62."""
+    import numpy as np
+
+    rows = 1 << max(0, 62 - DIGIT - b_bits)
+    sums = np.zeros((len(a), len(b)), dtype=object)
+    for start in range(0, a.shape[1], rows):
+        sums += (a[:, start : start + rows] @ b[:, start : start + rows].T).astype(object)
+    return sum(int(v) << (DIGIT * (i + j)) for (i, j), v in np.ndenumerate(sums))

@@ -87,13 +87,13 @@ async def _refuse_on_error(mpc, check) -> None:
 
 
 def _unpack_shares(job: dict, program) -> list[list[str]]:
-    """Every roster party's packed vectors of shares (``sharing.pack``) as object arrays of
-    integers, in place, its values reduced mod p (a witness is only summed by the checks, which
-    reduce their sums, and ``_validate`` reduces the nonzero indicators it keeps); returns
+    """Every roster party's packed vectors of shares (``sharing.pack``), in place: its values as an
+    object array of integers reduced mod p, its witness as the rows of bytes the checks read
+    (``sharing.unpack_bytes``; ``_validate`` reduces the nonzero indicators it keeps); returns
     ``[input party, why]`` for every party whose shares are not packed vectors of the lengths the
     run's dimensions give (``_agree`` refuses on every compute party at once)."""
     from mpc_federation import witnesses
-    from mpc_federation.sharing import unpack_array
+    from mpc_federation.sharing import unpack_array, unpack_bytes
 
     lengths = {}
     for spec_input in program.inputs:
@@ -110,8 +110,8 @@ def _unpack_shares(job: dict, program) -> list[list[str]]:
             for name, parts in lengths.items():
                 for part, length in parts.items():
                     where = f"{part} of {name}"
-                    vector = unpack_array(sent[part][name], program.modulus)
-                    kept[part][name] = vector % program.modulus if part == "values" else vector
+                    text, p = sent[part][name], program.modulus
+                    vector = kept[part][name] = unpack_array(text, p) % p if part == "values" else unpack_bytes(text, p)
                     if len(vector) != length:
                         raise ValueError(f"{len(vector)} shares, expected {length}")
         except (ValueError, KeyError, TypeError) as exc:
@@ -140,6 +140,8 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     (``job["shares"][party]["nonzero"]``)."""
     import numpy as np
 
+    from mpc_federation.sharing import integers
+
     roster = job["roster"]
     p, total = secint.field.modulus, np.zeros(len(roster), dtype=object)
     for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
@@ -149,11 +151,11 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
             stop = min(start + witnesses.CHUNK, n)
             sent = [job["shares"][party] for party in roster]
             values = np.concatenate([s["values"][spec_input.name][start:stop] for s in sent])
-            witness = np.concatenate([witnesses.part(s["witness"][spec_input.name], lay, start, stop) for s in sent])
+            witness = np.stack([witnesses.part(s["witness"][spec_input.name], lay, start, stop) for s in sent])
             total += witnesses.combinations(
                 spec_input,
                 values.reshape((len(roster), stop - start)),
-                witness.reshape((len(roster), len(witness) // len(roster))),
+                witness,
                 seed,
                 f"{spec_input.name}/{start}",
                 p,
@@ -161,7 +163,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         for party in roster:  # keep the verified indicators, drop the rest of the witness
             shares = job["shares"][party]
             witness = shares["witness"].pop(spec_input.name)
-            kept = witnesses.indicator(witness, lay) % p if lay.nonzero else []
+            kept = integers(witnesses.indicator(witness, lay)) % p if lay.nonzero else []
             shares.setdefault("nonzero", {})[spec_input.name] = kept
     if not any(job["input_lengths"][spec_input.name] for spec_input in program.inputs):
         return  # no values at all: nothing to check

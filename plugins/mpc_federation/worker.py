@@ -143,13 +143,13 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     from mpc_federation.sharing import integers
 
     roster = job["roster"]
+    sent = [job["shares"][party] for party in roster]
     p, total = secint.field.modulus, np.zeros(len(roster), dtype=object)
     for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
         n = job["input_lengths"][spec_input.name]
         lay = witnesses.layout(spec_input, n)
         for start in range(0, n, witnesses.CHUNK):
             stop = min(start + witnesses.CHUNK, n)
-            sent = [job["shares"][party] for party in roster]
             values = np.concatenate([s["values"][spec_input.name][start:stop] for s in sent])
             witness = np.stack([witnesses.part(s["witness"][spec_input.name], lay, start, stop) for s in sent])
             total += witnesses.combinations(
@@ -160,8 +160,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
                 f"{spec_input.name}/{start}",
                 p,
             )
-        for party in roster:  # keep the verified indicators, drop the rest of the witness
-            shares = job["shares"][party]
+        for shares in sent:  # keep the verified indicators, drop the rest of the witness
             witness = shares["witness"].pop(spec_input.name)
             kept = integers(witnesses.indicator(witness, lay)) % p if lay.nonzero else []
             shares.setdefault("nonzero", {})[spec_input.name] = kept

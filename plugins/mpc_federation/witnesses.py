@@ -126,9 +126,10 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
     party: 0 where a party's witness is honest. ``values`` of shape (parties, n) are this party's
     shares as integers, ``witness`` its shares of the witnesses: a (parties, layout size, width)
     uint8 array of big-endian bytes (``sharing.unpack_bytes``), or a (parties, layout size) array of
-    nonnegative integers. Any representatives mod p will do: only the sums are reduced. The
-    coefficients are drawn for ``label`` and are the same for every party (each party's sum is tested
-    on its own, so its verdict still depends on its own constraints alone).
+    integers of the field's width (``sharing.pack``). Any representatives mod p will do: only the
+    sums are reduced. The coefficients are drawn for ``label`` and are the same for every party
+    (each party's sum is tested on its own, so its verdict still depends on its own constraints
+    alone).
 
     Everything is local: the constraints are evaluated on the shares as plain integers and reduced
     once, so the result is a sharing of degree 2t (a product of two degree-t sharings, plus linear
@@ -148,12 +149,12 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
     """
     import numpy as np
 
-    from mpc_federation.sharing import integers
+    from mpc_federation.sharing import integers, pack, unpack_bytes
 
     parties, n = values.shape
     lay = layout(spec_input, n)
-    if witness.dtype == object:
-        witness = _as_bytes(witness)
+    if witness.dtype == object:  # integers: as the bytes they travel in
+        witness = np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
     L = lay.bits
     counter = iter(range(16))
     total = np.zeros(parties, dtype=object)
@@ -171,7 +172,7 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
         for i in range(parties):
             b = _byte_digits(witness[i, pos : pos + n * L])
             total[i] += (
-                _inner(c_digits, _square(b), 2 * DIGIT + len(b).bit_length())  # sums of D products < 2**32
+                _inner(c_digits, _square(b))
                 - _inner(c_digits, b)
                 + _recomposed(d_digits, b, n, L)
                 - np.dot(d_ints, target[i])
@@ -191,15 +192,6 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
 # -- exact inner products in 16-bit digits ----------------------------------------------------------------
 # A vector of k numbers is a (digits, k) int64 array, the least significant 16-bit digit first.
 DIGIT = 16
-
-
-def _as_bytes(witness):
-    """Nonnegative integers (parties, size) as big-endian bytes (parties, size, width)."""
-    import numpy as np
-
-    w = max(1, (max((int(v) for v in witness.flat), default=0).bit_length() + 7) // 8)
-    data = b"".join(int(v).to_bytes(w, "big") for v in witness.flat)
-    return np.frombuffer(data, dtype=np.uint8).reshape(*witness.shape, w)
 
 
 def _byte_digits(rows):
@@ -242,17 +234,17 @@ def _recomposed(d_digits, bits, n: int, L: int):
     total = 0
     for low in range(0, L, DIGIT):
         j = np.arange(low, min(low + DIGIT, L))
-        total += _inner(d_digits, (by_value[:, :, j] << (j - low)).sum(axis=2), 2 * DIGIT) << low
+        total += _inner(d_digits, (by_value[:, :, j] << (j - low)).sum(axis=2)) << low
     return total
 
 
-def _inner(a, b, b_bits: int = DIGIT) -> int:
+def _inner(a, b) -> int:
     """``sum_k A_k * B_k`` as a Python integer, for the numbers ``A_k`` (digits ``a[:, k]``, below
-    2**16) and ``B_k`` (entries ``b[:, k]``, below ``2**b_bits``): the digit products summed in
+    2**16) and ``B_k`` (nonnegative entries ``b[:, k]``, below 2**46): the digit products summed in
     64-bit integers, exactly, over as many numbers at a time as keeps each sum below 2**62."""
     import numpy as np
 
-    rows = 1 << max(0, 62 - DIGIT - b_bits)
+    rows = 1 << max(0, 62 - DIGIT - int(b.max(initial=0)).bit_length())
     sums = np.zeros((len(a), len(b)), dtype=object)
     for start in range(0, a.shape[1], rows):
         sums += (a[:, start : start + rows] @ b[:, start : start + rows].T).astype(object)

@@ -176,6 +176,43 @@ def test_the_brent_kung_addition_equals_mpycs(public, monkeypatch):
         assert mpc.run(mpc.output(mpc.np_add_bits(a, b))).tolist() == expected, n
 
 
+def test_the_field_array_wrapping_equals_mpycs(monkeypatch):
+    """The installed ``FiniteFieldArray.__init__`` (numpy's version compared once) wraps as MPyC's
+    own: reduced with ``check``, as given without, shared or copied as MPyC shares or copies (for
+    lists, object arrays and arrays of another dtype), in MPyC's prime and binary fields."""
+    import numpy as np
+    from mpyc import finfields
+    from mpyc.runtime import mpc
+
+    from mpc_federation import mpyc_compat
+
+    mpycs = finfields.FiniteFieldArray.__init__
+    assert not getattr(mpycs, "_once", False)  # the reference really is MPyC's own
+    monkeypatch.setattr(finfields.FiniteFieldArray, "__init__", mpycs)  # MPyC's again afterwards
+    fields = [mpc.SecInt(64).field, finfields.GF(finfields.find_prime_root(61, False)[0]), mpc.SecFld(2**8).field]
+
+    def wrapped(field, value, kwargs):
+        a = field.array(value, **kwargs)
+        return a.value.dtype, a.value.shape, a.value.tolist(), a.value is value, np.shares_memory(a.value, value)
+
+    cases = []
+    for field in fields:
+        big = field.order + 5
+        for make in (
+            lambda big=big: [[1, 2, big], [0, 3, 4]],
+            lambda big=big: np.array([[1, 2, big], [0, 3, 4]], dtype=object),
+            lambda: np.array([7, 2, 0], dtype=np.int64),
+            lambda: np.array(9, dtype=object),
+        ):
+            for kwargs in ({}, {"check": False}, {"copy": True}, {"copy": False, "check": False}):
+                cases.append((field, make, kwargs))
+    expected = [wrapped(field, make(), kwargs) for field, make, kwargs in cases]
+    mpyc_compat.install_field_array_init()
+    assert finfields.FiniteFieldArray.__init__._once
+    assert [wrapped(field, make(), kwargs) for field, make, kwargs in cases] == expected
+    assert (fields[0].array([fields[0].order + 5]) + 1).value.tolist() == [6]  # the arithmetic is MPyC's
+
+
 def test_round_div_is_exact_where_valid_and_zero_elsewhere():
     """``round_div(..., valid=...)``: the normalisation starts before the mask is known, yet a cell
     whose mask is 0 is exactly 0 (0 / 1), even with a denominator of 0 or the largest one, and a

@@ -9,7 +9,8 @@ The MPyC process also replaces some of MPyC's steps by the same arithmetic in fe
 operations: the split of every resharing and input (``install_fast_random_split``, with the input
 parties' own ``limbs.split``: in machine words), the recombination of every resharing and output
 (``install_fast_recombine``), the random signs behind MPyC's random bits and the random masks
-of its comparisons, drawn in bulk (``install_bulk_random_bits``, ``install_bulk_randoms``); and
+of its comparisons, drawn in bulk (``install_bulk_random_bits``, ``install_bulk_randoms``); the
+wrapping of every field array without a version check each time (``install_field_array_init``); and
 the carry circuit of MPyC's bit decompositions by one with half the secure products
 (``install_brent_kung_add_bits``). And it ends the process when a connected peer hangs up, instead
 of waiting for that peer until the deadline (``install_hang_up_guard``).
@@ -64,6 +65,30 @@ def install_fast_random_split() -> None:
     original = thresha.np_random_split
     np_random_split._bulk = True  # type: ignore[attr-defined]  # marks the patch as applied
     thresha.np_random_split = np_random_split
+
+
+def install_field_array_init() -> None:
+    """Replace ``FiniteFieldArray.__init__``, which parses numpy's version string (twice, with
+    regular expressions) every time it wraps an array, by the same wrapping with that comparison made
+    once: about 15 us of a 15 us call, and a field array is made for every operation on shares (for
+    a program over a few markets, about a quarter of the MPyC process's CPU, more with more parties)."""
+    check_version()
+    import numpy as np
+    from mpyc import finfields
+
+    cls = finfields.FiniteFieldArray
+    if getattr(cls.__init__, "_once", False):
+        return
+    unset = None if np.lib.NumpyVersion(np.__version__) >= "2.0.0b1" else False  # numpy 2: "copy if needed"
+
+    def __init__(self, value, check=True, copy=False):
+        value = np.array(value, dtype=object, copy=unset if copy is False else copy)
+        if check:
+            value %= self.field.modulus  # in place, as MPyC: keeps the shape
+        self.value = value
+
+    __init__._once = True  # type: ignore[attr-defined]  # marks the patch as applied
+    cls.__init__ = __init__
 
 
 def cache_ssl_contexts() -> None:

@@ -334,6 +334,7 @@ def main() -> None:
     mpyc_compat.install_brent_kung_add_bits()
     mpyc_compat.install_bulk_random_bits()
     mpyc_compat.install_bulk_randoms()
+    mpyc_compat.install_field_array_init()
     mpyc_compat.cache_ssl_contexts()
     mpyc_compat.install_hang_up_guard(seat["names"], HUNG_UP)
     program = load_program(seat["program"]).program

@@ -133,3 +133,29 @@ def test_a_store_of_one_client_counts_it_once():
     client, _ = refusing_client(DEFAULT_CLIENT_CONFIG)
     store = CoordinationStore(client, "b")
     assert store.clients() == (client,) and outage_budget(client) == OUTAGE_BUDGET
+
+
+def test_concurrently_overlaps_the_requests_keeps_their_order_and_raises_the_first_error():
+    """``store.concurrently`` runs its items at once (three that each wait for the other two at a
+    barrier finish; one after the other they could not), returns the results in the items' order,
+    raises an item's error, and runs a single item in the caller's thread."""
+    from mpc_federation.store import concurrently
+
+    barrier = threading.Barrier(3, timeout=10)
+
+    def meet(i: int) -> int:
+        barrier.wait()  # BrokenBarrierError after 10 s unless all three are in flight together
+        return i * i
+
+    assert concurrently(meet, [3, 1, 2]) == [9, 1, 4]
+
+    def fail_on_two(i: int) -> int:
+        if i == 2:
+            raise ValueError("item 2")
+        return i
+
+    with pytest.raises(ValueError, match="item 2"):
+        concurrently(fail_on_two, range(5))
+    assert concurrently(lambda _: threading.current_thread(), ["one"]) == [threading.current_thread()]
+    assert concurrently(lambda i: threading.current_thread(), [1, 2], threads=1) == [threading.current_thread()] * 2
+    assert concurrently(meet, []) == []

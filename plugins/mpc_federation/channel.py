@@ -21,13 +21,9 @@ from typing import Any
 from mpc_federation.envelope import IntegrityError, PartyKeys, open_envelope, parts, read_json, seal
 from mpc_federation.layout import Described, RunLayout
 from mpc_federation.spec import FederationSpec
+from mpc_federation.store import CONCURRENT_REQUESTS, concurrently
 
 log = logging.getLogger(__name__)
-# Concurrent GETs of many small objects (input shares, done markers): a GET mostly waits on the
-# store (verifying and decrypting an envelope takes about 0.15 ms of CPU, in libsodium). boto3
-# clients are thread-safe; the store's connection pool (store.MAX_POOL_CONNECTIONS) is at least
-# this large, so connections are reused.
-READ_THREADS = 32
 
 # The kinds that decide waiting, rosters and stops; input shares (sealed, large) are not fetched
 # for that, and status records are progress only.
@@ -210,12 +206,12 @@ class RunReader(RunLayout):
         return lister(where, patient=patient) if lister else dict.fromkeys(self.store.list(where, patient=patient))
 
     def verified_control(self, *, patient: bool = True) -> Verified:
-        """``verified`` over the roster, abort and output objects only: three small listings instead
-        of one over every input party's objects (thousands of keys with many input parties). What
-        attempts, rosters and stops are decided from; not who shared."""
+        """``verified`` over the roster, abort and output objects only: three small listings, made at
+        once, instead of one over every input party's objects (thousands of keys with many input
+        parties). What attempts, rosters and stops are decided from; not who shared."""
         listing: dict[str, str | None] = {}
-        for prefix in ("roster/", "abort/", "outputs/"):
-            listing.update(self.listing(prefix, patient=patient))
+        for part in concurrently(lambda where: self.listing(where, patient=patient), ("roster/", "abort/", "outputs/")):
+            listing.update(part)
         return self.verified(listing)
 
     def verified_for(self, stage: str, *, patient: bool = True) -> Verified:
@@ -232,13 +228,9 @@ class RunReader(RunLayout):
             cached = self._seen.get(key)
             return cached is None or tokens[key] is None or cached[0] != tokens[key]
 
-        if sum(1 for key, _ in wanted if fresh(key)) <= 1:
-            return {key: self._verify_cached(key, tokens[key], d) for key, d in wanted}
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="verify") as pool:
-            results = pool.map(lambda item: self._verify_cached(item[0], tokens[item[0]], item[1]), wanted)
-            return {key: outcome for (key, _), outcome in zip(wanted, results)}
+        threads = CONCURRENT_REQUESTS if sum(1 for key, _ in wanted if fresh(key)) > 1 else 1
+        results = concurrently(lambda item: self._verify_cached(item[0], tokens[item[0]], item[1]), wanted, threads)
+        return {key: outcome for (key, _), outcome in zip(wanted, results)}
 
     def _prefetches(self, d: Described) -> bool:
         """Whether ``verified`` also fetches and verifies this non-decision object, for a later
@@ -303,12 +295,10 @@ class RunChannel(RunReader):
         view.listing = listing
         return view
 
-    def read_inputs(
-        self, parties: list[str], *, threads: int | None = None, listing: Mapping[str, str | None] | None = None
-    ):
+    def read_inputs(self, parties: list[str], *, listing: Mapping[str, str | None] | None = None):
         """Fetch and verify the input shares every party in ``parties`` sealed to this party,
-        ``threads`` (default ``READ_THREADS``) at a time (GETs and signature checks overlap); in the
-        order of ``parties``.
+        several at a time (``store.concurrently``: GETs and signature checks overlap); in the order
+        of ``parties``.
 
         :param listing: a fresh listing with ETags (``Verified.listing``): an object that
             ``verified`` already fetched and verified (a compute party's channel prefetches the
@@ -316,7 +306,6 @@ class RunChannel(RunReader):
         :return: ``[(party, key, blob or None if absent, payload or None)]``; raises
             IntegrityError naming the first party whose object does not verify.
         """
-        from concurrent.futures import ThreadPoolExecutor
 
         def fetch(party: str):
             key = self.input_key(party, self.me.id)
@@ -329,11 +318,7 @@ class RunChannel(RunReader):
                 raise IntegrityError(error or f"object {key} does not verify")
             return party, key, self._blobs[key], result[1]
 
-        threads = READ_THREADS if threads is None else threads
-        if len(parties) <= 1 or threads <= 1:
-            return [fetch(p) for p in parties]
-        with ThreadPoolExecutor(max_workers=min(threads, len(parties)), thread_name_prefix="read-inputs") as pool:
-            return list(pool.map(fetch, parties))
+        return concurrently(fetch, parties)
 
     # -- writing -------------------------------------------------------------
     def _header(self, kind: str, role: str, to: str | None, attempt: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from mpc_federation.channel import RunChannel
 from mpc_federation.layout import ledger_key
 from mpc_federation.party import PartyRun
-from mpc_federation.roster import current_sha, ledger_records
+from mpc_federation.roster import current_sha
 from mpc_federation.stage_base import StageError, explain_aborts
 
 if TYPE_CHECKING:
@@ -56,11 +56,11 @@ def roster_shares(run: PartyRun, roster: list[str], listing: dict) -> tuple[dict
     return shares, consumed, sharings
 
 
-def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dict, ledger_dir: str | Path | None):
-    """The disclosure ledger's verdict on this attempt (what may be released, what is withheld)."""
+def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dict, records: list):
+    """The disclosure ledger's verdict on this attempt (what may be released, what is withheld),
+    from its records (``roster.ledger_records``)."""
     from mpc_federation import ledger
 
-    records = ledger_records(run, ledger_dir)
     ledger.fixed_roster(records, ledger.period(run.dims)[0])  # refuses records that fix different rosters
     return ledger.verdict(
         records, run.program, run.dims, run.channel.run, attempt, roster, current_sha(run, dict(consumed))

@@ -24,8 +24,9 @@ from mpc_federation.envelope import IntegrityError
 from mpc_federation.layout import Readiness, readiness
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
-from mpc_federation.roster import finished_here, fix_roster, give_up, inclusion
+from mpc_federation.roster import finished_here, fix_roster, give_up, inclusion, ledger_records
 from mpc_federation.stage_base import StageError, explain_aborts, explained, floor, verified
+from mpc_federation.store import concurrently
 
 if TYPE_CHECKING:
     from mpc_federation.launcher import MPCProcess
@@ -78,14 +79,16 @@ def share(run: PartyRun, aggregate: dict) -> dict:
     computes = spec.compute_parties
     payloads = input_payloads(program, vectors, spec.threshold, len(computes))
     sharing = secrets.token_hex(16)  # names this one sharing: the compute parties must all hold it
-    for compute_party, payload in zip(computes, payloads):
-        channel.publish(
-            channel.input_key(run.party_id, compute_party.id),
+    concurrently(  # one sealed object per compute party, written at once; the done marker after all
+        lambda item: channel.publish(
+            channel.input_key(run.party_id, item[0].id),
             "input-shares",
             "input",
-            {"shares": payload, "sharing": sharing},
-            to=compute_party.id,
-        )
+            {"shares": item[1], "sharing": sharing},
+            to=item[0].id,
+        ),
+        zip(computes, payloads),
+    )
     seconds = round(time.monotonic() - t0, 3)
     channel.publish(
         done_key,
@@ -248,11 +251,22 @@ def _compute_attempt(
     :param process: this party's MPyC process, from ``compute`` (started there or ahead of the stage).
     """
     channel = run.channel
-    _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster})
-    view = channel.verified_beyond(roster)
+
+    def shares_in_view():
+        view = channel.verified_beyond(roster)
+        return (view, *computing.roster_shares(run, roster, view.listing))
+
+    # The progress record, the run's objects and the disclosure ledger at once: independent requests.
+    _, (view, shares, consumed, sharings), records = concurrently(
+        lambda step: step(),
+        (
+            lambda: _record(channel, "computing", "compute", {"attempt": attempt, "roster": roster}),
+            shares_in_view,
+            lambda: ledger_records(run, ledger_dir),
+        ),
+    )
     seen = computing.seen_in_time(channel, view, roster_at)
-    shares, consumed, sharings = computing.roster_shares(run, roster, view.listing)
-    verdict = computing.ledger_verdict(run, attempt, roster, consumed, ledger_dir)
+    verdict = computing.ledger_verdict(run, attempt, roster, consumed, records)
     agreement = {
         "attempt": attempt,
         "roster": roster,

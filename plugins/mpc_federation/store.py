@@ -34,10 +34,14 @@ from .retries import ride_out_outages
 
 log = logging.getLogger(__name__)
 
-# A compute party reads every input party's shares with ``channel.READ_THREADS`` concurrent GETs:
+# A compute party reads every input party's shares with ``CONCURRENT_REQUESTS`` concurrent GETs:
 # urllib3 keeps at most ``max_pool_connections`` connections per host (botocore's default is 10)
 # and discards the others after use, so the pool must be at least as large.
 MAX_POOL_CONNECTIONS = 32
+# The most requests ``concurrently`` has in flight: boto3 clients are thread-safe, and the pool
+# above is as large, so connections are reused. A GET of a small object mostly waits on the store
+# (verifying and decrypting an envelope takes about 0.15 ms of CPU, in libsodium).
+CONCURRENT_REQUESTS = MAX_POOL_CONNECTIONS
 # A brief outage must not fail a nightly run: botocore's standard retries (connection errors,
 # timeouts, 5xx, throttling), bounded by ``retries.OUTAGE_BUDGET`` seconds per call rather than by
 # this count, which is only a backstop (the stage deadlines still bound the whole wait).
@@ -59,6 +63,19 @@ CONDITIONAL_WRITES = ("required", "emulated")
 # the store is given another key: a party's role may write only its own keys (infra/terraform), so
 # a party's tasks probe at ``party.probe_key(spec, party)``.
 PROBE_KEY = "mpc-probe/conditional-writes"
+
+
+def concurrently(fn, items, threads: int = CONCURRENT_REQUESTS) -> list:
+    """``[fn(item) for item in items]``, up to ``threads`` at a time: requests to the store mostly
+    wait on it, so independent ones overlap. The first exception is raised (after the others
+    ended); one item, or one thread, runs in the caller's thread."""
+    items = list(items)
+    if len(items) <= 1 or threads <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="store") as pool:
+        return list(pool.map(fn, items))
 
 
 class ConditionalWritesError(RuntimeError):

@@ -141,15 +141,22 @@ def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tupl
     spec, channel = run.spec, run.channel
     started = time.monotonic()
     deadline = started + wait_seconds
+    rosters = None  # the roster objects (key: listing token) of the last decision
     while True:
-        view = channel.verified_control()  # rosters and aborts: not every input party's objects
-        live = channel.live_attempt(view.keys)
-        # Follow the live attempt, but never one this party already completed: a re-run waits
-        # for the leader's next attempt instead of replaying the last one.
-        done_here = live is not None and _finished_as(run, live, view) is not None
-        if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
-            return live, list(view.payloads[channel.roster_key(live)]["roster"])
+        # Only a new or changed roster can end this wait (a give-up, or this party's outputs, keep
+        # it going), so between rosters one LIST of the rosters per pause; at first and on a
+        # change, the rosters, aborts and outputs, verified (not every input party's objects).
+        if rosters is None or _rosters(channel, channel.listing("roster/")) != rosters:
+            view = channel.verified_control()
+            rosters = _rosters(channel, view.listing)
+            live = channel.live_attempt(view.keys)
+            # Follow the live attempt, but never one this party already completed: a re-run waits
+            # for the leader's next attempt instead of replaying the last one.
+            done_here = live is not None and _finished_as(run, live, view) is not None
+            if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
+                return live, list(view.payloads[channel.roster_key(live)]["roster"])
         if time.monotonic() > deadline:
+            view = channel.verified_control()
             aborted = explain_aborts(channel, view)
             view = channel.verified()  # the whole run, once: which objects did not verify, and why
             ignored = "; ".join(f"{reason}" for _, reason in sorted(view.invalid.items())[:3])
@@ -158,9 +165,14 @@ def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tupl
                 + (f"; {aborted}" if aborted else "")
                 + (f"; ignored objects that do not verify: {ignored}" if ignored else "")
             )
-        # The leader's roster follows the inputs within a moment: one cheap LIST (ETag-cached) per
-        # pause, at the pace of a burst first (``waiting``), then every 0.25 s.
+        # The leader's roster follows the inputs within a moment: one cheap LIST per pause, at the
+        # pace of a burst first (``waiting``), then every 0.25 s.
         time.sleep(BURST_POLL_SECONDS if time.monotonic() - started < BURST_SECONDS else 0.25)
+
+
+def _rosters(channel: RunChannel, listing: dict) -> dict:
+    """The roster objects of a listing, with their listing tokens."""
+    return {key: token for key, token in listing.items() if (d := channel.describe(key)) and d.kind == "roster"}
 
 
 def _check_fixed_roster(channel: RunChannel, attempt: int, payload: dict) -> None:

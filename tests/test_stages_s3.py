@@ -341,6 +341,35 @@ def test_roster_ends_the_wait_for_inputs(federation, s3_server):
     assert stages.fix_roster(runs["company_b"], 1, wait_seconds=5) == (1, roster)
 
 
+def test_a_follower_waiting_for_the_roster_lists_only_the_rosters_until_one_appears(federation, s3_server):
+    """While no roster is there, a follower's pause costs one LIST of the rosters, not the three
+    control listings; the roster the leader then publishes ends the wait with its verified roster."""
+    import threading
+    from collections import Counter
+
+    spec, keys = federation(parties=small_parties(inputs=3))
+    runs = party_runs(spec, keys, s3_server)
+    for c in ("company_a", "company_b", "company_c"):
+        stages.share(runs[c], aggregate(runs[c], [1, 2, 3]))
+    follower = runs["company_b"]
+    listed: list[str] = []
+    for client in follower.store.clients():
+        client.meta.events.register(
+            "before-call.s3.ListObjectsV2",
+            lambda params, **_: listed.append(params["query_string"]["prefix"].rsplit("/", 2)[-2]),
+        )
+    leader = threading.Timer(1.0, stages.fix_roster, (runs["company_a"], 1), {"wait_seconds": 10})
+    leader.start()
+    try:
+        attempt, roster = stages.fix_roster(follower, 1, wait_seconds=10)
+    finally:
+        leader.join()
+    assert (attempt, roster) == (1, ["company_a", "company_b", "company_c"])
+    counts = Counter(listed)  # the three control listings run at once, in any order
+    assert counts["abort"] == counts["outputs"] == 2, listed  # the first decision and the roster's
+    assert counts["roster"] >= 2 + 5, listed  # and one per pause in between (0.1 s apart for 1 s)
+
+
 def test_a_leader_that_goes_on_with_its_waits_listing_still_includes_a_party_that_shared_since(federation, s3_server):
     """The leader's wait went ahead after the cut-off without company_d; company_d shares before
     the roster is fixed. Fixing the roster from the wait's listing (``fix_roster(view=...)``) fetches

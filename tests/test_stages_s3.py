@@ -370,6 +370,21 @@ def test_a_follower_waiting_for_the_roster_lists_only_the_rosters_until_one_appe
     assert counts["roster"] >= 2 + 5, listed  # and one per pause in between (0.1 s apart for 1 s)
 
 
+def test_a_follower_that_sees_no_roster_by_its_deadline_names_the_leader_and_the_aborts(federation, s3_server):
+    """Without a roster, a follower's wait ends at its deadline with a StageError that names the
+    leader and quotes the run's verified abort records."""
+    spec, keys = federation(parties=small_parties(inputs=4))
+    runs = party_runs(spec, keys, s3_server)
+    for c in ("company_a", "company_b", "company_c"):
+        stages.share(runs[c], aggregate(runs[c], [1, 2, 3]))
+    stages.withdraw(runs["company_d"], "aggregation-failed", "aggregate")
+    with pytest.raises(stages.StageError) as caught:
+        stages.fix_roster(runs["company_b"], 1, wait_seconds=0.5)
+    message = str(caught.value)
+    assert "the leader company_a published no live roster within 0 s" in message, message
+    assert "company_d (inputs): aggregate failed: aggregation-failed" in message, message
+
+
 def test_a_leader_that_goes_on_with_its_waits_listing_still_includes_a_party_that_shared_since(federation, s3_server):
     """The leader's wait went ahead after the cut-off without company_d; company_d shares before
     the roster is fixed. Fixing the roster from the wait's listing (``fix_roster(view=...)``) fetches

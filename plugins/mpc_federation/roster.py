@@ -156,9 +156,8 @@ def _await_live_roster(run: PartyRun, attempt: int, wait_seconds: float) -> tupl
             if live is not None and (live == attempt if run.party_id == spec.leader.id else not done_here):
                 return live, list(view.payloads[channel.roster_key(live)]["roster"])
         if time.monotonic() > deadline:
-            view = channel.verified_control()
+            view = channel.verified()  # the whole run, once: its aborts, and which objects did not verify
             aborted = explain_aborts(channel, view)
-            view = channel.verified()  # the whole run, once: which objects did not verify, and why
             ignored = "; ".join(f"{reason}" for _, reason in sorted(view.invalid.items())[:3])
             raise StageError(
                 f"the leader {spec.leader.id} published no live roster within {wait_seconds:.0f} s"

@@ -33,10 +33,13 @@ def _ids(p: int) -> str:
     return f"{p.bit_length()} bits"
 
 
-@pytest.fixture(params=["in words", "in integers"])
+@pytest.fixture(params=["in words", "in blocks", "in integers"])
 def small(request, monkeypatch):
-    """``split`` in limbs (every vector counts as large) or in Python's integers (every one small)."""
-    monkeypatch.setattr(limbs, "SMALL", 0 if request.param == "in words" else 2**62)
+    """``split`` in limbs (every vector counts as large), in limbs a block of 7 values at a time
+    (every vector of more counts as long), or in Python's integers (every one small)."""
+    monkeypatch.setattr(limbs, "SMALL", 2**62 if request.param == "in integers" else 0)
+    if request.param == "in blocks":
+        monkeypatch.setattr(limbs, "BLOCK", 7)
     return request.param
 
 
@@ -66,6 +69,31 @@ def test_words_hold_every_value_and_travel_in_six_bytes_a_limb(p):
     assert list(np.asarray(back)) == values  # read straight from the bytes
     assert (back.words == words).all()  # and as limbs
     assert len(wire) < 6 * words.size + 200  # 6 bytes a limb, not a pickled integer each
+
+
+@pytest.mark.parametrize("p", PRIMES, ids=_ids)
+def test_words_give_the_packed_big_endian_bytes_of_their_integers(p):
+    """``Words.big_endian``, which ``sharing.pack`` uses for an input party's split, gives the bytes
+    of ``int.to_bytes(v, width, "big")`` for every value, from limbs or from the wire's bytes, and
+    refuses a width too narrow for a value."""
+    from mpc_federation import sharing
+
+    rng = random.Random(p)
+    values = [v for v in [0, 1, p - 1, p // 2, 2**47, 2**48 - 1, 2**48] if v < p]
+    values += [rng.randrange(p) for _ in range(300)]
+    width = sharing.width(p)
+    expected = b"".join(v.to_bytes(width, "big") for v in values)
+    words = limbs.Words(limbs.to_words(values, limbs.limb_count(p)))
+    for row in (words, pickle.loads(pickle.dumps(words))):
+        packed = row.big_endian(width)
+        assert packed.shape == (len(values), width) and packed.dtype == np.uint8
+        assert packed.tobytes() == expected
+        assert sharing.pack(row, p) == sharing.pack(values, p)  # the text an input party publishes
+        assert sharing.unpack(sharing.pack(row, p), p) == values
+    wide = words.big_endian(6 * limbs.limb_count(p) + 2)  # wider than the limbs: zeros in front
+    assert wide.tobytes() == b"".join(v.to_bytes(6 * limbs.limb_count(p) + 2, "big") for v in values)
+    with pytest.raises(ValueError, match="does not fit in"):
+        words.big_endian((p - 1).bit_length() // 8 - 1)
 
 
 def test_a_vector_of_shares_of_the_wrong_length_is_refused():
@@ -120,7 +148,10 @@ def test_split_gives_shares_of_degree_t_that_every_t_plus_1_parties_recombine(p,
     rng = random.Random(p + t)
     secrets = [0, 1, p - 1] + [rng.randrange(p) for _ in range(50)]
     split = limbs.split(secrets, p, t, m)
-    assert all(isinstance(row, limbs.Words) == (small == "in words") for row in split)
+    assert all(isinstance(row, limbs.Words) == (small != "in integers") for row in split)
+    assert all(len(row) == len(secrets) for row in split)
+    if small == "in blocks":  # the rows' limbs, read back from the blocks' bytes, are the values too
+        assert [limbs.to_ints(row.words).tolist() for row in split] == [np.asarray(row).tolist() for row in split]
     rows = [np.asarray(pickle.loads(pickle.dumps(row))) for row in split]
     assert all(0 <= int(v) < p for row in rows for v in row)
     for subset in itertools.combinations(range(1, m + 1), t + 1):

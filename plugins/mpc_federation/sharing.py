@@ -26,13 +26,32 @@ def split(field, values: list[int], t: int, m: int) -> list[list[int]]:
 
 
 def pack(values, modulus: int) -> str:
-    """Field elements (Python integers in ``[0, modulus)``) as one base64 text: each in ``width(modulus)``
-    big-endian bytes, concatenated. Little more than half as long as a JSON list of their decimals,
-    and read back by numpy (``unpack``) instead of the JSON parser."""
-    import base64
+    """Field elements (Python integers in ``[0, modulus)``, or a ``limbs.Words``) as one base64 text:
+    each in ``width(modulus)`` big-endian bytes, concatenated. Little more than half as long as a
+    JSON list of their decimals, and read back by numpy (``unpack``) instead of the JSON parser."""
+    return _base64(packed_bytes(values, width(modulus)))
+
+
+def packed_bytes(values, w: int):
+    """``values`` (integers in ``[0, 2**(8 w))``, or a ``limbs.Words``) as ``w`` big-endian bytes each:
+    an (n, w) uint8 array, the rows ``pack`` concatenates. A ``Words`` (a split of many values) is
+    read from its limbs' bytes, without making a Python integer of each share."""
     from itertools import repeat
 
-    return base64.b64encode(b"".join(map(int.to_bytes, values, repeat(width(modulus))))).decode()  # big-endian
+    import numpy as np
+
+    from mpc_federation import limbs
+
+    if isinstance(values, limbs.Words):
+        return values.big_endian(w)
+    data = b"".join(map(int.to_bytes, np.asarray(values, dtype=object).tolist(), repeat(w)))
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, w)
+
+
+def _base64(rows) -> str:
+    import base64
+
+    return base64.b64encode(rows.tobytes()).decode()
 
 
 def unpack(text, modulus: int) -> list[int]:
@@ -88,17 +107,21 @@ def input_payloads(program, vectors: dict[str, list[int]], t: int, m: int) -> li
     :return: ``[{"values": {name: packed}, "witness": {name: packed}}]``, one per compute party
         (``packed``: the shares as one text, see ``pack``).
     """
-    from mpc_federation import witnesses
+    import numpy as np
+
+    from mpc_federation import limbs, witnesses
 
     parts = [(i.name, "values", vectors[i.name]) for i in program.inputs]
     parts += [(i.name, "witness", witnesses.make(i, vectors[i.name], program.modulus)) for i in program.inputs]
-    rows = split(program.field, [v for _, _, vector in parts for v in vector], t, m)
+    p, w = program.modulus, width(program.modulus)
+    values = np.array([v for _, _, vector in parts for v in vector], dtype=object) % p
     payloads = []
-    for row in rows:
+    for row in limbs.split(values, p, t, m):  # packed from the limbs, never as integers
+        data = packed_bytes(row, w)
         payload: dict[str, dict[str, str]] = {"values": {}, "witness": {}}
         pos = 0
         for name, part, vector in parts:
-            payload[part][name] = pack(row[pos : pos + len(vector)], program.modulus)
+            payload[part][name] = _base64(data[pos : pos + len(vector)])
             pos += len(vector)
         payloads.append(payload)
     return payloads

@@ -84,6 +84,7 @@ def standing_plot(rows: list, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.2))
     ys = range(len(rows))[::-1]
@@ -91,6 +92,18 @@ def standing_plot(rows: list, out: Path) -> Path:
     ax.axvline(1.0, color="grey", ls="--", lw=1)
     ax.set_yticks(list(ys), [r.target for r in rows], fontsize=8)
     ax.set_xscale("log")
+    # Plain labels at a few round ratios (the log axis' own minor labels run into each other).
+    ticks = [
+        x
+        for x in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
+        if min(r.ratio for r in rows) / 2 <= x <= max(r.ratio for r in rows) * 2
+    ]
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_xlim(right=max(r.ratio for r in rows) * 1.6)  # room for the last bar's label
+    for y, r in zip(ys, rows):
+        ax.text(r.ratio, y, f" {r.ratio:.2f}", va="center", fontsize=7)
     ax.set_xlabel("measured ÷ target (left of 1: met)")
     return _save(fig, out / "round2_standing.png")
 

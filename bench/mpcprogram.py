@@ -36,7 +36,7 @@ def run(
     from mpc_federation.sharing import decode, input_payloads, recombine
 
     rng = random.Random(seed)
-    program = load_program(HHI).program
+    program = load_program(HHI).program.for_federation(None, inputs)  # the field such a federation computes in
     params = program.params(None)
     labels = [f"m{i}" for i in range(markets)]
     dims = {"market": labels}

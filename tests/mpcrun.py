@@ -51,9 +51,15 @@ def run_program(
         th.join()
     if errors:
         raise errors[min(errors)]
-    program = load_program(path).program
+    program = federation_program(path, params, len(parties))
     values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
     return decode(program, dims, values, jobs[0].params, withheld or [])
+
+
+def federation_program(path: Path, params: dict | None, input_parties: int):
+    """The program at ``path`` in the field a federation of ``input_parties`` input parties with
+    ``params`` computes in (``SecureProgram.for_federation``, as every party derives it)."""
+    return load_program(path).program.for_federation(params, input_parties)
 
 
 def compute_jobs(
@@ -68,7 +74,7 @@ def compute_jobs(
 ) -> list[MPCJob]:
     """Every compute party's job (``run_program``'s arguments), on free loopback ports; the
     compute parties are named ``compute_0``, ``compute_1``, ..."""
-    program = load_program(path).program
+    program = federation_program(path, params, len(parties))
     checked = program.params(params)
     shares: list[dict] = [{} for _ in range(m)]
     for party, vectors in parties.items():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import compute_all, small_parties, write_aggregate
 
-from mpc_federation import stages
+from mpc_federation import computing, stages
 from mpc_federation.envelope import IntegrityError, PartyKeys, assemble, parts, seal
 from mpc_federation.launcher import MPCJob, MPCRefused, MPCRunError, run_mpc
 from mpc_federation.party import PartyRun
@@ -226,8 +226,7 @@ def impostor_worker(fed: Federation, tls_key: bytes, own_certificate: str, resul
         shares={},
         params=program.params(spec.program_params),
         names=list(COMPANIES),
-        session=f"{spec.spec_hash}/{spec.program_hash}/{fed.runs['company_a'].channel.run}/attempt-1/"
-        f"{','.join(roster)}",
+        session=computing.session(fed.runs["company_a"], 1, roster),
         tls_key=tls_key,
         certificates=certs,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import localnet
 import pytest
-from mpcrun import compute_jobs, run_program
+from mpcrun import compute_jobs, federation_program, run_program
 
 from mpc_federation.arith import plain_round_div
 from mpc_federation.launcher import MPCJob, MPCRefused, run_mpc
@@ -233,7 +233,7 @@ def test_the_input_checks_span_chunks():
 
 def test_a_negative_revenue_is_refused():
     """Revenues are checked to lie in [0, 2**40 - 1] inside the MPC: a firm cannot cancel others."""
-    program = load_program(HHI_PATH).program
+    program = federation_program(HHI_PATH, None, 3)  # the three firms' field
     honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
     payloads = {"b": forged(program, {"revenue_cents": [300, 20]}, {"revenue_cents": [-500, 20]})}
     with pytest.raises(MPCRefused, match="the inputs of b are outside their declared ranges"):
@@ -247,7 +247,7 @@ def test_shares_that_are_not_packed_vectors_of_the_run_are_refused(what):
     vectors of shares of the run's lengths (``sharing.pack``), to every compute party or to one
     only: every compute party refuses in the agreement exchange, naming that party only, before
     any share is used; the same run with its honest shares succeeds."""
-    program = load_program(HHI_PATH).program
+    program = federation_program(HHI_PATH, None, 3)  # the three firms' field
     honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
     bad = input_payloads(program, {"revenue_cents": honest["b"]}, 1, 3)
     if what.startswith("a JSON list"):
@@ -272,7 +272,7 @@ def test_shares_written_as_integers_beyond_the_modulus_count_as_their_residues()
     """A packed share is any integer of the field's width: an input party may write ``s + p`` for
     a share ``s`` where that fits, in its values and in its witness. Every compute party reads it
     as ``s``: the checks pass and the result is the honest one."""
-    program = load_program(HHI_PATH).program
+    program = federation_program(HHI_PATH, None, 3)  # the three firms' field
     p, room = program.modulus, 256 ** width(program.modulus)
     honest = {"a": [500, 10], "b": [300, 20], "c": [200, 30]}
     payloads = input_payloads(program, {"revenue_cents": honest["b"]}, 1, 3)

@@ -196,3 +196,35 @@ def test_a_process_started_ahead_is_handed_over_only_while_it_runs_and_is_recent
         assert wait_for(lambda: not dead.running())
         assert early.take() is None and not dead.work_dir.exists()
     assert folders(tmp_path / "root") == []
+
+
+def test_a_process_started_for_one_field_refuses_a_job_in_another(tmp_path, monkeypatch):
+    """The federation's field is part of the seat (``SecureProgram.for_federation``): a process
+    started ahead in the program's own field is not handed a job in another, and nothing of the job
+    reaches its folder."""
+    from mpc_federation.launcher import MPCJob
+    from mpc_federation.programs import load_program
+    from mpc_federation.sharing import input_payloads
+
+    monkeypatch.setattr(launcher, "WORK_ROOT", tmp_path / "root")
+    program = load_program(SLOW).program
+    with lone_process() as process:
+        narrow = program.with_bit_length(program.bit_length - 8)
+        job = MPCJob.for_program(
+            narrow,
+            {},
+            program=str(SLOW),
+            party_index=0,
+            endpoints=["127.0.0.1:1"],  # not reached: the seat is checked first
+            threshold=0,
+            roster=["p"],
+            shares={"p": input_payloads(narrow, {"value": [5]}, 0, 1)[0]},
+            params={"delay": 0},
+            names=["p"],
+        )
+        assert job.bit_length == program.bit_length - 8
+        with pytest.raises(ValueError, match="started for another program, field or seat"):
+            process.run(job, connect_timeout=30, run_timeout=60)
+        (folder,) = folders(tmp_path / "root")
+        assert not (folder / "job.json").exists()
+    assert folders(tmp_path / "root") == []

@@ -161,3 +161,37 @@ def test_declaration_errors(tmp_path, declaration, words):
     assert str(path) in msg
     for word in words:
         assert word in msg, msg
+
+
+def test_a_federation_computes_in_the_field_its_params_and_input_parties_need():
+    """``SecureProgram.for_federation``: the HHI declares the field of its largest federation (100
+    firms, 4 decimals) and sizes it down from the spec's params and declared input parties, which
+    every party reads alike; every roster of that federation fits its field; a program without
+    ``sizing`` keeps its own; a field wider than declared, or too narrow for the inputs, is refused."""
+    from datetime import UTC, datetime
+
+    from mpc_federation.party import PartyRun
+    from mpc_federation.spec import load_spec
+
+    loaded = load_program(HHI_PATH)
+    program, division = loaded.program, loaded.module.division
+    assert program.bit_length == division(4, 100).secint_bits == 124
+    five = program.for_federation(None, 5)
+    assert five.bit_length == division(2, 5).secint_bits == 109
+    assert (five.modulus.bit_length(), program.modulus.bit_length()) == (141, 156)
+    assert program.for_federation({"decimals": 4}, 100).bit_length == 124
+    assert program.for_federation({"decimals": 4}, 250).bit_length == 124  # the program refuses > 100 firms itself
+    for declared in (3, 5, 17, 64, 100):
+        for decimals in range(5):
+            bits = program.for_federation({"decimals": decimals}, declared).bit_length
+            assert all(division(decimals, firms).secint_bits <= bits for firms in range(3, declared + 1))
+    spec = load_spec(REPO / "include" / "federations" / "taxi_hhi.yaml")
+    run = PartyRun(spec, "company_a", datetime(2024, 4, 1, tzinfo=UTC), None, None)
+    assert run.program.bit_length == division(2, len(spec.input_parties)).secint_bits < program.bit_length
+    sum_program = load_program(REPO / "include" / "programs" / "sum.py").program
+    assert sum_program.for_federation(None, 5) is sum_program
+    with pytest.raises(ProgramError, match=r"SecInt\(125\) is outside the sizes it allows \(41 to 124\)"):
+        program.with_bit_length(125)
+    with pytest.raises(ProgramError, match=r"SecInt\(40\) is outside"):  # revenues have 40 bits
+        program.with_bit_length(40)
+    assert program.with_bit_length(41).bit_length == 41

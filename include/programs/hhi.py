@@ -88,7 +88,8 @@ PROGRAM = SecureProgram(
         ),
     ),
     compute=hhi,
-    bit_length=division(MAX_DECIMALS).secint_bits,
+    bit_length=division(MAX_DECIMALS).secint_bits,  # the largest federation: 100 firms, 4 decimals
+    sizing=lambda p, firms: division(p["decimals"], min(firms, MAX_PARTIES)).secint_bits,
     min_input_parties=3,
     settings=settings,
 )

@@ -92,6 +92,7 @@ def mpyc_seat(run: PartyRun) -> dict:
         "tls_key": run.keys.tls_key,
         "certificates": mpyc_certificates(run),
         "names": [c.id for c in spec.compute_parties],
+        "bit_length": run.program.bit_length,
     }
 
 
@@ -151,9 +152,19 @@ def mpc_job(run: PartyRun, attempt: int, roster: list[str], shares: dict, verdic
         roster=roster,
         shares=shares,
         params=program.params(spec.program_params),
-        session=f"{spec.spec_hash}/{spec.program_hash}/{run.channel.run}/attempt-{attempt}/{','.join(roster)}",
+        session=session(run, attempt, roster),
         agreement=agreement,
         withheld=verdict.withheld,
+    )
+
+
+def session(run: PartyRun, attempt: int, roster: list[str]) -> str:
+    """What the compute parties' MPyC processes must agree on before anything else: the spec, the
+    program and its field, the run, the attempt and the roster."""
+    spec = run.spec
+    return (
+        f"{spec.spec_hash}/{spec.program_hash}/SecInt({run.program.bit_length})/{run.channel.run}/"
+        f"attempt-{attempt}/{','.join(roster)}"
     )
 
 

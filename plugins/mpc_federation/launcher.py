@@ -67,6 +67,8 @@ class MPCJob:
     :param names: the compute parties' ids, in MPyC party order (for reasons).
     :param withheld: ``[dimension, label]`` pairs whose outputs are withheld (revealed as 0,
         marked withheld): released before, see the disclosure ledger.
+    :param bit_length: the ``SecInt`` of this federation (``SecureProgram.for_federation``); None:
+        the program's own.
     """
 
     program: str
@@ -85,15 +87,21 @@ class MPCJob:
     agreement: dict = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     withheld: list[list[str | None]] = field(default_factory=list)
+    bit_length: int | None = None
 
     @classmethod
     def for_program(cls, secure_program, dims: dict[str, list[str]], /, **fields) -> MPCJob:
-        """A job whose input and output lengths are those of ``secure_program`` (a loaded
-        ``SecureProgram``; ``program`` in ``fields`` is its path) over the run's ``dims``."""
+        """A job whose input and output lengths and field are those of ``secure_program`` (a loaded
+        ``SecureProgram``, maybe ``for_federation``; ``program`` in ``fields`` is its path) over the
+        run's ``dims``."""
         lengths = {
             "input_lengths": secure_program.input_lengths(dims),
             "output_lengths": secure_program.output_lengths(dims),
         }
+        if fields.setdefault("bit_length", secure_program.bit_length) != secure_program.bit_length:
+            raise ValueError(
+                f"a seat in SecInt({fields['bit_length']}) for a program in SecInt({secure_program.bit_length})"
+            )
         return cls(**lengths, dims=dims, **fields)
 
 
@@ -167,17 +175,22 @@ def start_mpc(
     tls_key: bytes | None = None,
     certificates: list[str] | None = None,
     names: list[str] | tuple[str, ...] = (),
+    bit_length: int | None = None,
 ) -> MPCProcess:
-    """Start this party's MPyC process ahead of its job: it imports, loads the program, connects
-    to the other compute parties and checks their certificates, then waits for the job on its
-    standard input. Nothing of the run's data is in it until ``MPCProcess.run``; a stage that
-    fails before that stops the process (use it as a context manager)."""
+    """Start this party's MPyC process ahead of its job: it imports, loads the program in its
+    federation's field (``bit_length``; None: the program's own), connects to the other compute
+    parties and checks their certificates, then waits for the job on its standard input. Nothing
+    of the run's data is in it until ``MPCProcess.run``; a stage that fails before that stops the
+    process (use it as a context manager)."""
     sweep_leftovers()
     WORK_ROOT.mkdir(mode=0o700, exist_ok=True)
     folder = tempfile.TemporaryDirectory(prefix=f"run-{os.getpid()}-", dir=WORK_ROOT)
     work_dir = Path(folder.name)
     try:
-        _write_private(work_dir / "seat.json", {"program": program, "names": list(names), "certificates": certificates})
+        _write_private(
+            work_dir / "seat.json",
+            {"program": program, "names": list(names), "certificates": certificates, "bit_length": bit_length},
+        )
         tls = tls_key is not None and certificates is not None
         if tls_key is not None and certificates is not None:
             write_mpyc_config(work_dir, party_index, tls_key, certificates)
@@ -190,7 +203,9 @@ def start_mpc(
     except BaseException:
         folder.cleanup()
         raise
-    return MPCProcess(proc, folder, seat={"program": program, "party_index": party_index, "tls": tls})
+    return MPCProcess(
+        proc, folder, seat={"program": program, "party_index": party_index, "bit_length": bit_length, "tls": tls}
+    )
 
 
 # A compute party's seat, what its process needs before it connects (who it is, whom it talks to,
@@ -310,8 +325,9 @@ class MPCProcess:
         :raises MPCRefused: the compute parties refused the attempt inside the MPC.
         :raises MPCRunError: the process failed or ran out of time.
         """
-        if (job.program, job.party_index) != (self.seat["program"], self.seat["party_index"]):
-            raise ValueError("this MPyC process was started for another program or seat")
+        seat = (self.seat["program"], self.seat["party_index"], self.seat["bit_length"])
+        if (job.program, job.party_index, job.bit_length) != seat:
+            raise ValueError("this MPyC process was started for another program, field or seat")
         try:
             _write_private(self.work_dir / "job.json", {k: v for k, v in job.__dict__.items() if k != "tls_key"})
             try:

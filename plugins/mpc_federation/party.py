@@ -35,7 +35,7 @@ class PartyRun:
         from mpc_federation.programs import load_program
 
         loaded = load_program(self.spec.program_file)
-        return loaded.program
+        return loaded.program.for_federation(self.spec.program_params, len(self.spec.input_parties))
 
     @cached_property
     def dims(self) -> dict[str, list[str]]:

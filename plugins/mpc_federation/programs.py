@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -92,6 +92,10 @@ class SecureProgram:
     :param min_input_parties: privacy floor k: never reveal over fewer input parties.
     :param settings: ``settings(params) -> dict``: the spec's ``program.params`` checked, with
         defaults (a ValueError names a bad one); None for a program without parameters.
+    :param sizing: ``sizing(settings, input_parties) -> bit length``: the ``SecInt`` a federation
+        needs, from its checked params and the number of input parties its spec declares, at most
+        ``bit_length`` (which then covers the largest federation); a smaller field is cheaper to
+        compute in. None: always ``bit_length``. See ``for_federation``.
     """
 
     name: str
@@ -102,6 +106,7 @@ class SecureProgram:
     min_input_parties: int = 3
     description: str = ""
     settings: Callable[[dict | None], dict] | None = None
+    sizing: Callable[[dict, int], int] | None = None
 
     @cached_property
     def modulus(self) -> int:
@@ -115,6 +120,27 @@ class SecureProgram:
         from mpyc.finfields import GF
 
         return GF(self.modulus)
+
+    def for_federation(self, params: dict | None, input_parties: int) -> SecureProgram:
+        """This program in the field of one federation (``sizing`` of the spec's params and its
+        number of input parties, else as declared): every party derives the same field from the
+        spec, input parties share in it and compute parties compute in it."""
+        if self.sizing is None:
+            return self
+        return self.with_bit_length(self.sizing(self.params(params), input_parties))
+
+    def with_bit_length(self, bits: int) -> SecureProgram:
+        """This program computing in ``SecInt(bits)``: never wider than it declares, and wide enough
+        for its inputs' ranges (ProgramError otherwise)."""
+        if bits == self.bit_length:
+            return self
+        widest = max((max(abs(i.low), abs(i.high)).bit_length() for i in self.inputs), default=0)
+        if not widest < bits <= self.bit_length:
+            raise ProgramError(
+                f"program {self.name}: SecInt({bits}) is outside the sizes it allows "
+                f"({widest + 1} to {self.bit_length})"
+            )
+        return replace(self, bit_length=bits)
 
     def input_lengths(self, dims: dict[str, list[str]]) -> dict[str, int]:
         return {i.name: (len(dims[i.dim]) if i.dim else 1) for i in self.inputs}

@@ -338,6 +338,7 @@ def main() -> None:
     mpyc_compat.cache_ssl_contexts()
     mpyc_compat.install_hang_up_guard(seat["names"], HUNG_UP)
     program = load_program(seat["program"]).program
+    program = program.with_bit_length(seat.get("bit_length") or program.bit_length)  # its federation's field
     shares = mpc.run(_run(mpc, program, seat, args.job))
     if shares is None:
         raise SystemExit("mpc-worker: stopped before its job was given")

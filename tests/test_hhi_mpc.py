@@ -104,6 +104,26 @@ def test_extremes_boundaries_and_random_markets():
     assert revealed(result)[4:8] == [Decimal(int(v) + 1).scaleb(-2) for v in exact_ties]  # rounded up
 
 
+@pytest.mark.parametrize("decimals", [0, 4])
+def test_extremes_of_the_smallest_federation_in_its_own_field(decimals):
+    """Three firms compute in the smallest field of the HHI (``for_federation``: SecInt(101) at 0
+    decimals, SecInt(114) at 4, against the declared SecInt(124)); the declared maxima, a near
+    monopoly and random markets still come out exactly as the plaintext rounds them."""
+    sized = federation_program(HHI_PATH, {"decimals": decimals}, 3)
+    assert sized.bit_length == {0: 101, 4: 114}[decimals] < load_program(HHI_PATH).program.bit_length
+    rng = random.Random(decimals)
+    columns = {
+        "max": [MAX_REVENUE] * 3,
+        "near_monopoly": [MAX_REVENUE, 1, 1],
+        "max_and_small": [MAX_REVENUE, MAX_REVENUE - 1, 12345],
+        **{f"random_{i}": [rng.randint(1, 2 ** rng.randint(1, 40) - 1) for _ in range(3)] for i in range(5)},
+    }
+    labels = list(columns)
+    revenues = {f"firm_{j}": [columns[label][j] for label in labels] for j in range(3)}
+    result = run_hhi(labels, revenues, params={"decimals": decimals})
+    assert revealed(result) == [rounded_hhi(columns[label], decimals) for label in labels]
+
+
 def test_what_is_revealed_is_only_the_rounded_value():
     """Two input sets with different totals and sums of squares whose HHIs round to the same
     value: the recipient gets identical results (before: the exact fraction gave the total away)."""

@@ -47,6 +47,11 @@ class Input:
     dim: str | None = None
     nonzero: bool = False
 
+    @property
+    def bits(self) -> int:
+        """The bit length of its wider bound: ``SecInt(l)`` holds the input for ``l`` above it."""
+        return max(abs(self.low), abs(self.high)).bit_length()
+
 
 @dataclass(frozen=True)
 class Output:
@@ -121,6 +126,11 @@ class SecureProgram:
 
         return GF(self.modulus)
 
+    @property
+    def input_bits(self) -> int:
+        """The widest of its inputs' ``Input.bits``."""
+        return max((i.bits for i in self.inputs), default=0)
+
     def for_federation(self, params: dict | None, input_parties: int) -> SecureProgram:
         """This program in the field of one federation (``sizing`` of the spec's params and its
         number of input parties, else as declared): every party derives the same field from the
@@ -134,11 +144,10 @@ class SecureProgram:
         for its inputs' ranges (ProgramError otherwise)."""
         if bits == self.bit_length:
             return self
-        widest = max((max(abs(i.low), abs(i.high)).bit_length() for i in self.inputs), default=0)
-        if not widest < bits <= self.bit_length:
+        if not self.input_bits < bits <= self.bit_length:
             raise ProgramError(
                 f"program {self.name}: SecInt({bits}) is outside the sizes it allows "
-                f"({widest + 1} to {self.bit_length})"
+                f"({self.input_bits + 1} to {self.bit_length})"
             )
         return replace(self, bit_length=bits)
 
@@ -217,7 +226,7 @@ def _check_declaration(program: SecureProgram, path: Path) -> None:
     for i in program.inputs:
         if i.low > i.high:
             raise ProgramError(f"program {path}: input {i.name}: low {i.low} > high {i.high}")
-        if max(abs(i.low), abs(i.high)).bit_length() >= program.bit_length:
+        if i.bits >= program.bit_length:
             raise ProgramError(f"program {path}: input {i.name}: range does not fit SecInt({program.bit_length})")
     outputs = {o.name for o in program.outputs}
     for o in program.outputs:

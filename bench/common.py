@@ -30,6 +30,7 @@ for _folder in (REPO / "plugins", REPO / "scripts", BENCH):
 TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 TAXI_JOB = REPO / "include" / "jobs" / "taxi_revenue.py"
 POOLED_JOB = BENCH / "jobs" / "pooled_hhi.py"
+SCAN_JOB = BENCH / "jobs" / "scan_columns.py"  # Spark's floor: the taxi job's two columns, read once
 MPC_ONLY_PROGRAM = BENCH / "programs" / "hhi_mpc_only.py"
 
 

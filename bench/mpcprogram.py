@@ -108,6 +108,7 @@ def run(
         # the compute time per round (with none, bursts merge and this undercounts).
         "rounds": max(p.max_flights for p in proxies),
         "worker_cpu_s": {i: round(c, 2) for i, c in sorted(monitor.cpu_seconds.items())},
+        "bytes_sent": {i: r.get("bytes_sent") for i, r in sorted(recs.items())},
         "peak_rss_mib": monitor.peak_mib(),
         "equals_plaintext": outputs["hhi"]["exact"] == expected,
     }

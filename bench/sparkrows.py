@@ -8,6 +8,10 @@ per-row (Spark) = (T(N) - T(1,000)) / N; per core = that times the cores Spark u
 spark-submit; the same difference of the job's own reading and aggregation (the line of its log
 that starts with ``taxi_revenue.JOB_TIMING``: without the JVM's and the session's start-up, whose
 spread of 1-3 s here hides a per-row cost of a few seconds) is reported next to it as ``in_job``.
+
+Spark's own floor is measured beside it, in turn with the job: bench/jobs/scan_columns.py reads the
+same two columns and aggregates each once, with none of the job's work per row (``scan``). Its
+per-row cost and core over pyarrow's is what no aggregation written in Spark can go below here.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "results" / "data")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    from common import TAXI_JOB, datagen, log, spark_submit
+    from common import SCAN_JOB, TAXI_JOB, datagen, log, spark_submit
+    from jobs.scan_columns import TIMING as SCAN_TIMING
     from localstage import arrow_revenue
     from table1 import MONTHS
 
@@ -44,7 +49,7 @@ def main(argv=None) -> int:
             (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
             log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
         trips_dir = folder / "company_a" / "trips"
-        spark, in_job = [], []
+        spark, in_job, scan = [], [], []
         for r in range(args.repeat):
             run = spark_submit(
                 TAXI_JOB,
@@ -62,6 +67,8 @@ def main(argv=None) -> int:
             )
             spark.append(run.seconds)
             in_job.append(job_seconds(run.output))
+            floor = spark_submit(SCAN_JOB, ["--input", str(trips_dir)], "local[*]")
+            scan.append(job_seconds(floor.output, SCAN_TIMING))
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
         same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
@@ -72,11 +79,14 @@ def main(argv=None) -> int:
             "spark_runs_s": spark,
             "in_job_s": min(in_job),
             "in_job_runs_s": in_job,
+            "scan_s": min(scan),
+            "scan_runs_s": scan,
             "arrow_1thread_s": arrow["seconds"],
             "same_result": same,
         }
         log(
-            f"{name}: {trips:,} trips: Spark {min(spark):.1f} s ({min(in_job):.2f} s in the job), "
+            f"{name}: {trips:,} trips: Spark {min(spark):.1f} s ({min(in_job):.2f} s in the job, "
+            f"its two columns alone {min(scan):.2f} s), "
             f"pyarrow (1 thread) {arrow['seconds']:.2f} s"
         )
     large, tiny = out["large"], out["tiny"]
@@ -88,22 +98,26 @@ def main(argv=None) -> int:
     out["per_row_core_ratio"] = out["spark_per_row_core_ns"] / out["arrow_per_row_ns"]
     out["in_job_per_row_core_ns"] = (large["in_job_s"] - tiny["in_job_s"]) / rows * 1e9 * out["cores"]
     out["in_job_per_row_core_ratio"] = out["in_job_per_row_core_ns"] / out["arrow_per_row_ns"]
+    out["scan_per_row_core_ns"] = (large["scan_s"] - tiny["scan_s"]) / rows * 1e9 * out["cores"]
+    out["scan_per_row_core_ratio"] = out["scan_per_row_core_ns"] / out["arrow_per_row_ns"]
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 
-def job_seconds(output: str) -> float:
-    """The job's own seconds of reading and aggregating, from its log line (``JOB_TIMING``)."""
-    from common import TAXI_JOB
+def job_seconds(output: str, line: str | None = None) -> float:
+    """A job's own seconds of reading and aggregating, from its log line (the taxi job's ``JOB_TIMING``
+    by default)."""
+    if line is None:
+        from common import TAXI_JOB
 
-    sys.path.insert(0, str(TAXI_JOB.parent))
-    from taxi_revenue import JOB_TIMING
+        sys.path.insert(0, str(TAXI_JOB.parent))
+        from taxi_revenue import JOB_TIMING as line
 
-    found = re.search(re.escape(JOB_TIMING) + r" ([\d.]+) s", output)
+    found = re.search(re.escape(line) + r" ([\d.]+) s", output)
     if found is None:
-        raise RuntimeError(f"the job's log has no line starting with {JOB_TIMING!r}")
+        raise RuntimeError(f"the job's log has no line starting with {line!r}")
     return float(found.group(1))
 
 

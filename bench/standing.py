@@ -86,6 +86,14 @@ def rows(results: Path) -> list[Row]:
             f"CPU per MPyC process {max(program['worker_cpu_s'].values()):.0f} s, "
             f"peak RSS {max(program['peak_rss_mib'].values()):,.0f} MiB"
         )
+        costs = load_json(results / "fieldcosts.json")
+        if costs:  # what the target allows per market, against what the resharing of each value costs alone
+            how += (
+                f"; {costs['cpu_per_market_us']:.0f} µs of CPU per market and process at {costs['markets']:,} markets, "
+                f"{costs['budget_per_market_us']:.0f} µs allowed; the {costs['values_sent_per_market']:.0f} values "
+                f"sent per market cost {costs['floor_product_and_resharing_per_market_us']:.0f} µs in products and "
+                f"resharing alone"
+            )
         out.append(Row("100,000 markets: checks and program in MPyC", program["mpc_s"], MARKETS_100K_S, "s", how))
     spark = load_json(results / "sparkrows.json")
     if spark:
@@ -101,6 +109,8 @@ def rows(results: Path) -> list[Row]:
             f"{' inside the job' if inside else ''}, {spark['sizes']['large']:,} trips; whole spark-submit "
             f"{spark['per_row_core_ratio']:.1f}×, fixed start-up {spark['spark_fixed_s']:.1f} s"
         )
+        if "scan_per_row_core_ratio" in spark:  # Spark's floor: its own reading of the two columns
+            how += f"; Spark reading the two columns alone {spark['scan_per_row_core_ratio']:.1f}×"
         out.append(Row("Spark per row and core ÷ pyarrow", spark[ratio], SPARK_PER_ROW_RATIO, "×", how))
     table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
     first, second = default

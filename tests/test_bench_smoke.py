@@ -110,9 +110,47 @@ def test_standing_spark_row_is_measured_inside_the_job_where_it_can(tmp_path, in
         "arrow_per_row_ns": 20.0,
         "per_row_core_ratio": 13.0,
     }
-    if inside:
-        spark.update(in_job_per_row_core_ns=160.0, in_job_per_row_core_ratio=8.0)
+    if inside:  # a newer sitting: the job's own seconds, and Spark's floor beside them
+        spark.update(in_job_per_row_core_ns=160.0, in_job_per_row_core_ratio=8.0, scan_per_row_core_ratio=4.5)
     (tmp_path / "sparkrows.json").write_text(json.dumps(spark))
     (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("Spark")]
     assert row.measured == (8.0 if inside else 13.0)
     assert ("160 ns" in row.how and "inside the job" in row.how) == inside and "whole spark-submit 13.0×" in row.how
+    assert ("the two columns alone 4.5×" in row.how) == inside
+
+
+def test_standing_100k_row_sets_the_cpu_per_market_against_what_the_target_allows(tmp_path):
+    """With bench/fieldcosts.py's file in the sitting, the 100,000-market row says what a market costs,
+    what 30 s allows, and what the products and resharing of its values cost alone."""
+    import standing
+
+    program = {"mpc_s": 130.0, "worker_cpu_s": {"0": 80.0, "1": 83.0}, "peak_rss_mib": {"0": 1000.0}}
+    costs = {
+        "markets": 3000,
+        "cpu_per_market_us": 750.0,
+        "budget_per_market_us": 200.0,
+        "values_sent_per_market": 624.4,
+        "floor_product_and_resharing_per_market_us": 329.0,
+    }
+    (tmp_path / "program_100k.json").write_text(json.dumps(program))
+    (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("100,000")]
+    assert row.measured == 130.0 and "allowed" not in row.how
+    (tmp_path / "fieldcosts.json").write_text(json.dumps(costs))
+    (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("100,000")]
+    assert "CPU per MPyC process 83 s" in row.how
+    assert "750 µs of CPU per market and process at 3,000 markets, 200 µs allowed" in row.how
+    assert "the 624 values sent per market cost 329 µs in products and resharing alone" in row.how
+
+
+def test_fieldcosts_times_the_steps_of_values_that_recombine():
+    """bench/fieldcosts.py's steps on a few thousand values of the HHI's field: the product's shares
+    recombine to it (the function checks it), and each step takes some time."""
+    import fieldcosts
+
+    sys.path.insert(0, str(REPO / "plugins"))
+    from mpc_federation.programs import load_program
+
+    program = load_program(REPO / "include" / "programs" / "hhi.py").program.for_federation(None, fieldcosts.FIRMS)
+    steps = fieldcosts.step_costs(program, 3000)
+    assert set(steps) == {"product_and_reduction", "split_into_3_shares", "recombination_of_3_shares"}
+    assert all(ns > 0 for ns in steps.values())

@@ -28,6 +28,7 @@ step night_near_1 bench/coordination.py --wait-in-task near
 step night_near_2 bench/coordination.py --wait-in-task near
 step night_tasks_1 bench/coordination.py --wait-in-task True
 step night_sensors_1 bench/coordination.py --wait-in-task False
+step night_sensors_2 bench/coordination.py --wait-in-task False
 step targets bench/targets.py --wait-in-task --repeat 3 --only "5 inputs, 3 compute, 2" \
     --only "100 inputs" --only "7 inputs" --only "3,000"
 step targets_1000 bench/targets.py --wait-in-task --only "1,000"

@@ -10,7 +10,8 @@
    arrays, Python integers), the split into 3 Shamir shares (``limbs.split``: from the integers to
    limbs, random coefficients, the rows' wire bytes) and the recombination of 3 received shares
    (``limbs.combine``: in limbs, then back to integers). No network, no event loop, no protocol
-   logic: a floor per value, not an estimate of the whole.
+   logic: a floor per value, not an estimate of the whole. Beside them, the conversions between
+   Python's integers and limbs that the split and the recombination contain.
 3. **The budget**: 30 s on this machine's cores shared by the 3 processes, per market of 100,000;
    and two floors per market: the values per market times the split and the recombination (what
    every value sent costs), and the same with a product each (most values sent are products).
@@ -63,6 +64,23 @@ def step_costs(program, n: int) -> dict:
     }
 
 
+def conversion_costs(program, n: int) -> dict:
+    """ns per value of the conversions inside the split and the recombination: Python's integers to
+    limbs and back (one ``int.to_bytes`` or ``int.from_bytes`` each), against the limbs' own bytes."""
+    from mpc_federation import limbs
+
+    p, count = program.field.modulus, limbs.limb_count(program.field.modulus)
+    words = limbs.randoms_below(p, n)
+    values = limbs.to_ints(words)
+    if not (limbs.to_words(values, count) == words).all():
+        raise RuntimeError("the integers do not convert back to their limbs")
+    return {
+        "integers_to_limbs": per_value_ns(lambda: limbs.to_words(values, count), n),
+        "limbs_to_integers": per_value_ns(lambda: limbs.to_ints(words), n),
+        "limbs_to_bytes": per_value_ns(lambda: limbs._to_bytes(words), n),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--markets", type=int, default=3000)
@@ -96,6 +114,7 @@ def main(argv=None) -> int:
         "cpu_per_market_us": round(cpu_us, 1),
         "values_sent_per_market": round(values_per_market, 1),
         "step_ns": {k: round(v, 1) for k, v in steps.items()},
+        "conversion_ns": {k: round(v, 1) for k, v in conversion_costs(program, args.values).items()},
         "budget_per_market_us": round(budget_us, 1),
         "cpu_over_budget": round(cpu_us / budget_us, 2),
     }

@@ -154,3 +154,6 @@ def test_fieldcosts_times_the_steps_of_values_that_recombine():
     steps = fieldcosts.step_costs(program, 3000)
     assert set(steps) == {"product_and_reduction", "split_into_3_shares", "recombination_of_3_shares"}
     assert all(ns > 0 for ns in steps.values())
+    conversions = fieldcosts.conversion_costs(program, 3000)  # checks the round trip too
+    assert set(conversions) == {"integers_to_limbs", "limbs_to_integers", "limbs_to_bytes"}
+    assert all(ns > 0 for ns in conversions.values())

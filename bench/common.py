@@ -31,6 +31,7 @@ TAXI_TEMPLATE = REPO / "include" / "federations" / "taxi_hhi.yaml"
 TAXI_JOB = REPO / "include" / "jobs" / "taxi_revenue.py"
 POOLED_JOB = BENCH / "jobs" / "pooled_hhi.py"
 SCAN_JOB = BENCH / "jobs" / "scan_columns.py"  # Spark's floor: the taxi job's two columns, read once
+ARROW_IN_SPARK_JOB = BENCH / "jobs" / "arrow_in_spark.py"  # the same sums, each task reading with pyarrow
 MPC_ONLY_PROGRAM = BENCH / "programs" / "hhi_mpc_only.py"
 
 

@@ -24,14 +24,15 @@ def _bounds_us(months: list[str]) -> np.ndarray:
     return np.array([e.astype("datetime64[us]").astype(np.int64) for e in edges])
 
 
-def arrow_revenue(trips_dir: Path, months: list[str], *, threads: bool = False) -> dict:
-    """Revenue per month of one dataset; ``threads`` lets pyarrow decode with all cores."""
+def arrow_revenue(trips_dir: Path | list[str], months: list[str], *, threads: bool = False) -> dict:
+    """Revenue per month of one dataset (a folder, or a list of its files: a Spark task's share in
+    bench/jobs/arrow_in_spark.py); ``threads`` lets pyarrow decode with all cores."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     pa.set_cpu_count(pa.cpu_count())  # idempotent; use_threads below decides
     t0 = time.monotonic()
-    dataset = ds.dataset(str(trips_dir), format="parquet")
+    dataset = ds.dataset(trips_dir if isinstance(trips_dir, list) else str(trips_dir), format="parquet")
     bounds = _bounds_us(months)
     sums = np.zeros(len(months), dtype=np.int64)
     rows = in_period = 0

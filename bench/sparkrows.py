@@ -12,6 +12,9 @@ spread of 1-3 s here hides a per-row cost of a few seconds) is reported next to 
 Spark's own floor is measured beside it, in turn with the job: bench/jobs/scan_columns.py reads the
 same two columns and aggregates each once, with none of the job's work per row (``scan``). Its
 per-row cost and core over pyarrow's is what no aggregation written in Spark can go below here.
+So is bench/jobs/arrow_in_spark.py (``arrow_in_spark``): Spark handing out the files to tasks that
+each read theirs with pyarrow in their Python worker, the same sums as the pyarrow scan: what a
+local stage that does not read through Spark's JVM would cost per row.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "results" / "data")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    from common import SCAN_JOB, TAXI_JOB, datagen, log, spark_submit
+    from common import ARROW_IN_SPARK_JOB, SCAN_JOB, TAXI_JOB, datagen, log, spark_submit
+    from jobs.arrow_in_spark import TIMING as ARROW_IN_SPARK_TIMING
     from jobs.scan_columns import TIMING as SCAN_TIMING
     from localstage import arrow_revenue
     from table1 import MONTHS
@@ -49,7 +53,8 @@ def main(argv=None) -> int:
             (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
             log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
         trips_dir = folder / "company_a" / "trips"
-        spark, in_job, scan = [], [], []
+        spark, in_job, scan, in_spark = [], [], [], []
+        in_spark_sums = None
         for r in range(args.repeat):
             run = spark_submit(
                 TAXI_JOB,
@@ -69,6 +74,10 @@ def main(argv=None) -> int:
             in_job.append(job_seconds(run.output))
             floor = spark_submit(SCAN_JOB, ["--input", str(trips_dir)], "local[*]")
             scan.append(job_seconds(floor.output, SCAN_TIMING))
+            months = ["--months", ",".join(MONTHS)]
+            other = spark_submit(ARROW_IN_SPARK_JOB, ["--input", str(trips_dir), *months], "local[*]")
+            in_spark.append(job_seconds(other.output, ARROW_IN_SPARK_TIMING))
+            in_spark_sums = json.loads(other.output.strip().splitlines()[-1])["revenue_cents"]
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
         same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
@@ -81,12 +90,15 @@ def main(argv=None) -> int:
             "in_job_runs_s": in_job,
             "scan_s": min(scan),
             "scan_runs_s": scan,
+            "arrow_in_spark_s": min(in_spark),
+            "arrow_in_spark_runs_s": in_spark,
+            "arrow_in_spark_same_result": in_spark_sums == arrow["revenue_cents"],
             "arrow_1thread_s": arrow["seconds"],
             "same_result": same,
         }
         log(
             f"{name}: {trips:,} trips: Spark {min(spark):.1f} s ({min(in_job):.2f} s in the job, "
-            f"its two columns alone {min(scan):.2f} s), "
+            f"its two columns alone {min(scan):.2f} s, pyarrow in Spark's tasks {min(in_spark):.2f} s), "
             f"pyarrow (1 thread) {arrow['seconds']:.2f} s"
         )
     large, tiny = out["large"], out["tiny"]
@@ -100,6 +112,9 @@ def main(argv=None) -> int:
     out["in_job_per_row_core_ratio"] = out["in_job_per_row_core_ns"] / out["arrow_per_row_ns"]
     out["scan_per_row_core_ns"] = (large["scan_s"] - tiny["scan_s"]) / rows * 1e9 * out["cores"]
     out["scan_per_row_core_ratio"] = out["scan_per_row_core_ns"] / out["arrow_per_row_ns"]
+    in_spark_ns = (large["arrow_in_spark_s"] - tiny["arrow_in_spark_s"]) / rows * 1e9 * out["cores"]
+    out["arrow_in_spark_per_row_core_ns"] = in_spark_ns
+    out["arrow_in_spark_per_row_core_ratio"] = in_spark_ns / out["arrow_per_row_ns"]
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -111,6 +111,8 @@ def rows(results: Path) -> list[Row]:
         )
         if "scan_per_row_core_ratio" in spark:  # Spark's floor: its own reading of the two columns
             how += f"; Spark reading the two columns alone {spark['scan_per_row_core_ratio']:.1f}×"
+        if "arrow_in_spark_per_row_core_ratio" in spark:  # the same sums, each Spark task reading with pyarrow
+            how += f"; pyarrow in Spark's tasks {spark['arrow_in_spark_per_row_core_ratio']:.1f}×"
         out.append(Row("Spark per row and core ÷ pyarrow", spark[ratio], SPARK_PER_ROW_RATIO, "×", how))
     table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
     first, second = default

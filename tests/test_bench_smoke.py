@@ -112,11 +112,13 @@ def test_standing_spark_row_is_measured_inside_the_job_where_it_can(tmp_path, in
     }
     if inside:  # a newer sitting: the job's own seconds, and Spark's floor beside them
         spark.update(in_job_per_row_core_ns=160.0, in_job_per_row_core_ratio=8.0, scan_per_row_core_ratio=4.5)
+        spark.update(arrow_in_spark_per_row_core_ratio=1.3)
     (tmp_path / "sparkrows.json").write_text(json.dumps(spark))
     (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("Spark")]
     assert row.measured == (8.0 if inside else 13.0)
     assert ("160 ns" in row.how and "inside the job" in row.how) == inside and "whole spark-submit 13.0×" in row.how
     assert ("the two columns alone 4.5×" in row.how) == inside
+    assert ("pyarrow in Spark's tasks 1.3×" in row.how) == inside
 
 
 def test_standing_100k_row_sets_the_cpu_per_market_against_what_the_target_allows(tmp_path):

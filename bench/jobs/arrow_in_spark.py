@@ -47,7 +47,10 @@ def main(argv=None) -> int:
     try:
         started = time.monotonic()
         files = sorted(str(p) for p in Path(args.input).glob("*.parquet"))
-        parts = spark.sparkContext.parallelize(files, len(files)).mapPartitions(lambda it: task_sums(it, months))
+        # One task per core, each with its share of the files: a task's own cost (its Python worker,
+        # the function shipped to it) is paid once per core, not once per file.
+        slices = max(1, min(len(files), spark.sparkContext.defaultParallelism))
+        parts = spark.sparkContext.parallelize(files, slices).mapPartitions(lambda it: task_sums(it, months))
         sums = parts.collect()
         rows = sum(part["rows_read"] for part in sums)
         revenue = [sum(column) for column in zip(*(part["revenue_cents"] for part in sums))]

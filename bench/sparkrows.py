@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
         trips_dir = folder / "company_a" / "trips"
         spark, in_job, scan, in_spark = [], [], [], []
-        in_spark_sums = None
+        in_spark_sums = scan_rows = None
         for r in range(args.repeat):
             run = spark_submit(
                 TAXI_JOB,
@@ -74,6 +74,7 @@ def main(argv=None) -> int:
             in_job.append(job_seconds(run.output))
             floor = spark_submit(SCAN_JOB, ["--input", str(trips_dir)], "local[*]")
             scan.append(job_seconds(floor.output, SCAN_TIMING))
+            scan_rows = int(re.search(re.escape(SCAN_TIMING) + r" [\d.]+ s \((\d+) rows\)", floor.output).group(1))
             months = ["--months", ",".join(MONTHS)]
             other = spark_submit(ARROW_IN_SPARK_JOB, ["--input", str(trips_dir), *months], "local[*]")
             in_spark.append(job_seconds(other.output, ARROW_IN_SPARK_TIMING))
@@ -90,6 +91,7 @@ def main(argv=None) -> int:
             "in_job_runs_s": in_job,
             "scan_s": min(scan),
             "scan_runs_s": scan,
+            "scan_same_rows": scan_rows == arrow["rows_read"],
             "arrow_in_spark_s": min(in_spark),
             "arrow_in_spark_runs_s": in_spark,
             "arrow_in_spark_same_result": in_spark_sums == arrow["revenue_cents"],

@@ -159,3 +159,22 @@ def test_fieldcosts_times_the_steps_of_values_that_recombine():
     conversions = fieldcosts.conversion_costs(program, 3000)  # checks the round trip too
     assert set(conversions) == {"integers_to_limbs", "limbs_to_integers", "limbs_to_bytes"}
     assert all(ns > 0 for ns in conversions.values())
+
+
+def test_sparkrows_runs_the_job_and_both_references(tmp_path):
+    """bench/sparkrows.py on small data: the taxi job, Spark's two-column scan and pyarrow in Spark's
+    tasks each run through spark-submit at both sizes, and each agrees with the pyarrow scan (the
+    job's and the tasks' sums, the scan's row count). Timings are not checked."""
+    out = tmp_path / "sparkrows.json"
+    args = ["--trips", "3000", "--repeat", "1", "--cache", str(tmp_path / "data"), "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "sparkrows.py"), *args], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for size, rows in (("tiny", 1000), ("large", 3000)):
+        point = result[size]
+        assert point["rows_read"] == rows
+        assert point["same_result"] and point["arrow_in_spark_same_result"] and point["scan_same_rows"], point
+        assert len(point["scan_runs_s"]) == len(point["arrow_in_spark_runs_s"]) == 1
+    assert {"in_job_per_row_core_ratio", "scan_per_row_core_ratio", "arrow_in_spark_per_row_core_ratio"} <= set(result)

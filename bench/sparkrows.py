@@ -53,32 +53,18 @@ def main(argv=None) -> int:
             (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
             log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
         trips_dir = folder / "company_a" / "trips"
+        data, months = ["--input", str(trips_dir)], ["--months", ",".join(MONTHS)]
         spark, in_job, scan, in_spark = [], [], [], []
-        in_spark_sums = scan_rows = None
         for r in range(args.repeat):
-            run = spark_submit(
-                TAXI_JOB,
-                [
-                    "--input",
-                    str(trips_dir),
-                    "--output",
-                    str(folder / f"agg-{r}.json"),
-                    "--party",
-                    "company_a",
-                    "--months",
-                    ",".join(MONTHS),
-                ],
-                "local[*]",
-            )
+            job = ["--output", str(folder / f"agg-{r}.json"), "--party", "company_a"]
+            run = spark_submit(TAXI_JOB, [*data, *job, *months], "local[*]")
             spark.append(run.seconds)
             in_job.append(job_seconds(run.output))
-            floor = spark_submit(SCAN_JOB, ["--input", str(trips_dir)], "local[*]")
+            floor = spark_submit(SCAN_JOB, data, "local[*]")
             scan.append(job_seconds(floor.output, SCAN_TIMING))
-            scan_rows = int(re.search(re.escape(SCAN_TIMING) + r" [\d.]+ s \((\d+) rows\)", floor.output).group(1))
-            months = ["--months", ",".join(MONTHS)]
-            other = spark_submit(ARROW_IN_SPARK_JOB, ["--input", str(trips_dir), *months], "local[*]")
+            other = spark_submit(ARROW_IN_SPARK_JOB, [*data, *months], "local[*]")
             in_spark.append(job_seconds(other.output, ARROW_IN_SPARK_TIMING))
-            in_spark_sums = json.loads(other.output.strip().splitlines()[-1])["revenue_cents"]
+        scanned, in_spark_sums = (last_json(app.output) for app in (floor, other))  # the last run of each
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
         same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
@@ -91,10 +77,10 @@ def main(argv=None) -> int:
             "in_job_runs_s": in_job,
             "scan_s": min(scan),
             "scan_runs_s": scan,
-            "scan_same_rows": scan_rows == arrow["rows_read"],
+            "scan_same_rows": scanned["rows_read"] == arrow["rows_read"],
             "arrow_in_spark_s": min(in_spark),
             "arrow_in_spark_runs_s": in_spark,
-            "arrow_in_spark_same_result": in_spark_sums == arrow["revenue_cents"],
+            "arrow_in_spark_same_result": in_spark_sums["revenue_cents"] == arrow["revenue_cents"],
             "arrow_1thread_s": arrow["seconds"],
             "same_result": same,
         }
@@ -121,6 +107,11 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return 0
+
+
+def last_json(output: str) -> dict:
+    """What a reference job (bench/jobs/scan_columns.py, arrow_in_spark.py) found: its last line, JSON."""
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def job_seconds(output: str, line: str | None = None) -> float:

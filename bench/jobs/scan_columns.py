@@ -6,13 +6,14 @@ per-month sums. Submitted like the job (spark-submit, ``local[*]``)::
     spark-submit --master local[*] bench/jobs/scan_columns.py --input DIR [--amount fare_amount]
         [--time tpep_pickup_datetime]
 
-It prints one line, ``scan_columns: read in N s (R rows)``: the reading and aggregation alone,
-without the JVM's and the session's start-up, as the taxi job's own timing line does.
+It prints ``scan_columns: read in N s (R rows)``, the reading and aggregation alone, without the
+JVM's and the session's start-up, as the taxi job's own timing line does, then the rows as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -35,6 +36,7 @@ def main(argv=None) -> int:
         trips = spark.read.parquet(args.input)
         row = trips.agg(F.sum(args.amount), F.max(args.time), F.count(F.lit(1)).alias("rows")).first()
         print(f"{TIMING} {time.monotonic() - started:.3f} s ({row['rows']} rows)", flush=True)
+        print(json.dumps({"rows_read": row["rows"]}), flush=True)
     finally:
         spark.stop()
     return 0

@@ -51,7 +51,8 @@ MONTHS_H = ["2024-01", "2024-02"]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """3 companies x 1000 trips with every defect, and an HVFHV dataset of three licensees: the job
-    for companies a and c and for licensee HV0005, concurrently."""
+    for companies a and c and for licensee HV0005, and for HV0005 again with ``--engine arrow``,
+    concurrently."""
     root = tmp_path_factory.mktemp("taxi")
     taxi.generate(
         root / "data", ["a", "b", "c"], 3000, seed=42, start="2024-01", end="2024-03", rows_per_file=350, defects=True
@@ -80,7 +81,9 @@ def runs(tmp_path_factory):
             ],
         ),
     }
+    plans["h_arrow"] = (*plans["h"][:2], [*plans["h"][2], "--engine", "arrow"])
     inputs = {"a": root / "data" / "a" / "trips", "c": root / "data" / "c" / "trips", "h": root / "data" / "fhvhv"}
+    inputs["h_arrow"] = inputs["h"]
     procs = {
         c: spark_submit(
             JOB,
@@ -136,6 +139,18 @@ def test_one_licensee_of_a_shared_dataset(runs):
     assert doc["stats"]["rows_read"] == 3000
 
 
+def test_the_arrow_engine_writes_the_same_output(runs):
+    """pyarrow in Spark's tasks (include/jobs/mpc_arrow.py): the same revenue and local stats as Spark
+    SQL, to the row; only the number of schemas differs in kind (each file's own, not Spark's merge)."""
+    spark_doc, arrow_doc = (json.loads(json.dumps(runs["docs"][c])) for c in ("h", "h_arrow"))
+    assert arrow_doc["stats"].pop("schemas") >= spark_doc["stats"].pop("schemas") == 1
+    assert arrow_doc == spark_doc
+    assert arrow_doc["values"]["revenue_cents"] == net_cents(
+        runs["tables"]["h"], MONTHS_H, "base_passenger_fare", "pickup_datetime", ("hvfhs_license_num", "HV0005")
+    )
+    assert job.stats_line(arrow_doc["stats"]) in runs["done"]["h_arrow"].stdout
+
+
 def test_output_format_and_local_stats(runs):
     a, c = runs["docs"]["a"], runs["docs"]["c"]
     assert a["format"] == c["format"] == "mpc-aggregate/1"
@@ -168,7 +183,8 @@ def test_months_outside_and_empty(runs):
 
 
 def test_output_replaced_atomically(runs):
-    assert sorted(p.name for p in runs["out"].iterdir()) == ["a.json", "c.json", "h.json"]  # no temp files left
+    # no temp files left
+    assert sorted(p.name for p in runs["out"].iterdir()) == ["a.json", "c.json", "h.json", "h_arrow.json"]
     assert runs["done"]["a"].stdout.count("taxi_revenue: wrote") == 1
     assert PREFIX not in runs["done"]["a"].stdout + runs["done"]["a"].stderr
 
@@ -292,6 +308,7 @@ def test_months_and_party_parsing():
         (["--participant-column", "x", "--participant-value", " "], "--participant-value is empty"),
         (["--max-cents", "-1"], "--max-cents must be >= 0"),
         (["--time-column", "FARE_AMOUNT"], "columns must differ"),
+        (["--engine", "arrow", "--oblivious"], "--engine arrow does not combine with --oblivious"),
     ],
 )
 def test_bad_options(extra, message):

@@ -9,6 +9,8 @@ dataset holding several. (tests/test_taxi_revenue_job.py runs the job itself thr
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -30,10 +32,11 @@ job = import_file(ROOT / "include" / "jobs" / "taxi_revenue.py", "taxi_revenue_p
 
 
 @pytest.fixture(scope="module")
-def spark():
+def session():
     from pyspark.sql import SparkSession
 
     logging.getLogger("py4j").setLevel(logging.WARNING)  # no INFO from its atexit close into closed streams
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the arrow engine's tasks import pyarrow
     session = (
         SparkSession.builder.master("local[2]")
         .appName("trip_policy_tests")
@@ -47,13 +50,18 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="module", params=job.ENGINES)
+def spark(request, session):
+    """The session and an engine: every case runs on both (Spark SQL; pyarrow in Spark's tasks)."""
+    return session, request.param
+
+
 def aggregate(spark, path, months=MONTHS, policy=None, columns=None, value=None, max_cents=job.DEFAULT_MAX_CENTS):
     """What the job computes for ``path``, without spark-submit."""
+    session, engine = spark
     columns = {**TAXI_COLUMNS, **(columns or {})}
-    trips, schemas = job.read_trips(spark, str(path), columns, value)
-    result = job.revenue_by_month(trips, months, {**DEFAULT_POLICY, **(policy or {})}, columns, value, max_cents)
-    result["stats"]["schemas"] = schemas
-    return result
+    policy = {**DEFAULT_POLICY, **(policy or {})}
+    return job.aggregate(session, str(path), months, policy, columns, value, max_cents, engine=engine)
 
 
 def cents_of(value) -> int | None:
@@ -205,6 +213,7 @@ def simple(folder: Path, amounts, months=None, amount_type=None, name="part-0.pa
     ],
 )
 def test_stops_the_night(spark, tmp_path, amounts, kwargs, message):
+    kwargs = dict(kwargs)  # the case runs once per engine
     max_cents = kwargs.pop("max_cents", job.DEFAULT_MAX_CENTS)
     folder = simple(tmp_path / "d", amounts, **kwargs)
     with pytest.raises(job.InputError) as info:
@@ -400,7 +409,8 @@ def test_same_schema_files_are_one_read(spark, datasets):
 def test_a_file_missing_the_column(spark, tmp_path):
     """A file that lacks the revenue column but merges with the others reads as null amounts:
     counted (and dropped, or stopping the night under null_amounts: fail). If its types do not
-    merge, the file is read on its own and named."""
+    merge, Spark reads the file on its own and names it; the arrow engine reads every file on its
+    own, so it reads null amounts there too."""
     folder = simple(tmp_path / "d", [1.0], name="a.parquet")
     write(folder, "b.parquet", pa.table({"tpep_pickup_datetime": ts("2024-01-20 00:00:00"), "fare": [2.0]}))
     result = aggregate(spark, folder)
@@ -419,6 +429,11 @@ def test_a_file_missing_the_column(spark, tmp_path):
         ),
     )
     write(folder, "d.parquet", pa.table({"tpep_pickup_datetime": ts("2024-01-20 00:00:00", "UTC"), "fare": [2]}))
+    if spark[1] == "arrow":
+        result = aggregate(spark, folder)
+        assert result["revenue_cents"] == [100, 100, 0, 0]
+        assert result["stats"]["dropped"] == {"null_amount": 2, "not_a_number": 1, "negative_amount": 0}
+        return
     with pytest.raises(job.InputError, match=r"revenue column 'fare_amount' is missing in [bd].parquet"):
         aggregate(spark, folder)
 

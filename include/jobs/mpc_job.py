@@ -64,8 +64,12 @@ def parse_party(text: str) -> str:
     return text.strip()
 
 
-def add_common_arguments(parser) -> None:
-    """The arguments every aggregation job takes (the Airflow task passes them)."""
+def add_common_arguments(parser, engines: tuple[str, ...] = ("spark",)) -> None:
+    """The arguments every aggregation job takes (the Airflow task passes them).
+
+    :param engines: who may read the rows (``--engine``, the spec's ``aggregation.engine``): ``spark``
+        (Spark SQL) first, and ``arrow`` (pyarrow in Spark's tasks, mpc_arrow.py) where the job has it
+    """
     parser.add_argument(
         "--input", required=True, help="Parquet dataset: a local path or a URI (file://, s3a://, hdfs://)"
     )
@@ -76,6 +80,12 @@ def add_common_arguments(parser) -> None:
         "--oblivious",
         action="store_true",
         help="aggregate through a padded, keyed, encrypted shuffle (include/jobs/mpc_oblivious.py)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=engines,
+        default=engines[0],
+        help="who reads the rows: spark (Spark SQL) or arrow (pyarrow in Spark's tasks, local files)",
     )
 
 
@@ -170,14 +180,26 @@ def session(app_name: str, oblivious: bool, conf: dict[str, str] | None = None):
     return spark
 
 
-def oblivious_module():
-    """include/jobs/mpc_oblivious.py: shipped with --py-files, or found next to this file."""
+def helper_module(name: str):
+    """A helper module of the jobs (include/jobs/NAME.py): shipped with --py-files, or found next
+    to this file."""
+    import importlib
+
     try:
-        import mpc_oblivious as oblivious
+        return importlib.import_module(name)
     except ImportError:
         sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-        import mpc_oblivious as oblivious
-    return oblivious
+        return importlib.import_module(name)
+
+
+def oblivious_module():
+    """include/jobs/mpc_oblivious.py (docs/oblivious.md)."""
+    return helper_module("mpc_oblivious")
+
+
+def arrow_module():
+    """include/jobs/mpc_arrow.py: the revenue job's ``--engine arrow``."""
+    return helper_module("mpc_arrow")
 
 
 def read_error(e, uri: str) -> InputError:

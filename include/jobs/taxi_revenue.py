@@ -7,7 +7,7 @@ Submitted with spark-submit (directly or through Airflow's SparkSubmitOperator):
         [--revenue-column fare_amount] [--time-column tpep_pickup_datetime] \\
         [--participant-column hvfhs_license_num --participant-value HV0003] \\
         [--negative-amounts count|drop|fail] [--null-amounts drop|fail] \\
-        [--outside-period ignore|fail] [--max-cents 1099511627775] [--oblivious]
+        [--outside-period ignore|fail] [--max-cents 1099511627775] [--oblivious | --engine arrow]
 
 Reads the Parquet dataset at the input URI (a local path, ``file://``, ``s3a://``, ``hdfs://``, ...:
 passed to Spark unchanged) and writes the output (a local path atomically, another URI with
@@ -46,6 +46,11 @@ encrypted shuffle of include/jobs/mpc_oblivious.py (docs/oblivious.md): the same
 errors, and shuffle volumes that do not depend on the data. The job ships that module to the
 executors itself, so it still runs alone through spark-submit.
 
+``--engine arrow`` (the spec's ``aggregation.engine``) leaves Spark only to hand each core's task
+its share of the files; the task reads them with pyarrow and counts and sums them with numpy
+(include/jobs/mpc_arrow.py): the same output and errors, several times less CPU per row than Spark
+SQL (docs/benchmarks.md), for a local input (a path or ``file://``) that every executor sees.
+
 Money is exact: an amount counts as its value cast to decimal(18,2), taken as integer cents (see
 :func:`exact_cents`: a double takes a floating-point shortcut only where it provably gives the
 same cent) and summed as bigints (a sum that would overflow is redone as a decimal sum). Bad input
@@ -69,7 +74,7 @@ except ImportError:  # run alone through spark-submit: the shared module is next
     sys.path.append(os.path.dirname(os.path.abspath(__file__)))
     import mpc_job
 # Re-exported: the job's own names, as before the shared module.
-from mpc_job import InputError, oblivious_module, parse_months, parse_party, write_atomic  # noqa: F401, I001
+from mpc_job import InputError, arrow_module, oblivious_module, parse_months, parse_party, write_atomic  # noqa: F401, I001
 
 FORMAT = mpc_job.FORMAT
 MONEY = "decimal(18,2)"
@@ -80,11 +85,12 @@ POLICY_CHOICES = {
     "null_amounts": ("drop", "fail"),
     "outside_period": ("ignore", "fail"),
 }
+ENGINES = ("spark", "arrow")  # who reads the rows: Spark SQL, or pyarrow in Spark's tasks (mpc_arrow.py)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="taxi_revenue", description="Per-month trip revenue in cents.")
-    mpc_job.add_common_arguments(parser)
+    mpc_job.add_common_arguments(parser, ENGINES)
     parser.add_argument("--revenue-column", default="fare_amount", help="money column (any case)")
     parser.add_argument("--time-column", default="tpep_pickup_datetime", help="pickup time column (any case)")
     parser.add_argument(
@@ -113,6 +119,8 @@ def check_options(args: argparse.Namespace) -> None:
         raise InputError("--participant-value is empty")
     if args.max_cents < 0:
         raise InputError(f"--max-cents must be >= 0, got {args.max_cents}")
+    if args.engine == "arrow" and args.oblivious:
+        raise InputError("--engine arrow does not combine with --oblivious (its rows never go through Spark's shuffle)")
     names = [args.revenue_column, args.time_column, args.participant_column]
     lowered = [n.lower() for n in names if n is not None]
     if len(set(lowered)) != len(lowered):
@@ -562,6 +570,15 @@ def revenue_by_month(
         # The night stops: a second, plain pass finds the examples the message quotes (same counts).
         apply_policy(count_and_sum(trips, months, drop), policy, columns, participant_value)
         raise
+    return revenue_of(row, months, policy, participant_value, max_cents)
+
+
+def revenue_of(row: dict, months: list[str], policy: dict, participant_value: str | None, max_cents: int) -> dict:
+    """The markets, their net revenue and the local stats of one pass's counts (the policy applied).
+
+    :param row: output of :func:`count_and_sum` (or of the oblivious or the arrow pass)
+    :raises InputError: a market out of range
+    """
     per_month = [to_cents(row[f"m{i}"]) for i in range(len(months))]
     markets, cents = ["all", *months], [sum(per_month), *per_month]
     check_markets(markets, cents, max_cents)
@@ -582,6 +599,44 @@ def revenue_by_month(
     if participant_value is not None:
         stats["rows_other_participants"] = int(row["rows_read"] - row["rows_mine"])
     return {"markets": markets, "revenue_cents": cents, "stats": stats}
+
+
+def aggregate(
+    spark,
+    path: str,
+    months: list[str],
+    policy: dict,
+    columns: dict,
+    participant_value: str | None = None,
+    max_cents: int = DEFAULT_MAX_CENTS,
+    *,
+    engine: str = "spark",
+    oblivious: bool = False,
+) -> dict:
+    """Read the dataset at ``path`` and aggregate it: what the job computes, without its output.
+
+    :param engine: ``spark`` (:func:`read_trips`, :func:`revenue_by_month`) or ``arrow``
+        (include/jobs/mpc_arrow.py: pyarrow in Spark's tasks, local files)
+    :param oblivious: through the oblivious shuffle (the spark engine only)
+    :return: see :func:`revenue_by_month`, with ``stats.schemas`` (the distinct schemas read)
+    :raises InputError: bad input, or where the policy or the range check says stop
+    """
+    if engine == "arrow":
+        arrow = arrow_module()
+        try:
+            row, schemas = arrow.count_and_sum(
+                spark, path, months, columns, participant_value, policy["negative_amounts"] == "drop"
+            )
+        except arrow.DataError as e:
+            raise InputError(str(e)) from None
+        apply_policy(row, policy, columns, participant_value)
+        result = revenue_of(row, months, policy, participant_value, max_cents)
+    else:
+        trips, schemas = read_trips(spark, path, columns, participant_value)
+        oblivious_spark = spark if oblivious else None
+        result = revenue_by_month(trips, months, policy, columns, participant_value, max_cents, oblivious_spark)
+    result["stats"]["schemas"] = schemas
+    return result
 
 
 def stats_line(stats: dict) -> str:
@@ -623,9 +678,16 @@ def run(args: argparse.Namespace) -> dict:
     try:
         started = time.monotonic()
         with mpc_job.spark_errors(args.input):  # an executor's failure too: one line naming the input
-            trips, schemas = read_trips(spark, args.input, columns, value)
-            result = revenue_by_month(
-                trips, months, policy, columns, value, args.max_cents, oblivious_spark=spark if args.oblivious else None
+            result = aggregate(
+                spark,
+                args.input,
+                months,
+                policy,
+                columns,
+                value,
+                args.max_cents,
+                engine=args.engine,
+                oblivious=args.oblivious,
             )
         # The reading and aggregation alone, without the JVM's and the session's start-up, in the
         # job's log only (bench/sparkrows.py): the aggregate file stays the same from run to run.
@@ -633,7 +695,6 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         spark.stop()
 
-    result["stats"]["schemas"] = schemas
     doc = {
         "format": FORMAT,
         "party": party,

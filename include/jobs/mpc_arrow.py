@@ -1,0 +1,501 @@
+"""The taxi revenue job's aggregation with pyarrow in Spark's tasks (``--engine arrow``).
+
+Spark hands each core one task with its share of the dataset's Parquet files; the task reads its
+files with pyarrow in its Python worker, one batch at a time and only the two or three columns the
+job needs, classes every row by the data policy and sums the cents per month with numpy; the
+driver adds the tasks' counts. Spark's SQL engine reads a row several times slower than pyarrow
+on one core (docs/benchmarks.md); here Spark only places the work.
+
+The counts, sums and messages are those of include/jobs/taxi_revenue.py's Spark aggregation
+(tests/test_trip_policy_spark.py runs its cases on both engines):
+
+* the amount in exact integer cents: an integer times 100; a float through its shortest decimal
+  text (Java's and Python's agree), rounded half-up to the cent, with the same floating-point
+  shortcut as :func:`taxi_revenue.exact_cents` where it provably gives the same cent; a decimal or
+  a string of a number rounded half-up; null when the value is not a number (NaN, infinity, "abc")
+  or does not fit decimal(18,2);
+* months are UTC months of a timestamp, or the month of a timestamp without time zone or of a date
+  as written;
+* column names match case-insensitively, file by file: each file is read with its own schema, so
+  the files of one dataset may disagree on types. A file without a column that other files have
+  reads as nulls there (a null amount is dropped and counted, a null time is outside the period).
+
+Local files only (a path or ``file://``, seen by every executor): other URIs take the Spark engine.
+It reads no rows through Spark, so it does not combine with ``--oblivious`` (docs/oblivious.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, NamedTuple
+from urllib.parse import urlparse
+
+FLAG_NULL, FLAG_NOT_NUMBER, FLAG_NEGATIVE, FLAG_USED = 1, 2, 4, 8  # a row's class: its flags
+CLASSES = 16
+BATCH_ROWS = 1 << 16  # 512 KB a column of doubles: the passes over a batch stay in the core's cache
+MONEY_LIMIT = 10**16  # decimal(18,2) holds amounts below 10**16 in magnitude
+CENT = Decimal("0.01")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # what Java's BigDecimal parses
+_EPOCH = datetime(1970, 1, 1)
+
+
+class DataError(ValueError):
+    """Input the job refuses, with one clear line (taxi_revenue turns it into its InputError)."""
+
+
+# --- the files ------------------------------------------------------------------------------------
+
+
+def list_files(uri: str) -> list[str]:
+    """The dataset's files, sorted: ``uri`` itself if it is a file, else every file under it whose
+    name (and folder) does not start with ``_`` or ``.`` (Spark's rule for hidden files).
+
+    :raises DataError: a URI that is not local, a missing path, or no file at all
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file") and len(parsed.scheme) != 1:
+        raise DataError(f"the arrow engine reads local files (a path or file://), not {uri}: use the spark engine")
+    path = parsed.path if parsed.scheme == "file" else uri
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise DataError(f"input path does not exist: {uri}")
+    files = []
+    for folder, subfolders, names in os.walk(path):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(("_", ".")))
+        files += [os.path.join(folder, n) for n in names if not n.startswith(("_", "."))]
+    if not files:
+        raise DataError(f"no Parquet data found in {uri}")
+    return sorted(files)
+
+
+def _resolve(names: list[str], wanted: str) -> str | None:
+    matches = [n for n in names if n.lower() == wanted.lower()]
+    return matches[0] if matches else None
+
+
+def _columns_of(schema, columns: dict, where: str) -> dict:
+    """{role: (name or None, its arrow type)} of one file, its types checked."""
+    import pyarrow.types as t
+
+    lowered: dict[str, list[str]] = {}
+    for name in schema.names:
+        lowered.setdefault(name.lower(), []).append(name)
+    for same in lowered.values():
+        if len(same) > 1:
+            raise DataError(f"two columns differ only by case{where}: {', '.join(same)}")
+    found = {}
+    for role, wanted in columns.items():
+        name = _resolve(schema.names, wanted) if wanted else None
+        found[role] = (name, schema.field(name).type if name else None)
+    rname, rtype = found["revenue"]
+    if rname and not (
+        t.is_integer(rtype) or t.is_floating(rtype) or t.is_decimal(rtype) or _is_text(rtype) or t.is_null(rtype)
+    ):  # null: a column written with no value at all
+        raise DataError(f"revenue column {rname!r}{where} has type {rtype}, expected a number")
+    tname, ttype = found["time"]
+    if tname and not (t.is_timestamp(ttype) or t.is_date(ttype) or t.is_null(ttype)):
+        raise DataError(f"time column {tname!r}{where} has type {ttype}, expected a timestamp")
+    return found
+
+
+def _is_text(kind) -> bool:
+    import pyarrow.types as t
+
+    return t.is_string(kind) or t.is_large_string(kind) or t.is_string_view(kind)
+
+
+# --- amounts --------------------------------------------------------------------------------------
+
+
+def java_text(value) -> str:
+    """A value as Spark casts it to a string (a double as Java prints it), for the messages' examples."""
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        if value == 0 or 1e-3 <= abs(value) < 1e7:
+            text = repr(value)
+            return text if "e" not in text else format(Decimal(text), "f")
+        digits = Decimal(repr(value)).normalize().as_tuple()
+        mantissa = "".join(map(str, digits.digits))
+        exponent = digits.exponent + len(mantissa) - 1
+        return f"{'-' if digits.sign else ''}{mantissa[0]}.{mantissa[1:] or '0'}E{exponent}"
+    return str(value)
+
+
+def cents_of(value) -> int | None:
+    """One amount in exact cents as Spark's cast to decimal(18,2) gives it, or None (not a number)."""
+    if isinstance(value, int):
+        return value * 100 if -MONEY_LIMIT < value < MONEY_LIMIT else None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        value = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER.match(text):
+            return None
+        value = Decimal(text)
+    if abs(value) >= MONEY_LIMIT:
+        return None
+    try:
+        money = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return None
+    return int(money * 100) if abs(money) < MONEY_LIMIT else None
+
+
+class Amounts(NamedTuple):
+    """An amount column in cents, as numpy arrays of one batch."""
+
+    cents: Any  # int64: exact cents where ``known``
+    known: Any  # bool: the amount is a number that fits decimal(18,2)
+    null: Any  # bool: the amount is null
+    money: Any  # float64: the same cents where ``known``, exactly (each below 2**53 in magnitude)
+    bound: float  # no known amount is above this many cents in magnitude (inf: ``money`` is not exact)
+
+
+def amount_cents(array) -> Amounts:
+    """An amount column in exact cents, with integers and most floats never leaving numpy."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    n = len(array)
+    null = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else np.zeros(n, dtype=bool)
+    kind = array.type
+    if t.is_integer(kind) and not t.is_uint64(kind):
+        values = pc.fill_null(array, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        known = ~null & (np.abs(values) < MONEY_LIMIT)
+        cents = np.where(known, values * 100, 0)
+        return _with_money(cents, known, null)
+    if t.is_floating(kind):
+        values = array.cast(pa.float64())
+        values = (pc.fill_null(values, 0.0) if array.null_count else values).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore", over="ignore"):
+            x = values * 100.0
+            money = np.rint(x)
+            cents = money.astype(np.int64)  # where not known, replaced below or never read
+            # Not within 0.001 of a half cent, below 1e9: the nearest cent is the decimal cast's.
+            np.subtract(x, money, out=x)
+            known = np.abs(x, out=x) < 0.499
+            low, high = (float(values.min()), float(values.max())) if n else (0.0, 0.0)
+            if not -1e9 < low <= high < 1e9:  # NaN compares false: out of range too
+                known &= np.abs(values) < 1e9
+                low, high = -1e9, 1e9
+        if array.null_count:
+            known &= ~null
+        bound = max(-low, high) * 100 + 1
+        for i in np.flatnonzero(~known):  # ties, large values, NaN, infinities: the decimal cast
+            if not null[i] and (c := cents_of(float(values[i]))) is not None:
+                cents[i], known[i], money[i] = c, True, c
+                bound = max(bound, abs(c) if abs(c) < 2**53 else math.inf)
+        return Amounts(cents, known, null, money, bound)
+    cents = np.zeros(n, dtype=np.int64)  # decimals, strings, uint64: value by value (|cents| < 10**18)
+    known = np.zeros(n, dtype=bool)
+    for i, value in enumerate(array.to_pylist()):
+        c = None if value is None else cents_of(value)
+        if c is not None:
+            cents[i], known[i] = c, True
+    return _with_money(cents, known, null)
+
+
+def _with_money(cents, known, null) -> Amounts:
+    bound = float(max(-int(cents.min()), int(cents.max()))) if len(cents) else 0.0
+    return Amounts(cents, known, null, cents.astype("float64"), bound if bound < 2**53 else math.inf)
+
+
+# --- times ----------------------------------------------------------------------------------------
+
+
+def _ticks_per_day(kind) -> int:
+    import pyarrow.types as t
+
+    if t.is_date32(kind):
+        return 1
+    if t.is_date64(kind):
+        return 86_400_000
+    return 86_400 * {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[kind.unit]
+
+
+def month_bounds(months: list[str], kind):
+    """(edges, labels): the declared months' first ticks and their ends, sorted, and the label of
+    each span between them (the month's index, or K outside every month), in the ticks of the time
+    column's type (days of a date32; units of a timestamp since the epoch, a UTC instant or a
+    wall-clock time as written). A tick t is in span ``searchsorted(edges, t, 'right')``."""
+    import numpy as np
+
+    per_day = _ticks_per_day(kind)
+
+    def tick(year: int, month: int) -> int:
+        return (date(year, month, 1) - _EPOCH.date()).days * per_day
+
+    spans = {}
+    for i, m in enumerate(months):
+        year, month = int(m[:4]), int(m[5:])
+        spans[tick(year, month)] = (tick(year + month // 12, month % 12 + 1), i)
+    edges = sorted({t for start, (end, _) in spans.items() for t in (start, end)})
+    labels = [len(months)] + [spans[e][1] if e in spans else len(months) for e in edges]
+    # A span starts at an edge: a month if a month starts there, else outside (a month's end).
+    return np.array(edges, dtype=np.int64), np.array(labels, dtype=np.intp)
+
+
+def month_index(array, bounds):
+    """Each row's declared month (0..K-1), or K for a time outside every month or null."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    edges, labels = bounds
+    ticks = _ticks(array)
+    ticks = (pc.fill_null(ticks, 0) if array.null_count else ticks).to_numpy(zero_copy_only=False)
+    month = labels[np.searchsorted(edges, ticks, side="right")]
+    if array.null_count:
+        month[array.is_null().to_numpy(zero_copy_only=False)] = labels[0]
+    return month
+
+
+def _ticks(array):
+    """A time column as int64 ticks (date32 casts to integers through int32 only)."""
+    import pyarrow as pa
+
+    return (array.cast(pa.int32()) if pa.types.is_date32(array.type) else array).cast(pa.int64())
+
+
+def time_text(tick: int, kind) -> str:
+    """A time as Spark casts it to a string in UTC: ``2024-01-31 23:59:59[.5]`` or ``2024-01-31``."""
+    import pyarrow as pa
+
+    per_day = _ticks_per_day(kind)
+    if pa.types.is_date(kind):
+        return (_EPOCH + timedelta(days=tick // per_day)).date().isoformat()
+    per_second = per_day // 86_400
+    seconds, fraction = divmod(tick, per_second)
+    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+    if fraction:
+        text += "." + f"{fraction:0{len(str(per_second)) - 1}d}".rstrip("0")
+    return text
+
+
+# --- the driver: the files' schemas ---------------------------------------------------------------
+
+
+def plan(uri: str, columns: dict) -> tuple[list[str], int]:
+    """The dataset's files and the number of distinct schemas among them, every schema checked.
+
+    :param uri: the input (see :func:`list_files`)
+    :param columns: {'revenue': name, 'time': name, 'participant': name or None}
+    :raises DataError: an unreadable file, names that differ only by case, a column of the wrong
+        type, or a column no file has
+    """
+    import pyarrow.parquet as pq
+
+    files = list_files(uri)
+    schemas, names, found = set(), {}, dict.fromkeys(columns, False)
+    for path in files:
+        name = os.path.basename(path)
+        try:
+            schema = pq.read_schema(path)
+        except Exception as e:  # noqa: BLE001 - not Parquet, truncated, unreadable: name the file
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            raise DataError(f"cannot read the input {uri}: {name}: {reason}") from None
+        schemas.add(schema.to_string(show_schema_metadata=False))
+        names.update(dict.fromkeys(schema.names))
+        for role, (column, _) in _columns_of(schema, columns, f" in {name}").items():
+            found[role] = found[role] or column is not None
+    for role, wanted in columns.items():
+        if wanted and not found[role]:
+            raise DataError(f"{role} column {wanted!r} is missing; columns are: {', '.join(names)}")
+    return files, len(schemas)
+
+
+# --- a task: its files' counts --------------------------------------------------------------------
+
+
+def file_counts(path: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool) -> dict:
+    """One file's counts: rows per (key, class), cents per month, and the examples.
+
+    Keys: the declared months (0..K-1), K for this party's rows outside them, K+1 for other
+    licensees' rows; a row's class: its flags (null amount, not a number, negative, used) when it is
+    this party's and in the period, else 0.
+
+    :return: {'counts': [(K+2)*16 ints], 'sums': [K ints of cents], 'outside': text or None,
+        'not_number': text or None, 'negative': cents or None}
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    k = len(months)
+    parquet = pq.ParquetFile(path)
+    found = _columns_of(parquet.schema_arrow, columns, f" in {os.path.basename(path)}")
+    (rev, _), (when, ttype), (who, _) = found["revenue"], found["time"], found.get("participant", (None, None))
+    if when and pa.types.is_null(ttype):
+        when = None  # no time at all: every row outside the period
+    bounds = month_bounds(months, ttype) if when else None
+    counts = np.zeros((k + 2) * CLASSES, dtype=np.int64)
+    sums = [0] * k
+    examples: dict = {"outside": None, "not_number": None, "negative": None}
+    wanted = [c for c in (rev, when, who) if c]
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False):
+        n = batch.num_rows
+        amounts = amount_cents(batch.column(rev) if rev else pa.nulls(n))  # no such column here: nulls
+        cents, known, null = amounts.cents, amounts.known, amounts.null
+        key = month_index(batch.column(when), bounds) if when else np.full(n, k, dtype=np.intp)
+        if columns.get("participant"):  # other licensees' rows: key K+1
+            mine = pc.fill_null(pc.equal(batch.column(who).cast("string"), participant), False) if who else None
+            mine = np.zeros(n, dtype=bool) if mine is None else mine.to_numpy(zero_copy_only=False)
+            key[~mine] = k + 1
+        negative = known & (cents < 0)
+        used = known & ~negative if drop_negatives else known
+        flags = used.view(np.uint8) << 3  # the classes of rows outside the period are never read
+        flags |= negative.view(np.uint8) << 2
+        flags |= (~known & ~null if null.any() else ~known).view(np.uint8) << 1
+        flags |= null.view(np.uint8)
+        found_here = np.bincount(key * CLASSES + flags, minlength=len(counts))
+        counts += found_here
+        for i, cents_i in enumerate(_sums(key, amounts, used, k)):
+            sums[i] += cents_i
+        _examples(examples, batch, found, found_here.reshape(k + 2, CLASSES), key, known & ~null, cents)
+    return {"counts": counts.tolist(), "sums": sums, **examples}
+
+
+def _sums(key, amounts: Amounts, used, k: int) -> list[int]:
+    """The exact sum of the used amounts of each key below ``k``: in float64 at once when no partial
+    sum can reach 2**53, else in two halves of 32 bits that cannot (at most 2**20 rows a batch)."""
+    import numpy as np
+
+    n = len(key)
+    if amounts.bound * n < 2**53:
+        money = amounts.money if used.all() else np.where(used, amounts.money, 0.0)
+        return [int(x) for x in np.bincount(key, weights=money, minlength=k + 2)[:k]]
+    if n > 2**20:  # pragma: no cover - batches hold at most BATCH_ROWS rows
+        raise ValueError("too many rows for exact sums")
+    value = np.where(used, amounts.cents, 0)
+    high = np.bincount(key, weights=value >> 32, minlength=k + 2)
+    low = np.bincount(key, weights=value & 0xFFFFFFFF, minlength=k + 2)
+    return [int(high[i]) * 2**32 + int(low[i]) for i in range(k)]
+
+
+def _examples(examples: dict, batch, found: dict, classes, key, number, cents) -> None:
+    """The smallest example of each kind the messages quote, as Spark's aggregation takes it (the
+    smallest text, or amount), looked for only where the batch's counts say there is one.
+
+    :param classes: the batch's rows per key and class
+    :param number: the rows whose amount is a number
+    """
+    import numpy as np
+
+    def least(kind: str, candidate) -> None:
+        if candidate is not None and (examples[kind] is None or candidate < examples[kind]):
+            examples[kind] = candidate
+
+    (rev, _), (when, ttype) = found["revenue"], found["time"]
+    k = len(classes) - 2
+    flagged = [sum(classes[:k, c].sum() for c in range(CLASSES) if c & bit) for bit in (FLAG_NOT_NUMBER, FLAG_NEGATIVE)]
+    if classes[k].sum():
+        outside = key == k
+        ticks = [t for t in _ticks(batch.column(when).filter(outside)).to_pylist() if t is not None] if when else []
+        least("outside", time_text(min(ticks), ttype) if ticks else "null")
+    if flagged[0]:
+        wrong = (key < k) & ~number
+        if found["revenue"][0] is not None:
+            values = batch.column(rev).filter(wrong & ~batch.column(rev).is_null().to_numpy(zero_copy_only=False))
+            least("not_number", min(java_text(v) for v in values.to_pylist()))
+    if flagged[1]:
+        least("negative", int(np.min(cents[(key < k) & number & (cents < 0)])))
+
+
+def task_counts(files, months: list[str], columns: dict, participant: str | None, drop_negatives: bool) -> list:
+    """One Spark task: the counts of its files added up, or the first file's error as text."""
+    total: dict | None = None
+    for path in files:
+        try:
+            part = file_counts(path, months, columns, participant, drop_negatives)
+        except DataError as e:
+            return [{"error": str(e)}]
+        except Exception as e:  # noqa: BLE001 - a file that changed or broke since the driver read it
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            return [{"error": f"cannot read {os.path.basename(path)}: {reason}"}]
+        total = part if total is None else merge(total, part)
+    return [] if total is None else [total]
+
+
+def merge(a: dict, b: dict) -> dict:
+    """Two counts added up (the examples: the least of each)."""
+
+    def least(x, y):
+        return y if x is None else x if y is None else min(x, y)
+
+    return {
+        "counts": [x + y for x, y in zip(a["counts"], b["counts"])],
+        "sums": [x + y for x, y in zip(a["sums"], b["sums"])],
+        **{key: least(a[key], b[key]) for key in ("outside", "not_number", "negative")},
+    }
+
+
+# --- the driver: the tasks and their counts -------------------------------------------------------
+
+
+def ship(spark) -> None:
+    """Make this module importable on the executors unless spark-submit already ships it."""
+    shipped = spark.sparkContext.getConf().get("spark.submit.pyFiles", "") or ""
+    if os.path.basename(__file__) not in {os.path.basename(p) for p in shipped.split(",") if p}:
+        spark.sparkContext.addPyFile(os.path.abspath(__file__))
+
+
+def count_and_sum(spark, uri: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool):
+    """What taxi_revenue.count_and_sum computes (with the examples), one task per core.
+
+    :return: (the row of counts, sums ``m0``.. as Decimals and examples; the number of schemas)
+    :raises DataError: see :func:`plan`, and a task's error
+    """
+    files, schemas = plan(uri, columns)
+    ship(spark)
+    slices = max(1, min(len(files), spark.sparkContext.defaultParallelism))
+    parts = (
+        spark.sparkContext.parallelize(files, slices)
+        .mapPartitions(lambda it: task_counts(list(it), months, columns, participant, drop_negatives))
+        .collect()
+    )
+    for part in parts:
+        if "error" in part:
+            raise DataError(part["error"])
+    total = parts[0]
+    for part in parts[1:]:
+        total = merge(total, part)
+    return row_of(total, len(months)), schemas
+
+
+def row_of(total: dict, k: int) -> dict:
+    """The counts as taxi_revenue.count_and_sum's row."""
+    counts = [total["counts"][key * CLASSES : (key + 1) * CLASSES] for key in range(k + 2)]
+
+    def flagged(bit: int, keys=range(k)) -> int:
+        return sum(counts[key][c] for key in keys for c in range(CLASSES) if c & bit)
+
+    rows_read = sum(map(sum, counts))
+    row = {
+        "rows_read": rows_read,
+        "rows_mine": rows_read - sum(counts[k + 1]),
+        "rows_in_period": sum(sum(counts[key]) for key in range(k)),
+        "rows_outside_period": sum(counts[k]),
+        "null_amounts": flagged(FLAG_NULL),
+        "not_numbers": flagged(FLAG_NOT_NUMBER),
+        "negatives": flagged(FLAG_NEGATIVE),
+        "rows_used": flagged(FLAG_USED),
+        "outside_example": total["outside"],
+        "not_number_example": total["not_number"],
+        "negative_example": None if total["negative"] is None else Decimal(total["negative"]).scaleb(-2),
+    }
+    for i in range(k):
+        row[f"m{i}"] = Decimal(total["sums"][i]).scaleb(-2)
+        row[f"n{i}"] = flagged(FLAG_USED, [i])
+    return row

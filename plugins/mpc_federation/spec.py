@@ -85,6 +85,8 @@ class FederationSpec:
     aggregation_participants: dict[str, str] = field(default_factory=dict)
     # -- oblivious local stage (see spec_aggregation.check_oblivious): padded keyed shuffle, Spark encryption --
     aggregation_oblivious: bool = False
+    # -- who reads the rows (see spec_aggregation.check_engine): spark, or arrow (pyarrow in Spark's tasks) --
+    aggregation_engine: str = "spark"
     # -- Spark resources of the aggregation job (see spec_aggregation.check_spark) --
     aggregation_spark: SparkSettings = field(default_factory=lambda: SparkSettings())
 

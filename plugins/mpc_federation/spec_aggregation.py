@@ -48,8 +48,10 @@ _PARTICIPANT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # -- oblivious local stage (issue 17) ---------------------------------------------------------
 OBLIVIOUS_FIELDS = ("oblivious",)
+# -- who reads the rows: Spark SQL, or pyarrow in Spark's tasks (include/jobs/mpc_arrow.py) ----------
+ENGINES = ("spark", "arrow")
 
-AGGREGATION_FIELDS = ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS, "spark")
+AGGREGATION_FIELDS = ("job", "input", "period", *DATA_POLICY_FIELDS, *OBLIVIOUS_FIELDS, "engine", "spark")
 
 
 def check_aggregation(src: str, spec_path: Path, raw: dict[str, Any]) -> tuple[dict, dict[str, Any]]:
@@ -80,6 +82,7 @@ def check_aggregation_rules(src: str, aggregation: dict, input_ids: list[str]) -
         "aggregation_columns": columns,
         "aggregation_participants": participants,
         "aggregation_oblivious": check_oblivious(src, aggregation),
+        "aggregation_engine": check_engine(src, aggregation),
         "aggregation_spark": check_spark(src, aggregation.get("spark")),
     }
 
@@ -196,6 +199,21 @@ def check_oblivious(src: str, aggregation: dict) -> bool:
     value = aggregation.get("oblivious", False)
     if not isinstance(value, bool):
         raise SpecError(src, "aggregation.oblivious", f"must be true or false, got {value!r}")
+    return value
+
+
+def check_engine(src: str, aggregation: dict) -> str:
+    """Validate ``aggregation.engine`` (default ``spark``).
+
+    ``arrow`` runs the job with ``--engine arrow``: Spark hands each core's task its files and the
+    task reads them with pyarrow (include/jobs/mpc_arrow.py; local files, docs/spark.md). It reads
+    no row through Spark's shuffle, so it does not combine with ``oblivious``.
+    """
+    value = aggregation.get("engine", ENGINES[0])
+    if value not in ENGINES:
+        raise SpecError(src, "aggregation.engine", f"must be one of {', '.join(ENGINES)}, got {value!r}")
+    if value == "arrow" and aggregation.get("oblivious", False):
+        raise SpecError(src, "aggregation.engine", "arrow does not combine with aggregation.oblivious: true")
     return value
 
 

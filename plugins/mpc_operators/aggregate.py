@@ -19,7 +19,8 @@ not take a whole shared cluster.
 
 The job's input is ``join_uri([mpc] data_uri, aggregation.input)``: a local path or a URI
 (``file://``, ``s3a://``, ``hdfs://``) passed to Spark unchanged. The shared job module
-include/jobs/mpc_job.py (and mpc_oblivious.py for an oblivious run) goes with ``--py-files``.
+include/jobs/mpc_job.py (and mpc_oblivious.py for an oblivious run, mpc_arrow.py for the arrow
+engine) goes with ``--py-files``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from mpc_operators.spark import SPARK_SECRET_CONN_ID, secret_properties
 # The shared job modules, shipped with the project (include/jobs) or as the installed package's data.
 JOB_MODULE = builtin_path("job", "mpc_job")
 OBLIVIOUS_MODULE = builtin_path("job", "mpc_oblivious")
+ARROW_MODULE = builtin_path("job", "mpc_arrow")
 # The Spark settings of an oblivious local stage (the same as include/jobs/mpc_oblivious.py:
 # SPARK_CONF, which the job also sets itself). spark.authenticate.secret is added at execution
 # time from the party's connection mpc_spark_secret: never at parse time.
@@ -249,6 +251,9 @@ def aggregate_task(spec, party_id: str, settings: MPCSettings, *, on_failure=Non
         extra["conf"] = {**extra["conf"], **OBLIVIOUS_SPARK_CONF}
         py_files.append(str(OBLIVIOUS_MODULE))
         job_args.append("--oblivious")
+    if spec.aggregation_engine != "spark":
+        py_files.append(str(ARROW_MODULE))
+        job_args += ["--engine", spec.aggregation_engine]
     return MPCAggregateOperator(
         task_id="aggregate",
         application=str(spec.aggregation_job),
@@ -277,4 +282,5 @@ AGGREGATE_DOC = """Local aggregation with Spark (`spark_default` connection; `lo
 in the spec's `aggregation.spark`, docs/spark.md). Reads this party's raw records at `[mpc] data_uri` and
 returns the small aggregate as this task's XCom (it is not left on disk). **Nothing leaves the party.**
 With `aggregation.oblivious: true` the job runs with `--oblivious` (padded keyed shuffle, Spark's
-encryption; secret from connection `mpc_spark_secret`)."""
+encryption; secret from connection `mpc_spark_secret`). With `aggregation.engine: arrow` Spark's tasks
+read the files with pyarrow (`--engine arrow`)."""

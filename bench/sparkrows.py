@@ -14,7 +14,9 @@ same two columns and aggregates each once, with none of the job's work per row (
 per-row cost and core over pyarrow's is what no aggregation written in Spark can go below here.
 So is bench/jobs/arrow_in_spark.py (``arrow_in_spark``): Spark handing out the files to tasks that
 each read theirs with pyarrow in their Python worker, the same sums as the pyarrow scan: what a
-local stage that does not read through Spark's JVM would cost per row.
+local stage that does not read through Spark's JVM would cost per row. The job itself with
+``--engine arrow`` (include/jobs/mpc_arrow.py: the same design, with the job's whole data policy)
+runs in turn with them (``engine_arrow``), and its output must equal the Spark engine's.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
             log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
         trips_dir = folder / "company_a" / "trips"
         data, months = ["--input", str(trips_dir)], ["--months", ",".join(MONTHS)]
-        spark, in_job, scan, in_spark = [], [], [], []
+        spark, in_job, scan, in_spark, engine = [], [], [], [], []
         for r in range(args.repeat):
             job = ["--output", str(folder / f"agg-{r}.json"), "--party", "company_a"]
             run = spark_submit(TAXI_JOB, [*data, *job, *months], "local[*]")
@@ -64,10 +66,16 @@ def main(argv=None) -> int:
             scan.append(job_seconds(floor.output, SCAN_TIMING))
             other = spark_submit(ARROW_IN_SPARK_JOB, [*data, *months], "local[*]")
             in_spark.append(job_seconds(other.output, ARROW_IN_SPARK_TIMING))
+            job = ["--output", str(folder / f"agg-arrow-{r}.json"), "--party", "company_a", "--engine", "arrow"]
+            engine.append(job_seconds(spark_submit(TAXI_JOB, [*data, *job, *months], "local[*]").output))
         scanned, in_spark_sums = (last_json(app.output) for app in (floor, other))  # the last run of each
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
         same = json.loads((folder / "agg-0.json").read_text())["values"]["revenue_cents"] == arrow["revenue_cents"]
+        engines_agree = all(
+            json.loads((folder / f"agg-arrow-{r}.json").read_text()) == json.loads((folder / "agg-0.json").read_text())
+            for r in range(args.repeat)
+        )
         out[name] = {
             "trips": trips,
             "rows_read": arrow["rows_read"],
@@ -81,12 +89,16 @@ def main(argv=None) -> int:
             "arrow_in_spark_s": min(in_spark),
             "arrow_in_spark_runs_s": in_spark,
             "arrow_in_spark_same_result": in_spark_sums["revenue_cents"] == arrow["revenue_cents"],
+            "engine_arrow_s": min(engine),
+            "engine_arrow_runs_s": engine,
+            "engine_arrow_same_output": engines_agree,
             "arrow_1thread_s": arrow["seconds"],
             "same_result": same,
         }
         log(
             f"{name}: {trips:,} trips: Spark {min(spark):.1f} s ({min(in_job):.2f} s in the job, "
-            f"its two columns alone {min(scan):.2f} s, pyarrow in Spark's tasks {min(in_spark):.2f} s), "
+            f"its two columns alone {min(scan):.2f} s, pyarrow in Spark's tasks {min(in_spark):.2f} s; "
+            f"the job with --engine arrow {min(engine):.2f} s in the job), "
             f"pyarrow (1 thread) {arrow['seconds']:.2f} s"
         )
     large, tiny = out["large"], out["tiny"]
@@ -103,6 +115,9 @@ def main(argv=None) -> int:
     in_spark_ns = (large["arrow_in_spark_s"] - tiny["arrow_in_spark_s"]) / rows * 1e9 * out["cores"]
     out["arrow_in_spark_per_row_core_ns"] = in_spark_ns
     out["arrow_in_spark_per_row_core_ratio"] = in_spark_ns / out["arrow_per_row_ns"]
+    engine_ns = (large["engine_arrow_s"] - tiny["engine_arrow_s"]) / rows * 1e9 * out["cores"]
+    out["engine_arrow_per_row_core_ns"] = engine_ns
+    out["engine_arrow_per_row_core_ratio"] = engine_ns / out["arrow_per_row_ns"]
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

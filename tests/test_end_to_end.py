@@ -1,6 +1,8 @@
 """End to end: four parties' DAGs run at once in real Airflow (``airflow dags test``), with real
 Spark, the real local S3 server and real MPyC processes; the regulator's HHI must equal the
-plaintext HHI over the pooled data, exactly."""
+plaintext HHI over the pooled data, exactly. The federation reads its trips with the arrow engine
+(``aggregation.engine: arrow``: pyarrow in Spark's tasks); the other nights through Airflow
+(tests/test_ui_testbed.py, tests/test_celery_night.py, scripts/demo.sh) with Spark SQL."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import demo
+import yaml
 from conftest import small_parties
 from localnet import VENV_BIN, metadata, run_dags_test, xcom
 
@@ -23,8 +26,20 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     companies = [p["id"] for p in parties_yaml if "input" in p["roles"]]
     data_dir = tmp_path / "data"
     demo.datagen().generate(data_dir, companies, 9000, 7, "2024-01", "2024-03", defects=True)  # refunds, nulls...
+    raw = yaml.safe_load(demo.TEMPLATE.read_text())
+    for section, key in (("program", "file"), ("aggregation", "job")):
+        raw[section][key] = str((demo.TEMPLATE.parent / raw[section][key]).resolve())
+    raw["aggregation"]["engine"] = "arrow"
+    template = tmp_path / demo.TEMPLATE.name
+    template.write_text(yaml.safe_dump(raw, sort_keys=False))
     spec_path, parties = demo.setup_federation(
-        tmp_path, parties_yaml, s3_server, "local[2]", data_dir, prefix=f"{tmp_path.name}-{os.getpid()}"
+        tmp_path,
+        parties_yaml,
+        s3_server,
+        "local[2]",
+        data_dir,
+        template=template,
+        prefix=f"{tmp_path.name}-{os.getpid()}",
     )
 
     # The recipient's DAGs in its metadata DB, as its DAG processor would have them: the report DAG
@@ -63,6 +78,9 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     assert hhi["labels"] == ["all", "2024-01", "2024-02", "2024-03"] and hhi["decimals"] == 2
     assert [Decimal(x) for x in hhi["exact"]] == [expected[label] for label in hhi["labels"]]
     assert "reveal" in logs["regulator"].read_text()
+    assert spec.aggregation_engine == "arrow"
+    for company in companies:  # the aggregate task ran the job with the arrow engine
+        assert re.search(r"taxi_revenue\.py .*--engine arrow", logs[company].read_text())
     tasks = {
         p.id: {t for (t,) in metadata(p, "SELECT task_id FROM task_instance WHERE dag_id = 'taxi_hhi'")}
         for p in parties

@@ -113,6 +113,13 @@ def rows(results: Path) -> list[Row]:
             how += f"; Spark reading the two columns alone {spark['scan_per_row_core_ratio']:.1f}×"
         if "arrow_in_spark_per_row_core_ratio" in spark:  # the same sums, each Spark task reading with pyarrow
             how += f"; pyarrow in Spark's tasks {spark['arrow_in_spark_per_row_core_ratio']:.1f}×"
+        if "engine_arrow_per_row_core_ratio" in spark:  # the job itself with aggregation.engine: arrow
+            how = (
+                f"{spark['engine_arrow_per_row_core_ns']:.0f} ns ÷ {spark['arrow_per_row_ns']:.1f} ns per row inside "
+                f"the job with `engine: arrow`, {spark['sizes']['large']:,} trips; with Spark SQL (`engine: spark`) "
+                f"{spark[ratio]:.1f}×; {how.split('; ', 1)[1]}"
+            )
+            ratio = "engine_arrow_per_row_core_ratio"
         out.append(Row("Spark per row and core ÷ pyarrow", spark[ratio], SPARK_PER_ROW_RATIO, "×", how))
     table1 = (load_json(results / "table1" / "results.json") or {}).get("table1")
     first, second = default

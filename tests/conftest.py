@@ -104,6 +104,14 @@ def write_spec(folder: Path, raw: dict | str, name: str = "spec.yaml") -> Path:
     return path
 
 
+def raw_template(path: Path = TAXI_TEMPLATE) -> dict:
+    """A built-in spec's parsed form, its program and job given as absolute paths (to be written anywhere)."""
+    raw = yaml.safe_load(path.read_text())
+    raw["program"]["file"] = str((path.parent / raw["program"]["file"]).resolve())
+    raw["aggregation"]["job"] = str((path.parent / raw["aggregation"]["job"]).resolve())
+    return raw
+
+
 def load_raw(folder: Path, raw: dict, name: str = "spec.yaml"):
     """The FederationSpec of a parsed spec, written to ``folder`` and loaded as a party loads it."""
     from mpc_federation.spec import load_spec

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import party_settings
+from conftest import party_settings, raw_template
 
 from mpc_federation.spec import SpecError, load_spec
 from mpc_operators.settings import MPCSettings
@@ -44,13 +44,6 @@ def _load(path: Path, name: str):
 taxi = _load(REPO / "include" / "datagen" / "taxi_trips.py", "taxi_trips_aggop")
 job = _load(JOBS / "taxi_revenue.py", "taxi_revenue_aggop")
 mpc_job = _load(JOBS / "mpc_job.py", "mpc_job_aggop")
-
-
-def raw_of(path: Path) -> dict:
-    raw = yaml.safe_load(path.read_text())
-    raw["program"]["file"] = str((path.parent / raw["program"]["file"]).resolve())
-    raw["aggregation"]["job"] = str((path.parent / raw["aggregation"]["job"]).resolve())
-    return raw
 
 
 def load(tmp_path: Path, raw: dict, name: str = "spec.yaml"):
@@ -98,7 +91,7 @@ def test_aggregate_task_passes_the_input_uri_unchanged(tmp_path, monkeypatch, da
     from mpc_operators.aggregate import JOB_MODULE, MPCAggregateOperator, aggregate_task
 
     spark_connection(monkeypatch)
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     raw["aggregation"]["policy"]["negative_amounts"] = "drop"
     task = aggregate_task(load(tmp_path, raw), "company_b", settings(data_uri), on_failure=None)
     assert isinstance(task, MPCAggregateOperator)
@@ -135,7 +128,7 @@ def test_default_spark_settings(tmp_path, monkeypatch):
     from mpc_operators.aggregate import aggregate_task
 
     spark_connection(monkeypatch)
-    task = aggregate_task(load(tmp_path, raw_of(TAXI)), "company_a", settings(), on_failure=None)
+    task = aggregate_task(load(tmp_path, raw_template(TAXI)), "company_a", settings(), on_failure=None)
     cmd = command(task)
     assert conf_of(cmd) == {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC", "spark.cores.max": "2"}
     for flag in (
@@ -155,7 +148,7 @@ def test_spec_spark_settings_reach_spark_submit(tmp_path, monkeypatch):
     from mpc_operators.aggregate import aggregate_task
 
     spark_connection(monkeypatch, host="yarn")
-    raw = raw_of(PAY)
+    raw = raw_template(PAY)
     raw["aggregation"]["spark"] = {
         "cores_max": 6,
         "executor_cores": 2,
@@ -194,14 +187,17 @@ def test_spec_spark_settings_reach_spark_submit(tmp_path, monkeypatch):
         ("--archives", "s3a://tools/mpc-env.tar.gz#environment"),
     ]:
         assert cmd[cmd.index(flag) + 1] == value
-    assert raw_of(PAY) != raw and spec.raw["aggregation"]["spark"]["conf"]["spark.dynamicAllocation.enabled"] is False
+    assert (
+        raw_template(PAY) != raw
+        and spec.raw["aggregation"]["spark"]["conf"]["spark.dynamicAllocation.enabled"] is False
+    )
 
 
 def test_no_core_limit_when_the_spec_says_null(tmp_path, monkeypatch):
     from mpc_operators.aggregate import aggregate_task
 
     spark_connection(monkeypatch)
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     raw["aggregation"]["spark"] = {"cores_max": None}
     cmd = command(aggregate_task(load(tmp_path, raw), "company_a", settings(), on_failure=None))
     assert "spark.cores.max" not in conf_of(cmd)
@@ -215,7 +211,7 @@ def test_the_connections_own_settings_are_honoured(tmp_path, monkeypatch):
     spark_connection(
         monkeypatch, host="yarn", **{"deploy-mode": "cluster", "spark-binary": "spark3-submit", "queue": "mpc"}
     )
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     task = aggregate_task(load(tmp_path, raw, "a.yaml"), "company_a", settings(), on_failure=None)
     cmd = command(task)
     assert cmd[0] == "spark3-submit" and cmd[cmd.index("--queue") + 1] == "mpc"
@@ -249,7 +245,7 @@ def test_the_connections_own_settings_are_honoured(tmp_path, monkeypatch):
     ],
 )
 def test_spark_settings_are_checked(tmp_path, spark, field, words):
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     raw["aggregation"]["spark"] = spark
     with pytest.raises(SpecError) as info:
         load(tmp_path, raw)
@@ -257,7 +253,7 @@ def test_spark_settings_are_checked(tmp_path, spark, field, words):
 
 
 def test_spark_settings_are_part_of_the_spec_hash(tmp_path):
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     more = copy.deepcopy(raw)
     more["aggregation"]["spark"] = {"cores_max": 4}
     plain, four = load(tmp_path, raw, "a.yaml"), load(tmp_path, more, "b.yaml")
@@ -270,7 +266,7 @@ def test_oblivious_task(tmp_path, monkeypatch):
 
     oblivious = _load(JOBS / "mpc_oblivious.py", "mpc_oblivious_aggop")
     assert OBLIVIOUS_SPARK_CONF == oblivious.SPARK_CONF
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     raw["aggregation"]["oblivious"] = True
     task = aggregate_task(load(tmp_path, raw), "company_a", settings(), on_failure=None)
     assert task.oblivious and task.secret_conn_id == "mpc_spark_secret" and task.properties_file is None
@@ -294,7 +290,7 @@ def test_a_dag_with_the_task(tmp_path, monkeypatch):
 
     from mpc_operators.aggregate import aggregate_task
 
-    spec = load(tmp_path, raw_of(TAXI))
+    spec = load(tmp_path, raw_template(TAXI))
     with DAG(
         "taxi_hhi",
         schedule=None,

@@ -121,6 +121,31 @@ def test_standing_spark_row_is_measured_inside_the_job_where_it_can(tmp_path, in
     assert ("pyarrow in Spark's tasks 1.3×" in row.how) == inside
 
 
+def test_standing_spark_row_is_the_arrow_engine_where_measured(tmp_path):
+    """With the job's arrow engine measured, the Spark row is its ratio, Spark SQL's beside it."""
+    import standing
+
+    spark = {
+        "sizes": {"large": 50_000_000},
+        "spark_fixed_s": 9.5,
+        "spark_per_row_core_ns": 100.0,
+        "arrow_per_row_ns": 12.5,
+        "per_row_core_ratio": 8.0,
+        "in_job_per_row_core_ns": 98.0,
+        "in_job_per_row_core_ratio": 7.8,
+        "scan_per_row_core_ratio": 4.6,
+        "arrow_in_spark_per_row_core_ratio": 2.5,
+        "engine_arrow_per_row_core_ns": 35.0,
+        "engine_arrow_per_row_core_ratio": 2.8,
+    }
+    (tmp_path / "sparkrows.json").write_text(json.dumps(spark))
+    (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("Spark")]
+    assert row.measured == 2.8
+    assert row.how.startswith("35 ns ÷ 12.5 ns per row inside the job with `engine: arrow`, 50,000,000 trips")
+    assert "with Spark SQL (`engine: spark`) 7.8×; " in row.how and "whole spark-submit 8.0×" in row.how
+    assert "the two columns alone 4.6×" in row.how and "pyarrow in Spark's tasks 2.5×" in row.how
+
+
 def test_standing_100k_row_sets_the_cpu_per_market_against_what_the_target_allows(tmp_path):
     """With bench/fieldcosts.py's file in the sitting, the 100,000-market row says what a market costs,
     what 30 s allows, and what the products and resharing of its values cost alone."""

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import demo
 import yaml
-from conftest import small_parties
+from conftest import raw_template, small_parties
 from localnet import VENV_BIN, metadata, run_dags_test, xcom
 
 DATE = "2024-04-01"
@@ -26,9 +26,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     companies = [p["id"] for p in parties_yaml if "input" in p["roles"]]
     data_dir = tmp_path / "data"
     demo.datagen().generate(data_dir, companies, 9000, 7, "2024-01", "2024-03", defects=True)  # refunds, nulls...
-    raw = yaml.safe_load(demo.TEMPLATE.read_text())
-    for section, key in (("program", "file"), ("aggregation", "job")):
-        raw[section][key] = str((demo.TEMPLATE.parent / raw[section][key]).resolve())
+    raw = raw_template(demo.TEMPLATE)
     raw["aggregation"]["engine"] = "arrow"
     template = tmp_path / demo.TEMPLATE.name
     template.write_text(yaml.safe_dump(raw, sort_keys=False))

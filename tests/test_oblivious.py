@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import load_raw as load
-from conftest import parse_dags, party_settings
+from conftest import parse_dags, party_settings, raw_template
 
 from mpc_federation.programs import import_file
 from mpc_federation.spec import SpecError
@@ -29,16 +29,9 @@ SECRET = "s3cr3t-Spark-auth-0123456789abcdef"
 oblivious = import_file(JOBS / "mpc_oblivious.py", "oblivious_module_tests")
 
 
-def raw_of(path: Path) -> dict:
-    raw = yaml.safe_load(path.read_text())
-    raw["program"]["file"] = str((path.parent / raw["program"]["file"]).resolve())
-    raw["aggregation"]["job"] = str((path.parent / raw["aggregation"]["job"]).resolve())
-    return raw
-
-
 # -- the spec ------------------------------------------------------------------------------------
 def test_off_by_default_and_in_the_hash(tmp_path):
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     plain = load(tmp_path, raw, "plain.yaml")
     assert plain.aggregation_oblivious is False
     on = copy.deepcopy(raw)
@@ -53,7 +46,7 @@ def test_off_by_default_and_in_the_hash(tmp_path):
 
 @pytest.mark.parametrize("value", ["yes", 1, None, {"enabled": True}])
 def test_must_be_a_boolean(tmp_path, value):
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     raw["aggregation"]["oblivious"] = value
     with pytest.raises(SpecError) as info:
         load(tmp_path, raw)
@@ -72,7 +65,7 @@ def aggregate_task(spec, party: str):
 def test_oblivious_task_arguments_and_settings(tmp_path, federation, party):
     from mpc_operators.aggregate import BASE_SPARK_CONF, MPCAggregateOperator
 
-    raw = raw_of(federation)
+    raw = raw_template(federation)
     party = party or next(p["id"] for p in raw["parties"] if "input" in p["roles"])
     plain_task = aggregate_task(load(tmp_path, raw, "plain.yaml"), party)
     raw["aggregation"]["oblivious"] = True
@@ -221,7 +214,7 @@ def test_partitioner_is_keyed_and_fresh_per_run():
 def test_dag_file_parses_an_oblivious_federation(tmp_path):
     specs = tmp_path / "specs"
     specs.mkdir()
-    raw = raw_of(TAXI)
+    raw = raw_template(TAXI)
     raw["aggregation"]["oblivious"] = True
     (specs / "taxi_hhi.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     parsed = parse_dags("company_d", tmp_path, specs)

@@ -39,6 +39,7 @@ CLASSES = 16
 BATCH_ROWS = 1 << 16  # 512 KB a column of doubles: the passes over a batch stay in the core's cache
 MONEY_LIMIT = 10**16  # decimal(18,2) holds amounts below 10**16 in magnitude
 CENT = Decimal("0.01")
+EXAMPLES = ("outside", "not_number", "negative")  # what the policy's messages may quote
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # what Java's BigDecimal parses
 _EPOCH = datetime(1970, 1, 1)
 
@@ -154,11 +155,24 @@ def cents_of(value) -> int | None:
 class Amounts(NamedTuple):
     """An amount column in cents, as numpy arrays of one batch."""
 
-    cents: Any  # int64: exact cents where ``known``
+    cents: Any  # int64: exact cents where ``known``; None when ``money`` is exact
     known: Any  # bool: the amount is a number that fits decimal(18,2)
     null: Any  # bool: the amount is null
-    money: Any  # float64: the same cents where ``known``, exactly (each below 2**53 in magnitude)
+    money: Any  # float64: the cents where ``known`` (exact, integers, unless ``bound`` is inf)
     bound: float  # no known amount is above this many cents in magnitude (inf: ``money`` is not exact)
+
+    @property
+    def any_null(self) -> bool:
+        return bool(self.null.any())
+
+    def exact(self):
+        """The cents as int64 (exact where ``known``)."""
+        if self.cents is not None:
+            return self.cents
+        import numpy as np
+
+        with np.errstate(invalid="ignore"):  # NaN and infinities where not known: never read
+            return self.money.astype(np.int64)
 
 
 def amount_cents(array) -> Amounts:
@@ -181,8 +195,7 @@ def amount_cents(array) -> Amounts:
         values = (pc.fill_null(values, 0.0) if array.null_count else values).to_numpy(zero_copy_only=False)
         with np.errstate(invalid="ignore", over="ignore"):
             x = values * 100.0
-            money = np.rint(x)
-            cents = money.astype(np.int64)  # where not known, replaced below or never read
+            money = np.rint(x)  # where not known: replaced below, or never read
             # Not within 0.001 of a half cent, below 1e9: the nearest cent is the decimal cast's.
             np.subtract(x, money, out=x)
             known = np.abs(x, out=x) < 0.499
@@ -193,10 +206,18 @@ def amount_cents(array) -> Amounts:
         if array.null_count:
             known &= ~null
         bound = max(-low, high) * 100 + 1
+        slow = {}
         for i in np.flatnonzero(~known):  # ties, large values, NaN, infinities: the decimal cast
             if not null[i] and (c := cents_of(float(values[i]))) is not None:
-                cents[i], known[i], money[i] = c, True, c
-                bound = max(bound, abs(c) if abs(c) < 2**53 else math.inf)
+                slow[i] = c
+        for i, c in slow.items():
+            known[i], money[i] = True, c
+            bound = max(bound, abs(c) if abs(c) < 2**53 else math.inf)
+        cents = None
+        if bound == math.inf:  # a cent beyond float64's integers: exact int64 cents besides
+            cents = np.where(known, money, 0).astype(np.int64)
+            for i, c in slow.items():
+                cents[i] = c
         return Amounts(cents, known, null, money, bound)
     cents = np.zeros(n, dtype=np.int64)  # decimals, strings, uint64: value by value (|cents| < 10**18)
     known = np.zeros(n, dtype=bool)
@@ -318,8 +339,11 @@ def plan(uri: str, columns: dict) -> tuple[list[str], int]:
 # --- a task: its files' counts --------------------------------------------------------------------
 
 
-def file_counts(path: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool) -> dict:
-    """One file's counts: rows per (key, class), cents per month, and the examples.
+def file_counts(
+    path: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
+) -> dict:
+    """One file's counts: rows per (key, class), cents per month, and the examples in ``quoted``
+    (those the policy's messages may quote; looking for them costs a pass or more per batch).
 
     Keys: the declared months (0..K-1), K for this party's rows outside them, K+1 for other
     licensees' rows; a row's class: its flags (null amount, not a number, negative, used) when it is
@@ -347,23 +371,27 @@ def file_counts(path: str, months: list[str], columns: dict, participant: str | 
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False):
         n = batch.num_rows
         amounts = amount_cents(batch.column(rev) if rev else pa.nulls(n))  # no such column here: nulls
-        cents, known, null = amounts.cents, amounts.known, amounts.null
+        known, null = amounts.known, amounts.null
         key = month_index(batch.column(when), bounds) if when else np.full(n, k, dtype=np.intp)
         if columns.get("participant"):  # other licensees' rows: key K+1
             mine = pc.fill_null(pc.equal(batch.column(who).cast("string"), participant), False) if who else None
             mine = np.zeros(n, dtype=bool) if mine is None else mine.to_numpy(zero_copy_only=False)
             key[~mine] = k + 1
-        negative = known & (cents < 0)
+        negative = known & (amounts.money < 0)
         used = known & ~negative if drop_negatives else known
         flags = used.view(np.uint8) << 3  # the classes of rows outside the period are never read
         flags |= negative.view(np.uint8) << 2
-        flags |= (~known & ~null if null.any() else ~known).view(np.uint8) << 1
-        flags |= null.view(np.uint8)
+        if amounts.any_null:
+            flags |= (~known & ~null).view(np.uint8) << 1
+            flags |= null.view(np.uint8)
+        else:
+            flags |= (~known).view(np.uint8) << 1
         found_here = np.bincount(key * CLASSES + flags, minlength=len(counts))
         counts += found_here
         for i, cents_i in enumerate(_sums(key, amounts, used, k)):
             sums[i] += cents_i
-        _examples(examples, batch, found, found_here.reshape(k + 2, CLASSES), key, known & ~null, cents)
+        if quoted:
+            _examples(examples, quoted, batch, found, found_here.reshape(k + 2, CLASSES), key, amounts)
     return {"counts": counts.tolist(), "sums": sums, **examples}
 
 
@@ -378,18 +406,18 @@ def _sums(key, amounts: Amounts, used, k: int) -> list[int]:
         return [int(x) for x in np.bincount(key, weights=money, minlength=k + 2)[:k]]
     if n > 2**20:  # pragma: no cover - batches hold at most BATCH_ROWS rows
         raise ValueError("too many rows for exact sums")
-    value = np.where(used, amounts.cents, 0)
+    value = np.where(used, amounts.exact(), 0)
     high = np.bincount(key, weights=value >> 32, minlength=k + 2)
     low = np.bincount(key, weights=value & 0xFFFFFFFF, minlength=k + 2)
     return [int(high[i]) * 2**32 + int(low[i]) for i in range(k)]
 
 
-def _examples(examples: dict, batch, found: dict, classes, key, number, cents) -> None:
+def _examples(examples: dict, quoted, batch, found: dict, classes, key, amounts: Amounts) -> None:
     """The smallest example of each kind the messages quote, as Spark's aggregation takes it (the
     smallest text, or amount), looked for only where the batch's counts say there is one.
 
+    :param quoted: the kinds to look for
     :param classes: the batch's rows per key and class
-    :param number: the rows whose amount is a number
     """
     import numpy as np
 
@@ -400,25 +428,29 @@ def _examples(examples: dict, batch, found: dict, classes, key, number, cents) -
     (rev, _), (when, ttype) = found["revenue"], found["time"]
     k = len(classes) - 2
     flagged = [sum(classes[:k, c].sum() for c in range(CLASSES) if c & bit) for bit in (FLAG_NOT_NUMBER, FLAG_NEGATIVE)]
-    if classes[k].sum():
+    number = amounts.known & ~amounts.null
+    if "outside" in quoted and classes[k].sum():
         outside = key == k
         ticks = [t for t in _ticks(batch.column(when).filter(outside)).to_pylist() if t is not None] if when else []
         least("outside", time_text(min(ticks), ttype) if ticks else "null")
-    if flagged[0]:
+    if "not_number" in quoted and flagged[0]:
         wrong = (key < k) & ~number
         if found["revenue"][0] is not None:
             values = batch.column(rev).filter(wrong & ~batch.column(rev).is_null().to_numpy(zero_copy_only=False))
             least("not_number", min(java_text(v) for v in values.to_pylist()))
-    if flagged[1]:
+    if "negative" in quoted and flagged[1]:
+        cents = amounts.exact()
         least("negative", int(np.min(cents[(key < k) & number & (cents < 0)])))
 
 
-def task_counts(files, months: list[str], columns: dict, participant: str | None, drop_negatives: bool) -> list:
+def task_counts(
+    files, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
+) -> list:
     """One Spark task: the counts of its files added up, or the first file's error as text."""
     total: dict | None = None
     for path in files:
         try:
-            part = file_counts(path, months, columns, participant, drop_negatives)
+            part = file_counts(path, months, columns, participant, drop_negatives, quoted)
         except DataError as e:
             return [{"error": str(e)}]
         except Exception as e:  # noqa: BLE001 - a file that changed or broke since the driver read it
@@ -451,8 +483,12 @@ def ship(spark) -> None:
         spark.sparkContext.addPyFile(os.path.abspath(__file__))
 
 
-def count_and_sum(spark, uri: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool):
-    """What taxi_revenue.count_and_sum computes (with the examples), one task per core.
+def count_and_sum(
+    spark, uri: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
+):
+    """What taxi_revenue.count_and_sum computes, one task per core.
+
+    :param quoted: the examples to find (of :data:`EXAMPLES`); the others are None
 
     :return: (the row of counts, sums ``m0``.. as Decimals and examples; the number of schemas)
     :raises DataError: see :func:`plan`, and a task's error
@@ -462,7 +498,7 @@ def count_and_sum(spark, uri: str, months: list[str], columns: dict, participant
     slices = max(1, min(len(files), spark.sparkContext.defaultParallelism))
     parts = (
         spark.sparkContext.parallelize(files, slices)
-        .mapPartitions(lambda it: task_counts(list(it), months, columns, participant, drop_negatives))
+        .mapPartitions(lambda it: task_counts(list(it), months, columns, participant, drop_negatives, quoted))
         .collect()
     )
     for part in parts:

@@ -473,6 +473,15 @@ def to_cents(amount) -> int:
     return int(cents)
 
 
+# The example each 'fail' choice of the policy quotes in its message (apply_policy): the arrow
+# engine looks only for these, as the Spark engine's second pass does.
+QUOTED_EXAMPLES = {
+    "outside": ("outside_period", "fail"),
+    "not_number": ("null_amounts", "fail"),
+    "negative": ("negative_amounts", "fail"),
+}
+
+
 def apply_policy(row: dict, policy: dict, columns: dict, participant_value: str | None) -> None:
     """Stop the night where the declared policy or the data says so.
 
@@ -623,9 +632,10 @@ def aggregate(
     """
     if engine == "arrow":
         arrow = arrow_module()
+        quoted = tuple(kind for kind, (name, choice) in QUOTED_EXAMPLES.items() if policy[name] == choice)
         try:
             row, schemas = arrow.count_and_sum(
-                spark, path, months, columns, participant_value, policy["negative_amounts"] == "drop"
+                spark, path, months, columns, participant_value, policy["negative_amounts"] == "drop", quoted
             )
         except arrow.DataError as e:
             raise InputError(str(e)) from None

@@ -9,6 +9,7 @@ tests/test_taxi_revenue_job.py; ``aggregation.engine`` in the spec and the aggre
 from __future__ import annotations
 
 import copy
+import os
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -234,8 +235,8 @@ def test_plan_counts_schemas_and_refuses_bad_ones(tmp_path):
     trips(data / "a.parquet")
     trips(data / "b.parquet", fare=[2.5])
     trips(data / "c.parquet", fare=pa.array([3], pa.int32()))
-    files, schemas = arrow.plan(str(data), COLUMNS)
-    assert len(files) == 3 and schemas == 2
+    units, schemas = arrow.plan(str(data), COLUMNS)
+    assert [os.path.basename(path) for path, _ in units] == ["a.parquet", "b.parquet", "c.parquet"] and schemas == 2
     cases = {
         "case": ({"FARE_AMOUNT": [1.0]}, r"two columns differ only by case in d.parquet: fare_amount, FARE_AMOUNT"),
         "type": (
@@ -265,6 +266,24 @@ def test_plan_counts_schemas_and_refuses_bad_ones(tmp_path):
     (tmp_path / "n" / "a.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(arrow.DataError, match=r"cannot read the input .*: a.parquet: "):
         arrow.plan(str(tmp_path / "n"), COLUMNS)
+
+
+def test_a_large_file_is_shared_by_its_row_groups(tmp_path):
+    """The unit of work is a row group: one large file is read by every core, and the tasks' counts
+    add up to the file's."""
+    rng = random.Random(5)
+    start = datetime(2023, 12, 20)
+    times = [start + timedelta(minutes=rng.randrange(0, 130 * 24 * 60)) for _ in range(10_000)]
+    fares = [None if rng.random() < 0.02 else round(rng.uniform(-20, 80), 2) for _ in times]
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"tpep_pickup_datetime": times, "fare_amount": fares}), path, row_group_size=1500)
+    units, schemas = arrow.plan(str(path), COLUMNS)
+    assert units == [(str(path), g) for g in range(7)] and schemas == 1
+    months = ["2024-01", "2024-02", "2024-03"]
+    whole = arrow.file_counts(str(path), months, COLUMNS, None, False)
+    [first], [second] = (arrow.task_counts(part, months, COLUMNS, None, False) for part in (units[:3], units[3:]))
+    assert arrow.merge(first, second) == whole
+    assert first["counts"] != whole["counts"] and sum(first["counts"]) + sum(second["counts"]) == 10_000
 
 
 def test_one_file_counts_every_class(tmp_path):

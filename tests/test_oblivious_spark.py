@@ -87,7 +87,7 @@ def spark(tmp_path_factory):
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
-    oblivious.ship(session)
+    job.mpc_job.ship_module(session, oblivious)
     yield session
     session.stop()
 

@@ -1,7 +1,7 @@
 """The taxi revenue job's aggregation with pyarrow in Spark's tasks (``--engine arrow``).
 
-Spark hands each core one task with its share of the dataset's Parquet files; the task reads its
-files with pyarrow in its Python worker, one batch at a time and only the two or three columns the
+Spark hands each core one task with its share of the dataset's Parquet row groups; the task reads
+them with pyarrow in its Python worker, one batch at a time and only the two or three columns the
 job needs, classes every row by the data policy and sums the cents per month with numpy; the
 driver adds the tasks' counts. Spark's SQL engine reads a row several times slower than pyarrow
 on one core (docs/benchmarks.md); here Spark only places the work.
@@ -307,8 +307,10 @@ def time_text(tick: int, kind) -> str:
 # --- the driver: the files' schemas ---------------------------------------------------------------
 
 
-def plan(uri: str, columns: dict) -> tuple[list[str], int]:
-    """The dataset's files and the number of distinct schemas among them, every schema checked.
+def plan(uri: str, columns: dict) -> tuple[list[tuple[str, int]], int]:
+    """The dataset's row groups, (file, index) in order, and the number of distinct schemas among
+    its files, every schema checked. A row group is the unit of work, so that one large file is
+    read by every core.
 
     :param uri: the input (see :func:`list_files`)
     :param columns: {'revenue': name, 'time': name, 'participant': name or None}
@@ -317,15 +319,17 @@ def plan(uri: str, columns: dict) -> tuple[list[str], int]:
     """
     import pyarrow.parquet as pq
 
-    files = list_files(uri)
     schemas, names, found = set(), {}, dict.fromkeys(columns, False)
-    for path in files:
+    units = []
+    for path in list_files(uri):
         name = os.path.basename(path)
         try:
-            schema = pq.read_schema(path)
+            metadata = pq.read_metadata(path)
+            schema = metadata.schema.to_arrow_schema()
         except Exception as e:  # noqa: BLE001 - not Parquet, truncated, unreadable: name the file
             reason = (str(e).splitlines() or [type(e).__name__])[0]
             raise DataError(f"cannot read the input {uri}: {name}: {reason}") from None
+        units += [(path, group) for group in range(metadata.num_row_groups)] or [(path, -1)]  # -1: no row group
         schemas.add(schema.to_string(show_schema_metadata=False))
         names.update(dict.fromkeys(schema.names))
         for role, (column, _) in _columns_of(schema, columns, f" in {name}").items():
@@ -333,17 +337,24 @@ def plan(uri: str, columns: dict) -> tuple[list[str], int]:
     for role, wanted in columns.items():
         if wanted and not found[role]:
             raise DataError(f"{role} column {wanted!r} is missing; columns are: {', '.join(names)}")
-    return files, len(schemas)
+    return units, len(schemas)
 
 
 # --- a task: its files' counts --------------------------------------------------------------------
 
 
 def file_counts(
-    path: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
+    path: str,
+    months: list[str],
+    columns: dict,
+    participant: str | None,
+    drop_negatives: bool,
+    quoted=EXAMPLES,
+    row_groups: list[int] | None = None,
 ) -> dict:
-    """One file's counts: rows per (key, class), cents per month, and the examples in ``quoted``
-    (those the policy's messages may quote; looking for them costs a pass or more per batch).
+    """One file's counts (or its ``row_groups``' only): rows per (key, class), cents per month, and
+    the examples in ``quoted`` (those the policy's messages may quote; looking for them costs a pass
+    or more per batch).
 
     Keys: the declared months (0..K-1), K for this party's rows outside them, K+1 for other
     licensees' rows; a row's class: its flags (null amount, not a number, negative, used) when it is
@@ -368,7 +379,8 @@ def file_counts(
     sums = [0] * k
     examples: dict = {"outside": None, "not_number": None, "negative": None}
     wanted = [c for c in (rev, when, who) if c]
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False):
+    groups = None if row_groups is None else [g for g in row_groups if g >= 0]
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=wanted, use_threads=False):
         n = batch.num_rows
         amounts = amount_cents(batch.column(rev) if rev else pa.nulls(n))  # no such column here: nulls
         known, null = amounts.known, amounts.null
@@ -446,11 +458,15 @@ def _examples(examples: dict, quoted, batch, found: dict, classes, key, amounts:
 def task_counts(
     files, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
 ) -> list:
-    """One Spark task: the counts of its files added up, or the first file's error as text."""
+    """One Spark task: the counts of its row groups added up (``files``: (file, row group) pairs, as
+    :func:`plan` gives them), or the first file's error as text."""
+    by_file: dict[str, list[int]] = {}
+    for path, group in files:
+        by_file.setdefault(path, []).append(group)
     total: dict | None = None
-    for path in files:
+    for path, groups in by_file.items():
         try:
-            part = file_counts(path, months, columns, participant, drop_negatives, quoted)
+            part = file_counts(path, months, columns, participant, drop_negatives, quoted, groups)
         except DataError as e:
             return [{"error": str(e)}]
         except Exception as e:  # noqa: BLE001 - a file that changed or broke since the driver read it
@@ -476,28 +492,20 @@ def merge(a: dict, b: dict) -> dict:
 # --- the driver: the tasks and their counts -------------------------------------------------------
 
 
-def ship(spark) -> None:
-    """Make this module importable on the executors unless spark-submit already ships it."""
-    shipped = spark.sparkContext.getConf().get("spark.submit.pyFiles", "") or ""
-    if os.path.basename(__file__) not in {os.path.basename(p) for p in shipped.split(",") if p}:
-        spark.sparkContext.addPyFile(os.path.abspath(__file__))
-
-
 def count_and_sum(
     spark, uri: str, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
 ):
-    """What taxi_revenue.count_and_sum computes, one task per core.
+    """What taxi_revenue.count_and_sum computes, one task per core (this module must be importable
+    on the executors: mpc_job.ship_module).
 
     :param quoted: the examples to find (of :data:`EXAMPLES`); the others are None
-
     :return: (the row of counts, sums ``m0``.. as Decimals and examples; the number of schemas)
     :raises DataError: see :func:`plan`, and a task's error
     """
-    files, schemas = plan(uri, columns)
-    ship(spark)
-    slices = max(1, min(len(files), spark.sparkContext.defaultParallelism))
+    units, schemas = plan(uri, columns)
+    slices = max(1, min(len(units), spark.sparkContext.defaultParallelism))
     parts = (
-        spark.sparkContext.parallelize(files, slices)
+        spark.sparkContext.parallelize(units, slices)
         .mapPartitions(lambda it: task_counts(list(it), months, columns, participant, drop_negatives, quoted))
         .collect()
     )

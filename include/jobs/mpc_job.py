@@ -176,8 +176,17 @@ def session(app_name: str, oblivious: bool, conf: dict[str, str] | None = None):
     if not spark.sparkContext.getConf().contains("spark.log.level"):
         spark.sparkContext.setLogLevel("WARN")  # keep task logs readable unless the caller chose a level
     if oblivious:
-        oblivious_module().ship(spark)
+        ship_module(spark, oblivious_module())
     return spark
+
+
+def ship_module(spark, module) -> None:
+    """Make a helper module (mpc_oblivious, mpc_arrow) importable on the executors unless
+    spark-submit already ships it (``--py-files``), so that a job still runs alone."""
+    path = os.path.abspath(module.__file__)
+    shipped = spark.sparkContext.getConf().get("spark.submit.pyFiles", "") or ""
+    if os.path.basename(path) not in {os.path.basename(p) for p in shipped.split(",") if p}:
+        spark.sparkContext.addPyFile(path)
 
 
 def helper_module(name: str):

@@ -33,7 +33,7 @@ What it does not hide: the number of map tasks and their input sizes (the input 
 and anything to someone who reads the executors' memory.
 
 Runs inside a job that spark-submit starts: the job ships this file to the executors itself
-(:func:`ship`), so ``spark-submit include/jobs/taxi_revenue.py --oblivious ...`` works alone;
+(mpc_job.ship_module), so ``spark-submit include/jobs/taxi_revenue.py --oblivious ...`` works alone;
 a deployment may pass it with ``--py-files`` as well (the Airflow aggregate task does).
 """
 
@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from decimal import Decimal
 
@@ -67,13 +66,6 @@ def prf_partition(secret: bytes, key, reducers: int) -> int:
     """The reducer of ``key``: HMAC-SHA256(secret, key) mod ``reducers`` (key as its text)."""
     mac = hmac.new(secret, _LABEL + str(key).encode(), hashlib.sha256).digest()
     return int.from_bytes(mac, "big") % reducers
-
-
-def ship(spark) -> None:
-    """Make this module importable on the executors unless spark-submit already ships it."""
-    shipped = spark.sparkContext.getConf().get("spark.submit.pyFiles", "") or ""
-    if os.path.basename(__file__) not in {os.path.basename(p) for p in shipped.split(",") if p}:
-        spark.sparkContext.addPyFile(os.path.abspath(__file__))
 
 
 def hash_labels(spark, reducers: int) -> list[int]:

@@ -47,9 +47,9 @@ errors, and shuffle volumes that do not depend on the data. The job ships that m
 executors itself, so it still runs alone through spark-submit.
 
 ``--engine arrow`` (the spec's ``aggregation.engine``) leaves Spark only to hand each core's task
-its share of the files; the task reads them with pyarrow and counts and sums them with numpy
-(include/jobs/mpc_arrow.py): the same output and errors, several times less CPU per row than Spark
-SQL (docs/benchmarks.md), for a local input (a path or ``file://``) that every executor sees.
+its share of the files' row groups; the task reads them with pyarrow and counts and sums them with
+numpy (include/jobs/mpc_arrow.py): the same output and errors, several times less CPU per row than
+Spark SQL (docs/benchmarks.md), for a local input (a path or ``file://``) that every executor sees.
 
 Money is exact: an amount counts as its value cast to decimal(18,2), taken as integer cents (see
 :func:`exact_cents`: a double takes a floating-point shortcut only where it provably gives the
@@ -632,6 +632,7 @@ def aggregate(
     """
     if engine == "arrow":
         arrow = arrow_module()
+        mpc_job.ship_module(spark, arrow)
         quoted = tuple(kind for kind, (name, choice) in QUOTED_EXAMPLES.items() if policy[name] == choice)
         try:
             row, schemas = arrow.count_and_sum(

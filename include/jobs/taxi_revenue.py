@@ -48,8 +48,9 @@ executors itself, so it still runs alone through spark-submit.
 
 ``--engine arrow`` (the spec's ``aggregation.engine``) leaves Spark only to hand each core's task
 its share of the files' row groups; the task reads them with pyarrow and counts and sums them with
-numpy (include/jobs/mpc_arrow.py): the same output and errors, several times less CPU per row than
-Spark SQL (docs/benchmarks.md), for a local input (a path or ``file://``) that every executor sees.
+numpy (include/jobs/mpc_arrow.py): the same output, and the same errors but for the few that
+docs/spark.md lists, in several times less CPU per row than Spark SQL (docs/benchmarks.md), for a
+local input (a path or ``file://``) that every executor sees.
 
 Money is exact: an amount counts as its value cast to decimal(18,2), taken as integer cents (see
 :func:`exact_cents`: a double takes a floating-point shortcut only where it provably gives the
@@ -85,7 +86,9 @@ POLICY_CHOICES = {
     "null_amounts": ("drop", "fail"),
     "outside_period": ("ignore", "fail"),
 }
-ENGINES = ("spark", "arrow")  # who reads the rows: Spark SQL, or pyarrow in Spark's tasks (mpc_arrow.py)
+# Who reads the rows: Spark SQL, or pyarrow in Spark's tasks (mpc_arrow.py); the spec's choices
+# (mpc_federation.spec_aggregation.ENGINES: jobs run where the plugins are not).
+ENGINES = ("spark", "arrow")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

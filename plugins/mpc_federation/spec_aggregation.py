@@ -205,9 +205,9 @@ def check_oblivious(src: str, aggregation: dict) -> bool:
 def check_engine(src: str, aggregation: dict) -> str:
     """Validate ``aggregation.engine`` (default ``spark``).
 
-    ``arrow`` runs the job with ``--engine arrow``: Spark hands each core's task its files and the
-    task reads them with pyarrow (include/jobs/mpc_arrow.py; local files, docs/spark.md). It reads
-    no row through Spark's shuffle, so it does not combine with ``oblivious``.
+    ``arrow`` runs the job with ``--engine arrow``: Spark hands each core's task its share of the
+    files' row groups and the task reads them with pyarrow (include/jobs/mpc_arrow.py; local files,
+    docs/spark.md). It reads no row through Spark's shuffle, so it does not combine with ``oblivious``.
     """
     value = aggregation.get("engine", ENGINES[0])
     if value not in ENGINES:

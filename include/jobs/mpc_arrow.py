@@ -120,9 +120,8 @@ def java_text(value) -> str:
             return "NaN"
         if value in (float("inf"), float("-inf")):
             return "Infinity" if value > 0 else "-Infinity"
-        if value == 0 or 1e-3 <= abs(value) < 1e7:
-            text = repr(value)
-            return text if "e" not in text else format(Decimal(text), "f")
+        if value == 0 or 1e-3 <= abs(value) < 1e7:  # Python's repr is plain decimal text there too
+            return repr(value)
         digits = Decimal(repr(value)).normalize().as_tuple()
         mantissa = "".join(map(str, digits.digits))
         exponent = digits.exponent + len(mantissa) - 1
@@ -377,7 +376,7 @@ def file_counts(
     bounds = month_bounds(months, ttype) if when else None
     counts = np.zeros((k + 2) * CLASSES, dtype=np.int64)
     sums = [0] * k
-    examples: dict = {"outside": None, "not_number": None, "negative": None}
+    examples: dict = dict.fromkeys(EXAMPLES)
     wanted = [c for c in (rev, when, who) if c]
     groups = None if row_groups is None else [g for g in row_groups if g >= 0]
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=groups, columns=wanted, use_threads=False):
@@ -434,25 +433,21 @@ def _examples(examples: dict, quoted, batch, found: dict, classes, key, amounts:
     import numpy as np
 
     def least(kind: str, candidate) -> None:
-        if candidate is not None and (examples[kind] is None or candidate < examples[kind]):
-            examples[kind] = candidate
+        examples[kind] = _least(examples[kind], candidate)
 
     (rev, _), (when, ttype) = found["revenue"], found["time"]
     k = len(classes) - 2
     flagged = [sum(classes[:k, c].sum() for c in range(CLASSES) if c & bit) for bit in (FLAG_NOT_NUMBER, FLAG_NEGATIVE)]
-    number = amounts.known & ~amounts.null
     if "outside" in quoted and classes[k].sum():
         outside = key == k
         ticks = [t for t in _ticks(batch.column(when).filter(outside)).to_pylist() if t is not None] if when else []
         least("outside", time_text(min(ticks), ttype) if ticks else "null")
     if "not_number" in quoted and flagged[0]:
-        wrong = (key < k) & ~number
-        if found["revenue"][0] is not None:
-            values = batch.column(rev).filter(wrong & ~batch.column(rev).is_null().to_numpy(zero_copy_only=False))
-            least("not_number", min(java_text(v) for v in values.to_pylist()))
+        values = batch.column(rev).filter((key < k) & ~amounts.known & ~amounts.null)  # a value, not a number
+        least("not_number", min(java_text(v) for v in values.to_pylist()))
     if "negative" in quoted and flagged[1]:
         cents = amounts.exact()
-        least("negative", int(np.min(cents[(key < k) & number & (cents < 0)])))
+        least("negative", int(np.min(cents[(key < k) & amounts.known & (cents < 0)])))
 
 
 def task_counts(
@@ -478,15 +473,16 @@ def task_counts(
 
 def merge(a: dict, b: dict) -> dict:
     """Two counts added up (the examples: the least of each)."""
-
-    def least(x, y):
-        return y if x is None else x if y is None else min(x, y)
-
     return {
         "counts": [x + y for x, y in zip(a["counts"], b["counts"])],
         "sums": [x + y for x, y in zip(a["sums"], b["sums"])],
-        **{key: least(a[key], b[key]) for key in ("outside", "not_number", "negative")},
+        **{kind: _least(a[kind], b[kind]) for kind in EXAMPLES},
     }
+
+
+def _least(x, y):
+    """The smaller of two examples, either of which may be None (none found)."""
+    return y if x is None else x if y is None else min(x, y)
 
 
 # --- the driver: the tasks and their counts -------------------------------------------------------

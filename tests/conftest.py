@@ -119,15 +119,17 @@ def load_raw(folder: Path, raw: dict, name: str = "spec.yaml"):
     return load_spec(write_spec(folder, raw, name))
 
 
-def spark_submit(job: Path, args: list[str], cwd: Path, master: str = "local[2]") -> subprocess.Popen:
-    """``spark-submit --master <master> <job> <args>`` with the project's Python, started (see :func:`finish`)."""
+def spark_submit(job: Path, args: list[str], cwd: Path, master: str = "local[2]", conf=None) -> subprocess.Popen:
+    """``spark-submit --master <master> [--conf k=v ...] <job> <args>`` with the project's Python,
+    started (see :func:`finish`)."""
     env = dict(
         os.environ,
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PYSPARK_PYTHON=str(BIN / "python"),
         PYSPARK_DRIVER_PYTHON=str(BIN / "python"),
     )
-    cmd = [str(BIN / "spark-submit"), "--master", master, str(job), *args]
+    confs = [x for key, value in (conf or {}).items() for x in ("--conf", f"{key}={value}")]
+    cmd = [str(BIN / "spark-submit"), "--master", master, *confs, str(job), *args]
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -135,6 +137,17 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> subprocess.Completed
     """Wait for a process started with pipes; its exit code and output."""
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def upload_folder(server, folder: Path, bucket: str, prefix: str) -> str:
+    """Every file under ``folder`` to ``s3a://<bucket>/<prefix>/`` on the test S3 server (the
+    bucket made if needed); that URI."""
+    client = server.store_config(bucket).client()
+    if bucket not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket=bucket)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
+    return f"s3a://{bucket}/{prefix}"
 
 
 def write_trips(folder: Path, fares, months=("2024-01", "2024-02")) -> Path:

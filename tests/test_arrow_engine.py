@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import load_raw as load
-from conftest import party_settings, raw_template
+from conftest import party_settings, raw_template, upload_folder
 
 from mpc_federation.programs import import_file
 from mpc_federation.spec import SpecError
@@ -226,8 +226,90 @@ def test_the_files_of_a_dataset(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(arrow.DataError, match="no Parquet data found in"):
         arrow.list_files(str(tmp_path / "empty"))
-    with pytest.raises(arrow.DataError, match="reads local files .*not s3a://bucket/trips: use the spark engine"):
-        arrow.list_files("s3a://bucket/trips")
+    with pytest.raises(arrow.DataError, match="reads local files .* and s3:// or s3a://, not gs://b/t: use the spark"):
+        arrow.list_files("gs://b/t")
+
+
+def test_s3_options_from_hadoops_s3a_settings():
+    """The endpoint and credentials of Hadoop's s3a settings, per bucket where Hadoop has them, so
+    one spark-defaults.conf serves both engines."""
+    settings = {
+        "fs.s3a.endpoint": "http://127.0.0.1:9000/",
+        "fs.s3a.connection.ssl.enabled": "true",  # Hadoop's default; a scheme in the endpoint wins
+        "fs.s3a.access.key": "AK",
+        "fs.s3a.secret.key": "SK",
+        "fs.s3a.endpoint.region": "eu-west-1",
+        "fs.s3a.bucket.other.endpoint": "minio.internal:9000",
+        "fs.s3a.bucket.other.connection.ssl.enabled": "false",
+        "fs.s3a.bucket.other.session.token": "T",
+        "fs.s3a.path.style.access": "false",
+    }
+    common = {"access_key": "AK", "secret_key": "SK", "region": "eu-west-1"}
+    assert arrow.s3_options("trips", settings.get) == {
+        **common,
+        "endpoint_override": "127.0.0.1:9000",
+        "scheme": "http",
+    }
+    assert arrow.s3_options("other", settings.get) == {
+        **common,
+        "session_token": "T",
+        "endpoint_override": "minio.internal:9000",
+        "scheme": "http",
+    }
+    assert arrow.s3_options("b", {"fs.s3a.endpoint": "s3.eu-west-1.amazonaws.com", "fs.s3a.secret.key": " "}.get) == {
+        "endpoint_override": "s3.eu-west-1.amazonaws.com",
+        "scheme": "https",
+    }
+    assert arrow.s3_options("b", {}.get) == {}  # pyarrow's chain: AWS_* variables, ~/.aws, the instance's role
+    with pytest.raises(arrow.DataError, match=r"fs.s3a.access.key and fs.s3a.secret.key go together \(bucket b\)"):
+        arrow.s3_options("b", {"fs.s3a.access.key": "AK"}.get)
+    source = arrow.source_of("s3a://trips/year=2024/", settings.get)
+    assert (source.uri, source.root, source.s3["scheme"]) == ("s3a://trips/year=2024/", "trips/year=2024", "http")
+    assert arrow.source_of("s3://trips").root == "trips" and arrow.source_of(source) is source
+    assert arrow.source_of("file:///data/trips") == arrow.Source("file:///data/trips", "/data/trips")
+
+
+def test_a_dataset_on_s3(tmp_path, s3_server):
+    """The same files, row groups, schemas and counts from the S3 server as from the local disk;
+    a missing prefix, a missing bucket, a file that is not Parquet and a store that does not answer
+    are named in one line."""
+    data = tmp_path / "data"
+    rng = random.Random(11)
+    times = [datetime(2023, 12, 25) + timedelta(minutes=rng.randrange(0, 70 * 24 * 60)) for _ in range(5000)]
+    fares = [None if rng.random() < 0.05 else round(rng.uniform(-10, 90), 2) for _ in times]
+    big = data / "year=2024" / "big.parquet"
+    big.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"tpep_pickup_datetime": times, "fare_amount": fares}), big, row_group_size=1200)
+    trips(data / "a.parquet", fare=pa.array([7], pa.int32()))
+    trips(data / "_SUCCESS")
+    trips(data / "_temporary" / "c.parquet")
+    uri = upload_folder(s3_server, data, "arrow-engine", "trips")
+    source = arrow.source_of(uri, s3_server.s3a_settings().get)
+    names = ["arrow-engine/trips/a.parquet", "arrow-engine/trips/year=2024/big.parquet"]
+    assert arrow.list_files(source) == names
+    assert arrow.list_files(arrow.source_of(f"{uri}/a.parquet", s3_server.s3a_settings().get)) == names[:1]
+    months = ["2024-01", "2024-02"]
+    local_units, local_schemas = arrow.plan(str(data), COLUMNS)
+    units, schemas = arrow.plan(source, COLUMNS)
+    assert [(os.path.basename(f), g) for f, g in units] == [(os.path.basename(f), g) for f, g in local_units]
+    assert len(units) == 6 and schemas == local_schemas == 2
+    [remote] = arrow.task_counts(units, months, COLUMNS, None, False, arrow.EXAMPLES, source)
+    [local] = arrow.task_counts(local_units, months, COLUMNS, None, False)
+    assert remote == local and sum(remote["counts"]) == 5001
+
+    def refused(uri: str, message: str, settings=None) -> None:
+        with pytest.raises(arrow.DataError, match=message):
+            arrow.plan(arrow.source_of(uri, (settings or s3_server.s3a_settings()).get), COLUMNS)
+
+    refused(f"{uri}/nothing", r"^input path does not exist: s3a://arrow-engine/trips/nothing$")
+    refused("s3a://no-such-bucket/t", r"^input path does not exist: s3a://no-such-bucket/t \(no bucket no-such-")
+    bad = tmp_path / "bad"
+    trips(bad / "a.parquet")
+    (bad / "b.parquet").write_bytes(b"not parquet at all")
+    bad_uri = upload_folder(s3_server, bad, "arrow-engine", "bad")
+    refused(bad_uri, r"^cannot read the input s3a://arrow-engine/bad: b.parquet: ")
+    closed = {**s3_server.s3a_settings(), "fs.s3a.endpoint": "http://127.0.0.1:9"}
+    refused(uri, r"^cannot read the input s3a://arrow-engine/trips: .*(connect|Connection)", closed)
 
 
 def test_plan_counts_schemas_and_refuses_bad_ones(tmp_path):

@@ -1,8 +1,10 @@
 """End to end: four parties' DAGs run at once in real Airflow (``airflow dags test``), with real
 Spark, the real local S3 server and real MPyC processes; the regulator's HHI must equal the
 plaintext HHI over the pooled data, exactly. The federation reads its trips with the arrow engine
-(``aggregation.engine: arrow``: pyarrow in Spark's tasks); the other nights through Airflow
-(tests/test_ui_testbed.py, tests/test_celery_night.py, scripts/demo.sh) with Spark SQL."""
+(``aggregation.engine: arrow``: pyarrow in Spark's tasks), and one firm keeps its trips in S3
+(``[mpc] data_uri`` is an ``s3a://`` URI, its spark-defaults.conf has the s3a settings); the other
+nights through Airflow (tests/test_ui_testbed.py, tests/test_celery_night.py, scripts/demo.sh)
+with Spark SQL and local files."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from decimal import Decimal
 
 import demo
 import yaml
-from conftest import raw_template, small_parties
+from conftest import raw_template, small_parties, upload_folder
 from localnet import VENV_BIN, metadata, run_dags_test, xcom
 
 DATE = "2024-04-01"
@@ -52,8 +54,17 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     # (the default), company_b waits after its sensor only.
     waits = {"company_a": "True", "company_c": "near", "regulator": "near"}
 
+    # company_b's trips are in S3: its data_uri and its Spark's s3a settings say where.
+    in_s3 = {"AIRFLOW__MPC__DATA_URI": upload_folder(s3_server, data_dir / "company_b", "party-data", "company_b")}
+    conf_dir = tmp_path / "company_b-spark-conf"
+    conf_dir.mkdir()
+    settings = "".join(f"spark.hadoop.{key} {value}\n" for key, value in s3_server.s3a_settings().items())
+    (conf_dir / "spark-defaults.conf").write_text(settings)
+    in_s3["SPARK_CONF_DIR"] = str(conf_dir)
+
     def env_of(party):
-        return {**party.env(), "AIRFLOW__MPC__WAIT_IN_TASK": waits.get(party.id, "False")}
+        s3 = in_s3 if party.id == "company_b" else {}
+        return {**party.env(), **s3, "AIRFLOW__MPC__WAIT_IN_TASK": waits.get(party.id, "False")}
 
     codes = run_dags_test(parties, "taxi_hhi", DATE, timeout=900, env_of=env_of)
     logs = {p.id: (p.home / f"dags-test-{DATE}.log") for p in parties}
@@ -79,6 +90,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     assert spec.aggregation_engine == "arrow"
     for company in companies:  # the aggregate task ran the job with the arrow engine
         assert re.search(r"taxi_revenue\.py .*--engine arrow", logs[company].read_text())
+    assert "--input s3a://party-data/company_b/trips" in logs["company_b"].read_text()
     tasks = {
         p.id: {t for (t,) in metadata(p, "SELECT task_id FROM task_instance WHERE dag_id = 'taxi_hhi'")}
         for p in parties

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import finish, spark_submit, write_trips
+from conftest import finish, spark_submit, upload_folder, write_trips
 
 from mpc_federation.programs import import_file
 
@@ -49,10 +49,11 @@ MONTHS_H = ["2024-01", "2024-02"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, s3_server):
     """3 companies x 1000 trips with every defect, and an HVFHV dataset of three licensees: the job
-    for companies a and c and for licensee HV0005, and for HV0005 again with ``--engine arrow``,
-    concurrently."""
+    for companies a and c and for licensee HV0005, and for HV0005 again with ``--engine arrow``, from
+    the local files and from the S3 server (``s3a://``, the endpoint and keys as Hadoop's s3a
+    settings), concurrently."""
     root = tmp_path_factory.mktemp("taxi")
     taxi.generate(
         root / "data", ["a", "b", "c"], 3000, seed=42, start="2024-01", end="2024-03", rows_per_file=350, defects=True
@@ -81,15 +82,17 @@ def runs(tmp_path_factory):
             ],
         ),
     }
-    plans["h_arrow"] = (*plans["h"][:2], [*plans["h"][2], "--engine", "arrow"])
+    plans["h_arrow"] = plans["h_s3"] = (*plans["h"][:2], [*plans["h"][2], "--engine", "arrow"])
     inputs = {"a": root / "data" / "a" / "trips", "c": root / "data" / "c" / "trips", "h": root / "data" / "fhvhv"}
     inputs["h_arrow"] = inputs["h"]
+    remote = upload_folder(s3_server, inputs["h"], "taxi-job", "fhvhv")
+    conf = {"h_s3": {f"spark.hadoop.{key}": value for key, value in s3_server.s3a_settings().items()}}
     procs = {
         c: spark_submit(
             JOB,
             [
                 "--input",
-                str(inputs[c]),
+                remote if c == "h_s3" else str(inputs[c]),
                 "--output",
                 str(out / f"{c}.json"),
                 "--party",
@@ -99,6 +102,7 @@ def runs(tmp_path_factory):
                 *extra,
             ],
             cwd=root,
+            conf=conf.get(c),
         )
         for c, (party, months, extra) in plans.items()
     }
@@ -110,7 +114,7 @@ def runs(tmp_path_factory):
         "out": out,
         "done": done,
         "docs": {c: json.loads((out / f"{c}.json").read_text()) for c in plans},
-        "tables": {c: pq.read_table(inputs[c]) for c in plans},
+        "tables": {c: pq.read_table(inputs[c]) for c in inputs},
         "months": {c: months for c, (_, months, _) in plans.items()},
     }
 
@@ -151,6 +155,14 @@ def test_the_arrow_engine_writes_the_same_output(runs):
     assert job.stats_line(arrow_doc["stats"]) in runs["done"]["h_arrow"].stdout
 
 
+def test_the_arrow_engine_reads_s3(runs):
+    """The same dataset read from the S3 server through pyarrow's S3 client, with the endpoint and
+    keys Spark's s3a settings give: the same output, to the byte."""
+    local, remote = ((runs["out"] / f"{c}.json").read_text() for c in ("h_arrow", "h_s3"))
+    assert remote == local and json.loads(remote)["stats"]["rows_read"] == 3000
+    assert "s3a://taxi-job/fhvhv" in runs["done"]["h_s3"].args  # Spark itself has no s3a file system here
+
+
 def test_output_format_and_local_stats(runs):
     a, c = runs["docs"]["a"], runs["docs"]["c"]
     assert a["format"] == c["format"] == "mpc-aggregate/1"
@@ -184,7 +196,7 @@ def test_months_outside_and_empty(runs):
 
 def test_output_replaced_atomically(runs):
     # no temp files left
-    assert sorted(p.name for p in runs["out"].iterdir()) == ["a.json", "c.json", "h.json", "h_arrow.json"]
+    assert sorted(p.name for p in runs["out"].iterdir()) == ["a.json", "c.json", "h.json", "h_arrow.json", "h_s3.json"]
     assert runs["done"]["a"].stdout.count("taxi_revenue: wrote") == 1
     assert PREFIX not in runs["done"]["a"].stdout + runs["done"]["a"].stderr
 

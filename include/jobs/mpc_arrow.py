@@ -20,12 +20,15 @@ The counts, sums and messages are those of include/jobs/taxi_revenue.py's Spark 
   the files of one dataset may disagree on types. A file without a column that other files have
   reads as nulls there (a null amount is dropped and counted, a null time is outside the period).
 
-Local files only (a path or ``file://``, seen by every executor): other URIs take the Spark engine.
+Files are local (a path or ``file://``, seen by every executor) or on S3 (``s3://``, ``s3a://``:
+pyarrow's S3 client, with the endpoint and credentials of Hadoop's s3a settings, :func:`s3_options`);
+other URIs take the Spark engine.
 It reads no rows through Spark, so it does not combine with ``--oblivious`` (docs/oblivious.md).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -51,27 +54,126 @@ class DataError(ValueError):
 # --- the files ------------------------------------------------------------------------------------
 
 
-def list_files(uri: str) -> list[str]:
-    """The dataset's files, sorted: ``uri`` itself if it is a file, else every file under it whose
+S3_SCHEMES = ("s3", "s3a")  # read with pyarrow's S3 client, configured from the s3a settings
+_S3A_OPTIONS = {  # Hadoop's s3a setting (after fs.s3a.) -> pyarrow's S3FileSystem option
+    "access.key": "access_key",
+    "secret.key": "secret_key",
+    "session.token": "session_token",
+    "endpoint.region": "region",
+}
+
+
+class Source(NamedTuple):
+    """Where a dataset's files are, as the driver hands it to the tasks (plain values only).
+
+    :param uri: the input as the job was given it (for messages)
+    :param root: its path in its file system: an absolute local path, or ``bucket/key``
+    :param s3: pyarrow's ``S3FileSystem`` options for an ``s3://`` or ``s3a://`` input, else None
+    """
+
+    uri: str
+    root: str
+    s3: dict | None = None
+
+    def filesystem(self):
+        import pyarrow.fs as pafs
+
+        return pafs.LocalFileSystem() if self.s3 is None else _s3_client(tuple(sorted(self.s3.items())))
+
+
+@functools.lru_cache(maxsize=4)
+def _s3_client(options: tuple):
+    """One S3 client per process and options: a task reads all its row groups through it."""
+    import pyarrow.fs as pafs
+
+    return pafs.S3FileSystem(**dict(options))
+
+
+def source_of(uri, setting=lambda name: None) -> Source:
+    """The input's :class:`Source` (a :class:`Source` stays as it is).
+
+    :param uri: a path, ``file://``, ``s3://`` or ``s3a://`` URI
+    :param setting: the Hadoop configuration's value of a setting, or None; the driver passes its
+        Spark's, so the s3a settings of ``spark-defaults.conf``, ``--conf spark.hadoop.fs.s3a.*``
+        and core-site.xml serve both engines (:func:`s3_options`)
+    :raises DataError: any other scheme
+    """
+    if isinstance(uri, Source):
+        return uri
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a path (or a Windows drive)
+        return Source(uri, os.path.abspath(parsed.path if parsed.scheme == "file" else uri))
+    if parsed.scheme in S3_SCHEMES and parsed.netloc:
+        root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+        return Source(uri, root, s3_options(parsed.netloc, setting))
+    raise DataError(
+        f"the arrow engine reads local files (a path or file://) and s3:// or s3a://, not {uri}: use the spark engine"
+    )
+
+
+def s3_options(bucket: str, setting) -> dict:
+    """pyarrow's S3 client options from Hadoop's s3a settings: ``fs.s3a.endpoint`` (with
+    ``fs.s3a.connection.ssl.enabled`` when it names no scheme), ``fs.s3a.access.key``,
+    ``secret.key``, ``session.token`` and ``endpoint.region``, each overridden for the bucket by
+    ``fs.s3a.bucket.<bucket>.*`` as in Hadoop. Without keys, pyarrow's own chain finds the
+    credentials (the AWS_* environment variables, ~/.aws, the instance's role), as Hadoop's does.
+
+    :raises DataError: an access key without its secret key or the reverse
+    """
+
+    def get(name: str) -> str | None:
+        for key in (f"fs.s3a.bucket.{bucket}.{name}", f"fs.s3a.{name}"):
+            value = (setting(key) or "").strip()
+            if value:
+                return value
+        return None
+
+    options = {option: value for name, option in _S3A_OPTIONS.items() if (value := get(name))}
+    endpoint = get("endpoint")
+    if endpoint:
+        scheme, _, host = endpoint.rpartition("://")
+        secure = (get("connection.ssl.enabled") or "true").lower() != "false"
+        options.update(endpoint_override=host.rstrip("/"), scheme=scheme or ("https" if secure else "http"))
+    if ("access_key" in options) != ("secret_key" in options):
+        raise DataError(f"fs.s3a.access.key and fs.s3a.secret.key go together (bucket {bucket}): one is not set")
+    return options
+
+
+def list_files(source) -> list[str]:
+    """The dataset's files, sorted: the input itself if it is a file, else every file under it whose
     name (and folder) does not start with ``_`` or ``.`` (Spark's rule for hidden files).
 
-    :raises DataError: a URI that is not local, a missing path, or no file at all
+    :param source: a :class:`Source`, or an input URI (see :func:`source_of`)
+    :raises DataError: an input the engine does not read, a missing path, no file at all, or a
+        storage error (its first line)
     """
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file") and len(parsed.scheme) != 1:
-        raise DataError(f"the arrow engine reads local files (a path or file://), not {uri}: use the spark engine")
-    path = parsed.path if parsed.scheme == "file" else uri
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise DataError(f"input path does not exist: {uri}")
-    files = []
-    for folder, subfolders, names in os.walk(path):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith(("_", ".")))
-        files += [os.path.join(folder, n) for n in names if not n.startswith(("_", "."))]
+    import pyarrow.fs as pafs
+
+    source = source_of(source)
+    fs = source.filesystem()
+    try:
+        kind = fs.get_file_info(source.root).type
+        if kind == pafs.FileType.File:
+            return [source.root]
+        if kind != pafs.FileType.Directory:
+            bucket = source.root.split("/")[0]
+            no_bucket = source.s3 is not None and fs.get_file_info(bucket).type == pafs.FileType.NotFound
+            raise DataError(f"input path does not exist: {source.uri}{f' (no bucket {bucket})' if no_bucket else ''}")
+        found = fs.get_file_info(pafs.FileSelector(source.root, recursive=True))
+    except OSError as e:  # no such bucket, access denied, no answer: the store's own reason
+        raise DataError(f"cannot read the input {source.uri}: {_first_line(e)}") from None
+    files = sorted(f.path for f in found if f.type == pafs.FileType.File and not _hidden(f.path, source.root))
     if not files:
-        raise DataError(f"no Parquet data found in {uri}")
-    return sorted(files)
+        raise DataError(f"no Parquet data found in {source.uri}")
+    return files
+
+
+def _hidden(path: str, root: str) -> bool:
+    return any(part.startswith(("_", ".")) for part in path[len(root) :].split("/") if part)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _resolve(names: list[str], wanted: str) -> str | None:
@@ -306,28 +408,28 @@ def time_text(tick: int, kind) -> str:
 # --- the driver: the files' schemas ---------------------------------------------------------------
 
 
-def plan(uri: str, columns: dict) -> tuple[list[tuple[str, int]], int]:
+def plan(source, columns: dict) -> tuple[list[tuple[str, int]], int]:
     """The dataset's row groups, (file, index) in order, and the number of distinct schemas among
     its files, every schema checked. A row group is the unit of work, so that one large file is
     read by every core.
 
-    :param uri: the input (see :func:`list_files`)
+    :param source: the input (see :func:`list_files`)
     :param columns: {'revenue': name, 'time': name, 'participant': name or None}
     :raises DataError: an unreadable file, names that differ only by case, a column of the wrong
         type, or a column no file has
     """
     import pyarrow.parquet as pq
 
+    source = source_of(source)
     schemas, names, found = set(), {}, dict.fromkeys(columns, False)
     units = []
-    for path in list_files(uri):
+    for path in list_files(source):
         name = os.path.basename(path)
         try:
-            metadata = pq.read_metadata(path)
+            metadata = pq.read_metadata(path, filesystem=source.filesystem())
             schema = metadata.schema.to_arrow_schema()
         except Exception as e:  # noqa: BLE001 - not Parquet, truncated, unreadable: name the file
-            reason = (str(e).splitlines() or [type(e).__name__])[0]
-            raise DataError(f"cannot read the input {uri}: {name}: {reason}") from None
+            raise DataError(f"cannot read the input {source.uri}: {name}: {_first_line(e)}") from None
         units += [(path, group) for group in range(metadata.num_row_groups)] or [(path, -1)]  # -1: no row group
         schemas.add(schema.to_string(show_schema_metadata=False))
         names.update(dict.fromkeys(schema.names))
@@ -350,10 +452,14 @@ def file_counts(
     drop_negatives: bool,
     quoted=EXAMPLES,
     row_groups: list[int] | None = None,
+    source: Source | None = None,
 ) -> dict:
     """One file's counts (or its ``row_groups``' only): rows per (key, class), cents per month, and
     the examples in ``quoted`` (those the policy's messages may quote; looking for them costs a pass
     or more per batch).
+
+    :param source: the dataset the file is in (None: a local file); S3 reads the row groups' columns
+        with coalesced requests (pyarrow's ``pre_buffer``)
 
     Keys: the declared months (0..K-1), K for this party's rows outside them, K+1 for other
     licensees' rows; a row's class: its flags (null amount, not a number, negative, used) when it is
@@ -368,7 +474,8 @@ def file_counts(
     import pyarrow.parquet as pq
 
     k = len(months)
-    parquet = pq.ParquetFile(path)
+    remote = source is not None and source.s3 is not None
+    parquet = pq.ParquetFile(path, filesystem=source.filesystem() if source else None, pre_buffer=remote)
     found = _columns_of(parquet.schema_arrow, columns, f" in {os.path.basename(path)}")
     (rev, _), (when, ttype), (who, _) = found["revenue"], found["time"], found.get("participant", (None, None))
     if when and pa.types.is_null(ttype):
@@ -451,22 +558,27 @@ def _examples(examples: dict, quoted, batch, found: dict, classes, key, amounts:
 
 
 def task_counts(
-    files, months: list[str], columns: dict, participant: str | None, drop_negatives: bool, quoted=EXAMPLES
+    files,
+    months: list[str],
+    columns: dict,
+    participant: str | None,
+    drop_negatives: bool,
+    quoted=EXAMPLES,
+    source: Source | None = None,
 ) -> list:
     """One Spark task: the counts of its row groups added up (``files``: (file, row group) pairs, as
-    :func:`plan` gives them), or the first file's error as text."""
+    :func:`plan` gives them, in ``source``), or the first file's error as text."""
     by_file: dict[str, list[int]] = {}
     for path, group in files:
         by_file.setdefault(path, []).append(group)
     total: dict | None = None
     for path, groups in by_file.items():
         try:
-            part = file_counts(path, months, columns, participant, drop_negatives, quoted, groups)
+            part = file_counts(path, months, columns, participant, drop_negatives, quoted, groups, source)
         except DataError as e:
             return [{"error": str(e)}]
         except Exception as e:  # noqa: BLE001 - a file that changed or broke since the driver read it
-            reason = (str(e).splitlines() or [type(e).__name__])[0]
-            return [{"error": f"cannot read {os.path.basename(path)}: {reason}"}]
+            return [{"error": f"cannot read {os.path.basename(path)}: {_first_line(e)}"}]
         total = part if total is None else merge(total, part)
     return [] if total is None else [total]
 
@@ -498,11 +610,12 @@ def count_and_sum(
     :return: (the row of counts, sums ``m0``.. as Decimals and examples; the number of schemas)
     :raises DataError: see :func:`plan`, and a task's error
     """
-    units, schemas = plan(uri, columns)
+    source = source_of(uri, spark.sparkContext._jsc.hadoopConfiguration().get)
+    units, schemas = plan(source, columns)
     slices = max(1, min(len(units), spark.sparkContext.defaultParallelism))
     parts = (
         spark.sparkContext.parallelize(units, slices)
-        .mapPartitions(lambda it: task_counts(list(it), months, columns, participant, drop_negatives, quoted))
+        .mapPartitions(lambda it: task_counts(list(it), months, columns, participant, drop_negatives, quoted, source))
         .collect()
     )
     for part in parts:

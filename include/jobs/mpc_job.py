@@ -85,7 +85,7 @@ def add_common_arguments(parser, engines: tuple[str, ...] = ("spark",)) -> None:
         "--engine",
         choices=engines,
         default=engines[0],
-        help="who reads the rows: spark (Spark SQL) or arrow (pyarrow in Spark's tasks, local files)",
+        help="who reads the rows: spark (Spark SQL) or arrow (pyarrow in Spark's tasks; local files and S3)",
     )
 
 

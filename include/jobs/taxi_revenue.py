@@ -50,7 +50,8 @@ executors itself, so it still runs alone through spark-submit.
 its share of the files' row groups; the task reads them with pyarrow and counts and sums them with
 numpy (include/jobs/mpc_arrow.py): the same output, and the same errors but for the few that
 docs/spark.md lists, in several times less CPU per row than Spark SQL (docs/benchmarks.md), for a
-local input (a path or ``file://``) that every executor sees.
+local input (a path or ``file://``) that every executor sees or one on S3 (``s3://``, ``s3a://``, read
+with the endpoint and keys of Hadoop's s3a settings).
 
 Money is exact: an amount counts as its value cast to decimal(18,2), taken as integer cents (see
 :func:`exact_cents`: a double takes a floating-point shortcut only where it provably gives the
@@ -628,7 +629,7 @@ def aggregate(
     """Read the dataset at ``path`` and aggregate it: what the job computes, without its output.
 
     :param engine: ``spark`` (:func:`read_trips`, :func:`revenue_by_month`) or ``arrow``
-        (include/jobs/mpc_arrow.py: pyarrow in Spark's tasks, local files)
+        (include/jobs/mpc_arrow.py: pyarrow in Spark's tasks; local files and S3)
     :param oblivious: through the oblivious shuffle (the spark engine only)
     :return: see :func:`revenue_by_month`, with ``stats.schemas`` (the distinct schemas read)
     :raises InputError: bad input, or where the policy or the range check says stop

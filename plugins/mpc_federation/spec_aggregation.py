@@ -206,8 +206,8 @@ def check_engine(src: str, aggregation: dict) -> str:
     """Validate ``aggregation.engine`` (default ``spark``).
 
     ``arrow`` runs the job with ``--engine arrow``: Spark hands each core's task its share of the
-    files' row groups and the task reads them with pyarrow (include/jobs/mpc_arrow.py; local files,
-    docs/spark.md). It reads no row through Spark's shuffle, so it does not combine with ``oblivious``.
+    files' row groups and the task reads them with pyarrow (include/jobs/mpc_arrow.py; local files
+    and S3, docs/spark.md). It reads no row through Spark's shuffle, so it does not combine with ``oblivious``.
     """
     value = aggregation.get("engine", ENGINES[0])
     if value not in ENGINES:

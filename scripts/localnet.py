@@ -136,7 +136,8 @@ class S3Server:
     def s3a_settings(self) -> dict:
         """The same server as Hadoop's s3a settings (what a party puts in spark-defaults.conf, with
         ``spark.hadoop.`` before each name): the taxi job's arrow engine reads ``s3a://`` with them."""
-        return {"fs.s3a.endpoint": self.url, "fs.s3a.access.key": "testing", "fs.s3a.secret.key": "testing"}
+        keys = {"fs.s3a.access.key": "testing", "fs.s3a.secret.key": "testing"}
+        return {"fs.s3a.endpoint": self.url, "fs.s3a.path.style.access": "true", **keys}
 
     def store_config(self, bucket: str):
         """The same store from plain values (tests and benchmarks without Airflow)."""

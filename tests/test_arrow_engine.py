@@ -242,25 +242,31 @@ def test_s3_options_from_hadoops_s3a_settings():
         "fs.s3a.bucket.other.endpoint": "minio.internal:9000",
         "fs.s3a.bucket.other.connection.ssl.enabled": "false",
         "fs.s3a.bucket.other.session.token": "T",
-        "fs.s3a.path.style.access": "false",
+        "fs.s3a.bucket.other.path.style.access": "true",  # MinIO's choice
+        "fs.s3a.path.style.access": "false",  # Hadoop's default: buckets by host name
     }
     common = {"access_key": "AK", "secret_key": "SK", "region": "eu-west-1"}
     assert arrow.s3_options("trips", settings.get) == {
         **common,
         "endpoint_override": "127.0.0.1:9000",
         "scheme": "http",
+        "force_virtual_addressing": True,
     }
     assert arrow.s3_options("other", settings.get) == {
         **common,
         "session_token": "T",
         "endpoint_override": "minio.internal:9000",
         "scheme": "http",
+        "force_virtual_addressing": False,
     }
     assert arrow.s3_options("b", {"fs.s3a.endpoint": "s3.eu-west-1.amazonaws.com", "fs.s3a.secret.key": " "}.get) == {
         "endpoint_override": "s3.eu-west-1.amazonaws.com",
         "scheme": "https",
+        "force_virtual_addressing": True,
     }
     assert arrow.s3_options("b", {}.get) == {}  # pyarrow's chain: AWS_* variables, ~/.aws, the instance's role
+    public = "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider"
+    assert arrow.s3_options("b", {"fs.s3a.aws.credentials.provider": public}.get) == {"anonymous": True}
     with pytest.raises(arrow.DataError, match=r"fs.s3a.access.key and fs.s3a.secret.key go together \(bucket b\)"):
         arrow.s3_options("b", {"fs.s3a.access.key": "AK"}.get)
     source = arrow.source_of("s3a://trips/year=2024/", settings.get)

@@ -113,10 +113,12 @@ def source_of(uri, setting=lambda name: None) -> Source:
 
 def s3_options(bucket: str, setting) -> dict:
     """pyarrow's S3 client options from Hadoop's s3a settings: ``fs.s3a.endpoint`` (with
-    ``fs.s3a.connection.ssl.enabled`` when it names no scheme), ``fs.s3a.access.key``,
-    ``secret.key``, ``session.token`` and ``endpoint.region``, each overridden for the bucket by
-    ``fs.s3a.bucket.<bucket>.*`` as in Hadoop. Without keys, pyarrow's own chain finds the
-    credentials (the AWS_* environment variables, ~/.aws, the instance's role), as Hadoop's does.
+    ``fs.s3a.connection.ssl.enabled`` when it names no scheme, and ``path.style.access``: buckets
+    addressed by host name unless it is true, as in Hadoop), ``fs.s3a.access.key``, ``secret.key``,
+    ``session.token``, ``endpoint.region``, and the anonymous credentials provider, each overridden
+    for the bucket by ``fs.s3a.bucket.<bucket>.*`` as in Hadoop. Without keys, pyarrow's own chain
+    finds the credentials (the AWS_* environment variables, ~/.aws, the instance's role), as
+    Hadoop's does.
 
     :raises DataError: an access key without its secret key or the reverse
     """
@@ -128,12 +130,15 @@ def s3_options(bucket: str, setting) -> dict:
                 return value
         return None
 
-    options = {option: value for name, option in _S3A_OPTIONS.items() if (value := get(name))}
+    options: dict = {option: value for name, option in _S3A_OPTIONS.items() if (value := get(name))}
     endpoint = get("endpoint")
     if endpoint:
         scheme, _, host = endpoint.rpartition("://")
         secure = (get("connection.ssl.enabled") or "true").lower() != "false"
         options.update(endpoint_override=host.rstrip("/"), scheme=scheme or ("https" if secure else "http"))
+        options["force_virtual_addressing"] = (get("path.style.access") or "false").lower() != "true"
+    if "AnonymousAWSCredentialsProvider" in (get("aws.credentials.provider") or ""):
+        options["anonymous"] = True  # a public bucket, read without signing
     if ("access_key" in options) != ("secret_key" in options):
         raise DataError(f"fs.s3a.access.key and fs.s3a.secret.key go together (bucket {bucket}): one is not set")
     return options

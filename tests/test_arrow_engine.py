@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import localnet
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -245,7 +246,7 @@ def test_s3_options_from_hadoops_s3a_settings():
         "fs.s3a.bucket.other.path.style.access": "true",  # MinIO's choice
         "fs.s3a.path.style.access": "false",  # Hadoop's default: buckets by host name
     }
-    common = {"access_key": "AK", "secret_key": "SK", "region": "eu-west-1"}
+    common = {"access_key": "AK", "secret_key": "SK", "region": "eu-west-1", "checksum_validation": "when_required"}
     assert arrow.s3_options("trips", settings.get) == {
         **common,
         "endpoint_override": "127.0.0.1:9000",
@@ -259,14 +260,21 @@ def test_s3_options_from_hadoops_s3a_settings():
         "scheme": "http",
         "force_virtual_addressing": False,
     }
-    assert arrow.s3_options("b", {"fs.s3a.endpoint": "s3.eu-west-1.amazonaws.com", "fs.s3a.secret.key": " "}.get) == {
+    on_aws = {
+        "fs.s3a.endpoint": "s3.eu-west-1.amazonaws.com",
+        "fs.s3a.secret.key": " ",  # blank: not set
+        "fs.s3a.checksum.validation": "true",
+    }
+    assert arrow.s3_options("b", on_aws.get) == {
+        "checksum_validation": "when_supported",
         "endpoint_override": "s3.eu-west-1.amazonaws.com",
         "scheme": "https",
         "force_virtual_addressing": True,
     }
-    assert arrow.s3_options("b", {}.get) == {}  # pyarrow's chain: AWS_* variables, ~/.aws, the instance's role
+    default = {"checksum_validation": "when_required"}  # pyarrow's chain: AWS_* variables, ~/.aws, the instance's role
+    assert arrow.s3_options("b", {}.get) == default
     public = "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider"
-    assert arrow.s3_options("b", {"fs.s3a.aws.credentials.provider": public}.get) == {"anonymous": True}
+    assert arrow.s3_options("b", {"fs.s3a.aws.credentials.provider": public}.get) == {**default, "anonymous": True}
     with pytest.raises(arrow.DataError, match=r"fs.s3a.access.key and fs.s3a.secret.key go together \(bucket b\)"):
         arrow.s3_options("b", {"fs.s3a.access.key": "AK"}.get)
     source = arrow.source_of("s3a://trips/year=2024/", settings.get)
@@ -275,10 +283,18 @@ def test_s3_options_from_hadoops_s3a_settings():
     assert arrow.source_of("file:///data/trips") == arrow.Source("file:///data/trips", "/data/trips")
 
 
-def test_a_dataset_on_s3(tmp_path, s3_server):
+@pytest.fixture(scope="module", params=["moto", "rclone"])
+def store(request, tmp_path_factory):
+    """Each of the two S3 servers of the tests (rclone's checks the keys; moto takes any)."""
+    server = localnet.S3Server(tmp_path_factory.mktemp(request.param), kind=request.param).start()
+    yield server
+    server.stop()
+
+
+def test_a_dataset_on_s3(tmp_path, store):
     """The same files, row groups, schemas and counts from the S3 server as from the local disk;
-    a missing prefix, a missing bucket, a file that is not Parquet and a store that does not answer
-    are named in one line."""
+    a missing prefix, a missing bucket, a file that is not Parquet, wrong keys and a store that does
+    not answer are named in one line."""
     data = tmp_path / "data"
     rng = random.Random(11)
     times = [datetime(2023, 12, 25) + timedelta(minutes=rng.randrange(0, 70 * 24 * 60)) for _ in range(5000)]
@@ -289,11 +305,11 @@ def test_a_dataset_on_s3(tmp_path, s3_server):
     trips(data / "a.parquet", fare=pa.array([7], pa.int32()))
     trips(data / "_SUCCESS")
     trips(data / "_temporary" / "c.parquet")
-    uri = upload_folder(s3_server, data, "arrow-engine", "trips")
-    source = arrow.source_of(uri, s3_server.s3a_settings().get)
+    uri = upload_folder(store, data, "arrow-engine", "trips")
+    source = arrow.source_of(uri, store.s3a_settings().get)
     names = ["arrow-engine/trips/a.parquet", "arrow-engine/trips/year=2024/big.parquet"]
     assert arrow.list_files(source) == names
-    assert arrow.list_files(arrow.source_of(f"{uri}/a.parquet", s3_server.s3a_settings().get)) == names[:1]
+    assert arrow.list_files(arrow.source_of(f"{uri}/a.parquet", store.s3a_settings().get)) == names[:1]
     months = ["2024-01", "2024-02"]
     local_units, local_schemas = arrow.plan(str(data), COLUMNS)
     units, schemas = arrow.plan(source, COLUMNS)
@@ -305,16 +321,22 @@ def test_a_dataset_on_s3(tmp_path, s3_server):
 
     def refused(uri: str, message: str, settings=None) -> None:
         with pytest.raises(arrow.DataError, match=message):
-            arrow.plan(arrow.source_of(uri, (settings or s3_server.s3a_settings()).get), COLUMNS)
+            arrow.plan(arrow.source_of(uri, (settings or store.s3a_settings()).get), COLUMNS)
 
     refused(f"{uri}/nothing", r"^input path does not exist: s3a://arrow-engine/trips/nothing$")
     refused("s3a://no-such-bucket/t", r"^input path does not exist: s3a://no-such-bucket/t \(no bucket no-such-")
     bad = tmp_path / "bad"
     trips(bad / "a.parquet")
     (bad / "b.parquet").write_bytes(b"not parquet at all")
-    bad_uri = upload_folder(s3_server, bad, "arrow-engine", "bad")
+    bad_uri = upload_folder(store, bad, "arrow-engine", "bad")
     refused(bad_uri, r"^cannot read the input s3a://arrow-engine/bad: b.parquet: ")
-    closed = {**s3_server.s3a_settings(), "fs.s3a.endpoint": "http://127.0.0.1:9"}
+    if store.kind == "rclone":
+        wrong = {**store.s3a_settings(), "fs.s3a.secret.key": "not the key"}
+        refused(uri, r"^cannot read the input s3a://arrow-engine/trips: .*ACCESS_DENIED", wrong)
+        # rclone sends the whole object's checksum with a range of it: refused only when asked for
+        checked = {**store.s3a_settings(), "fs.s3a.checksum.validation": "true"}
+        refused(uri, r"^cannot read the input s3a://arrow-engine/trips: big.parquet: .*checksums mismatch", checked)
+    closed = {**store.s3a_settings(), "fs.s3a.endpoint": "http://127.0.0.1:9"}
     refused(uri, r"^cannot read the input s3a://arrow-engine/trips: .*(connect|Connection)", closed)
 
 

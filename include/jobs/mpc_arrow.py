@@ -55,6 +55,8 @@ class DataError(ValueError):
 
 
 S3_SCHEMES = ("s3", "s3a")  # read with pyarrow's S3 client, configured from the s3a settings
+CHECKSUMS = "AWS_RESPONSE_CHECKSUM_VALIDATION"  # the AWS SDK reads it when it makes a client
+_CHECKSUMS_SET_BY_USER = CHECKSUMS in os.environ
 _S3A_OPTIONS = {  # Hadoop's s3a setting (after fs.s3a.) -> pyarrow's S3FileSystem option
     "access.key": "access_key",
     "secret.key": "secret_key",
@@ -83,10 +85,16 @@ class Source(NamedTuple):
 
 @functools.lru_cache(maxsize=4)
 def _s3_client(options: tuple):
-    """One S3 client per process and options: a task reads all its row groups through it."""
+    """One S3 client per process and options: a task reads all its row groups through it. The
+    response checksums are validated as ``fs.s3a.checksum.validation`` says (unless the process's
+    environment says otherwise)."""
     import pyarrow.fs as pafs
 
-    return pafs.S3FileSystem(**dict(options))
+    kwargs = dict(options)
+    validation = kwargs.pop("checksum_validation")
+    if not _CHECKSUMS_SET_BY_USER:
+        os.environ[CHECKSUMS] = validation
+    return pafs.S3FileSystem(**kwargs)
 
 
 def source_of(uri, setting=lambda name: None) -> Source:
@@ -115,10 +123,13 @@ def s3_options(bucket: str, setting) -> dict:
     """pyarrow's S3 client options from Hadoop's s3a settings: ``fs.s3a.endpoint`` (with
     ``fs.s3a.connection.ssl.enabled`` when it names no scheme, and ``path.style.access``: buckets
     addressed by host name unless it is true, as in Hadoop), ``fs.s3a.access.key``, ``secret.key``,
-    ``session.token``, ``endpoint.region``, and the anonymous credentials provider, each overridden
-    for the bucket by ``fs.s3a.bucket.<bucket>.*`` as in Hadoop. Without keys, pyarrow's own chain
-    finds the credentials (the AWS_* environment variables, ~/.aws, the instance's role), as
-    Hadoop's does.
+    ``session.token``, ``endpoint.region``, ``checksum.validation`` (false by default, as in Hadoop
+    3.4: a ranged read is not checked against a checksum of the whole object, which some
+    S3-compatible stores send) and the anonymous credentials provider, each overridden for the
+    bucket by ``fs.s3a.bucket.<bucket>.*`` as in Hadoop. Without keys, pyarrow's own chain finds
+    the credentials (the AWS_* environment variables, ~/.aws, the instance's role), as Hadoop's does.
+
+    :return: pyarrow's options, and ``checksum_validation`` (the AWS SDK's setting of that name)
 
     :raises DataError: an access key without its secret key or the reverse
     """
@@ -131,6 +142,8 @@ def s3_options(bucket: str, setting) -> dict:
         return None
 
     options: dict = {option: value for name, option in _S3A_OPTIONS.items() if (value := get(name))}
+    validate = (get("checksum.validation") or "false").lower() == "true"  # Hadoop's default: false
+    options["checksum_validation"] = "when_supported" if validate else "when_required"
     endpoint = get("endpoint")
     if endpoint:
         scheme, _, host = endpoint.rpartition("://")

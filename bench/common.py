@@ -125,8 +125,11 @@ class SparkRun:
     output: str
 
 
-def spark_submit(application: Path, args: list[str], master: str, log_file: Path | None = None) -> SparkRun:
-    """spark-submit as the DAG's SparkSubmitOperator does it (same conf), timed from the outside."""
+def spark_submit(
+    application: Path, args: list[str], master: str, log_file: Path | None = None, conf: dict | None = None
+) -> SparkRun:
+    """spark-submit as the DAG's SparkSubmitOperator does it (same conf, and ``conf`` besides), timed
+    from the outside."""
     env = dict(
         os.environ,
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -141,6 +144,7 @@ def spark_submit(application: Path, args: list[str], master: str, log_file: Path
         "spark.ui.enabled=false",
         "--conf",
         "spark.sql.session.timeZone=UTC",
+        *[x for key, value in (conf or {}).items() for x in ("--conf", f"{key}={value}")],
         str(application),
         *args,
     ]

@@ -17,11 +17,17 @@ each read theirs with pyarrow in their Python worker, the same sums as the pyarr
 local stage that does not read through Spark's JVM would cost per row. The job itself with
 ``--engine arrow`` (include/jobs/mpc_arrow.py: the same design, with the job's whole data policy)
 runs in turn with them (``engine_arrow``), and its output must equal the Spark engine's.
+
+With ``--s3`` the job with ``--engine arrow`` also reads the same files from S3 (``engine_arrow_s3``:
+``rclone serve s3`` on loopback serves the data folder as it is, each size's folder a bucket, and
+the job gets the s3a settings as Spark conf), and its output must equal the local run's. The S3
+server runs on the same cores as Spark, so its work is in that figure too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -38,25 +44,44 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "results" / "data")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--s3", action="store_true", help="also read the files from S3 with the arrow engine")
     args = parser.parse_args(argv)
-    from common import ARROW_IN_SPARK_JOB, SCAN_JOB, TAXI_JOB, datagen, log, spark_submit
+    sizes = {"tiny": 1000, "large": args.trips}
+    out: dict = {"cores": os.cpu_count(), "sizes": sizes}
+    for trips in sizes.values():  # before the S3 server starts: it lists its folders once
+        _dataset(args.cache, trips)
+    with _data_over_s3(args.cache) if args.s3 else contextlib.nullcontext() as s3:
+        _measure(args, sizes, out, s3)
+    large, tiny = out["large"], out["tiny"]
+    rows = large["rows_read"]
+    out["spark_fixed_s"] = tiny["spark_s"]
+    out["spark_per_row_ns"] = (large["spark_s"] - tiny["spark_s"]) / rows * 1e9
+    out["spark_per_row_core_ns"] = out["spark_per_row_ns"] * out["cores"]
+    out["arrow_per_row_ns"] = large["arrow_1thread_s"] / rows * 1e9
+    out["per_row_core_ratio"] = out["spark_per_row_core_ns"] / out["arrow_per_row_ns"]
+    for run in ("in_job", "scan", "arrow_in_spark", "engine_arrow", *(("engine_arrow_s3",) if args.s3 else ())):
+        ns = (large[f"{run}_s"] - tiny[f"{run}_s"]) / rows * 1e9 * out["cores"]  # the job's own seconds
+        out[f"{run}_per_row_core_ns"] = ns
+        out[f"{run}_per_row_core_ratio"] = ns / out["arrow_per_row_ns"]
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def _measure(args, sizes: dict, out: dict, s3) -> None:
+    """Every run at both sizes, in turn (see the module's docstring); the results into ``out``."""
+    from common import ARROW_IN_SPARK_JOB, SCAN_JOB, TAXI_JOB, log, spark_submit
     from jobs.arrow_in_spark import TIMING as ARROW_IN_SPARK_TIMING
     from jobs.scan_columns import TIMING as SCAN_TIMING
     from localstage import arrow_revenue
     from table1 import MONTHS
 
-    sizes = {"tiny": 1000, "large": args.trips}
-    out: dict = {"cores": os.cpu_count(), "sizes": sizes}
     for name, trips in sizes.items():
-        folder = args.cache / f"rows-{trips}"
-        if not (folder / "complete.json").is_file():
-            t0 = time.monotonic()
-            datagen().generate(folder, ["company_a"], trips, 1, MONTHS[0], MONTHS[-1])
-            (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
-            log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
+        folder = _dataset(args.cache, trips)
         trips_dir = folder / "company_a" / "trips"
         data, months = ["--input", str(trips_dir)], ["--months", ",".join(MONTHS)]
-        spark, in_job, scan, in_spark, engine = [], [], [], [], []
+        spark, in_job, scan, in_spark, engine, engine_s3 = [], [], [], [], [], []
         for r in range(args.repeat):
             job = ["--output", str(folder / f"agg-{r}.json"), "--party", "company_a"]
             run = spark_submit(TAXI_JOB, [*data, *job, *months], "local[*]")
@@ -68,6 +93,11 @@ def main(argv=None) -> int:
             in_spark.append(job_seconds(other.output, ARROW_IN_SPARK_TIMING))
             job = ["--output", str(folder / f"agg-arrow-{r}.json"), "--party", "company_a", "--engine", "arrow"]
             engine.append(job_seconds(spark_submit(TAXI_JOB, [*data, *job, *months], "local[*]").output))
+            if s3 is not None:  # the same files, each size's folder a bucket
+                remote = ["--input", f"s3a://{folder.name}/company_a/trips"]
+                job = ["--output", str(folder / f"agg-s3-{r}.json"), "--party", "company_a", "--engine", "arrow"]
+                run = spark_submit(TAXI_JOB, [*remote, *job, *months], "local[*]", conf=s3)
+                engine_s3.append(job_seconds(run.output))
         scanned, in_spark_sums = (last_json(app.output) for app in (floor, other))  # the last run of each
         arrow_revenue(trips_dir, MONTHS)  # warm-up
         arrow = min((arrow_revenue(trips_dir, MONTHS, threads=False) for _ in range(3)), key=lambda r: r["seconds"])
@@ -92,36 +122,58 @@ def main(argv=None) -> int:
             "engine_arrow_s": min(engine),
             "engine_arrow_runs_s": engine,
             "engine_arrow_same_output": engines_agree,
+            **(_s3_point(folder, engine_s3, args.repeat) if s3 is not None else {}),
             "arrow_1thread_s": arrow["seconds"],
             "same_result": same,
         }
         log(
             f"{name}: {trips:,} trips: Spark {min(spark):.1f} s ({min(in_job):.2f} s in the job, "
             f"its two columns alone {min(scan):.2f} s, pyarrow in Spark's tasks {min(in_spark):.2f} s; "
-            f"the job with --engine arrow {min(engine):.2f} s in the job), "
+            f"the job with --engine arrow {min(engine):.2f} s in the job"
+            f"{f', from S3 {min(engine_s3):.2f} s' if engine_s3 else ''}), "
             f"pyarrow (1 thread) {arrow['seconds']:.2f} s"
         )
-    large, tiny = out["large"], out["tiny"]
-    rows = large["rows_read"]
-    out["spark_fixed_s"] = tiny["spark_s"]
-    out["spark_per_row_ns"] = (large["spark_s"] - tiny["spark_s"]) / rows * 1e9
-    out["spark_per_row_core_ns"] = out["spark_per_row_ns"] * out["cores"]
-    out["arrow_per_row_ns"] = large["arrow_1thread_s"] / rows * 1e9
-    out["per_row_core_ratio"] = out["spark_per_row_core_ns"] / out["arrow_per_row_ns"]
-    out["in_job_per_row_core_ns"] = (large["in_job_s"] - tiny["in_job_s"]) / rows * 1e9 * out["cores"]
-    out["in_job_per_row_core_ratio"] = out["in_job_per_row_core_ns"] / out["arrow_per_row_ns"]
-    out["scan_per_row_core_ns"] = (large["scan_s"] - tiny["scan_s"]) / rows * 1e9 * out["cores"]
-    out["scan_per_row_core_ratio"] = out["scan_per_row_core_ns"] / out["arrow_per_row_ns"]
-    in_spark_ns = (large["arrow_in_spark_s"] - tiny["arrow_in_spark_s"]) / rows * 1e9 * out["cores"]
-    out["arrow_in_spark_per_row_core_ns"] = in_spark_ns
-    out["arrow_in_spark_per_row_core_ratio"] = in_spark_ns / out["arrow_per_row_ns"]
-    engine_ns = (large["engine_arrow_s"] - tiny["engine_arrow_s"]) / rows * 1e9 * out["cores"]
-    out["engine_arrow_per_row_core_ns"] = engine_ns
-    out["engine_arrow_per_row_core_ratio"] = engine_ns / out["arrow_per_row_ns"]
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
-    return 0
+
+
+def _dataset(cache: Path, trips: int) -> Path:
+    """The folder of ``trips`` trips of one company, generated once and kept."""
+    from common import datagen, log
+    from table1 import MONTHS
+
+    folder = cache / f"rows-{trips}"
+    if not (folder / "complete.json").is_file():
+        t0 = time.monotonic()
+        datagen().generate(folder, ["company_a"], trips, 1, MONTHS[0], MONTHS[-1])
+        (folder / "complete.json").write_text(json.dumps({"seconds": time.monotonic() - t0}))
+        log(f"generated {trips:,} trips in {time.monotonic() - t0:.0f} s")
+    return folder
+
+
+@contextlib.contextmanager
+def _data_over_s3(cache: Path):
+    """``rclone serve s3`` over the data folder (each size's folder a bucket): the s3a settings of
+    Spark's conf that reach it."""
+    import tempfile
+
+    from common import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import localnet
+
+    with tempfile.TemporaryDirectory() as root:
+        cache.mkdir(parents=True, exist_ok=True)
+        os.symlink(cache.resolve(), Path(root) / "rclone-data")  # what S3Server(kind="rclone") serves
+        server = localnet.S3Server(Path(root), kind="rclone").start()
+        try:
+            yield {f"spark.hadoop.{key}": value for key, value in server.s3a_settings().items()}
+        finally:
+            server.stop()
+
+
+def _s3_point(folder: Path, seconds: list[float], repeat: int) -> dict:
+    local = json.loads((folder / "agg-arrow-0.json").read_text())
+    same = all(json.loads((folder / f"agg-s3-{r}.json").read_text()) == local for r in range(repeat))
+    return {"engine_arrow_s3_s": min(seconds), "engine_arrow_s3_runs_s": seconds, "engine_arrow_s3_same_output": same}
 
 
 def last_json(output: str) -> dict:

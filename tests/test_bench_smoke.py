@@ -187,12 +187,13 @@ def test_fieldcosts_times_the_steps_of_values_that_recombine():
 
 
 def test_sparkrows_runs_the_job_and_both_references(tmp_path):
-    """bench/sparkrows.py on small data: the taxi job with each engine, Spark's two-column scan and
-    pyarrow in Spark's tasks each run through spark-submit at both sizes, and each agrees with the
-    pyarrow scan (the job's and the tasks' sums, the scan's row count; the arrow engine's whole
-    output with the Spark engine's). Timings are not checked."""
+    """bench/sparkrows.py on small data: the taxi job with each engine (the arrow engine from the
+    disk and from S3), Spark's two-column scan and pyarrow in Spark's tasks each run through
+    spark-submit at both sizes, and each agrees with the pyarrow scan (the job's and the tasks'
+    sums, the scan's row count; the arrow engine's whole output with the Spark engine's, and from S3
+    with its own from the disk). Timings are not checked."""
     out = tmp_path / "sparkrows.json"
-    args = ["--trips", "3000", "--repeat", "1", "--cache", str(tmp_path / "data"), "--json", str(out)]
+    args = ["--trips", "3000", "--repeat", "1", "--cache", str(tmp_path / "data"), "--json", str(out), "--s3"]
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "sparkrows.py"), *args], capture_output=True, text=True, timeout=600
     )
@@ -202,7 +203,8 @@ def test_sparkrows_runs_the_job_and_both_references(tmp_path):
         point = result[size]
         assert point["rows_read"] == rows
         assert point["same_result"] and point["arrow_in_spark_same_result"] and point["scan_same_rows"], point
-        assert point["engine_arrow_same_output"], point
-        assert [len(point[f"{name}_runs_s"]) for name in ("scan", "arrow_in_spark", "engine_arrow")] == [1, 1, 1]
-    ratios = {"in_job", "scan", "arrow_in_spark", "engine_arrow"}
+        assert point["engine_arrow_same_output"] and point["engine_arrow_s3_same_output"], point
+        names = ("scan", "arrow_in_spark", "engine_arrow", "engine_arrow_s3")
+        assert [len(point[f"{name}_runs_s"]) for name in names] == [1, 1, 1, 1]
+    ratios = {"in_job", "scan", "arrow_in_spark", "engine_arrow", "engine_arrow_s3"}
     assert {f"{name}_per_row_core_ratio" for name in ratios} <= set(result)

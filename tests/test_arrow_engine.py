@@ -340,6 +340,29 @@ def test_a_dataset_on_s3(tmp_path, store):
     refused(uri, r"^cannot read the input s3a://arrow-engine/trips: .*(connect|Connection)", closed)
 
 
+def test_s3_keys_from_the_environment(tmp_path, monkeypatch):
+    """Without keys in the s3a settings, pyarrow's own chain finds them, here in the AWS_* variables
+    of the task's environment; rclone's server checks them."""
+    server = localnet.S3Server(tmp_path / "s3", kind="rclone").start()
+    try:
+        uri = upload_folder(server, trips(tmp_path / "data" / "a.parquet").parent, "keys", "trips")
+        endpoint = {k: v for k, v in server.s3a_settings().items() if not k.endswith(".key")}
+        for secret, works in (("testing", True), ("not the key", False)):
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+            arrow._s3_client.cache_clear()  # a client reads the environment when it is made
+            source = arrow.source_of(uri, endpoint.get)
+            assert "access_key" not in source.s3
+            if works:
+                assert arrow.list_files(source) == ["keys/trips/a.parquet"]
+            else:
+                with pytest.raises(arrow.DataError, match=r"^cannot read the input s3a://keys/trips: .*ACCESS_DENIED"):
+                    arrow.list_files(source)
+    finally:
+        arrow._s3_client.cache_clear()
+        server.stop()
+
+
 def test_plan_counts_schemas_and_refuses_bad_ones(tmp_path):
     data = tmp_path / "data"
     trips(data / "a.parquet")

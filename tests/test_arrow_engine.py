@@ -275,6 +275,8 @@ def test_s3_options_from_hadoops_s3a_settings():
     assert arrow.s3_options("b", {}.get) == default
     public = "org.apache.hadoop.fs.s3a.AnonymousAWSCredentialsProvider"
     assert arrow.s3_options("b", {"fs.s3a.aws.credentials.provider": public}.get) == {**default, "anonymous": True}
+    keys_first = {"fs.s3a.aws.credentials.provider": f"SimpleAWSCredentialsProvider,{public}", **settings}
+    assert "anonymous" not in arrow.s3_options("trips", keys_first.get)  # keys are given: signed
     with pytest.raises(arrow.DataError, match=r"fs.s3a.access.key and fs.s3a.secret.key go together \(bucket b\)"):
         arrow.s3_options("b", {"fs.s3a.access.key": "AK"}.get)
     source = arrow.source_of("s3a://trips/year=2024/", settings.get)
@@ -335,7 +337,14 @@ def test_a_dataset_on_s3(tmp_path, store):
         refused(uri, r"^cannot read the input s3a://arrow-engine/trips: .*ACCESS_DENIED", wrong)
         # rclone sends the whole object's checksum with a range of it: refused only when asked for
         checked = {**store.s3a_settings(), "fs.s3a.checksum.validation": "true"}
-        refused(uri, r"^cannot read the input s3a://arrow-engine/trips: big.parquet: .*checksums mismatch", checked)
+        mismatch = r"^cannot read the input s3a://arrow-engine/trips: big.parquet: .*checksums mismatch"
+        refused(uri, mismatch, checked)
+        assert arrow.CHECKSUMS not in os.environ  # set only while a client is made
+        with pytest.MonkeyPatch.context() as environment:
+            environment.setenv(arrow.CHECKSUMS, "when_supported")  # the environment's choice wins
+            arrow._s3_client.cache_clear()
+            refused(uri, mismatch)
+        arrow._s3_client.cache_clear()
     closed = {**store.s3a_settings(), "fs.s3a.endpoint": "http://127.0.0.1:9"}
     refused(uri, r"^cannot read the input s3a://arrow-engine/trips: .*(connect|Connection)", closed)
 

@@ -56,7 +56,6 @@ class DataError(ValueError):
 
 S3_SCHEMES = ("s3", "s3a")  # read with pyarrow's S3 client, configured from the s3a settings
 CHECKSUMS = "AWS_RESPONSE_CHECKSUM_VALIDATION"  # the AWS SDK reads it when it makes a client
-_CHECKSUMS_SET_BY_USER = CHECKSUMS in os.environ
 _S3A_OPTIONS = {  # Hadoop's s3a setting (after fs.s3a.) -> pyarrow's S3FileSystem option
     "access.key": "access_key",
     "secret.key": "secret_key",
@@ -85,16 +84,21 @@ class Source(NamedTuple):
 
 @functools.lru_cache(maxsize=4)
 def _s3_client(options: tuple):
-    """One S3 client per process and options: a task reads all its row groups through it. The
-    response checksums are validated as ``fs.s3a.checksum.validation`` says (unless the process's
-    environment says otherwise)."""
+    """One S3 client per process and options: a task reads all its row groups through it. Its
+    response checksums are validated as ``fs.s3a.checksum.validation`` says, unless the process's
+    environment sets the AWS SDK's variable: the SDK reads it only while it makes the client (pyarrow
+    has no option for it), so it is set for that moment alone."""
     import pyarrow.fs as pafs
 
     kwargs = dict(options)
     validation = kwargs.pop("checksum_validation")
-    if not _CHECKSUMS_SET_BY_USER:
-        os.environ[CHECKSUMS] = validation
-    return pafs.S3FileSystem(**kwargs)
+    if CHECKSUMS in os.environ:
+        return pafs.S3FileSystem(**kwargs)
+    os.environ[CHECKSUMS] = validation
+    try:
+        return pafs.S3FileSystem(**kwargs)
+    finally:
+        del os.environ[CHECKSUMS]
 
 
 def source_of(uri, setting=lambda name: None) -> Source:
@@ -150,10 +154,10 @@ def s3_options(bucket: str, setting) -> dict:
         secure = (get("connection.ssl.enabled") or "true").lower() != "false"
         options.update(endpoint_override=host.rstrip("/"), scheme=scheme or ("https" if secure else "http"))
         options["force_virtual_addressing"] = (get("path.style.access") or "false").lower() != "true"
-    if "AnonymousAWSCredentialsProvider" in (get("aws.credentials.provider") or ""):
-        options["anonymous"] = True  # a public bucket, read without signing
     if ("access_key" in options) != ("secret_key" in options):
         raise DataError(f"fs.s3a.access.key and fs.s3a.secret.key go together (bucket {bucket}): one is not set")
+    if "access_key" not in options and "AnonymousAWSCredentialsProvider" in (get("aws.credentials.provider") or ""):
+        options["anonymous"] = True  # a public bucket, read without signing
     return options
 
 

@@ -94,6 +94,13 @@ def rows(results: Path) -> list[Row]:
                 f"sent per market cost {costs['floor_product_and_resharing_per_market_us']:.0f} µs in products and "
                 f"resharing alone"
             )
+        steps = load_json(results / "divisionsteps.json")
+        if steps:  # the two steps exact rounding needs, each against the whole budget
+            s = steps["steps"]
+            how += (
+                f"; alone, the division's normaliser costs {s['normaliser']['over_budget']:.2f}× and its final "
+                f"comparison on {steps['comparison_bits']} bits {s['comparison']['over_budget']:.2f}× of that"
+            )
         out.append(Row("100,000 markets: checks and program in MPyC", program["mpc_s"], MARKETS_100K_S, "s", how))
     spark = load_json(results / "sparkrows.json")
     if spark:

@@ -35,6 +35,7 @@ step targets_1000 bench/targets.py --wait-in-task --only "1,000"
 step targets_wan bench/targets.py --wait-in-task --rtt-ms 50 --repeat 2 --only "3,000" --only "5 inputs, 3 compute, 2"
 step program_100k bench/mpcprogram.py --markets 100000
 step fieldcosts bench/fieldcosts.py --markets 3000
+step divisionsteps bench/divisionsteps.py --markets 3000
 step sparkrows bench/sparkrows.py --trips 50000000  # the 50 M trips (generated once, 30-50 s)
 quiet
 echo "[standing $(date -u +%H:%M:%S)] table1 (load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$out/steps.log"

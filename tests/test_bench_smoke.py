@@ -167,6 +167,28 @@ def test_standing_100k_row_sets_the_cpu_per_market_against_what_the_target_allow
     assert "CPU per MPyC process 83 s" in row.how
     assert "750 µs of CPU per market and process at 3,000 markets, 200 µs allowed" in row.how
     assert "the 624 values sent per market cost 329 µs in products and resharing alone" in row.how
+    steps = {"comparison_bits": 89, "steps": {"normaliser": {"over_budget": 1.78}, "comparison": {"over_budget": 1.55}}}
+    (tmp_path / "divisionsteps.json").write_text(json.dumps(steps))
+    (row,) = [r for r in standing.rows(tmp_path) if r.target.startswith("100,000")]
+    last = "; alone, the division's normaliser costs 1.78× and its final comparison on 89 bits 1.55× of that"
+    assert row.how.endswith(last)
+
+
+def test_divisionsteps_times_each_step_of_the_exact_division():
+    """bench/divisionsteps.py on a few markets, three MPyC processes over TLS: the program's HHI,
+    opened, equals the plaintext's; the comparison sends at least a value per random bit and more
+    than its random bits alone; the normaliser more than its bit decomposition, itself at least a
+    value per bit. Timings are reported, not checked."""
+    import divisionsteps
+
+    out = divisionsteps.run(40, seed=3)
+    assert out["equals_plaintext"] and out["comparison_bits"] == 89
+    assert out["field_bits"] > out["comparison_bits"] + 30  # room for the statistical mask (k = 30)
+    steps = {name: step["values_per_market"] for name, step in out["steps"].items()}
+    assert set(steps) == set(divisionsteps.STEPS)
+    assert steps["comparison"] > steps["comparison_random_bits"] >= out["comparison_bits"] + 1
+    assert steps["normaliser"] > steps["normaliser_bits"] >= 43
+    assert steps["program"] > steps["normaliser"] and steps["program"] > steps["comparison"]
 
 
 def test_fieldcosts_times_the_steps_of_values_that_recombine():

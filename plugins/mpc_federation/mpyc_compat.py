@@ -317,6 +317,19 @@ def install_bulk_randoms() -> None:
     runtime.Runtime._np_randoms = _np_randoms
 
 
+def install_speedups() -> None:
+    """Every replacement above of MPyC's arithmetic and randomness by a faster equal, and TLS
+    contexts built once: what an MPyC process of the project computes with (its worker, and the
+    benchmarks that time the same steps)."""
+    install_fast_random_split()
+    install_fast_recombine()
+    install_brent_kung_add_bits()
+    install_bulk_random_bits()
+    install_bulk_randoms()
+    install_field_array_init()
+    cache_ssl_contexts()
+
+
 def install_hang_up_guard(names: list[str], prefix: str, settle: float = 0.2) -> None:
     """End this MPyC process when a connected peer's connection closes, naming that compute party:
     a peer process that exited or was killed, while this one runs the MPC or still waits for its

@@ -329,13 +329,7 @@ def main() -> None:
     from mpc_federation import mpyc_compat
     from mpc_federation.programs import load_program
 
-    mpyc_compat.install_fast_random_split()
-    mpyc_compat.install_fast_recombine()
-    mpyc_compat.install_brent_kung_add_bits()
-    mpyc_compat.install_bulk_random_bits()
-    mpyc_compat.install_bulk_randoms()
-    mpyc_compat.install_field_array_init()
-    mpyc_compat.cache_ssl_contexts()
+    mpyc_compat.install_speedups()
     mpyc_compat.install_hang_up_guard(seat["names"], HUNG_UP)
     program = load_program(seat["program"]).program
     program = program.with_bit_length(seat.get("bit_length") or program.bit_length)  # its federation's field

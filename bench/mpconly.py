@@ -136,7 +136,7 @@ def run_mpc_only(
     if errors:
         raise RuntimeError(f"MPC-only run failed: {errors}")
     t0 = time.monotonic()
-    values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
+    values = recombine(program.modulus, {i: r.shares for i, r in results.items()}, t)
     hhi = decode(program, dims, values, {"decimals": 2})["hhi"]
     reveal_s = time.monotonic() - t0
     got = hhi["exact"]

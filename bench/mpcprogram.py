@@ -89,7 +89,7 @@ def run(
     wall = time.monotonic() - t0
     if errors:
         raise errors[min(errors)]
-    values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
+    values = recombine(program.modulus, {i: r.shares for i, r in results.items()}, t)
     outputs = decode(program, dims, values, params, [])
     expected = hhi_reference([list(c) for c in zip(*(p["revenue_cents"] for p in parties.values()))])
     recs = recorder.results

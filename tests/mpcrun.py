@@ -52,7 +52,7 @@ def run_program(
     if errors:
         raise errors[min(errors)]
     program = federation_program(path, params, len(parties))
-    values = recombine(program.field, {i: r.shares for i, r in results.items()}, t)
+    values = recombine(program.modulus, {i: r.shares for i, r in results.items()}, t)
     return decode(program, dims, values, jobs[0].params, withheld or [])
 
 

@@ -58,11 +58,14 @@ def test_role_arn_through_sts_of_the_local_server(moto, monkeypatch):
 
 
 def test_retry_defaults_apply_unless_the_connection_sets_them(moto, monkeypatch):
-    plain = connect(monkeypatch, "mpc_plain", moto.connection()).store("b1")
+    plain = connect(monkeypatch, "mpc_plain", moto.connection()).store("plain-bucket")
     retries = plain._client.meta.config.retries
     assert retries["mode"] == "standard"
     assert retries["total_max_attempts"] == DEFAULT_CLIENT_CONFIG["retries"]["total_max_attempts"]
-    assert plain._quick.meta.config.retries["total_max_attempts"] == 1
+    assert "_quick" not in plain.__dict__  # the quick client is made on its first call, not with the store
+    plain.ensure_bucket()
+    assert plain.list("run/", patient=False) == []
+    assert plain._quick is not plain._client and plain._quick.meta.config.retries["total_max_attempts"] == 1
 
     connection = moto.connection()
     connection["extra"]["config_kwargs"] = {"retries": {"mode": "adaptive", "total_max_attempts": 7}}

@@ -495,4 +495,4 @@ def test_a_long_silent_mpc_is_not_mistaken_for_a_failed_connection(tmp_path):
         t.join(90)
     assert all(not isinstance(out[i], Exception) for i in range(3)), out
     assert all(out[i].connect_seconds < 3 < out[i].total_seconds for i in range(3))
-    assert recombine(program.field, {i: out[i].shares for i in range(3)}, 1) == [sum(values)]
+    assert recombine(program.modulus, {i: out[i].shares for i in range(3)}, 1) == [sum(values)]

@@ -195,3 +195,14 @@ def test_a_federation_computes_in_the_field_its_params_and_input_parties_need():
     with pytest.raises(ProgramError, match=r"SecInt\(40\) is outside"):  # revenues have 40 bits
         program.with_bit_length(40)
     assert program.with_bit_length(41).bit_length == 41
+
+
+def test_the_prime_is_mpycs():
+    """``blum_prime_below`` finds the prime MPyC's ``find_prime_root(bits, n=2)`` picks, at every
+    field size a program can ask for (a secure integer's bits plus the statistical margin)."""
+    from mpyc.finfields import find_prime_root
+
+    from mpc_federation.programs import blum_prime_below
+
+    for bits in range(8, 300):
+        assert blum_prime_below(bits) == find_prime_root(bits, n=2)[0], bits

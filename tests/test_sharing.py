@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,8 @@ from mpc_federation.sharing import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-HHI = load_program(REPO / "include" / "programs" / "hhi.py").program
+HHI_PATH = REPO / "include" / "programs" / "hhi.py"
+HHI = load_program(HHI_PATH).program
 P = HHI.modulus
 MAX_REVENUE = 2**40 - 1
 MAX_PARTIES = 100
@@ -57,7 +61,7 @@ def test_split_recombine_any_subset(t, m):
     assert all(rows[i] != values for i in range(m))
     for size in range(t + 1, m + 1):
         for subset in itertools.combinations(range(m), size):
-            assert recombine(HHI.field, {i: rows[i] for i in subset}, t) == values, subset
+            assert recombine(HHI.modulus, {i: rows[i] for i in subset}, t) == values, subset
 
 
 @pytest.mark.parametrize("t, m", [(1, 3), (2, 5)])
@@ -66,7 +70,7 @@ def test_sharing_is_randomised(t, m):
     a = split(HHI.field, [42], t, m)
     b = split(HHI.field, [42], t, m)
     assert a != b
-    assert recombine(HHI.field, dict(enumerate(a)), t) == recombine(HHI.field, dict(enumerate(b)), t) == [42]
+    assert recombine(HHI.modulus, dict(enumerate(a)), t) == recombine(HHI.modulus, dict(enumerate(b)), t) == [42]
 
 
 @pytest.mark.parametrize("t, m", [(1, 3), (2, 5)])
@@ -79,26 +83,26 @@ def test_one_altered_share_is_detected(t, m):
             altered = [list(r) for r in rows]
             altered[party][position] = (altered[party][position] + 1) % P
             with pytest.raises(ReconstructionError, match="inconsistent"):
-                recombine(HHI.field, dict(enumerate(altered)), t)
+                recombine(HHI.modulus, dict(enumerate(altered)), t)
     # With exactly t + 1 shares there is nothing to check against: the alteration goes through.
     altered = [list(r) for r in rows]
     altered[0][0] = (altered[0][0] + 1) % P
-    assert recombine(HHI.field, {i: altered[i] for i in range(t + 1)}, t) != values
+    assert recombine(HHI.modulus, {i: altered[i] for i in range(t + 1)}, t) != values
 
 
 @pytest.mark.parametrize("t, m", [(1, 3), (2, 5)])
 def test_too_few_shares(t, m):
     rows = split(HHI.field, [5, 6], t, m)
     with pytest.raises(ReconstructionError, match=f"at least {t + 1}"):
-        recombine(HHI.field, {i: rows[i] for i in range(t)}, t)
+        recombine(HHI.modulus, {i: rows[i] for i in range(t)}, t)
     with pytest.raises(ReconstructionError):
-        recombine(HHI.field, {}, t)
+        recombine(HHI.modulus, {}, t)
 
 
 def test_different_share_counts():
     rows = split(HHI.field, [5, 6, 7], 1, 3)
     with pytest.raises(ReconstructionError, match="different numbers"):
-        recombine(HHI.field, {0: rows[0], 1: rows[1][:2], 2: rows[2]}, 1)
+        recombine(HHI.modulus, {0: rows[0], 1: rows[1][:2], 2: rows[2]}, 1)
 
 
 def masked(num: int, den: int, rng: random.Random) -> tuple[int, int]:
@@ -154,7 +158,7 @@ def test_split_recombine_decode_hhi_roundtrip():
     """An output sharing of rounded HHIs recombines and decodes to the declared precision."""
     dims = {"market": ["all", "2024-01"]}
     rows = split(HHI.field, [260000, 244444, 0, 0], 1, 3)  # hundredths of a point, then the flags
-    values = recombine(HHI.field, {0: rows[0], 2: rows[2]}, 1)
+    values = recombine(HHI.modulus, {0: rows[0], 2: rows[2]}, 1)
     out = decode(HHI, dims, values, HHI.params(None))
     assert out["hhi"]["exact"] == ["2600.00", "2444.44"]
     assert decode(HHI, dims, values, HHI.params({"decimals": 3}))["hhi"]["exact"] == ["260.000", "244.444"]
@@ -167,7 +171,7 @@ def test_input_payloads_hold_values_and_witnesses():
     payloads = input_payloads(HHI, vectors, 1, 3)
     assert len(payloads) == 3 and set(payloads[0]) == {"values", "witness"}
     both = {i: [*unpacked(payloads[i], "values"), *unpacked(payloads[i], "witness")] for i in (0, 1)}
-    plain = recombine(HHI.field, both, 1)
+    plain = recombine(HHI.modulus, both, 1)
     assert plain[:3] == [5, 0, 2**40 - 1]
     bits = plain[3 : 3 + 3 * 40]
     assert bits[:40] == [1, 0, 1] + [0] * 37 and bits[40:80] == [0] * 40 and bits[80:] == [1] * 40
@@ -208,3 +212,41 @@ def test_what_is_not_a_packed_vector_is_refused(text, message):
     assert width(P) == 20
     with pytest.raises(ValueError, match=message):
         unpack(text, P)
+
+
+def test_recombination_equals_mpycs_at_every_point():
+    """The plain-integer interpolation gives what MPyC's ``thresha.recombine`` gives, at 0 (the
+    values) and at the other parties' points (the check of extra shares)."""
+    from mpyc import thresha
+
+    rng = random.Random(11)
+    for t, m in ((1, 3), (2, 5), (3, 7)):
+        values = [rng.randrange(P) for _ in range(5)]
+        rows = split(HHI.field, values, t, m)
+        subset = sorted(rng.sample(range(m), t + 1))
+        base = [(i + 1, [HHI.field(s) for s in rows[i]]) for i in subset]
+        assert recombine(HHI.modulus, {i: rows[i] for i in subset}, t) == values
+        assert [int(v) % P for v in thresha.recombine(HHI.field, base)] == values
+        others = [i for i in range(m) if i not in subset]
+        for i, row in zip(others, thresha.recombine(HHI.field, base, [i + 1 for i in others])):
+            assert [int(v) % P for v in row] == rows[i]
+
+
+def test_a_recipient_recombines_without_numpy_or_mpycs_field():
+    """The reveal's own work (the program's prime, recombination, decoding) imports neither numpy
+    nor MPyC's field module: a reveal task that starts after the output shares arrived does not
+    pay for their import (a third of a second under load)."""
+    code = (
+        "import sys\n"
+        "from mpc_federation.programs import load_program\n"
+        "from mpc_federation.sharing import decode, recombine\n"
+        f"program = load_program({str(HHI_PATH)!r}).program.for_federation(None, 3)\n"
+        "shares = {0: [1235, 2], 1: [1236, 4], 2: [1237, 6]}\n"
+        "values = recombine(program.modulus, shares, 1)\n"
+        "out = decode(program, {'market': ['m']}, values, program.params(None))\n"
+        "assert values == [1234, 0] and out['hhi']['exact'] == ['12.34'], (values, out)\n"
+        "print(sorted(m for m in ('numpy', 'mpyc', 'mpyc.finfields') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["[]"], out.stdout + out.stderr

@@ -18,9 +18,6 @@ of waiting for that peer until the deadline (``install_hang_up_guard``).
 
 from __future__ import annotations
 
-import functools
-import math
-
 import mpyc
 
 WRITTEN_FOR = ("0.11",)
@@ -122,6 +119,7 @@ def install_fast_recombine() -> None:
         return
 
     from mpc_federation import limbs
+    from mpc_federation.sharing import lagrange
 
     def np_recombine(field, points, x_rs=0):
         p = field.modulus
@@ -133,7 +131,7 @@ def install_fast_recombine() -> None:
         values = [s.value if isinstance(s, field.array) else s for s in shares]
         rows = []
         for x_r in targets:
-            numerators, denominator = _lagrange(tuple(xs), x_r)
+            numerators, denominator = lagrange(tuple(xs), x_r)
             total = limbs.combine(numerators, values, p)  # in machine words for a resharing's Words
             if denominator != 1:
                 total = total * pow(denominator, -1, p) % p
@@ -143,23 +141,6 @@ def install_fast_recombine() -> None:
     original = thresha.np_recombine
     np_recombine._small = True  # type: ignore[attr-defined]  # marks the patch as applied
     thresha.np_recombine = np_recombine
-
-
-@functools.cache
-def _lagrange(xs: tuple[int, ...], x_r: int) -> tuple[tuple[int, ...], int]:
-    """The Lagrange coefficients at ``x_r`` of the points ``xs``, as integer numerators over one
-    positive common denominator."""
-    from fractions import Fraction
-
-    coefficients = []
-    for i, x_i in enumerate(xs):
-        c = Fraction(1)
-        for j, x_j in enumerate(xs):
-            if i != j:
-                c *= Fraction(x_r - x_j, x_i - x_j)
-        coefficients.append(c)
-    denominator = math.lcm(*(c.denominator for c in coefficients))
-    return tuple(int(c * denominator) for c in coefficients), denominator
 
 
 def install_brent_kung_add_bits() -> None:

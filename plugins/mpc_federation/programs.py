@@ -116,9 +116,7 @@ class SecureProgram:
     @cached_property
     def modulus(self) -> int:
         """The prime of the Shamir field; the same one MPyC picks for SecInt(bit_length)."""
-        from mpyc.finfields import find_prime_root
-
-        return int(find_prime_root(self.bit_length + SEC_PARAM + 2, n=2)[0])
+        return blum_prime_below(self.bit_length + SEC_PARAM + 2)
 
     @cached_property
     def field(self):
@@ -239,6 +237,19 @@ def _check_declaration(program: SecureProgram, path: Path) -> None:
             raise ProgramError(f"program {path}: output {o.name}: suppressed_by names no other output")
     if program.min_input_parties < 1:
         raise ProgramError(f"program {path}: min_input_parties must be at least 1")
+
+
+def blum_prime_below(bits: int) -> int:
+    """The largest prime ``p < 2**bits`` with ``p % 4 == 3``: the prime of MPyC's
+    ``finfields.find_prime_root(bits, n=2)`` (tests/test_programs.py checks them equal), found with
+    gmpy2 alone. A recipient needs only this number to recombine its output shares; MPyC's field
+    module would bring numpy in (a third of a second of a reveal task's start, under load)."""
+    import gmpy2
+
+    p = gmpy2.prev_prime(1 << bits)
+    while p % 4 != 3:
+        p = gmpy2.prev_prime(p)
+    return int(p)
 
 
 def fixed(value: int, decimals: int) -> Decimal:

@@ -4,11 +4,14 @@ Input parties split over the program's SecInt field at MPyC's points (``limbs.sp
 random coefficients drawn in bulk; the MPyC process splits every resharing with it too), so compute
 party i (x-coordinate i+1) can wrap its shares in secure integers directly. A vector of shares
 travels as one text (``pack``: fixed-width bytes, base64), not as a JSON list of big integers.
-Recipients recombine with ``mpyc.thresha.recombine`` and check that any extra shares lie on
-the same polynomial, then read the integers at their declared precision.
+Recipients recombine by Lagrange's interpolation in Python integers and check that any extra
+shares lie on the same polynomial, then read the integers at their declared precision.
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 
 class ReconstructionError(ValueError):
@@ -127,37 +130,58 @@ def input_payloads(program, vectors: dict[str, list[int]], t: int, m: int) -> li
     return payloads
 
 
-def recombine(field, shares: dict[int, list[int]], t: int) -> list[int]:
-    """Recombine field values from shares keyed by MPyC party index (0-based).
+def recombine(modulus: int, shares: dict[int, list[int]], t: int) -> list[int]:
+    """Recombine field values from shares keyed by MPyC party index (0-based), in ``GF(modulus)``.
 
     Uses the first t+1 parties and checks every further share against the same polynomial,
-    so a single altered share is detected whenever more than t+1 parties answered.
+    so a single altered share is detected whenever more than t+1 parties answered. Lagrange's
+    interpolation at MPyC's points (party i at x = i + 1) in Python integers: a recipient needs
+    neither MPyC's field nor numpy for a few hundred values.
     """
-    from mpyc.thresha import recombine as mpyc_recombine
-
     if len(shares) < t + 1:
         raise ReconstructionError(f"need shares of at least {t + 1} compute parties, got {len(shares)}")
     lengths = {len(v) for v in shares.values()}
     if len(lengths) != 1:
         raise ReconstructionError(f"compute parties sent different numbers of shares: {sorted(lengths)}")
     indices = sorted(shares)
-    base = [(i + 1, [field(s) for s in shares[i]]) for i in indices[: t + 1]]
-    p = field.modulus
-    secrets = [int(v) % p for v in mpyc_recombine(field, base)]  # int() of a field element is signed
+    base = indices[: t + 1]
+    xs = tuple(i + 1 for i in base)
+
+    def at(x: int) -> list[int]:
+        numerators, denominator = lagrange(xs, x)
+        inverse = pow(denominator, -1, modulus)
+        columns = zip(*(shares[i] for i in base))
+        return [sum(c * int(s) for c, s in zip(numerators, column)) * inverse % modulus for column in columns]
+
+    secrets = at(0)
     for i in indices[t + 1 :]:
-        expected = [int(v) % p for v in mpyc_recombine(field, base, [i + 1])[0]]
-        if expected != [int(s) % p for s in shares[i]]:
+        if at(i + 1) != [int(s) % modulus for s in shares[i]]:
             raise ReconstructionError(f"the shares of compute party {i} are inconsistent with the others")
     return secrets
 
 
-def load_recombine(program) -> None:
-    """Load what ``recombine`` needs for ``program`` (MPyC's field and interpolation modules: about
-    0.1 s of imports alone, more beside a night's other processes) ahead: a recipient does it while
-    it waits for the output shares, so it is not on the path from the last output share to the result."""
-    import mpyc.thresha  # noqa: F401
+@functools.cache
+def lagrange(xs: tuple[int, ...], x_r: int) -> tuple[tuple[int, ...], int]:
+    """The Lagrange coefficients at ``x_r`` of the points ``xs``, as integer numerators over one
+    positive common denominator."""
+    from fractions import Fraction
 
-    program.field  # noqa: B018 - a cached property: the field, built once
+    coefficients = []
+    for i, x_i in enumerate(xs):
+        c = Fraction(1)
+        for j, x_j in enumerate(xs):
+            if i != j:
+                c *= Fraction(x_r - x_j, x_i - x_j)
+        coefficients.append(c)
+    denominator = math.lcm(*(c.denominator for c in coefficients))
+    return tuple(int(c * denominator) for c in coefficients), denominator
+
+
+def load_recombine(program) -> None:
+    """Work out what ``recombine`` needs for ``program`` ahead (its prime, with gmpy2's import): a
+    recipient does it while it waits for the output shares, so it is not on the path from the last
+    output share to the result."""
+    program.modulus  # noqa: B018 - a cached property: the prime, found once
 
 
 def to_signed(value: int, modulus: int) -> int:

@@ -341,7 +341,7 @@ def reveal(run: PartyRun, view: Verified | None = None) -> dict:
             raise IntegrityError(f"compute party {c.id} withheld {record.get('withheld')}, the others {withheld}")
         withheld = record.get("withheld", [])
         shares[index] = record["shares"]
-    values = recombine(program.field, shares, spec.threshold)
+    values = recombine(program.modulus, shares, spec.threshold)
     outputs = decode(program, run.dims, values, program.params(spec.program_params), withheld or [])
     result = {
         "computation": spec.computation,

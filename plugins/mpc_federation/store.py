@@ -24,6 +24,7 @@ general parser (dateutil) costs about 50 µs a timestamp, a large part of listin
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -117,7 +118,7 @@ class StoreConfig:
         return CoordinationStore(
             self.client(),
             self.bucket,
-            quick_client=self.client(QUICK_CLIENT_CONFIG),
+            quick_client=functools.partial(self.client, QUICK_CLIENT_CONFIG),
             conditional_writes=self.conditional_writes,
         )
 
@@ -169,7 +170,9 @@ class CoordinationStore:
     :param client: a boto3 S3 client (its standard-mode retries become time-bounded), or a
         ``StoreConfig`` of plain values, which builds both clients.
     :param bucket: the bucket (taken from the ``StoreConfig`` when one is given).
-    :param quick_client: the client for ``patient=False`` calls; ``client`` if None.
+    :param quick_client: the client for ``patient=False`` calls, or a function that makes it when
+        the first such call comes (a task that makes none does not pay for a second client);
+        ``client`` if None.
     :param conditional_writes: ``required`` or ``emulated``.
     :param probe_key: where the conditional-write probe writes (a key this party may write).
     """
@@ -189,7 +192,7 @@ class CoordinationStore:
     ):
         if isinstance(client, StoreConfig):
             config = client
-            client, quick_client = config.client(), config.client(QUICK_CLIENT_CONFIG)
+            client, quick_client = config.client(), functools.partial(config.client, QUICK_CLIENT_CONFIG)
             bucket, conditional_writes = config.bucket, config.conditional_writes
         if not bucket:
             raise ValueError("CoordinationStore needs a bucket")
@@ -201,7 +204,15 @@ class CoordinationStore:
         self.conditional_writes = conditional_writes
         self.probe_key = probe_key
         self._client = ride_out_outages(fast_timestamps(client))
-        self._quick = fast_timestamps(quick_client) if quick_client else client
+        self._quick_client = quick_client
+
+    @functools.cached_property
+    def _quick(self) -> Any:
+        """The client of ``patient=False`` calls (made now if a function to make it was given)."""
+        quick = self._quick_client
+        if quick is None:
+            return self._client
+        return fast_timestamps(quick() if callable(quick) else quick)
 
     @property
     def name(self) -> str:

@@ -95,7 +95,7 @@ class CoordinationHook(S3Hook):
         """
         from mpc_federation.store import PROBE_KEY, CoordinationStore
 
-        quick_client = self.quick_client()
+        quick_client = self.quick_client() if quick else self.quick_client  # made on first use
         return CoordinationStore(
             quick_client if quick else self.get_conn(),
             bucket,

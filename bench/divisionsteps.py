@@ -43,7 +43,7 @@ NEEDED = ("normaliser", "comparison")  # the two steps of exact rounding that co
 
 
 def revenues(markets: int, seed: int):
-    """The firms' revenue per market, a fifth of them without revenue there (as bench/mpcprogram.py)."""
+    """The firms' revenue per market in cents, below 10**9; about a fifth of them 0 (no revenue there)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)

@@ -165,7 +165,7 @@ def _data_over_s3(cache: Path):
         os.symlink(cache.resolve(), Path(root) / "rclone-data")  # what S3Server(kind="rclone") serves
         server = localnet.S3Server(Path(root), kind="rclone").start()
         try:
-            yield {f"spark.hadoop.{key}": value for key, value in server.s3a_settings().items()}
+            yield server.spark_conf()
         finally:
             server.stop()
 

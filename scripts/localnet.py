@@ -139,6 +139,11 @@ class S3Server:
         keys = {"fs.s3a.access.key": "testing", "fs.s3a.secret.key": "testing"}
         return {"fs.s3a.endpoint": self.url, "fs.s3a.path.style.access": "true", **keys}
 
+    def spark_conf(self) -> dict:
+        """The s3a settings as Spark conf (``spark.hadoop.`` before each name): for ``--conf`` or
+        spark-defaults.conf."""
+        return {f"spark.hadoop.{key}": value for key, value in self.s3a_settings().items()}
+
     def store_config(self, bucket: str):
         """The same store from plain values (tests and benchmarks without Airflow)."""
         from mpc_federation.store import StoreConfig

@@ -58,7 +58,7 @@ def test_nightly_hhi_through_airflow_spark_s3_and_mpyc(tmp_path, s3_server):
     in_s3 = {"AIRFLOW__MPC__DATA_URI": upload_folder(s3_server, data_dir / "company_b", "party-data", "company_b")}
     conf_dir = tmp_path / "company_b-spark-conf"
     conf_dir.mkdir()
-    settings = "".join(f"spark.hadoop.{key} {value}\n" for key, value in s3_server.s3a_settings().items())
+    settings = "".join(f"{key} {value}\n" for key, value in s3_server.spark_conf().items())
     (conf_dir / "spark-defaults.conf").write_text(settings)
     in_s3["SPARK_CONF_DIR"] = str(conf_dir)
 

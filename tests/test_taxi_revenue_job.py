@@ -86,7 +86,7 @@ def runs(tmp_path_factory, s3_server):
     inputs = {"a": root / "data" / "a" / "trips", "c": root / "data" / "c" / "trips", "h": root / "data" / "fhvhv"}
     inputs["h_arrow"] = inputs["h"]
     remote = upload_folder(s3_server, inputs["h"], "taxi-job", "fhvhv")
-    conf = {"h_s3": {f"spark.hadoop.{key}": value for key, value in s3_server.s3a_settings().items()}}
+    conf = {"h_s3": s3_server.spark_conf()}
     procs = {
         c: spark_submit(
             JOB,

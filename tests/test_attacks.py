@@ -309,9 +309,14 @@ def test_a_member_cannot_take_another_seat_with_its_own_certificate(fed, directi
     for pid in honest:
         assert isinstance(out[pid], MPCRunError), out[pid]
     if seat == 0:
-        for pid in honest:  # refused inside the MPC, naming the seat and whose certificate it was
-            assert isinstance(out[pid], MPCRefused), out[pid]
-            assert f"seat of company_a presented the TLS certificate of {thief}" in out[pid].reason
+        # Refused inside the MPC, naming the seat and whose certificate it was. The first honest
+        # party to see the refusal gives the attempt up; the other may be stopped by that published
+        # reason before its own process prints the refusal, and then says it came from the first.
+        assert any(isinstance(out[pid], MPCRefused) for pid in honest), out
+        for pid in honest:
+            assert f"seat of company_a presented the TLS certificate of {thief}" in str(out[pid]), out[pid]
+            if not isinstance(out[pid], MPCRefused):
+                assert "was given up" in str(out[pid]) and "MPCRefused" in str(out[pid]), out[pid]
     else:
         assert any(
             "did not all connect" in str(out[pid]) or "seat of company_c" in str(out[pid]) or "gave up" in str(out[pid])

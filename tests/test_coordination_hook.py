@@ -66,6 +66,8 @@ def test_retry_defaults_apply_unless_the_connection_sets_them(moto, monkeypatch)
     plain.ensure_bucket()
     assert plain.list("run/", patient=False) == []
     assert plain._quick is not plain._client and plain._quick.meta.config.retries["total_max_attempts"] == 1
+    for client in (plain._client, plain._quick):  # see test_retries: a 5xx on a GET must stay retryable
+        assert client.meta.config.response_checksum_validation == "when_required"
 
     connection = moto.connection()
     connection["extra"]["config_kwargs"] = {"retries": {"mode": "adaptive", "total_max_attempts": 7}}

@@ -7,6 +7,7 @@ of a single call is measured on a fake clock).
 
 from __future__ import annotations
 
+import http.server
 import threading
 
 import pytest
@@ -159,3 +160,42 @@ def test_concurrently_overlaps_the_requests_keeps_their_order_and_raises_the_fir
     assert concurrently(lambda _: threading.current_thread(), ["one"]) == [threading.current_thread()]
     assert concurrently(lambda i: threading.current_thread(), [1, 2], threads=1) == [threading.current_thread()] * 2
     assert concurrently(meet, []) == []
+
+
+class FailingOnce(http.server.BaseHTTPRequestHandler):
+    """Answers the first GET with a 500 that carries a response checksum header (as an S3-compatible
+    store under load may), every later one with the object; counts the GETs."""
+
+    gets = 0
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        type(self).gets += 1
+        failing = type(self).gets == 1
+        body = b"<Error><Code>InternalError</Code></Error>" if failing else b"the object"
+        self.send_response(500 if failing else 200)
+        self.send_header("x-amz-checksum-crc32", "AAAAAA==")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_error_on_a_get_is_retried_even_with_a_checksum_header():
+    """botocore validating response checksums cannot parse a 5xx answer to a GET that names a
+    checksum (boto/boto3#4754: AttributeError, not retried); the store's clients validate checksums
+    only where an operation requires it (its objects are signed), so the server error is retried."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = CoordinationStore(
+            StoreConfig("b", endpoint_url=f"http://127.0.0.1:{server.server_port}", access_key="k", secret_key="s")
+        )
+        assert store.get("some/key") == b"the object"
+        assert FailingOnce.gets == 2
+        for config in (DEFAULT_CLIENT_CONFIG, QUICK_CLIENT_CONFIG):
+            assert config["response_checksum_validation"] == "when_required"
+    finally:
+        server.shutdown()
+        server.server_close()

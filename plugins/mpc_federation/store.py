@@ -46,11 +46,18 @@ CONCURRENT_REQUESTS = MAX_POOL_CONNECTIONS
 # A brief outage must not fail a nightly run: botocore's standard retries (connection errors,
 # timeouts, 5xx, throttling), bounded by ``retries.OUTAGE_BUDGET`` seconds per call rather than by
 # this count, which is only a backstop (the stage deadlines still bound the whole wait).
+#
+# Response checksums are validated only when an operation requires it. Every object the protocol
+# reads is signed, and sealed where private, so a checksum adds nothing against the untrusted bucket;
+# and botocore (1.36 to at least 1.44) fails to parse a 5xx answer to a checksummed GET (its body is
+# wrapped in a StreamingChecksumBody, which has no ``strip``: boto/boto3#4754), raising
+# AttributeError instead of retrying the server error as the standard mode promises.
 DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 5,
     "read_timeout": 20,
     "retries": {"mode": "standard", "total_max_attempts": 500},
     "max_pool_connections": MAX_POOL_CONNECTIONS,
+    "response_checksum_validation": "when_required",
 }
 # For callers that poll again anyway and must answer at once (sensor, trigger, UI pages).
 QUICK_CLIENT_CONFIG: dict[str, Any] = {
@@ -58,6 +65,7 @@ QUICK_CLIENT_CONFIG: dict[str, Any] = {
     "read_timeout": 10,
     "retries": {"mode": "standard", "total_max_attempts": 1},
     "max_pool_connections": MAX_POOL_CONNECTIONS,
+    "response_checksum_validation": "when_required",
 }
 CONDITIONAL_WRITES = ("required", "emulated")
 # One small object, written at most twice per probe and never deleted. At the bucket's root unless

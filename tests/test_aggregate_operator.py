@@ -115,7 +115,7 @@ def test_aggregate_task_passes_the_input_uri_unchanged(tmp_path, monkeypatch, da
         "--time-column",
         "tpep_pickup_datetime",
     ]
-    assert task.run_key == "{{ mpc_run_key(dag_run) }}" and not task.oblivious
+    assert task.run_key is None and not task.oblivious  # the DAG run's key, taken when the task runs
     cmd = command(task)
     assert cmd[cmd.index("--input") + 1] == f"{data_uri}/trips"  # what spark-submit gets, unchanged
     assert "--output" not in cmd  # the task chooses it when it runs
@@ -295,13 +295,13 @@ def test_a_dag_with_the_task(tmp_path, monkeypatch):
         "taxi_hhi",
         schedule=None,
         start_date=datetime(2024, 1, 1, tzinfo=UTC),
-        user_defined_macros={"mpc_run_key": lambda run: "20240401", "mpc_months": lambda run: "2024-01,2024-02"},
+        user_defined_macros={"mpc_months": lambda run: "2024-01,2024-02"},  # no mpc_run_key needed
     ):
         task = aggregate_task(spec, "company_c", settings("s3a://b/raw"), on_failure=None)
     jinja = task.dag.get_template_env()
     rendered = [jinja.from_string(arg).render(dag_run=None) for arg in task.application_args]
     assert rendered[:6] == ["--input", "s3a://b/raw/trips", "--party", "company_c", "--months", "2024-01,2024-02"]
-    assert jinja.from_string(task.run_key).render(dag_run=None) == "20240401"
+    assert task.run_key is None
 
 
 # -- execution without Spark -----------------------------------------------------------------------------
@@ -332,6 +332,8 @@ def test_cluster_mode_needs_aggregate_uri(monkeypatch):
 
 
 def test_cluster_mode_output_location(monkeypatch):
+    from datetime import UTC, datetime
+
     from mpc_operators.aggregate import MPCAggregateOperator
 
     monkeypatch.setenv("AIRFLOW__MPC__AGGREGATE_URI", "s3://party-private/aggregates/")
@@ -339,6 +341,10 @@ def test_cluster_mode_output_location(monkeypatch):
         task_id="aggregate", application="job.py", computation="taxi_hhi", party_id="company_a", run_key="20240401"
     )
     assert task.remote_output() == "s3://party-private/aggregates/taxi_hhi/20240401/company_a.json"
+    # Given no run key (the operator's default, outside federation_dag too), the DAG run's.
+    task = MPCAggregateOperator(task_id="aggregate", application="job.py", computation="taxi_hhi", party_id="company_a")
+    context = {"logical_date": datetime(2024, 4, 1, 3, tzinfo=UTC)}
+    assert task.remote_output(context) == "s3://party-private/aggregates/taxi_hhi/20240401T030000Z/company_a.json"
 
 
 def test_the_task_chooses_the_output(monkeypatch):

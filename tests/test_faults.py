@@ -435,13 +435,17 @@ def test_a_failing_input_task_publishes_its_withdrawal(federation, s3_server, mo
     from mpc_operators.base import withdraw_on_failure
 
     spec, keys = fault_federation(federation)
-    monkeypatch.setenv("AIRFLOW_CONN_MPC_COORDINATION", json.dumps(s3_server.connection()))
+    # The task's own connections (not the default ids, which are not defined here).
+    monkeypatch.delenv("AIRFLOW_CONN_MPC_COORDINATION", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_MPC_PARTY_KEYS", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_C_BUCKET", json.dumps(s3_server.connection()))
     monkeypatch.setenv(
-        "AIRFLOW_CONN_MPC_PARTY_KEYS", json.dumps({"conn_type": "generic", "password": keys["company_c"].to_json()})
+        "AIRFLOW_CONN_C_KEYS", json.dumps({"conn_type": "generic", "password": keys["company_c"].to_json()})
     )
     context = {
         "exception": RuntimeError("taxi_revenue: error: 3 trips with negative fare_amount\nmore"),
         "task_instance": SimpleNamespace(task_id="aggregate", log=logging.getLogger("test")),
+        "task": SimpleNamespace(coordination_conn_id="c_bucket", keys_conn_id="c_keys"),
         "logical_date": DATE,
     }
     withdraw_on_failure(str(spec.source), "company_c", context)

@@ -34,7 +34,6 @@ def test_the_dag_takes_the_users_arguments_and_the_partys_settings(tmp_path):
     dag = federation_dag(
         SPEC,
         settings=settings(tmp_path, compute_queue="mpc-compute-company_a"),
-        schedule="@weekly",
         tags=["nightly"],
         default_args={"retries": 5},
         max_active_runs=2,
@@ -57,6 +56,12 @@ def test_the_dag_takes_the_users_arguments_and_the_partys_settings(tmp_path):
 
     with pytest.raises(ValueError, match="DAG id of a federation is its computation 'taxi_hhi'"):
         federation_dag(SPEC, settings=settings(tmp_path), dag_id="my_hhi")
+    # The run key is the logical date: a party on another schedule would never meet the others.
+    with pytest.raises(ValueError, match="schedule of federation 'taxi_hhi' is its spec's '0 3 \\* \\* \\*'"):
+        federation_dag(SPEC, settings=settings(tmp_path), schedule="@daily")
+    manual = federation_dag(SPEC, settings=settings(tmp_path), schedule=None)  # runs triggered by hand
+    assert type(manual.timetable).__name__ == "NullTimetable"
+    assert federation_dag(SPEC, settings=settings(tmp_path), schedule="0 3 * * *").dag_id == "taxi_hhi"
 
 
 def _spec_input() -> str:
@@ -146,3 +151,43 @@ def test_wait_in_task_near_makes_the_tasks_wait_deferring_while_far(tmp_path, mo
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
     dag = federation_dag(SPEC, party_id="company_a", settings=settings(tmp_path, party_id=""))
     assert "wait_for_inputs" in dag.task_dict and not dag.task_dict["compute"].wait_for_inputs
+
+
+def test_compute_and_reveal_used_alone_follow_the_partys_settings(tmp_path, monkeypatch):
+    """Given no wait_for_* (outside federation_dag), a task waits for its stage itself unless
+    ``[mpc] wait_in_task`` says sensors do; a compute task given no ledger_uri keeps its private
+    ledger copy at ``[mpc] ledger_uri``."""
+    from mpc_operators import MPCComputeOperator, MPCRevealOperator
+
+    common = {"spec_path": str(SPEC), "party_id": "company_a"}
+    compute = MPCComputeOperator(task_id="compute", **common)
+    reveal = MPCRevealOperator(task_id="reveal", **common)
+    for mode, waits in (("near", True), ("True", True), ("False", False)):
+        monkeypatch.setenv("AIRFLOW__MPC__WAIT_IN_TASK", mode)
+        assert compute.waits() is waits and reveal.waits() is waits, mode
+    assert MPCComputeOperator(task_id="c", wait_for_inputs=True, **common).waits() is True  # given: kept
+    assert MPCRevealOperator(task_id="r", wait_for_result=False, **common).waits() is False
+    monkeypatch.setenv("AIRFLOW__MPC__LEDGER_URI", str(tmp_path / "ledger"))
+    assert compute.ledger_dir() == str(tmp_path / "ledger")
+    assert MPCComputeOperator(task_id="c", ledger_uri="s3://own/ledger", **common).ledger_dir() == "s3://own/ledger"
+
+
+def test_a_partys_configuration_errors_fail_the_task_at_once(monkeypatch):
+    """A missing connection, or keys of another party, cannot be fixed by a retry: the task fails
+    at once (AirflowFailException) instead of retrying while the other parties wait."""
+    import localnet
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mpc_operators.base import open_party_run_for
+
+    context = {"logical_date": None, "dag_run": None}
+    with pytest.raises(AirflowFailException, match="AirflowNotFoundException: .*no_such_keys"):
+        open_party_run_for(str(SPEC), "company_a", context, keys_conn_id="no_such_keys")
+    monkeypatch.setenv("AIRFLOW__MPC__ALLOW_TEST_KEYS", "True")
+    keys = localnet.test_keys("company_b").to_json()
+    monkeypatch.setenv("AIRFLOW_CONN_B_KEYS", json.dumps({"conn_type": "generic", "password": keys}))
+    with pytest.raises(AirflowFailException, match="'b_keys' holds the keys of 'company_b', not 'company_a'"):
+        open_party_run_for(str(SPEC), "company_a", context, keys_conn_id="b_keys")
+    monkeypatch.setenv("AIRFLOW_CONN_NO_PASSWORD", json.dumps({"conn_type": "generic"}))
+    with pytest.raises(AirflowFailException, match="PartyConfigError: connection 'no_password' has no password"):
+        open_party_run_for(str(SPEC), "company_a", context, keys_conn_id="no_password")

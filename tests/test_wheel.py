@@ -174,6 +174,18 @@ def test_airflow_finds_the_provider_and_plugin_through_entry_points(installed, t
     } in json.loads(hooks.stdout)
     config = airflow(python, env, "config", "get-value", "mpc", "party_id", cwd=tmp_path)
     assert config.returncode == 0, config.stderr[-3000:]  # the provider's [mpc] section is known
+    config = airflow(python, env, "config", "get-value", "mpc", "wait_in_task", cwd=tmp_path)
+    assert config.returncode == 0 and config.stdout.strip() == "near", config.stdout + config.stderr[-3000:]
+    probe = (
+        "import json\n"
+        "from airflow.providers_manager import ProvidersManager\n"
+        "data = ProvidersManager().providers['airflow-mpc-federation'].data\n"
+        "kinds = ('sensors', 'triggers')\n"
+        "print(json.dumps({kind: [m for e in data[kind] for m in e['python-modules']] for kind in kinds}))\n"
+    )
+    info = subprocess.run([str(python), "-c", probe], env=env, cwd=tmp_path, check=True, capture_output=True, text=True)
+    modules = json.loads(info.stdout.strip().splitlines()[-1])
+    assert modules == {"sensors": ["mpc_sensors.coordination"], "triggers": ["mpc_sensors.triggers"]}, modules
 
     plugins = airflow(python, env, "plugins", "-o", "json", cwd=tmp_path)
     assert plugins.returncode == 0, plugins.stderr[-3000:]

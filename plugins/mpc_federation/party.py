@@ -20,6 +20,13 @@ def logical_date_of(context: Any) -> datetime:
     return logical if logical is not None else context["dag_run"].run_after
 
 
+def run_key_of(context: Any) -> str:
+    """The key every party names the run of an Airflow task's ``context`` by (``layout.run_key``)."""
+    from mpc_federation.layout import run_key
+
+    return run_key(logical_date_of(context))
+
+
 @dataclass
 class PartyRun:
     """What a task of ``party_id`` needs for the run named by ``logical_date``."""

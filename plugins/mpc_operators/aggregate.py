@@ -66,7 +66,8 @@ class MPCAggregateOperator(SparkSubmitOperator):
 
     :param computation: the federation's computation (names the cluster-mode output)
     :param party_id: this party's id (names the cluster-mode output)
-    :param run_key: the run's key (templated; ``{{ mpc_run_key(dag_run) }}`` in the DAG)
+    :param run_key: the run's key (templated); None: the key of the task's DAG run, as every
+        party names it (``mpc_federation.layout.run_key``)
     :param oblivious: pass ``spark.authenticate.secret`` from ``secret_conn_id`` in a private
         properties file (docs/oblivious.md); the caller adds ``--oblivious`` and the conf
     :param secret_conn_id: connection whose password is the Spark authentication secret
@@ -82,7 +83,7 @@ class MPCAggregateOperator(SparkSubmitOperator):
         *,
         computation: str,
         party_id: str,
-        run_key: str = "{{ mpc_run_key(dag_run) }}",
+        run_key: str | None = None,
         oblivious: bool = False,
         secret_conn_id: str = SPARK_SECRET_CONN_ID,
         aggregate_uri: str | None = None,
@@ -102,8 +103,9 @@ class MPCAggregateOperator(SparkSubmitOperator):
         connection's ``deploy-mode``), so it cannot write into this worker's temporary folder."""
         return self._get_hook()._connection["deploy_mode"] == "cluster"
 
-    def remote_output(self) -> str:
-        """``aggregate_uri/<computation>/<run>/<party>.json`` for a cluster-mode driver.
+    def remote_output(self, context: Any = None) -> str:
+        """``aggregate_uri/<computation>/<run>/<party>.json`` for a cluster-mode driver (the run:
+        ``run_key``, or the key of the DAG run of ``context``).
 
         :raises AirflowFailException: no aggregate_uri is configured
         """
@@ -116,7 +118,9 @@ class MPCAggregateOperator(SparkSubmitOperator):
                 "[mpc] aggregate_uri (AIRFLOW__MPC__AGGREGATE_URI): an object-store or shared URI that both the "
                 "Spark driver and this Airflow worker can reach"
             )
-        return join_uri(root, f"{self.computation}/{self.run_key}/{self.party_id}.json")
+        from mpc_federation.party import run_key_of
+
+        return join_uri(root, f"{self.computation}/{self.run_key or run_key_of(context)}/{self.party_id}.json")
 
     # -- execution -------------------------------------------------------------------------------
     def execute(self, context: Any) -> dict:  # type: ignore[override]  # the aggregate is the XCom
@@ -125,7 +129,7 @@ class MPCAggregateOperator(SparkSubmitOperator):
         remote = self.driver_is_remote()
         folder = None
         if remote:
-            output = self.remote_output()
+            output = self.remote_output(context)
             _storage_path(output).unlink(missing_ok=True)  # never take an earlier try's aggregate for this one's
         else:
             folder = tempfile.mkdtemp(prefix="mpc-aggregate-")  # mode 0700: this task's user only

@@ -94,6 +94,14 @@ class MPCWaitingOperator(MPCBaseOperator):
         return self.run_stage(self.party_run(context), context, (event["deadline"], event["cutoff"]))
 
 
+def waits_by_default() -> bool:
+    """Whether a compute or reveal task given no ``wait_for_inputs`` / ``wait_for_result`` waits for
+    its stage itself: unless ``[mpc] wait_in_task`` is False, where a sensor waits before it."""
+    from mpc_operators.settings import MPCSettings
+
+    return MPCSettings.load(require_party=False).wait_in_task != "sensors"
+
+
 def open_party_run(task: Any, context: Any):
     """The PartyRun of an MPC task (operator or sensor), from its fields and connections."""
     return open_party_run_for(
@@ -121,13 +129,14 @@ def open_party_run_for(
     from mpc_federation.spec import load_spec
     from mpc_operators.hooks import CoordinationHook
     from mpc_operators.keys import PartyKeysHook
+    from mpc_operators.settings import PartyConfigError
 
     with final_errors():
         spec = load_spec(spec_path)
         spec.party(party_id)  # fails naming the party if it is not a member
         keys = PartyKeysHook(keys_conn_id).get_keys() if keys_conn_id is not None else None
         if keys is not None and keys.party != party_id:
-            raise ValueError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
+            raise PartyConfigError(f"connection {keys_conn_id!r} holds the keys of {keys.party!r}, not {party_id!r}")
         store = CoordinationHook(aws_conn_id=coordination_conn_id).store(
             spec.bucket, probe_key=probe_key(spec, party_id)
         )
@@ -277,16 +286,21 @@ def defer_wait(
 
 @contextmanager
 def final_errors():
-    """Errors that a retry cannot fix (bad input, bad spec, tampered objects) fail the task at once."""
+    """Errors that a retry cannot fix (bad input, bad spec, tampered objects, this party's missing or
+    wrong configuration) fail the task at once, rather than after its retries while the others wait."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
     from mpc_federation.envelope import IntegrityError
     from mpc_federation.programs import ProgramError
     from mpc_federation.sharing import ReconstructionError
     from mpc_federation.spec import SpecError
     from mpc_federation.stages import StageError
+    from mpc_operators.settings import PartyConfigError
 
+    final = (SpecError, ProgramError, IntegrityError, ReconstructionError, StageError, PermissionError)
     try:
         yield
-    except (SpecError, ProgramError, IntegrityError, ReconstructionError, StageError, PermissionError) as exc:
+    except (*final, PartyConfigError, AirflowNotFoundException) as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -302,6 +316,12 @@ def withdraw_on_failure(spec_path: str, party_id: str, context: Any) -> None:
     exc = context.get("exception")
     task_id = context["task_instance"].task_id
     log = context["task_instance"].log
+    task = context.get("task")  # its connections, when the task names its own
+    conns = {
+        name: getattr(task, name)
+        for name in ("coordination_conn_id", "keys_conn_id")
+        if isinstance(getattr(task, name, None), str)
+    }
     code = reasons.withdrawal_code(task_id, exc)
     log.error(
         "Withdrawing %s from the run: the bucket gets the code %r only; the error stays in this log: %s: %s",
@@ -311,7 +331,7 @@ def withdraw_on_failure(spec_path: str, party_id: str, context: Any) -> None:
         exc,
     )
     try:
-        run = open_party_run_for(spec_path, party_id, context)
+        run = open_party_run_for(spec_path, party_id, context, **conns)
         stages.withdraw(run, code, task_id)
     except Exception as err:  # the failure itself is what matters; the withdrawal is a courtesy
         log.warning("Could not publish the withdrawal: %s", err)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpc_operators.base import MPCWaitingOperator, final_errors, wait_in_task
+from mpc_operators.base import MPCWaitingOperator, final_errors, wait_in_task, waits_by_default
 
 
 class MPCComputeOperator(MPCWaitingOperator):
@@ -14,13 +14,16 @@ class MPCComputeOperator(MPCWaitingOperator):
 
     :param connect_timeout: seconds for all compute parties to connect (default: spec's deadline).
     :param run_timeout: seconds for the whole MPC (default: spec's deadline).
-    :param ledger_uri: this party's private disclosure-ledger folder (``[mpc] ledger_uri``; a local
-        path or an object-storage URI): its own record of what it released, which the bucket's
-        operator cannot hide. Put the task on a queue whose workers all reach it.
+    :param ledger_uri: this party's private disclosure-ledger folder (a local path or an
+        object-storage URI): its own record of what it released, which the bucket's operator
+        cannot hide. Put the task on a queue whose workers all reach it. None: ``[mpc]
+        ledger_uri``, read when the task runs.
     :param wait_for_inputs: wait for the inputs in this task first, as the ``inputs`` sensor
-        would (``[mpc] wait_in_task``): no hand-off from a sensor, the shares and done markers
-        verified while waiting are not fetched again, and the MPyC process starts and connects
-        once the rendezvous is near; the task holds its worker slot meanwhile.
+        would: no hand-off from a sensor, the shares and done markers verified while waiting are
+        not fetched again, and the MPyC process starts and connects once the rendezvous is near;
+        the task holds its worker slot meanwhile. None: unless ``[mpc] wait_in_task`` is False
+        (then a sensor must wait before this task: without a wait, the leader would fix the
+        roster from whoever had shared so far).
     :param deferrable: with ``wait_for_inputs``, defer while the rendezvous is far (``MPCWaitingOperator``).
 
     Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.
@@ -37,7 +40,7 @@ class MPCComputeOperator(MPCWaitingOperator):
         connect_timeout: float | None = None,
         run_timeout: float | None = None,
         ledger_uri: str | None = None,
-        wait_for_inputs: bool = False,
+        wait_for_inputs: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -47,7 +50,13 @@ class MPCComputeOperator(MPCWaitingOperator):
         self.run_timeout = run_timeout
 
     def waits(self) -> bool:
-        return self.wait_for_inputs
+        return waits_by_default() if self.wait_for_inputs is None else self.wait_for_inputs
+
+    def ledger_dir(self) -> str:
+        """``ledger_uri``, or ``[mpc] ledger_uri``: a compute party always keeps its private copy."""
+        from mpc_operators.settings import MPCSettings
+
+        return self.ledger_uri or MPCSettings.load(require_party=False).ledger_uri
 
     def run_stage(self, run: Any, context: Any, times: tuple[float, float] | None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -61,9 +70,7 @@ class MPCComputeOperator(MPCWaitingOperator):
                 # Waiting here, MPyC starts and connects while the last inputs come, and the
                 # stage goes on with the listing the wait went ahead on.
                 view = (
-                    wait_in_task(self, run, self.stage, context, when_near=early, times=times)
-                    if self.wait_for_inputs
-                    else None
+                    wait_in_task(self, run, self.stage, context, when_near=early, times=times) if self.waits() else None
                 )
                 with final_errors():
                     # The leader numbers MPC attempts by its own try, so every party's retry meets on a fresh one.
@@ -72,7 +79,7 @@ class MPCComputeOperator(MPCWaitingOperator):
                         attempt=context["ti"].try_number,
                         connect_timeout=self.connect_timeout,
                         run_timeout=self.run_timeout,
-                        ledger_dir=self.ledger_uri,
+                        ledger_dir=self.ledger_dir(),
                         process=early.take(),
                         view=view,
                     )

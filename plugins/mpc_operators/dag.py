@@ -4,8 +4,7 @@ A user writes, in their own DAG file::
 
     from mpc_operators.dag import federation_dag
 
-    dag = federation_dag("include/federations/taxi_hhi.yaml", schedule="@daily",
-                         default_args={"retries": 3})
+    dag = federation_dag("include/federations/taxi_hhi.yaml", default_args={"retries": 3})
 
 and the shipped ``dags/mpc_federations.py`` builds one DAG per federation this party belongs to
 with :func:`party_dags`. The party's own configuration is the ``[mpc]`` section
@@ -64,9 +63,10 @@ def federation_dag(
     :param spec: the federation spec, or the path of its YAML file.
     :param party_id: this party (default: ``[mpc] party_id``).
     :param settings: this party's settings (default: ``MPCSettings.load()``).
-    :param dag_kwargs: passed to ``DAG`` (``schedule``, ``start_date``, ``tags``, ``default_args``,
+    :param dag_kwargs: passed to ``DAG`` (``start_date``, ``tags``, ``default_args``,
         ``max_active_runs``, ...), over the defaults taken from the spec. The DAG id is always the
-        spec's ``computation``: every party names the run by it.
+        spec's ``computation`` and the schedule the spec's (or None: runs triggered by hand, with
+        the logical date the other parties use): every party names the run by them.
     """
     from airflow.sdk import DAG
 
@@ -77,6 +77,13 @@ def federation_dag(
         raise ValueError(
             f"the DAG id of a federation is its computation {spec.computation!r}, not "
             f"{dag_kwargs['dag_id']!r}: every party names the run by it"
+        )
+    schedule = dag_kwargs.get("schedule", spec.schedule)
+    if schedule is not None and schedule != spec.schedule:
+        raise ValueError(
+            f"the schedule of federation {spec.computation!r} is its spec's {spec.schedule!r} (or None, "
+            f"for runs triggered by hand), not {schedule!r}: a run is named by its logical date, so a party "
+            "on another schedule would never meet the others"
         )
     me = spec.party(party_id)
     dag = DAG(**_dag_arguments(spec, party_id, me.roles, dag_kwargs))
@@ -223,10 +230,9 @@ def _waiting(
 
 def run_key_macro(dag_run) -> str:
     """The run key of a DAG run (the ``mpc_run_key`` template macro)."""
-    from mpc_federation.layout import run_key
-    from mpc_federation.party import logical_date_of
+    from mpc_federation.party import run_key_of
 
-    return run_key(logical_date_of({"logical_date": dag_run.logical_date, "dag_run": dag_run}))
+    return run_key_of({"logical_date": dag_run.logical_date, "dag_run": dag_run})
 
 
 def _months_macro(spec: FederationSpec):
@@ -270,7 +276,7 @@ _WAIT_INPUTS_DOC = """Waits (in the triggerer) until every input party has share
 roster. Fails at the deadline naming the parties that never showed; stops at once on an abort."""
 _COMPUTE_DOC = """Waits for the inputs, unless a `wait_for_inputs` sensor did (`[mpc] wait_in_task`; with `near`,
 deferred in the triggerer while the rendezvous is far, then here, starting MPyC ahead). Then runs
-this party's MPyC process with the other compute parties (mutual TLS when configured), over the
+this party's MPyC process with the other compute parties (over mutual TLS), over the
 roster's shares. Publishes output shares encrypted to each recipient. **Sees only shares.**
 Before publishing, records what it released in the disclosure ledger (the bucket, and a private copy
 at `[mpc] ledger_uri`); units released before are withheld, and the task skips when nothing is

@@ -38,15 +38,15 @@ class PartyKeysHook(BaseHook):
     def get_keys(self):
         """The party's PartyKeys; keys marked as test keys only where ``[mpc] allow_test_keys``.
 
-        :raises ValueError: the connection holds no key JSON.
+        :raises PartyConfigError: the connection holds no key JSON.
         :raises PermissionError: test keys where they are not allowed.
         """
         from mpc_federation.envelope import PartyKeys
-        from mpc_operators.settings import MPCSettings
+        from mpc_operators.settings import MPCSettings, PartyConfigError
 
         conn = self.get_connection(self.mpc_party_keys_conn_id)
         if not conn.password:
-            raise ValueError(
+            raise PartyConfigError(
                 f"connection {self.mpc_party_keys_conn_id!r} has no password: it must hold the "
                 "party's key JSON (python -m mpc_federation.keys generate)"
             )

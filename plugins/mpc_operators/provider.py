@@ -1,5 +1,6 @@
 """What Airflow's provider manager learns about this package (entry point ``apache_airflow_provider``):
-its connection type, operator link and ``[mpc]`` configuration section."""
+its operators, sensor, trigger and hooks, connection type, operator link and ``[mpc]`` configuration
+section."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ PACKAGE = "airflow-mpc-federation"
 
 def get_provider_info() -> dict[str, Any]:
     from mpc_operators.keys import CONN_TYPE, UI_FIELD_BEHAVIOUR
+    from mpc_operators.sensor import sensors_package
     from mpc_operators.settings import OPTIONS, SECTION
+
+    sensors = sensors_package()
 
     return {
         "package-name": PACKAGE,
@@ -37,7 +41,11 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "hooks": [{"integration-name": "MPC federation", "python-modules": ["mpc_operators.keys"]}],
+        "sensors": [{"integration-name": "MPC federation", "python-modules": [f"{sensors}.coordination"]}],
+        "triggers": [{"integration-name": "MPC federation", "python-modules": [f"{sensors}.triggers"]}],
+        "hooks": [
+            {"integration-name": "MPC federation", "python-modules": ["mpc_operators.keys", "mpc_operators.hooks"]}
+        ],
         "connection-types": [
             {
                 "hook-class-name": "mpc_operators.keys.PartyKeysHook",
@@ -50,14 +58,15 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             SECTION: {
                 "description": "This party's settings for federated MPC (one Airflow = one party).",
-                # The defaults stay in MPCSettings.load (some depend on $AIRFLOW_HOME); here they are text.
+                # MPCSettings.load applies the defaults; the ones that depend on nothing (not on
+                # $AIRFLOW_HOME) are the section's too, so `airflow config` shows them.
                 "options": {
                     key: {
                         "description": f"{meaning} Default: {default or '(empty)'}.",
                         "version_added": "0.2.0",
-                        "type": "string",
+                        "type": "boolean" if key == "allow_test_keys" else "string",
                         "example": None,
-                        "default": None,
+                        "default": default if key in ("wait_in_task", "allow_test_keys") else None,
                     }
                     for key, (default, meaning) in OPTIONS.items()
                 },

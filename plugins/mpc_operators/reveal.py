@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mpc_operators.base import MPCWaitingOperator, final_errors, wait_in_task
+from mpc_operators.base import MPCWaitingOperator, final_errors, wait_in_task, waits_by_default
 
 
 def result_asset(computation: str):
@@ -26,10 +26,12 @@ class MPCRevealOperator(MPCWaitingOperator):
 
     :param results_uri: where to keep a copy of each result record as well
         (``<results_uri>/<computation>/<run>/result.json``; a local path or an object-storage
-        URI through ``ObjectStoragePath``); None: XCom only.
+        URI through ``ObjectStoragePath``). None: ``[mpc] results_uri``, read when the task runs;
+        empty: XCom only.
     :param results_conn_id: connection for ``results_uri`` on an object store.
     :param wait_for_result: wait for the output shares in this task first, as the ``result``
-        sensor would (``[mpc] wait_in_task``); the task holds its worker slot meanwhile.
+        sensor would; the task holds its worker slot meanwhile. None: unless ``[mpc]
+        wait_in_task`` is False (then a sensor must wait before this task).
     :param deferrable: with ``wait_for_result``, defer while the rendezvous is far (``MPCWaitingOperator``).
     """
 
@@ -42,7 +44,7 @@ class MPCRevealOperator(MPCWaitingOperator):
         *,
         results_uri: str | None = None,
         results_conn_id: str | None = None,
-        wait_for_result: bool = False,
+        wait_for_result: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -51,7 +53,7 @@ class MPCRevealOperator(MPCWaitingOperator):
         self.wait_for_result = wait_for_result
 
     def waits(self) -> bool:
-        return self.wait_for_result
+        return waits_by_default() if self.wait_for_result is None else self.wait_for_result
 
     def run_stage(self, run: Any, context: Any, times: tuple[float, float] | None) -> dict:
         from mpc_federation import stages
@@ -61,7 +63,7 @@ class MPCRevealOperator(MPCWaitingOperator):
         # twice; and it loads what the recombination needs once the rendezvous is near.
         view = (
             wait_in_task(self, run, self.stage, context, times=times, when_near=lambda: load_recombine(run.program))
-            if self.wait_for_result
+            if self.waits()
             else None
         )
         with final_errors():
@@ -69,8 +71,13 @@ class MPCRevealOperator(MPCWaitingOperator):
         for name, output in result["outputs"].items():
             for label, exact in zip(output["labels"], output["exact"]):
                 self.log.info("%s[%s] = %s", name, label, exact)
-        if self.results_uri:
-            self.log.info("Result record written to %s", self.write_copy(result))
+        root = self.results_uri
+        if root is None:
+            from mpc_operators.settings import MPCSettings
+
+            root = MPCSettings.load(require_party=False).results_uri
+        if root:
+            self.log.info("Result record written to %s", self.write_copy(result, root))
         asset = result_asset(result["computation"])
         if asset in (self.outlets or []):
             context["outlet_events"][asset].extra = {
@@ -80,16 +87,17 @@ class MPCRevealOperator(MPCWaitingOperator):
             }
         return result
 
-    def write_copy(self, result: dict) -> str:
-        """Write ``result`` under ``results_uri``; returns where."""
+    def write_copy(self, result: dict, root: str | None = None) -> str:
+        """Write ``result`` under ``root`` (default: ``results_uri``); returns where."""
         from airflow.sdk import ObjectStoragePath
 
         from mpc_operators.settings import result_location
 
-        if not self.results_uri:
+        root = root or self.results_uri
+        if not root:
             raise ValueError("no results_uri to write the result record to")
         path = ObjectStoragePath(
-            result_location(self.results_uri, result["computation"], result["run"]), conn_id=self.results_conn_id
+            result_location(root, result["computation"], result["run"]), conn_id=self.results_conn_id
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))

@@ -143,9 +143,13 @@ class CoordinationTrigger(BaseTrigger):
         from mpc_federation.spec import load_spec
         from mpc_operators.hooks import CoordinationHook
 
-        spec = load_spec(self.spec_path)
-        floor = privacy_floor(load_program(spec.program_file).program, spec)
-        # As the provider's own async hooks do: the connection lookup off the event loop.
+        def spec_and_floor():
+            spec = load_spec(self.spec_path)
+            return spec, privacy_floor(load_program(spec.program_file).program, spec)
+
+        # Off the triggerer's event loop, which every deferred task shares: reading the spec and
+        # importing its program, and, as the provider's own async hooks do, the connection lookup.
+        spec, floor = await asyncio.to_thread(spec_and_floor)
         hook = CoordinationHook(aws_conn_id=self.coordination_conn_id)
         store = await sync_to_async(hook.store)(spec.bucket)
         return RunReader(spec, self.run_key, store, viewer=self.party_id), floor

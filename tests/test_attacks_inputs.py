@@ -263,6 +263,87 @@ def test_what_a_member_adds_to_its_share_object_is_dropped(five):
     fed.expect_success(1, {p: REVENUE[p] for p in fed.companies})
 
 
+def forged_indicator(fed: Federation, market: int) -> dict[str, bytes]:
+    """company_d's sealed share objects for the compute parties, made as company_d could make them
+    after sharing revenue 0 in ``market`` honestly: a sharing of "has revenue" z = 1 there, and the
+    inverse w dealt off every polynomial of degree 1, (0, -1/(6a), 0) with ``a`` the slope of its
+    sharing of x = 0. The local products x*w, read at degree 2 at MPyC's points 1, 2, 3 (Lagrange's
+    3, -3, 1), give -3 * (2a * -1/(6a)) = 1 = z: every constraint of the input checks holds."""
+    import secrets
+
+    from mpc_federation import witnesses
+    from mpc_federation.sharing import pack, unpack_array
+
+    program = fed.runs["company_a"].program
+    p, [spec_input] = program.modulus, program.inputs
+    name, n = spec_input.name, len(fed.labels)
+    lay = witnesses.layout(spec_input, n)
+    channel = fed.runs["company_d"].channel
+    records = {
+        c: fed.runs[c].channel.read(channel.input_key("company_d", c), "input-shares", "company_d", to=c)
+        for c in COMPUTES
+    }
+    x = [unpack_array(records[c]["shares"]["values"][name], p) % p for c in COMPUTES]
+    w = [[int(v) for v in unpack_array(records[c]["shares"]["witness"][name], p) % p] for c in COMPUTES]
+    slope = int(x[0][market])
+    assert (2 * slope - x[1][market]) % p == 0 and slope  # company_d's honest sharing of 0
+    r = secrets.randbelow(p)
+    z_at, w_at = lay.size - 2 * n + market, lay.size - n + market
+    for k, forged_w in enumerate((0, -pow(6 * slope, -1, p) % p, 0)):
+        w[k][z_at], w[k][w_at] = (1 + r * (k + 1)) % p, forged_w
+    blobs = {}
+    for k, c in enumerate(COMPUTES):
+        shares = {**records[c]["shares"], "witness": {name: pack(w[k], p)}}
+        blobs[channel.input_key("company_d", c)] = channel.sign(
+            "input-shares", "input", {**records[c], "shares": shares}, to=c
+        )
+    return blobs
+
+
+def test_an_input_party_cannot_count_as_a_firm_with_a_sharing_off_the_threshold(five):
+    """Market 3 has revenue from company_a and company_b only: below the floor of 3 firms, so it is
+    suppressed. company_d, with revenue 0 there, deals its "has revenue" indicator as 1 and the
+    inverse that proves it off every polynomial of degree t: each local product then reads as it
+    chooses, every constraint of the input checks held, and d counted as a third firm, so the
+    regulator would have learned the two firms' shares (HHI = 10000 (s^2 + (1-s)^2)). Every compute
+    party now checks, on a masked random combination of all of d's shares, that they lie on one
+    polynomial of degree t, and refuses naming d; nothing is revealed; with d's honest shares back
+    the retry succeeds and suppresses market 3."""
+    from decimal import Decimal
+
+    from mpc_federation.programs import load_program
+
+    fed = five
+    revenue = {pid: list(REVENUE[pid]) for pid in fed.companies}
+    for pid in ("company_c", "company_d", "company_e"):
+        revenue[pid][3] = 0
+        fed.files[pid] = fed.write_aggregate(pid, revenue[pid])
+    fed.local_before = fed.local_state()
+    for pid in fed.companies:
+        fed.share(pid)
+    forged = forged_indicator(fed, market=3)
+    originals = {key: fed.store.get(key) for key in forged}
+    for key, blob in forged.items():
+        fed.store.put(key, blob)
+    out = fed.compute_all(1)
+    for pid in COMPUTES:
+        assert isinstance(out[pid], MPCRefused), out[pid]
+        assert "the shares of company_d are not a sharing of degree t = 1" in out[pid].reason, out[pid].reason
+        assert "company_a" not in out[pid].reason and "company_e" not in out[pid].reason
+    fed.expect_nothing_revealed()
+    assert fed.local_state() == fed.local_before
+    for key, blob in originals.items():  # the cause removed: company_d's honest shares
+        fed.store.put(key, blob)
+    out = fed.compute_all(2)
+    assert all(isinstance(out[p], dict) for p in COMPUTES), out
+    result = stages.reveal(fed.runs["regulator"])
+    module = load_program(REPO / "include" / "programs" / "hhi.py").module
+    reference = module.plaintext([{"revenue_cents": revenue[p]} for p in fed.companies])
+    got = result["outputs"]["hhi"]["exact"]
+    assert [None if g is None else Decimal(g) for g in got] == reference["hhi"] and got[3] is None
+    assert [int(v) for v in result["outputs"]["suppressed"]["exact"]] == [0, 0, 0, 1]
+
+
 # -- item 4: nothing derived from a party's data in the bucket -----------------------------------------------
 @pytest.fixture
 def four(federation, s3_server, tmp_path):

@@ -203,3 +203,61 @@ def test_the_pieces_of_a_witness_are_the_witnesses_of_their_values(spec):
     assert [int(p[0]) for p in pieces] == [0, 0]
     lifted = witnesses.combinations(spec, row, (whole + P).reshape(1, -1), SEED, "x/0", P)  # other representatives
     assert lifted.tolist() == witnesses.combinations(spec, row, whole.reshape(1, -1), SEED, "x/0", P).tolist() == [0]
+
+
+@pytest.mark.parametrize("modulus", [P, ODD_WIDTH, HHI_FIELD])
+def test_the_linear_combination_equals_its_definition(modulus):
+    """``linear``'s inner products in 16-bit digits equal the plain sum of every share times its
+    coefficient, on shares written as any integer of the field's width."""
+    import random
+
+    from mpc_federation.sharing import pack, unpack_bytes, width
+
+    rng = random.Random(11)
+    lay = witnesses.layout(WIDE, 4)
+    top = 256 ** width(modulus)
+    values = np.array([[rng.randrange(modulus) for _ in range(4)] for _ in range(3)], dtype=object)
+    witness = np.array([[rng.randrange(top) for _ in range(lay.size)] for _ in range(3)], dtype=object)
+    as_read = np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
+    a = witnesses.coefficients(SEED, "x/0/linear/values", 4)
+    b = witnesses.coefficients(SEED, "x/0/linear/witness", lay.size)
+    expected = [(int(np.dot(a, values[i])) + int(np.dot(b, witness[i]))) % modulus for i in range(3)]
+    assert list(witnesses.linear(values, as_read, SEED, "x/0", modulus)) == expected
+    assert list(witnesses.linear(values, witness, SEED, "x/0", modulus)) == expected
+
+
+@pytest.mark.parametrize("where", ["none", "a value", "a lower bit", "an upper bit", "z", "w"])
+def test_the_combination_is_of_degree_t_exactly_when_every_sharing_is(where):
+    """Three compute parties (t = 1) hold Shamir shares of one input party's values and witness.
+    The combination ``linear`` gives each lies on a line when every sharing does, and on none when a
+    single share anywhere is moved off its line (what ``worker._check_degrees`` tests, masked)."""
+    import random
+
+    from mpc_federation.sharing import ReconstructionError, recombine
+
+    rng = random.Random(5)
+    spec = NONZERO if where in ("z", "w") else BOUNDED
+    values = [0, 20, 7]
+    lay = witnesses.layout(spec, len(values))
+    plain = [values, witnesses.make(spec, values, P)]
+    slopes = [[rng.randrange(P) for _ in row] for row in plain]
+    held = [[[(v + s * k) % P for v, s in zip(row, slope)] for row, slope in zip(plain, slopes)] for k in (1, 2, 3)]
+    position = {
+        "a value": (0, 1),
+        "a lower bit": (1, 3),
+        "an upper bit": (1, lay.n * lay.bits + 2),
+        "z": (1, lay.size - 2 * lay.n),
+        "w": (1, lay.size - 1),
+    }
+    if where in position:
+        part, index = position[where]
+        held[1][part][index] = (held[1][part][index] + 1) % P  # party 2's share only: off the line
+    combined = [
+        int(witnesses.linear(np.array([v], dtype=object), np.array([w], dtype=object), SEED, "x/0", P)[0])
+        for v, w in held
+    ]
+    if where == "none":
+        assert recombine(P, {k: [c] for k, c in enumerate(combined)}, 1) is not None
+    else:
+        with pytest.raises(ReconstructionError):
+            recombine(P, {k: [c] for k, c in enumerate(combined)}, 1)

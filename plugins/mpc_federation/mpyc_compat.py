@@ -38,6 +38,14 @@ def rerandomize(mpc, x):
     return mpc._reshare(x)
 
 
+def random_sharings(mpc, secint, n: int):
+    """``n`` fresh random sharings of degree t as a secure array, every coefficient uniformly random
+    (MPyC's own: PRSS, or with ``--no-prss`` the sum of t + 1 parties' random inputs), so opening all
+    the shares of a value masked with one reveals only that the value's shares are of degree t."""
+    check_version()
+    return mpc._np_randoms(secint, n)
+
+
 def install_fast_random_split() -> None:
     """Replace MPyC's ``thresha.np_random_split`` (one ``secrets.randbelow`` call per coefficient and
     an object-array matrix product: a third of the CPU time of a large vectorised program without

@@ -17,7 +17,9 @@ is 0 for an honest witness (``b*(b-1)``, ``sum(b_j 2**j) - (x - low)``, ``z*(z-1
 ``x*(1-z)``, ``x*w - z``); they take a random linear combination with coefficients drawn after
 the inputs were fixed (evaluated by each compute party on its shares, as one would a secure
 inner product: a single resharing for every party, chunk and input), and MPyC's public zero test tells,
-per input party, only whether *its* combination is 0. Every party's combination uses the same
+per input party, only whether *its* combination is 0. Products of shares are sound only for
+sharings of degree t, so before that test the compute parties check that every share an input party
+dealt lies on a polynomial of degree t (``linear``). Every party's combination uses the same
 coefficients, but each is tested on its own: a party's verdict depends on its own input alone, so
 naming the party that failed reveals nothing about anyone else. A wrong witness passes
 with probability at most ``2**-128 + 2/p``: a 128-bit coefficient that cancels the wrong constraint
@@ -186,6 +188,35 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
             x = values[i]
             z, w = integers(witness[i, pos : pos + n]), integers(witness[i, pos + n : pos + 2 * n])
             total[i] += np.dot(z, f1 * z - f2 * x - (f1 + f3)) + np.dot(x, f2 + f3 * w)
+    return total % modulus
+
+
+def linear(values, witness, seed: bytes, label: str, modulus: int):
+    """This party's shares of a random linear combination of every share each party sent of one
+    input (its values and its witness), one per party, with coefficients drawn for ``label``, the
+    same for every party.
+
+    The constraints above are sound only for sharings of degree t: with ``2t + 1`` compute parties
+    any shares at all lie on some polynomial of degree 2t, so a party that deals a witness off every
+    polynomial of degree t can make a local product read as whatever it likes (``x * w - z`` as 0
+    with ``x = 0`` and ``z = 1``: a firm without revenue counted as one). A linear combination of
+    sharings of degree t is of degree t; for a party with any sharing that is not, a combination with
+    128-bit coefficients drawn after its shares were fixed is not either, but with probability at
+    most ``2**-128 + 1/p`` (as in ``coefficients``). The compute parties mask the combination with a
+    fresh random sharing and compare all its shares (``worker._check_degrees``). ``values`` and
+    ``witness`` as in ``combinations``."""
+    import numpy as np
+
+    from mpc_federation.sharing import pack, unpack_bytes
+
+    parties, n = values.shape
+    if witness.dtype == object:
+        witness = np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
+    a = coefficients(seed, f"{label}/linear/values", n)
+    b = _word_digits(_coefficient_words(seed, f"{label}/linear/witness", witness.shape[1]))
+    total = np.zeros(parties, dtype=object)
+    for i in range(parties):
+        total[i] = np.dot(a, values[i]) + _inner(b, _byte_digits(witness[i]))
     return total % modulus
 
 

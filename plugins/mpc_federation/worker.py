@@ -33,7 +33,7 @@ HUNG_UP = "mpc-worker: hung up:"  # a connected peer closed its connection (inst
 # coefficients, random bits, carry circuits) and of the input shares they read (``sharing.pack``):
 # raised with every change there, so that compute parties on different releases refuse together
 # instead of computing garbage or blaming inputs.
-PROTOCOL = 12
+PROTOCOL = 13
 # How long a refusing party waits at MPyC's shutdown barrier, which lets the others print their own
 # refusal before its connections close; a peer that is gone (crashed, or an impostor that quit)
 # never reaches the barrier.
@@ -133,8 +133,9 @@ def _stacked(job: dict, part: str, name: str):
 
 
 async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> None:
-    """Refuse, naming them, if any input party's values are outside their declared ranges (its
-    shares are unpacked and of the run's lengths: ``_unpack_shares``, ``_agree``). Checks
+    """Refuse, naming them, if any input party dealt shares that are not a sharing of degree t
+    (``_check_degrees``) or if its values are outside their declared ranges (its shares are
+    unpacked and of the run's lengths: ``_unpack_shares``, ``_agree``). Checks
     ``witnesses.CHUNK`` values of every party at a time; afterwards each party's witness is
     replaced by the verified nonzero indicators the program may use
     (``job["shares"][party]["nonzero"]``)."""
@@ -145,21 +146,18 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     roster = job["roster"]
     sent = [job["shares"][party] for party in roster]
     p, total = secint.field.modulus, np.zeros(len(roster), dtype=object)
+    linear = np.zeros(len(roster), dtype=object)
     for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
         n = job["input_lengths"][spec_input.name]
         lay = witnesses.layout(spec_input, n)
         for start in range(0, n, witnesses.CHUNK):
             stop = min(start + witnesses.CHUNK, n)
             values = np.concatenate([s["values"][spec_input.name][start:stop] for s in sent])
+            values = values.reshape((len(roster), stop - start))
             witness = np.stack([witnesses.part(s["witness"][spec_input.name], lay, start, stop) for s in sent])
-            total += witnesses.combinations(
-                spec_input,
-                values.reshape((len(roster), stop - start)),
-                witness,
-                seed,
-                f"{spec_input.name}/{start}",
-                p,
-            )
+            label = f"{spec_input.name}/{start}"
+            total += witnesses.combinations(spec_input, values, witness, seed, label, p)
+            linear += witnesses.linear(values, witness, seed, label, p)
         for shares in sent:  # keep the verified indicators, drop the rest of the witness
             witness = shares["witness"].pop(spec_input.name)
             kept = integers(witnesses.indicator(witness, lay)) % p if lay.nonzero else []
@@ -168,6 +166,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         return  # no values at all: nothing to check
     from mpc_federation import mpyc_compat
 
+    await _check_degrees(mpc, secint, roster, linear % p)
     # Degree 2t, summed locally over every chunk and input: one resharing to degree t, then the test.
     valid = await mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total % p)))
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
@@ -175,6 +174,36 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         raise AgreementError(
             f"the inputs of {', '.join(bad)} are outside their declared ranges "
             "(checked inside the MPC; nothing else is revealed)"
+        )
+
+
+async def _check_degrees(mpc, secint, roster: list[str], linear) -> None:
+    """Refuse, naming them, if any input party dealt a sharing not of degree t: ``linear`` is this
+    party's share of a random linear combination of all of each input party's shares
+    (``witnesses.linear``); each is masked with a fresh random sharing of degree t and every compute
+    party sends its masked shares to every other, which check that they lie on one polynomial of
+    degree t. The masked polynomials are uniformly random: nothing else is revealed. Before any
+    input check is opened, so that none is ever taken on shares that are no sharing."""
+    import numpy as np
+
+    from mpc_federation import mpyc_compat
+    from mpc_federation.sharing import ReconstructionError, recombine
+
+    p = secint.field.modulus
+    mask = await mpc.gather(mpyc_compat.random_sharings(mpc, secint, len(roster)))
+    mine = [int(v) for v in (np.asarray(linear, dtype=object) + mask.value) % p]
+    everyone = await mpc.transfer(mine)
+    bad = []
+    for i, party in enumerate(roster):
+        try:
+            recombine(p, {j: [shares[i]] for j, shares in enumerate(everyone)}, mpc.threshold)
+        except (ReconstructionError, IndexError, TypeError):
+            bad.append(party)
+    if bad:
+        raise AgreementError(
+            f"the shares of {', '.join(bad)} are not a sharing of degree t = {mpc.threshold}: they lie on no "
+            "polynomial the threshold allows, so they share no value (checked inside the MPC on a masked "
+            "random combination; nothing else is revealed)"
         )
 
 

@@ -15,8 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from conftest import in_threads, small_parties
+from conftest import TAXI_TEMPLATE, in_threads, small_parties
 
 from mpc_federation import stages
 from mpc_federation.envelope import PartyKeys
@@ -85,8 +86,13 @@ class HidingStore:
 class Federation:
     """Five companies (a, b, c also compute) and a regulator; aggregates and ledgers as local files."""
 
-    def __init__(self, federation, s3_server, tmp_path: Path):
-        self.spec, self.keys = federation(small_parties(inputs=5), overrides={"deadlines": {"connect": 8, "mpc": 60}})
+    def __init__(self, federation, s3_server, tmp_path: Path, period: dict | None = None):
+        overrides: dict = {"deadlines": {"connect": 8, "mpc": 60}}
+        if period is not None:  # the taxi spec's aggregation with another period
+            aggregation = yaml.safe_load(TAXI_TEMPLATE.read_text())["aggregation"]
+            aggregation["job"] = str((TAXI_TEMPLATE.parent / aggregation["job"]).resolve())
+            overrides["aggregation"] = {**aggregation, "period": period}
+        self.spec, self.keys = federation(small_parties(inputs=5), overrides=overrides)
         self.config = s3_server.store_config(self.spec.bucket)
         self.store = CoordinationStore(self.config)
         self.tmp = tmp_path
@@ -209,6 +215,45 @@ def assert_refused(out: dict, *needles: str, kind: type = stages.StageError) -> 
 
 
 # -- 1. differencing across rosters ---------------------------------------------------------------------
+JULY = datetime(2024, 7, 2, 3, tzinfo=UTC)  # period 2024-04..2024-06: no month in common with April's
+
+
+def test_a_snapshot_keeps_its_roster_across_periods(federation, s3_server, tmp_path, airflow_conn):
+    """A job that reads the same data whatever the months (pay_equity's payroll as it stands) makes
+    runs of disjoint periods runs over nearly the same data: April released over [a..d], July over
+    [a..e] would give the recipient company_e's part by difference. A spec that declares its data a
+    snapshot (``aggregation.period.snapshot``) keeps the roster of its first release in every
+    period: company_e shares in July and is left out, naming the ledger; the result is July's over
+    [a..d]. Without the declaration, months that do not overlap fix nothing (the control)."""
+    from mpc_federation import ledger
+    from mpc_federation.roster import ledger_records
+
+    fed = Federation(federation, s3_server, tmp_path, period={"months": 3, "snapshot": True})
+    four = ["company_a", "company_b", "company_c", "company_d"]
+    for pid in four:
+        fed.share(pid, APRIL)
+    out = fed.compute_all(APRIL, 1)
+    assert all(isinstance(out[p], dict) and out[p]["roster"] == four for p in COMPUTES), out
+    fed.expect_result(fed.reveal(APRIL), APRIL, four, 1)
+
+    for pid in [*four, "company_e"]:  # July: company_e shares too
+        fed.share(pid, JULY)
+    records = ledger_records(fed.run("company_a", JULY), fed.ledgers["company_a"])
+    july_months = ledger.period(fed.run("company_a", JULY).dims)[0]
+    assert ledger.fixed_roster(records, july_months) is None  # the control: by months alone, nothing fixed
+    out = fed.compute_all(JULY, 1)
+    assert all(isinstance(out[p], dict) and out[p]["roster"] == four for p in COMPUTES), out
+    record = fed.roster_record(JULY, 1)
+    assert record["roster"] == four
+    assert (
+        "the disclosure ledger fixed the roster of 2024-01..2024-03 to [company_a, company_b, company_c, company_d]"
+        in (record["left_out"]["company_e"])
+    )
+    fed.expect_result(fed.reveal(JULY), JULY, four, 1)
+    skipped = confirm_inclusion(fed, "company_e", JULY)
+    assert isinstance(skipped, AirflowSkipException) and "fixed the roster" in str(skipped)
+
+
 def test_differencing_across_rosters_is_refused(fed, airflow_conn):
     run_name = "20240402T030000Z"
     for pid in ("company_a", "company_b", "company_c", "company_d"):

@@ -61,9 +61,17 @@ def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dic
     from its records (``roster.ledger_records``)."""
     from mpc_federation import ledger
 
-    ledger.fixed_roster(records, ledger.period(run.dims)[0])  # refuses records that fix different rosters
+    snapshot = run.spec.snapshot
+    ledger.fixed_roster(records, ledger.period(run.dims)[0], snapshot=snapshot)  # refuses differing rosters
     return ledger.verdict(
-        records, run.program, run.dims, run.channel.run, attempt, roster, current_sha(run, dict(consumed))
+        records,
+        run.program,
+        run.dims,
+        run.channel.run,
+        attempt,
+        roster,
+        current_sha(run, dict(consumed)),
+        snapshot=snapshot,
     )
 
 

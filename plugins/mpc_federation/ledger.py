@@ -250,22 +250,33 @@ def sha256(blob: bytes) -> str:
 
 
 # -- rules ------------------------------------------------------------------------------------------------------
-def fixed_roster(records: list[Record], months: list[str]) -> tuple[list[str], Record, list[str]] | None:
+def fixed_roster(
+    records: list[Record], months: list[str], *, snapshot: bool = False
+) -> tuple[list[str], Record, list[str]] | None:
     """Rule (a): the roster that released months of this period fixes it: (roster, the earliest
-    record that fixed it, the months it covers). Refuses when records fix different rosters."""
-    covering = [r for r in records if set(r.months) & set(months)]
+    record that fixed it, the months it covers). Refuses when records fix different rosters.
+
+    :param snapshot: the spec's data are a snapshot (``FederationSpec.snapshot``): every run reads
+        the same data whatever its months, so every earlier release covers this period, and the
+        roster that first released anything stays (a roster change would difference one party's
+        data out of two runs over nearly the same data)."""
+
+    def covers(record: Record) -> set[str]:
+        return set(record.months) if snapshot else set(record.months) & set(months)
+
+    covering = [r for r in records if covers(r)]
     if not covering:
         return None
     first = covering[0]
     for other in covering[1:]:
         if sorted(other.roster) != sorted(first.roster):
-            shared = sorted(set(other.months) & set(months))
             raise LedgerError(
-                f"the ledger holds months {', '.join(shared)} released over [{', '.join(other.roster)}] "
-                f"in {other.name} and months {', '.join(sorted(set(first.months) & set(months)))} over "
+                f"the ledger holds months {', '.join(sorted(covers(other)))} released over "
+                f"[{', '.join(other.roster)}] in {other.name} and months {', '.join(sorted(covers(first)))} over "
                 f"[{', '.join(first.roster)}] in {first.name}: no roster can be used for this period"
+                + (" (the data are a snapshot: every release covers them)" if snapshot else "")
             )
-    covered = sorted({m for r in covering for m in r.months} & set(months))
+    covered = sorted({m for r in covering for m in covers(r)})
     return list(first.roster), first, covered
 
 
@@ -306,13 +317,16 @@ def verdict(
     attempt: int,
     roster: list[str],
     current_sha: Callable[[str], str | None],
+    *,
+    snapshot: bool = False,
 ) -> Verdict:
     """Rules (a)-(c) for one attempt over ``roster``.
 
     :param current_sha: sha256 of an input-share object as it is in the bucket now (None if absent).
+    :param snapshot: the spec's data are a snapshot (``fixed_roster``).
     """
     months, _ = period(dims)
-    fixed = fixed_roster(records, months)
+    fixed = fixed_roster(records, months, snapshot=snapshot)
     all_units = units(program, dims)
     withheld, reasons = [], {}
     released_before = [(r, set(r.units)) for r in records]  # sets: thousands of units per record

@@ -56,7 +56,7 @@ def _pick_roster(run: PartyRun, attempt: int, shared: list[str], ledger_dir) -> 
 
     records = ledger_records(run, ledger_dir)
     months, _ = ledger.period(run.dims)
-    fixed = ledger.fixed_roster(records, months)  # LedgerError: records that fix different rosters
+    fixed = ledger.fixed_roster(records, months, snapshot=run.spec.snapshot)  # LedgerError: rosters differ
     left_out: dict[str, str] = {}
     if fixed is not None:
         roster, record, covered = fixed
@@ -78,7 +78,16 @@ def _pick_roster(run: PartyRun, attempt: int, shared: list[str], ledger_dir) -> 
                 f"{floor(run)} are required before anything is revealed"
             )
     payload: dict = {"roster": list(roster), "left_out": left_out}
-    verdict = ledger.verdict(records, run.program, run.dims, run.channel.run, attempt, roster, current_sha(run, {}))
+    verdict = ledger.verdict(
+        records,
+        run.program,
+        run.dims,
+        run.channel.run,
+        attempt,
+        roster,
+        current_sha(run, {}),
+        snapshot=run.spec.snapshot,
+    )
     if verdict.nothing_to_release:
         payload["nothing_to_release"] = verdict.explain()
     return payload

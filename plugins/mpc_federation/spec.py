@@ -131,6 +131,13 @@ class FederationSpec:
     def program_hash(self) -> str:
         return hashlib.sha256(self.program_file.read_bytes()).hexdigest()
 
+    @property
+    def snapshot(self) -> bool:
+        """``aggregation.period.snapshot``: the job reads the same data whatever the months (a
+        payroll as it stands), so the disclosure ledger takes every release as covering every
+        period (``ledger.fixed_roster``)."""
+        return bool(self.period.get("snapshot", False))
+
     # -- dimensions of one run -------------------------------------------
     def months(self, logical_date: datetime) -> list[str]:
         """Months of the aggregation period for a run (explicit, or the last N before the run)."""

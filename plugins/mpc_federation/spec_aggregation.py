@@ -90,6 +90,11 @@ def check_aggregation_rules(src: str, aggregation: dict, input_ids: list[str]) -
 def _check_period(src: str, period: Any) -> None:
     if not isinstance(period, dict):
         raise SpecError(src, "aggregation.period", "must be a mapping")
+    unknown = sorted(set(period) - {"months", "start", "end", "snapshot"})
+    if unknown:
+        raise SpecError(src, "aggregation.period", f"unknown keys {unknown} (allowed: months, start, end, snapshot)")
+    if not isinstance(period.get("snapshot", False), bool):
+        raise SpecError(src, "aggregation.period.snapshot", f"must be true or false, got {period['snapshot']!r}")
     if "start" in period or "end" in period:
         for key in ("start", "end"):
             value = period.get(key)

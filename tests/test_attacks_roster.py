@@ -86,8 +86,8 @@ class HidingStore:
 class Federation:
     """Five companies (a, b, c also compute) and a regulator; aggregates and ledgers as local files."""
 
-    def __init__(self, federation, s3_server, tmp_path: Path, period: dict | None = None):
-        overrides: dict = {"deadlines": {"connect": 8, "mpc": 60}}
+    def __init__(self, federation, s3_server, tmp_path: Path, period: dict | None = None, cutoff=None):
+        overrides: dict = {"deadlines": {"connect": 8, "mpc": 60, **({"cutoff": cutoff} if cutoff else {})}}
         if period is not None:  # the taxi spec's aggregation with another period
             aggregation = yaml.safe_load(TAXI_TEMPLATE.read_text())["aggregation"]
             aggregation["job"] = str((TAXI_TEMPLATE.parent / aggregation["job"]).resolve())
@@ -505,6 +505,46 @@ def test_done_marker_hidden_from_everyone_fails_the_left_out_party_loudly(fed, a
     fed.expect_result(fed.reveal(APRIL), APRIL, list(COMPUTES), 2)
     skipped = confirm_inclusion(fed, "company_d", APRIL)
     assert isinstance(skipped, AirflowSkipException) and "disclosure ledger fixed the roster" in str(skipped)
+
+
+def test_without_a_cutoff_hiding_done_markers_from_everyone_releases_nothing(
+    federation, s3_server, tmp_path, airflow_conn
+):
+    """The bucket's operator hides company_d's and company_e's done markers from every compute party,
+    to shrink the roster to [a, b, c]: with firms of it and a recipient on its side, the floor's
+    last honest firm is isolated (with the default cut-off that goes ahead, above). A spec with
+    ``deadlines.cutoff: never`` leaves out only parties that withdrew: the wait for the inputs never
+    goes ahead without d and e (it fails at its deadline naming them), and a roster without them is
+    refused by the leader and by every compute party. Nothing is revealed; with the markers shown
+    again the retry is over all five."""
+    from mpc_federation import waiting
+
+    fed = Federation(federation, s3_server, tmp_path, cutoff="never")
+    assert fed.spec.cutoff is None and waiting.deadlines(fed.spec, "inputs", 0.0)[1] == waiting.NEVER
+    everyone = [*COMPUTES, "company_d", "company_e"]
+    for pid in everyone:
+        fed.share(pid, APRIL)
+    local = fed.local_state()
+    channel = fed.run("company_a", APRIL).channel
+    hidden = {channel.input_done_key("company_d"), channel.input_done_key("company_e")}
+    runs = {pid: fed.run(pid, APRIL, store=HidingStore(fed.store, lambda k: k in hidden)) for pid in COMPUTES}
+    state = stages.wait_state(runs["company_b"], "inputs", cutoff_passed=False)
+    assert not state.ready and state.missing == ["company_d", "company_e"]  # never past a cut-off
+    out = fed.compute_all(APRIL, 1, runs)
+    for pid in COMPUTES:
+        assert isinstance(out[pid], stages.StageError), (pid, out[pid])
+    leader = str(out["company_a"])
+    assert "leaves out company_d, company_e, which neither shared nor withdrew" in leader, leader
+    assert "deadlines.cutoff: never" in leader
+    assert "leaves out company_d, company_e" in explain(fed, APRIL)  # the reason, for every party
+    fed.expect_nothing_released(APRIL)
+    assert fed.local_state() == local
+
+    # The markers shown again: the leader's next attempt is over all five.
+    fed.start_again(APRIL, 1)
+    out = fed.compute_all(APRIL, 2)
+    assert all(isinstance(out[p], dict) and out[p]["roster"] == everyone for p in COMPUTES), out
+    fed.expect_result(fed.reveal(APRIL), APRIL, everyone, 2)
 
 
 def test_an_older_sharing_served_to_one_compute_party_is_refused_inside_the_mpc(fed, airflow_conn):

@@ -131,6 +131,10 @@ def test_defaults(tmp_path):
     assert spec.period == {"months": 1}
     assert spec.months(datetime(2024, 1, 10)) == ["2023-12"]
     assert spec.deadlines["mpc"] == 900
+    assert spec.cutoff == spec.deadlines["inputs"]  # by default, at the inputs deadline
+    raw["deadlines"] = {"cutoff": "never"}
+    spec = load_spec(write(tmp_path, raw, "never.yaml"))
+    assert spec.cutoff is None and "cutoff" not in spec.deadlines and spec.deadlines["inputs"] == 3600
 
 
 # -- bad specs -------------------------------------------------------------------------------------------
@@ -325,6 +329,7 @@ def test_good_keys_are_kept(tmp_path):
         (lambda r: r.update(min_input_parties=6), "min_input_parties"),
         (lambda r: r.update(deadlines={"inputs": 0}), "deadlines.inputs"),
         (lambda r: r.update(deadlines={"lunch": 10}), "deadlines.lunch"),
+        (lambda r: r.update(deadlines={"cutoff": "soon"}), "deadlines.cutoff"),
         (lambda r: r["coordination"].update(prefix="/abs"), "coordination.prefix"),
         (lambda r: r.update(parties=[p for p in r["parties"] if p["id"] != "regulator"]), "parties"),
         (lambda r: r["parties"][1].update(endpoint="127.0.0.1:11365"), "parties"),

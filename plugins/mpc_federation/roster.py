@@ -123,9 +123,10 @@ def _publish_roster(run: PartyRun, attempt: int, ledger_dir, view: Verified | No
     from mpc_federation.ledger import LedgerError
 
     channel = run.channel
-    shared = channel.shared(channel.verified().keys if view is None else view.keys | _latecomers(channel, view))
+    keys = channel.verified().keys if view is None else view.keys | _latecomers(channel, view)
     try:
-        payload = _pick_roster(run, attempt, shared, ledger_dir)
+        payload = _pick_roster(run, attempt, channel.shared(keys), ledger_dir)
+        check_nobody_absent(channel, keys, payload["roster"])
     except (StageError, LedgerError) as exc:
         give_up(channel, attempt, str(exc))
         raise StageError(str(exc)) from None
@@ -133,6 +134,24 @@ def _publish_roster(run: PartyRun, attempt: int, ledger_dir, view: Verified | No
         channel.roster_key(attempt), "roster", "compute", payload, attempt=attempt, only_if_new=True
     ):
         _check_fixed_roster(channel, attempt, payload)
+
+
+def check_nobody_absent(channel: RunChannel, keys, roster: list[str]) -> None:
+    """A spec without a cut-off (``deadlines.cutoff: never``) leaves out no input party that did not
+    withdraw: refuse a roster that leaves out a party of which ``keys`` (this party's verified view
+    of the run) shows neither a done marker nor a withdrawal. The bucket's operator could otherwise
+    hide the markers of the firms it wants out from every compute party, and, with firms of the
+    rest and a recipient, isolate one firm."""
+    if channel.spec.cutoff is not None:
+        return
+    seen = {*roster, *channel.shared(keys), *channel.withdrawn(keys)}
+    absent = [p.id for p in channel.spec.input_parties if p.id not in seen]
+    if absent:
+        raise StageError(
+            f"the roster [{', '.join(roster)}] leaves out {', '.join(absent)}, which neither shared nor withdrew "
+            f"as {channel.me.id} sees the run; the spec has no cut-off (deadlines.cutoff: never), so only a party "
+            "that withdrew may be left out: refused (were their done markers hidden?)"
+        )
 
 
 def _latecomers(channel: RunChannel, view: Verified) -> set[str]:

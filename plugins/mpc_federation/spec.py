@@ -75,7 +75,7 @@ class FederationSpec:
     bucket: str
     prefix: str
     min_input_parties: int
-    deadlines: dict[str, int]
+    deadlines: dict[str, int]  # seconds; no "cutoff" for ``cutoff: never`` (``cutoff``)
     extra_dimensions: dict[str, list[str]]
     source: Path
     raw: dict[str, Any] = field(repr=False, compare=False)
@@ -130,6 +130,13 @@ class FederationSpec:
     @property
     def program_hash(self) -> str:
         return hashlib.sha256(self.program_file.read_bytes()).hexdigest()
+
+    @property
+    def cutoff(self) -> int | None:
+        """Seconds after a wait for the inputs starts when the leader may go ahead without the
+        input parties that have not shared (at least ``min_input_parties`` having shared); None
+        for ``deadlines.cutoff: never``: only a party that withdrew is ever left out."""
+        return self.deadlines.get("cutoff")
 
     @property
     def snapshot(self) -> bool:

@@ -87,8 +87,10 @@ def check_min_inputs(src: str, raw: dict[str, Any], n_inputs: int) -> int:
 
 
 def check_deadlines(src: str, given: Any) -> dict[str, int]:
-    """The spec's deadlines in seconds over the defaults; the cut-off defaults to the inputs deadline."""
+    """The spec's deadlines in seconds over the defaults; the cut-off defaults to the inputs deadline,
+    and is left out for ``cutoff: never`` (no party is left out unless it withdrew)."""
     deadlines = dict(DEFAULT_DEADLINES)
+    never = False
     if not isinstance(given, dict):
         raise SpecError(src, "deadlines", "must be a mapping")
     for key, value in given.items():
@@ -96,9 +98,15 @@ def check_deadlines(src: str, given: Any) -> dict[str, int]:
             raise SpecError(
                 src, f"deadlines.{key}", f"unknown deadline (allowed: {', '.join(DEFAULT_DEADLINES)}, cutoff)"
             )
+        if key == "cutoff" and value == "never":
+            never = True
+            continue
         if not is_int(value) or value <= 0:
-            raise SpecError(src, f"deadlines.{key}", "must be a positive number of seconds")
+            other = " (or, for the cut-off, never)" if key == "cutoff" else ""
+            raise SpecError(src, f"deadlines.{key}", f"must be a positive number of seconds{other}")
         deadlines[key] = value
+    if never:
+        return deadlines
     deadlines.setdefault("cutoff", deadlines["inputs"])
     if deadlines["cutoff"] > deadlines["inputs"]:
         raise SpecError(src, "deadlines.cutoff", "must not be later than deadlines.inputs")

@@ -24,7 +24,7 @@ from mpc_federation.envelope import IntegrityError
 from mpc_federation.layout import Readiness, readiness
 from mpc_federation.party import PartyRun
 from mpc_federation.programs import check_aggregate
-from mpc_federation.roster import finished_here, fix_roster, give_up, inclusion, ledger_records
+from mpc_federation.roster import check_nobody_absent, finished_here, fix_roster, give_up, inclusion, ledger_records
 from mpc_federation.stage_base import StageError, explain_aborts, explained, floor, verified
 from mpc_federation.store import concurrently
 
@@ -265,6 +265,7 @@ def _compute_attempt(
             lambda: ledger_records(run, ledger_dir),
         ),
     )
+    check_nobody_absent(channel, view.keys, roster)
     seen = computing.seen_in_time(channel, view, roster_at)
     verdict = computing.ledger_verdict(run, attempt, roster, consumed, records)
     agreement = {

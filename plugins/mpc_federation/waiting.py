@@ -35,12 +35,18 @@ BURST_SECONDS = 2.0
 BURST_POLL_SECONDS = 0.1
 
 
+# The cut-off of a spec without one (``deadlines.cutoff: never``): a time no wait reaches, and a
+# plain number in a trigger's arguments and events (JSON has no infinity).
+NEVER = float(2**53)
+
+
 def deadlines(spec, stage: str, started: float) -> tuple[float, float]:
     """(deadline, cutoff) in epoch seconds of a wait for ``stage`` that started at ``started``: the
     spec's deadline of the stage (an input party's roster wait also allows the connection), and the
-    cut-off after which the leader may go ahead without stragglers."""
+    cut-off after which the leader may go ahead without stragglers (``NEVER`` for a spec without)."""
     wait = {"inputs": spec.deadlines["inputs"], "roster": spec.deadlines["inputs"] + spec.deadlines["connect"]}
-    return started + wait.get(stage, spec.deadlines["result"]), started + spec.deadlines["cutoff"]
+    cutoff = spec.cutoff
+    return started + wait.get(stage, spec.deadlines["result"]), NEVER if cutoff is None else started + cutoff
 
 
 def rendezvous_near(layout: RunReader, keys: set[str], *, floor: int) -> bool:

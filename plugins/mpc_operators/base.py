@@ -185,7 +185,7 @@ def wait_in_task(
 
     now = time.time()
     deadline, cutoff = times or waiting.deadlines(run.spec, stage, now)
-    if times is None and context["ti"].try_number > 1:
+    if times is None and context["ti"].try_number > 1 and cutoff != waiting.NEVER:
         cutoff = now
 
     def ahead() -> None:

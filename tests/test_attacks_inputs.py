@@ -596,6 +596,12 @@ def test_the_keys_command_makes_production_keys(tmp_path):
     keys = PartyKeys.from_json(text)  # accepted where test keys are not
     assert keys.party == "company_a" and not keys.test_only
     assert yaml.safe_load(result.stdout)["keys"]["sign"] == keys.public_entry()["sign"]
+    command = [sys.executable, "-m", "mpc_federation.keys", "generate", "--party", "company_a", "--out", str(out)]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "exists: not replacing a party's keys" in again.stderr
+    assert out.read_text() == text  # kept
+    forced = subprocess.run([*command, "--force"], env=env, capture_output=True, text=True, timeout=60)
+    assert forced.returncode == 0 and out.read_text() != text
 
     # `keys public` of a test-key file: refused unless test keys are allowed.
     test_file = tmp_path / "test.keys.json"

@@ -15,8 +15,11 @@ import yaml
 from mpc_federation.envelope import PartyKeys
 
 
-def write_private(keys: PartyKeys, path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_private(keys: PartyKeys, path: str, *, force: bool = False) -> None:
+    """Write ``keys`` to a new file of mode 600; an existing file is kept unless ``force``: a party's
+    keys replaced by mistake would make its older signed records unverifiable."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(keys.to_json())
 
@@ -27,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = sub.add_parser("generate", help="new signing and encryption keys for a party")
     gen.add_argument("--party", required=True)
     gen.add_argument("--out", required=True, help="file for the private keys (created with mode 600)")
+    gen.add_argument("--force", action="store_true", help="replace the file if it exists")
     gen.add_argument(
         "--compute-index",
         type=int,
@@ -40,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "generate":
         keys = PartyKeys.generate(args.party)
-        write_private(keys, args.out)
+        try:
+            write_private(keys, args.out, force=args.force)
+        except FileExistsError:
+            parser.exit(2, f"{args.out} exists: not replacing a party's keys (--force replaces them)\n")
     else:
         with open(args.keys) as f:
             keys = PartyKeys.from_json(f.read(), allow_test_keys=args.allow_test_keys)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -222,16 +223,23 @@ def test_a_snapshot_keeps_its_roster_across_periods(federation, s3_server, tmp_p
     """A job that reads the same data whatever the months (pay_equity's payroll as it stands) makes
     runs of disjoint periods runs over nearly the same data: April released over [a..d], July over
     [a..e] would give the recipient company_e's part by difference. A spec that declares its data a
-    snapshot (``aggregation.period.snapshot``) keeps the roster of its first release in every
-    period: company_e shares in July and is left out, naming the ledger; the result is July's over
-    [a..d]. Without the declaration, months that do not overlap fix nothing (the control)."""
+    snapshot (``aggregation.period.snapshot``, which needs ``deadlines.cutoff: never``) keeps the
+    roster of its first release in every period: company_e shares in July and is left out, naming
+    the ledger; the result is July's over [a..d]. Without the declaration, months that do not
+    overlap fix nothing (the control). In April company_e withdrew, which without a cut-off is
+    final for the run: its later share is refused."""
     from mpc_federation import ledger
     from mpc_federation.roster import ledger_records
 
-    fed = Federation(federation, s3_server, tmp_path, period={"months": 3, "snapshot": True})
+    fed = Federation(federation, s3_server, tmp_path, period={"months": 3, "snapshot": True}, cutoff="never")
     four = ["company_a", "company_b", "company_c", "company_d"]
     for pid in four:
         fed.share(pid, APRIL)
+    # company_e's aggregation failed in April: it withdrew, and without a cut-off that is final for
+    # the run (the operator could otherwise show the withdrawal instead of shares made after it).
+    stages.withdraw(fed.run("company_e", APRIL), "aggregation-failed", "aggregate")
+    with pytest.raises(stages.StageError, match="company_e withdrew from run 20240402T030000Z: without a cut-off"):
+        fed.share("company_e", APRIL)
     out = fed.compute_all(APRIL, 1)
     assert all(isinstance(out[p], dict) and out[p]["roster"] == four for p in COMPUTES), out
     fed.expect_result(fed.reveal(APRIL), APRIL, four, 1)
@@ -518,6 +526,7 @@ def test_without_a_cutoff_hiding_done_markers_from_everyone_releases_nothing(
     refused by the leader and by every compute party. Nothing is revealed; with the markers shown
     again the retry is over all five."""
     from mpc_federation import waiting
+    from mpc_federation.roster import check_nobody_absent
 
     fed = Federation(federation, s3_server, tmp_path, cutoff="never")
     assert fed.spec.cutoff is None and waiting.deadlines(fed.spec, "inputs", 0.0)[1] == waiting.NEVER
@@ -528,13 +537,19 @@ def test_without_a_cutoff_hiding_done_markers_from_everyone_releases_nothing(
     channel = fed.run("company_a", APRIL).channel
     hidden = {channel.input_done_key("company_d"), channel.input_done_key("company_e")}
     runs = {pid: fed.run(pid, APRIL, store=HidingStore(fed.store, lambda k: k in hidden)) for pid in COMPUTES}
-    state = stages.wait_state(runs["company_b"], "inputs", cutoff_passed=False)
-    assert not state.ready and state.missing == ["company_d", "company_e"]  # never past a cut-off
+    # A wait that began long ago is past any cut-off but this one: it never goes ahead without d, e.
+    _, cutoff = waiting.deadlines(fed.spec, "inputs", time.time() - 10**6)
+    state = stages.wait_state(runs["company_b"], "inputs", cutoff_passed=time.time() >= cutoff)
+    assert not state.ready and state.missing == ["company_d", "company_e"]
     out = fed.compute_all(APRIL, 1, runs)
     for pid in COMPUTES:
         assert isinstance(out[pid], stages.StageError), (pid, out[pid])
     leader = str(out["company_a"])
     assert "leaves out company_d, company_e, which neither shared nor withdrew" in leader, leader
+    for pid in ("company_b", "company_c"):  # a follower refuses such a roster too, from its own view
+        follower = runs[pid].channel
+        with pytest.raises(stages.StageError, match="leaves out company_d, company_e"):
+            check_nobody_absent(follower, follower.verified().keys, list(COMPUTES))
     assert "deadlines.cutoff: never" in leader
     assert "leaves out company_d, company_e" in explain(fed, APRIL)  # the reason, for every party
     fed.expect_nothing_released(APRIL)

@@ -154,22 +154,32 @@ def test_wait_in_task_near_makes_the_tasks_wait_deferring_while_far(tmp_path, mo
 
 
 def test_compute_and_reveal_used_alone_follow_the_partys_settings(tmp_path, monkeypatch):
-    """Given no wait_for_* (outside federation_dag), a task waits for its stage itself unless
-    ``[mpc] wait_in_task`` says sensors do; a compute task given no ledger_uri keeps its private
-    ledger copy at ``[mpc] ledger_uri``."""
+    """Given no wait_for_* (outside federation_dag), a task waits for its stage itself unless sensors
+    do (``[mpc] wait_in_task`` False, or near without a triggerer); a compute task given no
+    ledger_uri keeps its private ledger copy at ``[mpc] ledger_uri``; a reveal task given no
+    results_uri keeps its copy at ``[mpc] results_uri``."""
     from mpc_operators import MPCComputeOperator, MPCRevealOperator
 
     common = {"spec_path": str(SPEC), "party_id": "company_a"}
     compute = MPCComputeOperator(task_id="compute", **common)
     reveal = MPCRevealOperator(task_id="reveal", **common)
-    for mode, waits in (("near", True), ("True", True), ("False", False)):
+    for mode, deferrable, waits in (
+        ("near", "True", True),
+        ("near", "False", False),  # no triggerer: sensors wait, as in federation_dag's DAGs
+        ("True", "False", True),
+        ("False", "True", False),
+    ):
         monkeypatch.setenv("AIRFLOW__MPC__WAIT_IN_TASK", mode)
-        assert compute.waits() is waits and reveal.waits() is waits, mode
+        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", deferrable)
+        assert compute.waits() is waits and reveal.waits() is waits, (mode, deferrable)
     assert MPCComputeOperator(task_id="c", wait_for_inputs=True, **common).waits() is True  # given: kept
     assert MPCRevealOperator(task_id="r", wait_for_result=False, **common).waits() is False
     monkeypatch.setenv("AIRFLOW__MPC__LEDGER_URI", str(tmp_path / "ledger"))
     assert compute.ledger_dir() == str(tmp_path / "ledger")
     assert MPCComputeOperator(task_id="c", ledger_uri="s3://own/ledger", **common).ledger_dir() == "s3://own/ledger"
+    monkeypatch.setenv("AIRFLOW__MPC__RESULTS_URI", str(tmp_path / "results"))
+    assert reveal.results_root() == str(tmp_path / "results")
+    assert MPCRevealOperator(task_id="r", results_uri="", **common).results_root() == ""  # XCom only
 
 
 def test_a_partys_configuration_errors_fail_the_task_at_once(monkeypatch):

@@ -7,8 +7,10 @@ of a single call is measured on a fake clock).
 
 from __future__ import annotations
 
+import base64
 import http.server
 import threading
+import zlib
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -173,7 +175,8 @@ class FailingOnce(http.server.BaseHTTPRequestHandler):
         failing = type(self).gets == 1
         body = b"<Error><Code>InternalError</Code></Error>" if failing else b"the object"
         self.send_response(500 if failing else 200)
-        self.send_header("x-amz-checksum-crc32", "AAAAAA==")
+        crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()  # the body's own
+        self.send_header("x-amz-checksum-crc32", crc)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -186,6 +189,7 @@ def test_a_server_error_on_a_get_is_retried_even_with_a_checksum_header():
     """botocore validating response checksums cannot parse a 5xx answer to a GET that names a
     checksum (boto/boto3#4754: AttributeError, not retried); the store's clients validate checksums
     only where an operation requires it (its objects are signed), so the server error is retried."""
+    FailingOnce.gets = 0
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingOnce)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

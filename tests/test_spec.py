@@ -323,6 +323,7 @@ def test_good_keys_are_kept(tmp_path):
         (lambda r: r["aggregation"].update(period={"start": "2024-13", "end": "2024-12"}), "aggregation.period.start"),
         (lambda r: r["aggregation"].update(period={"start": "2024-05", "end": "2024-01"}), "aggregation.period"),
         (lambda r: r["aggregation"].update(period={"months": 1, "snapshot": "yes"}), "aggregation.period.snapshot"),
+        (lambda r: r["aggregation"].update(period={"months": 1, "snapshot": True}), "aggregation.period.snapshot"),
         (lambda r: r["aggregation"].update(period={"months": 1, "snap": True}), "aggregation.period"),
         (lambda r: r["aggregation"].update(input="../other"), "aggregation.input"),
         (lambda r: r["aggregation"].update(jobs="x"), "aggregation.jobs"),

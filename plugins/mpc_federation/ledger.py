@@ -274,7 +274,12 @@ def fixed_roster(
                 f"the ledger holds months {', '.join(sorted(covers(other)))} released over "
                 f"[{', '.join(other.roster)}] in {other.name} and months {', '.join(sorted(covers(first)))} over "
                 f"[{', '.join(first.roster)}] in {first.name}: no roster can be used for this period"
-                + (" (the data are a snapshot: every release covers them)" if snapshot else "")
+                + (
+                    " (the data are a snapshot: every release covers them, so a snapshot released over two "
+                    "rosters cannot release again; a new computation id starts a new ledger)"
+                    if snapshot
+                    else ""
+                )
             )
     covered = sorted({m for r in covering for m in covers(r)})
     return list(first.roster), first, covered

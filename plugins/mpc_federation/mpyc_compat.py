@@ -18,6 +18,8 @@ of waiting for that peer until the deadline (``install_hang_up_guard``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import mpyc
 
 WRITTEN_FOR = ("0.11",)
@@ -38,7 +40,7 @@ def rerandomize(mpc, x):
     return mpc._reshare(x)
 
 
-def random_sharings(mpc, secint, n: int):
+def random_sharings(mpc, secint, n: int) -> Any:
     """``n`` fresh random sharings of degree t as a secure array, every coefficient uniformly random
     (MPyC's own: PRSS, or with ``--no-prss`` the sum of t + 1 parties' random inputs), so opening all
     the shares of a value masked with one reveals only that the value's shares are of degree t."""

@@ -136,7 +136,7 @@ def _publish_roster(run: PartyRun, attempt: int, ledger_dir, view: Verified | No
         _check_fixed_roster(channel, attempt, payload)
 
 
-def check_nobody_absent(channel: RunChannel, keys, roster: list[str]) -> None:
+def check_nobody_absent(channel: RunChannel, keys: set[str], roster: list[str]) -> None:
     """A spec without a cut-off (``deadlines.cutoff: never``) leaves out no input party that did not
     withdraw: refuse a roster that leaves out a party of which ``keys`` (this party's verified view
     of the run) shows neither a done marker nor a withdrawal. The bucket's operator could otherwise

@@ -229,6 +229,13 @@ def _validate(raw: dict[str, Any], path: Path) -> FederationSpec:
     input_ids = [p.id for p in parties if p.has("input")]
     min_inputs = check_min_inputs(src, raw, len(input_ids))
     deadlines = check_deadlines(src, raw.get("deadlines", {}) or {})
+    if aggregation_fields["period"].get("snapshot") and "cutoff" in deadlines:
+        raise SpecError(
+            src,
+            "aggregation.period.snapshot",
+            "needs deadlines.cutoff: never: with a cut-off the bucket's operator could leave parties out of "
+            "the first release, and a snapshot keeps the roster of its first release for good",
+        )
     dimensions = check_dimensions(src, raw.get("dimensions", {}) or {})
     rules = check_aggregation_rules(src, aggregation, input_ids)
     return FederationSpec(

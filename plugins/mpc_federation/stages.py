@@ -62,13 +62,20 @@ def share(run: PartyRun, aggregate: dict) -> dict:
     """Check the aggregate, split it into Shamir shares and publish one sealed object per compute party.
 
     Everything is checked before the first upload. A retry after success changes nothing; a
-    record this party cannot read any more (an old spec or program) is replaced.
+    record this party cannot read any more (an old spec or program) is replaced. Without a cut-off
+    a party that withdrew from the run does not share in it again (``check_nobody_absent``).
     """
     from mpc_federation.sharing import input_payloads
 
     program, spec, channel = run.program, run.spec, run.channel
     t0 = time.monotonic()
     vectors = check_aggregate(program, aggregate, run.dims, run.party_id)
+    if spec.cutoff is None and _withdrew(channel, run.party_id):
+        raise StageError(
+            f"{run.party_id} withdrew from run {channel.run}: without a cut-off (deadlines.cutoff: never) a "
+            "withdrawal is final for the run, since the bucket's operator could show it instead of new shares "
+            "and have this party left out; it takes part again in the next run"
+        )
     done_key = channel.input_done_key(run.party_id)
     try:
         if channel.read(done_key, "input-done", run.party_id) is not None:
@@ -100,6 +107,15 @@ def share(run: PartyRun, aggregate: dict) -> dict:
         "mpc-record %s", json.dumps({"stage": "shared", "party": run.party_id, "run": channel.run, "seconds": seconds})
     )
     return {"run": channel.run, "status": "shared", "objects": len(computes) + 1}
+
+
+def _withdrew(channel, party: str) -> bool:
+    """Whether ``party``'s own verified withdrawal from the run is in the bucket (an object there
+    that does not verify is none: no compute party would count it either)."""
+    try:
+        return channel.read(channel.withdrawal_key(party), "abort", party) is not None
+    except IntegrityError:
+        return False
 
 
 def withdraw(run: PartyRun, code: str, task: str = "share") -> None:

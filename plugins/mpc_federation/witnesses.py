@@ -151,12 +151,11 @@ def combinations(spec_input, values, witness, seed: bytes, label: str, modulus: 
     """
     import numpy as np
 
-    from mpc_federation.sharing import integers, pack, unpack_bytes
+    from mpc_federation.sharing import integers
 
     parties, n = values.shape
     lay = layout(spec_input, n)
-    if witness.dtype == object:  # integers: as the bytes they travel in
-        witness = np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
+    witness = _as_bytes(witness, modulus)
     L = lay.bits
     counter = iter(range(16))
     total = np.zeros(parties, dtype=object)
@@ -207,17 +206,26 @@ def linear(values, witness, seed: bytes, label: str, modulus: int):
     ``witness`` as in ``combinations``."""
     import numpy as np
 
-    from mpc_federation.sharing import pack, unpack_bytes
-
     parties, n = values.shape
-    if witness.dtype == object:
-        witness = np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
+    witness = _as_bytes(witness, modulus)
     a = coefficients(seed, f"{label}/linear/values", n)
     b = _word_digits(_coefficient_words(seed, f"{label}/linear/witness", witness.shape[1]))
     total = np.zeros(parties, dtype=object)
     for i in range(parties):
         total[i] = np.dot(a, values[i]) + _inner(b, _byte_digits(witness[i]))
     return total % modulus
+
+
+def _as_bytes(witness, modulus: int):
+    """A witness of integers as the big-endian byte rows it travels in (``sharing.unpack_bytes``);
+    byte rows as they are."""
+    import numpy as np
+
+    from mpc_federation.sharing import pack, unpack_bytes
+
+    if witness.dtype != object:
+        return witness
+    return np.stack([unpack_bytes(pack(row, modulus), modulus) for row in witness.tolist()])
 
 
 # -- exact inner products in 16-bit digits ----------------------------------------------------------------

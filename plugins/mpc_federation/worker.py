@@ -21,10 +21,13 @@ import json
 import secrets
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpc_federation.agreement import AgreementError
 from mpc_federation.agreement import check as check_agreement
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONNECTED = "mpc-worker: connected"
 REFUSED = "mpc-worker: refused:"  # followed by the reason; the launcher raises MPCRefused
@@ -146,7 +149,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
     roster = job["roster"]
     sent = [job["shares"][party] for party in roster]
     p, total = secint.field.modulus, np.zeros(len(roster), dtype=object)
-    linear = np.zeros(len(roster), dtype=object)
+    combined = np.zeros(len(roster), dtype=object)  # witnesses.linear, summed over inputs and chunks
     for spec_input in program.inputs:  # every party at once, CHUNK values at a time: bounded memory
         n = job["input_lengths"][spec_input.name]
         lay = witnesses.layout(spec_input, n)
@@ -157,7 +160,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
             witness = np.stack([witnesses.part(s["witness"][spec_input.name], lay, start, stop) for s in sent])
             label = f"{spec_input.name}/{start}"
             total += witnesses.combinations(spec_input, values, witness, seed, label, p)
-            linear += witnesses.linear(values, witness, seed, label, p)
+            combined += witnesses.linear(values, witness, seed, label, p)
         for shares in sent:  # keep the verified indicators, drop the rest of the witness
             witness = shares["witness"].pop(spec_input.name)
             kept = integers(witnesses.indicator(witness, lay)) % p if lay.nonzero else []
@@ -166,7 +169,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         return  # no values at all: nothing to check
     from mpc_federation import mpyc_compat
 
-    await _check_degrees(mpc, secint, roster, linear % p)
+    await _check_degrees(mpc, secint, roster, combined % p)
     # Degree 2t, summed locally over every chunk and input: one resharing to degree t, then the test.
     valid = await mpc.np_is_zero_public(mpyc_compat.rerandomize(mpc, _secure_array(secint, total % p)))
     bad = [party for party, ok in zip(roster, np.atleast_1d(valid)) if not ok]
@@ -177,7 +180,7 @@ async def _validate(mpc, secint, program, job: dict, seed: bytes, witnesses) -> 
         )
 
 
-async def _check_degrees(mpc, secint, roster: list[str], linear) -> None:
+async def _check_degrees(mpc, secint, roster: list[str], linear: np.ndarray) -> None:
     """Refuse, naming them, if any input party dealt a sharing not of degree t: ``linear`` is this
     party's share of a random linear combination of all of each input party's shares
     (``witnesses.linear``); each is masked with a fresh random sharing of degree t and every compute
@@ -197,7 +200,7 @@ async def _check_degrees(mpc, secint, roster: list[str], linear) -> None:
     for i, party in enumerate(roster):
         try:
             recombine(p, {j: [shares[i]] for j, shares in enumerate(everyone)}, mpc.threshold)
-        except (ReconstructionError, IndexError, TypeError):
+        except ReconstructionError:
             bad.append(party)
     if bad:
         raise AgreementError(

@@ -96,10 +96,11 @@ class MPCWaitingOperator(MPCBaseOperator):
 
 def waits_by_default() -> bool:
     """Whether a compute or reveal task given no ``wait_for_inputs`` / ``wait_for_result`` waits for
-    its stage itself: unless ``[mpc] wait_in_task`` is False, where a sensor waits before it."""
+    its stage itself: unless sensors wait before it (``MPCSettings.waiting``), as in the DAGs
+    ``federation_dag`` builds."""
     from mpc_operators.settings import MPCSettings
 
-    return MPCSettings.load(require_party=False).wait_in_task != "sensors"
+    return MPCSettings.load(require_party=False).waiting() != "sensors"
 
 
 def open_party_run(task: Any, context: Any):
@@ -185,7 +186,7 @@ def wait_in_task(
 
     now = time.time()
     deadline, cutoff = times or waiting.deadlines(run.spec, stage, now)
-    if times is None and context["ti"].try_number > 1 and cutoff != waiting.NEVER:
+    if times is None and context["ti"].try_number > 1 and run.spec.cutoff is not None:
         cutoff = now
 
     def ahead() -> None:

@@ -98,7 +98,7 @@ def federation_dag(
 
 def _dag_arguments(spec: FederationSpec, party_id: str, roles, dag_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The ``DAG`` arguments: the defaults taken from the spec, under the caller's ``dag_kwargs``
-    (``default_args`` and ``user_defined_macros`` merged key by key, the ``mpc_`` macros ours)."""
+    (``default_args`` and ``user_defined_macros`` merged key by key, the ``mpc_months`` macro ours)."""
     defaults: dict[str, Any] = {
         "dag_id": spec.computation,
         "description": spec.description or f"Federated MPC: {spec.computation}",
@@ -114,7 +114,6 @@ def _dag_arguments(spec: FederationSpec, party_id: str, roles, dag_kwargs: dict[
     arguments["default_args"] = {**defaults["default_args"], **dag_kwargs.get("default_args", {})}
     arguments["user_defined_macros"] = {
         **dag_kwargs.get("user_defined_macros", {}),
-        "mpc_run_key": run_key_macro,
         "mpc_months": _months_macro(spec),
     }
     return arguments
@@ -218,21 +217,10 @@ def _waiting(
     - ``sensors``: the sensor waits until the stage is ready, the task does not wait;
     - ``tasks``: no sensor; the task waits throughout.
     """
-    from airflow.configuration import conf
-
-    mode = settings.wait_in_task
-    if mode == "near" and not conf.getboolean("operators", "default_deferrable", fallback=False):
-        mode = "sensors"
+    mode = settings.waiting()
     if mode == "sensors":
         return [sensor(task_id=task_id, stage=stage, doc_md=doc, **common)], False, False
     return [], True, mode == "near"
-
-
-def run_key_macro(dag_run) -> str:
-    """The run key of a DAG run (the ``mpc_run_key`` template macro)."""
-    from mpc_federation.party import run_key_of
-
-    return run_key_of({"logical_date": dag_run.logical_date, "dag_run": dag_run})
 
 
 def _months_macro(spec: FederationSpec):

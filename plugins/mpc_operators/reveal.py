@@ -71,13 +71,8 @@ class MPCRevealOperator(MPCWaitingOperator):
         for name, output in result["outputs"].items():
             for label, exact in zip(output["labels"], output["exact"]):
                 self.log.info("%s[%s] = %s", name, label, exact)
-        root = self.results_uri
-        if root is None:
-            from mpc_operators.settings import MPCSettings
-
-            root = MPCSettings.load(require_party=False).results_uri
-        if root:
-            self.log.info("Result record written to %s", self.write_copy(result, root))
+        if self.results_root():
+            self.log.info("Result record written to %s", self.write_copy(result))
         asset = result_asset(result["computation"])
         if asset in (self.outlets or []):
             context["outlet_events"][asset].extra = {
@@ -87,13 +82,19 @@ class MPCRevealOperator(MPCWaitingOperator):
             }
         return result
 
-    def write_copy(self, result: dict, root: str | None = None) -> str:
-        """Write ``result`` under ``root`` (default: ``results_uri``); returns where."""
+    def results_root(self) -> str:
+        """``results_uri``, or ``[mpc] results_uri`` (empty: no copy)."""
+        from mpc_operators.settings import MPCSettings
+
+        return MPCSettings.load(require_party=False).results_uri if self.results_uri is None else self.results_uri
+
+    def write_copy(self, result: dict) -> str:
+        """Write ``result`` under ``results_root()``; returns where."""
         from airflow.sdk import ObjectStoragePath
 
         from mpc_operators.settings import result_location
 
-        root = root or self.results_uri
+        root = self.results_root()
         if not root:
             raise ValueError("no results_uri to write the result record to")
         path = ObjectStoragePath(

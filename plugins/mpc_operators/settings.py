@@ -81,6 +81,16 @@ class MPCSettings:
     wait_in_task: str  # "sensors", "near" or "tasks": ``wait_mode``
     allow_test_keys: bool
 
+    def waiting(self) -> str:
+        """The way of waiting in effect: ``wait_in_task``, except that ``near`` is ``sensors`` in an
+        Airflow that does not defer (``[operators] default_deferrable`` False: no triggerer), so a
+        task never holds this party's keys for the whole night there."""
+        from airflow.configuration import conf
+
+        if self.wait_in_task == "near" and not conf.getboolean("operators", "default_deferrable", fallback=False):
+            return "sensors"
+        return self.wait_in_task
+
     @classmethod
     def load(cls, *, require_party: bool = True) -> MPCSettings:
         """The ``[mpc]`` settings of this process (Airflow's configuration, then the defaults).

@@ -149,7 +149,7 @@ class CoordinationTrigger(BaseTrigger):
 
         # Off the triggerer's event loop, which every deferred task shares: reading the spec and
         # importing its program, and, as the provider's own async hooks do, the connection lookup.
-        spec, floor = await asyncio.to_thread(spec_and_floor)
+        spec, floor = await sync_to_async(spec_and_floor)()
         hook = CoordinationHook(aws_conn_id=self.coordination_conn_id)
         store = await sync_to_async(hook.store)(spec.bucket)
         return RunReader(spec, self.run_key, store, viewer=self.party_id), floor

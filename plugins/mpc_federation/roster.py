@@ -78,16 +78,9 @@ def _pick_roster(run: PartyRun, attempt: int, shared: list[str], ledger_dir) -> 
                 f"{floor(run)} are required before anything is revealed"
             )
     payload: dict = {"roster": list(roster), "left_out": left_out}
-    verdict = ledger.verdict(
-        records,
-        run.program,
-        run.dims,
-        run.channel.run,
-        attempt,
-        roster,
-        current_sha(run, {}),
-        snapshot=run.spec.snapshot,
-    )
+    from mpc_federation.computing import ledger_verdict  # computing imports this module
+
+    verdict = ledger_verdict(run, attempt, roster, {}, records)
     if verdict.nothing_to_release:
         payload["nothing_to_release"] = verdict.explain()
     return payload

@@ -21,9 +21,10 @@ class MPCComputeOperator(MPCWaitingOperator):
     :param wait_for_inputs: wait for the inputs in this task first, as the ``inputs`` sensor
         would: no hand-off from a sensor, the shares and done markers verified while waiting are
         not fetched again, and the MPyC process starts and connects once the rendezvous is near;
-        the task holds its worker slot meanwhile. None: unless ``[mpc] wait_in_task`` is False
-        (then a sensor must wait before this task: without a wait, the leader would fix the
-        roster from whoever had shared so far).
+        the task holds its worker slot meanwhile. None: unless sensors wait
+        (``MPCSettings.waiting``: ``[mpc] wait_in_task`` False, or near without a triggerer; then
+        a sensor must wait before this task, or the leader would fix the roster from whoever had
+        shared so far).
     :param deferrable: with ``wait_for_inputs``, defer while the rendezvous is far (``MPCWaitingOperator``).
 
     Skips (AirflowSkipException) when the disclosure ledger leaves nothing to release in this run.

@@ -30,8 +30,8 @@ class MPCRevealOperator(MPCWaitingOperator):
         empty: XCom only.
     :param results_conn_id: connection for ``results_uri`` on an object store.
     :param wait_for_result: wait for the output shares in this task first, as the ``result``
-        sensor would; the task holds its worker slot meanwhile. None: unless ``[mpc]
-        wait_in_task`` is False (then a sensor must wait before this task).
+        sensor would; the task holds its worker slot meanwhile. None: unless sensors wait
+        (``MPCSettings.waiting``; then a sensor must wait before this task).
     :param deferrable: with ``wait_for_result``, defer while the rendezvous is far (``MPCWaitingOperator``).
     """
 

@@ -61,9 +61,7 @@ def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dic
     from its records (``roster.ledger_records``)."""
     from mpc_federation import ledger
 
-    snapshot = run.spec.snapshot
-    ledger.fixed_roster(records, ledger.period(run.dims)[0], snapshot=snapshot)  # refuses differing rosters
-    return ledger.verdict(
+    return ledger.verdict(  # refuses records that fix different rosters (ledger.fixed_roster)
         records,
         run.program,
         run.dims,
@@ -71,7 +69,7 @@ def ledger_verdict(run: PartyRun, attempt: int, roster: list[str], consumed: dic
         attempt,
         roster,
         current_sha(run, dict(consumed)),
-        snapshot=snapshot,
+        snapshot=run.spec.snapshot,
     )
 
 

@@ -12,7 +12,7 @@ PACKAGE = "airflow-mpc-federation"
 def get_provider_info() -> dict[str, Any]:
     from mpc_operators.keys import CONN_TYPE, UI_FIELD_BEHAVIOUR
     from mpc_operators.sensor import sensors_package
-    from mpc_operators.settings import OPTIONS, SECTION
+    from mpc_operators.settings import LITERAL_DEFAULTS, OPTIONS, SECTION, MPCSettings
 
     sensors = sensors_package()
 
@@ -58,15 +58,15 @@ def get_provider_info() -> dict[str, Any]:
         "config": {
             SECTION: {
                 "description": "This party's settings for federated MPC (one Airflow = one party).",
-                # MPCSettings.load applies the defaults; the ones that depend on nothing (not on
-                # $AIRFLOW_HOME) are the section's too, so `airflow config` shows them.
+                # MPCSettings.load applies the defaults; the literal ones are the section's too, so
+                # `airflow config` shows them. A boolean is one MPCSettings holds as a bool.
                 "options": {
                     key: {
                         "description": f"{meaning} Default: {default or '(empty)'}.",
                         "version_added": "0.2.0",
-                        "type": "boolean" if key == "allow_test_keys" else "string",
+                        "type": "boolean" if MPCSettings.__annotations__.get(key) == "bool" else "string",
                         "example": None,
-                        "default": default if key in ("wait_in_task", "allow_test_keys") else None,
+                        "default": default if key in LITERAL_DEFAULTS else None,
                     }
                     for key, (default, meaning) in OPTIONS.items()
                 },

@@ -61,6 +61,9 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "allow_test_keys": ("False", "Accept keys marked as test keys (the local federations); never in production."),
 }
+# The options whose documented default above is their value itself (the others depend on
+# $AIRFLOW_HOME or the installation): MPCSettings.load falls back to it, and the provider declares it.
+LITERAL_DEFAULTS = ("wait_in_task", "allow_test_keys")
 # The project's include/federations in a clone, the package data of an installed distribution.
 DEFAULT_SPEC_DIR = builtin_dir("federation")
 
@@ -111,8 +114,8 @@ class MPCSettings:
             results_uri=get("results_uri"),
             aggregate_uri=get("aggregate_uri"),
             compute_queue=get("compute_queue"),
-            wait_in_task=wait_mode(get("wait_in_task", "near")),
-            allow_test_keys=_true(get("allow_test_keys", "False")),
+            wait_in_task=wait_mode(get("wait_in_task", OPTIONS["wait_in_task"][0])),
+            allow_test_keys=_true(get("allow_test_keys", OPTIONS["allow_test_keys"][0])),
         )
         if require_party and not settings.party_id:
             raise PartyConfigError(

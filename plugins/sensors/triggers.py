@@ -143,16 +143,15 @@ class CoordinationTrigger(BaseTrigger):
         from mpc_federation.spec import load_spec
         from mpc_operators.hooks import CoordinationHook
 
-        def spec_and_floor():
+        def open_reader() -> tuple[RunReader, int]:
             spec = load_spec(self.spec_path)
-            return spec, privacy_floor(load_program(spec.program_file).program, spec)
+            floor = privacy_floor(load_program(spec.program_file).program, spec)
+            store = CoordinationHook(aws_conn_id=self.coordination_conn_id).store(spec.bucket)
+            return RunReader(spec, self.run_key, store, viewer=self.party_id), floor
 
-        # Off the triggerer's event loop, which every deferred task shares: reading the spec and
-        # importing its program, and, as the provider's own async hooks do, the connection lookup.
-        spec, floor = await sync_to_async(spec_and_floor)()
-        hook = CoordinationHook(aws_conn_id=self.coordination_conn_id)
-        store = await sync_to_async(hook.store)(spec.bucket)
-        return RunReader(spec, self.run_key, store, viewer=self.party_id), floor
+        # Off the triggerer's event loop, which every deferred task shares, as the provider's own
+        # async hooks do: reading the spec, importing its program, looking the connection up.
+        return await sync_to_async(open_reader)()
 
     async def _list(self, layout: RunReader) -> Verified | None:
         """The run's verified objects from one impatient listing, bounded by the deadline: the loop
